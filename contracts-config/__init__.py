@@ -1,0 +1,1 @@
+"""contracts_config: L1 deployment of the official Cartesi contracts (imported as contracts_config)."""

@@ -1,0 +1,1 @@
+"""fedrollup: auditable federated learning on Cartesi optimistic rollups."""

@@ -1,0 +1,55 @@
+"""The `fedrollup` command line: one entry point, one subcommand per job.
+
+Each subsystem exposes `add_parser(subparsers)` in a light module (no TensorFlow or web3 import at
+parse time, so `--help` stays instant) and sets `func` on its parser; `func(args)` returns an exit code.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from fedrollup.errors import UsageError
+
+# Modules that contribute subcommands, in the order `fedrollup --help` lists them.
+SUBCOMMAND_MODULES = [
+
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fedrollup",
+        description="Federated learning with MAD validators, recorded and enforced on a Cartesi rollup.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name in SUBCOMMAND_MODULES:
+        importlib.import_module(name).add_parser(subparsers)
+    return parser
+
+
+def quiet_third_parties() -> None:
+    """Keep Flower offline and TensorFlow's C++ logging out of the researcher's terminal."""
+    os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+    os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def main(argv: list[str] | None = None) -> int:
+    quiet_third_parties()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as err:
+        print(f"fedrollup {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"fedrollup {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

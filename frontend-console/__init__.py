@@ -1,0 +1,1 @@
+"""frontend_console: the auditors command line (imported as frontend_console)."""

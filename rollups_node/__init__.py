@@ -1,0 +1,1 @@
+"""rollups_node"""
