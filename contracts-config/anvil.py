@@ -1,0 +1,76 @@
+"""Starting the local dev L1: the anvil binary installed by npm, on loopback, with a configurable block time."""
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+
+from contracts_config.artifacts import ANVIL_BINARY
+from fedrollup.errors import UsageError
+
+DEFAULT_PORT = 8545
+DEFAULT_CHAIN_ID = 31337
+
+
+def anvil_binary() -> Path:
+    if ANVIL_BINARY.exists():
+        return ANVIL_BINARY
+    found = shutil.which("anvil")
+    if found:
+        return Path(found)
+    raise UsageError(f"anvil is missing (expected {ANVIL_BINARY}): run `make setup` (npm ci in contracts-config/)")
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rpc_answers(url: str) -> bool:
+    try:
+        reply = requests.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []},
+                              timeout=1)
+        return reply.ok and "result" in reply.json()
+    except (requests.RequestException, ValueError):
+        return False
+
+
+def start_anvil(port: int = DEFAULT_PORT, block_time: float | None = 1.0, chain_id: int = DEFAULT_CHAIN_ID,
+                log_path: Path | None = None, timeout: float = 20.0) -> subprocess.Popen:
+    """Start anvil on 127.0.0.1:`port`; return once it answers JSON-RPC. `block_time=None` mines per transaction."""
+    if not port_is_free(port):
+        raise UsageError(f"port {port} is already in use on 127.0.0.1 (is another chain running? "
+                         "try `fedrollup chain down` or pass another --l1-port)")
+    command = [str(anvil_binary()), "--host", "127.0.0.1", "--port", str(port), "--chain-id", str(chain_id)]
+    if block_time:
+        command += ["--block-time", f"{block_time:g}"]
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                               start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise UsageError(f"anvil exited at start with code {process.returncode}"
+                             + (f" (see {log_path})" if log_path else ""))
+        if rpc_answers(url):
+            return process
+        time.sleep(0.1)
+    process.kill()
+    raise UsageError(f"anvil did not answer at {url} within {timeout:g} s")

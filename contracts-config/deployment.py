@@ -1,0 +1,90 @@
+"""The deployment file every part reads: chain id, L1 RPC URL, contract addresses, deployment block, ABIs.
+
+Format of `contracts-config/deployments/<name>.json`::
+
+    {"name": "local", "chain_id": 31337, "rpc_url": "http://127.0.0.1:8545",
+     "application_name": "fedrollup", "deployment_block": 5, "input_box_block": 2,
+     "epoch_length": 10,
+     "template_hash": "0x…", "owner": "0x…",
+     "contracts": {"InputBox": "0x…", "EtherPortal": "0x…", "Authority": "0x…", "Application": "0x…"},
+     "abis": {"InputBox": "node_modules/@cartesi/rollups/out/InputBox.sol/InputBox.json", …}}
+
+`deployment_block` is the Application's, `input_box_block` the InputBox's (where a reader starts).
+ABI paths are relative to `contracts-config/`; `Deployment.abi(name)` resolves and loads them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+from fedrollup.errors import UsageError
+
+DEPLOYMENTS_DIR = Path(__file__).resolve().parent / "deployments"
+DEFAULT_NAME = "local"
+ENV_DEPLOYMENT = "FEDROLLUP_DEPLOYMENT"
+
+
+@dataclasses.dataclass(frozen=True)
+class Deployment:
+    name: str
+    chain_id: int
+    rpc_url: str
+    application_name: str
+    deployment_block: int
+    input_box_block: int
+    epoch_length: int
+    template_hash: str
+    owner: str
+    contracts: dict[str, str]
+    abis: dict[str, str]
+
+    @property
+    def application(self) -> str:
+        return self.contracts["Application"]
+
+    @property
+    def input_box(self) -> str:
+        return self.contracts["InputBox"]
+
+    @property
+    def ether_portal(self) -> str:
+        return self.contracts["EtherPortal"]
+
+    @property
+    def authority(self) -> str:
+        return self.contracts["Authority"]
+
+    def abi(self, contract: str) -> list[dict]:
+        """The ABI of `contract` (one of the keys of `contracts`), read from its official artifact."""
+        path = Path(self.abis[contract])
+        if not path.is_absolute():
+            path = Path(__file__).resolve().parent / path
+        return json.loads(path.read_text())["abi"]
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2) + "\n"
+
+
+def default_path(name: str = DEFAULT_NAME) -> Path:
+    return DEPLOYMENTS_DIR / f"{name}.json"
+
+
+def save(deployment: Deployment, path: Path | str | None = None) -> Path:
+    path = Path(path) if path else default_path(deployment.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(deployment.to_json())
+    return path
+
+
+def load(path: Path | str | None = None) -> Deployment:
+    """Read a deployment file: `path`, else $FEDROLLUP_DEPLOYMENT, else deployments/local.json."""
+    path = Path(path or os.environ.get(ENV_DEPLOYMENT) or default_path())
+    if not path.exists():
+        raise UsageError(f"no deployment file at {path}: run `fedrollup chain up` or `fedrollup chain deploy`")
+    try:
+        data = json.loads(path.read_text())
+        return Deployment(**data)
+    except (ValueError, TypeError) as err:
+        raise UsageError(f"deployment file {path} is not valid: {err}") from err
