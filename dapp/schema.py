@@ -1,0 +1,376 @@
+"""Every rollup input and notice of fedrollup, defined once as data, with its encoder and decoder.
+
+Wire format: ``tag ‖ abi.encode(fields)``, where the 4-byte tag is the Solidity-style selector
+``keccak256("Name(type1,type2,...)")[:4]``; any input can therefore be built with Foundry's
+``cast calldata "CreateTask(uint64,uint16,uint16,uint8,uint256,uint256,uint256)" ...``.
+
+The backend, the FL roles and the auditors' console all import this module:
+
+    payload = CreateTask(task_id=1, mad_bps=2500, ...).encode()
+    message = decode_input(payload)          # -> CreateTask(...), or raises MessageDecodeError
+    notice = decode_notice(notice_payload)   # -> RewardPaid(...), ...
+
+A contribution inside ``ValidatorReport`` is one packed 32-byte word (see `pack_contribution`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from eth_utils import keccak, to_checksum_address
+
+TAG_SIZE = 4
+ROLE_TRAINER = 0
+ROLE_VALIDATOR = 1
+ROLE_NAMES = {ROLE_TRAINER: "trainer", ROLE_VALIDATOR: "validator"}
+
+# ProducerElected.rule: why this validator produces the next round (see docs/PROTOCOL.md).
+RULE_GREATEST_STAKE = 0
+RULE_BEST_CONTRIBUTION = 1
+RULE_RANDAO_DRAW = 2
+RULE_NAMES = {RULE_GREATEST_STAKE: "greatest stake", RULE_BEST_CONTRIBUTION: "tie, best contribution",
+              RULE_RANDAO_DRAW: "tie, prev_randao draw"}
+
+
+class MessageDecodeError(ValueError):
+    """A payload that is not a well-formed fedrollup message: unknown tag, truncated or malformed ABI."""
+
+
+def abi(abi_type: str) -> Any:
+    """Declare a message field with its ABI type (a dataclass field without default)."""
+    return field(metadata={"abi": abi_type})
+
+
+def normalize_address(value: str | bytes) -> str:
+    """An address as lowercase ``0x`` + 40 hex digits (the form every comparison in fedrollup uses)."""
+    if isinstance(value, bytes):
+        if len(value) != 20:
+            raise ValueError(f"an address has 20 bytes, got {len(value)}")
+        return "0x" + value.hex()
+    text = value.lower()
+    if not text.startswith("0x") or len(text) != 42 or any(c not in "0123456789abcdef" for c in text[2:]):
+        raise ValueError(f"not an address: {value!r}")
+    return text
+
+
+class Message:
+    """Base of every message: its tag and encoding derive from the dataclass fields' ABI types."""
+
+    KIND: ClassVar[str] = ""  # "input" or "notice"
+
+    @classmethod
+    def abi_types(cls) -> list[str]:
+        return [f.metadata["abi"] for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+
+    @classmethod
+    def signature(cls) -> str:
+        return f"{cls.__name__}({','.join(cls.abi_types())})"
+
+    @classmethod
+    def tag(cls) -> bytes:
+        return keccak(text=cls.signature())[:TAG_SIZE]
+
+    def values(self) -> list[Any]:
+        return [getattr(self, f.name) for f in dataclasses.fields(self)]  # type: ignore[arg-type]
+
+    def encode(self) -> bytes:
+        """``tag ‖ abi.encode(fields)``; raises ValueError (from eth-abi) for out-of-range values."""
+        return self.tag() + abi_encode(self.abi_types(), self.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        """Field names to JSON-friendly values (bytes as 0x-hex, addresses checksummed)."""
+        out: dict[str, Any] = {}
+        for f, value in zip(dataclasses.fields(self), self.values()):  # type: ignore[arg-type]
+            out[f.name] = _jsonable(value, f.metadata["abi"])
+        return out
+
+
+def _jsonable(value: Any, abi_type: str) -> Any:
+    if abi_type.endswith("[]"):
+        return [_jsonable(v, abi_type[:-2]) for v in value]
+    if abi_type == "address":
+        return to_checksum_address(value)
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    return value
+
+
+# ---------------------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class CreateTask(Message):
+    """Publish a training task; the sender becomes its publisher (the manager)."""
+
+    KIND: ClassVar[str] = "input"
+    task_id: int = abi("uint64")
+    mad_bps: int = abi("uint16")
+    rounds: int = abi("uint16")
+    groups: int = abi("uint8")
+    round_trainer_budget: int = abi("uint256")
+    reward_per_positive: int = abi("uint256")
+    validator_reward: int = abi("uint256")
+
+
+@dataclass(frozen=True)
+class Register(Message):
+    """Join a task as trainer (role 0) or validator (role 1) of a group."""
+
+    KIND: ClassVar[str] = "input"
+    task_id: int = abi("uint64")
+    role: int = abi("uint8")
+    group: int = abi("uint8")
+
+
+@dataclass(frozen=True)
+class ValidatorReport(Message):
+    """A validator's round report: its own accuracy and one packed word per trainer contribution."""
+
+    KIND: ClassVar[str] = "input"
+    task_id: int = abi("uint64")
+    round: int = abi("uint16")
+    validator_accuracy_bps: int = abi("uint16")
+    model_digest: bytes = abi("bytes32")
+    contributions: tuple[int, ...] = abi("uint256[]")
+
+
+@dataclass(frozen=True)
+class RoundClose(Message):
+    """The elected producer closes a round: global model digest and accuracies on the manager's test set."""
+
+    KIND: ClassVar[str] = "input"
+    task_id: int = abi("uint64")
+    round: int = abi("uint16")
+    global_digest: bytes = abi("bytes32")
+    global_accuracy_bps: int = abi("uint16")
+    validator_accuracy_bps: tuple[int, ...] = abi("uint16[]")  # indexed by group
+
+
+@dataclass(frozen=True)
+class Withdraw(Message):
+    """Pay the sender's whole withdrawable balance out as an Ether voucher."""
+
+    KIND: ClassVar[str] = "input"
+
+
+# --------------------------------------------------------------------------------------- notices
+
+
+@dataclass(frozen=True)
+class TaskCreated(Message):
+    KIND: ClassVar[str] = "notice"
+    task_id: int = abi("uint64")
+    publisher: str = abi("address")
+    mad_bps: int = abi("uint16")
+    rounds: int = abi("uint16")
+    groups: int = abi("uint8")
+    round_trainer_budget: int = abi("uint256")
+    reward_per_positive: int = abi("uint256")
+    validator_reward: int = abi("uint256")
+    required_escrow: int = abi("uint256")
+
+
+@dataclass(frozen=True)
+class TaskFunded(Message):
+    """An EtherPortal deposit added to a task's escrow; ``started`` once it covers the whole task."""
+
+    KIND: ClassVar[str] = "notice"
+    task_id: int = abi("uint64")
+    funder: str = abi("address")
+    amount: int = abi("uint256")
+    escrow: int = abi("uint256")
+    required_escrow: int = abi("uint256")
+    started: bool = abi("bool")
+
+
+@dataclass(frozen=True)
+class DepositCredited(Message):
+    """An EtherPortal deposit that funds no task, credited to the depositor's withdrawable balance."""
+
+    KIND: ClassVar[str] = "notice"
+    depositor: str = abi("address")
+    amount: int = abi("uint256")
+    balance: int = abi("uint256")
+
+
+@dataclass(frozen=True)
+class ParticipantRegistered(Message):
+    KIND: ClassVar[str] = "notice"
+    task_id: int = abi("uint64")
+    participant: str = abi("address")
+    role: int = abi("uint8")
+    group: int = abi("uint8")
+
+
+@dataclass(frozen=True)
+class ContributionClassified(Message):
+    KIND: ClassVar[str] = "notice"
+    task_id: int = abi("uint64")
+    round: int = abi("uint16")
+    group: int = abi("uint8")
+    trainer: str = abi("address")
+    accuracy_bps: int = abi("uint16")
+    validator_accuracy_bps: int = abi("uint16")
+    samples: int = abi("uint80")
+    positive: bool = abi("bool")
+
+
+@dataclass(frozen=True)
+class RewardPaid(Message):
+    KIND: ClassVar[str] = "notice"
+    task_id: int = abi("uint64")
+    round: int = abi("uint16")
+    trainer: str = abi("address")
+    amount: int = abi("uint256")
+    stake: int = abi("uint256")
+
+
+@dataclass(frozen=True)
+class RoundRecorded(Message):
+    """The round's audit record; stakes are parallel arrays in registration order."""
+
+    KIND: ClassVar[str] = "notice"
+    task_id: int = abi("uint64")
+    round: int = abi("uint16")
+    timestamp: int = abi("uint64")
+    global_digest: bytes = abi("bytes32")
+    global_accuracy_bps: int = abi("uint16")
+    accumulated_accuracy_bps: int = abi("uint16")
+    trainers: tuple[str, ...] = abi("address[]")
+    trainer_stakes: tuple[int, ...] = abi("uint256[]")
+    validators: tuple[str, ...] = abi("address[]")
+    validator_stakes: tuple[int, ...] = abi("uint256[]")
+    trainer_paid: int = abi("uint256")
+    escrow_left: int = abi("uint256")
+
+
+@dataclass(frozen=True)
+class ValidatorRewarded(Message):
+    KIND: ClassVar[str] = "notice"
+    task_id: int = abi("uint64")
+    round: int = abi("uint16")
+    validator: str = abi("address")
+    group: int = abi("uint8")
+    distance_bps: int = abi("uint16")
+    amount: int = abi("uint256")
+    stake: int = abi("uint256")
+
+
+@dataclass(frozen=True)
+class ProducerElected(Message):
+    KIND: ClassVar[str] = "notice"
+    task_id: int = abi("uint64")
+    round: int = abi("uint16")  # the round this producer will close
+    producer: str = abi("address")
+    stake: int = abi("uint256")
+    rule: int = abi("uint8")  # RULE_GREATEST_STAKE / RULE_BEST_CONTRIBUTION / RULE_RANDAO_DRAW
+
+
+@dataclass(frozen=True)
+class TaskFinished(Message):
+    """After the last round: what was left in escrow went back to the publisher's balance."""
+
+    KIND: ClassVar[str] = "notice"
+    task_id: int = abi("uint64")
+    publisher: str = abi("address")
+    refund: int = abi("uint256")
+    accumulated_accuracy_bps: int = abi("uint16")
+
+
+@dataclass(frozen=True)
+class Withdrawal(Message):
+    KIND: ClassVar[str] = "notice"
+    account: str = abi("address")
+    amount: int = abi("uint256")
+
+
+INPUTS: tuple[type[Message], ...] = (CreateTask, Register, ValidatorReport, RoundClose, Withdraw)
+NOTICES: tuple[type[Message], ...] = (TaskCreated, TaskFunded, DepositCredited, ParticipantRegistered,
+                                      ContributionClassified, RewardPaid, RoundRecorded,
+                                      ValidatorRewarded, ProducerElected, TaskFinished, Withdrawal)
+INPUT_BY_TAG: dict[bytes, type[Message]] = {m.tag(): m for m in INPUTS}
+NOTICE_BY_TAG: dict[bytes, type[Message]] = {m.tag(): m for m in NOTICES}
+BY_NAME: dict[str, type[Message]] = {m.__name__: m for m in INPUTS + NOTICES}
+assert len(INPUT_BY_TAG) + len(NOTICE_BY_TAG) == len(BY_NAME), "two messages share a tag"
+
+
+def _decode(payload: bytes, registry: dict[bytes, type[Message]], kind: str) -> Message:
+    if len(payload) < TAG_SIZE:
+        raise MessageDecodeError(f"{kind} of {len(payload)} bytes is shorter than a 4-byte tag")
+    tag, body = payload[:TAG_SIZE], payload[TAG_SIZE:]
+    cls = registry.get(tag)
+    if cls is None:
+        raise MessageDecodeError(f"unknown {kind} tag 0x{tag.hex()}")
+    types = cls.abi_types()
+    try:
+        values = abi_decode(types, body)
+    except Exception as err:  # eth-abi raises several types for truncated or malformed data
+        raise MessageDecodeError(f"malformed {cls.__name__} ABI: {err}") from None
+    # Canonical encoding only (no trailing bytes, no odd offsets): one payload per message, so a
+    # payload is auditable as exactly the message it decodes to.
+    if abi_encode(types, values) != body:
+        raise MessageDecodeError(f"{cls.__name__} is not canonically ABI-encoded "
+                                 f"({len(body)} bytes after the tag, canonical form differs)")
+    kwargs = {f.name: (normalize_address(v) if f.metadata["abi"] == "address" else
+                       tuple(normalize_address(x) for x in v) if f.metadata["abi"] == "address[]" else v)
+              for f, v in zip(dataclasses.fields(cls), values)}  # type: ignore[arg-type]
+    return cls(**kwargs)
+
+
+def decode_input(payload: bytes) -> Message:
+    """Decode an input payload (not a portal deposit); raises MessageDecodeError saying why."""
+    return _decode(payload, INPUT_BY_TAG, "input")
+
+
+def decode_notice(payload: bytes) -> Message:
+    """Decode a notice payload emitted by the backend; raises MessageDecodeError saying why."""
+    return _decode(payload, NOTICE_BY_TAG, "notice")
+
+
+# ------------------------------------------------------------------ packed trainer contributions
+
+SAMPLES_BITS = 80
+ACCURACY_SHIFT = SAMPLES_BITS
+ADDRESS_SHIFT = SAMPLES_BITS + 16
+MAX_SAMPLES = (1 << SAMPLES_BITS) - 1
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """One trainer's update as its validator scored it."""
+
+    trainer: str  # lowercase 0x address
+    accuracy_bps: int
+    samples: int
+
+
+def pack_contribution(trainer: str, accuracy_bps: int, samples: int) -> int:
+    """One 32-byte word = ``abi.encodePacked(address trainer, uint16 accuracyBps, uint80 samples)``.
+
+    Bits 255..96 trainer address, bits 95..80 accuracy in basis points, bits 79..0 sample count.
+    """
+    if not 0 <= accuracy_bps <= 0xFFFF:
+        raise ValueError(f"accuracy {accuracy_bps} bps does not fit 16 bits")
+    if not 0 <= samples <= MAX_SAMPLES:
+        raise ValueError(f"sample count {samples} does not fit {SAMPLES_BITS} bits")
+    address = int(normalize_address(trainer), 16)
+    return (address << ADDRESS_SHIFT) | (accuracy_bps << ACCURACY_SHIFT) | samples
+
+
+def unpack_contribution(word: int) -> Contribution:
+    """Inverse of `pack_contribution` (every 256-bit word unpacks; range checks are the rollup's)."""
+    address = word >> ADDRESS_SHIFT
+    return Contribution(trainer="0x" + address.to_bytes(20, "big").hex(),
+                        accuracy_bps=(word >> ACCURACY_SHIFT) & 0xFFFF,
+                        samples=word & MAX_SAMPLES)
+
+
+# ----------------------------------------------------------------------- EtherPortal deposit data
+
+
+def encode_deposit_data(task_id: int) -> bytes:
+    """The ``execLayerData`` of ``EtherPortal.depositEther(app, data)`` that funds task ``task_id``."""
+    return abi_encode(["uint64"], [task_id])
