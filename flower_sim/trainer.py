@@ -1,0 +1,72 @@
+"""The trainer: a Flower ClientApp that trains the global model on its private partition.
+
+It reads its partition from `context.node_config["partition-id"]` (its stable trainer id), the training
+knobs from the instruction's ConfigRecord ("local-epochs", "batch-size", "lr", with the run config as
+fallback), and the attack knobs from the run config. Whether it is malicious is drawn from the run seed
+(`attacks.malicious_trainers`), exactly as the simulation's ground truth records it.
+
+Reply: ArrayRecord "arrays" (its local weights, possibly poisoned) and MetricRecord "metrics" with
+"num-examples", "train-loss", "trainer-id" and "attacked". "attacked" is simulation ground truth for the
+metrics only; no validator strategy reads it.
+"""
+from __future__ import annotations
+
+import numpy as np
+from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from flower_sim import attacks, models
+from flower_sim.config import SimulationConfig
+from flower_sim.data import make_splits
+
+app = ClientApp()
+
+
+def trainer_seed(seed: int, server_round: int, trainer_id: int) -> int:
+    """A per-trainer, per-round seed derived from the run seed (for shuffling and attack draws)."""
+    return int(np.random.SeedSequence([seed, server_round, trainer_id, 1]).generate_state(1)[0])
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    """Local training from the received global model, then the trainer's behaviour (honest or attack)."""
+    cfg = SimulationConfig.from_run_config(dict(context.run_config))
+    trainer_id = int(context.node_config["partition-id"])
+    data = make_splits(cfg.split_spec()).trainers[trainer_id]
+    instruction = msg.content["config"]
+    server_round = int(instruction["server-round"])
+    epochs = int(instruction.get("local-epochs", cfg.local_epochs))
+    batch_size = int(instruction.get("batch-size", cfg.batch_size))
+    lr = float(instruction.get("lr", cfg.lr))
+
+    seed = trainer_seed(cfg.seed, server_round, trainer_id)
+    rng = np.random.default_rng(seed)
+    malicious = trainer_id in attacks.malicious_trainers(cfg.trainers, cfg.malicious, cfg.seed)
+    behaviour = cfg.attack_params() if malicious else attacks.AttackParams()
+    fires = attacks.attack_fires(behaviour, rng)
+    labels = data.y
+    if fires and behaviour.kind == "labelflip":
+        labels = attacks.flip_labels(data.y, behaviour.flip_fraction, rng)
+
+    global_weights = msg.content["arrays"].to_numpy_ndarrays()
+    model = models.shared_model(cfg.model, lr, "trainer")
+    weights, loss = models.train(model, global_weights, data.x, labels, epochs=epochs,
+                                 batch_size=batch_size, seed=seed)
+    if fires:
+        weights = attacks.poison_weights(behaviour, global_weights, weights, rng)
+    metrics = MetricRecord({"num-examples": len(data), "train-loss": loss, "trainer-id": trainer_id,
+                            "attacked": int(fires)})
+    return Message(RecordDict({"arrays": ArrayRecord(weights), "metrics": metrics}), reply_to=msg)
+
+
+@app.evaluate()
+def evaluate(msg: Message, context: Context) -> Message:
+    """Accuracy and loss of the received model on the trainer's own partition."""
+    cfg = SimulationConfig.from_run_config(dict(context.run_config))
+    trainer_id = int(context.node_config["partition-id"])
+    data = make_splits(cfg.split_spec()).trainers[trainer_id]
+    model = models.shared_model(cfg.model, cfg.lr, "evaluator")
+    result = models.score(model, msg.content["arrays"].to_numpy_ndarrays(), data.x, data.y)
+    metrics = MetricRecord({"num-examples": result.total, "accuracy": result.accuracy, "loss": result.loss,
+                            "trainer-id": trainer_id})
+    return Message(RecordDict({"metrics": metrics}), reply_to=msg)
