@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass, field
 
 from dapp.portal import CANONICAL_ETHER_PORTAL, encode_ether_deposit
@@ -105,3 +106,88 @@ def play_round(chain: Chain, task_id: int, round_: int, producer: str, groups: i
         scores = {trainer(g, i): trainer_bps for i in range(trainers_per_group)}
         chain.send(validator(g), report(task_id, round_, validator_bps, scores))
     chain.send(producer, close(task_id, round_, global_bps, group_bps or [9000 + g for g in range(groups)]))
+
+
+# ------------------------------------------------------------------ a small rollup-server fake
+
+
+class FakeRollupServer:
+    """A minimal rollup HTTP API v2 server in a thread: hands out queued requests, records every call.
+
+    ``/finish`` answers 202 ``idle_202s`` times before each request (host-mode behaviour), and, once the
+    queue is empty, 202 (``when_empty="idle"``) or 500 (``"fail"``, to stop a backend that never exits).
+    ``fail_routes`` maps a route to how many times it answers 500 before working again.
+    """
+
+    def __init__(self, when_empty: str = "idle", idle_202s: int = 0) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.queue: list[dict] = []
+        self.calls: list[tuple[str, dict]] = []
+        self.when_empty, self.idle_202s = when_empty, idle_202s
+        self.fail_routes: dict[str, int] = {}
+        self.next_index = 0
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:  # keep pytest output clean
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                code, reply = fake.handle(self.path, body)
+                data = json.dumps(reply).encode() if reply is not None else b""
+                self.send_response(code)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self._idle_left = idle_202s
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def handle(self, route: str, body: dict) -> tuple[int, dict | None]:
+        self.calls.append((route, body))
+        if self.fail_routes.get(route, 0) > 0:
+            self.fail_routes[route] -= 1
+            return 500, {"error": "injected failure"}
+        if route == "/finish":
+            if self._idle_left > 0 or not self.queue:
+                self._idle_left -= 1
+                if not self.queue and self.when_empty == "fail":
+                    return 500, {"error": "no more requests"}
+                return 202, None
+            self._idle_left = self.idle_202s
+            return 200, self.queue.pop(0)
+        if route in ("/notice", "/voucher"):
+            self.next_index += 1
+            return 201, {"index": self.next_index - 1}
+        return 202, None
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def add_advance(self, sender: str, payload: bytes | Message, index: int, timestamp: int = 1_700_000_000,
+                    prev_randao: bytes = bytes(32)) -> None:
+        if isinstance(payload, Message):
+            payload = payload.encode()
+        self.queue.append({"request_type": "advance_state", "data": {
+            "metadata": {"chain_id": 31337, "app_contract": addr(0xA99),
+                         "msg_sender": sender, "block_number": 100 + index, "block_timestamp": timestamp,
+                         "prev_randao": "0x" + prev_randao.hex(), "input_index": index},
+            "payload": "0x" + payload.hex()}})
+
+    def add_inspect(self, path: str) -> None:
+        self.queue.append({"request_type": "inspect_state", "data": {"payload": "0x" + path.encode().hex()}})
+
+    def routes(self) -> list[str]:
+        return [route for route, _ in self.calls]
+
+    def finish_statuses(self) -> list[str]:
+        return [body["status"] for route, body in self.calls if route == "/finish"]
+
+    def bodies(self, route: str) -> list[dict]:
+        return [body for r, body in self.calls if r == route]

@@ -1,0 +1,118 @@
+"""Inspect routes: read-only JSON answers about the rollup state (task, stakes, rounds, producer, balance).
+
+The inspect payload is a UTF-8 path such as ``rounds/1?from=2&to=5``. Wei amounts are decimal strings
+(they exceed JavaScript's safe integers); addresses are checksummed.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+from urllib.parse import parse_qs, urlsplit
+
+from eth_utils import to_checksum_address
+
+from dapp.schema import ROLE_NAMES, RULE_NAMES, normalize_address
+from dapp.state import RoundRecord, State, Task
+
+
+class InspectError(ValueError):
+    """An inspect path that names no route, no task or a malformed value."""
+
+
+def answer(state: State, path: str) -> dict[str, Any]:
+    """The JSON answer for one inspect path; raises InspectError saying what is wrong with it."""
+    parts = urlsplit(path.strip().lstrip("/"))
+    route, _, arg = parts.path.partition("/")
+    handler = _ROUTES.get(route)
+    if handler is None or not arg:
+        raise InspectError(f"unknown inspect path {path!r}; routes: task/<id>, stakes/<id>, "
+                           f"rounds/<id>?from=A&to=B, producer/<id>, balance/<address>")
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    return handler(state, arg, query)
+
+
+def _int(text: str, what: str) -> int:
+    if not text.isdigit():
+        raise InspectError(f"{what} must be a non-negative integer, got {text!r}")
+    return int(text)
+
+
+def _task(state: State, arg: str) -> Task:
+    task_id = _int(arg, "task id")
+    task = state.tasks.get(task_id)
+    if task is None:
+        raise InspectError(f"task {task_id} does not exist")
+    return task
+
+
+def _addr(address: str) -> str:
+    return to_checksum_address(address) if address else ""
+
+
+def task_info(state: State, arg: str, query: dict[str, str]) -> dict[str, Any]:
+    t = _task(state, arg)
+    return {"task_id": t.task_id, "publisher": _addr(t.publisher), "mad_bps": t.mad_bps, "rounds": t.rounds,
+            "groups": t.groups, "round_trainer_budget_wei": str(t.round_trainer_budget),
+            "reward_per_positive_wei": str(t.reward_per_positive),
+            "validator_reward_wei": str(t.validator_reward), "required_escrow_wei": str(t.required_escrow),
+            "escrow_wei": str(t.escrow), "started": t.started, "finished": t.finished,
+            "current_round": min(t.current_round, t.rounds), "rounds_closed": len(t.history),
+            "producer": None if t.finished else _addr(t.producer),
+            "trainers": len(t.trainers()), "validators": len(t.validators()),
+            "reports_in": [g for g, r in enumerate(t.reports) if r is not None]}
+
+
+def stakes(state: State, arg: str, query: dict[str, str]) -> dict[str, Any]:
+    t = _task(state, arg)
+    return {"task_id": t.task_id,
+            "participants": [{"address": _addr(p.address), "role": ROLE_NAMES[p.role], "group": p.group,
+                              "stake_wei": str(t.stakes[p.address]),
+                              "balance_wei": str(state.balance(p.address))} for p in t.participants]}
+
+
+def _round(r: RoundRecord) -> dict[str, Any]:
+    return {"round": r.round, "timestamp": r.timestamp, "producer": _addr(r.producer),
+            "global_digest": "0x" + r.global_digest.hex(), "global_accuracy_bps": r.global_accuracy_bps,
+            "accumulated_accuracy_bps": r.accumulated_accuracy_bps,
+            "validator_accuracy_bps": list(r.validator_accuracy_bps),
+            "groups": [{"group": g, "validator": _addr(rep.validator),
+                        "validator_accuracy_bps": rep.validator_accuracy_bps,
+                        "model_digest": "0x" + rep.model_digest.hex(), "positives": rep.positives,
+                        "negatives": rep.negatives, "trainer_paid_wei": str(rep.paid)}
+                       for g, rep in enumerate(r.reports)],
+            "rewarded_validator": _addr(r.rewarded_validator), "rewarded_group": r.rewarded_group,
+            "distance_bps": r.distance_bps, "validator_paid_wei": str(r.validator_paid),
+            "trainer_paid_wei": str(r.trainer_paid), "escrow_left_wei": str(r.escrow_left),
+            "stakes": {_addr(a): str(s) for a, s in r.stakes},
+            "next_producer": _addr(r.next_producer) or None,
+            "election_rule": RULE_NAMES.get(r.election_rule)}
+
+
+def rounds(state: State, arg: str, query: dict[str, str]) -> dict[str, Any]:
+    t = _task(state, arg)
+    unknown = set(query) - {"from", "to"}
+    if unknown:
+        raise InspectError(f"unknown filter(s) {', '.join(sorted(unknown))}; use from= and to=")
+    first = _int(query.get("from", "1"), "from")
+    last = _int(query.get("to", str(t.rounds)), "to")
+    return {"task_id": t.task_id, "from": first, "to": last,
+            "rounds": [_round(r) for r in t.history if first <= r.round <= last]}
+
+
+def producer(state: State, arg: str, query: dict[str, str]) -> dict[str, Any]:
+    t = _task(state, arg)
+    if t.finished:
+        return {"task_id": t.task_id, "finished": True, "round": None, "producer": None, "stake_wei": None}
+    return {"task_id": t.task_id, "finished": False, "round": t.current_round, "producer": _addr(t.producer),
+            "stake_wei": str(t.stakes.get(t.producer, 0))}
+
+
+def balance(state: State, arg: str, query: dict[str, str]) -> dict[str, Any]:
+    try:
+        address = normalize_address(arg)
+    except ValueError:
+        raise InspectError(f"not an address: {arg!r}") from None
+    return {"address": _addr(address), "balance_wei": str(state.balance(address))}
+
+
+_ROUTES: dict[str, Callable[[State, str, dict[str, str]], dict[str, Any]]] = {
+    "task": task_info, "stakes": stakes, "rounds": rounds, "producer": producer, "balance": balance}

@@ -1,0 +1,159 @@
+"""The backend loop over the rollup HTTP API, against a small rollup-server fake: outputs, rejects,
+202 retries, exceptions, inspect routes, and `python -m dapp` as a child process."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from dapp_fixtures import (MILLI, PORTAL, PUBLISHER, STRANGER, FakeRollupServer, close, report, trainer,
+                           validator)
+
+import dapp.backend
+from dapp.backend import Backend, run
+from dapp.portal import encode_ether_deposit
+from dapp.rollup_client import RollupClient, RollupServerError, from_hex
+from dapp.schema import (ROLE_TRAINER, ROLE_VALIDATOR, CreateTask, Register, RewardPaid, TaskCreated, Withdraw,
+                         Withdrawal, decode_notice, encode_deposit_data)
+
+
+@pytest.fixture
+def server():
+    fake = FakeRollupServer()
+    yield fake
+    fake.close()
+
+
+def queue_one_round(server: FakeRollupServer) -> int:
+    """A 1-group, 1-round task with one trainer, played to the end, then a withdrawal."""
+    inputs = [
+        (PUBLISHER, CreateTask(1, 2500, 1, 1, 4 * MILLI, 3 * MILLI, 1 * MILLI)),
+        (PORTAL, encode_ether_deposit(PUBLISHER, 5 * MILLI, encode_deposit_data(1))),
+        (validator(0), Register(1, ROLE_VALIDATOR, 0)),
+        (trainer(0, 0), Register(1, ROLE_TRAINER, 0)),
+        (validator(0), report(1, 1, 9000, {trainer(0, 0): 8000})),
+        (PUBLISHER, close(1, 1, 9100, [9050])),
+        (trainer(0, 0), Withdraw()),
+    ]
+    for i, (sender, payload) in enumerate(inputs):
+        server.add_advance(sender, payload, i)
+    return len(inputs)
+
+
+def serve(server: FakeRollupServer, state=None) -> Backend:
+    backend = Backend(RollupClient(server.url, exit_when_idle=True), PORTAL, state)
+    run(backend)
+    return backend
+
+
+def test_a_round_through_the_http_api_posts_notices_and_a_voucher(server):
+    n = queue_one_round(server)
+    backend = serve(server)
+    assert server.finish_statuses() == ["accept"] * (n + 1)
+    notices = [decode_notice(from_hex(b["payload"])) for b in server.bodies("/notice")]
+    assert isinstance(notices[0], TaskCreated)
+    assert [type(x).__name__ for x in notices if isinstance(x, RewardPaid)] == ["RewardPaid"]
+    assert notices[-1] == Withdrawal(trainer(0, 0), 3 * MILLI)
+    (voucher,) = server.bodies("/voucher")
+    assert voucher == {"destination": trainer(0, 0), "value": hex(3 * MILLI), "payload": "0x"}
+    assert backend.state.balance(trainer(0, 0)) == 0
+
+
+def test_a_rejected_input_gets_one_error_report_and_no_outputs(server):
+    server.add_advance(PUBLISHER, CreateTask(1, 2500, 1, 1, 0, 0, 0), 0)
+    server.add_advance(STRANGER, CreateTask(1, 2500, 1, 1, 0, 0, 0), 1)
+    backend = serve(server)
+    assert server.finish_statuses() == ["accept", "accept", "reject"]
+    assert server.routes() == ["/finish", "/notice", "/finish", "/report", "/finish"]
+    assert json.loads(from_hex(server.bodies("/report")[0]["payload"])) == {
+        "error": "task 1 already exists", "input_index": 1}
+    assert backend.state.tasks[1].publisher == PUBLISHER
+
+
+def test_finish_is_retried_on_202(server):
+    server.idle_202s, server.when_empty = 3, "fail"
+    server._idle_left = 3
+    server.add_advance(PUBLISHER, CreateTask(1, 2500, 1, 1, 0, 0, 0), 0)
+    backend = Backend(RollupClient(server.url), PORTAL)
+    with pytest.raises(RollupServerError, match="500"):
+        run(backend)
+    assert server.finish_statuses()[:5] == ["accept"] * 5  # 3 x 202, the request, then the status
+    assert 1 in backend.state.tasks
+
+
+def test_failure_while_posting_becomes_an_exception_and_state_stays(server):
+    server.fail_routes["/notice"] = 1
+    server.add_advance(PUBLISHER, CreateTask(1, 2500, 1, 1, 0, 0, 0), 0)
+    server.add_advance(PUBLISHER, CreateTask(2, 2500, 1, 1, 0, 0, 0), 1)
+    backend = serve(server)
+    (exc,) = server.bodies("/exception")
+    assert "internal error on input 0" in from_hex(exc["payload"]).decode()
+    assert sorted(backend.state.tasks) == [2], "the failed input left no trace; the next one went through"
+
+
+def test_internal_error_in_the_state_machine_is_an_exception_for_that_input_only(server, monkeypatch):
+    real_apply = dapp.backend.apply
+
+    def apply_that_breaks_on_withdraw(state, adv, portal):
+        if adv.payload == Withdraw().encode():
+            raise ZeroDivisionError("simulated bug")
+        return real_apply(state, adv, portal)
+
+    monkeypatch.setattr(dapp.backend, "apply", apply_that_breaks_on_withdraw)
+    server.add_advance(STRANGER, Withdraw(), 0)
+    server.add_advance(PUBLISHER, CreateTask(1, 2500, 1, 1, 0, 0, 0), 1)
+    backend = serve(server)
+    (exc,) = server.bodies("/exception")
+    assert "ZeroDivisionError: simulated bug" in from_hex(exc["payload"]).decode()
+    assert 1 in backend.state.tasks
+
+
+def test_malformed_request_metadata_is_an_exception_not_a_crash(server):
+    server.queue.append({"request_type": "advance_state", "data": {"metadata": {}, "payload": "0x"}})
+    server.add_advance(PUBLISHER, CreateTask(1, 2500, 1, 1, 0, 0, 0), 1)
+    backend = serve(server)
+    assert len(server.bodies("/exception")) == 1 and 1 in backend.state.tasks
+
+
+def inspect_reports(server: FakeRollupServer) -> list[dict]:
+    return [json.loads(from_hex(b["payload"])) for b in server.bodies("/report")]
+
+
+def test_inspect_routes_answer_in_json(server):
+    n = queue_one_round(server)
+    for path in ("task/1", "stakes/1", "rounds/1?from=1&to=1", "rounds/1?from=2", "producer/1",
+                 f"balance/{PUBLISHER}", "nonsense/1", "task/9", "rounds/1?limit=3"):
+        server.add_inspect(path)
+    serve(server)
+    task, stakes, rounds, no_rounds, producer, balance, *errors = inspect_reports(server)
+    assert task["finished"] and task["escrow_wei"] == "0" and task["required_escrow_wei"] == str(5 * MILLI)
+    assert [p["role"] for p in stakes["participants"]] == ["validator", "trainer"]
+    assert stakes["participants"][1]["stake_wei"] == str(3 * MILLI)
+    assert stakes["participants"][1]["balance_wei"] == "0", "the trainer withdrew"
+    (r1,) = rounds["rounds"]
+    assert (r1["global_accuracy_bps"], r1["groups"][0]["positives"], r1["rewarded_group"]) == (9100, 1, 0)
+    assert no_rounds["rounds"] == []
+    assert producer == {"task_id": 1, "finished": True, "round": None, "producer": None, "stake_wei": None}
+    assert balance["balance_wei"] == str(5 * MILLI - 3 * MILLI - 1 * MILLI)  # refund of the unspent escrow
+    assert [e["error"].split(";")[0] for e in errors] == [
+        "unknown inspect path 'nonsense/1'", "task 9 does not exist", "unknown filter(s) limit"]
+    assert server.finish_statuses()[n + 1:] == ["accept"] * 6 + ["reject"] * 3
+
+
+def test_python_m_dapp_serves_the_rollup_api_as_a_child_process():
+    fake = FakeRollupServer(when_empty="fail")
+    try:
+        fake.add_advance(PUBLISHER, CreateTask(1, 2500, 1, 1, 0, 0, 0), 0)
+        fake.add_advance(STRANGER, b"\x00\x00\x00\x00", 1)
+        env = dict(os.environ, ROLLUP_HTTP_SERVER_URL=fake.url)
+        proc = subprocess.run([sys.executable, "-m", "dapp"], env=env, capture_output=True, text=True,
+                              timeout=60)
+    finally:
+        fake.close()
+    assert proc.returncode == 1 and "stopping" in proc.stderr  # the fake ends with a 500 on /finish
+    lines = proc.stderr.splitlines()
+    assert any("input 0 from 0x000000…: CreateTask 1" in line and "accepted" in line for line in lines)
+    assert any("input 1 from" in line and "rejected — unknown input tag 0x00000000" in line for line in lines)
+    assert fake.finish_statuses()[:3] == ["accept", "accept", "reject"]
