@@ -14,6 +14,7 @@ from fedrollup.errors import UsageError
 
 # Modules that contribute subcommands, in the order `fedrollup --help` lists them.
 SUBCOMMAND_MODULES = [
+    "rollups_node.cli",
 
 ]
 

@@ -1,0 +1,132 @@
+"""The advancer: feeds unprocessed inputs to the backend in order and stores what each one produced.
+
+Accepted inputs append their outputs to the cumulative outputs tree; rejected and excepted inputs keep
+their reports only. After an exception, or at start, the backend is rebuilt by replaying the accepted
+inputs (replayed outputs must match the stored ones; nothing is stored or emitted twice).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+
+from rollups_node.machine import AdvanceResult, HostMachine
+from rollups_node.merkle import OutputsTree
+from rollups_node.model import INPUT_ACCEPTED, INPUT_EXCEPTION, INPUT_REJECTED, Input, Output, Report
+from rollups_node.outputs import TYPE_NAMES, output_hash
+from rollups_node.repository import Repository
+
+log = logging.getLogger("rollups_node.advancer")
+
+STATUS_OF = {"accept": INPUT_ACCEPTED, "reject": INPUT_REJECTED, "exception": INPUT_EXCEPTION,
+             "halted": INPUT_EXCEPTION}
+
+
+class ReplayDivergence(RuntimeError):
+    """Replaying the stored accepted inputs gave different outputs: the backend is not deterministic
+    or the database belongs to another backend."""
+
+
+def advance_metadata(item: Input) -> dict:
+    """The v2 metadata the backend receives with an advance request (addresses lowercase, as the machine)."""
+    return {"chain_id": item.chain_id, "app_contract": item.app_contract.lower(), "msg_sender": item.sender.lower(),
+            "block_number": item.block_number, "block_timestamp": item.block_timestamp,
+            "prev_randao": "0x" + item.prev_randao.to_bytes(32, "big").hex(), "input_index": item.index}
+
+
+def describe_payload(item: Input) -> str:
+    """A researcher-readable name for an input: its fedrollup message type, when the schema knows it."""
+    try:
+        from dapp.portal import ether_portal_address
+        from dapp.schema import decode_input
+    except ImportError:
+        return f"{len(item.payload)} bytes"
+    if item.sender.lower() == ether_portal_address().lower():
+        return "Ether deposit"
+    try:
+        return type(decode_input(item.payload)).__name__
+    except ValueError:
+        return f"{len(item.payload)} bytes"
+
+
+def describe_outputs(outputs: list[bytes], reports: list[bytes]) -> str:
+    counts = Counter(TYPE_NAMES.get(raw[:4], "output") for raw in outputs)
+    parts = [f"{n} {name[0].lower() + name[1:]}{'s' if n != 1 else ''}" for name, n in counts.items()]
+    if reports:
+        parts.append(f"{len(reports)} report{'s' if len(reports) != 1 else ''}")
+    return ", ".join(parts) or "no outputs"
+
+
+class Advancer:
+    def __init__(self, repository: Repository, machine: HostMachine, tree: OutputsTree,
+                 tree_lock: threading.Lock) -> None:
+        self.repository, self.machine, self.tree, self.tree_lock = repository, machine, tree, tree_lock
+        self.next_report_index = repository.number_of_reports()
+
+    def step(self) -> int:
+        """Process every unprocessed input; return how many were processed."""
+        processed = 0
+        while True:
+            batch = self.repository.unprocessed_inputs()
+            if not batch:
+                return processed
+            for item in batch:
+                if not self.machine.ready:
+                    self.rebuild_backend()
+                self.process(item)
+                processed += 1
+
+    def process(self, item: Input) -> None:
+        first_index = len(self.tree)
+        result = self.machine.advance(advance_metadata(item), item.payload, first_index)
+        status = STATUS_OF[result.status]
+        outputs = []
+        if status == INPUT_ACCEPTED:
+            outputs = [Output(index=first_index + i, input_index=item.index, epoch_index=item.epoch_index,
+                              raw_data=raw, hash=output_hash(raw)) for i, raw in enumerate(result.outputs)]
+        reports = [Report(index=self.next_report_index + i, input_index=item.index, epoch_index=item.epoch_index,
+                          raw_data=raw) for i, raw in enumerate(result.reports)]
+        with self.tree_lock:
+            for out in outputs:
+                self.tree.append(out.hash)
+            root = "0x" + self.tree.root().hex()
+        self.repository.store_advance_result(item.index, status, outputs, reports, root)
+        self.next_report_index += len(reports)
+        what = describe_outputs([o.raw_data for o in outputs] if outputs else result.outputs, result.reports)
+        who = f"{describe_payload(item)} from {item.sender[:10]}…"
+        if status == INPUT_ACCEPTED:
+            log.info("input %d (%s) accepted: %s", item.index, who, what)
+        else:
+            reason = f" ({result.exception.decode(errors='replace')})" if result.exception else ""
+            log.info("input %d (%s) %s%s: outputs discarded (%s)", item.index, who,
+                     "rejected" if status == INPUT_REJECTED else "raised an exception", reason, what)
+        if result.status in ("exception", "halted"):
+            self.rebuild_backend()
+
+    def rebuild_backend(self) -> None:
+        """Restart the backend and replay the accepted inputs, checking each replayed output."""
+        self.machine.restart()
+        self.replay()
+
+    def replay(self) -> int:
+        """Feed the stored accepted inputs to a fresh backend; raise ReplayDivergence on any difference."""
+        stored: dict[int, list[bytes]] = {}
+        outputs, _ = self.repository.list_outputs(limit=1 << 62)
+        for out in outputs:
+            stored.setdefault(out.input_index, []).append(out.raw_data)
+        accepted = self.repository.accepted_inputs()
+        next_index = 0
+        for item in accepted:
+            result: AdvanceResult = self.machine.advance(advance_metadata(item), item.payload, next_index)
+            expected = stored.get(item.index, [])
+            if result.status != "accept":
+                raise ReplayDivergence(f"replaying input {item.index}: the backend answered {result.status}, "
+                                       "but it was accepted before")
+            if result.outputs != expected:
+                raise ReplayDivergence(f"replaying input {item.index}: the backend emitted {len(result.outputs)} "
+                                       f"outputs that differ from the {len(expected)} stored")
+            next_index += len(expected)
+        if accepted:
+            log.info("backend state rebuilt: %d accepted inputs replayed, %d outputs matched", len(accepted),
+                     next_index)
+        return len(accepted)

@@ -1,0 +1,172 @@
+"""The node: its stages (EVM reader, advancer, claimer) as threads over one repository, and its HTTP server."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+from web3 import Web3
+
+from contracts_config.deployment import Deployment
+from contracts_config.deploy import data_availability
+from contracts_config.transactions import connect
+from fedrollup.errors import UsageError
+from rollups_node.advancer import Advancer, ReplayDivergence
+from rollups_node.claimer import Claimer
+from rollups_node.evmreader import EvmReader
+from rollups_node.jsonrpc import JsonRpcReader
+from rollups_node.machine import HostMachine
+from rollups_node.merkle import OutputsTree
+from rollups_node.model import Application
+from rollups_node.server import NodeHttpServer
+from rollups_node.sqlite_repository import SqliteRepository
+
+log = logging.getLogger("rollups_node")
+
+DEFAULT_HTTP_PORT = 6751
+DEFAULT_BACKEND = [sys.executable, "-m", "dapp"]
+
+
+@dataclasses.dataclass
+class NodeConfig:
+    deployment: Deployment
+    database: Path
+    owner_key: str  # the Authority owner's key: the claimer signs submitClaim with it
+    backend_command: list[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_BACKEND))
+    http_host: str = "127.0.0.1"
+    http_port: int = DEFAULT_HTTP_PORT
+    rollup_http_port: int = 0  # 0: any free port (the backend learns it from ROLLUP_HTTP_SERVER_URL)
+    finish_timeout: float = 10.0
+    poll_interval: float = 0.05
+    backend_log: Optional[Path] = None
+    rpc_url: Optional[str] = None  # defaults to the deployment's
+
+
+class Node:
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        deployment = config.deployment
+        self.w3 = connect(config.rpc_url or deployment.rpc_url)
+        if self.w3.eth.chain_id != deployment.chain_id:
+            raise UsageError(f"the L1 at {config.rpc_url or deployment.rpc_url} has chain id {self.w3.eth.chain_id}, "
+                             f"the deployment says {deployment.chain_id}")
+        if not self.w3.eth.get_code(deployment.application):
+            raise UsageError(f"no Application contract at {deployment.application} on this chain "
+                             "(a fresh chain? deploy again)")
+        self.repository = SqliteRepository(config.database)
+        self._register_application()
+        self.tree = OutputsTree(self.repository.output_hashes())
+        self.tree_lock = threading.Lock()
+        self.machine = HostMachine(config.backend_command, config.rollup_http_port, config.finish_timeout,
+                                   config.backend_log)
+        self.reader = EvmReader(self.w3, self.repository, deployment.application, deployment.input_box,
+                                deployment.epoch_length)
+        self.advancer = Advancer(self.repository, self.machine, self.tree, self.tree_lock)
+        authority = self.w3.eth.contract(address=deployment.authority, abi=deployment.abi("Authority"))
+        self.claimer = Claimer(self.w3, self.repository, authority, deployment.application, config.owner_key,
+                               self.tree, self.tree_lock)
+        self.http: Optional[NodeHttpServer] = None
+        self._stop = threading.Event()
+        self._inputs_arrived = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.failure: Optional[BaseException] = None
+
+    def _register_application(self) -> None:
+        d = self.config.deployment
+        stored = self.repository.application()
+        if stored and (stored.address.lower() != d.application.lower() or stored.chain_id != d.chain_id):
+            raise UsageError(f"the database {self.config.database} belongs to application {stored.address} on chain "
+                             f"{stored.chain_id}, not {d.application} on {d.chain_id}: use another --db")
+        self.repository.save_application(Application(
+            name=d.application_name, address=d.application, consensus=d.authority, input_box=d.input_box,
+            input_box_block=d.input_box_block, template_hash=d.template_hash, epoch_length=d.epoch_length,
+            data_availability="0x" + data_availability(d.input_box).hex(), chain_id=d.chain_id,
+            created_at=stored.created_at if stored else ""))
+
+    @property
+    def url(self) -> str:
+        return self.http.url if self.http else ""
+
+    def healthy(self) -> bool:
+        return self.failure is None and self.machine.ready
+
+    def start(self) -> None:
+        """Start the backend, rebuild its state from the stored accepted inputs, then every stage."""
+        try:
+            self.http = NodeHttpServer(self.config.http_host, self.config.http_port,
+                                       JsonRpcReader(self.repository, self.config.deployment.chain_id),
+                                       self.repository, self.machine, self.healthy)
+        except OSError as err:
+            raise UsageError(f"cannot serve the node on {self.config.http_host}:{self.config.http_port}: "
+                             f"{err.strerror} (is another node running?)") from err
+        self.machine.start()
+        try:
+            self.advancer.replay()
+        except Exception:
+            self.stop()
+            raise
+        self._spawn("http", self.http.serve_forever)
+        self._spawn("evmreader", self._loop(self._read))
+        self._spawn("advancer", self._loop(self._advance))
+        self._spawn("claimer", self._loop(self.claimer.step, interval=0.25))
+        d = self.config.deployment
+        log.info("node serving application %s (%s) on chain %d: JSON-RPC %s/rpc, inspect %s/inspect/%s",
+                 d.application_name, d.application, d.chain_id, self.url, self.url, d.application_name)
+
+    def _spawn(self, name: str, target) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _read(self) -> None:
+        if self.reader.step():
+            self._inputs_arrived.set()
+
+    def _advance(self) -> None:
+        self._inputs_arrived.wait(self.config.poll_interval)
+        self._inputs_arrived.clear()
+        self.advancer.step()
+
+    def _loop(self, step, interval: Optional[float] = None):
+        interval = self.config.poll_interval if interval is None else interval
+
+        def run() -> None:
+            failures = 0
+            while not self._stop.is_set():
+                try:
+                    step()
+                    failures = 0
+                except Exception as err:  # L1 hiccups are retried; anything persistent stops the node
+                    failures += 1
+                    log.warning("%s: %s: %s (attempt %d)", threading.current_thread().name,
+                                type(err).__name__, err, failures)
+                    if failures >= 20 or isinstance(err, ReplayDivergence):
+                        self.failure = err
+                        self._stop.set()
+                        return
+                    time.sleep(min(5.0, 0.2 * failures))
+                    continue
+                if step is not self._advance:
+                    self._stop.wait(interval)
+        return run
+
+    def wait(self) -> None:
+        """Block until the node stops (a signal, `stop()`, or a fatal error)."""
+        while not self._stop.wait(0.5):
+            pass
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.http:
+            if any(thread.name == "http" for thread in self._threads):
+                self.http.shutdown()  # waits for serve_forever, so only when it runs
+            self.http.server_close()
+        for thread in self._threads:
+            if thread.name != "http":
+                thread.join(timeout=10)
+        self.machine.stop()
+        self.repository.close()

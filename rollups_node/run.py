@@ -1,0 +1,65 @@
+"""Running the node in the foreground: logging, owner key, signals, and a clean stop."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+
+from fedrollup.errors import UsageError
+
+DEV_CHAIN_ID = 31337
+
+
+def configure_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), stream=sys.stdout,
+                        format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S", force=True)
+    for noisy in ("web3", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def owner_key(given: str | None, chain_id: int) -> str:
+    from rollups_node.cli import OWNER_KEY_ENV
+    key = given or os.environ.get(OWNER_KEY_ENV)
+    if key:
+        return key
+    if chain_id == DEV_CHAIN_ID:
+        from contracts_config.deploy import ANVIL_KEY_0
+        return ANVIL_KEY_0
+    raise UsageError(f"the claimer needs the Authority owner's key: pass --key or set {OWNER_KEY_ENV}")
+
+
+def run_node_foreground(args: argparse.Namespace) -> int:
+    from contracts_config.deployment import load
+    from rollups_node.advancer import ReplayDivergence
+    from rollups_node.cli import backend_command
+    from rollups_node.machine import MachineError
+    from rollups_node.node import DEFAULT_BACKEND, Node, NodeConfig
+
+    configure_logging(args.log_level)
+    deployment = load(args.deployment)
+    args.db.parent.mkdir(parents=True, exist_ok=True)
+    config = NodeConfig(deployment=deployment, database=args.db, owner_key=owner_key(args.key, deployment.chain_id),
+                        backend_command=backend_command(args.backend_command) or list(DEFAULT_BACKEND),
+                        http_host=args.host, http_port=args.port, rollup_http_port=args.rollup_http_port,
+                        finish_timeout=args.finish_timeout, backend_log=args.backend_log, rpc_url=args.rpc)
+    node = Node(config)
+    signal.signal(signal.SIGTERM, lambda *_: node._stop.set())
+    try:
+        node.start()
+    except MachineError as err:
+        raise UsageError(str(err)) from err
+    except ReplayDivergence as err:
+        raise UsageError(f"refusing to start: {err}") from err
+    try:
+        node.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        logging.getLogger("rollups_node").info("node stopping")
+        node.stop()
+    if node.failure is not None:
+        print(f"node stopped on error: {node.failure}", file=sys.stderr)
+        return 1
+    return 0
