@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
+from eth_abi.exceptions import EncodingError
 from eth_utils import keccak, to_checksum_address
 
 TAG_SIZE = 4
@@ -77,8 +78,11 @@ class Message:
         return [getattr(self, f.name) for f in dataclasses.fields(self)]  # type: ignore[arg-type]
 
     def encode(self) -> bytes:
-        """``tag ‖ abi.encode(fields)``; raises ValueError (from eth-abi) for out-of-range values."""
-        return self.tag() + abi_encode(self.abi_types(), self.values())
+        """``tag ‖ abi.encode(fields)``; raises ValueError for a value its ABI type cannot hold."""
+        try:
+            return self.tag() + abi_encode(self.abi_types(), self.values())
+        except EncodingError as err:
+            raise ValueError(f"{type(self).__name__}: {err}") from None
 
     def as_dict(self) -> dict[str, Any]:
         """Field names to JSON-friendly values (bytes as 0x-hex, addresses checksummed)."""

@@ -15,6 +15,8 @@ from fedrollup.errors import UsageError
 # Modules that contribute subcommands, in the order `fedrollup --help` lists them.
 SUBCOMMAND_MODULES = [
     "rollups_node.cli",
+    "flower_sim.cli",
+    "dapp.cli",
 
 ]
 

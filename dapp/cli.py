@@ -1,0 +1,117 @@
+"""`fedrollup dapp …`: run the rollup backend, build input payloads, decode notices and inputs."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from fedrollup.errors import UsageError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("dapp", help="the Cartesi rollup backend: run it, encode inputs, decode notices",
+                                   description="The Cartesi rollup backend (docs/PROTOCOL.md).")
+    sub = parser.add_subparsers(dest="dapp_command", metavar="ACTION")
+    sub.required = True
+
+    run = sub.add_parser("run", help="serve the rollup HTTP API's requests (same as `python -m dapp`)")
+    run.add_argument("--url", default=os.environ.get("ROLLUP_HTTP_SERVER_URL", "http://127.0.0.1:5004"),
+                     help="rollup HTTP server (default: $ROLLUP_HTTP_SERVER_URL or http://127.0.0.1:5004)")
+    run.add_argument("--ether-portal", default=None,
+                     help="EtherPortal address (default: $FEDROLLUP_ETHER_PORTAL or the canonical 2.2.0 one)")
+    run.set_defaults(func=_run)
+
+    enc = sub.add_parser("encode", help="print the hex payload of an input, e.g. "
+                                        "`encode Register task_id=1 role=0 group=0`",
+                         description="Fields as name=value: integers (decimal or 0x), bytes32 as 0x hex, "
+                                     "arrays comma-separated; contributions as trainer:accuracyBps:samples. "
+                                     "`encode deposit task_id=N` prints EtherPortal extra data.")
+    enc.add_argument("message", help="CreateTask, Register, ValidatorReport, RoundClose, Withdraw or deposit")
+    enc.add_argument("fields", nargs="*", metavar="NAME=VALUE")
+    enc.set_defaults(func=_encode)
+
+    dec = sub.add_parser("decode", help="decode a notice or input payload (0x hex) to JSON")
+    dec.add_argument("payload", help="0x-prefixed hex")
+    dec.set_defaults(func=_decode)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from dapp.__main__ import main
+
+    os.environ["ROLLUP_HTTP_SERVER_URL"] = args.url
+    if args.ether_portal:
+        os.environ["FEDROLLUP_ETHER_PORTAL"] = args.ether_portal
+    return main()
+
+
+def _field_value(abi_type: str, text: str, name: str):
+    from dapp.schema import pack_contribution
+
+    if abi_type.endswith("[]"):
+        items = [t for t in text.split(",") if t]
+        if name == "contributions":
+            try:
+                return tuple(pack_contribution(t, int(a, 0), int(s, 0))
+                             for t, a, s in (item.split(":") for item in items))
+            except ValueError as err:
+                raise UsageError(f"contributions are trainer:accuracyBps:samples, comma-separated ({err})")
+        return tuple(_field_value(abi_type[:-2], item, name) for item in items)
+    if abi_type.startswith("bytes"):
+        raw = bytes.fromhex(text.removeprefix("0x"))
+        if len(raw) != 32:
+            raise UsageError(f"{name} must be 32 bytes of hex, got {len(raw)}")
+        return raw
+    return int(text, 0)
+
+
+def _encode(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from dapp.schema import BY_NAME, encode_deposit_data
+
+    pairs = {}
+    for item in args.fields:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"field {item!r} is not NAME=VALUE")
+        pairs[name] = value
+    if args.message == "deposit":
+        if set(pairs) != {"task_id"}:
+            raise UsageError("deposit takes exactly task_id=N")
+        print("0x" + encode_deposit_data(int(pairs["task_id"], 0)).hex())
+        return 0
+    cls = BY_NAME.get(args.message)
+    if cls is None or cls.KIND != "input":
+        raise UsageError(f"unknown input {args.message!r}; inputs: CreateTask, Register, ValidatorReport, "
+                         f"RoundClose, Withdraw, deposit")
+    fields = {f.name: f.metadata["abi"] for f in dataclasses.fields(cls)}
+    if set(pairs) != set(fields):
+        raise UsageError(f"{cls.__name__} needs exactly: {' '.join(f + '=' for f in fields)}")
+    try:
+        message = cls(**{n: _field_value(t, pairs[n], n) for n, t in fields.items()})
+        print("0x" + message.encode().hex())
+    except (ValueError, OverflowError) as err:
+        raise UsageError(f"cannot encode {err}") from None
+    return 0
+
+
+def _decode(args: argparse.Namespace) -> int:
+    from dapp.schema import MessageDecodeError, decode_input, decode_notice
+
+    try:
+        payload = bytes.fromhex(args.payload.removeprefix("0x"))
+    except ValueError:
+        raise UsageError("payload is not hex") from None
+    errors = []
+    for decode in (decode_notice, decode_input):
+        try:
+            message = decode(payload)
+        except MessageDecodeError as err:
+            errors.append(str(err))
+            continue
+        json.dump({"kind": message.KIND, "name": type(message).__name__, **message.as_dict()}, sys.stdout,
+                  default=str)
+        print()
+        return 0
+    raise UsageError("; ".join(errors))

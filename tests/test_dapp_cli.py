@@ -1,0 +1,46 @@
+"""`fedrollup dapp encode|decode`: payloads a user can send, notices a user can read, one-line errors."""
+from __future__ import annotations
+
+import json
+
+from dapp_fixtures import trainer
+
+from dapp.schema import RoundClose, ValidatorReport, Withdrawal, decode_input, unpack_contribution
+from fedrollup.cli import main
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["dapp", *argv])
+    out, err = capsys.readouterr()
+    return code, out.strip(), err.strip()
+
+
+def test_encode_validator_report_with_packed_contributions(capsys):
+    code, out, _ = run_cli(capsys, "encode", "ValidatorReport", "task_id=1", "round=2",
+                           "validator_accuracy_bps=9100", "model_digest=0x" + "ab" * 32,
+                           f"contributions={trainer(0, 0)}:8000:600,{trainer(0, 1)}:7000:500")
+    assert code == 0
+    message = decode_input(bytes.fromhex(out[2:]))
+    assert isinstance(message, ValidatorReport) and message.round == 2
+    assert [unpack_contribution(w).accuracy_bps for w in message.contributions] == [8000, 7000]
+
+
+def test_encode_round_close_array_and_decode_a_notice(capsys):
+    _, out, _ = run_cli(capsys, "encode", "RoundClose", "task_id=1", "round=1", "global_digest=0x" + "00" * 32,
+                        "global_accuracy_bps=9200", "validator_accuracy_bps=9110,9040")
+    assert decode_input(bytes.fromhex(out[2:])).validator_accuracy_bps == (9110, 9040)
+    notice = "0x" + Withdrawal(trainer(0, 0), 5).encode().hex()
+    code, out, _ = run_cli(capsys, "decode", notice)
+    assert code == 0 and json.loads(out) == {"kind": "notice", "name": "Withdrawal",
+                                             "account": "0x0000000000000000000000000000000000000100",
+                                             "amount": 5}
+    assert RoundClose.tag().hex() == "dafba09a"
+
+
+def test_bad_input_is_one_line_exit_2(capsys):
+    code, _, err = run_cli(capsys, "encode", "Register", "task_id=1")
+    assert code == 2 and err == "fedrollup dapp: error: Register needs exactly: task_id= role= group="
+    code, _, err = run_cli(capsys, "encode", "Register", "task_id=1", "role=300", "group=0")
+    assert code == 2 and err.startswith("fedrollup dapp: error: cannot encode Register")
+    code, _, err = run_cli(capsys, "decode", "0xdeadbeef")
+    assert code == 2 and "unknown input tag 0xdeadbeef" in err
