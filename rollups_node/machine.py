@@ -22,6 +22,15 @@ from rollups_node.rollup_http import RollupHttpServer, Session
 log = logging.getLogger("rollups_node.machine")
 
 
+def _die_with_parent() -> None:
+    """In the backend child: be killed when the node dies, even by SIGKILL (Linux PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
 class MachineError(RuntimeError):
     """The backend could not be started or stopped answering."""
 
@@ -62,7 +71,8 @@ class HostMachine:
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         try:
             self.process = subprocess.Popen(self.command, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)
+                                            stdin=subprocess.DEVNULL, start_new_session=True,
+                                            preexec_fn=_die_with_parent)
         except OSError as err:
             self.stop()
             raise MachineError(f"cannot start the backend {' '.join(self.command)!r}: {err}") from err

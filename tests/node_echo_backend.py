@@ -4,6 +4,7 @@ Per advance: `reject:…` emits a notice and a report, then rejects; `exception:
 calls /exception; `voucher:<40 hex>` emits a 1-wei voucher to that address; `notices:<n>` emits n notices;
 anything else echoes the payload as one notice and one report. `exit` kills the process mid-input.
 An inspect answers one report with the payload and the number of inputs this process accepted.
+`--prefix P` prepends P to every echoed notice (a backend that diverges from an earlier run).
 """
 import os
 import sys
@@ -11,6 +12,7 @@ import sys
 import requests
 
 URL = os.environ["ROLLUP_HTTP_SERVER_URL"]
+PREFIX = sys.argv[sys.argv.index("--prefix") + 1].encode() if "--prefix" in sys.argv else b""
 
 
 def post(route: str, body: dict) -> dict:
@@ -53,7 +55,7 @@ def main() -> None:
             for i in range(int(payload[8:])):
                 post("/notice", {"payload": hexed(b"notice %d of input %d" % (i, request["data"]["metadata"]["input_index"]))})
         else:
-            post("/notice", {"payload": hexed(payload)})
+            post("/notice", {"payload": hexed(PREFIX + payload)})
             post("/report", {"payload": hexed(b"echo " + payload)})
         accepted += finish["status"] == "accept"
 

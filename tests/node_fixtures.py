@@ -1,0 +1,127 @@
+"""Helpers for the node and contracts tests: a real anvil, deployments, a running node, JSON-RPC calls."""
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import requests
+
+from contracts_config.anvil import free_port, start_anvil
+from contracts_config.deploy import ANVIL_KEY_0, deploy
+from contracts_config.deployment import Deployment
+from contracts_config.transactions import call_function, connect
+
+REPO = Path(__file__).resolve().parents[1]
+ECHO_BACKEND = [sys.executable, str(REPO / "tests" / "node_echo_backend.py")]
+DAPP_BACKEND = [sys.executable, "-m", "dapp"]
+# anvil's well-known dev keys (mnemonic "test test … junk"); account 0 owns the contracts and claims.
+DEV_KEYS = [ANVIL_KEY_0,
+            "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+            "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+            "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6"]
+BLOCK_TIME = 0.5
+
+
+@contextlib.contextmanager
+def running_anvil(block_time: float | None = BLOCK_TIME) -> Iterator[str]:
+    process = start_anvil(free_port(), block_time=block_time)
+    try:
+        yield f"http://127.0.0.1:{process.args[process.args.index('--port') + 1]}"
+    finally:
+        process.kill()
+        process.wait()
+
+
+_apps = iter(range(1, 1 << 30))
+
+
+def fresh_deployment(rpc_url: str, epoch_length: int = 4) -> Deployment:
+    """A new Application (a distinct template hash) on the shared test chain."""
+    return deploy(rpc_url, ANVIL_KEY_0, epoch_length=epoch_length,
+                  template_hash="0x" + next(_apps).to_bytes(32, "big").hex(), name="test")
+
+
+def node_command(deployment_path: Path, db: Path, port: int, backend: list[str]) -> list[str]:
+    return [sys.executable, "-m", "rollups_node", "--deployment", str(deployment_path), "--db", str(db),
+            "--port", str(port), "--backend-command", " ".join(backend), "--finish-timeout", "2",
+            "--key", ANVIL_KEY_0]
+
+
+@contextlib.contextmanager
+def node_process(deployment: Deployment, folder: Path, backend: list[str] = ECHO_BACKEND,
+                 port: int | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Run `python -m rollups_node` as its own process (it can be killed like a real node); yield its URL."""
+    path = folder / "deployment.json"
+    path.write_text(deployment.to_json())
+    port = port or free_port()
+    log = open(folder / "node.log", "ab")
+    process = subprocess.Popen(node_command(path, folder / "node.sqlite", port, backend), stdout=log,
+                               stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _healthy(url) or process.poll() is not None, 60, "the node to become healthy")
+        if process.poll() is not None:
+            raise RuntimeError(f"node exited: {(folder / 'node.log').read_text()[-2000:]}")
+        yield url, process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=20)
+        log.close()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return requests.get(url + "/livez", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def wait_until(condition: Callable[[], object], timeout: float, what: str) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def rpc(url: str, method: str, **params) -> dict:
+    reply = requests.post(url + "/rpc", json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params},
+                          timeout=10).json()
+    if "error" in reply:
+        raise AssertionError(f"{method}: {reply['error']}")
+    return reply["result"]
+
+
+def add_input(deployment: Deployment, payload: bytes, key: str = DEV_KEYS[1]) -> dict:
+    w3 = connect(deployment.rpc_url)
+    box = w3.eth.contract(address=deployment.input_box, abi=deployment.abi("InputBox"))
+    return call_function(w3, key, box.functions.addInput(deployment.application, payload))
+
+
+def outputs_of(url: str, app: str, **filters) -> list[dict]:
+    return rpc(url, "cartesi_listOutputs", application=app, limit=1000, **filters)["data"]
+
+
+def processed(url: str, app: str) -> int:
+    return int(rpc(url, "cartesi_getProcessedInputCount", application=app)["data"], 16)
+
+
+def proof_of(output: dict) -> tuple[int, list[bytes]]:
+    return int(output["index"], 16), [bytes.fromhex(s[2:]) for s in output["output_hashes_siblings"]]
+
+
+def claimed(url: str, app: str, count: int) -> list[dict]:
+    """The first `count` outputs, once each has a proof and its epoch's claim was accepted on L1."""
+    outs = outputs_of(url, app)[:count]
+    if len(outs) < count or not all(o["output_hashes_siblings"] for o in outs):
+        return []
+    accepted = {e["index"] for e in rpc(url, "cartesi_listEpochs", application=app, status="CLAIM_ACCEPTED")["data"]}
+    return outs if all(o["epoch_index"] in accepted for o in outs) else []
