@@ -1,0 +1,50 @@
+"""The machine image recipe stays complete: every module `python -m dapp` loads is copied into it, and the
+backend imports nothing but the standard library and the packages pinned in dapp/requirements.txt."""
+from __future__ import annotations
+
+import ast
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+DAPP = Path(__file__).resolve().parents[1] / "dapp"
+
+# What the backend's own modules may import besides the standard library (pinned in dapp/requirements.txt).
+MACHINE_PACKAGES = {"requests", "eth_abi", "eth_utils"}
+
+
+def modules_loaded_by_backend() -> set[str]:
+    code = ("import sys, dapp.__main__; from dapp.schema import decode_input; from eth_utils import keccak; "
+            "keccak(b''); import json; print(json.dumps(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=DAPP.parent).stdout
+    return set(json.loads(out))
+
+
+def test_every_backend_module_is_copied_into_the_image():
+    copy_line = re.search(r"^COPY (__init__\.py.*?) \./dapp/", (DAPP / "Dockerfile").read_text(),
+                          re.M | re.S).group(1)
+    copied = set(copy_line.replace("\\\n", " ").split())
+    needed = {m.split(".")[1] + ".py" for m in modules_loaded_by_backend() if m.startswith("dapp.")}
+    assert needed <= copied, f"add {sorted(needed - copied)} to the Dockerfile's COPY"
+    assert "cli.py" not in copied
+
+
+def imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    names |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    return {n.split(".")[0] for n in names}
+
+
+def test_backend_imports_only_stdlib_and_machine_packages():
+    pinned = (DAPP / "requirements.txt").read_text()
+    for module in modules_loaded_by_backend():
+        if module.startswith("dapp."):
+            path = DAPP / (module.split(".")[1] + ".py")
+            foreign = imports_of(path) - set(sys.stdlib_module_names) - MACHINE_PACKAGES - {"dapp"}
+            assert not foreign, f"{path.name} imports host-only {sorted(foreign)}"
+    for name in ("requests", "eth-abi", "eth-utils", "eth-hash[pycryptodome]"):
+        assert re.search(rf"^{re.escape(name)}==", pinned, re.M), f"{name} is not pinned for the machine"
