@@ -1,4 +1,5 @@
-"""The EVM reader: InputAdded events of the application, in order, decoded from the EvmAdvance blob."""
+"""The EVM reader: InputAdded events of the application, in order, decoded from the EvmAdvance blob,
+and the application's OutputExecuted events (which voucher was executed, by which transaction)."""
 from __future__ import annotations
 
 import logging
@@ -15,6 +16,7 @@ log = logging.getLogger("rollups_node.evmreader")
 EVM_ADVANCE = bytes.fromhex("415bf363")
 EVM_ADVANCE_TYPES = ["uint256", "address", "address", "uint256", "uint256", "uint256", "uint256", "bytes"]
 INPUT_ADDED_TOPIC = "0x" + keccak(text="InputAdded(address,uint256,bytes)").hex()
+OUTPUT_EXECUTED_TOPIC = "0x" + keccak(text="OutputExecuted(uint64,bytes)").hex()
 MAX_BLOCK_RANGE = 5000
 
 
@@ -56,7 +58,14 @@ class EvmReader:
             logs = sorted(logs, key=lambda entry: (entry["blockNumber"], entry["logIndex"]))
             inputs = [self._input(entry) for entry in logs]
             self._check_order(inputs)
+            executions = self.w3.eth.get_logs({"address": self.application, "fromBlock": start, "toBlock": end,
+                                               "topics": [OUTPUT_EXECUTED_TOPIC]})
             self.repository.add_inputs(inputs, end)
+            for entry in executions:
+                (output_index, _) = decode(["uint64", "bytes"], bytes(entry["data"]))
+                self.repository.set_output_executed(output_index, "0x" + bytes(entry["transactionHash"]).hex())
+                log.info("output %d executed on L1 by transaction 0x%s", output_index,
+                         bytes(entry["transactionHash"]).hex())
             for item in inputs:
                 log.debug("input %d read from block %d", item.index, item.block_number)
             stored += len(inputs)

@@ -16,6 +16,8 @@ class Repository(Protocol):
     def add_inputs(self, inputs: list[Input], read_up_to_block: int) -> None:
         """Store new inputs (and open their epochs) and the block the reader has read up to, atomically."""
 
+    def set_output_executed(self, index: int, transaction_hash: str) -> None: ...
+
     # advancer
     def unprocessed_inputs(self, limit: int = 100) -> list[Input]: ...
     def store_advance_result(self, input_index: int, status: str, outputs: list[Output], reports: list[Report],

@@ -125,6 +125,10 @@ class SqliteRepository:
         statements.append(("UPDATE reader_state SET last_read_block = ?", (read_up_to_block,)))
         self._write(statements)
 
+    def set_output_executed(self, index: int, transaction_hash: str) -> None:
+        self._write([('UPDATE output SET execution_transaction_hash = ?, updated_at = ? WHERE "index" = ?',
+                      (transaction_hash, now(), index))])
+
     # advancer
     def unprocessed_inputs(self, limit: int = 100) -> list[Input]:
         rows = self._query('SELECT * FROM input WHERE status = ? ORDER BY "index" LIMIT ?', (INPUT_NONE, limit))
