@@ -99,7 +99,7 @@ def chain_up(args: argparse.Namespace) -> int:
         rpc_url = f"http://127.0.0.1:{args.l1_port}"
         deployment = deploy(rpc_url, key, name=args.name, epoch_length=args.epoch_length,
                             template_hash=args.template_hash)
-        deployment_path = save(deployment, default_path(args.name))
+        deployment_path = save(deployment, args.deployment_file or default_path(args.name))
         database = run_dir / "node.sqlite"
         for stale in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
             stale.unlink(missing_ok=True)  # a fresh chain starts a fresh node database

@@ -24,6 +24,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     _add_contract_options(up)
     up.add_argument("--backend-command", default=None,
                     help="the backend the node runs (default: this Python's `-m dapp`)")
+    up.add_argument("--deployment-file", type=Path, default=None,
+                    help="where to write the deployment (default contracts-config/deployments/<name>.json)")
     up.set_defaults(func=_chain_up)
 
     down = actions.add_parser("down", help="stop the node, the backend and anvil")
