@@ -14,10 +14,10 @@ from fedrollup.errors import UsageError
 
 # Modules that contribute subcommands, in the order `fedrollup --help` lists them.
 SUBCOMMAND_MODULES = [
-    "rollups_node.cli",
     "flower_sim.cli",
+    "rollups_node.cli",
     "dapp.cli",
-
+    "frontend_console.cli",
 ]
 
 
@@ -40,19 +40,22 @@ def quiet_third_parties() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def main(argv: list[str] | None = None) -> int:
-    quiet_third_parties()
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def dispatch(args: argparse.Namespace, prog: str) -> int:
+    """Run the parsed command: a UsageError becomes one line on stderr and exit code 2."""
     try:
         return int(args.func(args) or 0)
     except UsageError as err:
-        print(f"fedrollup {args.command}: error: {err}", file=sys.stderr)
+        print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"fedrollup {args.command}: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
 
+
+def main(argv: list[str] | None = None) -> int:
+    quiet_third_parties()
+    args = build_parser().parse_args(argv)
+    return dispatch(args, f"fedrollup {args.command}")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,45 @@
+"""Ethereum accounts of every role, derived from a mnemonic by index (BIP-44 m/44'/60'/0'/0/i).
+
+On the dev chain the mnemonic is anvil's well-known "test test … junk"; a user gives their own mnemonic
+(or one private key per role) in production. The index layout used by `fedrollup demo` is documented in
+the README: 0 owns the contracts and submits claims, 1 is the manager (task publisher), then one per
+validator, then one per trainer.
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+from eth_account import Account
+
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
+MNEMONIC_ENV = "FEDROLLUP_MNEMONIC"
+
+OWNER_INDEX = 0
+MANAGER_INDEX = 1
+
+
+def mnemonic() -> str:
+    return os.environ.get(MNEMONIC_ENV) or DEV_MNEMONIC
+
+
+@functools.lru_cache(maxsize=256)
+def private_key(index: int, phrase: str | None = None) -> str:
+    """The 0x-hex private key of account `index` of `phrase` (default $FEDROLLUP_MNEMONIC or the dev one)."""
+    if index < 0:
+        raise ValueError(f"account index must be >= 0, got {index}")
+    Account.enable_unaudited_hdwallet_features()
+    account = Account.from_mnemonic(phrase or mnemonic(), account_path=f"m/44'/60'/0'/0/{index}")
+    return "0x" + bytes(account.key).hex()
+
+
+def address(index: int, phrase: str | None = None) -> str:
+    return Account.from_key(private_key(index, phrase)).address
+
+
+def validator_index(group: int) -> int:
+    return MANAGER_INDEX + 1 + group
+
+
+def trainer_index(trainer: int, validators: int) -> int:
+    return MANAGER_INDEX + 1 + validators + trainer

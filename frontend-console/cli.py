@@ -1,0 +1,271 @@
+"""The auditors' console: `fedrollup console <command>` (or `frontend-console <command>`).
+
+Modelled on the official Cartesi frontend console (`input send`, `notice list`, `voucher list`,
+`report list`, `notice validate`, `voucher execute`, `inspect`) but for Rollups v2 (JSON-RPC reader,
+v2 proofs), plus fedrollup's own `rounds`, `stakes`, `producers` and `audit`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from fedrollup.errors import UsageError
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("where to look (defaults: the local deployment of `fedrollup chain up`)")
+    group.add_argument("--node", help="the rollups node's base URL, serving /rpc and /inspect/<app> "
+                                      "(default $FEDROLLUP_NODE_URL, runs/chain/chain.json, http://127.0.0.1:6751)")
+    group.add_argument("--rpc", help="the L1 JSON-RPC URL (default $FEDROLLUP_RPC_URL or the deployment's)")
+    group.add_argument("--app", help="the application's address or name (default $FEDROLLUP_APP or the deployment's)")
+    group.add_argument("--deployment", help="deployment file (default $FEDROLLUP_DEPLOYMENT or "
+                                            "contracts-config/deployments/local.json)")
+    common.add_argument("--json", action="store_true", help="print JSON for machines instead of tables")
+    return common
+
+
+def _signer() -> argparse.ArgumentParser:
+    signer = argparse.ArgumentParser(add_help=False)
+    group = signer.add_argument_group("who signs the L1 transaction")
+    group.add_argument("--key", help="a private key (0x…); overrides --mnemonic/--account-index")
+    group.add_argument("--mnemonic", help="mnemonic to derive the key from (default $FEDROLLUP_MNEMONIC or "
+                                          "the dev chain's 'test test … junk')")
+    group.add_argument("--account-index", type=int, default=0, help="account index in the mnemonic (default 0)")
+    return signer
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """The console's commands, shared by `fedrollup console` and the standalone `frontend-console`."""
+    common, signer = _common(), _signer()
+
+    def command(name: str, help_text: str, parents: list, **kwargs: Any) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help_text, description=help_text, parents=parents, **kwargs)
+
+    def noun(name: str, help_text: str) -> argparse._SubParsersAction:
+        sub = commands.add_parser(name, help=help_text, description=help_text).add_subparsers(
+            dest=f"{name}_command", metavar="ACTION")
+        sub.required = True
+        return sub
+
+    inputs = noun("input", "send inputs to the application through the InputBox")
+    p = inputs.add_parser("send", help="add an input (InputBox.addInput) and print its index",
+                          parents=[common, signer])
+    p.add_argument("--payload", required=True,
+                   help="0x-hex bytes (e.g. from `fedrollup dapp encode …`), or text sent as UTF-8")
+    p.set_defaults(func=_input_send)
+
+    for kind, verb, verb_help, action, parents in (
+            ("Notice", "validate", "validate a notice on L1 against its epoch's claim", _notice_validate, [common]),
+            ("Voucher", "execute", "execute a voucher on L1 (Application.executeOutput)", _voucher_execute,
+             [common, signer])):
+        name = kind.lower()
+        actions = noun(name, f"list and {verb} {name}s")
+        p = actions.add_parser("list", help=f"list {name}s, decoded", parents=[common])
+        p.add_argument("--input", type=int, help=f"only the {name}s of this input index")
+        p.set_defaults(func=_output_list, output_type=kind)
+        p = actions.add_parser(verb, help=verb_help, parents=parents)
+        p.add_argument("--index", type=int, required=True, help=f"the {name}'s output index")
+        p.set_defaults(func=action)
+
+    reports = noun("report", "list reports (errors and inspect answers)")
+    p = reports.add_parser("list", help="list reports", parents=[common])
+    p.add_argument("--input", type=int, help="only the reports of this input index")
+    p.set_defaults(func=_report_list)
+
+    p = command("inspect", "query the application's state (POST /inspect/<app>)", [common])
+    p.add_argument("--payload", required=True, help="the inspect path, e.g. stakes/1, rounds/1?from=2, "
+                                                    "producer/1, task/1, balance/0x…")
+    p.set_defaults(func=_inspect)
+
+    for name, what in (("rounds", "per round: accuracy, contributions, rewards, the next producer"),
+                       ("stakes", "every trainer's and validator's stake after the latest round"),
+                       ("producers", "the block producer elected by stake (FLPoS) for each round")):
+        p = command(name, what, [common])
+        p.add_argument("--task", type=int, help="only this task")
+        p.set_defaults(func=_domain_table, table=name)
+
+    p = command("audit", "re-derive every notice from the L1 inputs, prove each on L1, check model files",
+                [common])
+    p.add_argument("--run-dir", type=Path, help="the FL run folder whose .npz files to check against the digests")
+    p.add_argument("--no-force", action="store_true",
+                   help="never mine blocks to close the last epoch (a real chain); just wait for its claim")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the node and the claims")
+    p.set_defaults(func=_audit)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    console = subparsers.add_parser("console", help="the auditors' console: list, decode, validate, audit",
+                                     description=__doc__.split("\n\n")[0])
+    commands = console.add_subparsers(dest="console_command", metavar="COMMAND")
+    commands.required = True
+    add_commands(commands)
+
+
+# ------------------------------------------------------------------------------------------ actions
+
+
+def _context(args: argparse.Namespace):
+    from frontend_console.endpoints import resolve
+    from frontend_console.node_client import NodeClient
+
+    endpoints, deployment = resolve(args.node, args.rpc, args.app, args.deployment)
+    return endpoints, deployment, NodeClient(endpoints.jsonrpc_url, endpoints.inspect_url, endpoints.app)
+
+
+def _l1(args: argparse.Namespace):
+    from frontend_console.l1 import L1
+
+    endpoints, deployment, node = _context(args)
+    return L1(endpoints.rpc_url, deployment), node
+
+
+def _key(args: argparse.Namespace) -> str:
+    from fedrollup.accounts import private_key
+
+    return args.key or private_key(args.account_index, args.mnemonic)
+
+
+def _print(args: argparse.Namespace, data: Any, table: Any) -> None:
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        from rich.console import Console
+
+        Console(width=max(160, Console().width)).print(table)
+
+
+def _input_send(args: argparse.Namespace) -> int:
+    text = args.payload
+    if text.startswith("0x"):
+        try:
+            payload = bytes.fromhex(text[2:])
+        except ValueError:
+            raise UsageError(f"--payload {text[:20]}… starts with 0x but is not hex") from None
+    else:
+        payload = text.encode()
+    l1, _ = _l1(args)
+    index = l1.add_input(_key(args), payload)
+    print(json.dumps({"input_index": index}) if args.json else f"input {index} added")
+    return 0
+
+
+def _decoded_outputs(args: argparse.Namespace, node) -> list:
+    from frontend_console.views import decode
+
+    selector = {"Notice": "0xc258d6e5", "Voucher": "0x237a816f"}.get(getattr(args, "output_type", ""))
+    return [decode(o) for o in node.outputs(input_index=getattr(args, "input", None), output_type=selector)]
+
+
+def _output_list(args: argparse.Namespace) -> int:
+    from frontend_console.views import outputs_table
+
+    _, _, node = _context(args)
+    outputs = _decoded_outputs(args, node)
+    _print(args, [o.as_json() for o in outputs], outputs_table(outputs, f"{args.output_type.lower()}s"))
+    return 0
+
+
+def _proven_output(node, index: int, kind: str):
+    from frontend_console.views import decode
+
+    out = decode(node.output(index))
+    if out.type != kind:
+        raise UsageError(f"output {index} is a {out.type}, not a {kind}")
+    if out.siblings is None:
+        raise UsageError(f"output {index} has no proof yet: its epoch {out.epoch_index} is not claimed on L1")
+    return out
+
+
+def _notice_validate(args: argparse.Namespace) -> int:
+    l1, node = _l1(args)
+    out = _proven_output(node, args.index, "Notice")
+    why = l1.validate_output(out.raw, out.index, out.siblings)
+    if why:
+        print(f"notice {out.index} ({out.name}) is NOT valid on L1: {why}")
+        return 1
+    print(f"notice {out.index} ({out.name}) is valid on L1 (epoch {out.epoch_index}'s claim)")
+    return 0
+
+
+def _voucher_execute(args: argparse.Namespace) -> int:
+    l1, node = _l1(args)
+    out = _proven_output(node, args.index, "Voucher")
+    tx = l1.execute_output(_key(args), out.raw, out.index, out.siblings)
+    print(f"voucher {out.index} executed: {out.fields.get('value')} to {out.fields.get('destination')} (tx {tx})")
+    return 0
+
+
+def _report_list(args: argparse.Namespace) -> int:
+    from frontend_console.views import report_text, reports_table
+
+    _, _, node = _context(args)
+    reports = node.reports(input_index=args.input)
+    data = [{"index": int(r["index"], 16), "input_index": int(r["input_index"], 16),
+             "payload": report_text(r["raw_data"])} for r in reports]
+    _print(args, data, reports_table(reports, "reports"))
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from frontend_console.views import report_text
+
+    _, _, node = _context(args)
+    answer = node.inspect(args.payload.encode())
+    if args.json:
+        print(json.dumps(answer, indent=2))
+    else:
+        print(f"status {answer.get('status')}, {answer.get('processed_input_count')} inputs processed")
+        for report in answer.get("reports") or []:
+            print(report_text(report["payload"]))
+        if answer.get("exception"):
+            print(f"exception: {answer['exception']}")
+    return 0 if answer.get("status") == "Accepted" else 1
+
+
+def _domain_table(args: argparse.Namespace) -> int:
+    from frontend_console import views
+
+    _, _, node = _context(args)
+    notices = [o for o in _decoded_outputs(args, node) if o.message is not None]
+    builder = {"rounds": views.rounds_table, "stakes": views.stakes_table, "producers": views.producers_table}
+    table = builder[args.table](notices, args.task)
+    data = [o.as_json() for o in notices if args.task is None or o.message.as_dict().get("task_id") == args.task]
+    _print(args, data, table)
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from frontend_console.audit import AuditFailure, audit
+
+    l1, node = _l1(args)
+    progress = (lambda _: None) if args.json else (lambda text: print(f"  … {text}", file=sys.stderr))
+    try:
+        report = audit(node, l1, run_dir=args.run_dir, force_claims=not args.no_force, timeout=args.timeout,
+                       progress=progress)
+    except AuditFailure as failure:
+        print(json.dumps({"passed": False, "discrepancy": str(failure)}) if args.json
+              else f"AUDIT FAILED: {failure}")
+        return 1
+    print(json.dumps({"passed": True, "verdict": report.verdict(), **{k: v for k, v in vars(report).items()}})
+          if args.json else report.verdict())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The standalone `frontend-console` command."""
+    from fedrollup.cli import dispatch, quiet_third_parties
+
+    quiet_third_parties()
+    parser = argparse.ArgumentParser(prog="frontend-console", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="console_command", metavar="COMMAND")
+    commands.required = True
+    add_commands(commands)
+    return dispatch(parser.parse_args(argv), "frontend-console")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
