@@ -1,0 +1,179 @@
+"""Benchmark: how fast the rollup backend processes FL rounds, and how big each input is.
+
+Workload: one task, 2 groups x 10 trainers (20 trainers), every round = 2 ValidatorReports (10 packed
+contributions each, about one in five Negative) + 1 RoundClose by the elected producer. Measured:
+  1. the state machine alone (`dapp.state.apply`, in process): the baseline;
+  2. the whole backend through the rollup HTTP API: `python -m dapp` as a child process driven by the
+     host-mode node's rollup HTTP server (`rollups_node.machine.HostMachine`), as the node runs it;
+  3. the byte size of every input type for 10 trainers per validator (target: ValidatorReport < 1 KB).
+Run: .venv/bin/python -m benchmarks.dapp_throughput [--rounds 100] [--http-rounds 30] [--repeats 5]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+from dapp.portal import CANONICAL_ETHER_PORTAL, encode_ether_deposit
+from dapp.schema import (ROLE_TRAINER, ROLE_VALIDATOR, CreateTask, Register, RoundClose, ValidatorReport,
+                         Withdraw, encode_deposit_data, normalize_address, pack_contribution)
+from dapp.state import Advance, Notice, State, apply
+
+PORTAL = normalize_address(CANONICAL_ETHER_PORTAL)
+GROUPS, TRAINERS_PER_GROUP = 2, 10
+MILLI = 10**15
+
+
+def address(n: int) -> str:
+    return "0x" + f"{n:040x}"
+
+
+PUBLISHER = address(0xA11CE)
+VALIDATORS = [address(0x7A110 + g) for g in range(GROUPS)]
+TRAINERS = [[address(0x1000 * (g + 1) + i) for i in range(TRAINERS_PER_GROUP)] for g in range(GROUPS)]
+
+
+def validator_report(round_: int, group: int) -> ValidatorReport:
+    words = tuple(pack_contribution(t, 5000 if (i + round_) % 5 == 0 else 8800 + i, 6000)
+                  for i, t in enumerate(TRAINERS[group]))
+    return ValidatorReport(1, round_, 9000, bytes([round_ % 256, group]) * 16, words)
+
+
+def round_close(round_: int) -> RoundClose:
+    return RoundClose(1, round_, bytes([round_ % 256]) * 32, 9100, (9050 + round_ % 7, 9080 - round_ % 5))
+
+
+def build_workload(rounds: int) -> tuple[list[Advance], list[Advance]]:
+    """(setup inputs, round inputs), with each round closed by the producer the rollup elected."""
+    advances: list[Advance] = []
+
+    def add(sender: str, payload: bytes) -> Advance:
+        adv = Advance(sender, payload, input_index=len(advances), block_number=100 + len(advances),
+                      block_timestamp=1_700_000_000 + 12 * len(advances),
+                      prev_randao=len(advances).to_bytes(32, "big"))
+        advances.append(adv)
+        return adv
+
+    budget, per_positive, validator_reward = 20 * MILLI, 1 * MILLI, 2 * MILLI
+    add(PUBLISHER, CreateTask(1, 2500, rounds, GROUPS, budget, per_positive, validator_reward).encode())
+    add(PORTAL, encode_ether_deposit(PUBLISHER, rounds * (budget + validator_reward), encode_deposit_data(1)))
+    for g in range(GROUPS):
+        add(VALIDATORS[g], Register(1, ROLE_VALIDATOR, g).encode())
+        for t in TRAINERS[g]:
+            add(t, Register(1, ROLE_TRAINER, g).encode())
+    state = State()
+    for adv in advances:
+        state = apply(state, adv, PORTAL).state
+    setup = len(advances)
+    for r in range(1, rounds + 1):
+        for g in range(GROUPS):
+            state = apply(state, add(VALIDATORS[g], validator_report(r, g).encode()), PORTAL).state
+        state = apply(state, add(state.tasks[1].producer, round_close(r).encode()), PORTAL).state
+    return advances[:setup], advances[setup:]
+
+
+def time_state_machine(setup: list[Advance], rounds: list[Advance]) -> tuple[float, int]:
+    """Seconds to apply the round inputs to a state that has the setup applied; and notices emitted."""
+    state = State()
+    for adv in setup:
+        state = apply(state, adv, PORTAL).state
+    notices = 0
+    start = time.perf_counter()
+    for adv in rounds:
+        result = apply(state, adv, PORTAL)
+        state, notices = result.state, notices + sum(isinstance(o, Notice) for o in result.outputs)
+    return time.perf_counter() - start, notices
+
+
+def metadata(adv: Advance) -> dict:
+    return {"chain_id": 31337, "app_contract": address(0xA99), "msg_sender": adv.msg_sender,
+            "block_number": adv.block_number, "block_timestamp": adv.block_timestamp,
+            "prev_randao": "0x" + adv.prev_randao.hex(), "input_index": adv.input_index}
+
+
+def time_http(setup: list[Advance], rounds: list[Advance], nodelay: bool) -> tuple[float, int]:
+    """Seconds for `python -m dapp` behind the node's rollup HTTP server to process the round inputs.
+
+    ``nodelay`` turns on TCP_NODELAY in the node's HTTP handler for this run (it answers with two small
+    writes, headers then body, so Nagle's algorithm and the client's delayed ACK add ~40 ms per call).
+    """
+    from rollups_node import http_handler
+    from rollups_node.machine import HostMachine
+
+    shipped = getattr(http_handler.QuietHandler, "disable_nagle_algorithm", False)
+    http_handler.QuietHandler.disable_nagle_algorithm = shipped or nodelay
+    machine = HostMachine([sys.executable, "-m", "dapp"], finish_timeout=5.0)
+    machine.start()
+    try:
+        outputs = 0
+        for adv in setup:
+            outputs += len(machine.advance(metadata(adv), adv.payload, outputs).outputs)
+        start = time.perf_counter()
+        for adv in rounds:
+            result = machine.advance(metadata(adv), adv.payload, outputs)
+            if result.status != "accept":
+                raise RuntimeError(f"input {adv.input_index} was not accepted: {result.status}")
+            outputs += len(result.outputs)
+        return time.perf_counter() - start, outputs
+    finally:
+        machine.stop()
+        http_handler.QuietHandler.disable_nagle_algorithm = shipped
+
+
+def input_sizes() -> list[tuple[str, int]]:
+    return [
+        ("CreateTask", len(CreateTask(1, 2500, 10, 2, 10**16, 10**15, 2 * 10**15).encode())),
+        ("Ether deposit (EtherPortal payload)", len(encode_ether_deposit(PUBLISHER, 10**17, encode_deposit_data(1)))),
+        ("Register", len(Register(1, ROLE_TRAINER, 0).encode())),
+        ("ValidatorReport, 10 trainers", len(validator_report(1, 0).encode())),
+        ("RoundClose, 2 groups", len(round_close(1).encode())),
+        ("Withdraw", len(Withdraw().encode())),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=100, help="rounds for the state-machine runs")
+    parser.add_argument("--http-rounds", type=int, default=30, help="rounds for the HTTP runs")
+    parser.add_argument("--as-shipped-rounds", type=int, default=5,
+                        help="rounds for the run with the node's HTTP handler exactly as shipped")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+
+    setup, rounds = build_workload(args.rounds)
+    runs = [time_state_machine(setup, rounds) for _ in range(args.repeats)]
+    sm_seconds = statistics.median(s for s, _ in runs)
+    sm_rate = len(rounds) / sm_seconds
+
+    http_rows = []
+    for label, n_rounds, nodelay, repeats in (
+            ("python -m dapp via node HTTP API, TCP_NODELAY", args.http_rounds, True, max(1, args.repeats // 2)),
+            ("python -m dapp via node HTTP API, as shipped", args.as_shipped_rounds, False, 1)):
+        http_setup, http_rounds = build_workload(n_rounds)
+        runs_http = [time_http(http_setup, http_rounds, nodelay) for _ in range(repeats)]
+        http_rows.append((label, len(http_rounds), len(runs_http),
+                          len(http_rounds) / statistics.median(s for s, _ in runs_http)))
+
+    per_round = 1 + GROUPS
+    print(f"Backend throughput: rounds of {GROUPS * TRAINERS_PER_GROUP} trainers "
+          f"({GROUPS} ValidatorReports of {TRAINERS_PER_GROUP} + 1 RoundClose per round), medians")
+    print(f"{'path':46} {'inputs':>7} {'runs':>5} {'inputs/s':>10} {'ms/round':>9} {'vs baseline':>12}")
+    print(f"{'state machine alone (baseline)':46} {len(rounds):>7} {len(runs):>5} {sm_rate:>10.0f} "
+          f"{1000 * per_round / sm_rate:>9.2f} {'1.00x':>12}")
+    for label, n_inputs, n_runs, rate in http_rows:
+        print(f"{label:46} {n_inputs:>7} {n_runs:>5} {rate:>10.0f} {1000 * per_round / rate:>9.2f} "
+              f"{sm_rate / rate:>11.1f}x")
+    print()
+    print("Input sizes (10 trainers per validator)")
+    print(f"{'input':40} {'bytes':>6}")
+    for name, size in input_sizes():
+        print(f"{name:40} {size:>6}")
+    report_size = dict(input_sizes())["ValidatorReport, 10 trainers"]
+    print(f"\nValidatorReport for 10 trainers: {report_size} bytes "
+          f"({'meets' if report_size < 1024 else 'MISSES'} the < 1 KB target; L1 payload limit 65 216 bytes)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
