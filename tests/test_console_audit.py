@@ -1,0 +1,153 @@
+"""The auditors' console against a real anvil, the official contracts, the node and the backend.
+
+One recorded history (2 validators, 4 trainers, 2 rounds, one attacker) is shared by the module; tests that
+tamper with evidence put it back.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from eth_abi import decode as abi_decode
+
+from console_fixtures import ATTACKER, History, record_history, tampered_output
+from dapp.schema import RewardPaid, RoundRecorded, Withdraw, decode_notice
+from flower_sim.config import SimulationConfig
+from flower_sim.rollup_roles import RollupRecorder, RollupRejected
+from frontend_console.audit import AuditFailure, audit
+from frontend_console.l1 import L1
+from frontend_console.node_client import NodeClient
+from node_fixtures import DAPP_BACKEND, fresh_deployment, node_process, running_anvil
+from rollups_node.outputs import encode_notice
+
+pytestmark = pytest.mark.slow
+CFG = SimulationConfig(trainers=4, validators=2, rounds=2)
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory) -> History:
+    folder = tmp_path_factory.mktemp("console")
+    run_dir = folder / "run"
+    run_dir.mkdir()
+    with running_anvil() as rpc_url:
+        deployment = fresh_deployment(rpc_url, epoch_length=4)
+        with node_process(deployment, folder, backend=DAPP_BACKEND) as (url, _process):
+            node = NodeClient(url + "/rpc", f"{url}/inspect/{deployment.application}", deployment.application)
+            recorder = RollupRecorder(CFG, deployment, node)
+            record_history(recorder, CFG, run_dir)
+            yield History(deployment, url, node, folder / "node.sqlite", run_dir, recorder)
+
+
+def console(history: History, *args: str) -> subprocess.CompletedProcess:
+    path = history.run_dir.parent / "deployment.json"
+    return subprocess.run([sys.executable, "-m", "frontend_console.cli", *args, "--node", history.node_url,
+                           "--deployment", str(path)], capture_output=True, text=True, timeout=300)
+
+
+def first_notice(history: History, kind: type) -> tuple[dict, object]:
+    for out in history.node.outputs(output_type="0xc258d6e5"):
+        (payload,) = abi_decode(["bytes"], bytes.fromhex(out["raw_data"][2:])[4:])
+        message = decode_notice(payload)
+        if isinstance(message, kind):
+            return out, message
+    raise AssertionError(f"no {kind.__name__} notice")
+
+
+def test_audit_passes_on_the_honest_history_and_checks_every_model_file(history):
+    report = audit(history.node, L1(history.deployment.rpc_url, history.deployment), run_dir=history.run_dir)
+    assert report.rejected == 0 and report.accepted == report.inputs
+    assert report.outputs == report.proven > 0
+    assert report.rounds == 2
+    assert report.files_checked == 2 * (1 + CFG.validators) and report.files_missing == 0
+
+
+def test_audit_names_a_notice_whose_reward_was_altered(history):
+    out, paid = first_notice(history, RewardPaid)
+    forged = RewardPaid(paid.task_id, paid.round, paid.trainer, paid.amount * 2, paid.stake).encode()
+    index = int(out["index"], 16)
+    with tampered_output(history.db, index, encode_notice(forged)):
+        with pytest.raises(AuditFailure, match=rf"output {index} \(RewardPaid of input \d+\): amount is "
+                                               rf"{paid.amount * 2} on the rollup, {paid.amount} by the rules"):
+            audit(history.node, L1(history.deployment.rpc_url, history.deployment))
+
+
+def test_audit_names_a_round_record_whose_stake_was_altered(history):
+    out, record = first_notice(history, RoundRecorded)
+    stakes = list(record.trainer_stakes)
+    stakes[ATTACKER] += 1  # the attacker quietly given a reputation it never earned
+    forged = RoundRecorded(**{**record.__dict__, "trainer_stakes": tuple(stakes)}).encode()
+    with tampered_output(history.db, int(out["index"], 16), encode_notice(forged)):
+        with pytest.raises(AuditFailure, match=r"RoundRecorded of input \d+\): trainer_stakes is"):
+            audit(history.node, L1(history.deployment.rpc_url, history.deployment))
+
+
+def test_audit_names_a_model_file_that_no_longer_matches_its_digest(history):
+    path = history.run_dir / "round-002-validator-1.npz"
+    original = path.read_bytes()
+    path.write_bytes(original + b"retrained in secret")
+    try:
+        with pytest.raises(AuditFailure, match=r"round 2: .*round-002-validator-1\.npz \(validator 1's model\)"):
+            audit(history.node, L1(history.deployment.rpc_url, history.deployment), run_dir=history.run_dir)
+    finally:
+        path.write_bytes(original)
+
+
+def test_a_proof_that_leads_to_no_claim_fails_on_l1(history):
+    l1 = L1(history.deployment.rpc_url, history.deployment)
+    out, _ = first_notice(history, RewardPaid)
+    raw = bytes.fromhex(out["raw_data"][2:])
+    siblings = [bytes.fromhex(s[2:]) for s in out["output_hashes_siblings"]]
+    assert l1.validate_output(raw, int(out["index"], 16), siblings) is None
+    assert "InvalidOutputsMerkleRoot" in l1.validate_output(raw + b"\0", int(out["index"], 16), siblings)
+
+
+def test_a_rejected_input_stops_the_roles_with_the_rollups_reason(history):
+    recorder, key = history.recorder, history.recorder.validator_keys[0]
+    recorder._confirm("the first withdrawal", recorder._send(key, Withdraw()))  # it earned rewards: accepted
+    with pytest.raises(RollupRejected, match=r"the rollup rejected a second withdrawal \(input \d+, REJECTED\): "
+                                             r".*has nothing to withdraw"):
+        recorder._confirm("a second withdrawal", recorder._send(key, Withdraw()))
+
+
+def test_console_lists_decoded_notices_rounds_stakes_and_producers(history):
+    notices = json.loads(console(history, "notice", "list", "--json").stdout)
+    names = {n["name"] for n in notices}
+    assert {"TaskCreated", "TaskFunded", "ParticipantRegistered", "ContributionClassified", "RewardPaid",
+            "RoundRecorded", "ValidatorRewarded", "ProducerElected", "TaskFinished"} <= names
+    rejected = [n for n in notices if n["name"] == "ContributionClassified" and not n["fields"]["positive"]]
+    assert len(rejected) == CFG.rounds and all(n["fields"]["accuracy_bps"] == 1000 for n in rejected)
+    rounds = console(history, "rounds")
+    assert rounds.returncode == 0 and "90.02%" in rounds.stdout
+    stakes = console(history, "stakes").stdout
+    assert stakes.count("trainer") == CFG.trainers and stakes.count("validator") == CFG.validators
+    producers = console(history, "producers", "--json")
+    assert [n["fields"]["round"] for n in json.loads(producers.stdout)
+            if n["name"] == "ProducerElected"] == [2]
+
+
+def test_console_inspect_and_reports(history):
+    answer = console(history, "inspect", "--payload", "stakes/1")
+    assert answer.returncode == 0 and '"role": "validator"' in answer.stdout
+    unknown = console(history, "inspect", "--payload", "nonsense/1")
+    assert unknown.returncode == 1 and "unknown inspect path" in unknown.stdout
+
+
+def test_console_says_in_one_line_when_the_node_or_the_chain_is_unreachable(history, tmp_path):
+    no_node = subprocess.run([sys.executable, "-m", "frontend_console.cli", "notice", "list", "--node",
+                              "http://127.0.0.1:9", "--app", history.deployment.application],
+                             capture_output=True, text=True, timeout=60)
+    assert no_node.returncode == 2
+    assert no_node.stderr.strip().splitlines() == [
+        "frontend-console: error: no rollups node answers at http://127.0.0.1:9/rpc (is `fedrollup chain up` "
+        "running?)"]
+    broken = history.deployment.__dict__ | {"rpc_url": "http://127.0.0.1:9"}
+    path = tmp_path / "deployment.json"
+    path.write_text(json.dumps(broken))
+    no_chain = subprocess.run([sys.executable, "-m", "frontend_console.cli", "audit", "--node", history.node_url,
+                               "--deployment", str(path)], capture_output=True, text=True, timeout=60)
+    assert no_chain.returncode == 2
+    assert no_chain.stderr.strip().splitlines() == [
+        "frontend-console: error: no Ethereum JSON-RPC node answers at http://127.0.0.1:9"]
