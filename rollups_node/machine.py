@@ -111,8 +111,9 @@ class HostMachine:
 
     def restart(self) -> None:
         log.info("restarting the backend with a fresh state")
-        self.stop()
-        self.start()
+        with self.lock:  # no inspect may be in flight while the process is replaced
+            self.stop()
+            self.start()
 
     def _run(self, session: Session, timeout: float) -> Session:
         with self.lock:

@@ -154,6 +154,10 @@ class Node:
                     self._stop.wait(interval)
         return run
 
+    def request_stop(self) -> None:
+        """Ask every stage to stop (safe from a signal handler); `wait()` then returns."""
+        self._stop.set()
+
     def wait(self) -> None:
         """Block until the node stops (a signal, `stop()`, or a fatal error)."""
         while not self._stop.wait(0.5):

@@ -45,7 +45,7 @@ def run_node_foreground(args: argparse.Namespace) -> int:
                         http_host=args.host, http_port=args.port, rollup_http_port=args.rollup_http_port,
                         finish_timeout=args.finish_timeout, backend_log=args.backend_log, rpc_url=args.rpc)
     node = Node(config)
-    signal.signal(signal.SIGTERM, lambda *_: node._stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: node.request_stop())
     try:
         node.start()
     except MachineError as err:

@@ -13,7 +13,7 @@ from rollups_node.rollup_http import RollupHttpServer, Session
 @pytest.fixture
 def server():
     srv = RollupHttpServer(0, finish_timeout=0.3)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield srv
     srv.shutdown()
