@@ -284,8 +284,9 @@ def _deposit(state: State, advance: Advance) -> Accepted:
     task = replace(task, escrow=escrow, started=started)
     notice = TaskFunded(task.task_id, who, value, escrow, task.required_escrow, started)
     return Accepted(replace(state, tasks=_put(state.tasks, task.task_id, task)), (Notice(notice),),
-                    f"deposit {format_wei(value)} funds task {task.task_id}: escrow {escrow} of "
-                    f"{task.required_escrow} wei" + (", task started" if started else ""))
+                    f"deposit {format_wei(value)} from {short(who)} funds task {task.task_id}: escrow "
+                    f"{format_wei(escrow)} of {format_wei(task.required_escrow)}"
+                    + (", task started" if started else ""))
 
 
 def _create_task(state: State, m: CreateTask, sender: str, advance: Advance) -> Accepted:
@@ -307,7 +308,7 @@ def _create_task(state: State, m: CreateTask, sender: str, advance: Advance) -> 
     notice = TaskCreated(m.task_id, sender, m.mad_bps, m.rounds, m.groups, m.round_trainer_budget,
                          m.reward_per_positive, m.validator_reward, task.required_escrow)
     return Accepted(replace(state, tasks=_put(state.tasks, m.task_id, task)), (Notice(notice),),
-                    f"CreateTask {m.task_id} by {short(sender)} — accepted, {m.rounds} rounds, {m.groups} groups,"
+                    f"CreateTask {m.task_id} by {short(sender)} — accepted, {m.rounds} round(s), {m.groups} group(s),"
                     f" needs {format_wei(task.required_escrow)}")
 
 
