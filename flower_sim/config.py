@@ -40,9 +40,9 @@ class SimulationConfig:
     seed: int = 42
     data: str = ""
     model: str = "cnn"
-    local_epochs: int = 2
+    local_epochs: int = 3
     batch_size: int = 16
-    lr: float = 0.05
+    lr: float = 0.1
     validator_epochs: int = 1
     trim_beta: float = 0.2
 
@@ -97,9 +97,9 @@ class SimulationConfig:
         need(0 < self.mad_bps < BPS, f"--mad {self.mad} rounds to {self.mad_bps} basis points")
         need(self.strategy in STRATEGIES, f"--strategy must be one of {', '.join(STRATEGIES)}")
         need(self.attack in ATTACKS, f"--attack must be one of {', '.join(ATTACKS)}")
-        need(0 <= self.malicious <= 1, f"--malicious is a fraction of trainers in [0, 1], got {self.malicious}")
-        need(self.malicious * self.trainers < self.trainers + 0.5,
-             f"--malicious {self.malicious} means more malicious trainers than the {self.trainers} trainers")
+        need(self.malicious >= 0, f"--malicious is a fraction of trainers in [0, 1], got {self.malicious}")
+        need(self.malicious <= 1, f"--malicious {self.malicious} asks for {self.malicious * self.trainers:g} "
+             f"malicious trainers, more than the {self.trainers} trainers")
         need(0 <= self.attack_prob <= 1, f"--attack-prob must be in [0, 1], got {self.attack_prob}")
         need(self.sigma >= 0, f"--sigma must be non-negative, got {self.sigma}")
         need(0 < self.flip_fraction <= 1, f"--flip-fraction must be in (0, 1], got {self.flip_fraction}")

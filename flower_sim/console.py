@@ -1,0 +1,76 @@
+"""What a researcher sees while `fedrollup simulate` runs: a progress bar, one line per closed round,
+the per-round table, and where the outputs went."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from flower_sim.config import SimulationConfig
+from flower_sim.records import RoundRecord, ValidatorReport
+
+
+def pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.1f}%"
+
+
+def round_table(records: list[RoundRecord], cfg: SimulationConfig) -> Table:
+    table = Table(title=f"{cfg.strategy} · attack {cfg.attack} · {cfg.trainers} trainers / "
+                        f"{cfg.validators} validators", title_justify="left")
+    table.add_column("round", justify="right")
+    table.add_column("global acc", justify="right")
+    for v in range(cfg.validators):
+        table.add_column(f"V{v} own / model", justify="right")
+    table.add_column("accepted", justify="right")
+    table.add_column("rejected", justify="right")
+    table.add_column("rejected & malicious", justify="right")
+    table.add_column("best", justify="right")
+    table.add_column("seconds (train/valid/aggr)", justify="right")
+    for r in records:
+        t = r.timings
+        table.add_row(
+            str(r.round), pct(r.global_accuracy),
+            *[f"{pct(v.own_accuracy)} / {pct(v.aggregated_accuracy)}" for v in r.validators],
+            str(sum(v.accepted for v in r.validators)), str(sum(v.rejected for v in r.validators)),
+            str(sum(v.rejected_malicious for v in r.validators)), f"V{r.best_validator}",
+            f"{t['training_s']:.1f} / {t['validation_s']:.1f} / {t['aggregation_s']:.2f}")
+    return table
+
+
+class ProgressObserver:
+    """Moves the progress bar as validators report and prints a line when a round closes."""
+
+    def __init__(self, console: Console, progress: Progress, task) -> None:
+        self.console, self.progress, self.task = console, progress, task
+
+    def on_validator_report(self, report: ValidatorReport) -> None:
+        self.progress.advance(self.task)
+
+    def on_round_closed(self, record: RoundRecord) -> None:
+        self.progress.advance(self.task)
+        self.console.print(
+            f"round {record.round}: global accuracy {pct(record.global_accuracy)}, "
+            f"{sum(v.accepted for v in record.validators)} accepted, "
+            f"{sum(v.rejected for v in record.validators)} rejected "
+            f"({sum(v.rejected_malicious for v in record.validators)} of them malicious)")
+
+
+def run_with_display(cfg: SimulationConfig, out: Path) -> int:
+    from flower_sim.simulation import simulate
+
+    console = Console(stderr=False)
+    console.print(f"[bold]fedrollup simulate[/]: {cfg.trainers} trainers in {cfg.validators} groups, "
+                  f"strategy {cfg.strategy} (MAD {cfg.mad:g}), attack {cfg.attack} on "
+                  f"{cfg.malicious_count} trainers, {cfg.rounds} rounds, model {cfg.model}, seed {cfg.seed}")
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("loading TensorFlow and the data", total=cfg.rounds * (cfg.validators + 1))
+        observer = ProgressObserver(console, progress, task)
+        result = simulate(cfg, out, observer=observer,
+                          progress=lambda msg: progress.update(task, description=msg))
+    console.print(round_table(result.records, cfg))
+    console.print(f"finished in {result.elapsed_s:.0f} s. Outputs in {out}/: metrics.json, accuracy.png, "
+                  f"round-NNN.npz (global model) and round-NNN-validator-V.npz")
+    return 0
