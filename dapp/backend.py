@@ -51,10 +51,11 @@ class Backend:
         self.ether_portal = normalize_address(ether_portal)
         self.state = state or State()
 
-    def advance(self, data: dict[str, Any]) -> str:
+    def advance(self, data: Any) -> str:
         """Process one advance request; returns the status for the next ``/finish``."""
-        where = f"input {data.get('metadata', {}).get('input_index', '?')}"
+        where = "an advance input"
         try:
+            where = f"input {data['metadata']['input_index']}"
             adv = parse_advance(data)
             where = f"input {adv.input_index} from {short(adv.msg_sender)}"
             try:
@@ -85,20 +86,22 @@ class Backend:
             log.error("could not post the exception either: %s", post_err)
         return "reject"
 
-    def inspect(self, data: dict[str, Any]) -> str:
+    def inspect(self, data: Any) -> str:
         """Answer one inspect request with one JSON report; unknown paths are rejected with a report."""
+        path = None
         try:
-            path = from_hex(data["payload"]).decode("utf-8")
-        except (KeyError, ValueError, UnicodeDecodeError) as err:
-            self.client.report(json.dumps({"error": f"inspect payload is not a UTF-8 path: {err}"}).encode())
-            return "reject"
-        try:
-            body, status = answer(self.state, path), "accept"
-        except InspectError as err:
-            body, status = {"error": str(err)}, "reject"
-        except Exception as err:
+            try:
+                path = from_hex(data["payload"]).decode("utf-8")
+            except (KeyError, TypeError, ValueError) as err:  # UnicodeDecodeError is a ValueError
+                body, status = {"error": f"inspect payload is not a UTF-8 path: {err}"}, "reject"
+            else:
+                try:
+                    body, status = answer(self.state, path), "accept"
+                except InspectError as err:
+                    body, status = {"error": str(err)}, "reject"
+            self.client.report(json.dumps(body).encode())
+        except Exception as err:  # inspect never changes the state; only this request fails
             return self._exception(f"inspect {path!r}", err)
-        self.client.report(json.dumps(body).encode())
         log.info("inspect %s: %s", path, "answered" if status == "accept" else body["error"])
         return status
 
@@ -114,11 +117,11 @@ def run(backend: Backend) -> int:
         if request is None:
             return handled
         handled += 1
-        kind = request.get("request_type")
+        kind = request.get("request_type") if isinstance(request, dict) else None
         if kind == "advance_state":
-            status = backend.advance(request.get("data", {}))
+            status = backend.advance(request.get("data"))
         elif kind == "inspect_state":
-            status = backend.inspect(request.get("data", {}))
+            status = backend.inspect(request.get("data"))
         else:
-            log.error("unknown request type %r, rejecting it", kind)
+            log.error("unknown rollup request %.200r, rejecting it", request)
             status = "reject"

@@ -157,3 +157,22 @@ def test_python_m_dapp_serves_the_rollup_api_as_a_child_process():
     assert any("input 0 from 0x000000…: CreateTask 1" in line and "accepted" in line for line in lines)
     assert any("input 1 from" in line and "rejected — unknown input tag 0x00000000" in line for line in lines)
     assert fake.finish_statuses()[:3] == ["accept", "accept", "reject"]
+
+
+def test_junk_requests_from_the_server_do_not_stop_the_loop(server):
+    junk = [{"request_type": "advance_state", "data": []},
+            {"request_type": "advance_state", "data": {"metadata": {"input_index": 0}, "payload": "0x"}},
+            {"request_type": "advance_state"},
+            {"request_type": "inspect_state", "data": {"payload": "0xzz"}},
+            {"request_type": "inspect_state", "data": {"payload": "0xff"}},
+            {"request_type": "inspect_state", "data": None},
+            {"request_type": "shutdown"},
+            ["not", "an", "object"]]
+    server.queue.extend(junk)
+    server.add_advance(PUBLISHER, CreateTask(1, 2500, 1, 1, 0, 0, 0), 1)
+    backend = serve(server)
+    assert 1 in backend.state.tasks, "the valid input after the junk was processed"
+    assert server.finish_statuses() == ["accept"] + ["reject"] * len(junk) + ["accept"]
+    assert len(server.bodies("/exception")) == 3
+    errors = [json.loads(from_hex(b["payload"]))["error"] for b in server.bodies("/report")]
+    assert len(errors) == 3 and all(e.startswith("inspect payload is not a UTF-8 path") for e in errors)
