@@ -1,1 +1,1 @@
-"""dapp"""
+"""The fedrollup Cartesi rollup backend: message schema, pure state machine, rollup HTTP loop (`python -m dapp`)."""
