@@ -16,7 +16,8 @@ APP_NAME = re.compile(r"^[a-z0-9_-]{3,}$")
 ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 HEX_NUMBER = re.compile(r"^0x[0-9a-fA-F]{1,16}$")
 SELECTOR = re.compile(r"^0x[0-9a-fA-F]{8}$")
-MAX_LIMIT = 10_000
+DEFAULT_LIMIT, MAX_LIMIT = 50, 10_000
+PAGE = ("limit", "offset", "descending")
 
 
 class RpcError(Exception):
@@ -34,12 +35,16 @@ def _bytes(value: Optional[bytes]) -> Optional[str]:
 
 
 # ---- how each record looks on the wire -------------------------------------------------------------
-def application_json(app: Application, processed: int) -> dict:
+def application_json(app: Application, processed: int, last_read_block: int) -> dict:
+    checked = _hex(max(last_read_block, 0))
     return {"name": app.name, "iapplication_address": app.address, "iconsensus_address": app.consensus,
             "iinputbox_address": app.input_box, "template_hash": app.template_hash,
             "epoch_length": _hex(app.epoch_length), "data_availability": app.data_availability,
-            "state": app.state, "reason": "", "iinputbox_block": _hex(app.input_box_block),
-            "processed_inputs": _hex(processed), "created_at": app.created_at, "updated_at": app.updated_at}
+            "consensus_type": "AUTHORITY", "state": app.state, "reason": None,
+            "iinputbox_block": _hex(app.input_box_block), "last_epoch_check_block": checked,
+            "last_input_check_block": checked, "last_output_check_block": checked,
+            "last_tournament_check_block": "0x0", "processed_inputs": _hex(processed),
+            "created_at": app.created_at, "updated_at": app.updated_at}
 
 
 def input_json(item: Input) -> dict:
@@ -70,9 +75,11 @@ def report_json(rep: Report) -> dict:
 
 def epoch_json(epoch: Epoch) -> dict:
     return {"index": _hex(epoch.index), "first_block": _hex(epoch.first_block), "last_block": _hex(epoch.last_block),
+            "input_index_lower_bound": _hex(epoch.input_index_lower_bound),
+            "input_index_upper_bound": _hex(epoch.input_index_upper_bound), "machine_hash": None,
             "claim_hash": epoch.claim_hash, "claim_transaction_hash": epoch.claim_transaction_hash,
-            "status": epoch.status, "virtual_index": _hex(epoch.index),
-            "created_at": epoch.created_at, "updated_at": epoch.updated_at}
+            "commitment": None, "tournament_address": None, "status": epoch.status,
+            "virtual_index": _hex(epoch.virtual_index), "created_at": epoch.created_at, "updated_at": epoch.updated_at}
 
 
 def page(items: list[dict], total: int, limit: int, offset: int) -> dict:
@@ -81,16 +88,18 @@ def page(items: list[dict], total: int, limit: int, offset: int) -> dict:
 
 # ---- parameter checking ------------------------------------------------------------------------------
 class Params:
-    """Named parameters of one call, each read and checked once; unknown names are an error."""
+    """The parameters of one call, by name or by position (in the declared order), as the real node
+    accepts them; names it does not know are ignored, as Go's JSON decoding ignores them."""
 
-    def __init__(self, raw: Any, allowed: set[str]) -> None:
+    def __init__(self, raw: Any, names: tuple[str, ...]) -> None:
         if raw is None:
             raw = {}
+        if isinstance(raw, list):
+            if len(raw) > len(names):
+                raise RpcError(INVALID_PARAMS, f"expected at most {len(names)} parameters, got {len(raw)}")
+            raw = dict(zip(names, raw))
         if not isinstance(raw, dict):
-            raise RpcError(INVALID_PARAMS, "params must be an object of named parameters")
-        unknown = set(raw) - allowed
-        if unknown:
-            raise RpcError(INVALID_PARAMS, f"unknown parameter(s): {', '.join(sorted(unknown))}")
+            raise RpcError(INVALID_PARAMS, "params must be an object or an array")
         self.raw = raw
 
     def index(self, name: str, required: bool = False) -> Optional[int]:
@@ -103,13 +112,16 @@ class Params:
             raise RpcError(INVALID_PARAMS, f"{name} must be a hex string like \"0x1\"")
         return int(value, 16)
 
-    def pagination(self) -> tuple[int, int]:
-        limit, offset = self.raw.get("limit", 50), self.raw.get("offset", 0)
-        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
-            raise RpcError(INVALID_PARAMS, f"limit must be an integer between 1 and {MAX_LIMIT}")
-        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-            raise RpcError(INVALID_PARAMS, "offset must be a non-negative integer")
-        return limit, offset
+    def pagination(self) -> tuple[int, int, bool]:
+        """(limit, offset, descending): limit 0 or absent means 50, above 10 000 it is capped."""
+        limit, offset = self.raw.get("limit", 0), self.raw.get("offset", 0)
+        descending = self.raw.get("descending", False)
+        for name, value in (("limit", limit), ("offset", offset)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise RpcError(INVALID_PARAMS, f"{name} must be a non-negative integer")
+        if not isinstance(descending, bool):
+            raise RpcError(INVALID_PARAMS, "descending must be true or false")
+        return min(limit or DEFAULT_LIMIT, MAX_LIMIT), offset, descending
 
     def pattern(self, name: str, regex: re.Pattern, what: str) -> Optional[str]:
         value = self.raw.get(name)
@@ -125,23 +137,23 @@ class JsonRpcReader:
 
     def __init__(self, repository: Repository, chain_id: int) -> None:
         self.repository, self.chain_id = repository, chain_id
-        self.methods: dict[str, tuple[set[str], Callable[[Params], Any]]] = {
-            "cartesi_listApplications": ({"limit", "offset"}, self.list_applications),
-            "cartesi_getApplication": ({"application"}, self.get_application),
-            "cartesi_listEpochs": ({"application", "status", "limit", "offset"}, self.list_epochs),
-            "cartesi_getEpoch": ({"application", "epoch_index"}, self.get_epoch),
-            "cartesi_getLastAcceptedEpochIndex": ({"application"}, self.last_accepted_epoch_index),
-            "cartesi_listInputs": ({"application", "epoch_index", "sender", "limit", "offset"}, self.list_inputs),
-            "cartesi_getInput": ({"application", "input_index"}, self.get_input),
-            "cartesi_getProcessedInputCount": ({"application"}, self.processed_input_count),
-            "cartesi_listOutputs": ({"application", "epoch_index", "input_index", "output_type", "voucher_address",
-                                     "limit", "offset"}, self.list_outputs),
-            "cartesi_getOutput": ({"application", "output_index"}, self.get_output),
-            "cartesi_listReports": ({"application", "epoch_index", "input_index", "limit", "offset"},
-                                    self.list_reports),
-            "cartesi_getReport": ({"application", "report_index"}, self.get_report),
-            "cartesi_getChainId": (set(), lambda p: {"data": _hex(self.chain_id)}),
-            "cartesi_getNodeVersion": (set(), lambda p: {"data": NODE_VERSION}),
+        # method -> (parameter names in the real node's declaration order, for positional params; handler)
+        self.methods: dict[str, tuple[tuple[str, ...], Callable[[Params], Any]]] = {
+            "cartesi_listApplications": (PAGE, self.list_applications),
+            "cartesi_getApplication": (("application",), self.get_application),
+            "cartesi_listEpochs": (("application", "status") + PAGE, self.list_epochs),
+            "cartesi_getEpoch": (("application", "epoch_index"), self.get_epoch),
+            "cartesi_getLastAcceptedEpochIndex": (("application",), self.last_accepted_epoch_index),
+            "cartesi_listInputs": (("application", "epoch_index", "sender") + PAGE, self.list_inputs),
+            "cartesi_getInput": (("application", "input_index"), self.get_input),
+            "cartesi_getProcessedInputCount": (("application",), self.processed_input_count),
+            "cartesi_listOutputs": (("application", "epoch_index", "input_index", "output_type", "voucher_address")
+                                    + PAGE, self.list_outputs),
+            "cartesi_getOutput": (("application", "output_index"), self.get_output),
+            "cartesi_listReports": (("application", "epoch_index", "input_index") + PAGE, self.list_reports),
+            "cartesi_getReport": (("application", "report_index"), self.get_report),
+            "cartesi_getChainId": ((), lambda p: {"data": _hex(self.chain_id)}),
+            "cartesi_getNodeVersion": ((), lambda p: {"data": NODE_VERSION}),
         }
 
     # ---- transport ----
@@ -174,13 +186,13 @@ class JsonRpcReader:
         entry = self.methods.get(request["method"])
         if entry is None:
             return self._error(request_id, METHOD_NOT_FOUND, f"method {request['method']} not found")
-        allowed, method = entry
+        names, method = entry
         try:
-            result = method(Params(request.get("params"), allowed))
+            result = method(Params(request.get("params"), names))
         except RpcError as err:
             return self._error(request_id, err.code, err.message)
         except Exception as err:  # a reader bug must not take the node down
-            return self._error(request_id, INTERNAL_ERROR, f"internal error: {type(err).__name__}")
+            return self._error(request_id, INTERNAL_ERROR, "Internal server error")
         if "id" not in request:
             return None  # a notification
         return {"jsonrpc": "2.0", "result": result, "id": request_id}
@@ -198,22 +210,25 @@ class JsonRpcReader:
         return app
 
     def list_applications(self, params: Params) -> dict:
-        limit, offset = params.pagination()
+        limit, offset, descending = params.pagination()
         app = self.repository.application()
-        apps = [application_json(app, self.repository.processed_input_count())] if app else []
+        apps = [application_json(app, self.repository.processed_input_count(), self.repository.last_read_block())
+                ] if app else []
         return page(apps[offset:offset + limit], len(apps), limit, offset)
 
     def get_application(self, params: Params) -> dict:
         app = self._application(params)
-        return {"data": application_json(app, self.repository.processed_input_count())}
+        return {"data": application_json(app, self.repository.processed_input_count(),
+                                         self.repository.last_read_block())}
 
     def list_epochs(self, params: Params) -> dict:
         self._application(params)
         status = params.raw.get("status")
         if status is not None and status not in EPOCH_STATUSES:
             raise RpcError(INVALID_PARAMS, f"status must be one of {', '.join(EPOCH_STATUSES)}")
-        limit, offset = params.pagination()
-        epochs, total = self.repository.list_epochs(status=status, limit=limit, offset=offset)
+        limit, offset, descending = params.pagination()
+        epochs, total = self.repository.list_epochs(status=status, limit=limit, offset=offset,
+                                                     descending=descending)
         return page([epoch_json(e) for e in epochs], total, limit, offset)
 
     def get_epoch(self, params: Params) -> dict:
@@ -234,9 +249,9 @@ class JsonRpcReader:
         self._application(params)
         epoch_index = params.index("epoch_index")
         sender = params.pattern("sender", ADDRESS, "a 0x address")
-        limit, offset = params.pagination()
+        limit, offset, descending = params.pagination()
         inputs, total = self.repository.list_inputs(epoch_index=epoch_index, sender=sender, limit=limit,
-                                                    offset=offset)
+                                                    offset=offset, descending=descending)
         return page([input_json(i) for i in inputs], total, limit, offset)
 
     def get_input(self, params: Params) -> dict:
@@ -255,11 +270,11 @@ class JsonRpcReader:
         epoch_index, input_index = params.index("epoch_index"), params.index("input_index")
         output_type = params.pattern("output_type", SELECTOR, "a 4-byte selector like \"0xc258d6e5\"")
         voucher_address = params.pattern("voucher_address", ADDRESS, "a 0x address")
-        limit, offset = params.pagination()
+        limit, offset, descending = params.pagination()
         outputs, total = self.repository.list_outputs(
             epoch_index=epoch_index, input_index=input_index,
             output_type=bytes.fromhex(output_type[2:]) if output_type else None,
-            voucher_address=voucher_address, limit=limit, offset=offset)
+            voucher_address=voucher_address, limit=limit, offset=offset, descending=descending)
         return page([output_json(o) for o in outputs], total, limit, offset)
 
     def get_output(self, params: Params) -> dict:
@@ -272,9 +287,9 @@ class JsonRpcReader:
     def list_reports(self, params: Params) -> dict:
         self._application(params)
         epoch_index, input_index = params.index("epoch_index"), params.index("input_index")
-        limit, offset = params.pagination()
+        limit, offset, descending = params.pagination()
         reports, total = self.repository.list_reports(epoch_index=epoch_index, input_index=input_index,
-                                                      limit=limit, offset=offset)
+                                                      limit=limit, offset=offset, descending=descending)
         return page([report_json(r) for r in reports], total, limit, offset)
 
     def get_report(self, params: Params) -> dict:

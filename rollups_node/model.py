@@ -86,3 +86,6 @@ class Epoch:
     claim_transaction_hash: Optional[str] = None
     created_at: str = ""
     updated_at: str = ""
+    input_index_lower_bound: int = 0  # its first input; upper bound is one past its last
+    input_index_upper_bound: int = 0
+    virtual_index: int = 0  # its position among the epochs that have inputs (0, 1, 2, …)

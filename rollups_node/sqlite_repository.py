@@ -186,12 +186,24 @@ class SqliteRepository:
             (status, claim_hash, claim_transaction_hash, now(), index))])
 
     # reader
-    def _page(self, table: str, where: dict[str, Any], limit: int, offset: int) -> tuple[list[sqlite3.Row], int]:
+    def _page(self, table: str, where: dict[str, Any], limit: int, offset: int,
+              descending: bool = False) -> tuple[list[sqlite3.Row], int]:
         clause, args = _where(where)
         total = self._query(f"SELECT COUNT(*) FROM {table}{clause}", args)[0][0]
-        rows = self._query(f'SELECT * FROM {table}{clause} ORDER BY "index" LIMIT ? OFFSET ?',
-                           args + [limit, offset])
+        order = "DESC" if descending else "ASC"
+        rows = self._query(f'SELECT {self._columns(table)} FROM {table}{clause} ORDER BY "index" {order} '
+                           "LIMIT ? OFFSET ?", args + [limit, offset])
         return rows, total
+
+    @staticmethod
+    def _columns(table: str) -> str:
+        """Epochs carry their input bounds and virtual index, computed from the inputs table."""
+        if table != "epoch":
+            return "*"
+        return ('epoch.*, (SELECT MIN("index") FROM input WHERE input.epoch_index = epoch."index") '
+                'AS input_index_lower_bound, (SELECT MAX("index") + 1 FROM input WHERE input.epoch_index = '
+                'epoch."index") AS input_index_upper_bound, (SELECT COUNT(*) FROM epoch AS earlier WHERE '
+                'earlier."index" < epoch."index") AS virtual_index')
 
     @staticmethod
     def _input(row: sqlite3.Row) -> Input:
@@ -217,9 +229,10 @@ class SqliteRepository:
         return Report(**data)
 
     def list_inputs(self, epoch_index: Optional[int] = None, sender: Optional[str] = None,
-                    limit: int = 50, offset: int = 0) -> tuple[list[Input], int]:
+                    limit: int = 50, offset: int = 0, descending: bool = False) -> tuple[list[Input], int]:
         rows, total = self._page("input", {"epoch_index": epoch_index,
-                                           "lower(sender)": sender.lower() if sender else None}, limit, offset)
+                                           "lower(sender)": sender.lower() if sender else None}, limit, offset,
+                                 descending)
         return [self._input(row) for row in rows], total
 
     def get_input(self, index: int) -> Optional[Input]:
@@ -231,11 +244,11 @@ class SqliteRepository:
 
     def list_outputs(self, epoch_index: Optional[int] = None, input_index: Optional[int] = None,
                      output_type: Optional[bytes] = None, voucher_address: Optional[str] = None,
-                     limit: int = 50, offset: int = 0) -> tuple[list[Output], int]:
+                     limit: int = 50, offset: int = 0, descending: bool = False) -> tuple[list[Output], int]:
         rows, total = self._page("output", {"epoch_index": epoch_index, "input_index": input_index,
                                             "type": output_type,
                                             "voucher_address": voucher_address.lower() if voucher_address else None},
-                                 limit, offset)
+                                 limit, offset, descending)
         return [self._output(row) for row in rows], total
 
     def get_output(self, index: int) -> Optional[Output]:
@@ -243,21 +256,22 @@ class SqliteRepository:
         return self._output(rows[0]) if rows else None
 
     def list_reports(self, epoch_index: Optional[int] = None, input_index: Optional[int] = None,
-                     limit: int = 50, offset: int = 0) -> tuple[list[Report], int]:
-        rows, total = self._page("report", {"epoch_index": epoch_index, "input_index": input_index}, limit, offset)
+                     limit: int = 50, offset: int = 0, descending: bool = False) -> tuple[list[Report], int]:
+        rows, total = self._page("report", {"epoch_index": epoch_index, "input_index": input_index}, limit, offset,
+                                 descending)
         return [self._report(row) for row in rows], total
 
     def get_report(self, index: int) -> Optional[Report]:
         rows = self._query('SELECT * FROM report WHERE "index" = ?', (index,))
         return self._report(rows[0]) if rows else None
 
-    def list_epochs(self, status: Optional[str] = None, limit: int = 50,
-                    offset: int = 0) -> tuple[list[Epoch], int]:
-        rows, total = self._page("epoch", {"status": status}, limit, offset)
+    def list_epochs(self, status: Optional[str] = None, limit: int = 50, offset: int = 0,
+                    descending: bool = False) -> tuple[list[Epoch], int]:
+        rows, total = self._page("epoch", {"status": status}, limit, offset, descending)
         return [Epoch(**dict(row)) for row in rows], total
 
     def get_epoch(self, index: int) -> Optional[Epoch]:
-        rows = self._query('SELECT * FROM epoch WHERE "index" = ?', (index,))
+        rows = self._query(f'SELECT {self._columns("epoch")} FROM epoch WHERE "index" = ?', (index,))
         return Epoch(**dict(rows[0])) if rows else None
 
     def last_accepted_epoch_index(self) -> Optional[int]:

@@ -79,6 +79,21 @@ def test_inputs_reports_and_counts(reader):
     epochs = call(reader, "cartesi_listEpochs", {"application": "fedrollup"})["result"]["data"]
     assert [(e["index"], e["status"], e["first_block"], e["last_block"]) for e in epochs] == [
         ("0x1", "OPEN", "0x4", "0x7"), ("0x2", "OPEN", "0x8", "0xb")]
+    assert [(e["input_index_lower_bound"], e["input_index_upper_bound"], e["virtual_index"]) for e in epochs] == [
+        ("0x0", "0x2", "0x0"), ("0x2", "0x3", "0x1")]
+
+
+def test_params_by_position_descending_order_and_the_real_nodes_limit_rules(reader):
+    by_position = call(reader, "cartesi_getOutput", ["fedrollup", "0x1"])["result"]["data"]
+    assert by_position["index"] == "0x1" and by_position["decoded_data"]["type"] == "Voucher"
+    newest_first = call(reader, "cartesi_listInputs", {"application": "fedrollup", "descending": True})["result"]
+    assert [i["index"] for i in newest_first["data"]] == ["0x2", "0x1", "0x0"]
+    assert call(reader, "cartesi_listInputs", {"application": "fedrollup", "limit": 0})["result"]["pagination"][
+        "limit"] == 50
+    assert call(reader, "cartesi_listInputs", {"application": "fedrollup", "limit": 10**6})["result"]["pagination"][
+        "limit"] == 10_000
+    unknown_ignored = call(reader, "cartesi_listReports", {"application": "fedrollup", "colour": "red"})
+    assert len(unknown_ignored["result"]["data"]) == 2
 
 
 @pytest.mark.parametrize("method, params, code", [
@@ -91,14 +106,15 @@ def test_inputs_reports_and_counts(reader):
     ("cartesi_listOutputs", {"application": "0x" + "12" * 20}, -32000),
     ("cartesi_listOutputs", {"application": "X!"}, -32602),
     ("cartesi_listOutputs", {}, -32602),
-    ("cartesi_listOutputs", ["fedrollup"], -32602),
+    ("cartesi_listOutputs", "fedrollup", -32602),
+    ("cartesi_getOutput", ["fedrollup", "0x0", "extra"], -32602),
     ("cartesi_getOutput", {"application": "fedrollup", "output_index": 0}, -32602),
     ("cartesi_getOutput", {"application": "fedrollup", "output_index": "zero"}, -32602),
     ("cartesi_getOutput", {"application": "fedrollup"}, -32602),
     ("cartesi_listOutputs", {"application": "fedrollup", "limit": -1}, -32602),
     ("cartesi_listOutputs", {"application": "fedrollup", "limit": "10"}, -32602),
     ("cartesi_listOutputs", {"application": "fedrollup", "output_type": "Notice"}, -32602),
-    ("cartesi_listOutputs", {"application": "fedrollup", "colour": "red"}, -32602),
+    ("cartesi_listOutputs", {"application": "fedrollup", "descending": "yes"}, -32602),
     ("cartesi_listEpochs", {"application": "fedrollup", "status": "FINE"}, -32602),
     ("cartesi_doesNotExist", {}, -32601),
 ])
