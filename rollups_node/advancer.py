@@ -66,6 +66,8 @@ class Advancer:
     def step(self) -> int:
         """Process every unprocessed input; return how many were processed."""
         processed = 0
+        if not self.machine.ready:  # the backend died (e.g. during an inspect): rebuild it now
+            self.rebuild_backend()
         while True:
             batch = self.repository.unprocessed_inputs()
             if not batch:

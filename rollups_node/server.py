@@ -48,14 +48,14 @@ class _Handler(QuietHandler):
             ok = self.server.healthy()
             self._text(200 if ok else 503, "ok" if ok else "not ready")
         elif self.path == "/rpc" or self.path.startswith("/inspect"):
-            self._text(405, "method not allowed")
+            self._text(405, "Method not allowed")
         else:
             self._text(404, "not found")
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         if self.path.startswith("/inspect/") and length > MAX_INSPECT_BYTES:
-            self._text(413, "inspect payload too large")
+            self._text(413, "Payload too large")
             self.close_connection = True
             return
         body = self.rfile.read(length)
@@ -70,19 +70,20 @@ class _Handler(QuietHandler):
     def _inspect(self, name: str, payload: bytes) -> None:
         app = self.server.repository.application()
         if app is None or name.lower() not in (app.name, app.address.lower()):
-            self._text(404, f"application {name} not found")
+            self._text(404, "Application not found")
             return
         if not self.server.machine.ready:
-            self._text(503, "machine not ready")
+            self._text(503, "Machine not ready")
             return
         try:
             result = self.server.machine.inspect(payload)
         except MachineError:
-            self._text(503, "machine not ready")
+            self._text(503, "Machine not ready")
             return
         answer: dict = {"status": INSPECT_STATUS[result.status]}
         if result.exception is not None:
-            answer["exception"] = result.exception.decode(errors="replace")
+            answer["exception"] = ("Error on the machine while inspecting: "
+                                   + result.exception.decode(errors="replace"))
         answer["reports"] = [{"payload": "0x" + r.hex()} for r in result.reports] or None
         answer["processed_input_count"] = self.server.repository.processed_input_count()
         self._json(200, json.dumps(answer).encode())
