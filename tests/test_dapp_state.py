@@ -268,3 +268,9 @@ def test_unknown_tag_truncated_and_notice_tags_are_rejected(chain):
 def test_deposit_report_is_not_an_error_report(chain):
     outputs = chain.deposit(STRANGER, 1 * ETH).outputs
     assert isinstance(outputs[1], Report) and "error" not in json.loads(outputs[1].payload)
+
+
+def test_a_deposit_shaped_payload_from_anyone_but_the_portal_is_rejected(chain):
+    fake_deposit = encode_ether_deposit(STRANGER, 1 * ETH, encode_deposit_data(1))
+    assert chain.reject(STRANGER, fake_deposit).startswith("unknown input tag")
+    assert chain.state.balance(STRANGER) == 0
