@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import Counter
-
 from rollups_node.machine import AdvanceResult, HostMachine
 from rollups_node.merkle import OutputsTree
 from rollups_node.model import INPUT_ACCEPTED, INPUT_EXCEPTION, INPUT_REJECTED, Input, Output, Report
-from rollups_node.outputs import TYPE_NAMES, output_hash
+from rollups_node.describe import describe_outputs, describe_payload, describe_reason
+from rollups_node.outputs import output_hash
 from rollups_node.repository import Repository
 
 log = logging.getLogger("rollups_node.advancer")
@@ -34,49 +33,30 @@ def advance_metadata(item: Input) -> dict:
             "prev_randao": "0x" + item.prev_randao.to_bytes(32, "big").hex(), "input_index": item.index}
 
 
-def describe_payload(item: Input) -> str:
-    """A researcher-readable name for an input: its fedrollup message type, when the schema knows it."""
-    try:
-        from dapp.portal import ether_portal_address
-        from dapp.schema import decode_input
-    except ImportError:
-        return f"{len(item.payload)} bytes"
-    if item.sender.lower() == ether_portal_address().lower():
-        return "Ether deposit"
-    try:
-        return type(decode_input(item.payload)).__name__
-    except ValueError:
-        return f"{len(item.payload)} bytes"
-
-
-def describe_outputs(outputs: list[bytes], reports: list[bytes]) -> str:
-    counts = Counter(TYPE_NAMES.get(raw[:4], "output") for raw in outputs)
-    parts = [f"{n} {name[0].lower() + name[1:]}{'s' if n != 1 else ''}" for name, n in counts.items()]
-    if reports:
-        parts.append(f"{len(reports)} report{'s' if len(reports) != 1 else ''}")
-    return ", ".join(parts) or "no outputs"
-
-
 class Advancer:
     def __init__(self, repository: Repository, machine: HostMachine, tree: OutputsTree,
-                 tree_lock: threading.Lock) -> None:
+                 tree_lock: threading.Lock, stopping: threading.Event | None = None) -> None:
         self.repository, self.machine, self.tree, self.tree_lock = repository, machine, tree, tree_lock
+        self.stopping = stopping or threading.Event()  # set when the node stops: no more backend restarts
         self.next_report_index = repository.number_of_reports()
 
     def step(self) -> int:
         """Process every unprocessed input; return how many were processed."""
         processed = 0
-        if not self.machine.ready:  # the backend died (e.g. during an inspect): rebuild it now
+        if not self.machine.ready and not self.stopping.is_set():  # it died, e.g. during an inspect
             self.rebuild_backend()
-        while True:
+        while not self.stopping.is_set():
             batch = self.repository.unprocessed_inputs()
             if not batch:
-                return processed
+                break
             for item in batch:
+                if self.stopping.is_set():
+                    break
                 if not self.machine.ready:
                     self.rebuild_backend()
                 self.process(item)
                 processed += 1
+        return processed
 
     def process(self, item: Input) -> None:
         first_index = len(self.tree)
@@ -94,15 +74,15 @@ class Advancer:
             root = "0x" + self.tree.root().hex()
         self.repository.store_advance_result(item.index, status, outputs, reports, root)
         self.next_report_index += len(reports)
-        what = describe_outputs([o.raw_data for o in outputs] if outputs else result.outputs, result.reports)
+        what = describe_outputs(result.outputs, result.reports)
         who = f"{describe_payload(item)} from {item.sender[:10]}…"
         if status == INPUT_ACCEPTED:
             log.info("input %d (%s) accepted: %s", item.index, who, what)
         else:
-            reason = f" ({result.exception.decode(errors='replace')})" if result.exception else ""
             log.info("input %d (%s) %s%s: outputs discarded (%s)", item.index, who,
-                     "rejected" if status == INPUT_REJECTED else "raised an exception", reason, what)
-        if result.status in ("exception", "halted"):
+                     "rejected" if status == INPUT_REJECTED else "raised an exception",
+                     describe_reason(result.reports, result.exception), what)
+        if result.status in ("exception", "halted") and not self.stopping.is_set():
             self.rebuild_backend()
 
     def rebuild_backend(self) -> None:

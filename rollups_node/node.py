@@ -65,12 +65,12 @@ class Node:
                                    config.backend_log)
         self.reader = EvmReader(self.w3, self.repository, deployment.application, deployment.input_box,
                                 deployment.epoch_length)
-        self.advancer = Advancer(self.repository, self.machine, self.tree, self.tree_lock)
+        self._stop = threading.Event()
+        self.advancer = Advancer(self.repository, self.machine, self.tree, self.tree_lock, self._stop)
         authority = self.w3.eth.contract(address=deployment.authority, abi=deployment.abi("Authority"))
         self.claimer = Claimer(self.w3, self.repository, authority, deployment.application, config.owner_key,
                                self.tree, self.tree_lock)
         self.http: Optional[NodeHttpServer] = None
-        self._stop = threading.Event()
         self._inputs_arrived = threading.Event()
         self._threads: list[threading.Thread] = []
         self.failure: Optional[BaseException] = None
