@@ -59,6 +59,7 @@ class Node:
                              "(a fresh chain? deploy again)")
         self.repository = SqliteRepository(config.database)
         self._register_application()
+        self._check_database_matches_chain()
         self.tree = OutputsTree(self.repository.output_hashes())
         self.tree_lock = threading.Lock()
         self.machine = HostMachine(config.backend_command, config.rollup_http_port, config.finish_timeout,
@@ -86,6 +87,21 @@ class Node:
             input_box_block=d.input_box_block, template_hash=d.template_hash, epoch_length=d.epoch_length,
             data_availability="0x" + data_availability(d.input_box).hex(), chain_id=d.chain_id,
             created_at=stored.created_at if stored else ""))
+
+    def _check_database_matches_chain(self) -> None:
+        """A restarted anvil puts the same CREATE2 addresses on a chain without our inputs: refuse that."""
+        stored, total = self.repository.list_inputs(limit=1, descending=True)
+        if not total:
+            return
+        d = self.config.deployment
+        box = self.w3.eth.contract(address=d.input_box, abi=d.abi("InputBox"))
+        last = stored[0]
+        on_chain = box.functions.getNumberOfInputs(d.application).call()
+        if on_chain <= last.index or bytes(box.functions.getInputHash(d.application, last.index).call()) \
+                != Web3.keccak(last.raw_data):
+            self.repository.close()
+            raise UsageError(f"the database {self.config.database} holds {total} inputs that this chain does not "
+                             "have (a fresh chain?): start the node with a fresh --db")
 
     @property
     def url(self) -> str:

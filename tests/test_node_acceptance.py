@@ -7,6 +7,7 @@ import pytest
 import requests
 from web3.exceptions import ContractLogicError
 
+from contracts_config.deploy import ANVIL_KEY_0, deploy
 from contracts_config.transactions import connect
 from node_fixtures import (DEV_KEYS, ECHO_BACKEND, add_input, claimed, fresh_deployment, node_command, node_process,
                            outputs_of, processed, proof_of, rpc, running_anvil, wait_until)
@@ -109,3 +110,20 @@ def test_the_node_refuses_to_start_when_replay_diverges(chain, tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "refusing to start" in result.stderr and "input 0" in result.stderr
+
+
+def test_the_node_refuses_a_database_from_another_chain(tmp_path):
+    """A restarted anvil gives the same CREATE2 addresses but none of the stored inputs."""
+    template = "0x" + "5e" * 32
+    with running_anvil() as first_chain:
+        deployment = deploy(first_chain, ANVIL_KEY_0, epoch_length=4, template_hash=template)
+        with node_process(deployment, tmp_path) as (url, _):
+            add_input(deployment, b"only on the first chain")
+            wait_until(lambda: processed(url, "fedrollup") == 1, 30, "the input processed")
+    with running_anvil() as second_chain:
+        again = deploy(second_chain, ANVIL_KEY_0, epoch_length=4, template_hash=template)
+        assert again.application == deployment.application
+        (tmp_path / "deployment.json").write_text(again.to_json())
+        command = node_command(tmp_path / "deployment.json", tmp_path / "node.sqlite", 0, ECHO_BACKEND)
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "fresh --db" in result.stderr and "Traceback" not in result.stderr
