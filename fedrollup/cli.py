@@ -18,6 +18,7 @@ SUBCOMMAND_MODULES = [
     "rollups_node.cli",
     "dapp.cli",
     "frontend_console.cli",
+    "topology.cli",
 ]
 
 

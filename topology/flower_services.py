@@ -1,0 +1,107 @@
+"""Flower's Deployment Engine on the emulated hosts: a SuperLink per validator, a SuperNode per station, over TLS.
+
+Each SuperLink binds its validator's address (the stations' gateway) with the run's certificates; each
+SuperNode dials its own group's SuperLink with the run CA as `--root-certificates` and carries its partition
+in `--node-config`. `wait_registered` proves a SuperNode got through TLS across the emulated links: the
+SuperLink's Fleet API logs every node that registers or activates.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+from topology.processes import VENV_BIN, HostProcess, HostProcesses, wait_until
+from topology.tls import ServerCertificate, make_certificates
+from topology.topo import EdgeTopology
+
+SUPERLINK_PORT = 9100
+
+
+@dataclass
+class FlowerServices:
+    """The running Flower processes: SuperLink per validator host, SuperNode per station."""
+
+    superlinks: dict[str, HostProcess] = field(default_factory=dict)
+    supernodes: dict[str, HostProcess] = field(default_factory=dict)
+    addresses: dict[str, str] = field(default_factory=dict)        # validator -> "ip:port"
+    certificates: dict[str, ServerCertificate] = field(default_factory=dict)
+    insecure: bool = False
+
+
+def superlink_argv(address: str, port: int, cert: ServerCertificate | None) -> list[str]:
+    tls = (["--ssl-ca-certfile", str(cert.ca), "--ssl-certfile", str(cert.cert), "--ssl-keyfile", str(cert.key)]
+           if cert else ["--insecure"])
+    return [str(VENV_BIN / "flower-superlink"), *tls, "--host", address, "--port", str(port),
+            "--disable-runtime-dependency-installation", "--database", "superlink.sqlite"]
+
+
+def supernode_argv(superlink: str, partition: tuple[int, int], ca: str | None) -> list[str]:
+    tls = ["--root-certificates", ca] if ca else ["--insecure"]
+    return [str(VENV_BIN / "flower-supernode"), *tls, "--superlink", superlink,
+            "--node-config", f"partition-id={partition[0]} num-partitions={partition[1]}"]
+
+
+def start_superlinks(processes: HostProcesses, topo: EdgeTopology, tls: bool = True,
+                     port: int = SUPERLINK_PORT, timeout_s: float = 60.0) -> FlowerServices:
+    """One SuperLink per validator host, bound to its address; returns once each accepts connections."""
+    network = processes.network
+    services = FlowerServices(insecure=not tls)
+    if tls:
+        services.certificates = make_certificates(network.run_dir / "certs",
+                                                  {v.name: topo.addresses(v.name) for v in topo.validators})
+    for validator in topo.validators:
+        address = topo.address(validator.name)
+        process = processes.start(validator.name, "superlink",
+                                  superlink_argv(address, port, services.certificates.get(validator.name)))
+        services.superlinks[validator.name] = process
+        services.addresses[validator.name] = f"{address}:{port}"
+    for validator in topo.validators:
+        address = topo.address(validator.name)
+        wait_until(lambda: network.reachable(validator.name, address, port), timeout_s,
+                   f"SuperLink on {validator.name} listening on {address}:{port}",
+                   services.superlinks[validator.name])
+    return services
+
+
+def start_supernodes(processes: HostProcesses, topo: EdgeTopology, services: FlowerServices,
+                     stations: list[str] | None = None) -> None:
+    """A SuperNode on each station (all by default), dialing its own group's SuperLink."""
+    for name in stations or [s.name for s in topo.stations]:
+        validator = topo.validator_of(name).name
+        cert = services.certificates.get(validator)
+        services.supernodes[name] = processes.start(
+            name, "supernode",
+            supernode_argv(services.addresses[validator], topo.partition(name), str(cert.ca) if cert else None))
+
+
+def registered_nodes(superlink: HostProcess) -> int:
+    """How many SuperNodes the SuperLink's log shows registering (Fleet API `register-node` calls)."""
+    try:
+        text = superlink.log.read_text(errors="replace")
+    except OSError:
+        return 0
+    return text.count("[Fleet.ActivateNode] Activated")
+
+
+def tls_handshake(processes: HostProcesses, station: str, address: str, ca: str, timeout_s: float = 20.0) -> str:
+    """From `station`, open TLS to address ("ip:port") verifying the run CA and the IP SAN; the TLS version."""
+    host, port = address.rsplit(":", 1)
+    code = ("import socket, ssl, sys; ctx = ssl.create_default_context(cafile=sys.argv[1]); "
+            "s = ctx.wrap_socket(socket.create_connection((sys.argv[2], int(sys.argv[3])), timeout=5), "
+            "server_hostname=sys.argv[2]); print(s.version())")
+    probe = processes.run(station, "tls-probe", [sys.executable, "-c", code, ca, host, port], timeout_s)
+    return probe.log_tail(1).strip()
+
+
+def wait_registered(topo: EdgeTopology, services: FlowerServices, timeout_s: float = 90.0) -> float:
+    """Wait until every validator's SuperLink has seen each SuperNode of its group register."""
+    started = 0.0
+    for validator in topo.validators:
+        expected = sum(1 for s in services.supernodes if topo.node(s).group == validator.group)
+        link = services.superlinks[validator.name]
+        started += wait_until(lambda: registered_nodes(link) >= expected, timeout_s,
+                              f"{expected} SuperNode(s) registered with the SuperLink on {validator.name}", link)
+    dead = [f"{n}: {p.log_tail(1)}" for n, p in services.supernodes.items() if not p.alive]
+    if dead:
+        raise RuntimeError(f"SuperNode(s) exited: {'; '.join(dead)}")
+    return started

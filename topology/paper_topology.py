@@ -1,0 +1,184 @@
+"""The paper's emulated edge network, end to end: `sudo .venv/bin/python topology/paper_topology.py [options]`
+(or `sudo fedrollup topology [options]`).
+
+Builds the network (Mininet-WiFi where the machine has it, else the wired fallback), starts the chain host
+and the Flower SuperLinks (validators) and SuperNodes (stations) over TLS, checks connectivity across the
+emulated links, prints a summary, writes `<out>/topology-summary.json`, hands the network to
+`run_federation` (the seam where the federated rounds plug in), and opens the Mininet CLI unless --no-cli.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fedrollup.errors import UsageError  # noqa: E402
+from topology.topo import EdgeTopology, Rates, paper_topology  # noqa: E402
+
+
+@dataclass
+class TopologyServices:
+    """Handles of everything running on the network, for whoever drives the federated rounds."""
+
+    processes: object                       # topology.processes.HostProcesses
+    flower: object                          # topology.flower_services.FlowerServices
+    chain: object | None                    # topology.chain_host.ChainEndpoints, None with --no-chain
+    checks: dict = field(default_factory=dict)
+
+
+def run_federation(network, services: TopologyServices, options: argparse.Namespace) -> dict | None:
+    """The seam for the federated rounds: given the running network and its services, run `options.rounds`
+    rounds (a ServerApp per validator SuperLink, the manager averaging between rounds, the rollup recording
+    them) and return the run's metrics. Not wired yet: the network layer stops here and says so."""
+    print(f"federated rounds over the emulated network are not wired in yet; {options.rounds} round(s) asked, "
+          "none run (the SuperLinks and SuperNodes are up and connected)")
+    return None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    net = parser.add_argument_group("network")
+    net.add_argument("--stations", type=int, default=20, help="trainer stations, split evenly across validators")
+    net.add_argument("--validators", type=int, default=2, help="validators, one access point (group) each")
+    d = Rates()
+    net.add_argument("--radio-mbps", type=float, default=d.radio_mbps, help="station-AP link rate, Mbit/s")
+    net.add_argument("--ap-mbps", type=float, default=d.ap_mbps, help="AP-validator link rate, Mbit/s")
+    net.add_argument("--backbone-mbps", type=float, default=d.backbone_mbps,
+                     help="validator-manager and manager-chain link rate, Mbit/s")
+    net.add_argument("--radio-delay-ms", type=float, default=0.0, help="radio link delay (needs netem)")
+    net.add_argument("--radio-loss", type=float, default=0.0, help="radio link loss in %% (needs netem)")
+    net.add_argument("--topo", type=Path, default=None, metavar="FILE",
+                     help="a topology file (JSON, see `fedrollup topology describe`); overrides the options above")
+    net.add_argument("--wired", action="store_true", help="use the wired Mininet network even where WiFi runs")
+    run = parser.add_argument_group("run")
+    run.add_argument("--rounds", type=int, default=1, help="federated rounds")
+    run.add_argument("--out", type=Path, default=None, metavar="DIR",
+                     help="run folder (default runs/<time>-topology)")
+    run.add_argument("--no-chain", action="store_true", help="do not start the chain host's rollup stack")
+    run.add_argument("--insecure", action="store_true", help="Flower without TLS (default: TLS with run certs)")
+    run.add_argument("--no-cli", action="store_true", help="do not open the Mininet CLI at the end")
+    run.add_argument("--verbose", action="store_true", help="Mininet's own log lines too")
+
+
+def topology_from(options: argparse.Namespace) -> EdgeTopology:
+    if options.topo:
+        return EdgeTopology.load(options.topo)
+    rates = Rates(options.radio_mbps, options.ap_mbps, options.backbone_mbps, options.radio_delay_ms,
+                  options.radio_loss)
+    return paper_topology(options.stations, options.validators, rates)
+
+
+def bring_up(network, options: argparse.Namespace) -> TopologyServices:
+    """Start the chain host and the Flower services on a built network, checking each step across the links."""
+    from topology import chain_host, flower_services
+    from topology.processes import HostProcesses
+
+    topo = network.topo
+    processes = HostProcesses(network)
+    checks: dict = {}
+    first = {v.name: topo.group(v.group)[0].name for v in topo.validators}
+    pairs = [(s, v) for v, s in first.items()] + [(v.name, "mgr") for v in topo.validators]
+    pairs += [(s, "chain") for s in first.values()]
+    checks["ping"] = {f"{a}->{b}": network.ping(a, b) for a, b in pairs}
+    print("ping across the links: " + ", ".join(f"{k} {'ok' if ok else 'FAILED'}" for k, ok in checks["ping"].items()))
+    if not all(checks["ping"].values()):
+        raise RuntimeError("some hosts cannot reach each other (see above)")
+    chain = None
+    if not options.no_chain:
+        started = time.monotonic()
+        print("starting the chain host: anvil, the Cartesi contracts, the rollups node and backend ...")
+        chain = chain_host.start_chain(processes)
+        probe_host = next(iter(first.values()))
+        checks["chain_id_seen_from_" + probe_host] = chain_host.chain_id_from(processes, probe_host, chain)
+        checks["node_alive_from_" + probe_host] = chain_host.node_alive_from(processes, probe_host, chain)
+        checks["chain_up_s"] = round(time.monotonic() - started, 2)
+        print(f"chain host up in {checks['chain_up_s']} s: L1 {chain.l1_rpc_url} (chain id "
+              f"{checks['chain_id_seen_from_' + probe_host]} seen from {probe_host}), node {chain.node_url}")
+    started = time.monotonic()
+    flower = flower_services.start_superlinks(processes, topo, tls=not options.insecure)
+    print("SuperLinks listening: " + ", ".join(f"{v} on {a}" for v, a in flower.addresses.items())
+          + (" (TLS, run CA)" if not options.insecure else " (insecure)"))
+    flower_services.start_supernodes(processes, topo, flower)
+    flower_services.wait_registered(topo, flower)
+    checks["supernodes_registered_s"] = round(time.monotonic() - started, 2)
+    print(f"{len(flower.supernodes)} SuperNodes registered with their validator's SuperLink in "
+          f"{checks['supernodes_registered_s']} s")
+    if not options.insecure:
+        checks["tls"] = {s: flower_services.tls_handshake(processes, s, flower.addresses[v], str(flower.certificates[v].ca))
+                         for v, s in first.items()}
+        print("TLS handshakes (CA and IP SAN verified): " + ", ".join(f"{s} {t}" for s, t in checks["tls"].items()))
+    return TopologyServices(processes, flower, chain, checks)
+
+
+def station_bytes(network) -> dict[str, dict[str, int]]:
+    """Bytes each station has received and sent on its radio interface so far."""
+    result = {}
+    for station in network.topo.stations:
+        rx, tx = next(iter(network.interface_bytes(station.name).values()), (0, 0))
+        result[station.name] = {"rx_bytes": rx, "tx_bytes": tx}
+    return result
+
+
+def run(options: argparse.Namespace) -> int:
+    from topology.emulator import EmulatorUnavailable, choose_emulator
+    from topology.net import EmulatedNetwork
+
+    topo = topology_from(options)
+    if options.rounds < 0:
+        raise UsageError("--rounds must be >= 0")
+    try:
+        choice = choose_emulator(want_wired=options.wired)
+    except EmulatorUnavailable as err:
+        raise UsageError(str(err)) from None
+    out = (options.out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-topology").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    topo.save(out / "topology.json")
+    print(choice.describe())
+    print(f"network: {len(topo.stations)} stations in {len(topo.validators)} groups, validators "
+          f"{', '.join(f'{v.name} {topo.address(v.name)}' for v in topo.validators)}, manager "
+          f"{topo.address('mgr')}, chain {topo.address('chain')}; run folder {out}")
+    summary: dict = {"emulator": choice.name, "reason": choice.reason, "cannot_emulate": list(choice.limitations),
+                     "stations": len(topo.stations), "validators": len(topo.validators)}
+    try:
+        with EmulatedNetwork(topo, choice, out, verbose=options.verbose) as network:
+            summary["build_s"] = round(network.build_s, 2)
+            print(f"network built in {network.build_s:.1f} s")
+            services = bring_up(network, options)
+            summary["checks"] = services.checks
+            summary["station_bytes_after_registration"] = station_bytes(network)
+            per_station = [b["rx_bytes"] + b["tx_bytes"] for b in summary["station_bytes_after_registration"].values()]
+            print(f"bytes per station so far (rx+tx on its radio link): median "
+                  f"{sorted(per_station)[len(per_station) // 2]:,}")
+            summary["federation"] = run_federation(network, services, options)
+            (out / "topology-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            print(f"summary written to {out / 'topology-summary.json'}")
+            if not options.no_cli:
+                from mininet.cli import CLI
+                print("Mininet CLI: try `sta1 ping -c1 val1`, `val1 ss -tn`, `exit` to tear everything down")
+                CLI(network.net)
+        from topology.clean import leftovers
+        rest = leftovers(network.run_id)
+        print(f"network torn down in {network.stop_s:.1f} s; left behind: {rest.describe()}")
+    except RuntimeError as err:
+        print(f"topology run failed: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from fedrollup.cli import dispatch, quiet_third_parties
+
+    quiet_third_parties()
+    parser = argparse.ArgumentParser(prog="paper_topology.py", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+    return dispatch(parser.parse_args(argv), "paper_topology.py")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
