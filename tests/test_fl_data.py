@@ -22,6 +22,7 @@ def test_test_validator_and_trainer_sets_are_disjoint_and_cover_the_pool(partiti
     assert all(len(t) >= 1 for t in splits.trainers)
 
 
+@pytest.mark.slow
 def test_same_seed_same_split_other_seed_other_split():
     a = make_splits(SplitSpec(trainers=10, validators=2, seed=5))
     b = make_splits(SplitSpec(trainers=10, validators=2, seed=5, classes_per_trainer=3))  # ignored for iid
@@ -31,6 +32,7 @@ def test_same_seed_same_split_other_seed_other_split():
     assert not np.array_equal(a.trainer_index[0], c.trainer_index[0])
 
 
+@pytest.mark.slow
 def test_iid_partitions_are_balanced_and_pathological_ones_hold_k_classes():
     iid = make_splits(SplitSpec(trainers=20, validators=2, seed=1, partition="iid"))
     assert {len(t) for t in iid.trainers} == {175}
