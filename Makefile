@@ -9,7 +9,7 @@ export FLWR_TELEMETRY_ENABLED := 0
 export FLWR_DISABLE_UPDATE_CHECK := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench clean topology-deps
 
 setup: $(STAMP) $(NPM_STAMP)
 
@@ -26,6 +26,22 @@ $(NPM_STAMP): contracts-config/package.json contracts-config/package-lock.json
 	@echo "== installing the Cartesi contracts and anvil (npm ci in contracts-config/)"
 	cd contracts-config && npm ci --no-audit --no-fund
 	@touch $@
+
+# The emulated edge network (topology/): Debian's Mininet 2.3.0 (mnexec, LinuxBridge via bridge-utils, TCLink
+# via tc), ping, socat and modprobe, installed with apt when missing (needs root). Debian's `mininet` Python
+# package (the one matching its mnexec) is made importable from the venv through a .pth file that exposes
+# that one package and nothing else of Debian's Python.
+TOPOLOGY_APT := mininet bridge-utils iproute2 iputils-ping socat kmod net-tools
+topology-deps: setup
+	@missing=""; for p in $(TOPOLOGY_APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "== installing$$missing with apt (the emulated network; needs root)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	mkdir -p $(VENV)/debian-mininet
+	ln -sfn /usr/lib/python3/dist-packages/mininet $(VENV)/debian-mininet/mininet
+	echo "$(CURDIR)/$(VENV)/debian-mininet" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/debian-mininet.pth"
+	$(BIN)/python -c "import mininet.net, mininet.nodelib; print('== Mininet', mininet.net.VERSION, 'importable from $(VENV)')"
 
 demo: setup
 	$(BIN)/fedrollup simulate $(DEMO_ARGS)
