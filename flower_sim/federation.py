@@ -10,12 +10,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from flwr.app import Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
 from flower_sim.attacks import malicious_trainers
 from flower_sim.config import SimulationConfig
 from flower_sim.data import Splits
-from flower_sim.grid import NODE_ID_OFFSET, GroupGrid
+from flower_sim.grid import GroupGrid
 from flower_sim.manager import Manager, average, closest_validator
 from flower_sim.records import RoundObserver, RoundRecord, ValidatorResult
 from flower_sim.validator import Validator, ValidatorJudge
@@ -23,12 +24,25 @@ from flower_sim.validator import Validator, ValidatorJudge
 Progress = Callable[[str], None]
 
 
+def trainer_nodes(grid: Grid) -> dict[int, int]:
+    """Trainer id -> Flower node id, asked of every node with a query message (node ids are not stable
+    across deployments; a trainer's partition id is)."""
+    queries = [Message(RecordDict({}), dst_node_id=node, message_type=MessageType.QUERY)
+               for node in grid.get_node_ids()]
+    return {int(r.content["metrics"]["trainer-id"]): r.metadata.src_node_id
+            for r in grid.send_and_receive(queries) if not r.has_error()}
+
+
 def build_validators(cfg: SimulationConfig, grid: Grid, splits: Splits, out_dir: Path) -> list[Validator]:
     """One validator per group; trainer t belongs to group `cfg.group_of(t)` (contiguous blocks)."""
     malicious = malicious_trainers(cfg.trainers, cfg.malicious, cfg.seed) if cfg.attack != "none" else frozenset()
+    node_of = trainer_nodes(grid)
+    missing = sorted(set(range(cfg.trainers)) - set(node_of))
+    if missing:
+        raise RuntimeError(f"trainers {missing} did not answer: is every SuperNode connected?")
     validators = []
     for v in range(cfg.validators):
-        nodes = [NODE_ID_OFFSET + t for t in range(cfg.trainers) if cfg.group_of(t) == v]
+        nodes = [node_of[t] for t in range(cfg.trainers) if cfg.group_of(t) == v]
         judge = ValidatorJudge(v, splits.validators[v], cfg)
         validators.append(Validator(v, GroupGrid(grid, nodes), judge, cfg, malicious, out_dir))
     return validators

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from flower_sim.attacks import malicious_trainers
 from flower_sim.config import SimulationConfig
 from flower_sim.records import RoundRecord
 
@@ -11,7 +12,8 @@ SCHEMA_VERSION = 1
 
 
 def metrics_document(cfg: SimulationConfig, records: list[RoundRecord], *, data_source: str,
-                     malicious: list[int], elapsed_s: float) -> dict:
+                     elapsed_s: float) -> dict:
+    malicious = sorted(malicious_trainers(cfg.trainers, cfg.malicious, cfg.seed)) if cfg.attack != "none" else []
     return {
         "schema": SCHEMA_VERSION,
         "config": cfg.as_dict(),
@@ -22,8 +24,14 @@ def metrics_document(cfg: SimulationConfig, records: list[RoundRecord], *, data_
     }
 
 
-def write_metrics(path: Path, document: dict) -> None:
-    path.write_text(json.dumps(document, indent=2) + "\n")
+def write_outputs(out_dir: Path, cfg: SimulationConfig, records: list[RoundRecord], *, data_source: str,
+                  elapsed_s: float, title: str) -> tuple[Path, Path]:
+    """Write metrics.json and accuracy.png into `out_dir`; returns their paths."""
+    metrics_path, plot_path = out_dir / "metrics.json", out_dir / "accuracy.png"
+    document = metrics_document(cfg, records, data_source=data_source, elapsed_s=elapsed_s)
+    metrics_path.write_text(json.dumps(document, indent=2) + "\n")
+    plot_accuracy(plot_path, records, title)
+    return metrics_path, plot_path
 
 
 def plot_accuracy(path: Path, records: list[RoundRecord], title: str) -> None:

@@ -25,10 +25,9 @@ def simulate(cfg: SimulationConfig, out_dir: Path, observer: RoundObserver | Non
              progress: Progress | None = None) -> RunResult:
     """Run the federation described by `cfg` (validated) and write metrics.json, .npz files and the plot."""
     from flower_sim import models, trainer
-    from flower_sim.attacks import malicious_trainers
     from flower_sim.data import make_splits
     from flower_sim.grid import InProcessGrid
-    from flower_sim.outputs import metrics_document, plot_accuracy, write_metrics
+    from flower_sim.outputs import write_outputs
 
     say = progress or (lambda _msg: None)
     logging.getLogger("flwr").setLevel(logging.ERROR)  # Flower's INFO lines and the "evaluation skipped" warning would drown ours
@@ -41,9 +40,7 @@ def simulate(cfg: SimulationConfig, out_dir: Path, observer: RoundObserver | Non
     grid = InProcessGrid(trainer.app, cfg.trainers, cfg.to_run_config())
     records = run_federation(cfg, grid, splits, out_dir, observer=observer, progress=progress)
     elapsed = time.perf_counter() - start
-    malicious = sorted(malicious_trainers(cfg.trainers, cfg.malicious, cfg.seed)) if cfg.attack != "none" else []
-    metrics_path, plot_path = out_dir / "metrics.json", out_dir / "accuracy.png"
-    write_metrics(metrics_path, metrics_document(cfg, records, data_source=splits.source, malicious=malicious,
-                                                 elapsed_s=elapsed))
-    plot_accuracy(plot_path, records, f"{cfg.strategy}, attack {cfg.attack}, {cfg.trainers} trainers")
+    metrics_path, plot_path = write_outputs(
+        out_dir, cfg, records, data_source=splits.source, elapsed_s=elapsed,
+        title=f"{cfg.strategy}, attack {cfg.attack}, {cfg.trainers} trainers")
     return RunResult(records, out_dir, metrics_path, plot_path, elapsed)

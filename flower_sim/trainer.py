@@ -70,3 +70,10 @@ def evaluate(msg: Message, context: Context) -> Message:
     metrics = MetricRecord({"num-examples": result.total, "accuracy": result.accuracy, "loss": result.loss,
                             "trainer-id": trainer_id})
     return Message(RecordDict({"metrics": metrics}), reply_to=msg)
+
+
+@app.query()
+def identify(msg: Message, context: Context) -> Message:
+    """The trainer's stable id (its partition id), so a ServerApp can map Flower node ids to trainers."""
+    trainer_id = int(context.node_config["partition-id"])
+    return Message(RecordDict({"metrics": MetricRecord({"trainer-id": trainer_id})}), reply_to=msg)

@@ -44,3 +44,44 @@ def test_same_seed_gives_the_same_models_and_metrics(tmp_path):
     second = simulate(cfg, tmp_path / "b").records[0].as_dict()
     first.pop("timings"), second.pop("timings")
     assert first == second
+
+
+class StopAfterFirstRound:
+    """Records the hook calls; raising in on_round_closed must stop the run before round 2."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def on_validator_report(self, report) -> None:
+        self.calls.append(("report", report.round, report.validator_id, report.own_accuracy_bps,
+                           len(report.contributions), report.model_sha256))
+
+    def on_round_closed(self, record) -> None:
+        self.calls.append(("closed", record.round, record.global_accuracy_bps, record.global_sha256))
+        raise KeyboardInterrupt("the rollup refused the round")
+
+
+def test_the_round_hook_sees_each_validator_report_then_the_close_and_can_stop_the_run(tmp_path):
+    cfg = SimulationConfig(rounds=3, trainers=4, validators=2, attack="none", model="logreg",
+                           local_epochs=1).validate()
+    observer = StopAfterFirstRound()
+    with pytest.raises(KeyboardInterrupt):
+        simulate(cfg, tmp_path, observer=observer)
+    assert [c[:3] for c in observer.calls] == [("report", 1, 0), ("report", 1, 1), ("closed", 1, observer.calls[2][2])]
+    assert all(c[4] == 2 and len(c[5]) == 64 and 0 <= c[3] <= 10_000 for c in observer.calls[:2])
+    assert (tmp_path / "round-001.npz").is_file() and not (tmp_path / "round-002.npz").exists()
+
+
+def test_the_flower_server_app_runs_the_same_loop_on_a_grid(tmp_path):
+    from flwr.app import Context, RecordDict
+
+    from flower_sim import trainer
+    from flower_sim.grid import InProcessGrid
+    from flower_sim.server_app import app
+
+    cfg = SimulationConfig(rounds=1, trainers=4, validators=2, attack="none", model="logreg", local_epochs=1)
+    run_config = {**cfg.to_run_config(), "out": str(tmp_path)}
+    grid = InProcessGrid(trainer.app, cfg.trainers, run_config)
+    app(grid=grid, context=Context(run_id=1, node_id=1, node_config={}, state=RecordDict(), run_config=run_config))
+    doc = json.loads((tmp_path / "metrics.json").read_text())
+    assert len(doc["rounds"]) == 1 and doc["rounds"][0]["global_accuracy"] > 0.5

@@ -1,0 +1,36 @@
+"""The Flower ServerApp of a deployment: the same round loop as `fedrollup simulate`, on a runtime's Grid.
+
+Run config keys are `SimulationConfig.to_run_config()` ("rounds", "strategy", "local-epochs", ...) plus
+"out" (absolute path of the output folder: a ServerApp's working directory is the SuperLink's).
+The trainers are found by asking every connected node for its trainer id (`trainer.identify`), so
+Flower's random node ids do not matter. Components: `serverapp = "flower_sim.server_app:app"`,
+`clientapp = "flower_sim.trainer:app"`.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from flwr.app import Context
+from flwr.serverapp import Grid, ServerApp
+
+app = ServerApp()
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    from flower_sim import models
+    from flower_sim.config import SimulationConfig
+    from flower_sim.data import make_splits
+    from flower_sim.federation import run_federation
+    from flower_sim.outputs import write_outputs
+
+    start = time.perf_counter()
+    cfg = SimulationConfig.from_run_config(dict(context.run_config)).validate()
+    out = Path(str(context.run_config.get("out", "runs/deployment")))
+    out.mkdir(parents=True, exist_ok=True)
+    models.configure_tensorflow(cfg.seed)
+    splits = make_splits(cfg.split_spec())
+    records = run_federation(cfg, grid, splits, out)
+    write_outputs(out, cfg, records, data_source=splits.source, elapsed_s=time.perf_counter() - start,
+                  title=f"{cfg.strategy}, attack {cfg.attack}, Flower deployment")
