@@ -1,0 +1,127 @@
+"""The emulated network for real (root): a reduced paper topology (2 validators, 4 stations) carries pings,
+shaped traffic and Flower over TLS across the namespaces, and leaves nothing behind however it ends."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.topology_fixtures import MachineState, needs_mininet
+from topology import clean, flower_services
+from topology.emulator import choose_emulator
+from topology.net import EmulatedNetwork
+from topology.processes import HostProcesses
+from topology.tls import make_certificates
+from topology.topo import Rates, paper_topology
+from topology.transfer import fetch_all, serve_payload
+
+pytestmark = [needs_mininet, pytest.mark.slow]
+FEDROLLUP = str(Path(sys.executable).parent / "fedrollup")
+
+
+def assert_nothing_left(before: MachineState, run_id: str) -> None:
+    namespaces, interfaces = MachineState.now().added_since(before)
+    assert namespaces == set() and interfaces == set(), (namespaces, interfaces)
+    assert not clean.leftovers(run_id), clean.leftovers(run_id).describe()
+
+
+def test_reduced_topology_carries_flower_over_tls_and_leaves_nothing(tmp_path):
+    topo = paper_topology(stations=4, validators=2)
+    before = MachineState.now()
+    with EmulatedNetwork(topo, choose_emulator(), tmp_path / "run") as network:
+        assert MachineState.now().added_since(before)[0], "the hosts live in namespaces of their own"
+        # routed reachability: station -> its validator, -> the other group, -> the chain host via the manager
+        for a, b in [("sta1", "val1"), ("sta3", "val2"), ("sta1", "sta4"), ("sta2", "chain"), ("val2", "mgr")]:
+            assert network.ping(a, b), f"{a} cannot reach {b}"
+        processes = HostProcesses(network)
+        services = flower_services.start_superlinks(processes, topo)
+        flower_services.start_supernodes(processes, topo, services)
+        flower_services.wait_registered(topo, services, timeout_s=120)
+        assert {n: flower_services.registered_nodes(p) for n, p in services.superlinks.items()} == {"val1": 2, "val2": 2}
+        ca = str(services.certificates["val1"].ca)
+        assert flower_services.tls_handshake(processes, "sta2", services.addresses["val1"], ca).startswith("TLS")
+        stranger = make_certificates(tmp_path / "other-ca", {"val1": ["10.0.1.1"]})["val1"].ca
+        with pytest.raises(RuntimeError, match="CERTIFICATE_VERIFY_FAILED"):
+            flower_services.tls_handshake(processes, "sta2", services.addresses["val1"], str(stranger))
+        radio = network.interface_bytes("sta1")["sta1-eth0"]
+        assert sum(radio) > 5_000, "registration traffic crossed sta1's radio link"
+        pids = [p.popen.pid for p in processes.processes]
+        run_id = network.run_id
+    assert network.stop_s < 30
+    assert not any(Path(f"/proc/{pid}").exists() and clean._running(pid) for pid in pids)
+    assert_nothing_left(before, run_id)
+    # and a second run right after builds and works again
+    with EmulatedNetwork(topo, choose_emulator(), tmp_path / "run2") as network:
+        assert network.ping("sta4", "val2")
+    assert_nothing_left(before, network.run_id)
+
+
+def test_radio_rate_shapes_a_model_download(tmp_path):
+    topo = paper_topology(stations=2, validators=1, rates=Rates(radio_mbps=4, ap_mbps=100, backbone_mbps=100))
+    with EmulatedNetwork(topo, choose_emulator(), tmp_path / "run") as network:
+        processes = HostProcesses(network)
+        url = serve_payload(processes, "val1", 1_000_000)
+        (result,) = fetch_all(processes, ["sta1"], url)
+    assert result.payload_bytes == 1_000_000 and result.link_bytes >= 1_000_000
+    # 8 Mbit at 4 Mbit/s is 2 s; unshaped veth would take milliseconds
+    assert 1.6 < result.seconds < 10, result.seconds
+
+
+def wait_for_line(process: subprocess.Popen, text: str, timeout_s: float) -> str:
+    seen, deadline = "", time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        seen += line
+        if text in line:
+            return seen
+        if not line and process.poll() is not None:
+            break
+    raise AssertionError(f"never saw {text!r}; output so far:\n{seen}")
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "kill-9"])
+def test_interrupted_or_killed_runs_leave_nothing_after_cleanup(tmp_path, how):
+    before = MachineState.now()
+    runner = subprocess.Popen([FEDROLLUP, "topology", "--stations", "2", "--no-chain", "--no-cli", "--rounds", "0",
+                               "--out", str(tmp_path / "run")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
+    try:
+        wait_for_line(runner, "SuperLinks listening", 90)
+        runner.send_signal(signal.SIGINT if how == "ctrl-c" else signal.SIGKILL)
+        output = runner.communicate(timeout=60)[0]
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    if how == "ctrl-c":
+        assert "interrupted" in output
+    else:
+        assert MachineState.now().added_since(before)[0], "a killed run leaves its namespaces behind"
+        done = subprocess.run([FEDROLLUP, "topology", "clean"], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and "process" in done.stdout, done.stdout + done.stderr
+    namespaces, interfaces = MachineState.now().added_since(before)
+    assert namespaces == set() and interfaces == set(), (namespaces, interfaces)
+    assert not clean.leftovers()
+
+
+def test_topology_command_runs_the_chain_host_and_flower_across_the_network(tmp_path):
+    before = MachineState.now()
+    out = tmp_path / "run"
+    done = subprocess.run([FEDROLLUP, "topology", "--stations", "4", "--validators", "2", "--no-cli",
+                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "emulator: mininet" in done.stdout and "left behind: nothing" in done.stdout
+    summary = json.loads((out / "topology-summary.json").read_text())
+    checks = summary["checks"]
+    assert all(checks["ping"].values())
+    assert checks["chain_id_seen_from_sta1"] == 31337 and checks["node_alive_from_sta1"] is True
+    assert set(checks["tls"]) == {"sta1", "sta3"} and all(v.startswith("TLS") for v in checks["tls"].values())
+    assert min(b["rx_bytes"] for b in summary["station_bytes_after_registration"].values()) > 1_000
+    assert json.loads((out / "topology.json").read_text())["format"] == "fedrollup-topology/1"
+    namespaces, interfaces = MachineState.now().added_since(before)
+    assert namespaces == set() and interfaces == set()
