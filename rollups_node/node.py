@@ -9,10 +9,11 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from eth_abi import decode
 from web3 import Web3
 
 from contracts_config.deployment import Deployment
-from contracts_config.deploy import data_availability
+from contracts_config.deploy import DATA_AVAILABILITY_INPUT_BOX
 from contracts_config.transactions import connect
 from fedrollup.errors import UsageError
 from rollups_node.advancer import Advancer, ReplayDivergence
@@ -65,7 +66,7 @@ class Node:
         self.machine = HostMachine(config.backend_command, config.rollup_http_port, config.finish_timeout,
                                    config.backend_log)
         self.reader = EvmReader(self.w3, self.repository, deployment.application, deployment.input_box,
-                                deployment.epoch_length)
+                                self.repository.application().epoch_length)
         self._stop = threading.Event()
         self.advancer = Advancer(self.repository, self.machine, self.tree, self.tree_lock, self._stop)
         authority = self.w3.eth.contract(address=deployment.authority, abi=deployment.abi("Authority"))
@@ -77,15 +78,29 @@ class Node:
         self.failure: Optional[BaseException] = None
 
     def _register_application(self) -> None:
+        """Record the application as L1 describes it: the InputBox from its data availability, its
+        outputs Merkle root validator (the Authority), its template hash and epoch length."""
         d = self.config.deployment
         stored = self.repository.application()
         if stored and (stored.address.lower() != d.application.lower() or stored.chain_id != d.chain_id):
             raise UsageError(f"the database {self.config.database} belongs to application {stored.address} on chain "
                              f"{stored.chain_id}, not {d.application} on {d.chain_id}: use another --db")
+        app = self.w3.eth.contract(address=d.application, abi=d.abi("Application"))
+        availability = bytes(app.functions.getDataAvailability().call())
+        if availability[:4] != DATA_AVAILABILITY_INPUT_BOX or \
+                decode(["address"], availability[4:])[0].lower() != d.input_box.lower():
+            raise UsageError(f"application {d.application} does not take its inputs from the InputBox "
+                             f"{d.input_box} (data availability 0x{availability.hex()})")
+        consensus = app.functions.getOutputsMerkleRootValidator().call()
+        if consensus.lower() != d.authority.lower():
+            raise UsageError(f"application {d.application} is validated by {consensus}, not by the Authority "
+                             f"{d.authority} of the deployment file")
+        epoch_length = self.w3.eth.contract(address=consensus, abi=d.abi("Authority")).functions.getEpochLength().call()
         self.repository.save_application(Application(
-            name=d.application_name, address=d.application, consensus=d.authority, input_box=d.input_box,
-            input_box_block=d.input_box_block, template_hash=d.template_hash, epoch_length=d.epoch_length,
-            data_availability="0x" + data_availability(d.input_box).hex(), chain_id=d.chain_id,
+            name=d.application_name, address=d.application, consensus=consensus, input_box=d.input_box,
+            input_box_block=d.input_box_block, epoch_length=epoch_length,
+            template_hash="0x" + bytes(app.functions.getTemplateHash().call()).hex(),
+            data_availability="0x" + availability.hex(), chain_id=d.chain_id,
             created_at=stored.created_at if stored else ""))
 
     def _check_database_matches_chain(self) -> None:
