@@ -99,6 +99,14 @@ def test_a_killed_node_resumes_without_losing_or_repeating_outputs(chain, tmp_pa
         inspect = requests.post(f"{url}/inspect/fedrollup", data=b"n").json()
         assert bytes.fromhex(inspect["reports"][0]["payload"][2:]) == b"n|accepted=5"
 
+        # every output, over several epochs and claims on both sides of the restart, is provable on L1
+        outs = wait_until(lambda: claimed(url, "fedrollup", 15), 30, "all epochs claimed")
+        assert len({o["epoch_index"] for o in outs}) > 1
+        w3 = connect(deployment.rpc_url)
+        app = w3.eth.contract(address=deployment.application, abi=deployment.abi("Application"))
+        for out in outs:
+            app.functions.validateOutput(bytes.fromhex(out["raw_data"][2:]), proof_of(out)).call()
+
 
 def test_the_node_refuses_to_start_when_replay_diverges(chain, tmp_path):
     deployment = fresh_deployment(chain)
