@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import logging
 from http.server import ThreadingHTTPServer
-from typing import Callable, Optional
+from typing import Callable
 
 from rollups_node.http_handler import QuietHandler
 from rollups_node.jsonrpc import JsonRpcReader
