@@ -12,19 +12,21 @@ from dataclasses import dataclass
 from topology.processes import HostProcess, HostProcesses, wait_until
 
 PAYLOAD_PORT = 8800
-FETCH = ("import sys, time, urllib.request; t = time.monotonic(); "
+FETCH = ("import sys, time, urllib.request; t, start = time.monotonic(), time.time(); "
          "data = urllib.request.urlopen(sys.argv[1], timeout=120).read(); "
-         "print(len(data), time.monotonic() - t)")
+         "print(len(data), time.monotonic() - t, start, time.time())")
 
 
 @dataclass(frozen=True)
 class Fetch:
-    """One station's download: bytes of payload, seconds, and bytes its radio interface carried."""
+    """One station's download: bytes of payload, seconds, wall-clock start and end, bytes on its interface."""
 
     station: str
     payload_bytes: int
     seconds: float
     link_bytes: int
+    started: float
+    ended: float
 
 
 def serve_payload(processes: HostProcesses, host: str, size_bytes: int, port: int = PAYLOAD_PORT) -> str:
@@ -51,7 +53,14 @@ def fetch_all(processes: HostProcesses, stations: list[str], url: str, timeout_s
             raise RuntimeError(f"download on {process.host} failed: {process.log_tail(2)}")
     results = []
     for process in running:
-        size, seconds = process.log_tail(1).split()
+        size, seconds, started, ended = process.log_tail(1).split()
         after = sum(rx + tx for rx, tx in network.interface_bytes(process.host).values())
-        results.append(Fetch(process.host, int(size), float(seconds), after - before[process.host]))
+        results.append(Fetch(process.host, int(size), float(seconds), after - before[process.host], float(started),
+                             float(ended)))
     return results
+
+
+def aggregate_mbps(results: list[Fetch]) -> float:
+    """Payload Mbit/s delivered to all stations together, from the first start to the last end."""
+    span = max(r.ended for r in results) - min(r.started for r in results)
+    return sum(r.payload_bytes for r in results) * 8 / span / 1e6

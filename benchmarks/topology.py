@@ -1,0 +1,150 @@
+"""Benchmark: the emulated edge network (needs root and Mininet: `make topology-deps`).
+
+Measured in one run, against baselines from the same run:
+  1. build and teardown of the full paper topology (20 stations, 2 APs, 2 validators, manager, chain host),
+     median of --repeats, with the memory the network holds (processes' RSS and the machine's MemAvailable
+     drop); baseline: the smallest topology (1 validator, 1 station) built the same way;
+  2. a model-sized payload (--sizes, MB) sent by a validator to 1 and to 10 of its stations at once over the
+     shaped links: seconds and bytes on each station's radio interface; baselines: the same download on the
+     validator's own loopback (no emulated link) and the line-rate ideal of the configured rates;
+  3. (--flower) memory of Flower's Deployment Engine on the full topology: 2 SuperLinks + 20 SuperNodes over
+     TLS, all registered (RSS of every process on the hosts).
+Run: sudo .venv/bin/python -m benchmarks.topology [--repeats 3] [--sizes 0.4 2] [--radio-mbps 20] [--flower]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from topology import clean
+from topology.emulator import EmulatorUnavailable, choose_emulator
+from topology.net import EmulatedNetwork
+from topology.processes import HostProcesses
+from topology.topo import EdgeTopology, Rates, paper_topology
+from topology.transfer import aggregate_mbps, fetch_all, serve_payload
+
+
+def mem_available_mb() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def rss_mb(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+def build_teardown(topo: EdgeTopology, repeats: int, folder: Path) -> dict:
+    builds, stops, rss, drop = [], [], [], []
+    for i in range(repeats):
+        free_before = mem_available_mb()
+        with EmulatedNetwork(topo, choose_emulator(), folder / f"build{i}") as network:
+            builds.append(network.build_s)
+            rss.append(rss_mb(clean.run_processes(network.run_id)))
+            drop.append(free_before - mem_available_mb())
+        stops.append(network.stop_s)
+    return {"build_s": statistics.median(builds), "stop_s": statistics.median(stops),
+            "rss_mb": statistics.median(rss), "mem_drop_mb": statistics.median(drop)}
+
+
+def transfers(rates: Rates, sizes_mb: list[float], folder: Path) -> list[dict]:
+    topo = paper_topology(20, 2, rates)
+    group = [s.name for s in topo.group(1)]
+    rows = []
+    with EmulatedNetwork(topo, choose_emulator(), folder / "transfer") as network:
+        processes = HostProcesses(network)
+        for size_mb in sizes_mb:
+            size = int(size_mb * 1_000_000)
+            url = serve_payload(processes, "val1", size, port=8800 + len(rows))
+            (local,) = fetch_all(processes, ["val1"], url)  # its own address: the kernel's loopback path
+            for count in (1, len(group)):
+                results = fetch_all(processes, group[:count], url)
+                # line rate: each station's radio rate, capped together by the AP link they share
+                line_mbps = min(count * rates.radio_mbps, rates.ap_mbps)
+                seconds = [r.seconds for r in results]
+                rows.append({"size_mb": size_mb, "stations": count, "median_s": statistics.median(seconds),
+                             "max_s": max(seconds), "ideal_s": count * size * 8 / (line_mbps * 1e6),
+                             "aggregate_mbps": aggregate_mbps(results), "line_mbps": line_mbps,
+                             "loopback_s": local.seconds,
+                             "link_bytes": statistics.median(r.link_bytes for r in results)})
+    return rows
+
+
+def flower_memory(rates: Rates, folder: Path) -> dict:
+    from topology import flower_services
+
+    topo = paper_topology(20, 2, rates)
+    with EmulatedNetwork(topo, choose_emulator(), folder / "flower") as network:
+        processes = HostProcesses(network)
+        started = time.monotonic()
+        services = flower_services.start_superlinks(processes, topo)
+        flower_services.start_supernodes(processes, topo, services)
+        flower_services.wait_registered(topo, services, timeout_s=300)
+        registered_s = time.monotonic() - started
+        time.sleep(2)
+        shells = {h.pid for h in network.net.hosts + network.net.switches}
+        pids = [p for p in clean.run_processes(network.run_id) if p not in shells]
+        total = rss_mb(pids)
+    return {"registered_s": registered_s, "rss_mb": total, "processes": len(pids)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Build/teardown, memory and payload transfer of the emulated network.")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sizes", type=float, nargs="+", default=[0.4, 2.0], help="payload sizes, MB")
+    parser.add_argument("--radio-mbps", type=float, default=Rates().radio_mbps)
+    parser.add_argument("--ap-mbps", type=float, default=Rates().ap_mbps)
+    parser.add_argument("--flower", action="store_true", help="also measure 2 SuperLinks + 20 SuperNodes")
+    args = parser.parse_args(argv)
+    try:
+        choice = choose_emulator()
+    except EmulatorUnavailable as err:
+        print(f"benchmarks.topology: {err}", file=sys.stderr)
+        return 2
+    rates = Rates(radio_mbps=args.radio_mbps, ap_mbps=args.ap_mbps)
+    print(choice.describe())
+    with tempfile.TemporaryDirectory(prefix="fedrollup-topology-bench-") as tmp:
+        folder = Path(tmp)
+        full = build_teardown(paper_topology(20, 2, rates), args.repeats, folder)
+        small = build_teardown(paper_topology(1, 1, rates), args.repeats, folder)
+        print(f"\n1. build and teardown, median of {args.repeats} (baseline: 1 validator, 1 station)")
+        print(f"{'topology':<34}{'build s':>9}{'teardown s':>12}{'RSS MB':>9}{'MemAvail drop MB':>18}")
+        for name, row in (("paper: 20 sta, 2 AP, 5 hosts", full), ("baseline: 1 sta, 1 AP, 4 hosts", small)):
+            print(f"{name:<34}{row['build_s']:>9.2f}{row['stop_s']:>12.2f}{row['rss_mb']:>9.1f}"
+                  f"{row['mem_drop_mb']:>18.1f}")
+        print(f"ratio paper/baseline: build x{full['build_s'] / small['build_s']:.1f}, "
+              f"teardown x{full['stop_s'] / small['stop_s']:.1f}")
+        rows = transfers(rates, args.sizes, folder)
+        print(f"\n2. validator -> stations of its group (radio {rates.radio_mbps:g} Mbit/s each, AP link "
+              f"{rates.ap_mbps:g} Mbit/s shared); baselines: loopback on the validator, line-rate ideal")
+        print(f"{'MB':>5}{'stations':>9}{'median s':>10}{'max s':>8}{'all Mbit/s':>12}{'line Mbit/s':>13}"
+              f"{'of line':>9}{'ideal s':>9}{'loopback s':>12}{'bytes/station':>15}")
+        for r in rows:
+            print(f"{r['size_mb']:>5g}{r['stations']:>9}{r['median_s']:>10.3f}{r['max_s']:>8.3f}"
+                  f"{r['aggregate_mbps']:>12.1f}{r['line_mbps']:>13.0f}{r['aggregate_mbps'] / r['line_mbps']:>9.0%}"
+                  f"{r['ideal_s']:>9.3f}{r['loopback_s']:>12.4f}{r['link_bytes']:>15,.0f}")
+        print("(all Mbit/s: payload delivered to all stations from the first start to the last end; "
+              "line: the configured rates; ideal s: all payloads at line rate)")
+        if args.flower:
+            f = flower_memory(rates, folder)
+            print(f"\n3. Flower Deployment Engine on the paper topology: 2 SuperLinks + 20 SuperNodes over TLS "
+                  f"registered in {f['registered_s']:.1f} s; {f['processes']} processes, RSS {f['rss_mb']:.0f} MB "
+                  f"({f['rss_mb'] / 22:.0f} MB per Flower component incl. its SuperExec)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
