@@ -159,6 +159,8 @@ def run(options: argparse.Namespace) -> int:
             print(f"summary written to {out / 'topology-summary.json'}")
             if not options.no_cli:
                 from mininet.cli import CLI
+                from mininet.log import setLogLevel
+                setLogLevel("output")  # the CLI prints its answers at this level
                 print("Mininet CLI: try `sta1 ping -c1 val1`, `val1 ss -tn`, `exit` to tear everything down")
                 CLI(network.net)
         from topology.clean import leftovers
