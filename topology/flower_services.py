@@ -105,3 +105,26 @@ def wait_registered(topo: EdgeTopology, services: FlowerServices, timeout_s: flo
     if dead:
         raise RuntimeError(f"SuperNode(s) exited: {'; '.join(dead)}")
     return started
+
+
+def write_connections(processes: HostProcesses, topo: EdgeTopology, services: FlowerServices,
+                      hosts: list[str] | None = None) -> dict[str, str]:
+    """Write `$FLWR_HOME/config.toml` on each validator host (and on `hosts`, e.g. the manager) with one
+    SuperLink connection per validator named after it, the host's own validator as default; returns
+    {validator: connection name}. This is what `flwr run <app> <validator>` on those hosts uses."""
+    for host in [v.name for v in topo.validators] + list(hosts or []):
+        default = host if host in services.addresses else topo.validators[0].name
+        lines = ["[superlink]", f'default = "{default}"', ""]
+        for validator, address in services.addresses.items():
+            lines += [f"[superlink.{validator}]", f'address = "{address}"']
+            cert = services.certificates.get(validator)
+            lines += [f'root-certificates = "{cert.ca}"'] if cert else ["insecure = true"]
+            lines.append("")
+        (processes.host_dir(host) / "flwr-home" / "config.toml").write_text("\n".join(lines))
+    return {v: v for v in services.addresses}
+
+
+def runs_listed(processes: HostProcesses, host: str, connection: str, timeout_s: float = 60.0) -> bool:
+    """`flwr ls <connection>` from `host` answers over the SuperLink's Control API (TLS when configured)."""
+    probe = processes.run(host, "flwr-ls", [str(VENV_BIN / "flwr"), "ls", connection, "--format", "json"], timeout_s)
+    return '"success": true' in probe.log.read_text(errors="replace").replace("'", '"')

@@ -112,6 +112,10 @@ def bring_up(network, options: argparse.Namespace) -> TopologyServices:
         checks["tls"] = {s: flower_services.tls_handshake(processes, s, flower.addresses[v], str(flower.certificates[v].ca))
                          for v, s in first.items()}
         print("TLS handshakes (CA and IP SAN verified): " + ", ".join(f"{s} {t}" for s, t in checks["tls"].items()))
+    flower_services.write_connections(processes, topo, flower, hosts=["mgr"])
+    checks["flwr_ls_from_mgr"] = {v: flower_services.runs_listed(processes, "mgr", v) for v in flower.addresses}
+    print("`flwr ls` from the manager reaches every SuperLink's Control API: "
+          + ", ".join(f"{v} {'ok' if ok else 'FAILED'}" for v, ok in checks["flwr_ls_from_mgr"].items()))
     return TopologyServices(processes, flower, chain, checks)
 
 
