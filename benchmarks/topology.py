@@ -95,8 +95,7 @@ def flower_memory(rates: Rates, folder: Path) -> dict:
         flower_services.wait_registered(topo, services, timeout_s=300)
         registered_s = time.monotonic() - started
         time.sleep(2)
-        shells = {h.pid for h in network.net.hosts + network.net.switches}
-        pids = [p for p in clean.run_processes(network.run_id) if p not in shells]
+        pids = [p for p in clean.run_processes(network.run_id) if p not in network.shell_pids()]
         total = rss_mb(pids)
     return {"registered_s": registered_s, "rss_mb": total, "processes": len(pids)}
 

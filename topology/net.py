@@ -57,7 +57,9 @@ def _build_wired(topo: EdgeTopology) -> Any:
 
 def _build_wifi(topo: EdgeTopology) -> Any:  # pragma: no cover - needs mac80211_hwsim, absent in CI
     """Mininet-WiFi as its users write it: APs and stations with positions, ranges and a propagation model
-    (wmediumd interference), validators, manager and chain as wired hosts, TCLink bandwidth on wired links."""
+    (wmediumd interference), validators, manager and chain as wired hosts, TCLink bandwidth on wired links.
+    The APs run standalone (no controller), like bridges. `radio_mbps` does not apply here: the radio's rate
+    is the 802.11 mode's under the propagation model."""
     from mininet.link import TCLink
     from mn_wifi.link import wmediumd
     from mn_wifi.net import Mininet_wifi
@@ -80,8 +82,9 @@ def _build_wifi(topo: EdgeTopology) -> Any:  # pragma: no cover - needs mac80211
     net.setPropagationModel(**topo.propagation)
     net.configureWifiNodes()
     for link in topo.links:
-        if link.kind == "radio":
-            continue  # stations associate with the AP in range (positions put each in its group's cell)
+        if link.kind == "radio":  # association; the rate comes from the 802.11 mode and the propagation model
+            net.addLink(link.a.node, link.b.node)
+            continue
         net.addLink(link.a.node, link.b.node, cls=TCLink, bw=link.mbps,
                     params1={"ip": link.a.ip} if link.a.ip else {}, params2={"ip": link.b.ip} if link.b.ip else {})
     return net
@@ -158,7 +161,7 @@ class EmulatedNetwork:
                 except Exception as err:  # a failing stop must not keep the network up
                     print(f"while stopping services: {err}")
             namespaces = {clean.netns_of(h.pid) for h in self._hosts() if h.pid}
-            shells = {h.pid for h in self._nodes() if getattr(h, "pid", None)}
+            shells = self.shell_pids()
             strays = [pid for pid in clean.run_processes(self.run_id, namespaces) if pid not in shells]
             clean.kill_all(strays)
             if self.net is not None:
@@ -176,10 +179,15 @@ class EmulatedNetwork:
     def host(self, name: str) -> Any:
         return self.net.get(name)
 
+    def shell_pids(self) -> set[int]:
+        """Pids of Mininet's own shells (one per node); everything else on the hosts was started on them."""
+        return {n.pid for n in self._nodes() if getattr(n, "pid", None)}
+
     def _nodes(self) -> list:
         if self.net is None:
             return []
-        return list(self.net.hosts) + list(self.net.switches) + list(getattr(self.net, "stations", []))
+        return (list(self.net.hosts) + list(self.net.switches) + list(getattr(self.net, "stations", []))
+                + list(getattr(self.net, "aps", [])))
 
     def _hosts(self) -> list:
         if self.net is None:
@@ -190,7 +198,7 @@ class EmulatedNetwork:
     def _root_interfaces(self) -> list[str]:
         """Bridges of the APs and their ports: what lives in the root namespace and outlives a crash."""
         names = set()
-        for switch in self.net.switches:
+        for switch in list(self.net.switches) + list(getattr(self.net, "aps", [])):
             names.add(switch.name)
             names.update(i.name for i in switch.intfList() if i.name != "lo")
         return sorted(names)
