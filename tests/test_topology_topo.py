@@ -112,3 +112,23 @@ def test_missing_or_non_json_file_is_a_usage_error(tmp_path):
 def test_impossible_sizes_are_refused(stations, validators):
     with pytest.raises(UsageError):
         paper_topology(stations=stations, validators=validators)
+
+
+def test_describe_saves_a_file_that_topology_runs_accept(tmp_path, capsys):
+    from fedrollup.cli import main
+
+    path = tmp_path / "paper.json"
+    assert main(["topology", "describe", "--stations", "6", "--validators", "3", "--save", str(path)]) == 0
+    topo = EdgeTopology.load(path)
+    assert [len(topo.group(g)) for g in (1, 2, 3)] == [2, 2, 2]
+    assert main(["topology", "describe"]) == 0
+    assert "group 2: ap2 <- 10 stations (sta11 10.0.2.10 .. sta20 10.0.2.19), validator val2 10.0.2.1" in \
+        capsys.readouterr().out
+
+
+def test_bad_sizes_on_the_command_line_are_one_line_errors(capsys):
+    from fedrollup.cli import main
+
+    assert main(["topology", "--stations", "1", "--no-cli"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "fedrollup topology: error: --stations must be between 2 (one per validator) and 400, got 1"
