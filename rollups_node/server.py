@@ -13,7 +13,8 @@ from rollups_node.repository import Repository
 
 log = logging.getLogger("rollups_node.server")
 
-MAX_INSPECT_BYTES = 1 << 21
+MAX_INSPECT_BYTES = 1 << 21  # the machine's CMIO buffer, as the real inspect server
+MAX_RPC_BYTES = 1 << 20  # as the real JSON-RPC server
 INSPECT_STATUS = {"accept": "Accepted", "reject": "Rejected", "exception": "Exception", "halted": "Exception"}
 
 
@@ -53,9 +54,20 @@ class _Handler(QuietHandler):
             self._text(404, "not found")
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self._text(400, "Bad request")
+            self.close_connection = True
+            return
         if self.path.startswith("/inspect/") and length > MAX_INSPECT_BYTES:
             self._text(413, "Payload too large")
+            self.close_connection = True
+            return
+        if self.path == "/rpc" and length > MAX_RPC_BYTES:
+            self._text(400, "Failed to read request body")
             self.close_connection = True
             return
         body = self.rfile.read(length)

@@ -58,6 +58,8 @@ def test_a_notice_is_listed_and_proven_on_l1_after_its_epoch_claim(chain, tmp_pa
         bad = requests.post(url + "/rpc", json={"jsonrpc": "2.0", "id": 3, "method": "cartesi_getOutput",
                                                 "params": {"application": "fedrollup", "output_index": 5}}).json()
         assert bad["error"]["code"] == -32602
+        assert requests.post(url + "/rpc", data=b" " * ((1 << 20) + 1)).status_code == 400
+        assert requests.post(f"{url}/inspect/fedrollup", data=b"x" * ((1 << 21) + 1)).status_code == 413
         assert requests.get(url + "/livez").status_code == 200
 
 
