@@ -19,6 +19,7 @@ from fedrollup.errors import UsageError
 from rollups_node.advancer import Advancer, ReplayDivergence
 from rollups_node.claimer import Claimer
 from rollups_node.evmreader import EvmReader
+from rollups_node.inspector import Inspector
 from rollups_node.jsonrpc import JsonRpcReader
 from rollups_node.machine import HostMachine
 from rollups_node.merkle import OutputsTree
@@ -130,7 +131,7 @@ class Node:
         try:
             self.http = NodeHttpServer(self.config.http_host, self.config.http_port,
                                        JsonRpcReader(self.repository, self.config.deployment.chain_id),
-                                       self.repository, self.machine, self.healthy)
+                                       Inspector(self.repository, self.machine), self.healthy)
         except OSError as err:
             raise UsageError(f"cannot serve the node on {self.config.http_host}:{self.config.http_port}: "
                              f"{err.strerror} (is another node running?)") from err
