@@ -136,7 +136,8 @@ def measure_gas(w3, deployment) -> list[tuple[str, int, int]]:
                              contributions=tuple(pack_contribution(t, 9000, 6000) for t in trainers)).encode()
     close = RoundClose(task_id=1, round=1, global_digest=b"\x22" * 32, global_accuracy_bps=9200,
                        validator_accuracy_bps=(9100, 9050)).encode()
-    payloads = [("CreateTask", create_task(10**9)), ("Register", Register(task_id=1, role=ROLE_TRAINER, group=0).encode()),
+    payloads = [("CreateTask", create_task(10**9)),
+                ("Register", Register(task_id=1, role=ROLE_TRAINER, group=0).encode()),
                 ("ValidatorReport (10 trainers)", report), ("RoundClose (2 validators)", close),
                 ("Withdraw", Withdraw().encode())]
     rows = []

@@ -52,5 +52,6 @@ def send_transaction(w3: Web3, private_key: str, tx: dict[str, Any], wait: bool 
 def call_function(w3: Web3, private_key: str, fn: Any, value: int = 0, wait: bool = True) -> Any:
     """Send the contract call `fn` (a bound web3 ContractFunction) from `private_key`'s account."""
     sender = Account.from_key(private_key).address
-    tx = fn.build_transaction({"from": sender, "value": value, "nonce": w3.eth.get_transaction_count(sender, "pending")})
+    nonce = w3.eth.get_transaction_count(sender, "pending")
+    tx = fn.build_transaction({"from": sender, "value": value, "nonce": nonce})
     return send_transaction(w3, private_key, tx, wait=wait)

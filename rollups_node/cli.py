@@ -56,7 +56,8 @@ def _add_run_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_contract_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--name", default="local", help="deployment name (file contracts-config/deployments/<name>.json)")
+    parser.add_argument("--name", default="local",
+                        help="deployment name (file contracts-config/deployments/<name>.json)")
     parser.add_argument("--epoch-length", type=int, default=10, help="blocks per epoch (default 10)")
     parser.add_argument("--template-hash", default="0x" + "00" * 32,
                         help="the machine template hash recorded in the Application (32 bytes hex)")
@@ -64,7 +65,8 @@ def _add_contract_options(parser: argparse.ArgumentParser) -> None:
 
 def add_node_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--deployment", type=Path, default=None,
-                        help="deployment file (default $FEDROLLUP_DEPLOYMENT or contracts-config/deployments/local.json)")
+                        help="deployment file (default $FEDROLLUP_DEPLOYMENT, "
+                             "else contracts-config/deployments/local.json)")
     parser.add_argument("--db", type=Path, default=DEFAULT_RUN_DIR / "node.sqlite", help="the node's SQLite database")
     parser.add_argument("--key", default=None,
                         help=f"the Authority owner's private key, for claims (env {OWNER_KEY_ENV}; "

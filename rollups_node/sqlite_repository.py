@@ -8,8 +8,8 @@ import threading
 from pathlib import Path
 from typing import Any, Optional
 
-from rollups_node.model import (EPOCH_CLAIM_ACCEPTED, EPOCH_CLAIM_COMPUTED, EPOCH_OPEN, INPUT_ACCEPTED, INPUT_NONE, Application, Epoch,
-                                Input, Output, Report)
+from rollups_node.model import (EPOCH_CLAIM_ACCEPTED, EPOCH_CLAIM_COMPUTED, EPOCH_OPEN, INPUT_ACCEPTED, INPUT_NONE,
+                                Application, Epoch, Input, Output, Report)
 from rollups_node.outputs import decode_output
 
 SCHEMA = """
@@ -30,7 +30,8 @@ CREATE INDEX IF NOT EXISTS input_status ON input (status);
 CREATE TABLE IF NOT EXISTS output (
     "index" INTEGER PRIMARY KEY, input_index INTEGER NOT NULL REFERENCES input ("index"),
     epoch_index INTEGER NOT NULL, raw_data BLOB NOT NULL, hash BLOB NOT NULL, type BLOB NOT NULL,
-    voucher_address TEXT, output_hashes_siblings BLOB, execution_transaction_hash TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+    voucher_address TEXT, output_hashes_siblings BLOB, execution_transaction_hash TEXT,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS output_input ON output (input_index);
 CREATE TABLE IF NOT EXISTS report (
     "index" INTEGER PRIMARY KEY, input_index INTEGER NOT NULL REFERENCES input ("index"),
