@@ -44,7 +44,7 @@ topology-deps: setup
 	$(BIN)/python -c "import mininet.net, mininet.nodelib; print('== Mininet', mininet.net.VERSION, 'importable from $(VENV)')"
 
 demo: setup
-	$(BIN)/fedrollup simulate $(DEMO_ARGS)
+	$(BIN)/fedrollup demo $(DEMO_ARGS)
 
 test: setup
 	$(BIN)/python -m pytest $(TEST_ARGS)

@@ -14,6 +14,7 @@ from fedrollup.errors import UsageError
 
 # Modules that contribute subcommands, in the order `fedrollup --help` lists them.
 SUBCOMMAND_MODULES = [
+    "fedrollup.demo",
     "flower_sim.cli",
     "rollups_node.cli",
     "dapp.cli",
@@ -39,6 +40,8 @@ def quiet_third_parties() -> None:
     os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
     os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if not sys.stdout.isatty():  # logs and pipes: wide enough for the round tables (rich reads COLUMNS)
+        os.environ.setdefault("COLUMNS", "160")
 
 
 def dispatch(args: argparse.Namespace, prog: str) -> int:

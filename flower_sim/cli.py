@@ -11,14 +11,7 @@ from pathlib import Path
 from fedrollup.errors import UsageError
 
 
-
 def add_parser(subparsers) -> None:
-    from flower_sim.attacks import ATTACKS
-    from flower_sim.config import STRATEGIES, SimulationConfig
-    from flower_sim.data import PARTITIONS
-    from flower_sim.models import MODELS
-
-    d = SimulationConfig()
     p = subparsers.add_parser(
         "simulate", help="run federated training with MAD validators (or a baseline) in this process",
         description="Trainers (Flower ClientApps) in groups, one validator per group applying the "
@@ -26,6 +19,18 @@ def add_parser(subparsers) -> None:
                     "manager that averages the validators' models. Writes metrics.json, per-round .npz "
                     "weights and accuracy.png to --out.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_simulation_options(p)
+    p.set_defaults(func=run)
+
+
+def add_simulation_options(p: argparse.ArgumentParser) -> None:
+    """The FL options, shared by `simulate` and `demo` (and later `topology`)."""
+    from flower_sim.attacks import ATTACKS
+    from flower_sim.config import STRATEGIES, SimulationConfig
+    from flower_sim.data import PARTITIONS
+    from flower_sim.models import MODELS
+
+    d = SimulationConfig()
     fl = p.add_argument_group("federation")
     fl.add_argument("--rounds", type=int, default=d.rounds, help="federated rounds")
     fl.add_argument("--trainers", type=int, default=d.trainers, help="trainers, split evenly into groups")
@@ -71,7 +76,6 @@ def add_parser(subparsers) -> None:
     da.add_argument("--seed", type=int, default=d.seed, help="seed of splits, attackers, training")
     p.add_argument("--out", default="", metavar="DIR",
                    help="output folder (default: runs/<time>-<strategy>-<attack>)")
-    p.set_defaults(func=run)
 
 
 def config_from_args(args: argparse.Namespace):
@@ -82,11 +86,18 @@ def config_from_args(args: argparse.Namespace):
     return SimulationConfig(**{f.name: getattr(args, f.name) for f in fields(SimulationConfig)}).validate()
 
 
-def run(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
-    out = Path(args.out or f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{cfg.strategy}-{cfg.attack}")
+def output_folder(args: argparse.Namespace, cfg, kind: str = "") -> Path:
+    """`--out`, or a fresh `runs/<time>[-<kind>]-<strategy>-<attack>`; one-line error if it is a file."""
+    prefix = f"{time.strftime('%Y%m%d-%H%M%S')}{'-' + kind if kind else ''}"
+    out = Path(args.out or f"runs/{prefix}-{cfg.strategy}-{cfg.attack}")
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a folder")
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    out = output_folder(args, cfg)
     from flower_sim.console import run_with_display
 
     return run_with_display(cfg, out)

@@ -2,6 +2,7 @@
 the per-round table, and where the outputs went."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -9,7 +10,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from flower_sim.config import SimulationConfig
-from flower_sim.records import RoundRecord, ValidatorReport
+from flower_sim.records import Observers, RoundObserver, RoundRecord, ValidatorReport
 
 
 def pct(x: float | None) -> str:
@@ -57,7 +58,8 @@ class ProgressObserver:
             f"({sum(v.rejected_malicious for v in record.validators)} of them malicious)")
 
 
-def run_with_display(cfg: SimulationConfig, out: Path) -> int:
+def run_with_display(cfg: SimulationConfig, out: Path, observers: Sequence[RoundObserver] = ()) -> int:
+    """Run `simulate` with a progress display; `observers` (e.g. the rollup recorder) see every round first."""
     from flower_sim.simulation import simulate
 
     console = Console(stderr=False)
@@ -67,7 +69,7 @@ def run_with_display(cfg: SimulationConfig, out: Path) -> int:
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("loading TensorFlow and the data", total=cfg.rounds * (cfg.validators + 1))
-        observer = ProgressObserver(console, progress, task)
+        observer = Observers(*observers, ProgressObserver(console, progress, task))
         result = simulate(cfg, out, observer=observer,
                           progress=lambda msg: progress.update(task, description=msg))
     console.print(round_table(result.records, cfg))

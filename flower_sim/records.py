@@ -96,3 +96,18 @@ class RoundObserver(Protocol):
     def on_validator_report(self, report: ValidatorReport) -> None: ...
 
     def on_round_closed(self, record: RoundRecord) -> None: ...
+
+
+class Observers:
+    """Several observers as one, called in the order given (a blocking one delays those after it)."""
+
+    def __init__(self, *observers: RoundObserver) -> None:
+        self.observers = observers
+
+    def on_validator_report(self, report: ValidatorReport) -> None:
+        for observer in self.observers:
+            observer.on_validator_report(report)
+
+    def on_round_closed(self, record: RoundRecord) -> None:
+        for observer in self.observers:
+            observer.on_round_closed(record)

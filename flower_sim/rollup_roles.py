@@ -43,8 +43,9 @@ class TaskTerms:
             else trainers * self.reward_per_positive
 
 
-class RollupRejected(RuntimeError):
-    """The rollup rejected one of the roles' inputs; the message is the rollup's own report."""
+class RollupRejected(UsageError):
+    """The rollup rejected one of the roles' inputs (the message is the rollup's own report): the run stops,
+    and the command line says why in one line."""
 
 
 @dataclass

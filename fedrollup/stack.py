@@ -1,0 +1,58 @@
+"""The local rollup stack (anvil, the official contracts, the node and the backend) as a context manager,
+for jobs that bring their own: `fedrollup demo`, the end-to-end benchmark, tests.
+
+It starts the stack with `fedrollup chain up`'s own code on free loopback ports and stops every process on
+exit, on Ctrl-C and on failure (unless asked to keep it).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+
+@dataclass(frozen=True)
+class Stack:
+    run_dir: Path
+    deployment: object  # contracts_config.deployment.Deployment
+    node: object  # frontend_console.node_client.NodeClient
+    node_url: str
+
+    @property
+    def deployment_path(self) -> Path:
+        return self.run_dir / "deployment.json"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def local_stack(run_dir: Path, block_time: float = 1.0, epoch_length: int = 10, l1_port: int = 0,
+                node_port: int = 0, keep: bool = False) -> Iterator[Stack]:
+    from contracts_config.deployment import load
+    from frontend_console.node_client import NodeClient
+    from rollups_node.chain import chain_down, chain_up
+
+    args = argparse.Namespace(run_dir=run_dir, l1_port=l1_port or free_port(), node_port=node_port or free_port(),
+                              block_time=block_time, epoch_length=epoch_length, name="stack",
+                              template_hash="0x" + "00" * 32, backend_command=None,
+                              deployment_file=run_dir / "deployment.json")
+    chain_up(args)
+    try:
+        deployment = load(run_dir / "deployment.json")
+        node_url = json.loads((run_dir / "chain.json").read_text())["node_url"]
+        node = NodeClient(node_url + "/rpc", f"{node_url}/inspect/{deployment.application}", deployment.application)
+        yield Stack(run_dir, deployment, node, node_url)
+    finally:
+        if keep:
+            print(f"the chain keeps running: `fedrollup chain down --run-dir {run_dir}` stops it; the console reads "
+                  f"it with FEDROLLUP_DEPLOYMENT={run_dir}/deployment.json FEDROLLUP_NODE_URL={node_url}")
+        else:
+            chain_down(run_dir)
