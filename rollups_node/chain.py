@@ -93,10 +93,12 @@ def chain_up(args: argparse.Namespace) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     key = os.environ.get(OWNER_KEY_ENV) or ANVIL_KEY_0
     anvil_log, node_log, backend_log = run_dir / "anvil.log", run_dir / "node.log", run_dir / "backend.log"
+    print(f"starting anvil on 127.0.0.1:{args.l1_port} (a block every {args.block_time:g} s)", flush=True)
     anvil = start_anvil(args.l1_port, block_time=args.block_time, log_path=anvil_log)
     node = None
     try:
         rpc_url = f"http://127.0.0.1:{args.l1_port}"
+        print("deploying InputBox, EtherPortal, Authority and Application (@cartesi/rollups 2.2.0)", flush=True)
         deployment = deploy(rpc_url, key, name=args.name, epoch_length=args.epoch_length,
                             template_hash=args.template_hash)
         deployment_path = save(deployment, args.deployment_file or default_path(args.name))
@@ -111,6 +113,7 @@ def chain_up(args: argparse.Namespace) -> int:
             node = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     env=dict(os.environ, **{OWNER_KEY_ENV: key}), start_new_session=True)
         node_url = f"http://127.0.0.1:{args.node_port}"
+        print("starting the node and its backend; waiting until the backend asks for its first input", flush=True)
         _wait_healthy(node_url, node, node_log, timeout=180)
     except BaseException:
         _stop(node.pid if node else None, "node")
