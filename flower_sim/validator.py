@@ -103,10 +103,14 @@ class Validator:
         t1 = time.perf_counter()
         replies = list(self.grid.send_and_receive(messages))
         t2 = time.perf_counter()
-        arrays, metrics = self.strategy.aggregate_train(server_round, replies)
+        # Baselines do not judge; score their replies for the record before aggregating, because some
+        # Flower strategies (FedMedian) consume the replies' arrays while aggregating.
+        scored, scoring_s = ([], 0.0) if isinstance(self.strategy, MadFedAvg) else self._score_replies(replies)
         t3 = time.perf_counter()
+        arrays, metrics = self.strategy.aggregate_train(server_round, replies)
+        t4 = time.perf_counter()
         weights = arrays.to_numpy_ndarrays() if arrays is not None else global_weights
-        contributions, scoring_s = self._contributions(replies, metrics)
+        contributions = self._contributions(replies, scored, metrics)
         validation_s = getattr(self.strategy, "validation_s", scoring_s)
         reference = getattr(self.strategy, "reference_score", None)
         path = self.out_dir / f"round-{server_round:03d}-validator-{self.validator_id}.npz"
@@ -117,28 +121,31 @@ class Validator:
             own_accuracy_bps=reference.bps if reference else None,
             contributions=tuple(contributions), model_file=path.name, model_sha256=digest,
             training_s=t2 - t1, validation_s=validation_s,
-            aggregation_s=(t3 - t2) + (t1 - t0) - (validation_s if isinstance(self.strategy, MadFedAvg) else 0.0))
+            aggregation_s=(t4 - t3) + (t1 - t0) - (validation_s if isinstance(self.strategy, MadFedAvg) else 0.0))
         return ValidatorRound(weights=weights, report=report)
 
-    def _contributions(self, replies: list[Message], metrics) -> tuple[list[Contribution], float]:
+    def _score_replies(self, replies: list[Message]) -> tuple[list[tuple[int, Score, int, bool]], float]:
+        """(trainer id, score on the validator's data, samples, attacked) of every reply, and the time taken."""
+        start = time.perf_counter()
+        scored = []
+        for reply in replies:
+            m = reply.content["metrics"]
+            scored.append((int(m["trainer-id"]), self.judge.score(reply.content["arrays"]),
+                           int(m["num-examples"]), bool(m["attacked"])))
+        return scored, time.perf_counter() - start
+
+    def _contributions(self, replies: list[Message], scored, metrics) -> list[Contribution]:
         """Every reply with its accuracy on the validator's data and whether the strategy used it."""
         if isinstance(self.strategy, MadFedAvg):
-            judged = [(d.trainer_id, d.score, d.num_examples, d.positive) for d in self.strategy.decisions]
             attacked = {int(r.content["metrics"]["trainer-id"]): bool(r.content["metrics"]["attacked"])
                         for r in replies}
-            return [self._contribution(t, s, n, ok, attacked[t]) for t, s, n, ok in judged], 0.0
-        start = time.perf_counter()
+            return [self._contribution(d.trainer_id, d.score, d.num_examples, d.positive, attacked[d.trainer_id])
+                    for d in self.strategy.decisions]
         krum_pick = None
         if isinstance(self.strategy, Krum) and metrics is not None:
             krum_pick = round(float(metrics["trainer-id"]))  # Krum keeps one reply: its id survives averaging
-        out = []
-        for reply in replies:
-            m = reply.content["metrics"]
-            trainer_id = int(m["trainer-id"])
-            used = krum_pick is None or trainer_id == krum_pick
-            out.append(self._contribution(trainer_id, self.judge.score(reply.content["arrays"]),
-                                          int(m["num-examples"]), used, bool(m["attacked"])))
-        return out, time.perf_counter() - start
+        return [self._contribution(t, score, n, krum_pick is None or t == krum_pick, attacked)
+                for t, score, n, attacked in scored]
 
     def _contribution(self, trainer_id: int, score: Score, n: int, accepted: bool, attacked: bool) -> Contribution:
         return Contribution(trainer_id=trainer_id, validator_id=self.validator_id, accuracy=score.accuracy,

@@ -85,3 +85,15 @@ def test_the_flower_server_app_runs_the_same_loop_on_a_grid(tmp_path):
     app(grid=grid, context=Context(run_id=1, node_id=1, node_config={}, state=RecordDict(), run_config=run_config))
     doc = json.loads((tmp_path / "metrics.json").read_text())
     assert len(doc["rounds"]) == 1 and doc["rounds"][0]["global_accuracy"] > 0.5
+
+
+@pytest.mark.parametrize("strategy", ["fedavg", "krum", "median", "trimmed"])
+def test_every_baseline_strategy_runs_a_round_and_records_every_contribution(strategy, tmp_path):
+    cfg = SimulationConfig(rounds=1, trainers=6, validators=2, strategy=strategy, attack="signflip",
+                           malicious=1 / 6, model="logreg", local_epochs=1).validate()
+    record = simulate(cfg, tmp_path).records[0]
+    assert sorted(c.trainer_id for c in record.contributions) == list(range(6))
+    assert all(v.own_accuracy is None for v in record.validators)  # baselines train no reference model
+    accepted = [v.accepted for v in record.validators]
+    assert accepted == ([1, 1] if strategy == "krum" else [3, 3])
+    assert record.global_accuracy > 0.5
