@@ -7,8 +7,10 @@ Measured in one run, against baselines from the same run:
   2. a model-sized payload (--sizes, MB) sent by a validator to 1 and to 10 of its stations at once over the
      shaped links: seconds and bytes on each station's radio interface; baselines: the same download on the
      validator's own loopback (no emulated link) and the line-rate ideal of the configured rates;
-  3. (--flower) memory of Flower's Deployment Engine on the full topology: 2 SuperLinks + 20 SuperNodes over
-     TLS, all registered (RSS of every process on the hosts).
+  3. (--flower) Flower's Deployment Engine on the full topology: 2 SuperLinks + 20 SuperNodes over TLS,
+     registration time and memory (RSS of every process on the hosts), then one echo round per size (the
+     payload to every station and an update of the same size back, `topology.echo_app`); baseline: a 1 kB
+     round in the same network (Flower's fixed cost per round), and the line-rate transfer time.
 Run: sudo .venv/bin/python -m benchmarks.topology [--repeats 3] [--sizes 0.4 2] [--radio-mbps 20] [--flower]
 """
 from __future__ import annotations
@@ -83,11 +85,13 @@ def transfers(rates: Rates, sizes_mb: list[float], folder: Path) -> list[dict]:
     return rows
 
 
-def flower_memory(rates: Rates, folder: Path) -> dict:
+def flower_rounds(rates: Rates, sizes_mb: list[float], folder: Path, label: str) -> dict:
+    """2 SuperLinks + 20 SuperNodes over TLS: time to register, memory, then one echo round per payload size."""
     from topology import flower_services
+    from topology.paper_topology import echo_rounds
 
     topo = paper_topology(20, 2, rates)
-    with EmulatedNetwork(topo, choose_emulator(), folder / "flower") as network:
+    with EmulatedNetwork(topo, choose_emulator(), folder / f"flower-{label}") as network:
         processes = HostProcesses(network)
         started = time.monotonic()
         services = flower_services.start_superlinks(processes, topo)
@@ -96,8 +100,14 @@ def flower_memory(rates: Rates, folder: Path) -> dict:
         registered_s = time.monotonic() - started
         time.sleep(2)
         pids = [p for p in clean.run_processes(network.run_id) if p not in network.shell_pids()]
-        total = rss_mb(pids)
-    return {"registered_s": registered_s, "rss_mb": total, "processes": len(pids)}
+        memory = rss_mb(pids)
+        flower_services.write_connections(processes, topo, services)
+        rounds = {}
+        for size_mb in sizes_mb:
+            echo = echo_rounds(network, processes, services, int(size_mb * 1_000_000), 1)
+            rounds[size_mb] = {"seconds": statistics.median(r["seconds"] for r in echo["rounds"]),
+                               "bytes": statistics.median(echo["bytes_per_station_per_round"].values())}
+    return {"registered_s": registered_s, "rss_mb": memory, "processes": len(pids), "rounds": rounds}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,10 +148,21 @@ def main(argv: list[str] | None = None) -> int:
         print("(all Mbit/s: payload delivered to all stations from the first start to the last end; "
               "line: the configured rates; ideal s: all payloads at line rate)")
         if args.flower:
-            f = flower_memory(rates, folder)
-            print(f"\n3. Flower Deployment Engine on the paper topology: 2 SuperLinks + 20 SuperNodes over TLS "
-                  f"registered in {f['registered_s']:.1f} s; {f['processes']} processes, RSS {f['rss_mb']:.0f} MB "
-                  f"({f['rss_mb'] / 22:.0f} MB per Flower component incl. its SuperExec)")
+            sizes = [0.001] + list(args.sizes)
+            f = flower_rounds(rates, sizes, folder, "shaped")
+            print(f"\n3. Flower Deployment Engine on the paper topology: 2 SuperLinks + 20 SuperNodes over TLS")
+            print(f"registered in {f['registered_s']:.1f} s; {f['processes']} processes, RSS {f['rss_mb']:.0f} MB "
+                  f"({f['rss_mb'] / 22:.0f} MB per SuperLink/SuperNode with its SuperExec)")
+            print("one echo round per group, both groups at once (payload to each of its 10 stations, an update "
+                  "of the same size back); baseline: a 1 kB round (Flower's fixed cost); line s: both directions "
+                  "through the shared AP link at its rate")
+            print(f"{'MB':>6}{'round s':>10}{'x 1 kB':>8}{'line s':>8}{'bytes/station':>15}")
+            base = f["rounds"][0.001]["seconds"]
+            for size_mb in sizes:
+                row = f["rounds"][size_mb]
+                line_s = 2 * 10 * size_mb * 8 / min(10 * rates.radio_mbps, rates.ap_mbps)
+                print(f"{size_mb:>6g}{row['seconds']:>10.2f}{row['seconds'] / base:>8.2f}{line_s:>8.2f}"
+                      f"{row['bytes']:>15,.0f}")
     return 0
 
 

@@ -122,6 +122,10 @@ def test_topology_command_runs_the_chain_host_and_flower_across_the_network(tmp_
     assert checks["chain_id_seen_from_sta1"] == 31337 and checks["node_alive_from_sta1"] is True
     assert set(checks["tls"]) == {"sta1", "sta3"} and all(v.startswith("TLS") for v in checks["tls"].values())
     assert checks["flwr_ls_from_mgr"] == {"val1": True, "val2": True}
+    # one Flower round per group moved 400 kB to every station and back, intact, over the station's radio link
+    assert [(r["validator"], r["nodes"], r["intact"]) for r in checks["echo"]["rounds"]] == [("val1", 2, 2),
+                                                                                          ("val2", 2, 2)]
+    assert min(checks["echo"]["bytes_per_station_per_round"].values()) >= 2 * 400_000
     assert "[superlink.val2]" in (out / "hosts" / "mgr" / "flwr-home" / "config.toml").read_text()
     assert min(b["rx_bytes"] for b in summary["station_bytes_after_registration"].values()) > 1_000
     assert json.loads((out / "topology.json").read_text())["format"] == "fedrollup-topology/1"

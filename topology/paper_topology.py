@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
@@ -59,6 +59,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--rounds", type=int, default=1, help="federated rounds")
     run.add_argument("--out", type=Path, default=None, metavar="DIR",
                      help="run folder (default runs/<time>-topology)")
+    run.add_argument("--echo-rounds", type=int, default=1,
+                     help="Flower rounds that only move a model-sized payload to every station and back, "
+                          "to measure the network before training (0: none)")
+    run.add_argument("--echo-bytes", type=int, default=400_000, help="payload of an echo round, bytes")
     run.add_argument("--no-chain", action="store_true", help="do not start the chain host's rollup stack")
     run.add_argument("--insecure", action="store_true", help="Flower without TLS (default: TLS with run certs)")
     run.add_argument("--no-cli", action="store_true", help="do not open the Mininet CLI at the end")
@@ -116,7 +120,29 @@ def bring_up(network, options: argparse.Namespace) -> TopologyServices:
     checks["flwr_ls_from_mgr"] = {v: flower_services.runs_listed(processes, "mgr", v) for v in flower.addresses}
     print("`flwr ls` from the manager reaches every SuperLink's Control API: "
           + ", ".join(f"{v} {'ok' if ok else 'FAILED'}" for v, ok in checks["flwr_ls_from_mgr"].items()))
+    if options.echo_rounds > 0:
+        checks["echo"] = echo_rounds(network, processes, flower, options.echo_bytes, options.echo_rounds)
     return TopologyServices(processes, flower, chain, checks)
+
+
+def echo_rounds(network, processes, flower, payload_bytes: int, rounds: int) -> dict:
+    """Flower rounds moving `payload_bytes` to every station and back; seconds per round and bytes per station."""
+    from topology.echo_round import run_echo_rounds
+
+    before = station_bytes(network)
+    results = run_echo_rounds(processes, flower, payload_bytes, rounds)
+    after = station_bytes(network)
+    per_station = {s: (after[s]["rx_bytes"] + after[s]["tx_bytes"] - before[s]["rx_bytes"] - before[s]["tx_bytes"])
+                   // rounds for s in after}
+    broken = [r for r in results if r.intact != r.nodes]
+    if broken:
+        raise RuntimeError(f"echo round payloads came back altered or missing: {broken}")
+    seconds = sorted(r.seconds for r in results)
+    print(f"{rounds} Flower echo round(s) of {payload_bytes:,} bytes per validator group over TLS: median "
+          f"{seconds[len(seconds) // 2]:.2f} s per round; bytes per station per round (rx+tx) median "
+          f"{sorted(per_station.values())[len(per_station) // 2]:,}")
+    return {"payload_bytes": payload_bytes, "rounds": [asdict(r) for r in results],
+            "bytes_per_station_per_round": per_station}
 
 
 def station_bytes(network) -> dict[str, dict[str, int]]:
