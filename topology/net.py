@@ -16,7 +16,7 @@ from typing import Any
 
 from topology import clean
 from topology.emulator import MININET_WIFI, EmulatorChoice
-from topology.topo import EdgeTopology, Node
+from topology.topo import EdgeTopology
 
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
 
@@ -254,8 +254,3 @@ class EmulatedNetwork:
                                     "&& echo open")
         return "open" in out
 
-
-def station_order(topo: EdgeTopology) -> list[Node]:
-    """Stations interleaved across groups (sta of group 1, of group 2, ...), for fair partial selections."""
-    groups = [topo.group(v.group) for v in topo.validators]
-    return [g[i] for i in range(max(len(g) for g in groups)) for g in groups if i < len(g)]
