@@ -154,6 +154,10 @@ class EmulatedNetwork:
             return
         self._stopped = True
         started = time.monotonic()
+        try:  # a second Ctrl-C must not cut the teardown short
+            previous_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        except ValueError:  # not the main thread
+            previous_int = None
         try:
             for callback in reversed(self._on_stop):
                 try:
@@ -173,6 +177,8 @@ class EmulatedNetwork:
             else:
                 clean.state_path(self.run_id).unlink(missing_ok=True)
             self._restore_signals()
+            if previous_int is not None:
+                signal.signal(signal.SIGINT, previous_int)
             self.stop_s = time.monotonic() - started
 
     # -- access ---------------------------------------------------------------------------------------
