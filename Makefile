@@ -46,7 +46,10 @@ topology-deps: setup
 demo: setup
 	$(BIN)/fedrollup demo $(DEMO_ARGS)
 
+# As root, the tests also get Mininet (topology-deps); without root the emulated-network tests skip, saying so.
 test: setup
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory topology-deps; \
+	else echo "== not root: the emulated-network tests will be skipped (sudo make test runs them)"; fi
 	$(BIN)/python -m pytest $(TEST_ARGS)
 
 clean:
