@@ -92,17 +92,10 @@ def metadata(adv: Advance) -> dict:
             "prev_randao": "0x" + adv.prev_randao.hex(), "input_index": adv.input_index}
 
 
-def time_http(setup: list[Advance], rounds: list[Advance], nodelay: bool) -> tuple[float, int]:
-    """Seconds for `python -m dapp` behind the node's rollup HTTP server to process the round inputs.
-
-    ``nodelay`` turns on TCP_NODELAY in the node's HTTP handler for this run (it answers with two small
-    writes, headers then body, so Nagle's algorithm and the client's delayed ACK add ~40 ms per call).
-    """
-    from rollups_node import http_handler
+def time_http(setup: list[Advance], rounds: list[Advance]) -> tuple[float, int]:
+    """Seconds for `python -m dapp` behind the node's rollup HTTP server to process the round inputs."""
     from rollups_node.machine import HostMachine
 
-    shipped = getattr(http_handler.QuietHandler, "disable_nagle_algorithm", False)
-    http_handler.QuietHandler.disable_nagle_algorithm = shipped or nodelay
     machine = HostMachine([sys.executable, "-m", "dapp"], finish_timeout=5.0)
     machine.start()
     try:
@@ -118,7 +111,6 @@ def time_http(setup: list[Advance], rounds: list[Advance], nodelay: bool) -> tup
         return time.perf_counter() - start, outputs
     finally:
         machine.stop()
-        http_handler.QuietHandler.disable_nagle_algorithm = shipped
 
 
 def input_sizes() -> list[tuple[str, int]]:
@@ -136,8 +128,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=100, help="rounds for the state-machine runs")
     parser.add_argument("--http-rounds", type=int, default=30, help="rounds for the HTTP runs")
-    parser.add_argument("--as-shipped-rounds", type=int, default=5,
-                        help="rounds for the run with the node's HTTP handler exactly as shipped")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
 
@@ -146,14 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     sm_seconds = statistics.median(s for s, _ in runs)
     sm_rate = len(rounds) / sm_seconds
 
-    http_rows = []
-    for label, n_rounds, nodelay, repeats in (
-            ("python -m dapp via node HTTP API, TCP_NODELAY", args.http_rounds, True, max(1, args.repeats // 2)),
-            ("python -m dapp via node HTTP API, as shipped", args.as_shipped_rounds, False, 1)):
-        http_setup, http_rounds = build_workload(n_rounds)
-        runs_http = [time_http(http_setup, http_rounds, nodelay) for _ in range(repeats)]
-        http_rows.append((label, len(http_rounds), len(runs_http),
-                          len(http_rounds) / statistics.median(s for s, _ in runs_http)))
+    http_setup, http_rounds = build_workload(args.http_rounds)
+    runs_http = [time_http(http_setup, http_rounds) for _ in range(max(1, args.repeats // 2))]
+    http_rows = [("python -m dapp via the node's rollup HTTP API", len(http_rounds), len(runs_http),
+                  len(http_rounds) / statistics.median(s for s, _ in runs_http))]
 
     per_round = 1 + GROUPS
     print(f"Backend throughput: rounds of {GROUPS * TRAINERS_PER_GROUP} trainers "
