@@ -6,7 +6,7 @@ signflip from 30%; labelflip by 30% of trainers relabelling 50% of their samples
 trained on the union of the trainers' data for the same number of epochs (rounds x local epochs), from the
 same initial weights, is measured in the same run as the upper bound.
 
-    .venv/bin/python -m benchmarks.robustness [--rounds 8] [--quick] [--out runs/bench-robustness]
+    .venv/bin/python -m benchmarks.robustness [--rounds 10] [--quick] [--out runs/bench-robustness]
 
 Prints final accuracy, rounds to reach 95% of the strategy's own clean final accuracy, and the MAD
 detection rates (malicious contributions rejected, honest contributions rejected); saves a plot and a JSON.
@@ -34,8 +34,10 @@ SCENARIOS = {
 STRATEGIES = ["mad", "fedavg", "krum", "median", "trimmed"]
 
 
-def centralized_accuracy(cfg, epochs: int) -> float:
-    """Upper bound: the same model trained on the union of all trainers' data, scored on the test set."""
+def centralized_curve(cfg) -> list[float]:
+    """Upper bound: the same model and optimizer trained on the union of all trainers' data, from the same
+    initial weights, `local_epochs` epochs per round (so after round r it has had the epochs a federated
+    trainer has had); its test accuracy after each round. The bound is the last value."""
     import numpy as np
 
     from flower_sim import models
@@ -45,9 +47,13 @@ def centralized_accuracy(cfg, epochs: int) -> float:
     x = np.concatenate([t.x for t in splits.trainers])
     y = np.concatenate([t.y for t in splits.trainers])
     model = models.build_model(cfg.model, cfg.lr)
-    weights, _ = models.train(model, models.initial_weights(cfg.model, cfg.seed), x, y, epochs=epochs,
-                              batch_size=cfg.batch_size, seed=cfg.seed)
-    return models.score(model, weights, splits.test.x, splits.test.y).accuracy
+    weights, curve = models.initial_weights(cfg.model, cfg.seed), []
+    for rnd in range(1, cfg.rounds + 1):
+        seed = int(np.random.SeedSequence([cfg.seed, rnd, 3]).generate_state(1)[0])
+        weights, _ = models.train(model, weights, x, y, epochs=cfg.local_epochs, batch_size=cfg.batch_size,
+                                  seed=seed)
+        curve.append(models.score(model, weights, splits.test.x, splits.test.y).accuracy)
+    return curve
 
 
 def rounds_to(curve: list[float], target: float) -> int | None:
@@ -70,7 +76,7 @@ def fmt(x, pct=True) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--quick", action="store_true", help="4 rounds, MLP model: a few minutes")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
@@ -91,9 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     scenarios = args.scenarios.split(",")
     out = Path(args.out)
     started = time.perf_counter()
-    upper = centralized_accuracy(base, base.rounds * base.local_epochs)
+    central = centralized_curve(base)
+    upper = central[-1]
     console.print(f"centralized upper bound ({base.rounds * base.local_epochs} epochs on the union of the "
-                  f"trainers' data): {100 * upper:.1f}%")
+                  f"trainers' data): {100 * upper:.1f}%; per round: {' '.join(f'{100 * a:.1f}' for a in central)}")
     results: dict[str, dict[str, dict]] = {}
     for scenario in scenarios:
         for strategy in strategies:
@@ -129,6 +136,19 @@ def main(argv: list[str] | None = None) -> int:
                                       for s in strategies])
         console.print(speed)
 
+    if "clean" in results:
+        gap = Table(title="Clean run against the centralized bound, per round (accuracy %; gap in points)",
+                    title_justify="left")
+        gap.add_column("round")
+        gap.add_column("centralized", justify="right")
+        for s in strategies:
+            gap.add_column(s, justify="right")
+        for i, c in enumerate(central):
+            gap.add_row(str(i + 1), fmt(c), *[f"{fmt(results['clean'][s]['curve'][i])} "
+                                              f"({100 * (results['clean'][s]['curve'][i] - c):+.1f})"
+                                              for s in strategies])
+        console.print(gap)
+
     if "mad" in strategies:
         det = Table(title="MAD detection: % of contributions rejected", title_justify="left")
         for col in ("scenario", "malicious rejected", "honest rejected"):
@@ -140,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "robustness.json").write_text(json.dumps(
-        {"config": base.as_dict(), "centralized_upper_bound": upper, "results": results}, indent=2) + "\n")
+        {"config": base.as_dict(), "centralized_upper_bound": upper, "centralized_curve": central,
+         "results": results}, indent=2) + "\n")
     plot(out / "robustness.png", results, scenarios, strategies, upper)
     console.print(f"{time.perf_counter() - started:.0f} s in all; results in {out}/robustness.json, "
                   f"plot {out}/robustness.png")
