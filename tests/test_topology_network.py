@@ -109,11 +109,12 @@ def test_interrupted_or_killed_runs_leave_nothing_after_cleanup(tmp_path, how):
     assert not clean.leftovers()
 
 
-def test_topology_command_runs_the_chain_host_and_flower_across_the_network(tmp_path):
+def test_topology_command_runs_a_recorded_federated_round_across_the_network(tmp_path):
     before = MachineState.now()
     out = tmp_path / "run"
     done = subprocess.run([FEDROLLUP, "topology", "--stations", "4", "--validators", "2", "--no-cli",
-                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+                           "--rounds", "1", "--model", "logreg", "--out", str(out)],
+                          capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "emulator: mininet" in done.stdout and "left behind: nothing" in done.stdout
     summary = json.loads((out / "topology-summary.json").read_text())
@@ -129,5 +130,20 @@ def test_topology_command_runs_the_chain_host_and_flower_across_the_network(tmp_
     assert "[superlink.val2]" in (out / "hosts" / "mgr" / "flwr-home" / "config.toml").read_text()
     assert min(b["rx_bytes"] for b in summary["station_bytes_after_registration"].values()) > 1_000
     assert json.loads((out / "topology.json").read_text())["format"] == "fedrollup-topology/1"
+    # one federated round: each validator's ServerApp on its SuperLink trained its stations, the manager host
+    # averaged the two models, and the round is on the chain host's rollup (RoundRecorded read from the node)
+    metrics = json.loads((out / "metrics.json").read_text())
+    (record,) = metrics["rounds"]
+    assert metrics["config"]["trainers"] == 4 and metrics["config"]["validators"] == 2
+    assert sorted(c["trainer_id"] for c in record["contributions"]) == [0, 1, 2, 3]
+    assert [v["validator_id"] for v in record["validators"]] == [0, 1] and record["global_accuracy"] > 0.5
+    assert (out / "round-001.npz").exists() and (out / "round-001-validator-1.npz").exists()
+    (recorded,) = metrics["rollup"]["recorded"]
+    assert recorded["round"] == 1 and recorded["global_digest"] == record["global_sha256"]
+    timings = record["timings"]
+    assert {"training_s", "validation_s", "network_s", "chain_s", "wall_s"} <= set(timings)
+    assert timings["training_s"] > 0 and timings["chain_s"] > 0 and timings["network_s"] > 0
+    assert min(record["bytes_per_station"].values()) > 2 * 7850 * 4, "the logreg model went down and back up"
+    assert metrics["topology"]["peak_pss_bytes"] > 0
     namespaces, interfaces = MachineState.now().added_since(before)
     assert namespaces == set() and interfaces == set()

@@ -10,33 +10,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from topology.flower_services import FlowerServices
+from topology.flower_services import FlowerServices, write_app
 from topology.processes import VENV_BIN, HostProcesses, wait_until
-
-APP_PYPROJECT = """[build-system]
-requires = ["hatchling"]
-build-backend = "hatchling.build"
-
-[project]
-name = "fedrollup-echo"
-version = "1.0.0"
-description = "Moves a model-sized ArrayRecord to every SuperNode and back (topology.echo_app)"
-dependencies = []
-
-[tool.flwr.app]
-publisher = "fedrollup"
-
-[tool.flwr.app.components]
-serverapp = "topology.echo_app:serverapp"
-clientapp = "topology.echo_app:clientapp"
-
-[tool.flwr.app.config]
-nodes = 1
-payload-bytes = 400000
-rounds = 1
-wait-nodes-s = 120
-out = ""
-"""
 
 
 @dataclass(frozen=True)
@@ -51,10 +26,10 @@ class EchoRound:
     payload_bytes: int
 
 
-def write_app(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "pyproject.toml").write_text(APP_PYPROJECT)
-    return folder
+def write_echo_app(folder: Path) -> Path:
+    return write_app(folder, "fedrollup-echo", "Moves a model-sized ArrayRecord to every SuperNode and back",
+                     "topology.echo_app:serverapp", "topology.echo_app:clientapp",
+                     {"nodes": 1, "payload-bytes": 400000, "rounds": 1, "wait-nodes-s": 120, "out": ""})
 
 
 def run_echo_rounds(processes: HostProcesses, services: FlowerServices, payload_bytes: int, rounds: int,
@@ -63,7 +38,7 @@ def run_echo_rounds(processes: HostProcesses, services: FlowerServices, payload_
     needs `write_connections` done on the validators."""
     network = processes.network
     topo = network.topo
-    app = write_app(network.run_dir / "echo-app")
+    app = write_echo_app(network.run_dir / "echo-app")
     running = []
     for validator in topo.validators:
         nodes = sum(1 for s in services.supernodes if topo.node(s).group == validator.group)

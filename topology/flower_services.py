@@ -7,14 +7,62 @@ SuperLink's Fleet API logs every node that registers or activates.
 """
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass, field
+
+from pathlib import Path
 
 from topology.processes import VENV_BIN, HostProcess, HostProcesses, wait_until
 from topology.tls import ServerCertificate, make_certificates
 from topology.topo import EdgeTopology
 
 SUPERLINK_PORT = 9100
+
+APP_PYPROJECT = """[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+
+[project]
+name = "{name}"
+version = "1.0.0"
+description = "{description}"
+dependencies = []
+
+[tool.flwr.app]
+publisher = "fedrollup"
+
+[tool.flwr.app.components]
+serverapp = "{serverapp}"
+clientapp = "{clientapp}"
+
+[tool.flwr.app.config]
+{config}
+"""
+
+
+def toml_value(value) -> str:
+    """A run-config value as TOML (and as `flwr run --run-config` wants it): strings quoted."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value))
+
+
+def run_config(values: dict) -> str:
+    """Flower's `--run-config` text: space-separated key=value, strings quoted."""
+    return " ".join(f"{k}={toml_value(v)}" for k, v in values.items())
+
+
+def write_app(folder: Path, name: str, description: str, serverapp: str, clientapp: str, config: dict) -> Path:
+    """A Flower app folder holding only a pyproject.toml whose components are importable from the venv (so
+    runtime dependency installation stays off); `config` gives the run config's keys and defaults."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pyproject.toml").write_text(APP_PYPROJECT.format(
+        name=name, description=description, serverapp=serverapp, clientapp=clientapp,
+        config="\n".join(f"{k} = {toml_value(v)}" for k, v in config.items())))
+    return folder
 
 
 @dataclass
@@ -71,7 +119,15 @@ def start_supernodes(processes: HostProcesses, topo: EdgeTopology, services: Flo
         cert = services.certificates.get(validator)
         services.supernodes[name] = processes.start(
             name, "supernode",
-            supernode_argv(services.addresses[validator], topo.partition(name), str(cert.ca) if cert else None))
+            supernode_argv(services.addresses[validator], trainer_partition(topo, name),
+                           str(cert.ca) if cert else None))
+
+
+def trainer_partition(topo: EdgeTopology, station: str) -> tuple[int, int]:
+    """(partition-id, num-partitions) of a station as a trainer: its index among all stations, so the
+    partition id is the trainer id `flower_sim` uses (groups are contiguous blocks of stations)."""
+    names = [s.name for s in topo.stations]
+    return names.index(station), len(names)
 
 
 def registered_nodes(superlink: HostProcess) -> int:

@@ -33,12 +33,28 @@ class TopologyServices:
 
 
 def run_federation(network, services: TopologyServices, options: argparse.Namespace) -> dict | None:
-    """The seam for the federated rounds: given the running network and its services, run `options.rounds`
-    rounds (a ServerApp per validator SuperLink, the manager averaging between rounds, the rollup recording
-    them) and return the run's metrics. Not wired yet: the network layer stops here and says so."""
-    print(f"federated rounds over the emulated network are not wired in yet; {options.rounds} round(s) asked, "
-          "none run (the SuperLinks and SuperNodes are up and connected)")
-    return None
+    """The federated rounds over the running network (`topology.federated_rounds`): a ServerApp per validator
+    SuperLink, the manager host averaging between rounds and recording each round on the chain host's rollup;
+    returns the run's figures (metrics.json is in the run folder)."""
+    from topology.federated_rounds import run_rounds, simulation_config
+
+    if options.rounds == 0:
+        print("no federated rounds asked (--rounds 0)")
+        return None
+    cfg = simulation_config(network.topo, options)
+    figures = run_rounds(network, services.processes, services.flower, services.chain, cfg)
+    for number, (timings, sent) in enumerate(zip(figures["rounds"], figures["bytes_per_station_per_round"]), 1):
+        print(f"round {number}: {timings['wall_s']:.1f} s = training {timings['training_s']:.1f} + validation "
+              f"{timings['validation_s']:.1f} + network {timings['network_s']:.1f} + ClientApp start "
+              f"{timings['clientapp_start_s']:.1f} + ServerApp setup {timings['serverapp_setup_s']:.1f} + chain "
+              f"{timings['chain_s']:.1f} (+ the rest); bytes per station median "
+              f"{sorted(sent.values())[len(sent) // 2]:,}")
+    print(f"global accuracy per round {[round(a, 4) for a in figures['global_accuracy']]}; peak memory (PSS) of "
+          f"the run's processes {figures['peak_pss_bytes'] / 2**20:.0f} MiB, "
+          f"which scales to {figures['memory_estimate_20_stations']['estimated_bytes'] / 2**30:.1f} GiB for 20 "
+          f"stations; "
+          f"metrics in {figures['metrics']}")
+    return figures
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,6 +79,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="Flower rounds that only move a model-sized payload to every station and back, "
                           "to measure the network before training (0: none)")
     run.add_argument("--echo-bytes", type=int, default=400_000, help="payload of an echo round, bytes")
+    fl = parser.add_argument_group("federation (as `fedrollup simulate`)")
+    from flower_sim.config import STRATEGIES, SimulationConfig
+    from flower_sim.models import MODELS
+    from flower_sim.attacks import ATTACKS
+    d_fl = SimulationConfig()
+    fl.add_argument("--strategy", choices=STRATEGIES, default=d_fl.strategy, help="validator strategy")
+    fl.add_argument("--model", choices=MODELS, default=d_fl.model, help="model trained by the stations")
+    fl.add_argument("--local-epochs", type=int, default=d_fl.local_epochs, help="trainer epochs per round")
+    fl.add_argument("--attack", choices=ATTACKS, default=d_fl.attack, help="behaviour of malicious trainers")
+    fl.add_argument("--malicious", type=float, default=d_fl.malicious, metavar="FRACTION",
+                    help="fraction of trainers that are malicious")
+    fl.add_argument("--seed", type=int, default=d_fl.seed, help="seed of splits, attackers, training")
     run.add_argument("--no-chain", action="store_true", help="do not start the chain host's rollup stack")
     run.add_argument("--insecure", action="store_true", help="Flower without TLS (default: TLS with run certs)")
     run.add_argument("--no-cli", action="store_true", help="do not open the Mininet CLI at the end")

@@ -1,0 +1,165 @@
+"""The federated rounds across the emulated network: a ServerApp per validator SuperLink, the manager between.
+
+Design (the manager<->validator exchange is out of band, over the emulated backbone):
+  * the manager host runs `topology.manager_host`, an HTTP service on its own address that hands out the
+    global model of each round and takes the validators' models and reports; it averages, scores, writes
+    the `.npz` files and `metrics.json`, and records every round on the chain host's rollup;
+  * each validator host runs ONE `flwr run` for the whole run on its own SuperLink (Deployment Engine), whose
+    ServerApp (`flower_sim.validator_app`) loops over the rounds: fetch the global model from the manager,
+    run its group's round with the SuperNodes on its stations, send its model back. One ServerApp process
+    per validator for the whole run, so TensorFlow and the validator's data load once, not once per round;
+  * the stations' SuperNodes run `flower_sim.station_app` (the trainer, timed).
+While it runs, this module snapshots each station's radio-link byte counters whenever a round closes and
+samples the memory (PSS) of every process the run started, for the bytes per station per round and peak memory.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import fields
+from pathlib import Path
+
+from topology.flower_services import run_config, write_app
+from topology.processes import VENV_BIN, HostProcesses, wait_until
+
+MANAGER_PORT = 8700
+
+
+def write_edge_app(folder: Path, defaults: dict) -> Path:
+    return write_app(folder, "fedrollup-edge", "One validator's group rounds with timed trainers",
+                     "flower_sim.validator_app:app", "flower_sim.station_app:app", defaults)
+
+
+def pss_bytes(pids: set[int]) -> int:
+    """Proportional set size of `pids` together: shared pages (TensorFlow's libraries, mapped by every
+    Python process) counted once across them, unlike a sum of RSS."""
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+        except OSError:
+            pass
+    return total
+
+
+def host_memory(network) -> dict[str, int]:
+    """PSS bytes of every process in each emulated host's network namespace, now (Mininet's own shells
+    included; the chain host's daemons too, which no tracked process parents)."""
+    from topology.clean import netns_of, root_netns
+
+    host_of = {netns_of(network.host(n.name).pid): n.name for n in network.topo.nodes
+               if getattr(network.host(n.name), "pid", None)}
+    host_of.pop(root_netns(), None)  # switches (access points) live in the root namespace: not a host's
+    pids: dict[str, set[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (host := host_of.get(netns_of(int(entry.name)))):
+            pids.setdefault(host, set()).add(int(entry.name))
+    return {host: pss_bytes(found) for host, found in pids.items()}
+
+
+def memory_estimate(peak_by_host: dict[str, int], stations: int) -> dict[str, int]:
+    """Peak memory of a run with `stations` stations, scaled from this run's per-host peaks: the other hosts
+    as measured, plus the median station's peak per station."""
+    per_station = sorted(b for h, b in peak_by_host.items() if h.startswith("sta"))
+    station = per_station[len(per_station) // 2] if per_station else 0
+    fixed = sum(b for h, b in peak_by_host.items() if not h.startswith("sta"))
+    return {"stations": stations, "per_station_bytes": station, "other_hosts_bytes": fixed,
+            "estimated_bytes": fixed + station * stations}
+
+
+def run_rounds(network, processes: HostProcesses, flower, chain, cfg, timeout_s: float = 1800.0,
+               say=print) -> dict:
+    """Run `cfg.rounds` rounds over the running network; returns the figures (and metrics.json's path)."""
+    from topology.paper_topology import station_bytes
+
+    topo = network.topo
+    out = network.run_dir
+    manager_address = topo.address("mgr")
+    spec = {"config": cfg.as_dict(), "host": manager_address, "port": MANAGER_PORT, "out": str(out),
+            "deployment": str(chain.deployment) if chain else None, "node_url": chain.node_url if chain else None,
+            "round_timeout_s": timeout_s}
+    spec_file = processes.host_dir("mgr") / "manager-spec.json"
+    spec_file.write_text(json.dumps(spec, indent=2) + "\n")
+    started = time.monotonic()
+    manager = processes.start("mgr", "manager", [str(VENV_BIN / "python"), "-m", "topology.manager_host",
+                                                 str(spec_file)],
+                              env={"PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    base = {**cfg.to_run_config(), "validator-id": 0, "manager-url": "", "out": "", "wait-nodes-s": 180,
+            "wait-global-s": timeout_s}
+    app = write_edge_app(out / "edge-app", base)
+    runs = {}
+    for validator in topo.validators:
+        values = {**base, "validator-id": validator.group - 1,
+                  "manager-url": f"http://{manager_address}:{MANAGER_PORT}",
+                  "out": str(processes.host_dir(validator.name) / "models")}
+        argv = [str(VENV_BIN / "flwr"), "run", str(app), validator.name, "--run-config", run_config(values),
+                "--stream"]
+        runs[validator.name] = processes.start(validator.name, "flwr-run-rounds", argv)
+    say(f"`flwr run` of the validator ServerApp on {', '.join(runs)}: {cfg.rounds} round(s), "
+        f"{cfg.trainers // cfg.validators} stations each")
+    wait_until(lambda: network.reachable(topo.validators[0].name, manager_address, MANAGER_PORT), 300,
+               f"the manager's model service on {manager_address}:{MANAGER_PORT}", manager)
+    say(f"manager host serving the global model on http://{manager_address}:{MANAGER_PORT}"
+        + (f" (task open on the rollup at {chain.node_url})" if chain else ""))
+    peak, peak_by_host, per_round_bytes, runs_ended = 0, {}, [], None
+    last = station_bytes(network)
+    while manager.alive:
+        if time.monotonic() - started > timeout_s * max(1, cfg.rounds):
+            raise RuntimeError(f"the federated rounds did not finish (manager log {manager.log})")
+        by_host = host_memory(network)
+        peak = max(peak, sum(by_host.values()))
+        peak_by_host = {h: max(b, peak_by_host.get(h, 0)) for h, b in by_host.items()}
+        done = len(per_round_bytes) + 1
+        if done <= cfg.rounds and (out / f"round-{done:03d}.npz").exists():
+            now = station_bytes(network)
+            per_round_bytes.append({s: now[s]["rx_bytes"] + now[s]["tx_bytes"] - last[s]["rx_bytes"]
+                                    - last[s]["tx_bytes"] for s in now})
+            last = now
+            say(f"round {done} closed by the manager")
+        for name, run in runs.items():
+            if not run.alive and run.popen.returncode != 0:
+                raise RuntimeError(f"`flwr run` on {name} failed: {run.log_tail(5)}")
+        if any(r.alive for r in runs.values()):
+            runs_ended = None
+        elif (runs_ended := runs_ended or time.monotonic()) < time.monotonic() - 120:
+            # `flwr run --stream` exits 0 even when its ServerApp failed: the logs say why
+            raise RuntimeError("the validators' runs ended but the manager never closed the rounds: "
+                               + " | ".join(f"{n}: {r.log_tail(3)}" for n, r in runs.items()))
+        time.sleep(0.5)
+    if manager.popen.returncode != 0 or not (out / "metrics.json").exists():
+        raise RuntimeError(f"the manager failed (code {manager.popen.returncode}): {manager.log_tail(8)}")
+    for name, run in runs.items():
+        wait_until(lambda: not run.alive, 60, f"`flwr run` on {name} to end", interval_s=0.2)
+        if run.popen.returncode != 0:
+            raise RuntimeError(f"`flwr run` on {name} failed: {run.log_tail(5)}")
+    while len(per_round_bytes) < cfg.rounds:  # a round closed between two polls, right before the end
+        now = station_bytes(network)
+        per_round_bytes.append({s: now[s]["rx_bytes"] + now[s]["tx_bytes"] - last[s]["rx_bytes"]
+                                - last[s]["tx_bytes"] for s in now})
+        last = now
+    document = json.loads((out / "metrics.json").read_text())
+    for record, sent in zip(document["rounds"], per_round_bytes):
+        record["bytes_per_station"] = sent
+    document["topology"] = {"stations": len(topo.stations), "validators": len(topo.validators),
+                            "peak_pss_bytes": peak, "peak_pss_bytes_by_host": peak_by_host,
+                            "memory_estimate_20_stations": memory_estimate(peak_by_host, 20),
+                            "seconds": round(time.monotonic() - started, 2)}
+    (out / "metrics.json").write_text(json.dumps(document, indent=2) + "\n")
+    return {"metrics": str(out / "metrics.json"), "rounds": [r["timings"] for r in document["rounds"]],
+            "bytes_per_station_per_round": per_round_bytes, "peak_pss_bytes": peak,
+            "global_accuracy": [r["global_accuracy"] for r in document["rounds"]],
+            "memory_estimate_20_stations": document["topology"]["memory_estimate_20_stations"],
+            "rollup": document.get("rollup")}
+
+
+def simulation_config(topo, options):
+    """The FL configuration of a topology run: `simulate`'s defaults, the network's trainers and validators,
+    and whichever FL options the command line gave."""
+    from flower_sim.config import SimulationConfig
+
+    given = {f.name: getattr(options, f.name) for f in fields(SimulationConfig) if hasattr(options, f.name)}
+    given.update(trainers=len(topo.stations), validators=len(topo.validators), rounds=options.rounds)
+    return SimulationConfig(**given).validate()
