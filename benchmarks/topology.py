@@ -11,7 +11,12 @@ Measured in one run, against baselines from the same run:
      registration time and memory (RSS of every process on the hosts), then one echo round per size (the
      payload to every station and an update of the same size back, `topology.echo_app`); baseline: a 1 kB
      round in the same network (Flower's fixed cost per round), and the line-rate transfer time.
+  4. (--federated N) federated rounds on a network of N stations (`fedrollup topology --rounds R`: validator
+     ServerApps on their SuperLinks, the manager averaging, every round recorded on the rollup): seconds per
+     round and its split, bytes per station, peak memory and the 20-station estimate; baseline: the same
+     run in process (`fedrollup simulate`, same seed, rounds and model), accuracy side by side.
 Run: sudo .venv/bin/python -m benchmarks.topology [--repeats 3] [--sizes 0.4 2] [--radio-mbps 20] [--flower]
+     [--federated 4 --fl-rounds 2 --model cnn] [--only-federated]
 """
 from __future__ import annotations
 
@@ -110,6 +115,44 @@ def flower_rounds(rates: Rates, sizes_mb: list[float], folder: Path, label: str)
     return {"registered_s": registered_s, "rss_mb": memory, "processes": len(pids), "rounds": rounds}
 
 
+def federated(stations: int, rounds: int, model: str, folder: Path) -> dict:
+    """The same federated run over the emulated network and in process; both runs' metrics.json."""
+    import json
+    import subprocess
+
+    fedrollup = str(Path(sys.executable).parent / "fedrollup")
+    common = ["--rounds", str(rounds), "--model", model]
+    runs = {}
+    for name, argv in (("network", ["topology", "--stations", str(stations), "--validators", "2", "--no-cli",
+                                    "--echo-rounds", "0"]),
+                       ("in-process", ["simulate", "--trainers", str(stations), "--validators", "2"])):
+        out = folder / f"federated-{name}"
+        started = time.monotonic()
+        done = subprocess.run([fedrollup, *argv, *common, "--out", str(out)], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{name} run failed: {(done.stdout + done.stderr)[-2000:]}")
+        runs[name] = {"seconds": time.monotonic() - started, "metrics": json.loads((out / "metrics.json").read_text())}
+    return runs
+
+
+def print_federated(runs: dict, stations: int) -> None:
+    net, local = runs["network"]["metrics"], runs["in-process"]["metrics"]
+    print(f"\n4. federated rounds, {stations} stations in 2 groups, model {net['config']['model']}, "
+          f"{len(net['rounds'])} rounds; baseline: `fedrollup simulate` in process")
+    print(f"{'round':>5}{'wall s':>8}{'train':>7}{'valid':>7}{'network':>9}{'clientapp':>11}{'chain':>7}"
+          f"{'bytes/station':>15}{'acc net':>9}{'acc local':>11}")
+    for r, base in zip(net["rounds"], local["rounds"]):
+        t = r["timings"]
+        sent = sorted(r["bytes_per_station"].values())[len(r["bytes_per_station"]) // 2]
+        print(f"{r['round']:>5}{t['wall_s']:>8.1f}{t['training_s']:>7.1f}{t['validation_s']:>7.1f}"
+              f"{t['network_s']:>9.1f}{t['clientapp_start_s']:>11.1f}{t['chain_s']:>7.1f}{sent:>15,}"
+              f"{r['global_accuracy']:>9.4f}{base['global_accuracy']:>11.4f}")
+    topo = net["topology"]
+    print(f"whole run: {net['elapsed_s']:.0f} s over the network vs {local['elapsed_s']:.0f} s in process "
+          f"(x{net['elapsed_s'] / max(local['elapsed_s'], 1e-9):.1f}); peak PSS {topo['peak_pss_bytes'] / 2**30:.2f} "
+          f"GiB, estimated {topo['memory_estimate_20_stations']['estimated_bytes'] / 2**30:.1f} GiB for 20 stations")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build/teardown, memory and payload transfer of the emulated network.")
     parser.add_argument("--repeats", type=int, default=3)
@@ -117,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--radio-mbps", type=float, default=Rates().radio_mbps)
     parser.add_argument("--ap-mbps", type=float, default=Rates().ap_mbps)
     parser.add_argument("--flower", action="store_true", help="also measure 2 SuperLinks + 20 SuperNodes")
+    parser.add_argument("--federated", type=int, default=0, metavar="N",
+                        help="also run federated rounds on N stations, against the same run in process")
+    parser.add_argument("--fl-rounds", type=int, default=2, help="rounds of --federated")
+    parser.add_argument("--model", default="cnn", help="model of --federated")
+    parser.add_argument("--only-federated", action="store_true", help="skip sections 1-3")
     args = parser.parse_args(argv)
     try:
         choice = choose_emulator()
@@ -127,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     print(choice.describe())
     with tempfile.TemporaryDirectory(prefix="fedrollup-topology-bench-") as tmp:
         folder = Path(tmp)
+        if args.only_federated:
+            print_federated(federated(args.federated or 4, args.fl_rounds, args.model, folder), args.federated or 4)
+            return 0
         full = build_teardown(paper_topology(20, 2, rates), args.repeats, folder)
         small = build_teardown(paper_topology(1, 1, rates), args.repeats, folder)
         print(f"\n1. build and teardown, median of {args.repeats} (baseline: 1 validator, 1 station)")
@@ -163,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
                 line_s = 2 * 10 * size_mb * 8 / min(10 * rates.radio_mbps, rates.ap_mbps)
                 print(f"{size_mb:>6g}{row['seconds']:>10.2f}{row['seconds'] / base:>8.2f}{line_s:>8.2f}"
                       f"{row['bytes']:>15,.0f}")
+        if args.federated:
+            print_federated(federated(args.federated, args.fl_rounds, args.model, folder), args.federated)
     return 0
 
 
