@@ -127,16 +127,18 @@ def wait_until_processed(node: NodeClient, count: int, timeout: float, progress:
 
 
 def wait_for_proofs(node: NodeClient, l1: L1, force: bool, timeout: float, progress: Progress) -> list[DecodedOutput]:
-    """Every output with its proof: wait for the epochs' claims (mining blocks on a dev chain if `force`)."""
+    """Every output with its proof, once its epoch's claim is accepted on L1 (a proof appears when the claim is
+    computed, before L1 accepts it); on a dev chain with `force`, mine blocks so that the last epoch closes."""
     deadline, mined = time.monotonic() + timeout, False
     while True:
         outputs = [decode(o) for o in node.outputs()]
-        pending = [o for o in outputs if o.siblings is None]
+        accepted = {hex_int(e["index"]) for e in node.epochs() if e["status"] == "CLAIM_ACCEPTED"}
+        pending = [o for o in outputs if o.siblings is None or o.epoch_index not in accepted]
         if not pending:
             return outputs
         if time.monotonic() > deadline:
             raise AuditFailure(f"{len(pending)} outputs (first: output {pending[0].index}, epoch "
-                               f"{pending[0].epoch_index}) have no claim on L1 after {timeout:.0f} s")
+                               f"{pending[0].epoch_index}) have no accepted claim on L1 after {timeout:.0f} s")
         if force and not mined:
             progress(f"{len(pending)} outputs await their epoch's claim: mining "
                      f"{l1.deployment.epoch_length} blocks to close the epoch")

@@ -175,8 +175,10 @@ def _proven_output(node, index: int, kind: str):
     out = decode(node.output(index))
     if out.type != kind:
         raise UsageError(f"output {index} is a {out.type}, not a {kind}")
-    if out.siblings is None:
-        raise UsageError(f"output {index} has no proof yet: its epoch {out.epoch_index} is not claimed on L1")
+    status = next((e["status"] for e in node.epochs() if int(e["index"], 16) == out.epoch_index), "OPEN")
+    if out.siblings is None or status != "CLAIM_ACCEPTED":
+        raise UsageError(f"output {index} cannot be proven yet: its epoch {out.epoch_index}'s claim is not "
+                         f"accepted on L1 (epoch status {status})")
     return out
 
 
