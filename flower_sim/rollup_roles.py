@@ -15,15 +15,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from eth_abi import decode as abi_decode
-
 from dapp.schema import (ROLE_TRAINER, ROLE_VALIDATOR, CreateTask, Message, ProducerElected, Register, RoundClose,
-                         ValidatorReport, decode_notice, encode_deposit_data, pack_contribution)
+                         ValidatorReport, encode_deposit_data, pack_contribution)
 from fedrollup import accounts
 from fedrollup.errors import UsageError
 from flower_sim.config import SimulationConfig
 from flower_sim.records import RoundRecord
 from flower_sim.records import ValidatorReport as RoundReport
+from frontend_console.node_client import ITEM_NOT_FOUND, NOTICE_TYPE, NodeError
+from frontend_console.views import decode
 
 GWEI = 10**9
 FUNDING = 10**18  # wei given to each role account that has none (gas for a few hundred inputs)
@@ -107,8 +107,8 @@ class RollupRecorder:
             try:
                 status = self.node.call("cartesi_getInput", application=self.node.app,
                                         input_index=hex(index))["data"]["status"]
-            except UsageError as err:
-                if "-32002" not in str(err):  # "input not found": the node has not read it yet
+            except NodeError as err:
+                if err.code != ITEM_NOT_FOUND:  # "input not found": the node has not read it yet
                     raise
                 status = "NONE"
             if status == "ACCEPTED":
@@ -127,11 +127,7 @@ class RollupRecorder:
             self._confirm(what, tx_hash)
 
     def _notices(self, input_index: int) -> list[Message]:
-        out = []
-        for o in self.node.outputs(input_index=input_index, output_type="0xc258d6e5"):
-            (payload,) = abi_decode(["bytes"], bytes.fromhex(o["raw_data"][2:])[4:])
-            out.append(decode_notice(payload))
-        return out
+        return [decode(o).message for o in self.node.outputs(input_index=input_index, output_type=NOTICE_TYPE)]
 
     # ------------------------------------------------------------------ the task
     def _free_task_id(self) -> int:

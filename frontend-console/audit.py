@@ -132,7 +132,7 @@ def wait_for_proofs(node: NodeClient, l1: L1, force: bool, timeout: float, progr
     deadline, mined = time.monotonic() + timeout, False
     while True:
         outputs = [decode(o) for o in node.outputs()]
-        accepted = {hex_int(e["index"]) for e in node.epochs() if e["status"] == "CLAIM_ACCEPTED"}
+        accepted = node.accepted_epochs()
         pending = [o for o in outputs if o.siblings is None or o.epoch_index not in accepted]
         if not pending:
             return outputs

@@ -154,9 +154,10 @@ def _input_send(args: argparse.Namespace) -> int:
 
 
 def _decoded_outputs(args: argparse.Namespace, node) -> list:
+    from frontend_console.node_client import NOTICE_TYPE, VOUCHER_TYPE
     from frontend_console.views import decode
 
-    selector = {"Notice": "0xc258d6e5", "Voucher": "0x237a816f"}.get(getattr(args, "output_type", ""))
+    selector = {"Notice": NOTICE_TYPE, "Voucher": VOUCHER_TYPE}.get(getattr(args, "output_type", ""))
     return [decode(o) for o in node.outputs(input_index=getattr(args, "input", None), output_type=selector)]
 
 
@@ -175,10 +176,9 @@ def _proven_output(node, index: int, kind: str):
     out = decode(node.output(index))
     if out.type != kind:
         raise UsageError(f"output {index} is a {out.type}, not a {kind}")
-    status = next((e["status"] for e in node.epochs() if int(e["index"], 16) == out.epoch_index), "OPEN")
-    if out.siblings is None or status != "CLAIM_ACCEPTED":
+    if out.siblings is None or out.epoch_index not in node.accepted_epochs():
         raise UsageError(f"output {index} cannot be proven yet: its epoch {out.epoch_index}'s claim is not "
-                         f"accepted on L1 (epoch status {status})")
+                         f"accepted on L1")
     return out
 
 

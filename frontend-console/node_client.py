@@ -11,8 +11,11 @@ from typing import Any, Iterator
 import requests
 
 from fedrollup.errors import UsageError
+from rollups_node.outputs import NOTICE, VOUCHER
 
 PAGE = 500
+NOTICE_TYPE, VOUCHER_TYPE = "0x" + NOTICE.hex(), "0x" + VOUCHER.hex()  # cartesi_listOutputs output_type filters
+ITEM_NOT_FOUND = -32002  # e.g. an input the node has not read yet
 
 
 class NodeError(UsageError):
@@ -81,6 +84,10 @@ class NodeClient:
 
     def epochs(self) -> list[dict]:
         return list(self._paged("cartesi_listEpochs"))
+
+    def accepted_epochs(self) -> set[int]:
+        """Indices of the epochs whose claim L1 has accepted (only their outputs can be proven yet)."""
+        return {hex_int(e["index"]) for e in self.epochs() if e["status"] == "CLAIM_ACCEPTED"}
 
     def processed_input_count(self) -> int:
         return hex_int(self.call("cartesi_getProcessedInputCount", application=self.app)["data"])
