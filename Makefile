@@ -28,10 +28,10 @@ $(NPM_STAMP): contracts-config/package.json contracts-config/package-lock.json
 	@touch $@
 
 # The emulated edge network (topology/): Debian's Mininet 2.3.0 (mnexec, LinuxBridge via bridge-utils, TCLink
-# via tc), ping, socat and modprobe, installed with apt when missing (needs root). Debian's `mininet` Python
+# via tc), ping and modprobe, installed with apt when missing (needs root). Debian's `mininet` Python
 # package (the one matching its mnexec) is made importable from the venv through a .pth file that exposes
 # that one package and nothing else of Debian's Python.
-TOPOLOGY_APT := mininet bridge-utils iproute2 iputils-ping socat kmod net-tools
+TOPOLOGY_APT := mininet bridge-utils iproute2 iputils-ping kmod net-tools
 topology-deps: setup
 	@missing=""; for p in $(TOPOLOGY_APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

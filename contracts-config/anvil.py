@@ -1,6 +1,9 @@
-"""Starting the local dev L1: the anvil binary installed by npm, on loopback, with a configurable block time."""
+"""Starting the local dev L1: the anvil binary installed by npm, on loopback (or a given address), with a
+configurable block time."""
 from __future__ import annotations
 
+import errno
+import ipaddress
 import shutil
 import socket
 import subprocess
@@ -35,6 +38,26 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+def check_bind_address(host: str) -> None:
+    """`host` is an IPv4 address of this machine (or 0.0.0.0, every address); else a one-line UsageError."""
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        raise UsageError(f"--host {host!r} is not an IPv4 address (e.g. 127.0.0.1, 10.2.0.2 or 0.0.0.0)") from None
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, 0))
+        except OSError as err:
+            if err.errno == errno.EADDRNOTAVAIL:
+                raise UsageError(f"--host {host} is not an address of this machine (see `ip -4 addr`)") from None
+            raise UsageError(f"cannot listen on {host}: {err.strerror}") from None
+
+
+def url_host(host: str) -> str:
+    """The address to put in a URL for a server bound to `host`: loopback for 0.0.0.0 (every address)."""
+    return "127.0.0.1" if host == "0.0.0.0" else host
+
+
 def free_port() -> int:
     """A TCP port on loopback that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -52,18 +75,18 @@ def rpc_answers(url: str) -> bool:
 
 
 def start_anvil(port: int = DEFAULT_PORT, block_time: float | None = 1.0, chain_id: int = DEFAULT_CHAIN_ID,
-                log_path: Path | None = None, timeout: float = 20.0) -> subprocess.Popen:
-    """Start anvil on 127.0.0.1:`port`; return once it answers JSON-RPC. `block_time=None` mines per transaction."""
-    if not port_is_free(port):
-        raise UsageError(f"port {port} is already in use on 127.0.0.1 (is another chain running? "
+                log_path: Path | None = None, timeout: float = 20.0, host: str = "127.0.0.1") -> subprocess.Popen:
+    """Start anvil on `host`:`port`; return once it answers JSON-RPC. `block_time=None` mines per transaction."""
+    if not port_is_free(port, host):
+        raise UsageError(f"port {port} is already in use on {host} (is another chain running? "
                          "try `fedrollup chain down` or pass another --l1-port)")
-    command = [str(anvil_binary()), "--host", "127.0.0.1", "--port", str(port), "--chain-id", str(chain_id)]
+    command = [str(anvil_binary()), "--host", host, "--port", str(port), "--chain-id", str(chain_id)]
     if block_time:
         command += ["--block-time", f"{block_time:g}"]
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL
     process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{url_host(host)}:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

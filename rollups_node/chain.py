@@ -1,7 +1,8 @@
 """`fedrollup chain up/down/status/deploy`: anvil, the contracts, and the node as background processes.
 
-State lives in the run folder: `chain.json` (pids, URLs, paths), `anvil.log`, `node.log`,
-`backend.log` and the node's `node.sqlite`.
+State lives in the run folder: `chain.json` (pids, bind address, URLs, paths), `anvil.log`, `node.log`,
+`backend.log` and the node's `node.sqlite`. `--host` is the address anvil and the node's /rpc and /inspect
+listen on (loopback by default; an emulated host's own address on the topology, so other hosts reach them).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import requests
 
-from contracts_config.anvil import port_is_free, start_anvil
+from contracts_config.anvil import check_bind_address, port_is_free, start_anvil, url_host
 from contracts_config.deploy import ANVIL_KEY_0, deploy
 from contracts_config.deployment import default_path, save
 from fedrollup.errors import UsageError
@@ -87,17 +88,20 @@ def chain_up(args: argparse.Namespace) -> int:
     state = _read_state(run_dir)
     if state and (_alive(state.get("anvil_pid")) or _alive(state.get("node_pid"))):
         raise UsageError(f"a chain is already running from {run_dir} (run `fedrollup chain down` first)")
+    host = getattr(args, "host", "127.0.0.1")  # fedrollup.stack builds its own Namespace: loopback
+    check_bind_address(host)
     for port, what in ((args.l1_port, "--l1-port"), (args.node_port, "--node-port")):
-        if not port_is_free(port):
-            raise UsageError(f"port {port} is already in use on 127.0.0.1 (choose another {what})")
+        if not port_is_free(port, host):
+            raise UsageError(f"port {port} is already in use on {host} (choose another {what})")
     run_dir.mkdir(parents=True, exist_ok=True)
     key = os.environ.get(OWNER_KEY_ENV) or ANVIL_KEY_0
     anvil_log, node_log, backend_log = run_dir / "anvil.log", run_dir / "node.log", run_dir / "backend.log"
-    print(f"starting anvil on 127.0.0.1:{args.l1_port} (a block every {args.block_time:g} s)", flush=True)
-    anvil = start_anvil(args.l1_port, block_time=args.block_time, log_path=anvil_log)
+    where = f"every address (0.0.0.0), port {args.l1_port}" if host == "0.0.0.0" else f"{host}:{args.l1_port}"
+    print(f"starting anvil on {where} (a block every {args.block_time:g} s)", flush=True)
+    anvil = start_anvil(args.l1_port, block_time=args.block_time, log_path=anvil_log, host=host)
     node = None
     try:
-        rpc_url = f"http://127.0.0.1:{args.l1_port}"
+        rpc_url = f"http://{url_host(host)}:{args.l1_port}"
         print("deploying InputBox, EtherPortal, Authority and Application (@cartesi/rollups 2.2.0)", flush=True)
         deployment = deploy(rpc_url, key, name=args.name, epoch_length=args.epoch_length,
                             template_hash=args.template_hash)
@@ -106,20 +110,20 @@ def chain_up(args: argparse.Namespace) -> int:
         for stale in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
             stale.unlink(missing_ok=True)  # a fresh chain starts a fresh node database
         command = [sys.executable, "-m", "rollups_node", "--deployment", str(deployment_path), "--db", str(database),
-                   "--port", str(args.node_port), "--backend-log", str(backend_log)]
+                   "--host", host, "--port", str(args.node_port), "--backend-log", str(backend_log)]
         if args.backend_command:
             command += ["--backend-command", args.backend_command]
         with open(node_log, "ab") as out:
             node = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     env=dict(os.environ, **{OWNER_KEY_ENV: key}), start_new_session=True)
-        node_url = f"http://127.0.0.1:{args.node_port}"
+        node_url = f"http://{url_host(host)}:{args.node_port}"
         print("starting the node and its backend; waiting until the backend asks for its first input", flush=True)
         _wait_healthy(node_url, node, node_log, timeout=180)
     except BaseException:
         _stop(node.pid if node else None, "node")
         _stop(anvil.pid, "anvil")
         raise
-    state = {"anvil_pid": anvil.pid, "node_pid": node.pid, "l1_rpc_url": rpc_url, "node_url": node_url,
+    state = {"anvil_pid": anvil.pid, "node_pid": node.pid, "host": host, "l1_rpc_url": rpc_url, "node_url": node_url,
              "rpc_url": node_url + "/rpc", "inspect_url": f"{node_url}/inspect/{deployment.application_name}",
              "deployment": str(deployment_path), "database": str(database), "log_dir": str(run_dir),
              "block_time": args.block_time, "epoch_length": args.epoch_length}
@@ -133,6 +137,8 @@ def chain_up(args: argparse.Namespace) -> int:
     print(f"  inspect      {state['inspect_url']}  (POST, raw body)")
     print(f"  deployment   {deployment_path}")
     print(f"  logs         {run_dir}/ (anvil.log, node.log, backend.log)")
+    if host == "0.0.0.0":
+        print("  anvil and the node listen on every address of this machine; the URLs above use loopback")
     return 0
 
 
@@ -163,6 +169,8 @@ def chain_status(run_dir: Path) -> int:
     print(f"anvil  {'running' if anvil_up else 'stopped'} (pid {state['anvil_pid']}) at {state['l1_rpc_url']}")
     print(f"node   {'healthy' if healthy else 'running, not healthy' if node_up else 'stopped'} "
           f"(pid {state['node_pid']}): {state['rpc_url']}, {state['inspect_url']}")
+    if state.get("host") == "0.0.0.0":
+        print("anvil and the node listen on every address of this machine (the URLs use loopback)")
     print(f"deployment {state['deployment']}; logs in {state['log_dir']}")
     return 0 if anvil_up and healthy else 1
 

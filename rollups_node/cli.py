@@ -18,7 +18,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     up = actions.add_parser("up", help="start anvil, deploy the contracts, start the node and the backend")
     _add_run_dir(up)
-    up.add_argument("--l1-port", type=int, default=8545, help="anvil's port on 127.0.0.1 (default 8545)")
+    up.add_argument("--host", default="127.0.0.1", metavar="ADDRESS",
+                    help="the address anvil and the node's /rpc and /inspect listen on (default 127.0.0.1; "
+                         "0.0.0.0: every address)")
+    up.add_argument("--l1-port", type=int, default=8545, help="anvil's port on --host (default 8545)")
     up.add_argument("--block-time", type=float, default=1.0, help="seconds per L1 block (default 1)")
     up.add_argument("--node-port", type=int, default=6751, help="the node's /rpc and /inspect port (default 6751)")
     _add_contract_options(up)

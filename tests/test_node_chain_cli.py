@@ -1,14 +1,19 @@
 """`fedrollup chain up / status / down`: real background processes, URLs printed, clear errors, clean stop."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+import requests
 
-from contracts_config.anvil import free_port
+from contracts_config.anvil import free_port, rpc_answers
 from contracts_config.deployment import load
 from node_fixtures import ECHO_BACKEND, REPO, add_input, outputs_of, wait_until
 
@@ -29,14 +34,39 @@ def alive(pid: int) -> bool:
         return stat.read().split(")")[-1].split()[0] != "Z"
 
 
-def test_chain_up_serves_inputs_and_chain_down_stops_everything(tmp_path):
+@dataclass(frozen=True)
+class ChainUp:
+    """What `chain_up` started: its result, chain.json, where it lives, its ports."""
+
+    up: subprocess.CompletedProcess
+    state: dict               # chain.json, {} when `chain up` failed
+    run_dir: Path
+    deployment_file: Path
+    l1_port: int
+    node_port: int
+
+
+@contextlib.contextmanager
+def chain_up(tmp_path: Path, *options: str) -> Iterator[ChainUp]:
+    """`fedrollup chain up` on free ports with the echo backend; kills whatever it left running afterwards."""
     run_dir, deployment_file = tmp_path / "chain", tmp_path / "deployment.json"
     l1_port, node_port = free_port(), free_port()
-    up = fedrollup("chain", "up", "--run-dir", str(run_dir), "--l1-port", str(l1_port), "--node-port", str(node_port),
-                   "--block-time", "0.5", "--epoch-length", "4", "--deployment-file", str(deployment_file),
-                   "--backend-command", " ".join(ECHO_BACKEND))
+    up = fedrollup("chain", "up", *options, "--run-dir", str(run_dir), "--l1-port", str(l1_port), "--node-port",
+                   str(node_port), "--block-time", "0.5", "--epoch-length", "4", "--deployment-file",
+                   str(deployment_file), "--backend-command", " ".join(ECHO_BACKEND))
     state = json.loads((run_dir / "chain.json").read_text()) if (run_dir / "chain.json").exists() else {}
     try:
+        yield ChainUp(up, state, run_dir, deployment_file, l1_port, node_port)
+    finally:
+        for pid in (state.get("node_pid"), state.get("anvil_pid")):
+            if pid and alive(pid):
+                os.killpg(pid, 9)
+
+
+def test_chain_up_serves_inputs_and_chain_down_stops_everything(tmp_path):
+    with chain_up(tmp_path) as chain:
+        up, state, run_dir, deployment_file = chain.up, chain.state, chain.run_dir, chain.deployment_file
+        l1_port, node_port = chain.l1_port, chain.node_port
         assert up.returncode == 0, up.stderr
         assert f"http://127.0.0.1:{l1_port}" in up.stdout
         assert f"http://127.0.0.1:{node_port}/rpc" in up.stdout
@@ -63,7 +93,37 @@ def test_chain_up_serves_inputs_and_chain_down_stops_everything(tmp_path):
         assert not alive(state["anvil_pid"]) and not alive(state["node_pid"])
         assert fedrollup("chain", "status", "--run-dir", str(run_dir)).returncode == 1
         assert "accepted" in (run_dir / "node.log").read_text()
-    finally:
-        for pid in (state.get("node_pid"), state.get("anvil_pid")):
-            if pid and alive(pid):
-                os.killpg(pid, 9)
+
+
+def answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
+def test_chain_up_host_serves_l1_and_the_node_on_that_address_only(tmp_path):
+    with chain_up(tmp_path, "--host", "127.0.0.2") as chain:
+        up, state, l1_port, node_port = chain.up, chain.state, chain.l1_port, chain.node_port
+        assert up.returncode == 0, up.stderr
+        assert f"starting anvil on 127.0.0.2:{l1_port}" in up.stdout
+        assert f"http://127.0.0.2:{node_port}/rpc" in up.stdout
+        assert load(chain.deployment_file).rpc_url == f"http://127.0.0.2:{l1_port}"
+        assert state["host"] == "127.0.0.2" and state["node_url"] == f"http://127.0.0.2:{node_port}"
+        status = fedrollup("chain", "status", "--run-dir", str(chain.run_dir))
+        assert status.returncode == 0 and f"http://127.0.0.2:{l1_port}" in status.stdout
+        assert rpc_answers(f"http://127.0.0.2:{l1_port}") and answers(f"http://127.0.0.2:{node_port}/livez")
+        assert not rpc_answers(f"http://127.0.0.1:{l1_port}"), "anvil also listens on 127.0.0.1"
+        assert not answers(f"http://127.0.0.1:{node_port}/livez"), "the node also listens on 127.0.0.1"
+        taken = fedrollup("chain", "up", "--host", "127.0.0.2", "--run-dir", str(tmp_path / "other"),
+                          "--l1-port", str(l1_port), "--node-port", str(free_port()))
+        assert taken.returncode == 2 and f"port {l1_port} is already in use on 127.0.0.2" in taken.stderr
+        assert fedrollup("chain", "down", "--run-dir", str(chain.run_dir)).returncode == 0
+
+
+@pytest.mark.parametrize("address, message", [("not-an-ip", "is not an IPv4 address"),
+                                              ("192.0.2.77", "is not an address of this machine")])
+def test_a_bad_host_is_a_one_line_error(tmp_path, address, message):
+    up = fedrollup("chain", "up", "--host", address, "--run-dir", str(tmp_path / "chain"))
+    assert up.returncode == 2 and message in up.stderr and "Traceback" not in up.stderr
+    assert len(up.stderr.strip().splitlines()) == 1 and not (tmp_path / "chain").exists()

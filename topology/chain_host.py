@@ -1,21 +1,18 @@
-"""The chain host: `fedrollup chain up` (anvil, the Cartesi contracts, the rollups node and backend) in its
-own namespace, reachable from every other host.
+"""The chain host: `fedrollup chain up --host <its emulated address>` (anvil, the Cartesi contracts, the rollups
+node and backend) in its own namespace, reachable from every other host.
 
-`fedrollup chain up` binds anvil and the node to 127.0.0.1 only (it takes no bind address), which inside a
-namespace is the chain host's own loopback. So the chain host also runs two `socat` relays that listen on
-its emulated address and forward to its loopback: other hosts reach L1 at http://<chain ip>:8545 and the
-node's /rpc and /inspect at http://<chain ip>:6751, across the emulated links. A copy of the deployment
-file with the reachable L1 URL is written for the other hosts.
+anvil and the node's /rpc and /inspect listen on the chain host's address on the emulated network, so other
+hosts reach L1 at http://<chain ip>:8545 and the node at http://<chain ip>:6751 across the emulated links,
+and the deployment file `chain up` writes already names the L1 URL they can reach.
 """
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from topology.processes import VENV_BIN, HostProcesses, wait_until
+from topology.processes import VENV_BIN, HostProcesses
 
 L1_PORT = 8545
 NODE_PORT = 6751
@@ -28,34 +25,24 @@ class ChainEndpoints:
     host: str
     l1_rpc_url: str
     node_url: str
-    deployment: Path          # deployment file whose rpc_url is the reachable one
+    deployment: Path          # deployment file; its rpc_url is on the chain host's address
     run_dir: Path             # `fedrollup chain` state and logs (anvil.log, node.log, backend.log)
 
 
 def start_chain(processes: HostProcesses, host: str = "chain", block_time_s: float = 1.0,
                 timeout_s: float = 240.0) -> ChainEndpoints:
-    """Bring the rollup stack up on `host`, relay it onto the host's address, and check it from there."""
-    if not shutil.which("socat"):
-        raise RuntimeError("socat is missing (run `make topology-deps`)")
-    network = processes.network
-    address = network.topo.address(host)
+    """Bring the rollup stack up on `host`, listening on the host's emulated address."""
+    address = processes.network.topo.address(host)
     folder = processes.host_dir(host) / "chain"
-    local_deployment = folder / "deployment.json"
+    deployment = folder / "deployment.json"
     fedrollup = str(VENV_BIN / "fedrollup")
-    network.on_stop(lambda: processes.run(host, "chain-down", [fedrollup, "chain", "down", "--run-dir", str(folder)],
-                                          timeout_s=60))
-    processes.run(host, "chain-up", [fedrollup, "chain", "up", "--run-dir", str(folder), "--deployment-file",
-                                     str(local_deployment), "--block-time", f"{block_time_s:g}",
+    processes.network.on_stop(lambda: processes.run(host, "chain-down", [fedrollup, "chain", "down", "--run-dir",
+                                                                         str(folder)], timeout_s=60))
+    processes.run(host, "chain-up", [fedrollup, "chain", "up", "--host", address, "--run-dir", str(folder),
+                                     "--deployment-file", str(deployment), "--block-time", f"{block_time_s:g}",
                                      "--l1-port", str(L1_PORT), "--node-port", str(NODE_PORT)], timeout_s)
-    for port in (L1_PORT, NODE_PORT):
-        relay = processes.start(host, f"relay-{port}", ["socat", f"TCP-LISTEN:{port},bind={address},fork,reuseaddr",
-                                                        f"TCP:127.0.0.1:{port}"])
-        wait_until(lambda: network.reachable(host, address, port), 15, f"relay of port {port} on {host}", relay)
-    data = json.loads(local_deployment.read_text())
-    data["rpc_url"] = f"http://{address}:{L1_PORT}"
-    shared = folder / "deployment.topology.json"
-    shared.write_text(json.dumps(data, indent=2) + "\n")
-    return ChainEndpoints(host, data["rpc_url"], f"http://{address}:{NODE_PORT}", shared, folder)
+    rpc_url = json.loads(deployment.read_text())["rpc_url"]
+    return ChainEndpoints(host, rpc_url, f"http://{address}:{NODE_PORT}", deployment, folder)
 
 
 def chain_id_from(processes: HostProcesses, host: str, endpoints: ChainEndpoints, timeout_s: float = 30.0) -> int:
