@@ -55,11 +55,12 @@ def _build_wired(topo: EdgeTopology) -> Any:
     return net
 
 
-def _build_wifi(topo: EdgeTopology) -> Any:  # pragma: no cover - needs mac80211_hwsim, absent in CI
+def _build_wifi(topo: EdgeTopology) -> Any:
     """Mininet-WiFi as its users write it: APs and stations with positions, ranges and a propagation model
     (wmediumd interference), validators, manager and chain as wired hosts, TCLink bandwidth on wired links.
     The APs run standalone (no controller), like bridges. `radio_mbps` does not apply here: the radio's rate
-    is the 802.11 mode's under the propagation model."""
+    is the 802.11 mode's under the propagation model. It runs only where mac80211_hwsim exists; its calls are
+    checked against Mininet-WiFi's API in tests/test_topology_wifi_builder.py."""
     from mininet.link import TCLink
     from mn_wifi.link import wmediumd
     from mn_wifi.net import Mininet_wifi
