@@ -6,7 +6,8 @@ manager's HTTP service, `topology.manager_host`) and "out" (absolute folder for 
 Per round r: GET <manager>/global/r (an `.npz`; 404 until the manager has closed round r-1), run the
 `Validator` round over this SuperLink's Grid, then POST <manager>/validator/r/v a JSON document with the
 report, the model (base64 `.npz`) and timings: the Flower round's wall time, the slowest trainer's training
-and ClientApp start seconds (`flower_sim.station_app`), and the seconds moving models to and from the manager.
+and ClientApp start seconds (`flower_sim.station_app`), and the seconds fetching the global model. The upload
+can only be timed once it is over, so its seconds and bytes follow in a small POST <manager>/upload/r/v.
 Components: `serverapp = "flower_sim.validator_app:app"`, `clientapp = "flower_sim.station_app:app"`.
 """
 from __future__ import annotations
@@ -81,14 +82,22 @@ def fetch_global(manager: str, server_round: int, timeout_s: float) -> tuple[lis
         time.sleep(0.2)
 
 
-def post_result(manager: str, server_round: int, validator_id: int, document: dict) -> float:
+def _post_json(url: str, document: dict) -> tuple[float, int]:
     body = json.dumps(document).encode()
-    request = urllib.request.Request(f"{manager}/validator/{server_round}/{validator_id}", data=body,
-                                     headers={"Content-Type": "application/json"}, method="POST")
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
     started = time.perf_counter()
     with urllib.request.urlopen(request, timeout=120) as answer:
         answer.read()
-    return time.perf_counter() - started
+    return time.perf_counter() - started, len(body)
+
+
+def post_result(manager: str, server_round: int, validator_id: int, document: dict) -> dict[str, float]:
+    """Send the round's report and model to the manager, then tell it how long that took, as seen from here:
+    {"upload_s": seconds from the request to the manager's answer, "upload_bytes": the request body}."""
+    seconds, size = _post_json(f"{manager}/validator/{server_round}/{validator_id}", document)
+    upload = {"upload_s": seconds, "upload_bytes": size}
+    _post_json(f"{manager}/upload/{server_round}/{validator_id}", upload)
+    return upload
 
 
 def wait_for_nodes(grid: Grid, count: int, timeout_s: float) -> None:

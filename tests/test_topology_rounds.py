@@ -1,20 +1,28 @@
 """The pieces of the federated rounds over the emulated network that need no root: the run config handed to
-`flwr run`, the FL configuration taken from the network, the manager's model exchange, the memory estimate."""
+`flwr run`, the FL configuration taken from the network, the manager's model exchange and the validators' timed
+uploads, the network share of a round, the memory estimate, an audit that cannot run."""
 from __future__ import annotations
 
 import argparse
+import base64
+import json
+import subprocess
 import threading
 import tomllib
 from http.server import ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from contracts_config.anvil import free_port
 from flower_sim.config import SimulationConfig
 from flower_sim.validator_app import fetch_global, post_result, weights_from_bytes, weights_to_bytes
-from topology.federated_rounds import memory_estimate, simulation_config, write_edge_app
+from topology.federated_rounds import audit_run, memory_estimate, simulation_config, write_edge_app
 from topology.flower_services import run_config
-from topology.manager_host import Exchange, make_handler
+from topology.manager_host import Exchange, make_handler, round_timings
+from topology.processes import HostProcess
 from topology.topo import paper_topology
 
 
@@ -51,11 +59,18 @@ def test_validators_wait_for_the_global_model_and_hand_theirs_back():
         threading.Timer(0.5, exchange.publish, (1, weights_to_bytes(weights))).start()  # published late
         got, seconds = fetch_global(url, 1, timeout_s=10)
         assert all(np.array_equal(a, b) for a, b in zip(got, weights)) and seconds < 5
-        post_result(url, 1, 1, {"report": {"round": 1}, "timings": {}, "weights": ""})
+        document = {"report": {"round": 1}, "timings": {}, "weights": base64.b64encode(b"m" * 30_000).decode()}
+        upload = post_result(url, 1, 1, document)
         post_result(url, 1, 0, {"report": {"round": 1}, "timings": {}, "weights": ""})
         assert sorted(exchange.wait_all(1, 2, timeout_s=1)) == [0, 1]
+        # the validator timed its upload and told the manager: seconds and the request body it sent
+        assert upload["upload_bytes"] == len(json.dumps(document)) and 0 < upload["upload_s"] < 5
+        uploads = exchange.wait_uploads(1, 2, timeout_s=1)
+        assert uploads[1] == upload and uploads[0]["upload_bytes"] < 100
         with pytest.raises(RuntimeError, match="only validators"):
             exchange.wait_all(2, 2, timeout_s=0.1)
+        with pytest.raises(RuntimeError, match=r"only validators \[\] timed their upload"):
+            exchange.wait_uploads(2, 2, timeout_s=0.1)
         with pytest.raises(RuntimeError, match="round 9"):
             fetch_global(url, 9, timeout_s=0.3)
     finally:
@@ -67,3 +82,47 @@ def test_memory_scales_per_station_from_the_median_station():
     peaks = {"sta1": 300, "sta2": 500, "sta3": 400, "val1": 1000, "mgr": 2000}
     assert memory_estimate(peaks, 20) == {"stations": 20, "per_station_bytes": 400, "other_hosts_bytes": 3000,
                                           "estimated_bytes": 3000 + 20 * 400}
+
+
+def test_the_network_share_of_a_round_includes_the_validators_upload_to_the_manager():
+    station = {"training_s": 5.0, "clientapp_start_s": 1.0, "station_transfer_s": 2.0, "fetch_global_s": 0.5}
+    results = {0: {"timings": station}, 1: {"timings": {**station, "station_transfer_s": 1.0}}}
+    uploads = {0: {"upload_s": 0.25, "upload_bytes": 560_000}, 1: {"upload_s": 3.0, "upload_bytes": 560_000}}
+    reports = [SimpleNamespace(validation_s=0.4, aggregation_s=0.1)] * 2
+    timings = round_timings(results, uploads, reports, averaging_s=0.0, scoring_s=0.2, chain_s=1.5, wall_s=12.0)
+    assert timings["upload_s"] == 3.0
+    assert timings["network_s"] == 1.0 + 0.5 + 3.0, "validator 1: fewer station seconds, a slow upload"
+
+
+class LocalProcesses:
+    """Runs a host's process right here (the audit needs no namespace to fail): the HostProcesses calls audit_run
+    makes."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def start(self, host: str, name: str, argv: list[str]) -> HostProcess:
+        log = self.folder / f"{host}-{name}.log"
+        with open(log, "wb") as out:
+            popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        return HostProcess(host, name, popen, log)
+
+    def stop(self, process: HostProcess) -> None:
+        process.popen.kill()
+
+
+@pytest.mark.slow
+def test_an_audit_that_cannot_reach_the_chain_is_a_failed_verdict_not_a_pass(tmp_path):
+    port = free_port()
+    deployment = tmp_path / "deployment.json"
+    deployment.write_text(json.dumps({
+        "name": "gone", "chain_id": 31337, "rpc_url": f"http://127.0.0.1:{port}", "application_name": "fedrollup",
+        "deployment_block": 4, "input_box_block": 1, "epoch_length": 10, "template_hash": "0x" + "00" * 32,
+        "owner": "0x" + "11" * 20, "contracts": {"InputBox": "0x" + "22" * 20, "Application": "0x" + "33" * 20},
+        "abis": {}}))
+    chain = SimpleNamespace(node_url=f"http://127.0.0.1:{port}", l1_rpc_url=f"http://127.0.0.1:{port}",
+                            deployment=deployment)
+    result = audit_run(LocalProcesses(tmp_path), chain, tmp_path, timeout_s=60)
+    assert result["passed"] is False
+    assert result["verdict"].startswith("AUDIT FAILED: the audit could not run (")
+    assert "\n" not in result["verdict"] and Path(result["log"]).exists()

@@ -11,10 +11,14 @@ Design (the manager<->validator exchange is out of band, over the emulated backb
   * the stations' SuperNodes run `flower_sim.station_app` (the trainer, timed).
 While it runs, this module snapshots each station's radio-link byte counters whenever a round closes and
 samples the memory (PSS) of every process the run started, for the bytes per station per round and peak memory.
+When the rounds end and the run was recorded on the chain host's rollup, the manager host runs the auditors'
+console audit (`fedrollup console audit`, as `fedrollup demo` ends) against the chain host's node and L1
+across the emulated network, with the run folder's `.npz` files; its verdict goes into `metrics.json`.
 """
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -147,12 +151,38 @@ def run_rounds(network, processes: HostProcesses, flower, chain, cfg, timeout_s:
                             "peak_pss_bytes": peak, "peak_pss_bytes_by_host": peak_by_host,
                             "memory_estimate_20_stations": memory_estimate(peak_by_host, 20),
                             "seconds": round(time.monotonic() - started, 2)}
+    if chain:
+        say("the auditors' console audits the run from the manager host: every notice re-derived from the L1 "
+            "inputs, proven on L1, the .npz files checked against the digests on chain")
+    document["audit"] = audit_run(processes, chain, out) if chain else None
     (out / "metrics.json").write_text(json.dumps(document, indent=2) + "\n")
     return {"metrics": str(out / "metrics.json"), "rounds": [r["timings"] for r in document["rounds"]],
             "bytes_per_station_per_round": per_round_bytes, "peak_pss_bytes": peak,
+            "upload_per_validator": [r["upload_per_validator"] for r in document["rounds"]],
             "global_accuracy": [r["global_accuracy"] for r in document["rounds"]],
             "memory_estimate_20_stations": document["topology"]["memory_estimate_20_stations"],
-            "rollup": document.get("rollup")}
+            "rollup": document.get("rollup"), "audit": document["audit"]}
+
+
+def audit_run(processes: HostProcesses, chain, out: Path, host: str = "mgr", timeout_s: float = 300.0) -> dict:
+    """`fedrollup console audit` of the run on `host`, against the chain host's node and L1 over the emulated
+    network; {"passed", "verdict" (its one line: AUDIT PASSED: ... or AUDIT FAILED: ...), "seconds", "log"}."""
+    argv = [str(VENV_BIN / "fedrollup"), "console", "audit", "--node", chain.node_url, "--rpc", chain.l1_rpc_url,
+            "--deployment", str(chain.deployment), "--run-dir", str(out)]
+    started = time.monotonic()
+    process = processes.start(host, "audit", argv)
+    try:
+        code = process.popen.wait(timeout=timeout_s)
+        last = process.log_tail(1).strip()
+    except subprocess.TimeoutExpired:
+        processes.stop(process)
+        code, last = None, f"the audit did not finish within {timeout_s:g} s"
+    if code in (0, 1) and last.startswith("AUDIT "):
+        verdict = last
+    else:  # it could not run (unreachable node, bad file, timeout): never a pass
+        verdict = f"AUDIT FAILED: the audit could not run ({last or f'exit code {code}'})"
+    return {"passed": code == 0 and verdict.startswith("AUDIT PASSED"), "verdict": verdict,
+            "seconds": round(time.monotonic() - started, 2), "log": str(process.log)}
 
 
 def simulation_config(topo, options):

@@ -3,12 +3,14 @@
 Run on the `mgr` host as `python -m topology.manager_host SPEC.json`. It serves a small HTTP service on the
 manager's address, which the validators' ServerApps (`flower_sim.validator_app`) reach across the emulated
 backbone: GET /global/<r> gives the global model of round r as `.npz` (404 until round r-1 is closed), POST
-/validator/<r>/<v> takes validator v's report and model of round r. Between rounds it averages the validators'
-models, scores them on the test set, writes `round-NNN.npz` and `round-NNN-validator-V.npz` into the run
+/validator/<r>/<v> takes validator v's report and model of round r, and POST /upload/<r>/<v> how long that
+upload took as the validator measured it. Between rounds it averages the validators' models, scores them on
+the test set, writes `round-NNN.npz` and `round-NNN-validator-V.npz` into the run
 folder, and, when the spec names a deployment, records the round on the chain host's rollup from each role's
 key (`RollupRecorder`). At the end it writes `metrics.json` as `simulate` does, each round's timings split into
-training, validation, network transfer and chain. SPEC keys: config (SimulationConfig fields), host, port, out,
-deployment (a deployment file or null), node_url, round_timeout_s.
+training, validation, network transfer and chain, and each validator's upload (seconds, bytes) per round.
+SPEC keys: config (SimulationConfig fields), host, port, out, deployment (a deployment file or null),
+node_url, round_timeout_s.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ class Exchange:
         self.lock = threading.Condition()
         self.globals: dict[int, bytes] = {}
         self.results: dict[int, dict[int, dict]] = {}
+        self.uploads: dict[int, dict[int, dict]] = {}
         self.received_at: dict[int, dict[int, float]] = {}
 
     def publish(self, server_round: int, npz: bytes) -> None:
@@ -43,12 +46,26 @@ class Exchange:
             self.received_at.setdefault(server_round, {})[validator_id] = time.perf_counter()
             self.lock.notify_all()
 
-    def wait_all(self, server_round: int, validators: int, timeout_s: float) -> dict[int, dict]:
+    def receive_upload(self, server_round: int, validator_id: int, figures: dict) -> None:
         with self.lock:
-            if not self.lock.wait_for(lambda: len(self.results.get(server_round, {})) >= validators, timeout_s):
-                have = sorted(self.results.get(server_round, {}))
-                raise RuntimeError(f"round {server_round}: only validators {have} reported within {timeout_s:g} s")
-            return dict(self.results[server_round])
+            self.uploads.setdefault(server_round, {})[validator_id] = figures
+            self.lock.notify_all()
+
+    def wait_all(self, server_round: int, validators: int, timeout_s: float) -> dict[int, dict]:
+        """Every validator's report and model of `server_round`."""
+        return self._wait(self.results, "reported", server_round, validators, timeout_s)
+
+    def wait_uploads(self, server_round: int, validators: int, timeout_s: float) -> dict[int, dict]:
+        """Every validator's upload figures of `server_round` (sent right after its model)."""
+        return self._wait(self.uploads, "timed their upload", server_round, validators, timeout_s)
+
+    def _wait(self, store: dict[int, dict[int, dict]], what: str, server_round: int, validators: int,
+              timeout_s: float) -> dict[int, dict]:
+        with self.lock:
+            if not self.lock.wait_for(lambda: len(store.get(server_round, {})) >= validators, timeout_s):
+                have = sorted(store.get(server_round, {}))
+                raise RuntimeError(f"round {server_round}: only validators {have} {what} within {timeout_s:g} s")
+            return dict(store[server_round])
 
 
 def make_handler(exchange: Exchange):
@@ -76,10 +93,11 @@ def make_handler(exchange: Exchange):
 
         def do_POST(self) -> None:
             parts = self.path.strip("/").split("/")
-            if len(parts) != 3 or parts[0] != "validator" or not (parts[1].isdigit() and parts[2].isdigit()):
+            take = {"validator": exchange.receive, "upload": exchange.receive_upload}.get(parts[0])
+            if len(parts) != 3 or take is None or not (parts[1].isdigit() and parts[2].isdigit()):
                 return self._answer(404, b"unknown\n", "text/plain")
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            exchange.receive(int(parts[1]), int(parts[2]), json.loads(body))
+            take(int(parts[1]), int(parts[2]), json.loads(body))
             self._answer(200, b"ok\n", "text/plain")
 
     return Handler
@@ -93,16 +111,20 @@ def report_from(document: dict):
     return ValidatorReport(**fields)
 
 
-def round_timings(results: dict[int, dict], reports, averaging_s: float, scoring_s: float, chain_s: float,
-                  wall_s: float) -> dict[str, float]:
+def round_timings(results: dict[int, dict], uploads: dict[int, dict], reports, averaging_s: float, scoring_s: float,
+                  chain_s: float, wall_s: float) -> dict[str, float]:
     """A round's wall time split: the validators' groups run in parallel, so each share is the slowest group's.
-    `serverapp_setup_s` (round 1 only) is the validators' ServerApps starting: imports, data, finding trainers."""
+    `network_s` is, for the slowest validator, its stations' transfers plus fetching the global model plus
+    uploading its model and report. `serverapp_setup_s` (round 1 only) is the validators' ServerApps starting:
+    imports, data, finding trainers."""
     t = [results[v]["timings"] for v in sorted(results)]
+    up = [uploads[v]["upload_s"] for v in sorted(results)]
     return {"wall_s": wall_s,
             "training_s": max(x["training_s"] for x in t),
             "validation_s": max(r.validation_s for r in reports),
             "aggregation_s": max(r.aggregation_s for r in reports) + averaging_s,
-            "network_s": max(x["station_transfer_s"] + x["fetch_global_s"] for x in t),
+            "network_s": max(x["station_transfer_s"] + x["fetch_global_s"] + u for x, u in zip(t, up)),
+            "upload_s": max(up),
             "clientapp_start_s": max(x["clientapp_start_s"] for x in t),
             "serverapp_setup_s": max(x.get("serverapp_setup_s", 0.0) for x in t),
             "manager_scoring_s": scoring_s,
@@ -192,7 +214,7 @@ def run(spec: dict) -> int:
         print(f"task {recorder.task_id} open on the rollup in {recorder.timings.setup_s:.1f} s", flush=True)
     exchange.publish(1, weights_to_bytes(manager.initial_weights()))
     print(f"serving the global model on http://{spec['host']}:{spec['port']}", flush=True)
-    records = []
+    records, upload_per_validator = [], {}
     round_started = time.perf_counter()
     for server_round in range(1, cfg.rounds + 1):
         results = exchange.wait_all(server_round, cfg.validators, float(spec.get("round_timeout_s", 1800)))
@@ -205,20 +227,25 @@ def run(spec: dict) -> int:
         chain_s = time.perf_counter() - chain_started
         exchange.publish(server_round + 1, weights_to_bytes(global_weights))
         now = time.perf_counter()
-        record = replace(record, timings=round_timings(results, reports, averaging_s, scoring_s, chain_s,
+        uploads = exchange.wait_uploads(server_round, cfg.validators, 60.0)  # sent right after the models
+        upload_per_validator[server_round] = {str(v): uploads[v] for v in sorted(uploads)}
+        record = replace(record, timings=round_timings(results, uploads, reports, averaging_s, scoring_s, chain_s,
                                                         now - round_started))
         round_started = now
         records.append(record)
         print(f"round {server_round} closed: global accuracy {record.global_accuracy:.4f}, "
               f"{record.timings['wall_s']:.1f} s (training {record.timings['training_s']:.1f}, network "
-              f"{record.timings['network_s']:.1f}, chain {chain_s:.1f})", flush=True)
+              f"{record.timings['network_s']:.1f} with the slowest upload {record.timings['upload_s']:.2f}, "
+              f"chain {chain_s:.1f})", flush=True)
     write_outputs(out, cfg, records, data_source=splits.source, elapsed_s=time.perf_counter() - started_run,
                   title=f"{cfg.strategy}, attack {cfg.attack}, emulated edge network")
+    document = json.loads((out / "metrics.json").read_text())
+    for round_document in document["rounds"]:
+        round_document["upload_per_validator"] = upload_per_validator[round_document["round"]]
     if recorder is not None:
-        document = json.loads((out / "metrics.json").read_text())
         document["rollup"] = {"task_id": recorder.task_id, "setup_s": recorder.timings.setup_s,
                               "node_url": spec["node_url"], "recorded": recorded_rounds(node, recorder.task_id)}
-        (out / "metrics.json").write_text(json.dumps(document, indent=2) + "\n")
+    (out / "metrics.json").write_text(json.dumps(document, indent=2) + "\n")
     time.sleep(1.0)  # let the validators fetch the last global model before the service goes
     server.shutdown()
     print("metrics.json written", flush=True)

@@ -43,17 +43,25 @@ def run_federation(network, services: TopologyServices, options: argparse.Namesp
         return None
     cfg = simulation_config(network.topo, options)
     figures = run_rounds(network, services.processes, services.flower, services.chain, cfg)
-    for number, (timings, sent) in enumerate(zip(figures["rounds"], figures["bytes_per_station_per_round"]), 1):
+    for number, (timings, sent, uploads) in enumerate(zip(figures["rounds"], figures["bytes_per_station_per_round"],
+                                                          figures["upload_per_validator"]), 1):
+        upload = max(uploads.values(), key=lambda u: u["upload_s"])
         print(f"round {number}: {timings['wall_s']:.1f} s = training {timings['training_s']:.1f} + validation "
-              f"{timings['validation_s']:.1f} + network {timings['network_s']:.1f} + ClientApp start "
-              f"{timings['clientapp_start_s']:.1f} + ServerApp setup {timings['serverapp_setup_s']:.1f} + chain "
-              f"{timings['chain_s']:.1f} (+ the rest); bytes per station median "
-              f"{sorted(sent.values())[len(sent) // 2]:,}")
+              f"{timings['validation_s']:.1f} + network {timings['network_s']:.1f} (of which the slowest "
+              f"validator's upload to the manager {upload['upload_s']:.2f} s for {upload['upload_bytes']:,} bytes) "
+              f"+ ClientApp start {timings['clientapp_start_s']:.1f} + ServerApp setup "
+              f"{timings['serverapp_setup_s']:.1f} + chain {timings['chain_s']:.1f} (+ the rest); bytes per station "
+              f"median {sorted(sent.values())[len(sent) // 2]:,}")
     print(f"global accuracy per round {[round(a, 4) for a in figures['global_accuracy']]}; peak memory (PSS) of "
           f"the run's processes {figures['peak_pss_bytes'] / 2**20:.0f} MiB, "
           f"which scales to {figures['memory_estimate_20_stations']['estimated_bytes'] / 2**30:.1f} GiB for 20 "
           f"stations; "
           f"metrics in {figures['metrics']}")
+    audit = figures["audit"]
+    if audit is None:
+        print("no audit: the run was not recorded on a rollup (--no-chain)")
+    else:  # the last line of the summary: the audit's verdict
+        print(audit["verdict"] if audit["passed"] else f"{audit['verdict']} (audit log {audit['log']})")
     return figures
 
 
@@ -227,7 +235,8 @@ def run(options: argparse.Namespace) -> int:
     except RuntimeError as err:
         print(f"topology run failed: {err}", file=sys.stderr)
         return 1
-    return 0
+    audit = (summary["federation"] or {}).get("audit")
+    return 1 if audit and not audit["passed"] else 0
 
 
 def main(argv: list[str] | None = None) -> int:
