@@ -6,7 +6,7 @@ signflip from 30%; labelflip by 30% of trainers relabelling 50% of their samples
 trained on the union of the trainers' data for the same number of epochs (rounds x local epochs), from the
 same initial weights, is measured in the same run as the upper bound.
 
-    .venv/bin/python -m benchmarks.robustness [--rounds 10] [--quick] [--out runs/bench-robustness]
+    .venv/bin/python -m benchmarks.robustness [--rounds 20] [--quick] [--out runs/bench-robustness]
 
 Prints final accuracy, rounds to reach 95% of the strategy's own clean final accuracy, and the MAD
 detection rates (malicious contributions rejected, honest contributions rejected); saves a plot and a JSON.
@@ -76,7 +76,7 @@ def fmt(x, pct=True) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--quick", action="store_true", help="4 rounds, MLP model: a few minutes")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
