@@ -14,9 +14,11 @@ Measured in one run, against baselines from the same run:
   4. (--federated N) federated rounds on a network of N stations (`fedrollup topology --rounds R`: validator
      ServerApps on their SuperLinks, the manager averaging, every round recorded on the rollup): seconds per
      round and its split, bytes per station, peak memory and the 20-station estimate; baseline: the same
-     run in process (`fedrollup simulate`, same seed, rounds and model), accuracy side by side.
+     run in process (`fedrollup simulate`, same seed, rounds and model), accuracy side by side; with
+     `--clientapp-isolation warm subprocess`, one network run per way of starting ClientApps, back to back,
+     compared side by side (steady state = the last round).
 Run: sudo .venv/bin/python -m benchmarks.topology [--repeats 3] [--sizes 0.4 2] [--radio-mbps 20] [--flower]
-     [--federated 4 --fl-rounds 2 --model cnn] [--only-federated]
+     [--federated 4 --fl-rounds 2 --model cnn] [--clientapp-isolation warm subprocess] [--only-federated]
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from pathlib import Path
 
 from topology import clean
 from topology.emulator import EmulatorUnavailable, choose_emulator
+from topology.flower_services import CLIENTAPP_ISOLATION, DEFAULT_CLIENTAPP_ISOLATION
 from topology.net import EmulatedNetwork
 from topology.processes import HostProcesses
 from topology.topo import EdgeTopology, Rates, paper_topology
@@ -115,17 +118,19 @@ def flower_rounds(rates: Rates, sizes_mb: list[float], folder: Path, label: str)
     return {"registered_s": registered_s, "rss_mb": memory, "processes": len(pids), "rounds": rounds}
 
 
-def federated(stations: int, rounds: int, model: str, folder: Path) -> dict:
-    """The same federated run over the emulated network and in process; both runs' metrics.json."""
+def federated(stations: int, rounds: int, model: str, folder: Path, isolations: list[str]) -> dict:
+    """The same federated run over the emulated network (once per ClientApp isolation) and in process; each
+    run's wall seconds and metrics.json, keyed "network-<isolation>" and "in-process"."""
     import json
     import subprocess
 
     fedrollup = str(Path(sys.executable).parent / "fedrollup")
     common = ["--rounds", str(rounds), "--model", model]
+    network = ["topology", "--stations", str(stations), "--validators", "2", "--no-cli", "--echo-rounds", "0"]
+    plan = [(f"network-{mode}", network + ["--clientapp-isolation", mode]) for mode in isolations]
+    plan.append(("in-process", ["simulate", "--trainers", str(stations), "--validators", "2"]))
     runs = {}
-    for name, argv in (("network", ["topology", "--stations", str(stations), "--validators", "2", "--no-cli",
-                                    "--echo-rounds", "0"]),
-                       ("in-process", ["simulate", "--trainers", str(stations), "--validators", "2"])):
+    for name, argv in plan:
         out = folder / f"federated-{name}"
         started = time.monotonic()
         done = subprocess.run([fedrollup, *argv, *common, "--out", str(out)], capture_output=True, text=True)
@@ -136,21 +141,36 @@ def federated(stations: int, rounds: int, model: str, folder: Path) -> dict:
 
 
 def print_federated(runs: dict, stations: int) -> None:
-    net, local = runs["network"]["metrics"], runs["in-process"]["metrics"]
-    print(f"\n4. federated rounds, {stations} stations in 2 groups, model {net['config']['model']}, "
-          f"{len(net['rounds'])} rounds; baseline: `fedrollup simulate` in process")
-    print(f"{'round':>5}{'wall s':>8}{'train':>7}{'valid':>7}{'network':>9}{'clientapp':>11}{'chain':>7}"
-          f"{'bytes/station':>15}{'acc net':>9}{'acc local':>11}")
-    for r, base in zip(net["rounds"], local["rounds"]):
-        t = r["timings"]
-        sent = sorted(r["bytes_per_station"].values())[len(r["bytes_per_station"]) // 2]
-        print(f"{r['round']:>5}{t['wall_s']:>8.1f}{t['training_s']:>7.1f}{t['validation_s']:>7.1f}"
-              f"{t['network_s']:>9.1f}{t['clientapp_start_s']:>11.1f}{t['chain_s']:>7.1f}{sent:>15,}"
-              f"{r['global_accuracy']:>9.4f}{base['global_accuracy']:>11.4f}")
-    topo = net["topology"]
-    print(f"whole run: {net['elapsed_s']:.0f} s over the network vs {local['elapsed_s']:.0f} s in process "
-          f"(x{net['elapsed_s'] / max(local['elapsed_s'], 1e-9):.1f}); peak PSS {topo['peak_pss_bytes'] / 2**30:.2f} "
-          f"GiB, estimated {topo['memory_estimate_20_stations']['estimated_bytes'] / 2**30:.1f} GiB for 20 stations")
+    local = runs["in-process"]["metrics"]
+    networks = {name.removeprefix("network-"): run["metrics"] for name, run in runs.items() if name != "in-process"}
+    for isolation, net in networks.items():
+        print(f"\n4. federated rounds, {stations} stations in 2 groups, model {net['config']['model']}, "
+              f"{len(net['rounds'])} rounds, ClientApps: {isolation}; baseline: `fedrollup simulate` in process")
+        print(f"{'round':>5}{'wall s':>8}{'train':>7}{'valid':>7}{'network':>9}{'clientapp':>11}{'chain':>7}"
+              f"{'bytes/station':>15}{'acc net':>9}{'acc local':>11}")
+        for r, base in zip(net["rounds"], local["rounds"]):
+            t = r["timings"]
+            sent = sorted(r["bytes_per_station"].values())[len(r["bytes_per_station"]) // 2]
+            print(f"{r['round']:>5}{t['wall_s']:>8.1f}{t['training_s']:>7.1f}{t['validation_s']:>7.1f}"
+                  f"{t['network_s']:>9.1f}{t['clientapp_start_s']:>11.1f}{t['chain_s']:>7.1f}{sent:>15,}"
+                  f"{r['global_accuracy']:>9.4f}{base['global_accuracy']:>11.4f}")
+        topo = net["topology"]
+        print(f"whole run: {net['elapsed_s']:.0f} s over the network vs {local['elapsed_s']:.0f} s in process "
+              f"(x{net['elapsed_s'] / max(local['elapsed_s'], 1e-9):.1f}); peak PSS "
+              f"{topo['peak_pss_bytes'] / 2**30:.2f} GiB, estimated "
+              f"{topo['memory_estimate_20_stations']['estimated_bytes'] / 2**30:.1f} GiB for 20 stations")
+    if len(networks) > 1:
+        print(f"\nClientApp isolation side by side (steady state: round {len(local['rounds'])}; same seed, run "
+              f"back to back)")
+        print(f"{'isolation':<12}{'s/round':>9}{'clientapp s':>13}{'round 1 s':>11}{'peak PSS GiB':>14}"
+              f"{'20-sta GiB':>12}{'final acc':>11}")
+        for isolation, net in networks.items():
+            last, first, topo = net["rounds"][-1], net["rounds"][0], net["topology"]
+            print(f"{isolation:<12}{last['timings']['wall_s']:>9.1f}{last['timings']['clientapp_start_s']:>13.1f}"
+                  f"{first['timings']['wall_s']:>11.1f}{topo['peak_pss_bytes'] / 2**30:>14.2f}"
+                  f"{topo['memory_estimate_20_stations']['estimated_bytes'] / 2**30:>12.1f}"
+                  f"{last['global_accuracy']:>11.4f}")
+        print(f"{'in process':<12}{'':>9}{'':>13}{'':>11}{'':>14}{'':>12}{local['rounds'][-1]['global_accuracy']:>11.4f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="also run federated rounds on N stations, against the same run in process")
     parser.add_argument("--fl-rounds", type=int, default=2, help="rounds of --federated")
     parser.add_argument("--model", default="cnn", help="model of --federated")
+    parser.add_argument("--clientapp-isolation", nargs="+", choices=CLIENTAPP_ISOLATION,
+                        default=[DEFAULT_CLIENTAPP_ISOLATION],
+                        help="how stations start ClientApps in --federated (several: one run each, compared)")
     parser.add_argument("--only-federated", action="store_true", help="skip sections 1-3")
     args = parser.parse_args(argv)
     try:
@@ -176,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="fedrollup-topology-bench-") as tmp:
         folder = Path(tmp)
         if args.only_federated:
-            print_federated(federated(args.federated or 4, args.fl_rounds, args.model, folder), args.federated or 4)
+            print_federated(federated(args.federated or 4, args.fl_rounds, args.model, folder,
+                                      args.clientapp_isolation), args.federated or 4)
             return 0
         full = build_teardown(paper_topology(20, 2, rates), args.repeats, folder)
         small = build_teardown(paper_topology(1, 1, rates), args.repeats, folder)
@@ -215,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{size_mb:>6g}{row['seconds']:>10.2f}{row['seconds'] / base:>8.2f}{line_s:>8.2f}"
                       f"{row['bytes']:>15,.0f}")
         if args.federated:
-            print_federated(federated(args.federated, args.fl_rounds, args.model, folder), args.federated)
+            print_federated(federated(args.federated, args.fl_rounds, args.model, folder, args.clientapp_isolation),
+                            args.federated)
     return 0
 
 

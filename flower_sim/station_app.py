@@ -1,7 +1,9 @@
 """The trainer ClientApp of a deployment, timed: `flower_sim.trainer` unchanged, plus how long the
-station spent training ("train-s") and how long its ClientApp process took to start, TensorFlow's import included
-("startup-s"; Flower's Deployment Engine spawns a process per message) in the reply's metrics, so a round's wall time can be split
-into training, runtime start and network transfer. Component: `clientapp = "flower_sim.station_app:app"`.
+station spent training ("train-s") and how long its ClientApp process had been up when training began
+("startup-s": a process per message; with Flower's default isolation a fresh one that imports TensorFlow,
+with the topology's warm executor a fork of a process that already has) in the reply's metrics, so a round's
+wall time can be split into training, runtime start and network transfer.
+Component: `clientapp = "flower_sim.station_app:app"`.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ def process_age_s() -> float:
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
-    import keras  # noqa: F401  (the per-message process's TensorFlow import is start-up, not training)
+    import keras  # noqa: F401  (a fresh process's TensorFlow import is start-up, not training; a warm fork has it)
 
     startup_s = process_age_s()
     started = time.perf_counter()

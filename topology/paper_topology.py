@@ -101,6 +101,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fl.add_argument("--seed", type=int, default=d_fl.seed, help="seed of splits, attackers, training")
     run.add_argument("--no-chain", action="store_true", help="do not start the chain host's rollup stack")
     run.add_argument("--insecure", action="store_true", help="Flower without TLS (default: TLS with run certs)")
+    from topology.flower_services import CLIENTAPP_ISOLATION, DEFAULT_CLIENTAPP_ISOLATION
+    run.add_argument("--clientapp-isolation", choices=CLIENTAPP_ISOLATION, default=DEFAULT_CLIENTAPP_ISOLATION,
+                     help="warm: fork each station's ClientApps from a process with TensorFlow loaded; "
+                          "subprocess: Flower's default fresh process per message")
     run.add_argument("--no-cli", action="store_true", help="do not open the Mininet CLI at the end")
     run.add_argument("--verbose", action="store_true", help="Mininet's own log lines too")
 
@@ -143,11 +147,12 @@ def bring_up(network, options: argparse.Namespace) -> TopologyServices:
     flower = flower_services.start_superlinks(processes, topo, tls=not options.insecure)
     print("SuperLinks listening: " + ", ".join(f"{v} on {a}" for v, a in flower.addresses.items())
           + (" (TLS, run CA)" if not options.insecure else " (insecure)"))
-    flower_services.start_supernodes(processes, topo, flower)
+    flower_services.start_supernodes(processes, topo, flower, clientapp_isolation=options.clientapp_isolation)
     flower_services.wait_registered(topo, flower)
     checks["supernodes_registered_s"] = round(time.monotonic() - started, 2)
+    checks["clientapp_isolation"] = flower.clientapp_isolation
     print(f"{len(flower.supernodes)} SuperNodes registered with their validator's SuperLink in "
-          f"{checks['supernodes_registered_s']} s")
+          f"{checks['supernodes_registered_s']} s; {flower.describe_clientapps()}")
     if not options.insecure:
         checks["tls"] = {s: flower_services.tls_handshake(processes, s, flower.addresses[v], str(flower.certificates[v].ca))
                          for v, s in first.items()}
