@@ -38,7 +38,7 @@ from flwr.supercore.superexec.executor.types import ExecutionSpec, LaunchResult
 
 # what `python -m topology.warm_clientapp` preloads unless told otherwise: the stations' trainer
 DEFAULT_PRELOAD = ("tensorflow", "keras", "flwr.clientapp", "flwr.supernode.runtime.run_clientapp",
-                   "topology.warm_clientapp", "flower_sim.station_app")
+                   "flower_sim.station_app")
 READY = "warm ClientApp executor ready"
 
 
