@@ -25,6 +25,7 @@ Flower 1.41 internals this module relies on (and no other module of ours touches
 from __future__ import annotations
 
 import argparse
+import importlib
 import multiprocessing
 import os
 import sys
@@ -33,8 +34,10 @@ import traceback
 from dataclasses import dataclass, field
 
 from flwr.supercore.constant import TaskType
-from flwr.supercore.superexec import run_superexec as superexec_loop
 from flwr.supercore.superexec.executor.types import ExecutionSpec, LaunchResult
+
+# the module, not its function of the same name (the package could re-export that one day)
+superexec_loop = importlib.import_module("flwr.supercore.superexec.run_superexec")
 
 # what `python -m topology.warm_clientapp` preloads unless told otherwise: the stations' trainer
 DEFAULT_PRELOAD = ("tensorflow", "keras", "flwr.clientapp", "flwr.supernode.runtime.run_clientapp",
