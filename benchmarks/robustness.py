@@ -6,7 +6,7 @@ signflip from 30%; labelflip by 30% of trainers relabelling 50% of their samples
 trained on the union of the trainers' data for the same number of epochs (rounds x local epochs), from the
 same initial weights, is measured in the same run as the upper bound.
 
-    .venv/bin/python -m benchmarks.robustness [--rounds 20] [--quick] [--out runs/bench-robustness]
+    .venv/bin/python -m benchmarks.robustness [--rounds 20] [--batch-size 8] [--quick] [--out runs/bench-robustness]
 
 Prints final accuracy, rounds to reach 95% of the strategy's own clean final accuracy, and the MAD
 detection rates (malicious contributions rejected, honest contributions rejected); saves a plot and a JSON.
@@ -79,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--quick", action="store_true", help="4 rounds, MLP model: a few minutes")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--batch-size", type=int, default=8,
+                        help="trainers' SGD batch (default 8: at simulate's default 16 FedAvg on 175-sample "
+                             "partitions plateaus ~1.3 points under the centralized bound)")
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--out", default="runs/bench-robustness")
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     from flower_sim.simulation import simulate
 
     console = Console()
-    base = SimulationConfig(rounds=4 if args.quick else args.rounds, seed=args.seed,
+    base = SimulationConfig(rounds=4 if args.quick else args.rounds, seed=args.seed, batch_size=args.batch_size,
                             model="mlp" if args.quick else "cnn").validate()
     strategies = args.strategies.split(",")
     scenarios = args.scenarios.split(",")

@@ -41,7 +41,7 @@ class SimulationConfig:
     data: str = ""
     model: str = "cnn"
     local_epochs: int = 3
-    batch_size: int = 8
+    batch_size: int = 16
     lr: float = 0.1
     validator_epochs: int = 1
     trim_beta: float = 0.2
