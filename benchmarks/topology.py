@@ -133,9 +133,15 @@ def federated(stations: int, rounds: int, model: str, folder: Path, isolations: 
     for name, argv in plan:
         out = folder / f"federated-{name}"
         started = time.monotonic()
-        done = subprocess.run([fedrollup, *argv, *common, "--out", str(out)], capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"{name} run failed: {(done.stdout + done.stderr)[-2000:]}")
+        print(f"  [{name}] fedrollup {' '.join(argv + common)}", flush=True)
+        with subprocess.Popen([fedrollup, *argv, *common, "--out", str(out)], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) as process:
+            lines = []
+            for line in process.stdout:  # the run's own progress, as it happens
+                lines.append(line)
+                print(f"  [{name}] {line}", end="", flush=True)
+        if process.returncode != 0:
+            raise RuntimeError(f"{name} run failed: {''.join(lines[-30:])}")
         runs[name] = {"seconds": time.monotonic() - started, "metrics": json.loads((out / "metrics.json").read_text())}
     return runs
 

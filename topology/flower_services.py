@@ -94,10 +94,13 @@ class FlowerServices:
 
 
 def superlink_argv(address: str, port: int, cert: ServerCertificate | None) -> list[str]:
+    """Flower's default in-memory state: with a SQLite file (`--database x.sqlite`), 10 SuperNodes pushing
+    replies at once on 2 busy cores hit "database is locked", the SuperLink answers 500 and that reply is
+    lost (measured: the 20-station run hung in round 1)."""
     tls = (["--ssl-ca-certfile", str(cert.ca), "--ssl-certfile", str(cert.cert), "--ssl-keyfile", str(cert.key)]
            if cert else ["--insecure"])
     return [str(VENV_BIN / "flower-superlink"), *tls, "--host", address, "--port", str(port),
-            "--disable-runtime-dependency-installation", "--database", "superlink.sqlite"]
+            "--disable-runtime-dependency-installation"]
 
 
 def supernode_argv(superlink: str, partition: tuple[int, int], ca: str | None,
