@@ -43,16 +43,27 @@ def weights_from_bytes(data: bytes) -> list[np.ndarray]:
 
 
 class TimedGrid(GroupGrid):
-    """A group's Grid that keeps, for the last round, its wall time and the replies' station timings."""
+    """A group's Grid that keeps, for the last round, its wall time and the replies' station timings, and
+    waits at most `reply_timeout_s` for the replies: a reply lost on the way (a station gone, a SuperLink
+    error) leaves that station out of the round instead of stalling the run (Flower waits forever by
+    default). The stations left out are simply not in the validator's report: not judged, not paid."""
 
-    def __init__(self, grid: Grid, node_ids: Iterable[int]) -> None:
+    def __init__(self, grid: Grid, node_ids: Iterable[int], reply_timeout_s: float | None = None) -> None:
         super().__init__(grid, node_ids)
+        self.reply_timeout_s = reply_timeout_s
         self.last: dict[str, float] = {}
 
     def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:
+        messages = list(messages)
         started = time.perf_counter()
-        replies = list(self.grid.send_and_receive(list(messages), timeout=timeout))
+        replies = list(self.grid.send_and_receive(messages, timeout=timeout if timeout is not None
+                                                  else self.reply_timeout_s))
         wall = time.perf_counter() - started
+        answered = {r.metadata.src_node_id for r in replies}
+        silent = sorted(m.metadata.dst_node_id for m in messages if m.metadata.dst_node_id not in answered)
+        if silent:
+            print(f"{len(silent)} of {len(messages)} stations did not answer within {wall:.0f} s (nodes "
+                  f"{', '.join(map(str, silent))}); this round goes on without them", flush=True)
         stations = [r.content["metrics"] for r in replies if not r.has_error() and "metrics" in r.content]
         train = [float(m.get("train-s", 0.0)) for m in stations]
         startup = [float(m.get("startup-s", 0.0)) for m in stations]
@@ -131,7 +142,7 @@ def main(grid: Grid, context: Context) -> None:
     if sorted(node_of) != group:
         raise RuntimeError(f"validator {validator_id} expects trainers {group}, its SuperLink has {sorted(node_of)}")
     malicious = malicious_trainers(cfg.trainers, cfg.malicious, cfg.seed) if cfg.attack != "none" else frozenset()
-    timed = TimedGrid(grid, [node_of[t] for t in group])
+    timed = TimedGrid(grid, [node_of[t] for t in group], float(config.get("reply-timeout-s", 600)))
     validator = Validator(validator_id, timed, ValidatorJudge(validator_id, splits.validators[validator_id], cfg),
                           cfg, malicious, out)
     setup = {"serverapp_setup_s": time.perf_counter() - setup_started}

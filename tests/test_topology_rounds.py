@@ -126,3 +126,25 @@ def test_an_audit_that_cannot_reach_the_chain_is_a_failed_verdict_not_a_pass(tmp
     assert result["passed"] is False
     assert result["verdict"].startswith("AUDIT FAILED: the audit could not run (")
     assert "\n" not in result["verdict"] and Path(result["log"]).exists()
+
+
+def test_a_reply_lost_on_the_way_leaves_its_station_out_instead_of_stalling_the_round(capsys):
+    from flower_sim.validator_app import TimedGrid
+
+    class LossyGrid:  # delivers to every node, but node 3's reply never comes back
+        def send_and_receive(self, messages, timeout=None):
+            self.timeout = timeout
+            return [SimpleNamespace(metadata=SimpleNamespace(src_node_id=m.metadata.dst_node_id),
+                                    has_error=lambda: False,
+                                    content={"metrics": {"train-s": 1.0, "startup-s": 0.5}})
+                    for m in messages if m.metadata.dst_node_id != 3]
+
+    inner = LossyGrid()
+    grid = TimedGrid(inner, [1, 2, 3], reply_timeout_s=7.5)
+    sent = [SimpleNamespace(metadata=SimpleNamespace(dst_node_id=n)) for n in (1, 2, 3)]
+    replies = list(grid.send_and_receive(sent))
+    assert inner.timeout == 7.5                       # Flower's own default would wait forever
+    assert [r.metadata.src_node_id for r in replies] == [1, 2]
+    said = capsys.readouterr().out
+    assert "1 of 3 stations did not answer" in said and "(nodes 3)" in said
+    assert grid.last["training_s"] == 1.0 and grid.last["clientapp_start_s"] == 0.5

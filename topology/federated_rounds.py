@@ -27,6 +27,7 @@ from topology.flower_services import run_config, write_app
 from topology.processes import VENV_BIN, HostProcesses, wait_until
 
 MANAGER_PORT = 8700
+REPLY_TIMEOUT_S = 600  # per round, a validator waits this long for its stations' replies, then goes on
 
 
 def write_edge_app(folder: Path, defaults: dict) -> Path:
@@ -92,7 +93,7 @@ def run_rounds(network, processes: HostProcesses, flower, chain, cfg, timeout_s:
                                                  str(spec_file)],
                               env={"PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
     base = {**cfg.to_run_config(), "validator-id": 0, "manager-url": "", "out": "", "wait-nodes-s": 180,
-            "wait-global-s": timeout_s}
+            "wait-global-s": timeout_s, "reply-timeout-s": REPLY_TIMEOUT_S}
     app = write_edge_app(out / "edge-app", base)
     runs = {}
     for validator in topo.validators:
