@@ -19,8 +19,11 @@ SMALL = ["--rounds", "2", "--trainers", "4", "--malicious", "0.25", "--attack", 
 
 
 def demo(*args: str, **kwargs) -> subprocess.Popen:
+    # Ctrl-C in a terminal reaches a process whose SIGINT is at its default; a test run started in the
+    # background by a non-interactive shell inherits SIGINT ignored, so restore the terminal's disposition.
     return subprocess.Popen([sys.executable, "-m", "fedrollup", "demo", *args], cwd=REPO, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs)
 
 
 def alive(pid: int) -> bool:
