@@ -49,9 +49,15 @@ def send_transaction(w3: Web3, private_key: str, tx: dict[str, Any], wait: bool 
     return receipt
 
 
-def call_function(w3: Web3, private_key: str, fn: Any, value: int = 0, wait: bool = True) -> Any:
-    """Send the contract call `fn` (a bound web3 ContractFunction) from `private_key`'s account."""
+def call_function(w3: Web3, private_key: str, fn: Any, value: int = 0, wait: bool = True,
+                  tip: int | None = None) -> Any:
+    """Send the contract call `fn` (a bound web3 ContractFunction) from `private_key`'s account; `tip` (wei
+    per gas) sets the priority fee, which orders transactions inside a block (default: the node's)."""
     sender = Account.from_key(private_key).address
     nonce = w3.eth.get_transaction_count(sender, "pending")
-    tx = fn.build_transaction({"from": sender, "value": value, "nonce": nonce})
+    params: dict[str, Any] = {"from": sender, "value": value, "nonce": nonce}
+    if tip is not None:
+        base = w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0
+        params.update(maxPriorityFeePerGas=tip, maxFeePerGas=2 * base + tip)
+    tx = fn.build_transaction(params)
     return send_transaction(w3, private_key, tx, wait=wait)

@@ -85,12 +85,13 @@ class RollupRecorder:
     def _address(self, key: str) -> str:
         return self.w3.eth.account.from_key(key).address.lower()
 
-    def _send(self, key: str, message: Message | None = None, payload: bytes | None = None):
+    def _send(self, key: str, message: Message | None = None, payload: bytes | None = None,
+              tip: int | None = None):
         from contracts_config.transactions import call_function
 
         data = payload if payload is not None else message.encode()
         fn = self.input_box.functions.addInput(self.app, data)
-        return call_function(self.w3, key, fn, wait=False)
+        return call_function(self.w3, key, fn, wait=False, tip=tip)
 
     def _input_index(self, tx_hash) -> int:
         receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120, poll_latency=0.05)
@@ -121,10 +122,10 @@ class RollupRecorder:
                 raise RollupRejected(f"the rollup did not process {what} (input {index}) within {timeout:.0f} s")
             time.sleep(0.1)
 
-    def _confirm_pending(self) -> None:
+    def _confirm_pending(self) -> list[int]:
+        """Wait for every input sent and not yet confirmed; their input indices."""
         pending, self.pending = self.pending, []
-        for what, tx_hash in pending:
-            self._confirm(what, tx_hash)
+        return [self._confirm(what, tx_hash) for what, tx_hash in pending]
 
     def _notices(self, input_index: int) -> list[Message]:
         return [decode(o).message for o in self.node.outputs(input_index=input_index, output_type=NOTICE_TYPE)]
@@ -192,16 +193,26 @@ class RollupRecorder:
         self._blocked(report.round, time.perf_counter() - start)
 
     def on_round_closed(self, record: RoundRecord) -> None:
-        """The elected producer closes the round; wait for the rollup to elect the next one."""
+        """The elected producer closes the round; wait for the rollup to elect the next one.
+
+        The RoundClose goes out at once, with a lower priority fee than the reports, so when the last report
+        is still waiting for a block, both land in the same block with the close after it: one L1 block per
+        round saved. Should the close still be ordered before a report (the rollup then turns it away for
+        the missing report, changing nothing), it is sent again once the reports are in."""
         start = time.perf_counter()
-        self._confirm_pending()
         key = self.key_of.get(self.producer)
         if key is None:
             raise RollupRejected(f"the rollup elected {self.producer}, whose key this run does not hold")
         close = RoundClose(task_id=self.task_id, round=record.round, global_digest=bytes.fromhex(record.global_sha256),
                            global_accuracy_bps=record.global_accuracy_bps,
                            validator_accuracy_bps=tuple(v.aggregated_accuracy_bps for v in record.validators))
-        index = self._confirm(f"the RoundClose of round {record.round}", self._send(key, close))
+        what = f"the RoundClose of round {record.round}"
+        early = self._send(key, close, tip=max(1, self.w3.eth.max_priority_fee // 2))
+        reports = self._confirm_pending()
+        if self._input_index(early) < max(reports, default=-1):
+            self.say(f"the RoundClose of round {record.round} reached L1 before a report; sending it again")
+            early = self._send(key, close)
+        index = self._confirm(what, early)
         elected = [n for n in self._notices(index) if isinstance(n, ProducerElected)]
         if elected:
             self.producer = elected[0].producer
