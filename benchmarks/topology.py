@@ -103,7 +103,7 @@ def flower_rounds(rates: Rates, sizes_mb: list[float], folder: Path, label: str)
         processes = HostProcesses(network)
         started = time.monotonic()
         services = flower_services.start_superlinks(processes, topo)
-        flower_services.start_supernodes(processes, topo, services)
+        flower_services.start_supernodes(processes, topo, services, clientapp_isolation="subprocess")
         flower_services.wait_registered(topo, services, timeout_s=300)
         registered_s = time.monotonic() - started
         time.sleep(2)

@@ -40,7 +40,7 @@ def local_stack(run_dir: Path, block_time: float = 1.0, epoch_length: int = 10, 
     from frontend_console.node_client import NodeClient
     from rollups_node.chain import chain_down, chain_up
 
-    args = argparse.Namespace(run_dir=run_dir, l1_port=l1_port or free_port(), node_port=node_port or free_port(),
+    args = argparse.Namespace(run_dir=run_dir, host="127.0.0.1", l1_port=l1_port or free_port(), node_port=node_port or free_port(),
                               block_time=block_time, epoch_length=epoch_length, name="stack",
                               template_hash="0x" + "00" * 32, backend_command=None,
                               deployment_file=run_dir / "deployment.json")

@@ -88,7 +88,7 @@ def chain_up(args: argparse.Namespace) -> int:
     state = _read_state(run_dir)
     if state and (_alive(state.get("anvil_pid")) or _alive(state.get("node_pid"))):
         raise UsageError(f"a chain is already running from {run_dir} (run `fedrollup chain down` first)")
-    host = getattr(args, "host", "127.0.0.1")  # fedrollup.stack builds its own Namespace: loopback
+    host = args.host
     check_bind_address(host)
     for port, what in ((args.l1_port, "--l1-port"), (args.node_port, "--node-port")):
         if not port_is_free(port, host):

@@ -17,6 +17,8 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, M
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 
+from flower_sim.validator_app import wait_for_nodes
+
 serverapp = ServerApp()
 clientapp = ClientApp()
 
@@ -43,11 +45,8 @@ def echo(msg: Message, context: Context) -> Message:
 def rounds(grid: Grid, context: Context) -> None:
     config = context.run_config
     wanted, size, count = int(config["nodes"]), int(config["payload-bytes"]), int(config["rounds"])
-    deadline = time.monotonic() + float(config.get("wait-nodes-s", 120))
-    while len(node_ids := sorted(grid.get_node_ids())) < wanted:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"only {len(node_ids)} of {wanted} SuperNodes connected")
-        time.sleep(0.5)
+    wait_for_nodes(grid, wanted, float(config.get("wait-nodes-s", 120)))
+    node_ids = sorted(grid.get_node_ids())
     arrays = ArrayRecord([np.random.default_rng(0).random(size // 4, dtype=np.float32)])
     expected: dict[int, str] = {}
     results = []

@@ -50,14 +50,21 @@ def pss_bytes(pids: set[int]) -> int:
     return total
 
 
-def host_memory(network) -> dict[str, int]:
-    """PSS bytes of every process in each emulated host's network namespace, now (Mininet's own shells
-    included; the chain host's daemons too, which no tracked process parents)."""
+def host_namespaces(network) -> dict[str, str]:
+    """{network namespace: host name} of the emulated hosts (fixed for the run's life)."""
     from topology.clean import netns_of, root_netns
 
     host_of = {netns_of(network.host(n.name).pid): n.name for n in network.topo.nodes
                if getattr(network.host(n.name), "pid", None)}
     host_of.pop(root_netns(), None)  # switches (access points) live in the root namespace: not a host's
+    return host_of
+
+
+def host_memory(host_of: dict[str, str]) -> dict[str, int]:
+    """PSS bytes of every process in each emulated host's network namespace (`host_namespaces`), now
+    (Mininet's own shells included; the chain host's daemons too, which no tracked process parents)."""
+    from topology.clean import netns_of
+
     pids: dict[str, set[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and (host := host_of.get(netns_of(int(entry.name)))):
@@ -78,7 +85,7 @@ def memory_estimate(peak_by_host: dict[str, int], stations: int) -> dict[str, in
 def run_rounds(network, processes: HostProcesses, flower, chain, cfg, timeout_s: float = 1800.0,
                say=print) -> dict:
     """Run `cfg.rounds` rounds over the running network; returns the figures (and metrics.json's path)."""
-    from topology.paper_topology import station_bytes
+    from topology.paper_topology import bytes_since, station_bytes
 
     topo = network.topo
     out = network.run_dir
@@ -110,18 +117,17 @@ def run_rounds(network, processes: HostProcesses, flower, chain, cfg, timeout_s:
     say(f"manager host serving the global model on http://{manager_address}:{MANAGER_PORT}"
         + (f" (task open on the rollup at {chain.node_url})" if chain else ""))
     peak, peak_by_host, per_round_bytes, runs_ended = 0, {}, [], None
-    last = station_bytes(network)
+    last, host_of = station_bytes(network), host_namespaces(network)
     while manager.alive:
         if time.monotonic() - started > timeout_s * max(1, cfg.rounds):
             raise RuntimeError(f"the federated rounds did not finish (manager log {manager.log})")
-        by_host = host_memory(network)
+        by_host = host_memory(host_of)
         peak = max(peak, sum(by_host.values()))
         peak_by_host = {h: max(b, peak_by_host.get(h, 0)) for h, b in by_host.items()}
         done = len(per_round_bytes) + 1
         if done <= cfg.rounds and (out / f"round-{done:03d}.npz").exists():
             now = station_bytes(network)
-            per_round_bytes.append({s: now[s]["rx_bytes"] + now[s]["tx_bytes"] - last[s]["rx_bytes"]
-                                    - last[s]["tx_bytes"] for s in now})
+            per_round_bytes.append(bytes_since(last, now))
             last = now
             say(f"round {done} closed by the manager")
         for name, run in runs.items():
@@ -142,8 +148,7 @@ def run_rounds(network, processes: HostProcesses, flower, chain, cfg, timeout_s:
             raise RuntimeError(f"`flwr run` on {name} failed: {run.log_tail(5)}")
     while len(per_round_bytes) < cfg.rounds:  # a round closed between two polls, right before the end
         now = station_bytes(network)
-        per_round_bytes.append({s: now[s]["rx_bytes"] + now[s]["tx_bytes"] - last[s]["rx_bytes"]
-                                - last[s]["tx_bytes"] for s in now})
+        per_round_bytes.append(bytes_since(last, now))
         last = now
     document = json.loads((out / "metrics.json").read_text())
     for record, sent in zip(document["rounds"], per_round_bytes):

@@ -34,7 +34,6 @@ class Exchange:
         self.globals: dict[int, bytes] = {}
         self.results: dict[int, dict[int, dict]] = {}
         self.uploads: dict[int, dict[int, dict]] = {}
-        self.received_at: dict[int, dict[int, float]] = {}
 
     def publish(self, server_round: int, npz: bytes) -> None:
         with self.lock:
@@ -43,7 +42,6 @@ class Exchange:
     def receive(self, server_round: int, validator_id: int, document: dict) -> None:
         with self.lock:
             self.results.setdefault(server_round, {})[validator_id] = document
-            self.received_at.setdefault(server_round, {})[validator_id] = time.perf_counter()
             self.lock.notify_all()
 
     def receive_upload(self, server_round: int, validator_id: int, figures: dict) -> None:

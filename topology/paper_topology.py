@@ -173,8 +173,7 @@ def echo_rounds(network, processes, flower, payload_bytes: int, rounds: int) -> 
     before = station_bytes(network)
     results = run_echo_rounds(processes, flower, payload_bytes, rounds)
     after = station_bytes(network)
-    per_station = {s: (after[s]["rx_bytes"] + after[s]["tx_bytes"] - before[s]["rx_bytes"] - before[s]["tx_bytes"])
-                   // rounds for s in after}
+    per_station = {s: moved // rounds for s, moved in bytes_since(before, after).items()}
     broken = [r for r in results if r.intact != r.nodes]
     if broken:
         raise RuntimeError(f"echo round payloads came back altered or missing: {broken}")
@@ -193,6 +192,12 @@ def station_bytes(network) -> dict[str, dict[str, int]]:
         rx, tx = next(iter(network.interface_bytes(station.name).values()), (0, 0))
         result[station.name] = {"rx_bytes": rx, "tx_bytes": tx}
     return result
+
+
+def bytes_since(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]) -> dict[str, int]:
+    """Bytes each station moved (received + sent) between two `station_bytes` readings."""
+    return {s: after[s]["rx_bytes"] + after[s]["tx_bytes"] - before[s]["rx_bytes"] - before[s]["tx_bytes"]
+            for s in after}
 
 
 def run(options: argparse.Namespace) -> int:

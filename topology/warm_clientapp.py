@@ -82,7 +82,6 @@ class WarmExecutor:
 
     preload: tuple[str, ...] = DEFAULT_PRELOAD
     children: dict[int, tuple[multiprocessing.process.BaseProcess, float]] = field(default_factory=dict)
-    launched: int = 0
 
     def __post_init__(self) -> None:
         self.context = multiprocessing.get_context("forkserver")
@@ -120,7 +119,6 @@ class WarmExecutor:
         except OSError as err:
             return LaunchResult.failed(f"could not fork the ClientApp: {err}")
         self.children[spec.task_id] = (child, time.monotonic())
-        self.launched += 1
         say(f"task {spec.task_id}: ClientApp forked as pid {child.pid}")
         return LaunchResult.accepted()
 
