@@ -13,7 +13,7 @@ from pathlib import Path
 import requests
 
 from contracts_config.artifacts import ANVIL_BINARY
-from fedrollup.errors import UsageError
+from common.errors import ConfigError
 
 DEFAULT_PORT = 8545
 DEFAULT_CHAIN_ID = 31337
@@ -25,7 +25,7 @@ def anvil_binary() -> Path:
     found = shutil.which("anvil")
     if found:
         return Path(found)
-    raise UsageError(f"anvil is missing (expected {ANVIL_BINARY}): run `make setup` (npm ci in contracts-config/)")
+    raise ConfigError(f"anvil is missing (expected {ANVIL_BINARY}): run `make setup` (npm ci in contracts-config/)")
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -39,18 +39,18 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def check_bind_address(host: str) -> None:
-    """`host` is an IPv4 address of this machine (or 0.0.0.0, every address); else a one-line UsageError."""
+    """`host` is an IPv4 address of this machine (or 0.0.0.0, every address); else a one-line ConfigError."""
     try:
         ipaddress.IPv4Address(host)
     except ValueError:
-        raise UsageError(f"--host {host!r} is not an IPv4 address (e.g. 127.0.0.1, 10.2.0.2 or 0.0.0.0)") from None
+        raise ConfigError(f"--host {host!r} is not an IPv4 address (e.g. 127.0.0.1, 10.2.0.2 or 0.0.0.0)") from None
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
             sock.bind((host, 0))
         except OSError as err:
             if err.errno == errno.EADDRNOTAVAIL:
-                raise UsageError(f"--host {host} is not an address of this machine (see `ip -4 addr`)") from None
-            raise UsageError(f"cannot listen on {host}: {err.strerror}") from None
+                raise ConfigError(f"--host {host} is not an address of this machine (see `ip -4 addr`)") from None
+            raise ConfigError(f"cannot listen on {host}: {err.strerror}") from None
 
 
 def url_host(host: str) -> str:
@@ -78,7 +78,7 @@ def start_anvil(port: int = DEFAULT_PORT, block_time: float | None = 1.0, chain_
                 log_path: Path | None = None, timeout: float = 20.0, host: str = "127.0.0.1") -> subprocess.Popen:
     """Start anvil on `host`:`port`; return once it answers JSON-RPC. `block_time=None` mines per transaction."""
     if not port_is_free(port, host):
-        raise UsageError(f"port {port} is already in use on {host} (is another chain running? "
+        raise ConfigError(f"port {port} is already in use on {host} (is another chain running? "
                          "try `fedrollup chain down` or pass another --l1-port)")
     command = [str(anvil_binary()), "--host", host, "--port", str(port), "--chain-id", str(chain_id)]
     if block_time:
@@ -90,10 +90,10 @@ def start_anvil(port: int = DEFAULT_PORT, block_time: float | None = 1.0, chain_
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise UsageError(f"anvil exited at start with code {process.returncode}"
+            raise ConfigError(f"anvil exited at start with code {process.returncode}"
                              + (f" (see {log_path})" if log_path else ""))
         if rpc_answers(url):
             return process
         time.sleep(0.1)
     process.kill()
-    raise UsageError(f"anvil did not answer at {url} within {timeout:g} s")
+    raise ConfigError(f"anvil did not answer at {url} within {timeout:g} s")

@@ -5,7 +5,7 @@ import functools
 import json
 from pathlib import Path
 
-from fedrollup.errors import UsageError
+from common.errors import ConfigError
 
 CONTRACTS_CONFIG_DIR = Path(__file__).resolve().parent
 ARTIFACTS_DIR = CONTRACTS_CONFIG_DIR / "node_modules" / "@cartesi" / "rollups" / "out"
@@ -26,7 +26,7 @@ def relative_artifact_path(contract: str) -> str:
 def load_artifact(contract: str) -> dict:
     path = artifact_path(contract)
     if not path.exists():
-        raise UsageError(
+        raise ConfigError(
             f"artifact {path} is missing: run `make setup` (npm ci in contracts-config/) first")
     return json.loads(path.read_text())
 

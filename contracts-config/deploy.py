@@ -14,7 +14,7 @@ from web3 import Web3
 from contracts_config import artifacts
 from contracts_config.deployment import DEFAULT_NAME, Deployment
 from contracts_config.transactions import address_of, connect, send_transaction
-from fedrollup.errors import UsageError
+from common.errors import ConfigError
 
 log = logging.getLogger("fedrollup.deploy")
 
@@ -49,7 +49,7 @@ def deploy_create2(w3: Web3, key: str, contract: str, code: bytes) -> str:
         log.info("%s already deployed at %s, reused", contract, address)
         return address
     if not w3.eth.get_code(DETERMINISTIC_DEPLOYER):
-        raise UsageError(f"the deterministic deployer {DETERMINISTIC_DEPLOYER} is not on this chain")
+        raise ConfigError(f"the deterministic deployer {DETERMINISTIC_DEPLOYER} is not on this chain")
     send_transaction(w3, key, {"to": DETERMINISTIC_DEPLOYER, "data": SALT_ZERO + code})
     if not w3.eth.get_code(address):
         raise RuntimeError(f"{contract} deployment left no code at {address}")
@@ -70,13 +70,13 @@ def deploy(rpc_url: str, key: str, *, name: str = DEFAULT_NAME, epoch_length: in
     Different `template_hash` or `epoch_length` values give distinct Application/Authority addresses.
     """
     if epoch_length <= 0:
-        raise UsageError("the epoch length must be a positive number of blocks")
+        raise ConfigError("the epoch length must be a positive number of blocks")
     try:
         template = bytes.fromhex(template_hash.removeprefix("0x"))
     except ValueError:
         template = b""
     if len(template) != 32:
-        raise UsageError(f"template hash {template_hash!r} is not 32 bytes of hex")
+        raise ConfigError(f"template hash {template_hash!r} is not 32 bytes of hex")
     w3 = connect(rpc_url)
     owner = Web3.to_checksum_address(owner or address_of(key))
 

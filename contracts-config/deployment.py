@@ -19,7 +19,7 @@ import json
 import os
 from pathlib import Path
 
-from fedrollup.errors import UsageError
+from common.errors import ConfigError
 
 DEPLOYMENTS_DIR = Path(__file__).resolve().parent / "deployments"
 DEFAULT_NAME = "local"
@@ -82,9 +82,9 @@ def load(path: Path | str | None = None) -> Deployment:
     """Read a deployment file: `path`, else $FEDROLLUP_DEPLOYMENT, else deployments/local.json."""
     path = Path(path or os.environ.get(ENV_DEPLOYMENT) or default_path())
     if not path.exists():
-        raise UsageError(f"no deployment file at {path}: run `fedrollup chain up` or `fedrollup chain deploy`")
+        raise ConfigError(f"no deployment file at {path}: run `fedrollup chain up` or `fedrollup chain deploy`")
     try:
         data = json.loads(path.read_text())
         return Deployment(**data)
     except (ValueError, TypeError) as err:
-        raise UsageError(f"deployment file {path} is not valid: {err}") from err
+        raise ConfigError(f"deployment file {path} is not valid: {err}") from err

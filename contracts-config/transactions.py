@@ -6,14 +6,14 @@ from typing import Any
 from eth_account import Account
 from web3 import Web3
 
-from fedrollup.errors import UsageError
+from common.errors import ConfigError
 
 
 def connect(rpc_url: str, timeout: float = 30.0) -> Web3:
     """A web3 connection to `rpc_url`, or a one-line error when nothing answers there."""
     w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
     if not w3.is_connected():
-        raise UsageError(f"no Ethereum JSON-RPC node answers at {rpc_url}")
+        raise ConfigError(f"no Ethereum JSON-RPC node answers at {rpc_url}")
     return w3
 
 

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 
-from fedrollup.errors import UsageError
+from common.errors import ConfigError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -55,12 +55,12 @@ def _field_value(abi_type: str, text: str, name: str):
                 return tuple(pack_contribution(t, int(a, 0), int(s, 0))
                              for t, a, s in (item.split(":") for item in items))
             except ValueError as err:
-                raise UsageError(f"contributions are trainer:accuracyBps:samples, comma-separated ({err})")
+                raise ConfigError(f"contributions are trainer:accuracyBps:samples, comma-separated ({err})")
         return tuple(_field_value(abi_type[:-2], item, name) for item in items)
     if abi_type.startswith("bytes"):
         raw = bytes.fromhex(text.removeprefix("0x"))
         if len(raw) != 32:
-            raise UsageError(f"{name} must be 32 bytes of hex, got {len(raw)}")
+            raise ConfigError(f"{name} must be 32 bytes of hex, got {len(raw)}")
         return raw
     return int(text, 0)
 
@@ -74,25 +74,25 @@ def _encode(args: argparse.Namespace) -> int:
     for item in args.fields:
         name, sep, value = item.partition("=")
         if not sep:
-            raise UsageError(f"field {item!r} is not NAME=VALUE")
+            raise ConfigError(f"field {item!r} is not NAME=VALUE")
         pairs[name] = value
     if args.message == "deposit":
         if set(pairs) != {"task_id"}:
-            raise UsageError("deposit takes exactly task_id=N")
+            raise ConfigError("deposit takes exactly task_id=N")
         print("0x" + encode_deposit_data(int(pairs["task_id"], 0)).hex())
         return 0
     cls = BY_NAME.get(args.message)
     if cls is None or cls.KIND != "input":
-        raise UsageError(f"unknown input {args.message!r}; inputs: CreateTask, Register, ValidatorReport, "
+        raise ConfigError(f"unknown input {args.message!r}; inputs: CreateTask, Register, ValidatorReport, "
                          f"RoundClose, Withdraw, deposit")
     fields = {f.name: f.metadata["abi"] for f in dataclasses.fields(cls)}
     if set(pairs) != set(fields):
-        raise UsageError(f"{cls.__name__} needs exactly: {' '.join(f + '=' for f in fields)}")
+        raise ConfigError(f"{cls.__name__} needs exactly: {' '.join(f + '=' for f in fields)}")
     try:
         message = cls(**{n: _field_value(t, pairs[n], n) for n, t in fields.items()})
         print("0x" + message.encode().hex())
     except (ValueError, OverflowError) as err:
-        raise UsageError(f"cannot encode {err}") from None
+        raise ConfigError(f"cannot encode {err}") from None
     return 0
 
 
@@ -102,7 +102,7 @@ def _decode(args: argparse.Namespace) -> int:
     try:
         payload = bytes.fromhex(args.payload.removeprefix("0x"))
     except ValueError:
-        raise UsageError("payload is not hex") from None
+        raise ConfigError("payload is not hex") from None
     errors = []
     for decode in (decode_notice, decode_input):
         try:
@@ -114,4 +114,4 @@ def _decode(args: argparse.Namespace) -> int:
                   default=str)
         print()
         return 0
-    raise UsageError("; ".join(errors))
+    raise ConfigError("; ".join(errors))

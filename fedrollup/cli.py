@@ -10,7 +10,7 @@ import importlib
 import os
 import sys
 
-from fedrollup.errors import UsageError
+from common.errors import FedrollupError
 
 # Modules that contribute subcommands, in the order `fedrollup --help` lists them.
 SUBCOMMAND_MODULES = [
@@ -45,10 +45,10 @@ def quiet_third_parties() -> None:
 
 
 def dispatch(args: argparse.Namespace, prog: str) -> int:
-    """Run the parsed command: a UsageError becomes one line on stderr and exit code 2."""
+    """Run the parsed command: a FedrollupError becomes one line on stderr and exit code 2."""
     try:
         return int(args.func(args) or 0)
-    except UsageError as err:
+    except FedrollupError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

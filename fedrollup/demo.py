@@ -12,7 +12,7 @@ import argparse
 import time
 from pathlib import Path
 
-from fedrollup.errors import UsageError
+from common.errors import ConfigError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _wei(eth: float, what: str) -> int:
     if eth < 0:
-        raise UsageError(f"{what} must be >= 0 ETH, got {eth}")
+        raise ConfigError(f"{what} must be >= 0 ETH, got {eth}")
     return round(eth * 10**18)
 
 
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     if args.block_time <= 0 or args.epoch_length <= 0:
-        raise UsageError("--block-time and --epoch-length must be positive")
+        raise ConfigError("--block-time and --epoch-length must be positive")
     out = output_folder(args, cfg, kind="demo")
     from flower_sim.rollup_roles import TaskTerms
 

@@ -8,7 +8,7 @@ import argparse
 import time
 from pathlib import Path
 
-from fedrollup.errors import UsageError
+from common.errors import ConfigError
 
 
 def add_parser(subparsers) -> None:
@@ -91,7 +91,7 @@ def output_folder(args: argparse.Namespace, cfg, kind: str = "") -> Path:
     prefix = f"{time.strftime('%Y%m%d-%H%M%S')}{'-' + kind if kind else ''}"
     out = Path(args.out or f"runs/{prefix}-{cfg.strategy}-{cfg.attack}")
     if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a folder")
+        raise ConfigError(f"--out {out} exists and is not a folder")
     return out
 
 

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from dapp.mad import BPS
-from fedrollup.errors import UsageError
+from common.errors import ConfigError
 from flower_sim.attacks import ATTACKS, AttackParams
 from flower_sim.data import PARTITIONS, TEST_SIZE, VALIDATOR_SIZE, SplitSpec
 from flower_sim.models import MODELS
@@ -81,10 +81,10 @@ class SimulationConfig:
         return asdict(self)
 
     def validate(self) -> "SimulationConfig":
-        """Raise UsageError (one line) for any option the run cannot honour."""
+        """Raise ConfigError (one line) for any option the run cannot honour."""
         def need(ok: bool, message: str) -> None:
             if not ok:
-                raise UsageError(message)
+                raise ConfigError(message)
 
         need(self.rounds >= 1, f"--rounds must be at least 1, got {self.rounds}")
         need(self.validators >= 1, f"--validators must be at least 1, got {self.validators}")

@@ -6,7 +6,7 @@ ValidatorReport as soon as it has judged its group, and the producer *elected by
 RoundClose; the next round starts only once the rollup has answered with the next ProducerElected notice.
 If the rollup rejects an input, the run stops with the rollup's own reason.
 
-Accounts come from `fedrollup.accounts` (one per role, derived by index); on a dev chain the roles that
+Accounts come from `common.accounts` (one per role, derived by index); on a dev chain the roles that
 have no Ether are funded from account 0, which owns the contracts.
 """
 from __future__ import annotations
@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 from dapp.schema import (ROLE_TRAINER, ROLE_VALIDATOR, CreateTask, Message, ProducerElected, Register, RoundClose,
                          ValidatorReport, encode_deposit_data, pack_contribution)
-from fedrollup import accounts
-from fedrollup.errors import UsageError
+from common import accounts
+from common.errors import ConfigError, FedrollupError
 from flower_sim.config import SimulationConfig
 from flower_sim.records import RoundRecord
 from flower_sim.records import ValidatorReport as RoundReport
@@ -43,7 +43,7 @@ class TaskTerms:
             else trainers * self.reward_per_positive
 
 
-class RollupRejected(UsageError):
+class RollupRejected(FedrollupError):
     """The rollup rejected one of the roles' inputs (the message is the rollup's own report): the run stops,
     and the command line says why in one line."""
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fedrollup.errors import UsageError
+from common.errors import ConfigError
 
 
 def _common() -> argparse.ArgumentParser:
@@ -124,7 +124,7 @@ def _l1(args: argparse.Namespace):
 
 
 def _key(args: argparse.Namespace) -> str:
-    from fedrollup.accounts import private_key
+    from common.accounts import private_key
 
     return args.key or private_key(args.account_index, args.mnemonic)
 
@@ -144,7 +144,7 @@ def _input_send(args: argparse.Namespace) -> int:
         try:
             payload = bytes.fromhex(text[2:])
         except ValueError:
-            raise UsageError(f"--payload {text[:20]}… starts with 0x but is not hex") from None
+            raise ConfigError(f"--payload {text[:20]}… starts with 0x but is not hex") from None
     else:
         payload = text.encode()
     l1, _ = _l1(args)
@@ -175,9 +175,9 @@ def _proven_output(node, index: int, kind: str):
 
     out = decode(node.output(index))
     if out.type != kind:
-        raise UsageError(f"output {index} is a {out.type}, not a {kind}")
+        raise ConfigError(f"output {index} is a {out.type}, not a {kind}")
     if out.siblings is None or out.epoch_index not in node.accepted_epochs():
-        raise UsageError(f"output {index} cannot be proven yet: its epoch {out.epoch_index}'s claim is not "
+        raise ConfigError(f"output {index} cannot be proven yet: its epoch {out.epoch_index}'s claim is not "
                          f"accepted on L1")
     return out
 

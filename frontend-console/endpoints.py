@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from fedrollup.errors import UsageError
+from common.errors import ConfigError
 
 DEFAULT_NODE_URL = "http://127.0.0.1:6751"  # the Cartesi CLI's proxy port, also `fedrollup chain up`'s
 CHAIN_STATE = Path("runs/chain/chain.json")
@@ -49,13 +49,13 @@ def resolve(node: str | None, rpc: str | None, app: str | None, deployment: str 
     dep = None
     try:
         dep = deployments.load(deployment)
-    except UsageError:
+    except ConfigError:
         if deployment:  # a file the user named must exist
             raise
     node_url = node or os.environ.get(NODE_ENV) or _chain_state_node_url() or DEFAULT_NODE_URL
     rpc_url = rpc or os.environ.get(RPC_ENV) or (dep.rpc_url if dep else None)
     app_id = app or os.environ.get(APP_ENV) or (dep.application if dep else None)
     if not app_id:
-        raise UsageError("no application: pass --app ADDRESS (or run `fedrollup chain up` for a local deployment)")
+        raise ConfigError("no application: pass --app ADDRESS (or run `fedrollup chain up` for a local deployment)")
     path = str(deployment or os.environ.get(deployments.ENV_DEPLOYMENT) or deployments.default_path()) if dep else None
     return Endpoints(node_url=node_url, rpc_url=rpc_url, app=app_id, deployment_path=path), dep

@@ -11,7 +11,7 @@ from web3.exceptions import ContractLogicError
 
 from contracts_config.deployment import Deployment
 from contracts_config.transactions import call_function, connect
-from fedrollup.errors import UsageError
+from common.errors import ConfigError
 from rollups_node.evmreader import INPUT_ADDED_TOPIC, decode_evm_advance
 
 # Application errors worth naming (cartesi-rollups-v2.md §2).
@@ -46,9 +46,9 @@ class L1Input:
 class L1:
     def __init__(self, rpc_url: str | None, deployment: Deployment | None) -> None:
         if not rpc_url:
-            raise UsageError("no L1 RPC URL: pass --rpc URL or use a deployment file")
+            raise ConfigError("no L1 RPC URL: pass --rpc URL or use a deployment file")
         if deployment is None:
-            raise UsageError("L1 commands need the contract addresses: pass --deployment FILE "
+            raise ConfigError("L1 commands need the contract addresses: pass --deployment FILE "
                              "(written by `fedrollup chain deploy`)")
         self.w3: Web3 = connect(rpc_url)
         self.deployment = deployment
@@ -79,7 +79,7 @@ class L1:
             self.application.functions.executeOutput(raw_output, (index, siblings)).call(
                 {"from": self.w3.eth.account.from_key(key).address})
         except (ContractLogicError, ValueError) as err:
-            raise UsageError(f"output {index} cannot be executed: {explain(err)}") from None
+            raise ConfigError(f"output {index} cannot be executed: {explain(err)}") from None
         receipt = call_function(self.w3, key, fn)
         return "0x" + bytes(receipt["transactionHash"]).hex()
 
@@ -97,10 +97,10 @@ class L1:
             (blob,) = decode(["bytes"], bytes(entry["data"]))
             item = decode_evm_advance(blob, self.deployment.epoch_length)
             if item.index != expected:
-                raise UsageError(f"the InputBox events skip from input {expected - 1} to {item.index}")
+                raise ConfigError(f"the InputBox events skip from input {expected - 1} to {item.index}")
             on_chain = bytes(self.input_box.functions.getInputHash(self.application.address, item.index).call())
             if on_chain != keccak(blob):
-                raise UsageError(f"input {item.index}: the event's data does not hash to the InputBox's record")
+                raise ConfigError(f"input {item.index}: the event's data does not hash to the InputBox's record")
             out.append(L1Input(index=item.index, sender=item.sender, block_number=item.block_number,
                                block_timestamp=item.block_timestamp, prev_randao=item.prev_randao,
                                chain_id=item.chain_id, app_contract=item.app_contract, payload=item.payload))
@@ -111,4 +111,4 @@ class L1:
         try:
             self.w3.provider.make_request("anvil_mine", [hex(blocks)])
         except Exception as err:  # a real chain refuses: the caller waits instead
-            raise UsageError(f"this chain cannot mine on demand ({err}); wait for the epoch to close") from None
+            raise ConfigError(f"this chain cannot mine on demand ({err}); wait for the epoch to close") from None

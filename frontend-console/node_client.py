@@ -10,7 +10,7 @@ from typing import Any, Iterator
 
 import requests
 
-from fedrollup.errors import UsageError
+from common.errors import ConfigError, FedrollupError
 from rollups_node.outputs import NOTICE, VOUCHER
 
 PAGE = 500
@@ -18,7 +18,7 @@ NOTICE_TYPE, VOUCHER_TYPE = "0x" + NOTICE.hex(), "0x" + VOUCHER.hex()  # cartesi
 ITEM_NOT_FOUND = -32002  # e.g. an input the node has not read yet
 
 
-class NodeError(UsageError):
+class NodeError(FedrollupError):
     """The node answered with a JSON-RPC error (code and message kept)."""
 
     def __init__(self, code: int, message: str) -> None:
@@ -41,9 +41,9 @@ class NodeClient:
         try:
             return requests.post(url, timeout=self.timeout, **kwargs)
         except requests.ConnectionError:
-            raise UsageError(f"no rollups node answers at {url} (is `fedrollup chain up` running?)") from None
+            raise ConfigError(f"no rollups node answers at {url} (is `fedrollup chain up` running?)") from None
         except requests.Timeout:
-            raise UsageError(f"the rollups node at {url} did not answer within {self.timeout:.0f} s") from None
+            raise ConfigError(f"the rollups node at {url} did not answer within {self.timeout:.0f} s") from None
 
     def call(self, method: str, **params: Any) -> Any:
         body = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
@@ -51,7 +51,7 @@ class NodeClient:
         try:
             answer = response.json()
         except ValueError:
-            raise UsageError(f"{self.jsonrpc_url} answered HTTP {response.status_code} without JSON-RPC") from None
+            raise ConfigError(f"{self.jsonrpc_url} answered HTTP {response.status_code} without JSON-RPC") from None
         if "error" in answer:
             raise NodeError(answer["error"].get("code", 0), answer["error"].get("message", ""))
         return answer["result"]
@@ -97,7 +97,7 @@ class NodeClient:
         response = self._post(self.inspect_url, data=payload,
                               headers={"Content-Type": "application/octet-stream"})
         if response.status_code != 200:
-            raise UsageError(f"inspect at {self.inspect_url} answered HTTP {response.status_code}: "
+            raise ConfigError(f"inspect at {self.inspect_url} answered HTTP {response.status_code}: "
                              f"{response.text.strip()[:200]}")
         return response.json()
 
@@ -106,8 +106,8 @@ class NodeClient:
         answer = self.inspect(path.encode())
         reports = answer.get("reports") or []
         if not reports:
-            raise UsageError(f"inspect {path!r} gave no report (status {answer.get('status')})")
+            raise ConfigError(f"inspect {path!r} gave no report (status {answer.get('status')})")
         body = json.loads(bytes.fromhex(reports[0]["payload"][2:]).decode())
         if answer.get("status") != "Accepted":
-            raise UsageError(f"inspect {path!r}: {body.get('error', body)}")
+            raise ConfigError(f"inspect {path!r}: {body.get('error', body)}")
         return body

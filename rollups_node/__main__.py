@@ -2,7 +2,7 @@
 import argparse
 import sys
 
-from fedrollup.errors import UsageError
+from common.errors import FedrollupError
 from rollups_node.cli import add_node_arguments, run_node
 
 
@@ -12,7 +12,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return run_node(args)
-    except UsageError as err:
+    except FedrollupError as err:
         print(f"rollups_node: error: {err}", file=sys.stderr)
         return 2
 

@@ -20,7 +20,7 @@ import requests
 from contracts_config.anvil import check_bind_address, port_is_free, start_anvil, url_host
 from contracts_config.deploy import ANVIL_KEY_0, deploy
 from contracts_config.deployment import default_path, save
-from fedrollup.errors import UsageError
+from common.errors import ConfigError
 from rollups_node.cli import OWNER_KEY_ENV
 
 STATE_FILE = "chain.json"
@@ -57,7 +57,7 @@ def _wait_healthy(url: str, process: subprocess.Popen, log_path: Path, timeout: 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise UsageError(f"the node exited with code {process.returncode} while starting: "
+            raise ConfigError(f"the node exited with code {process.returncode} while starting: "
                              f"{_tail(log_path, 1) or 'see ' + str(log_path)}")
         try:
             if requests.get(url + "/livez", timeout=1).status_code == 200:
@@ -65,7 +65,7 @@ def _wait_healthy(url: str, process: subprocess.Popen, log_path: Path, timeout: 
         except requests.RequestException:
             pass
         time.sleep(0.2)
-    raise UsageError(f"the node did not become healthy within {timeout:g} s (see {log_path})")
+    raise ConfigError(f"the node did not become healthy within {timeout:g} s (see {log_path})")
 
 
 def _stop(pid: int | None, what: str, timeout: float = 20.0) -> None:
@@ -87,12 +87,12 @@ def chain_up(args: argparse.Namespace) -> int:
     run_dir: Path = args.run_dir
     state = _read_state(run_dir)
     if state and (_alive(state.get("anvil_pid")) or _alive(state.get("node_pid"))):
-        raise UsageError(f"a chain is already running from {run_dir} (run `fedrollup chain down` first)")
+        raise ConfigError(f"a chain is already running from {run_dir} (run `fedrollup chain down` first)")
     host = args.host
     check_bind_address(host)
     for port, what in ((args.l1_port, "--l1-port"), (args.node_port, "--node-port")):
         if not port_is_free(port, host):
-            raise UsageError(f"port {port} is already in use on {host} (choose another {what})")
+            raise ConfigError(f"port {port} is already in use on {host} (choose another {what})")
     run_dir.mkdir(parents=True, exist_ok=True)
     key = os.environ.get(OWNER_KEY_ENV) or ANVIL_KEY_0
     anvil_log, node_log, backend_log = run_dir / "anvil.log", run_dir / "node.log", run_dir / "backend.log"
@@ -177,7 +177,7 @@ def chain_status(run_dir: Path) -> int:
 
 def chain_deploy(args: argparse.Namespace) -> int:
     if not args.key:
-        raise UsageError(f"pass --key (a funded private key) or set {OWNER_KEY_ENV}")
+        raise ConfigError(f"pass --key (a funded private key) or set {OWNER_KEY_ENV}")
     deployment = deploy(args.rpc, args.key, name=args.name, epoch_length=args.epoch_length,
                         template_hash=args.template_hash)
     path = save(deployment, args.out)

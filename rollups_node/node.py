@@ -15,7 +15,7 @@ from web3 import Web3
 from contracts_config.deployment import Deployment
 from contracts_config.deploy import DATA_AVAILABILITY_INPUT_BOX
 from contracts_config.transactions import connect
-from fedrollup.errors import UsageError
+from common.errors import ConfigError
 from rollups_node.advancer import Advancer, ReplayDivergence
 from rollups_node.claimer import Claimer
 from rollups_node.evmreader import EvmReader
@@ -54,10 +54,10 @@ class Node:
         deployment = config.deployment
         self.w3 = connect(config.rpc_url or deployment.rpc_url)
         if self.w3.eth.chain_id != deployment.chain_id:
-            raise UsageError(f"the L1 at {config.rpc_url or deployment.rpc_url} has chain id {self.w3.eth.chain_id}, "
+            raise ConfigError(f"the L1 at {config.rpc_url or deployment.rpc_url} has chain id {self.w3.eth.chain_id}, "
                              f"the deployment says {deployment.chain_id}")
         if not self.w3.eth.get_code(deployment.application):
-            raise UsageError(f"no Application contract at {deployment.application} on this chain "
+            raise ConfigError(f"no Application contract at {deployment.application} on this chain "
                              "(a fresh chain? deploy again)")
         self.repository = SqliteRepository(config.database)
         self._register_application()
@@ -84,17 +84,17 @@ class Node:
         d = self.config.deployment
         stored = self.repository.application()
         if stored and (stored.address.lower() != d.application.lower() or stored.chain_id != d.chain_id):
-            raise UsageError(f"the database {self.config.database} belongs to application {stored.address} on chain "
+            raise ConfigError(f"the database {self.config.database} belongs to application {stored.address} on chain "
                              f"{stored.chain_id}, not {d.application} on {d.chain_id}: use another --db")
         app = self.w3.eth.contract(address=d.application, abi=d.abi("Application"))
         availability = bytes(app.functions.getDataAvailability().call())
         if availability[:4] != DATA_AVAILABILITY_INPUT_BOX or \
                 decode(["address"], availability[4:])[0].lower() != d.input_box.lower():
-            raise UsageError(f"application {d.application} does not take its inputs from the InputBox "
+            raise ConfigError(f"application {d.application} does not take its inputs from the InputBox "
                              f"{d.input_box} (data availability 0x{availability.hex()})")
         consensus = app.functions.getOutputsMerkleRootValidator().call()
         if consensus.lower() != d.authority.lower():
-            raise UsageError(f"application {d.application} is validated by {consensus}, not by the Authority "
+            raise ConfigError(f"application {d.application} is validated by {consensus}, not by the Authority "
                              f"{d.authority} of the deployment file")
         epoch_length = self.w3.eth.contract(address=consensus, abi=d.abi("Authority")).functions.getEpochLength().call()
         self.repository.save_application(Application(
@@ -116,7 +116,7 @@ class Node:
         if on_chain <= last.index or bytes(box.functions.getInputHash(d.application, last.index).call()) \
                 != Web3.keccak(last.raw_data):
             self.repository.close()
-            raise UsageError(f"the database {self.config.database} holds {total} inputs that this chain does not "
+            raise ConfigError(f"the database {self.config.database} holds {total} inputs that this chain does not "
                              "have (a fresh chain?): start the node with a fresh --db")
 
     @property
@@ -133,7 +133,7 @@ class Node:
                                        JsonRpcReader(self.repository, self.config.deployment.chain_id),
                                        Inspector(self.repository, self.machine), self.healthy)
         except OSError as err:
-            raise UsageError(f"cannot serve the node on {self.config.http_host}:{self.config.http_port}: "
+            raise ConfigError(f"cannot serve the node on {self.config.http_host}:{self.config.http_port}: "
                              f"{err.strerror} (is another node running?)") from err
         self.machine.start()
         try:

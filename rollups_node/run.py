@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 
-from fedrollup.errors import UsageError
+from common.errors import ConfigError
 
 DEV_CHAIN_ID = 31337
 
@@ -27,7 +27,7 @@ def owner_key(given: str | None, chain_id: int) -> str:
     if chain_id == DEV_CHAIN_ID:
         from contracts_config.deploy import ANVIL_KEY_0
         return ANVIL_KEY_0
-    raise UsageError(f"the claimer needs the Authority owner's key: pass --key or set {OWNER_KEY_ENV}")
+    raise ConfigError(f"the claimer needs the Authority owner's key: pass --key or set {OWNER_KEY_ENV}")
 
 
 def run_node_foreground(args: argparse.Namespace) -> int:
@@ -49,9 +49,9 @@ def run_node_foreground(args: argparse.Namespace) -> int:
     try:
         node.start()
     except MachineError as err:
-        raise UsageError(str(err)) from err
+        raise ConfigError(str(err)) from err
     except ReplayDivergence as err:
-        raise UsageError(f"refusing to start: {err}") from err
+        raise ConfigError(f"refusing to start: {err}") from err
     try:
         node.wait()
     except KeyboardInterrupt:

@@ -9,7 +9,7 @@ from contracts_config.deploy import ANVIL_KEY_0, CANONICAL_ADDRESSES, deploy
 from contracts_config.deployment import load, save
 from contracts_config.transactions import address_of, connect
 from fedrollup.cli import main
-from fedrollup.errors import UsageError
+from common.errors import ConfigError
 from node_fixtures import running_anvil
 
 
@@ -70,7 +70,7 @@ def test_chain_deploy_command_writes_the_file(chain, tmp_path, capsys):
     ({"epoch_length": 0}, "epoch length"),
 ])
 def test_bad_parameters_are_one_line_errors(chain, kwargs, message):
-    with pytest.raises(UsageError, match=message):
+    with pytest.raises(ConfigError, match=message):
         deploy(chain, ANVIL_KEY_0, **kwargs)
 
 
@@ -80,5 +80,5 @@ def test_an_unreachable_chain_and_a_missing_anvil_are_one_line_errors(tmp_path, 
     assert "no Ethereum JSON-RPC node answers" in capsys.readouterr().err
     monkeypatch.setattr(anvil_module, "ANVIL_BINARY", tmp_path / "missing" / "anvil")
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(UsageError, match="anvil is missing"):
+    with pytest.raises(ConfigError, match="anvil is missing"):
         anvil_module.start_anvil(port)

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from fedrollup.errors import UsageError
+from common.errors import ConfigError
 from topology.topo import EdgeTopology, Rates, paper_topology
 
 
@@ -96,21 +96,21 @@ def test_bad_topology_files_are_refused_in_one_line(tmp_path, change, message):
     change(data)
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(data))
-    with pytest.raises(UsageError, match=message):
+    with pytest.raises(ConfigError, match=message):
         EdgeTopology.load(path)
 
 
 def test_missing_or_non_json_file_is_a_usage_error(tmp_path):
-    with pytest.raises(UsageError, match="does not exist"):
+    with pytest.raises(ConfigError, match="does not exist"):
         EdgeTopology.load(tmp_path / "none.json")
     (tmp_path / "x.json").write_text("{nope")
-    with pytest.raises(UsageError, match="not JSON"):
+    with pytest.raises(ConfigError, match="not JSON"):
         EdgeTopology.load(tmp_path / "x.json")
 
 
 @pytest.mark.parametrize("stations, validators", [(1, 2), (0, 1), (10, 0)])
 def test_impossible_sizes_are_refused(stations, validators):
-    with pytest.raises(UsageError):
+    with pytest.raises(ConfigError):
         paper_topology(stations=stations, validators=validators)
 
 

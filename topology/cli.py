@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fedrollup.errors import UsageError
+from common.errors import ConfigError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -58,7 +58,7 @@ def _clean(args: argparse.Namespace) -> int:
     from topology.clean import clean
 
     if os.geteuid() != 0:
-        raise UsageError("cleaning namespaces and interfaces needs root (run it with sudo)")
+        raise ConfigError("cleaning namespaces and interfaces needs root (run it with sudo)")
     removed = clean()
     print(f"removed: {removed.describe()}")
     return 0

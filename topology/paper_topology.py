@@ -18,7 +18,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fedrollup.errors import UsageError  # noqa: E402
+from common.errors import ConfigError  # noqa: E402
 from topology.topo import EdgeTopology, Rates, paper_topology  # noqa: E402
 
 
@@ -206,11 +206,11 @@ def run(options: argparse.Namespace) -> int:
 
     topo = topology_from(options)
     if options.rounds < 0:
-        raise UsageError("--rounds must be >= 0")
+        raise ConfigError("--rounds must be >= 0")
     try:
         choice = choose_emulator(want_wired=options.wired)
     except EmulatorUnavailable as err:
-        raise UsageError(str(err)) from None
+        raise ConfigError(str(err)) from None
     out = (options.out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-topology").resolve()
     out.mkdir(parents=True, exist_ok=True)
     topo.save(out / "topology.json")

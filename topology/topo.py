@@ -21,7 +21,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from fedrollup.errors import UsageError
+from common.errors import ConfigError
 
 FORMAT = "fedrollup-topology/1"
 ROLES = ("station", "access_point", "validator", "manager", "chain")
@@ -41,9 +41,9 @@ class Rates:
         for name in ("radio_mbps", "ap_mbps", "backbone_mbps"):
             value = getattr(self, name)
             if not 0 < value <= 1000:
-                raise UsageError(f"{name.replace('_', '-')} must be in (0, 1000] Mbit/s, got {value:g}")
+                raise ConfigError(f"{name.replace('_', '-')} must be in (0, 1000] Mbit/s, got {value:g}")
         if self.radio_delay_ms < 0 or not 0 <= self.radio_loss_pct < 100:
-            raise UsageError("radio delay must be >= 0 ms and loss in [0, 100) %")
+            raise ConfigError("radio delay must be >= 0 ms and loss in [0, 100) %")
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ class EdgeTopology:
     @classmethod
     def from_dict(cls, data: dict) -> EdgeTopology:
         if data.get("format") != FORMAT:
-            raise UsageError(f"not a topology file of format {FORMAT!r} (found {data.get('format')!r})")
+            raise ConfigError(f"not a topology file of format {FORMAT!r} (found {data.get('format')!r})")
         try:
             nodes = [Node(**{**n, "position": tuple(n["position"]),
                              "routes": tuple(tuple(r) for r in n.get("routes", ()))}) for n in data["nodes"]]
@@ -148,7 +148,7 @@ class EdgeTopology:
             topo = cls(nodes=nodes, links=links, rates=Rates(**data.get("rates", {})),
                        propagation=data.get("propagation", {}), wifi=data.get("wifi", {}))
         except (KeyError, TypeError) as err:
-            raise UsageError(f"malformed topology file: {err}") from None
+            raise ConfigError(f"malformed topology file: {err}") from None
         topo.check()
         return topo
 
@@ -162,9 +162,9 @@ class EdgeTopology:
         try:
             data = json.loads(Path(path).read_text())
         except FileNotFoundError:
-            raise UsageError(f"topology file {path} does not exist") from None
+            raise ConfigError(f"topology file {path} does not exist") from None
         except json.JSONDecodeError as err:
-            raise UsageError(f"topology file {path} is not JSON: {err}") from None
+            raise ConfigError(f"topology file {path} is not JSON: {err}") from None
         return cls.from_dict(data)
 
     def check(self) -> None:
@@ -172,20 +172,20 @@ class EdgeTopology:
         self.rates.check()
         names = [n.name for n in self.nodes]
         if len(set(names)) != len(names):
-            raise UsageError("topology has duplicate node names")
+            raise ConfigError("topology has duplicate node names")
         for node in self.nodes:
             if node.role not in ROLES:
-                raise UsageError(f"node {node.name} has unknown role {node.role!r}")
+                raise ConfigError(f"node {node.name} has unknown role {node.role!r}")
             if len(node.name) > 10:  # interface names <node>-ethN must fit Linux's 15 characters
-                raise UsageError(f"node name {node.name!r} is longer than 10 characters")
+                raise ConfigError(f"node name {node.name!r} is longer than 10 characters")
         for link in self.links:
             for end in (link.a, link.b):
                 if end.node not in names:
-                    raise UsageError(f"a link names unknown node {end.node!r}")
+                    raise ConfigError(f"a link names unknown node {end.node!r}")
         if not self.validators or not self.stations:
-            raise UsageError("a topology needs at least one validator and one station")
+            raise ConfigError("a topology needs at least one validator and one station")
         if any(not self.group(v.group) for v in self.validators):
-            raise UsageError("every validator group needs at least one station")
+            raise ConfigError("every validator group needs at least one station")
 
 
 def paper_topology(stations: int = 20, validators: int = 2, rates: Rates | None = None,
@@ -198,12 +198,12 @@ def paper_topology(stations: int = 20, validators: int = 2, rates: Rates | None 
     rates = rates or Rates()
     rates.check()
     if validators < 1 or validators > 200:
-        raise UsageError(f"--validators must be between 1 and 200, got {validators}")
+        raise ConfigError(f"--validators must be between 1 and 200, got {validators}")
     if stations < validators or stations > 200 * validators:
-        raise UsageError(f"--stations must be between {validators} (one per validator) and {200 * validators}, "
+        raise ConfigError(f"--stations must be between {validators} (one per validator) and {200 * validators}, "
                          f"got {stations}")
     if not radius_m < range_m < spacing_m - radius_m:
-        raise UsageError("station radius must be inside the AP range, and the range must not reach the next "
+        raise ConfigError("station radius must be inside the AP range, and the range must not reach the next "
                          "group's stations")
     nodes: list[Node] = []
     links: list[Link] = []
