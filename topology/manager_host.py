@@ -165,17 +165,15 @@ def close_round(manager, server_round: int, results: dict[int, dict], out: Path)
 
 def recorded_rounds(node, task_id: int) -> list[dict]:
     """The task's RoundRecorded notices, read back from the rollups node (what an auditor would see)."""
-    from eth_abi import decode as abi_decode
-
-    from dapp.schema import RoundRecorded, decode_notice
+    from dapp.schema import RoundRecorded
+    from rollups_node.outputs import NOTICE
 
     found = []
-    for output in node.outputs(output_type="0xc258d6e5"):
-        (payload,) = abi_decode(["bytes"], bytes.fromhex(output["raw_data"][2:])[4:])
-        notice = decode_notice(payload)
+    for output in node.outputs(output_type=NOTICE):
+        notice = output.message
         if isinstance(notice, RoundRecorded) and notice.task_id == task_id:
             found.append({"round": notice.round, "global_digest": notice.global_digest.hex(),
-                          "global_accuracy_bps": notice.global_accuracy_bps, "output_index": output.get("index")})
+                          "global_accuracy_bps": notice.global_accuracy_bps, "output_index": hex(output.index)})
     return found
 
 
@@ -202,7 +200,7 @@ def run(spec: dict) -> int:
     if spec.get("deployment"):
         from contracts_config.deployment import load
         from flower_sim.rollup_roles import RollupRecorder
-        from frontend_console.node_client import NodeClient
+        from rollups_client.node import NodeClient
 
         deployment = load(Path(spec["deployment"]))
         node_url = spec["node_url"]
