@@ -71,7 +71,6 @@ def _run_recorded(cfg, out: Path, stack, terms) -> str:
     from frontend_console.views import rounds_table
     from rich.console import Console
     from rollups_client.l1 import L1
-    from rollups_node.outputs import NOTICE
 
     console = Console()
     deployment, node = stack.deployment, stack.node
@@ -88,7 +87,7 @@ def _run_recorded(cfg, out: Path, stack, terms) -> str:
                   f"{recorder.timings.setup_s:.1f} s")
     console.print("== the auditors' console: every notice re-derived from L1 inputs, proven on L1, files checked")
     l1 = L1(deployment.rpc_url, deployment)
-    notices = [o for o in node.outputs(output_type=NOTICE) if o.message is not None]
+    notices = [o for o in node.notices() if o.message is not None]
     console.print(rounds_table(notices, recorder.task_id))
     try:
         report = audit(node, l1, run_dir=out, progress=lambda text: console.print(f"  [audit] {text}"))

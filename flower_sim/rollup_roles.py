@@ -25,8 +25,6 @@ from flower_sim.records import RoundRecord
 from flower_sim.records import ValidatorReport as RoundReport
 from rollups_client.l1 import L1, Reverted
 from rollups_client.node import NodeClient
-from rollups_node.model import INPUT_ACCEPTED, INPUT_NONE
-from rollups_node.outputs import NOTICE
 
 GWEI = 10**9
 FUNDING = 10**18  # wei given to each role account that has none (gas for a few hundred inputs)
@@ -93,9 +91,9 @@ class RollupRecorder:
         deadline = time.monotonic() + timeout
         while True:
             status = self.node.input_status(index)
-            if status == INPUT_ACCEPTED:
+            if status == "ACCEPTED":
                 return index
-            if status not in (INPUT_NONE, ""):
+            if status not in ("NONE", ""):
                 reports = self.node.reports(input_index=index)
                 reason = reports[0].raw_data.decode(errors="replace") if reports else status
                 raise RollupRejected(f"the rollup rejected {what} (input {index}, {status}): {reason}")
@@ -109,7 +107,7 @@ class RollupRecorder:
         return [self._confirm(what, tx_hash) for what, tx_hash in pending]
 
     def _notices(self, input_index: int) -> list[Message]:
-        return [o.message for o in self.node.outputs(input_index=input_index, output_type=NOTICE)]
+        return [o.message for o in self.node.notices(input_index=input_index)]
 
     # ------------------------------------------------------------------ the task
     def _free_task_id(self) -> int:

@@ -15,6 +15,7 @@ from common.errors import ConfigError, FedrollupError
 from rollups_client.outputs import RollupOutput, decode_output
 from rollups_node.jsonrpc import ITEM_NOT_FOUND
 from rollups_node.model import EPOCH_CLAIM_ACCEPTED, INPUT_NONE, Report
+from rollups_node.outputs import NOTICE
 
 PAGE = 500
 
@@ -125,6 +126,9 @@ class NodeClient:
         """The outputs, decoded; `output_type` is a selector (`rollups_node.outputs.NOTICE`, `VOUCHER`)."""
         return [_output(o) for o in self._paged("cartesi_listOutputs",
                                                 **self._filters(input_index=input_index, output_type=output_type))]
+
+    def notices(self, input_index: int | None = None) -> list[RollupOutput]:
+        return self.outputs(input_index=input_index, output_type=NOTICE)
 
     def output(self, index: int) -> RollupOutput:
         return _output(self.call("cartesi_getOutput", application=self.app, output_index=hex(index))["data"])

@@ -21,7 +21,7 @@ from node_fixtures import DAPP_BACKEND, fresh_deployment, node_process, running_
 from rollups_client.l1 import L1
 from rollups_client.node import NodeClient
 from rollups_client.outputs import RollupOutput
-from rollups_node.outputs import NOTICE, encode_notice
+from rollups_node.outputs import encode_notice
 
 pytestmark = pytest.mark.slow
 CFG = SimulationConfig(trainers=4, validators=2, rounds=2)
@@ -48,7 +48,7 @@ def console(history: History, *args: str) -> subprocess.CompletedProcess:
 
 
 def first_notice(history: History, kind: type) -> tuple[RollupOutput, object]:
-    for out in history.node.outputs(output_type=NOTICE):
+    for out in history.node.notices():
         if isinstance(out.message, kind):
             return out, out.message
     raise AssertionError(f"no {kind.__name__} notice")

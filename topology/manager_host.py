@@ -166,10 +166,9 @@ def close_round(manager, server_round: int, results: dict[int, dict], out: Path)
 def recorded_rounds(node, task_id: int) -> list[dict]:
     """The task's RoundRecorded notices, read back from the rollups node (what an auditor would see)."""
     from dapp.schema import RoundRecorded
-    from rollups_node.outputs import NOTICE
 
     found = []
-    for output in node.outputs(output_type=NOTICE):
+    for output in node.notices():
         notice = output.message
         if isinstance(notice, RoundRecorded) and notice.task_id == task_id:
             found.append({"round": notice.round, "global_digest": notice.global_digest.hex(),
