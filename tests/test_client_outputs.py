@@ -4,7 +4,7 @@ bytes with `rollups_client.outputs.decode_output`."""
 from __future__ import annotations
 
 from dapp.advance_request import encode_advance, parse_advance
-from dapp.schema import RewardPaid
+from dapp.schema import RewardPaid, RoundRecorded
 from dapp.state import Advance
 from rollups_client.outputs import decode_output
 from rollups_node.advance import advance_of
@@ -12,6 +12,7 @@ from rollups_node.describe import describe_outputs
 from rollups_node.model import Input
 from rollups_node.outputs import decode_output as output_json_data
 from rollups_node.outputs import encode_notice, encode_voucher
+from topology.manager_host import recorded_rounds
 
 SENDER = "0x" + "cd" * 20
 ITEM = Input(index=3, epoch_index=1, block_number=42, block_timestamp=1_700_000_000, chain_id=31337,
@@ -44,3 +45,16 @@ def test_outputs_decode_to_the_fedrollup_notice_or_what_the_voucher_pays():
     assert stranger.name == "?" and stranger.message is None and "unknown notice tag" in stranger.error
     assert output_json_data(encode_voucher("0x" + "ee" * 20, 5, b"hi"))["value"] == "0x5"
     assert describe_outputs([encode_notice(paid.encode())] * 2, []) == "2 notices (2 RewardPaid)"
+
+
+def test_the_manager_host_reads_its_round_records_back_through_the_client():
+    def record(task_id: int) -> bytes:
+        return encode_notice(RoundRecorded(task_id, 1, 0, b"\x0a" * 32, 9000, 9000, (), (), (), (), 0, 0).encode())
+
+    class Node:
+        def notices(self):
+            return [decode_output(record(7), index=12), decode_output(record(8), index=13),
+                    decode_output(encode_notice(b"\x12\x34\x56\x78"), index=14)]
+
+    assert recorded_rounds(Node(), 7) == [{"round": 1, "global_digest": "0a" * 32, "global_accuracy_bps": 9000,
+                                           "output_index": "0xc"}]
