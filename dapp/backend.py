@@ -11,36 +11,13 @@ import json
 import logging
 from typing import Any
 
+from dapp.advance_request import parse_advance
 from dapp.inspect_routes import InspectError, answer
 from dapp.rollup_client import RollupClient, from_hex
 from dapp.schema import normalize_address
-from dapp.state import Advance, Notice, Rejected, Report, State, Voucher, apply, short
+from dapp.state import Notice, Rejected, Report, State, Voucher, apply, short
 
 log = logging.getLogger("dapp")
-
-
-def _int(value: Any) -> int:
-    """Metadata numbers arrive as JSON numbers from the real server; accept hex strings too."""
-    if isinstance(value, str):
-        return int(value, 16) if value.startswith(("0x", "0X")) else int(value)
-    return int(value)
-
-
-def _randao(value: Any) -> bytes:
-    raw = _int(value).to_bytes(32, "big") if isinstance(value, int) else from_hex(value)
-    if len(raw) > 32:
-        raise ValueError(f"prev_randao of {len(raw)} bytes")
-    return raw.rjust(32, b"\0")
-
-
-def parse_advance(data: dict[str, Any]) -> Advance:
-    """An `Advance` from the ``data`` of an ``advance_state`` request (v2 metadata)."""
-    meta = data["metadata"]
-    return Advance(msg_sender=normalize_address(meta["msg_sender"]), payload=from_hex(data["payload"]),
-                   input_index=_int(meta["input_index"]), block_number=_int(meta.get("block_number", 0)),
-                   block_timestamp=_int(meta.get("block_timestamp", 0)),
-                   prev_randao=_randao(meta.get("prev_randao", "0x")), chain_id=_int(meta.get("chain_id", 0)),
-                   app_contract=normalize_address(meta.get("app_contract") or "0x" + "00" * 20))
 
 
 class Backend:

@@ -68,10 +68,9 @@ def _run_recorded(cfg, out: Path, stack, terms) -> str:
     from flower_sim.console import run_with_display
     from flower_sim.rollup_roles import RollupRecorder
     from frontend_console.audit import AuditFailure, audit
-    from frontend_console.l1 import L1
-    from frontend_console.node_client import NOTICE_TYPE
-    from frontend_console.views import decode, rounds_table
+    from frontend_console.views import rounds_table
     from rich.console import Console
+    from rollups_client.l1 import L1
 
     console = Console()
     deployment, node = stack.deployment, stack.node
@@ -88,7 +87,7 @@ def _run_recorded(cfg, out: Path, stack, terms) -> str:
                   f"{recorder.timings.setup_s:.1f} s")
     console.print("== the auditors' console: every notice re-derived from L1 inputs, proven on L1, files checked")
     l1 = L1(deployment.rpc_url, deployment)
-    notices = [o for o in map(decode, node.outputs(output_type=NOTICE_TYPE)) if o.message is not None]
+    notices = [o for o in node.notices() if o.message is not None]
     console.print(rounds_table(notices, recorder.task_id))
     try:
         report = audit(node, l1, run_dir=out, progress=lambda text: console.print(f"  [audit] {text}"))

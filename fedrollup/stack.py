@@ -19,7 +19,7 @@ from typing import Iterator
 class Stack:
     run_dir: Path
     deployment: object  # contracts_config.deployment.Deployment
-    node: object  # frontend_console.node_client.NodeClient
+    node: object  # rollups_client.node.NodeClient
     node_url: str
 
     @property
@@ -37,7 +37,7 @@ def free_port() -> int:
 def local_stack(run_dir: Path, block_time: float = 1.0, epoch_length: int = 10, l1_port: int = 0,
                 node_port: int = 0, keep: bool = False) -> Iterator[Stack]:
     from contracts_config.deployment import load
-    from frontend_console.node_client import NodeClient
+    from rollups_client.node import NodeClient
     from rollups_node.chain import chain_down, chain_up
 
     args = argparse.Namespace(run_dir=run_dir, host="127.0.0.1", l1_port=l1_port or free_port(), node_port=node_port or free_port(),
@@ -48,7 +48,7 @@ def local_stack(run_dir: Path, block_time: float = 1.0, epoch_length: int = 10, 
     try:
         deployment = load(run_dir / "deployment.json")
         node_url = json.loads((run_dir / "chain.json").read_text())["node_url"]
-        node = NodeClient(node_url + "/rpc", f"{node_url}/inspect/{deployment.application}", deployment.application)
+        node = NodeClient.at(node_url, deployment.application)
         yield Stack(run_dir, deployment, node, node_url)
     finally:
         if keep:

@@ -19,10 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from dapp.state import Advance, Notice, Rejected, State, Voucher, apply
-from frontend_console.l1 import L1, L1Input
-from frontend_console.node_client import NodeClient, hex_int
-from frontend_console.views import DecodedOutput, decode
+from dapp.state import Notice, Rejected, State, Voucher, apply
+from frontend_console.views import fields
+from rollups_client.l1 import L1
+from rollups_client.node import NodeClient
+from rollups_client.outputs import RollupOutput, decode_output
+from rollups_node.advance import advance_of
+from rollups_node.model import Input
 from rollups_node.outputs import encode_notice, encode_voucher
 
 Progress = Callable[[str], None]
@@ -60,16 +63,12 @@ class Expected:
     outputs: tuple[bytes, ...]
 
 
-def rederive(inputs: list[L1Input], ether_portal: str) -> tuple[list[Expected], State]:
+def rederive(inputs: list[Input], ether_portal: str) -> tuple[list[Expected], State]:
     """Replay `inputs` through the rollup's rules: each input's status and outputs, and the final state."""
     state, expected = State(), []
     for item in inputs:
-        advance = Advance(msg_sender=item.sender.lower(), payload=item.payload, input_index=item.index,
-                          block_number=item.block_number, block_timestamp=item.block_timestamp,
-                          prev_randao=item.prev_randao.to_bytes(32, "big"), chain_id=item.chain_id,
-                          app_contract=item.app_contract.lower())
         try:
-            result = apply(state, advance, ether_portal)
+            result = apply(state, advance_of(item), ether_portal)
         except Rejected:
             expected.append(Expected("REJECTED", ()))
             continue
@@ -84,18 +83,19 @@ def rederive(inputs: list[L1Input], ether_portal: str) -> tuple[list[Expected], 
     return expected, state
 
 
-def _difference(got: DecodedOutput, want_raw: bytes) -> str:
+def _difference(got: RollupOutput, want_raw: bytes) -> str:
     """Name the first field where a recorded output differs from what the rules give."""
-    want = decode({"raw_data": "0x" + want_raw.hex(), "index": hex(got.index), "input_index": hex(got.input_index)})
+    want = decode_output(want_raw, index=got.index, input_index=got.input_index)
     if want.name != got.name:
         return f"the rollup recorded a {got.name}, the rules give a {want.name}"
-    for key, value in want.fields.items():
-        if got.fields.get(key) != value:
-            return f"{key} is {got.fields.get(key)} on the rollup, {value} by the rules"
+    got_fields = fields(got)
+    for key, value in fields(want).items():
+        if got_fields.get(key) != value:
+            return f"{key} is {got_fields.get(key)} on the rollup, {value} by the rules"
     return "its bytes differ from what the rules give"
 
 
-def compare(expected: list[Expected], statuses: dict[int, str], outputs: list[DecodedOutput]) -> tuple[int, int]:
+def compare(expected: list[Expected], statuses: dict[int, str], outputs: list[RollupOutput]) -> tuple[int, int]:
     """Raise AuditFailure at the first difference; return (accepted, rejected) counts."""
     want: list[tuple[int, bytes]] = []
     for index, exp in enumerate(expected):
@@ -126,12 +126,12 @@ def wait_until_processed(node: NodeClient, count: int, timeout: float, progress:
         time.sleep(0.5)
 
 
-def wait_for_proofs(node: NodeClient, l1: L1, force: bool, timeout: float, progress: Progress) -> list[DecodedOutput]:
+def wait_for_proofs(node: NodeClient, l1: L1, force: bool, timeout: float, progress: Progress) -> list[RollupOutput]:
     """Every output with its proof, once its epoch's claim is accepted on L1 (a proof appears when the claim is
     computed, before L1 accepts it); on a dev chain with `force`, mine blocks so that the last epoch closes."""
     deadline, mined = time.monotonic() + timeout, False
     while True:
-        outputs = [decode(o) for o in node.outputs()]
+        outputs = node.outputs()
         accepted = node.accepted_epochs()
         pending = [o for o in outputs if o.siblings is None or o.epoch_index not in accepted]
         if not pending:
@@ -149,7 +149,7 @@ def wait_for_proofs(node: NodeClient, l1: L1, force: bool, timeout: float, progr
         time.sleep(0.5)
 
 
-def prove(outputs: list[DecodedOutput], l1: L1, progress: Progress) -> int:
+def prove(outputs: list[RollupOutput], l1: L1, progress: Progress) -> int:
     for n, out in enumerate(outputs, 1):
         why = l1.validate_output(out.raw, out.index, out.siblings or [])
         if why is not None:
@@ -189,7 +189,7 @@ def audit(node: NodeClient, l1: L1, run_dir: Path | None = None, force_claims: b
 
     progress(f"re-deriving {len(inputs)} inputs with the rollup's rules")
     expected, state = rederive(inputs, l1.deployment.ether_portal)
-    statuses = {hex_int(i["index"]): i["status"] for i in node.inputs()}
+    statuses = node.input_statuses()
     outputs = wait_for_proofs(node, l1, force_claims, timeout, progress)
     report.accepted, report.rejected = compare(expected, statuses, outputs)
     report.outputs = len(outputs)

@@ -110,14 +110,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _context(args: argparse.Namespace):
     from frontend_console.endpoints import resolve
-    from frontend_console.node_client import NodeClient
+    from rollups_client.node import NodeClient
 
     endpoints, deployment = resolve(args.node, args.rpc, args.app, args.deployment)
     return endpoints, deployment, NodeClient(endpoints.jsonrpc_url, endpoints.inspect_url, endpoints.app)
 
 
 def _l1(args: argparse.Namespace):
-    from frontend_console.l1 import L1
+    from rollups_client.l1 import L1
 
     endpoints, deployment, node = _context(args)
     return L1(endpoints.rpc_url, deployment), node
@@ -154,26 +154,23 @@ def _input_send(args: argparse.Namespace) -> int:
 
 
 def _decoded_outputs(args: argparse.Namespace, node) -> list:
-    from frontend_console.node_client import NOTICE_TYPE, VOUCHER_TYPE
-    from frontend_console.views import decode
+    from rollups_node.outputs import NOTICE, VOUCHER
 
-    selector = {"Notice": NOTICE_TYPE, "Voucher": VOUCHER_TYPE}.get(getattr(args, "output_type", ""))
-    return [decode(o) for o in node.outputs(input_index=getattr(args, "input", None), output_type=selector)]
+    selector = {"Notice": NOTICE, "Voucher": VOUCHER}.get(getattr(args, "output_type", ""))
+    return node.outputs(input_index=getattr(args, "input", None), output_type=selector)
 
 
 def _output_list(args: argparse.Namespace) -> int:
-    from frontend_console.views import outputs_table
+    from frontend_console.views import output_json, outputs_table
 
     _, _, node = _context(args)
     outputs = _decoded_outputs(args, node)
-    _print(args, [o.as_json() for o in outputs], outputs_table(outputs, f"{args.output_type.lower()}s"))
+    _print(args, [output_json(o) for o in outputs], outputs_table(outputs, f"{args.output_type.lower()}s"))
     return 0
 
 
 def _proven_output(node, index: int, kind: str):
-    from frontend_console.views import decode
-
-    out = decode(node.output(index))
+    out = node.output(index)
     if out.type != kind:
         raise ConfigError(f"output {index} is a {out.type}, not a {kind}")
     if out.siblings is None or out.epoch_index not in node.accepted_epochs():
@@ -194,10 +191,13 @@ def _notice_validate(args: argparse.Namespace) -> int:
 
 
 def _voucher_execute(args: argparse.Namespace) -> int:
+    from frontend_console.views import fields
+
     l1, node = _l1(args)
     out = _proven_output(node, args.index, "Voucher")
     tx = l1.execute_output(_key(args), out.raw, out.index, out.siblings)
-    print(f"voucher {out.index} executed: {out.fields.get('value')} to {out.fields.get('destination')} (tx {tx})")
+    shown = fields(out)
+    print(f"voucher {out.index} executed: {shown.get('value')} to {shown.get('destination')} (tx {tx})")
     return 0
 
 
@@ -206,8 +206,7 @@ def _report_list(args: argparse.Namespace) -> int:
 
     _, _, node = _context(args)
     reports = node.reports(input_index=args.input)
-    data = [{"index": int(r["index"], 16), "input_index": int(r["input_index"], 16),
-             "payload": report_text(r["raw_data"])} for r in reports]
+    data = [{"index": r.index, "input_index": r.input_index, "payload": report_text(r.raw_data)} for r in reports]
     _print(args, data, reports_table(reports, "reports"))
     return 0
 
@@ -218,14 +217,14 @@ def _inspect(args: argparse.Namespace) -> int:
     _, _, node = _context(args)
     answer = node.inspect(args.payload.encode())
     if args.json:
-        print(json.dumps(answer, indent=2))
+        print(json.dumps(answer.json, indent=2))
     else:
-        print(f"status {answer.get('status')}, {answer.get('processed_input_count')} inputs processed")
-        for report in answer.get("reports") or []:
-            print(report_text(report["payload"]))
-        if answer.get("exception"):
-            print(f"exception: {answer['exception']}")
-    return 0 if answer.get("status") == "Accepted" else 1
+        print(f"status {answer.status}, {answer.processed_input_count} inputs processed")
+        for report in answer.reports:
+            print(report_text(report))
+        if answer.exception:
+            print(f"exception: {answer.exception}")
+    return 0 if answer.status == "Accepted" else 1
 
 
 def _domain_table(args: argparse.Namespace) -> int:
@@ -235,7 +234,7 @@ def _domain_table(args: argparse.Namespace) -> int:
     notices = [o for o in _decoded_outputs(args, node) if o.message is not None]
     builder = {"rounds": views.rounds_table, "stakes": views.stakes_table, "producers": views.producers_table}
     table = builder[args.table](notices, args.task)
-    data = [o.as_json() for o in notices if args.task is None or o.message.as_dict().get("task_id") == args.task]
+    data = [views.output_json(o) for o in notices if args.task is None or o.message.as_dict().get("task_id") == args.task]
     _print(args, data, table)
     return 0
 

@@ -4,57 +4,32 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from rich.table import Table
 
-from dapp.schema import (RULE_NAMES, MessageDecodeError, ProducerElected, RoundRecorded,
-                         ValidatorRewarded, decode_notice)
+from dapp.schema import RULE_NAMES, ProducerElected, RoundRecorded, ValidatorRewarded
 from dapp.state import format_wei
-from frontend_console.node_client import hex_int
-from rollups_node.outputs import decode_output
+from rollups_client.outputs import RollupOutput
+from rollups_node.model import Report
 
 
-def from_hex(text: str | None) -> bytes:
-    return bytes.fromhex(text[2:]) if text else b""
+def fields(o: RollupOutput) -> dict[str, Any]:
+    """An output's fields as the console shows them: the notice's, or what a voucher pays to whom."""
+    if o.message is not None:
+        return o.message.as_dict()
+    if o.type == "Notice":
+        return {"payload": "0x" + o.payload.hex(), "error": o.error}
+    shown: dict[str, Any] = {"destination": o.destination}
+    if o.value is not None:
+        shown["value"] = format_wei(o.value)
+    shown["payload"] = "0x" + o.payload.hex()
+    return shown
 
 
-@dataclass(frozen=True)
-class DecodedOutput:
-    index: int
-    input_index: int
-    epoch_index: int
-    type: str  # "Notice" | "Voucher" | "DelegateCallVoucher"
-    name: str  # the fedrollup notice name, "Voucher", or "?" for a payload this console cannot decode
-    fields: dict[str, Any]
-    raw: bytes
-    siblings: list[bytes] | None = field(repr=False, default=None)
-    message: Any = field(repr=False, default=None)  # the dapp.schema message, for notices
-
-    def as_json(self) -> dict[str, Any]:
-        return {"index": self.index, "input_index": self.input_index, "epoch_index": self.epoch_index,
-                "type": self.type, "name": self.name, "fields": self.fields,
-                "proven": self.siblings is not None}
-
-
-def decode(out: dict) -> DecodedOutput:
-    """One output object of `cartesi_listOutputs`, decoded down to the fedrollup message it carries."""
-    raw = from_hex(out["raw_data"])
-    decoded = decode_output(raw)
-    siblings = [from_hex(s) for s in out["output_hashes_siblings"]] if out.get("output_hashes_siblings") else None
-    common = dict(index=hex_int(out["index"]), input_index=hex_int(out["input_index"]),
-                  epoch_index=hex_int(out.get("epoch_index")) or 0, type=decoded["type"], raw=raw, siblings=siblings)
-    if decoded["type"] == "Notice":
-        try:
-            message = decode_notice(from_hex(decoded["payload"]))
-        except MessageDecodeError as err:
-            return DecodedOutput(name="?", fields={"payload": decoded["payload"], "error": str(err)}, **common)
-        return DecodedOutput(name=type(message).__name__, fields=message.as_dict(), message=message, **common)
-    fields = {k: v for k, v in decoded.items() if k != "type"}
-    if "value" in fields:
-        fields["value"] = format_wei(int(fields["value"], 16))
-    return DecodedOutput(name=decoded["type"], fields=fields, **common)
+def output_json(o: RollupOutput) -> dict[str, Any]:
+    return {"index": o.index, "input_index": o.input_index, "epoch_index": o.epoch_index, "type": o.type,
+            "name": o.name, "fields": fields(o), "proven": o.siblings is not None}
 
 
 def _short(value: Any) -> str:
@@ -67,29 +42,28 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-def outputs_table(outputs: list[DecodedOutput], title: str) -> Table:
+def outputs_table(outputs: list[RollupOutput], title: str) -> Table:
     table = Table(title=title, title_justify="left")
     for name in ("index", "input", "epoch", "type", "fields", "proof"):
         table.add_column(name, justify="right" if name in ("index", "input", "epoch") else "left")
     for o in outputs:
-        fields = ", ".join(f"{k}={_short(v)}" for k, v in o.fields.items())
-        table.add_row(str(o.index), str(o.input_index), str(o.epoch_index), o.name, fields,
+        shown = ", ".join(f"{k}={_short(v)}" for k, v in fields(o).items())
+        table.add_row(str(o.index), str(o.input_index), str(o.epoch_index), o.name, shown,
                       "ready" if o.siblings is not None else "epoch not claimed yet")
     return table
 
 
-def reports_table(reports: list[dict], title: str) -> Table:
+def reports_table(reports: list[Report], title: str) -> Table:
     table = Table(title=title, title_justify="left")
     for name in ("index", "input", "report"):
         table.add_column(name, justify="right" if name != "report" else "left")
     for r in reports:
-        table.add_row(str(hex_int(r["index"])), str(hex_int(r["input_index"])), report_text(r["raw_data"]))
+        table.add_row(str(r.index), str(r.input_index), report_text(r.raw_data))
     return table
 
 
-def report_text(raw_hex: str) -> str:
+def report_text(raw: bytes) -> str:
     """A report's payload as text (fedrollup reports are JSON), else as hex."""
-    raw = from_hex(raw_hex)
     try:
         return json.dumps(json.loads(raw.decode()), separators=(", ", ": "))
     except (UnicodeDecodeError, ValueError):
@@ -100,7 +74,7 @@ def bps(value: int) -> str:
     return f"{value / 100:.2f}%"
 
 
-def rounds_table(notices: list[DecodedOutput], task_id: int | None) -> Table:
+def rounds_table(notices: list[RollupOutput], task_id: int | None) -> Table:
     """Per round: accuracy, accepted/rejected contributions, rewards paid, the rewarded validator, next producer."""
     table = Table(title="rounds recorded on the rollup", title_justify="left")
     for name in ("task", "round", "block time (UTC)", "global acc", "accumulated", "positive", "negative",
@@ -121,7 +95,7 @@ def rounds_table(notices: list[DecodedOutput], task_id: int | None) -> Table:
         elif isinstance(m, ValidatorRewarded):
             row["rewarded"] = f"group {m.group} +{format_wei(m.amount)}"
         elif isinstance(m, ProducerElected):
-            row["producer"] = _short(o.fields["producer"])
+            row["producer"] = _short(fields(o)["producer"])
     for (task, round_), row in sorted(by_round.items()):
         rec: RoundRecorded | None = row.get("record")
         if rec is None:
@@ -134,7 +108,7 @@ def rounds_table(notices: list[DecodedOutput], task_id: int | None) -> Table:
     return table
 
 
-def stakes_table(notices: list[DecodedOutput], task_id: int | None) -> Table:
+def stakes_table(notices: list[RollupOutput], task_id: int | None) -> Table:
     """The stakes of every trainer and validator as the latest RoundRecorded of each task states them."""
     latest: dict[int, RoundRecorded] = {}
     for o in notices:
@@ -151,14 +125,14 @@ def stakes_table(notices: list[DecodedOutput], task_id: int | None) -> Table:
     return table
 
 
-def producers_table(notices: list[DecodedOutput], task_id: int | None) -> Table:
+def producers_table(notices: list[RollupOutput], task_id: int | None) -> Table:
     table = Table(title="block producers elected by stake (FLPoS)", title_justify="left")
     for name in ("task", "round", "producer", "stake", "why"):
         table.add_column(name, justify="right" if name in ("task", "round", "stake") else "left")
     for o in notices:
         m = o.message
         if isinstance(m, ProducerElected) and (task_id is None or m.task_id == task_id):
-            table.add_row(str(m.task_id), str(m.round), o.fields["producer"], format_wei(m.stake),
+            table.add_row(str(m.task_id), str(m.round), fields(o)["producer"], format_wei(m.stake),
                           RULE_NAMES.get(m.rule, str(m.rule)))
     return table
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import logging
 import threading
+
+from dapp.advance_request import encode_advance
+from rollups_node.advance import advance_of
 from rollups_node.machine import AdvanceResult, HostMachine
 from rollups_node.merkle import OutputsTree
 from rollups_node.model import INPUT_ACCEPTED, INPUT_EXCEPTION, INPUT_REJECTED, Input, Output, Report
@@ -24,13 +27,6 @@ STATUS_OF = {"accept": INPUT_ACCEPTED, "reject": INPUT_REJECTED, "exception": IN
 class ReplayDivergence(RuntimeError):
     """Replaying the stored accepted inputs gave different outputs: the backend is not deterministic
     or the database belongs to another backend."""
-
-
-def advance_metadata(item: Input) -> dict:
-    """The v2 metadata the backend receives with an advance request (addresses lowercase, as the machine)."""
-    return {"chain_id": item.chain_id, "app_contract": item.app_contract.lower(), "msg_sender": item.sender.lower(),
-            "block_number": item.block_number, "block_timestamp": item.block_timestamp,
-            "prev_randao": "0x" + item.prev_randao.to_bytes(32, "big").hex(), "input_index": item.index}
 
 
 class Advancer:
@@ -60,7 +56,7 @@ class Advancer:
 
     def process(self, item: Input) -> None:
         first_index = len(self.tree)
-        result = self.machine.advance(advance_metadata(item), item.payload, first_index)
+        result = self.machine.advance(encode_advance(advance_of(item)), first_index)
         status = STATUS_OF[result.status]
         outputs = []
         if status == INPUT_ACCEPTED:
@@ -99,7 +95,7 @@ class Advancer:
         accepted = self.repository.accepted_inputs()
         next_index = 0
         for item in accepted:
-            result: AdvanceResult = self.machine.advance(advance_metadata(item), item.payload, next_index)
+            result: AdvanceResult = self.machine.advance(encode_advance(advance_of(item)), next_index)
             expected = stored.get(item.index, [])
             if result.status != "accept":
                 raise ReplayDivergence(f"replaying input {item.index}: the backend answered {result.status}, "

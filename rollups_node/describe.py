@@ -1,25 +1,22 @@
 """How the node names inputs and outputs in its log, in the project's own words when `dapp.schema` knows them.
 
-The node stays generic (any backend works); when the fedrollup schema is importable, an input is named
-by its message type ("ValidatorReport") and notices by theirs ("10 ContributionClassified").
+The node stays generic (any backend works): an input the fedrollup schema decodes is named by its message
+type ("ValidatorReport"), notices by theirs ("10 ContributionClassified"); others by their size or kind.
 """
 from __future__ import annotations
 
 from collections import Counter
 
+from dapp.portal import ether_portal_address
+from dapp.schema import decode_input, decode_notice
 from rollups_node.model import Input
-from rollups_node.outputs import NOTICE, TYPE_NAMES, decode_output
+from rollups_node.outputs import NOTICE, TYPE_NAMES, unpack_output
 
 MAX_REASON = 120
 
 
 def describe_payload(item: Input) -> str:
     """"ValidatorReport", "Ether deposit", or "<n> bytes" for an input the schema does not know."""
-    try:
-        from dapp.portal import ether_portal_address
-        from dapp.schema import decode_input
-    except ImportError:
-        return f"{len(item.payload)} bytes"
     if item.sender.lower() == ether_portal_address().lower():
         return "Ether deposit"
     try:
@@ -30,10 +27,8 @@ def describe_payload(item: Input) -> str:
 
 def _notice_name(raw: bytes) -> str:
     try:
-        from dapp.schema import decode_notice
-        payload = bytes.fromhex(decode_output(raw)["payload"][2:])
-        return type(decode_notice(payload)).__name__
-    except (ImportError, ValueError):
+        return type(decode_notice(unpack_output(raw).payload)).__name__
+    except ValueError:
         return "notice"
 
 

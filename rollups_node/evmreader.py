@@ -35,6 +35,22 @@ def decode_evm_advance(blob: bytes, epoch_length: int, transaction_reference: st
                  transaction_reference=transaction_reference)
 
 
+def input_of(entry: dict, epoch_length: int) -> Input:
+    """The input an InputAdded log carries (its transaction as the reference)."""
+    (blob,) = decode(["bytes"], bytes(entry["data"]))
+    return decode_evm_advance(blob, epoch_length, "0x" + bytes(entry["transactionHash"]).hex())
+
+
+def read_inputs(w3: Web3, input_box: str, application: str, epoch_length: int, start: int,
+                end: int | str) -> list[Input]:
+    """The application's inputs added to `input_box` in blocks `start`..`end`, in L1 order."""
+    app_topic = "0x" + bytes(12).hex() + to_checksum_address(application)[2:].lower()
+    logs = w3.eth.get_logs({"address": to_checksum_address(input_box), "fromBlock": start, "toBlock": end,
+                            "topics": [INPUT_ADDED_TOPIC, app_topic]})
+    logs = sorted(logs, key=lambda entry: (entry["blockNumber"], entry["logIndex"]))
+    return [input_of(entry, epoch_length) for entry in logs]
+
+
 class EvmReader:
     """Reads new inputs of one application from the InputBox up to the latest block."""
 
@@ -43,7 +59,6 @@ class EvmReader:
         self.w3, self.repository, self.epoch_length = w3, repository, epoch_length
         self.application = to_checksum_address(application)
         self.input_box = to_checksum_address(input_box)
-        self._app_topic = "0x" + bytes(12).hex() + self.application[2:].lower()
         self._next_index: int | None = None  # the InputBox index the next event must carry
 
     def step(self) -> int:
@@ -53,10 +68,7 @@ class EvmReader:
         stored = 0
         while start <= latest:
             end = min(latest, start + MAX_BLOCK_RANGE - 1)
-            logs = self.w3.eth.get_logs({"address": self.input_box, "fromBlock": start, "toBlock": end,
-                                         "topics": [INPUT_ADDED_TOPIC, self._app_topic]})
-            logs = sorted(logs, key=lambda entry: (entry["blockNumber"], entry["logIndex"]))
-            inputs = [self._input(entry) for entry in logs]
+            inputs = read_inputs(self.w3, self.input_box, self.application, self.epoch_length, start, end)
             self._check_order(inputs)
             executions = self.w3.eth.get_logs({"address": self.application, "fromBlock": start, "toBlock": end,
                                                "topics": [OUTPUT_EXECUTED_TOPIC]})
@@ -71,11 +83,6 @@ class EvmReader:
             stored += len(inputs)
             start = end + 1
         return stored
-
-    def _input(self, entry: dict) -> Input:
-        (blob,) = decode(["bytes"], bytes(entry["data"]))
-        tx_hash = entry["transactionHash"]
-        return decode_evm_advance(blob, self.epoch_length, "0x" + bytes(tx_hash).hex())
 
     def _check_order(self, inputs: list[Input]) -> None:
         if self._next_index is None:

@@ -128,9 +128,10 @@ class HostMachine:
                     session.finish("halted", f"backend did not finish within {timeout:g} s".encode())
             return session
 
-    def advance(self, metadata: dict, payload: bytes, first_output_index: int) -> AdvanceResult:
-        """Hand the backend one advance-state request; outputs are numbered from `first_output_index`."""
-        request = {"request_type": "advance_state", "data": {"metadata": metadata, "payload": "0x" + payload.hex()}}
+    def advance(self, data: dict, first_output_index: int) -> AdvanceResult:
+        """Hand the backend one advance-state request (its JSON `data`: `dapp.advance_request.encode_advance`);
+        outputs are numbered from `first_output_index`."""
+        request = {"request_type": "advance_state", "data": data}
         session = self._run(Session(request, first_output_index), self.advance_timeout)
         return AdvanceResult(session.status, session.outputs, session.reports, session.exception)
 

@@ -1,6 +1,8 @@
 """Output encodings exactly as the machine builds them: Notice(bytes), Voucher(address,uint256,bytes),
-DelegateCallVoucher(address,bytes) call encodings, and their decoding for the reader."""
+DelegateCallVoucher(address,bytes) call encodings, and their decoding (bytes in a process, JSON for the reader)."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from eth_abi import decode, encode
 from eth_utils import keccak, to_checksum_address
@@ -28,18 +30,38 @@ def output_hash(raw: bytes) -> bytes:
     return keccak(raw)
 
 
-def decode_output(raw: bytes) -> dict:
-    """The reader's `decoded_data` of an output: {"type", "payload"[, "destination", "value"]}."""
+@dataclass(frozen=True)
+class OutputData:
+    """What an output carries, as bytes and ints (`decode_output` is its JSON form)."""
+
+    type: str  # "Notice" | "Voucher" | "DelegateCallVoucher"
+    payload: bytes
+    destination: str | None = None  # checksummed; vouchers only
+    value: int | None = None  # wei; `Voucher` only
+
+
+def unpack_output(raw: bytes) -> OutputData:
+    """Decode an output's call encoding; raises ValueError for an unknown selector."""
     selector, body = raw[:4], raw[4:]
     if selector == NOTICE:
         (payload,) = decode(["bytes"], body)
-        return {"type": "Notice", "payload": "0x" + payload.hex()}
+        return OutputData("Notice", payload)
     if selector == VOUCHER:
         destination, value, payload = decode(["address", "uint256", "bytes"], body)
-        return {"type": "Voucher", "destination": to_checksum_address(destination), "value": hex(value),
-                "payload": "0x" + payload.hex()}
+        return OutputData("Voucher", payload, to_checksum_address(destination), value)
     if selector == DELEGATE_CALL_VOUCHER:
         destination, payload = decode(["address", "bytes"], body)
-        return {"type": "DelegateCallVoucher", "destination": to_checksum_address(destination),
-                "payload": "0x" + payload.hex()}
+        return OutputData("DelegateCallVoucher", payload, to_checksum_address(destination))
     raise ValueError(f"unknown output selector 0x{selector.hex()}")
+
+
+def decode_output(raw: bytes) -> dict:
+    """The reader's `decoded_data` of an output: {"type", "payload"[, "destination", "value"]}."""
+    data = unpack_output(raw)
+    decoded: dict = {"type": data.type}
+    if data.destination is not None:
+        decoded["destination"] = data.destination
+    if data.value is not None:
+        decoded["value"] = hex(data.value)
+    decoded["payload"] = "0x" + data.payload.hex()
+    return decoded

@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 from rollups_node.model import (EPOCH_CLAIM_ACCEPTED, EPOCH_CLAIM_COMPUTED, EPOCH_OPEN, INPUT_ACCEPTED, INPUT_NONE,
                                 Application, Epoch, Input, Output, Report)
-from rollups_node.outputs import decode_output
+from rollups_node.outputs import unpack_output
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS application (
@@ -143,7 +143,7 @@ class SqliteRepository:
             (status, outputs_hash, stamp, input_index, INPUT_NONE))]
         if status == INPUT_ACCEPTED:
             for out in outputs:
-                destination = decode_output(out.raw_data).get("destination")
+                destination = unpack_output(out.raw_data).destination
                 statements.append((
                     'INSERT INTO output ("index", input_index, epoch_index, raw_data, hash, type, voucher_address,'
                     " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

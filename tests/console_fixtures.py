@@ -16,7 +16,7 @@ from contracts_config.deployment import Deployment
 from flower_sim.config import SimulationConfig
 from flower_sim.records import Contribution, RoundRecord, ValidatorReport, ValidatorResult
 from flower_sim.rollup_roles import RollupRecorder
-from frontend_console.node_client import NodeClient
+from rollups_client.node import NodeClient
 
 ATTACKER = 1  # trainer 1 sends a bad update in every round
 

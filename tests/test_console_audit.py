@@ -11,16 +11,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from eth_abi import decode as abi_decode
 
 from console_fixtures import ATTACKER, History, record_history, tampered_output
-from dapp.schema import RewardPaid, RoundRecorded, Withdraw, decode_notice
+from dapp.schema import RewardPaid, RoundRecorded, Withdraw
 from flower_sim.config import SimulationConfig
 from flower_sim.rollup_roles import RollupRecorder, RollupRejected
 from frontend_console.audit import AuditFailure, audit
-from frontend_console.l1 import L1
-from frontend_console.node_client import NodeClient
 from node_fixtures import DAPP_BACKEND, fresh_deployment, node_process, running_anvil
+from rollups_client.l1 import L1
+from rollups_client.node import NodeClient
+from rollups_client.outputs import RollupOutput
 from rollups_node.outputs import encode_notice
 
 pytestmark = pytest.mark.slow
@@ -35,7 +35,7 @@ def history(tmp_path_factory) -> History:
     with running_anvil() as rpc_url:
         deployment = fresh_deployment(rpc_url, epoch_length=4)
         with node_process(deployment, folder, backend=DAPP_BACKEND) as (url, _process):
-            node = NodeClient(url + "/rpc", f"{url}/inspect/{deployment.application}", deployment.application)
+            node = NodeClient.at(url, deployment.application)
             recorder = RollupRecorder(CFG, deployment, node)
             record_history(recorder, CFG, run_dir)
             yield History(deployment, url, node, folder / "node.sqlite", run_dir, recorder)
@@ -47,12 +47,10 @@ def console(history: History, *args: str) -> subprocess.CompletedProcess:
                            "--deployment", str(path)], capture_output=True, text=True, timeout=300)
 
 
-def first_notice(history: History, kind: type) -> tuple[dict, object]:
-    for out in history.node.outputs(output_type="0xc258d6e5"):
-        (payload,) = abi_decode(["bytes"], bytes.fromhex(out["raw_data"][2:])[4:])
-        message = decode_notice(payload)
-        if isinstance(message, kind):
-            return out, message
+def first_notice(history: History, kind: type) -> tuple[RollupOutput, object]:
+    for out in history.node.notices():
+        if isinstance(out.message, kind):
+            return out, out.message
     raise AssertionError(f"no {kind.__name__} notice")
 
 
@@ -67,7 +65,7 @@ def test_audit_passes_on_the_honest_history_and_checks_every_model_file(history)
 def test_audit_names_a_notice_whose_reward_was_altered(history):
     out, paid = first_notice(history, RewardPaid)
     forged = RewardPaid(paid.task_id, paid.round, paid.trainer, paid.amount * 2, paid.stake).encode()
-    index = int(out["index"], 16)
+    index = out.index
     with tampered_output(history.db, index, encode_notice(forged)):
         with pytest.raises(AuditFailure, match=rf"output {index} \(RewardPaid of input \d+\): amount is "
                                                rf"{paid.amount * 2} on the rollup, {paid.amount} by the rules"):
@@ -79,7 +77,7 @@ def test_audit_names_a_round_record_whose_stake_was_altered(history):
     stakes = list(record.trainer_stakes)
     stakes[ATTACKER] += 1  # the attacker quietly given a reputation it never earned
     forged = RoundRecorded(**{**record.__dict__, "trainer_stakes": tuple(stakes)}).encode()
-    with tampered_output(history.db, int(out["index"], 16), encode_notice(forged)):
+    with tampered_output(history.db, out.index, encode_notice(forged)):
         with pytest.raises(AuditFailure, match=r"RoundRecorded of input \d+\): trainer_stakes is"):
             audit(history.node, L1(history.deployment.rpc_url, history.deployment))
 
@@ -98,10 +96,9 @@ def test_audit_names_a_model_file_that_no_longer_matches_its_digest(history):
 def test_a_proof_that_leads_to_no_claim_fails_on_l1(history):
     l1 = L1(history.deployment.rpc_url, history.deployment)
     out, _ = first_notice(history, RewardPaid)
-    raw = bytes.fromhex(out["raw_data"][2:])
-    siblings = [bytes.fromhex(s[2:]) for s in out["output_hashes_siblings"]]
-    assert l1.validate_output(raw, int(out["index"], 16), siblings) is None
-    assert "InvalidOutputsMerkleRoot" in l1.validate_output(raw + b"\0", int(out["index"], 16), siblings)
+    raw, siblings = out.raw, out.siblings
+    assert l1.validate_output(raw, out.index, siblings) is None
+    assert "InvalidOutputsMerkleRoot" in l1.validate_output(raw + b"\0", out.index, siblings)
 
 
 def test_a_rejected_input_stops_the_roles_with_the_rollups_reason(history):

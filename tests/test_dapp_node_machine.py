@@ -42,7 +42,7 @@ def test_backend_under_the_node_emits_exactly_what_the_rules_say():
             meta = {"chain_id": 31337, "app_contract": "0x" + "a9" * 20, "msg_sender": sender,
                     "block_number": adv.block_number, "block_timestamp": adv.block_timestamp,
                     "prev_randao": "0x" + adv.prev_randao.hex(), "input_index": adv.input_index}
-            result = machine.advance(meta, payload, index)
+            result = machine.advance({"metadata": meta, "payload": "0x" + payload.hex()}, index)
             if sender == STRANGER:
                 assert result.status == "reject" and result.outputs == []
                 assert b"unknown input tag 0x12345678" in result.reports[0]

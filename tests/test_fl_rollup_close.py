@@ -17,7 +17,7 @@ class FakeL1Recorder(RollupRecorder):
 
     def __init__(self, landing: dict[str, int]) -> None:  # no chain: only what on_round_closed uses
         self.landing, self.sent, self.confirmed = landing, [], []
-        self.w3 = SimpleNamespace(eth=SimpleNamespace(max_priority_fee=1_000_000_000))
+        self.l1 = SimpleNamespace(priority_fee=1_000_000_000)
         self.key_of, self.producer, self.task_id = {"0xproducer": "key"}, "0xproducer", 7
         self.timings, self.say = ChainTimings(), lambda _: None
         self.pending = [("validator 0's report of round 1", "report-0"), ("validator 1's report of round 1",

@@ -165,17 +165,14 @@ def close_round(manager, server_round: int, results: dict[int, dict], out: Path)
 
 def recorded_rounds(node, task_id: int) -> list[dict]:
     """The task's RoundRecorded notices, read back from the rollups node (what an auditor would see)."""
-    from eth_abi import decode as abi_decode
-
-    from dapp.schema import RoundRecorded, decode_notice
+    from dapp.schema import RoundRecorded
 
     found = []
-    for output in node.outputs(output_type="0xc258d6e5"):
-        (payload,) = abi_decode(["bytes"], bytes.fromhex(output["raw_data"][2:])[4:])
-        notice = decode_notice(payload)
+    for output in node.notices():
+        notice = output.message
         if isinstance(notice, RoundRecorded) and notice.task_id == task_id:
             found.append({"round": notice.round, "global_digest": notice.global_digest.hex(),
-                          "global_accuracy_bps": notice.global_accuracy_bps, "output_index": output.get("index")})
+                          "global_accuracy_bps": notice.global_accuracy_bps, "output_index": hex(output.index)})
     return found
 
 
@@ -202,7 +199,7 @@ def run(spec: dict) -> int:
     if spec.get("deployment"):
         from contracts_config.deployment import load
         from flower_sim.rollup_roles import RollupRecorder
-        from frontend_console.node_client import NodeClient
+        from rollups_client.node import NodeClient
 
         deployment = load(Path(spec["deployment"]))
         node_url = spec["node_url"]
