@@ -33,7 +33,7 @@ class DemoConfig:
 
 def run_demo(config: DemoConfig) -> int:
     """The demo end to end; the audit's verdict is the last line printed. Exit code 0 when the audit passes."""
-    from flower_sim.rollup_roles import TaskTerms  # heavy: web3
+    from flower_sim.rollup_roles import TaskTerms  # heavy: eth_account, numpy (keeps --help instant)
 
     cfg, out = config.simulation, config.out
     terms = TaskTerms(reward_per_positive=config.reward_wei, validator_reward=config.validator_reward_wei)

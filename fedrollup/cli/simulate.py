@@ -94,6 +94,6 @@ def output_folder(args: argparse.Namespace, cfg: SimulationConfig, kind: str = "
 def run(args: argparse.Namespace) -> int:
     cfg = simulation_config(args)
     out = output_folder(args, cfg)
-    from flower_sim.console import run_with_display  # heavy: TensorFlow, Flower
+    from flower_sim.console import run_with_display  # heavy: rich (keeps --help instant)
 
     return run_with_display(cfg, out)
