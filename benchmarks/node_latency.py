@@ -52,7 +52,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def start_node(deployment_path: Path, folder: Path, port: int) -> subprocess.Popen:
-    command = [sys.executable, "-m", "rollups_node", "--deployment", str(deployment_path), "--db",
+    command = [sys.executable, "-m", "fedrollup", "node", "--deployment", str(deployment_path), "--db",
                str(folder / "node.sqlite"), "--port", str(port), "--key", ANVIL_KEY_0, "--log-level", "WARNING",
                "--backend-log", str(folder / "backend.log")]
     process = subprocess.Popen(command, stdout=open(folder / "node.log", "ab"), stderr=subprocess.STDOUT)

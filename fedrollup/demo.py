@@ -8,56 +8,39 @@ demo starts is stopped at the end, on Ctrl-C and on failure (unless `--keep-chai
 """
 from __future__ import annotations
 
-import argparse
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from common.errors import ConfigError
+from fedrollup.stack import local_stack
+from flower_sim.config import SimulationConfig
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from flower_sim.cli import add_simulation_options
+@dataclass(frozen=True)
+class DemoConfig:
+    """The demo's run: the federation, its run folder, the dev chain and the task's rewards."""
 
-    p = subparsers.add_parser(
-        "demo", help="the paper's scenario end to end: chain, node, FL rounds recorded on the rollup, audit",
-        description=__doc__.split("\n\n")[1], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add_simulation_options(p)
-    chain = p.add_argument_group("rollup")
-    chain.add_argument("--block-time", type=float, default=1.0, help="seconds per L1 block on the dev chain")
-    chain.add_argument("--epoch-length", type=int, default=10, help="L1 blocks per rollup epoch (claims)")
-    chain.add_argument("--l1-port", type=int, default=0, help="anvil's port; 0 picks a free one")
-    chain.add_argument("--node-port", type=int, default=0, help="the node's /rpc and /inspect port; 0 picks a free one")
-    chain.add_argument("--reward", type=float, default=0.001, help="ETH paid per Positive contribution")
-    chain.add_argument("--validator-reward", type=float, default=0.005,
-                       help="ETH per round to the validator closest to the global model")
-    chain.add_argument("--keep-chain", action="store_true",
-                       help="leave anvil and the node running afterwards, for the console")
-    p.set_defaults(func=run)
+    simulation: SimulationConfig
+    out: Path                   # the run folder; the chain's logs go to <out>/chain
+    block_time: float           # seconds per L1 block
+    epoch_length: int           # L1 blocks per rollup epoch
+    l1_port: int                # 0: a free one
+    node_port: int              # 0: a free one
+    reward_wei: int             # per Positive contribution
+    validator_reward_wei: int   # per round, to the validator closest to the global model
+    keep_chain: bool            # leave anvil and the node running afterwards
 
 
-def _wei(eth: float, what: str) -> int:
-    if eth < 0:
-        raise ConfigError(f"{what} must be >= 0 ETH, got {eth}")
-    return round(eth * 10**18)
+def run_demo(config: DemoConfig) -> int:
+    """The demo end to end; the audit's verdict is the last line printed. Exit code 0 when the audit passes."""
+    from flower_sim.rollup_roles import TaskTerms  # heavy: eth_account, numpy (keeps --help instant)
 
-
-def run(args: argparse.Namespace) -> int:
-    from flower_sim.cli import config_from_args, output_folder
-
-    cfg = config_from_args(args)
-    if args.block_time <= 0 or args.epoch_length <= 0:
-        raise ConfigError("--block-time and --epoch-length must be positive")
-    out = output_folder(args, cfg, kind="demo")
-    from flower_sim.rollup_roles import TaskTerms
-
-    terms = TaskTerms(reward_per_positive=_wei(args.reward, "--reward"),
-                      validator_reward=_wei(args.validator_reward, "--validator-reward"))
+    cfg, out = config.simulation, config.out
+    terms = TaskTerms(reward_per_positive=config.reward_wei, validator_reward=config.validator_reward_wei)
     chain_dir = out / "chain"
-    from fedrollup.stack import local_stack
-
     print(f"== starting the dev chain, the Cartesi contracts and the rollups node (logs in {chain_dir}/)")
-    with local_stack(chain_dir, block_time=args.block_time, epoch_length=args.epoch_length, l1_port=args.l1_port,
-                     node_port=args.node_port, keep=args.keep_chain) as stack:
+    with local_stack(chain_dir, block_time=config.block_time, epoch_length=config.epoch_length,
+                     l1_port=config.l1_port, node_port=config.node_port, keep=config.keep_chain) as stack:
         verdict = _run_recorded(cfg, out, stack, terms)
     print(verdict)  # the last line: the audit's verdict
     return 0 if verdict.startswith("AUDIT PASSED") else 1

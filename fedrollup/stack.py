@@ -6,13 +6,14 @@ exit, on Ctrl-C and on failure (unless asked to keep it).
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
+
+from rollups_node.config import ChainUpConfig
 
 
 @dataclass(frozen=True)
@@ -38,13 +39,11 @@ def local_stack(run_dir: Path, block_time: float = 1.0, epoch_length: int = 10, 
                 node_port: int = 0, keep: bool = False) -> Iterator[Stack]:
     from contracts_config.deployment import load
     from rollups_client.node import NodeClient
-    from rollups_node.chain import chain_down, chain_up
+    from rollups_node.chain import chain_down, chain_up  # heavy: web3
 
-    args = argparse.Namespace(run_dir=run_dir, host="127.0.0.1", l1_port=l1_port or free_port(), node_port=node_port or free_port(),
-                              block_time=block_time, epoch_length=epoch_length, name="stack",
-                              template_hash="0x" + "00" * 32, backend_command=None,
-                              deployment_file=run_dir / "deployment.json")
-    chain_up(args)
+    chain_up(ChainUpConfig(run_dir=run_dir, host="127.0.0.1", l1_port=l1_port or free_port(),
+                           node_port=node_port or free_port(), block_time=block_time, epoch_length=epoch_length,
+                           name="stack", deployment_file=run_dir / "deployment.json"))
     try:
         deployment = load(run_dir / "deployment.json")
         node_url = json.loads((run_dir / "chain.json").read_text())["node_url"]

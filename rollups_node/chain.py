@@ -6,7 +6,6 @@ listen on (loopback by default; an emulated host's own address on the topology, 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -21,9 +20,10 @@ from contracts_config.anvil import check_bind_address, port_is_free, start_anvil
 from contracts_config.deploy import ANVIL_KEY_0, deploy
 from contracts_config.deployment import default_path, save
 from common.errors import ConfigError
-from rollups_node.cli import OWNER_KEY_ENV
+from rollups_node.config import OWNER_KEY_ENV, ChainDeployConfig, ChainUpConfig
 
 STATE_FILE = "chain.json"
+NODE_COMMAND = [sys.executable, "-m", "fedrollup", "node"]  # the node in the foreground (`fedrollup node`)
 
 
 def _alive(pid: int | None) -> bool:
@@ -83,40 +83,40 @@ def _stop(pid: int | None, what: str, timeout: float = 20.0) -> None:
         print(f"{what} (pid {pid}) did not stop in {timeout:g} s and was killed")
 
 
-def chain_up(args: argparse.Namespace) -> int:
-    run_dir: Path = args.run_dir
+def chain_up(config: ChainUpConfig) -> int:
+    run_dir = config.run_dir
     state = _read_state(run_dir)
     if state and (_alive(state.get("anvil_pid")) or _alive(state.get("node_pid"))):
         raise ConfigError(f"a chain is already running from {run_dir} (run `fedrollup chain down` first)")
-    host = args.host
+    host = config.host
     check_bind_address(host)
-    for port, what in ((args.l1_port, "--l1-port"), (args.node_port, "--node-port")):
+    for port, what in ((config.l1_port, "--l1-port"), (config.node_port, "--node-port")):
         if not port_is_free(port, host):
             raise ConfigError(f"port {port} is already in use on {host} (choose another {what})")
     run_dir.mkdir(parents=True, exist_ok=True)
     key = os.environ.get(OWNER_KEY_ENV) or ANVIL_KEY_0
     anvil_log, node_log, backend_log = run_dir / "anvil.log", run_dir / "node.log", run_dir / "backend.log"
-    where = f"every address (0.0.0.0), port {args.l1_port}" if host == "0.0.0.0" else f"{host}:{args.l1_port}"
-    print(f"starting anvil on {where} (a block every {args.block_time:g} s)", flush=True)
-    anvil = start_anvil(args.l1_port, block_time=args.block_time, log_path=anvil_log, host=host)
+    where = f"every address (0.0.0.0), port {config.l1_port}" if host == "0.0.0.0" else f"{host}:{config.l1_port}"
+    print(f"starting anvil on {where} (a block every {config.block_time:g} s)", flush=True)
+    anvil = start_anvil(config.l1_port, block_time=config.block_time, log_path=anvil_log, host=host)
     node = None
     try:
-        rpc_url = f"http://{url_host(host)}:{args.l1_port}"
+        rpc_url = f"http://{url_host(host)}:{config.l1_port}"
         print("deploying InputBox, EtherPortal, Authority and Application (@cartesi/rollups 2.2.0)", flush=True)
-        deployment = deploy(rpc_url, key, name=args.name, epoch_length=args.epoch_length,
-                            template_hash=args.template_hash)
-        deployment_path = save(deployment, args.deployment_file or default_path(args.name))
+        deployment = deploy(rpc_url, key, name=config.name, epoch_length=config.epoch_length,
+                            template_hash=config.template_hash)
+        deployment_path = save(deployment, config.deployment_file or default_path(config.name))
         database = run_dir / "node.sqlite"
         for stale in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
             stale.unlink(missing_ok=True)  # a fresh chain starts a fresh node database
-        command = [sys.executable, "-m", "rollups_node", "--deployment", str(deployment_path), "--db", str(database),
-                   "--host", host, "--port", str(args.node_port), "--backend-log", str(backend_log)]
-        if args.backend_command:
-            command += ["--backend-command", args.backend_command]
+        command = [*NODE_COMMAND, "--deployment", str(deployment_path), "--db", str(database),
+                   "--host", host, "--port", str(config.node_port), "--backend-log", str(backend_log)]
+        if config.backend_command:
+            command += ["--backend-command", config.backend_command]
         with open(node_log, "ab") as out:
             node = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     env=dict(os.environ, **{OWNER_KEY_ENV: key}), start_new_session=True)
-        node_url = f"http://{url_host(host)}:{args.node_port}"
+        node_url = f"http://{url_host(host)}:{config.node_port}"
         print("starting the node and its backend; waiting until the backend asks for its first input", flush=True)
         _wait_healthy(node_url, node, node_log, timeout=180)
     except BaseException:
@@ -126,9 +126,9 @@ def chain_up(args: argparse.Namespace) -> int:
     state = {"anvil_pid": anvil.pid, "node_pid": node.pid, "host": host, "l1_rpc_url": rpc_url, "node_url": node_url,
              "rpc_url": node_url + "/rpc", "inspect_url": f"{node_url}/inspect/{deployment.application_name}",
              "deployment": str(deployment_path), "database": str(database), "log_dir": str(run_dir),
-             "block_time": args.block_time, "epoch_length": args.epoch_length}
+             "block_time": config.block_time, "epoch_length": config.epoch_length}
     (run_dir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
-    print(f"fedrollup chain is up (chain id {deployment.chain_id}, block every {args.block_time:g} s, "
+    print(f"fedrollup chain is up (chain id {deployment.chain_id}, block every {config.block_time:g} s, "
           f"epoch of {deployment.epoch_length} blocks)")
     for name, address in deployment.contracts.items():
         print(f"  {name:<12} {address}")
@@ -175,12 +175,12 @@ def chain_status(run_dir: Path) -> int:
     return 0 if anvil_up and healthy else 1
 
 
-def chain_deploy(args: argparse.Namespace) -> int:
-    if not args.key:
+def chain_deploy(config: ChainDeployConfig) -> int:
+    if not config.key:
         raise ConfigError(f"pass --key (a funded private key) or set {OWNER_KEY_ENV}")
-    deployment = deploy(args.rpc, args.key, name=args.name, epoch_length=args.epoch_length,
-                        template_hash=args.template_hash)
-    path = save(deployment, args.out)
+    deployment = deploy(config.rpc, config.key, name=config.name, epoch_length=config.epoch_length,
+                        template_hash=config.template_hash)
+    path = save(deployment, config.out)
     for name, address in deployment.contracts.items():
         print(f"{name:<12} {address}")
     print(f"deployment written to {path}")

@@ -18,6 +18,7 @@ from contracts_config.transactions import connect
 from common.errors import ConfigError
 from rollups_node.advancer import Advancer, ReplayDivergence
 from rollups_node.claimer import Claimer
+from rollups_node.config import DEFAULT_HTTP_PORT
 from rollups_node.evmreader import EvmReader
 from rollups_node.inspector import Inspector
 from rollups_node.jsonrpc import JsonRpcReader
@@ -29,7 +30,6 @@ from rollups_node.sqlite_repository import SqliteRepository
 
 log = logging.getLogger("rollups_node")
 
-DEFAULT_HTTP_PORT = 6751
 DEFAULT_BACKEND = [sys.executable, "-m", "dapp"]
 
 

@@ -1,13 +1,18 @@
 """Running the node in the foreground: logging, owner key, signals, and a clean stop."""
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
 import sys
 
 from common.errors import ConfigError
+from contracts_config.deploy import ANVIL_KEY_0
+from contracts_config.deployment import load
+from rollups_node.advancer import ReplayDivergence
+from rollups_node.config import OWNER_KEY_ENV, NodeOptions, backend_command
+from rollups_node.machine import MachineError
+from rollups_node.node import DEFAULT_BACKEND, Node, NodeConfig
 
 DEV_CHAIN_ID = 31337
 
@@ -20,30 +25,23 @@ def configure_logging(level: str = "INFO") -> None:
 
 
 def owner_key(given: str | None, chain_id: int) -> str:
-    from rollups_node.cli import OWNER_KEY_ENV
     key = given or os.environ.get(OWNER_KEY_ENV)
     if key:
         return key
     if chain_id == DEV_CHAIN_ID:
-        from contracts_config.deploy import ANVIL_KEY_0
         return ANVIL_KEY_0
     raise ConfigError(f"the claimer needs the Authority owner's key: pass --key or set {OWNER_KEY_ENV}")
 
 
-def run_node_foreground(args: argparse.Namespace) -> int:
-    from contracts_config.deployment import load
-    from rollups_node.advancer import ReplayDivergence
-    from rollups_node.cli import backend_command
-    from rollups_node.machine import MachineError
-    from rollups_node.node import DEFAULT_BACKEND, Node, NodeConfig
-
-    configure_logging(args.log_level)
-    deployment = load(args.deployment)
-    args.db.parent.mkdir(parents=True, exist_ok=True)
-    config = NodeConfig(deployment=deployment, database=args.db, owner_key=owner_key(args.key, deployment.chain_id),
-                        backend_command=backend_command(args.backend_command) or list(DEFAULT_BACKEND),
-                        http_host=args.host, http_port=args.port, rollup_http_port=args.rollup_http_port,
-                        finish_timeout=args.finish_timeout, backend_log=args.backend_log, rpc_url=args.rpc)
+def run_node_foreground(options: NodeOptions) -> int:
+    configure_logging(options.log_level)
+    deployment = load(options.deployment)
+    options.db.parent.mkdir(parents=True, exist_ok=True)
+    config = NodeConfig(deployment=deployment, database=options.db,
+                        owner_key=owner_key(options.key, deployment.chain_id),
+                        backend_command=backend_command(options.backend_command) or list(DEFAULT_BACKEND),
+                        http_host=options.host, http_port=options.port, rollup_http_port=options.rollup_http_port,
+                        finish_timeout=options.finish_timeout, backend_log=options.backend_log, rpc_url=options.rpc)
     node = Node(config)
     signal.signal(signal.SIGTERM, lambda *_: node.request_stop())
     try:

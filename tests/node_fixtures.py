@@ -46,7 +46,7 @@ def fresh_deployment(rpc_url: str, epoch_length: int = 4) -> Deployment:
 
 
 def node_command(deployment_path: Path, db: Path, port: int, backend: list[str]) -> list[str]:
-    return [sys.executable, "-m", "rollups_node", "--deployment", str(deployment_path), "--db", str(db),
+    return [sys.executable, "-m", "fedrollup", "node", "--deployment", str(deployment_path), "--db", str(db),
             "--port", str(port), "--backend-command", " ".join(backend), "--finish-timeout", "2",
             "--key", ANVIL_KEY_0]
 
@@ -54,7 +54,7 @@ def node_command(deployment_path: Path, db: Path, port: int, backend: list[str])
 @contextlib.contextmanager
 def node_process(deployment: Deployment, folder: Path, backend: list[str] = ECHO_BACKEND,
                  port: int | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Run `python -m rollups_node` as its own process (it can be killed like a real node); yield its URL."""
+    """Run `python -m fedrollup node` as its own process (it can be killed like a real node); yield its URL."""
     path = folder / "deployment.json"
     path.write_text(deployment.to_json())
     port = port or free_port()

@@ -25,6 +25,7 @@ from rollups_node.outputs import encode_notice
 
 pytestmark = pytest.mark.slow
 CFG = SimulationConfig(trainers=4, validators=2, rounds=2)
+FRONTEND_CONSOLE = str(Path(sys.executable).parent / "frontend-console")  # the installed console script
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,7 @@ def history(tmp_path_factory) -> History:
 
 def console(history: History, *args: str) -> subprocess.CompletedProcess:
     path = history.run_dir.parent / "deployment.json"
-    return subprocess.run([sys.executable, "-m", "frontend_console.cli", *args, "--node", history.node_url,
+    return subprocess.run([FRONTEND_CONSOLE, *args, "--node", history.node_url,
                            "--deployment", str(path)], capture_output=True, text=True, timeout=300)
 
 
@@ -133,7 +134,7 @@ def test_console_inspect_and_reports(history):
 
 
 def test_console_says_in_one_line_when_the_node_or_the_chain_is_unreachable(history, tmp_path):
-    no_node = subprocess.run([sys.executable, "-m", "frontend_console.cli", "notice", "list", "--node",
+    no_node = subprocess.run([FRONTEND_CONSOLE, "notice", "list", "--node",
                               "http://127.0.0.1:9", "--app", history.deployment.application],
                              capture_output=True, text=True, timeout=60)
     assert no_node.returncode == 2
@@ -143,7 +144,7 @@ def test_console_says_in_one_line_when_the_node_or_the_chain_is_unreachable(hist
     broken = history.deployment.__dict__ | {"rpc_url": "http://127.0.0.1:9"}
     path = tmp_path / "deployment.json"
     path.write_text(json.dumps(broken))
-    no_chain = subprocess.run([sys.executable, "-m", "frontend_console.cli", "audit", "--node", history.node_url,
+    no_chain = subprocess.run([FRONTEND_CONSOLE, "audit", "--node", history.node_url,
                                "--deployment", str(path)], capture_output=True, text=True, timeout=60)
     assert no_chain.returncode == 2
     assert no_chain.stderr.strip().splitlines() == [

@@ -1,5 +1,4 @@
-"""The paper's emulated edge network, end to end: `sudo .venv/bin/python topology/paper_topology.py [options]`
-(or `sudo fedrollup topology [options]`).
+"""The paper's emulated edge network, end to end: `sudo fedrollup topology [options]`.
 
 Builds the network (Mininet-WiFi where the machine has it, else the wired fallback), starts the chain host
 and the Flower SuperLinks (validators) and SuperNodes (stations) over TLS, checks connectivity across the
@@ -8,18 +7,48 @@ emulated links, prints a summary, writes `<out>/topology-summary.json`, hands th
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from common.errors import ConfigError
+from flower_sim.config import SimulationConfig
+from topology.flower_services import DEFAULT_CLIENTAPP_ISOLATION
+from topology.topo import EdgeTopology, Rates, paper_topology
 
-from common.errors import ConfigError  # noqa: E402
-from topology.topo import EdgeTopology, Rates, paper_topology  # noqa: E402
+_RATES, _FL = Rates(), SimulationConfig()
+
+
+@dataclass(frozen=True)
+class TopologyOptions:
+    """A topology run: the network, what runs on it, and the federation's options (as `fedrollup simulate`)."""
+
+    stations: int = 20                      # trainer stations, split evenly across validators
+    validators: int = 2                     # one access point (group) each
+    radio_mbps: float = _RATES.radio_mbps
+    ap_mbps: float = _RATES.ap_mbps
+    backbone_mbps: float = _RATES.backbone_mbps
+    radio_delay_ms: float = 0.0
+    radio_loss: float = 0.0                 # percent
+    topo: Path | None = None                # a topology file; overrides the network options above
+    wired: bool = False                     # the wired Mininet network even where WiFi runs
+    rounds: int = 1                         # federated rounds (0: none)
+    out: Path | None = None                 # None: runs/<time>-topology
+    echo_rounds: int = 1                    # Flower rounds that only move a payload, to measure the network
+    echo_bytes: int = 400_000
+    strategy: str = _FL.strategy
+    model: str = _FL.model
+    local_epochs: int = _FL.local_epochs
+    attack: str = _FL.attack
+    malicious: float = _FL.malicious
+    seed: int = _FL.seed
+    no_chain: bool = False
+    insecure: bool = False                  # Flower without TLS
+    clientapp_isolation: str = DEFAULT_CLIENTAPP_ISOLATION
+    no_cli: bool = False
+    verbose: bool = False                   # Mininet's own log lines too
 
 
 @dataclass
@@ -32,7 +61,7 @@ class TopologyServices:
     checks: dict = field(default_factory=dict)
 
 
-def run_federation(network, services: TopologyServices, options: argparse.Namespace) -> dict | None:
+def run_federation(network, services: TopologyServices, options: TopologyOptions) -> dict | None:
     """The federated rounds over the running network (`topology.federated_rounds`): a ServerApp per validator
     SuperLink, the manager host averaging between rounds and recording each round on the chain host's rollup;
     returns the run's figures (metrics.json is in the run folder)."""
@@ -65,51 +94,7 @@ def run_federation(network, services: TopologyServices, options: argparse.Namesp
     return figures
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    net = parser.add_argument_group("network")
-    net.add_argument("--stations", type=int, default=20, help="trainer stations, split evenly across validators")
-    net.add_argument("--validators", type=int, default=2, help="validators, one access point (group) each")
-    d = Rates()
-    net.add_argument("--radio-mbps", type=float, default=d.radio_mbps, help="station-AP link rate, Mbit/s")
-    net.add_argument("--ap-mbps", type=float, default=d.ap_mbps, help="AP-validator link rate, Mbit/s")
-    net.add_argument("--backbone-mbps", type=float, default=d.backbone_mbps,
-                     help="validator-manager and manager-chain link rate, Mbit/s")
-    net.add_argument("--radio-delay-ms", type=float, default=0.0, help="radio link delay (needs netem)")
-    net.add_argument("--radio-loss", type=float, default=0.0, help="radio link loss in %% (needs netem)")
-    net.add_argument("--topo", type=Path, default=None, metavar="FILE",
-                     help="a topology file (JSON, see `fedrollup topology describe`); overrides the options above")
-    net.add_argument("--wired", action="store_true", help="use the wired Mininet network even where WiFi runs")
-    run = parser.add_argument_group("run")
-    run.add_argument("--rounds", type=int, default=1, help="federated rounds")
-    run.add_argument("--out", type=Path, default=None, metavar="DIR",
-                     help="run folder (default runs/<time>-topology)")
-    run.add_argument("--echo-rounds", type=int, default=1,
-                     help="Flower rounds that only move a model-sized payload to every station and back, "
-                          "to measure the network before training (0: none)")
-    run.add_argument("--echo-bytes", type=int, default=400_000, help="payload of an echo round, bytes")
-    fl = parser.add_argument_group("federation (as `fedrollup simulate`)")
-    from flower_sim.config import STRATEGIES, SimulationConfig
-    from flower_sim.models import MODELS
-    from flower_sim.attacks import ATTACKS
-    d_fl = SimulationConfig()
-    fl.add_argument("--strategy", choices=STRATEGIES, default=d_fl.strategy, help="validator strategy")
-    fl.add_argument("--model", choices=MODELS, default=d_fl.model, help="model trained by the stations")
-    fl.add_argument("--local-epochs", type=int, default=d_fl.local_epochs, help="trainer epochs per round")
-    fl.add_argument("--attack", choices=ATTACKS, default=d_fl.attack, help="behaviour of malicious trainers")
-    fl.add_argument("--malicious", type=float, default=d_fl.malicious, metavar="FRACTION",
-                    help="fraction of trainers that are malicious")
-    fl.add_argument("--seed", type=int, default=d_fl.seed, help="seed of splits, attackers, training")
-    run.add_argument("--no-chain", action="store_true", help="do not start the chain host's rollup stack")
-    run.add_argument("--insecure", action="store_true", help="Flower without TLS (default: TLS with run certs)")
-    from topology.flower_services import CLIENTAPP_ISOLATION, DEFAULT_CLIENTAPP_ISOLATION
-    run.add_argument("--clientapp-isolation", choices=CLIENTAPP_ISOLATION, default=DEFAULT_CLIENTAPP_ISOLATION,
-                     help="warm: fork each station's ClientApps from a process with TensorFlow loaded; "
-                          "subprocess: Flower's default fresh process per message")
-    run.add_argument("--no-cli", action="store_true", help="do not open the Mininet CLI at the end")
-    run.add_argument("--verbose", action="store_true", help="Mininet's own log lines too")
-
-
-def topology_from(options: argparse.Namespace) -> EdgeTopology:
+def topology_from(options: TopologyOptions) -> EdgeTopology:
     if options.topo:
         return EdgeTopology.load(options.topo)
     rates = Rates(options.radio_mbps, options.ap_mbps, options.backbone_mbps, options.radio_delay_ms,
@@ -117,7 +102,7 @@ def topology_from(options: argparse.Namespace) -> EdgeTopology:
     return paper_topology(options.stations, options.validators, rates)
 
 
-def bring_up(network, options: argparse.Namespace) -> TopologyServices:
+def bring_up(network, options: TopologyOptions) -> TopologyServices:
     """Start the chain host and the Flower services on a built network, checking each step across the links."""
     from topology import chain_host, flower_services
     from topology.processes import HostProcesses
@@ -200,7 +185,7 @@ def bytes_since(before: dict[str, dict[str, int]], after: dict[str, dict[str, in
             for s in after}
 
 
-def run(options: argparse.Namespace) -> int:
+def run(options: TopologyOptions) -> int:
     from topology.emulator import EmulatorUnavailable, choose_emulator
     from topology.net import EmulatedNetwork
 
@@ -248,16 +233,3 @@ def run(options: argparse.Namespace) -> int:
     audit = (summary["federation"] or {}).get("audit")
     return 1 if audit and not audit["passed"] else 0
 
-
-def main(argv: list[str] | None = None) -> int:
-    from fedrollup.cli import dispatch, quiet_third_parties
-
-    quiet_third_parties()
-    parser = argparse.ArgumentParser(prog="paper_topology.py", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    parser.set_defaults(func=run)
-    return dispatch(parser.parse_args(argv), "paper_topology.py")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -37,7 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from dapp.__main__ import main
+    from dapp.__main__ import main  # heavy: eth_abi (keeps --help instant)
 
     os.environ["ROLLUP_HTTP_SERVER_URL"] = args.url
     if args.ether_portal:
@@ -46,7 +47,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _field_value(abi_type: str, text: str, name: str):
-    from dapp.schema import pack_contribution
+    from dapp.schema import pack_contribution  # heavy: eth_abi (keeps --help instant)
 
     if abi_type.endswith("[]"):
         items = [t for t in text.split(",") if t]
@@ -66,9 +67,7 @@ def _field_value(abi_type: str, text: str, name: str):
 
 
 def _encode(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from dapp.schema import BY_NAME, encode_deposit_data
+    from dapp.schema import BY_NAME, encode_deposit_data  # heavy: eth_abi (keeps --help instant)
 
     pairs = {}
     for item in args.fields:
@@ -97,7 +96,7 @@ def _encode(args: argparse.Namespace) -> int:
 
 
 def _decode(args: argparse.Namespace) -> int:
-    from dapp.schema import MessageDecodeError, decode_input, decode_notice
+    from dapp.schema import MessageDecodeError, decode_input, decode_notice  # heavy: eth_abi
 
     try:
         payload = bytes.fromhex(args.payload.removeprefix("0x"))

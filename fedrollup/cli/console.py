@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import ConfigError
+from fedrollup.cli.entry import dispatch, quiet_third_parties
 
 
 def _common() -> argparse.ArgumentParser:
@@ -258,15 +259,9 @@ def _audit(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """The standalone `frontend-console` command."""
-    from fedrollup.cli import dispatch, quiet_third_parties
-
     quiet_third_parties()
     parser = argparse.ArgumentParser(prog="frontend-console", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="console_command", metavar="COMMAND")
     commands.required = True
     add_commands(commands)
     return dispatch(parser.parse_args(argv), "frontend-console")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

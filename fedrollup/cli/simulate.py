@@ -9,9 +9,14 @@ import time
 from pathlib import Path
 
 from common.errors import ConfigError
+from fedrollup.cli.args import config_from
+from flower_sim.attacks import ATTACKS
+from flower_sim.config import STRATEGIES, SimulationConfig
+from flower_sim.data import PARTITIONS
+from flower_sim.models import MODELS
 
 
-def add_parser(subparsers) -> None:
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "simulate", help="run federated training with MAD validators (or a baseline) in this process",
         description="Trainers (Flower ClientApps) in groups, one validator per group applying the "
@@ -24,12 +29,7 @@ def add_parser(subparsers) -> None:
 
 
 def add_simulation_options(p: argparse.ArgumentParser) -> None:
-    """The FL options, shared by `simulate` and `demo` (and later `topology`)."""
-    from flower_sim.attacks import ATTACKS
-    from flower_sim.config import STRATEGIES, SimulationConfig
-    from flower_sim.data import PARTITIONS
-    from flower_sim.models import MODELS
-
+    """The FL options, shared by `simulate` and `demo`."""
     d = SimulationConfig()
     fl = p.add_argument_group("federation")
     fl.add_argument("--rounds", type=int, default=d.rounds, help="federated rounds")
@@ -78,15 +78,11 @@ def add_simulation_options(p: argparse.ArgumentParser) -> None:
                    help="output folder (default: runs/<time>-<strategy>-<attack>)")
 
 
-def config_from_args(args: argparse.Namespace):
-    from dataclasses import fields
-
-    from flower_sim.config import SimulationConfig
-
-    return SimulationConfig(**{f.name: getattr(args, f.name) for f in fields(SimulationConfig)}).validate()
+def simulation_config(args: argparse.Namespace) -> SimulationConfig:
+    return config_from(SimulationConfig, args).validate()
 
 
-def output_folder(args: argparse.Namespace, cfg, kind: str = "") -> Path:
+def output_folder(args: argparse.Namespace, cfg: SimulationConfig, kind: str = "") -> Path:
     """`--out`, or a fresh `runs/<time>[-<kind>]-<strategy>-<attack>`; one-line error if it is a file."""
     prefix = f"{time.strftime('%Y%m%d-%H%M%S')}{'-' + kind if kind else ''}"
     out = Path(args.out or f"runs/{prefix}-{cfg.strategy}-{cfg.attack}")
@@ -96,8 +92,8 @@ def output_folder(args: argparse.Namespace, cfg, kind: str = "") -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
+    cfg = simulation_config(args)
     out = output_folder(args, cfg)
-    from flower_sim.console import run_with_display
+    from flower_sim.console import run_with_display  # heavy: rich (keeps --help instant)
 
     return run_with_display(cfg, out)
