@@ -18,10 +18,11 @@ import pytest
 
 from contracts_config.anvil import free_port
 from flower_sim.config import SimulationConfig
-from flower_sim.validator_app import fetch_global, post_result, weights_from_bytes, weights_to_bytes
+from flower_sim.manager_link import (Exchange, fetch_global, make_handler, post_result, weights_from_bytes,
+                                     weights_to_bytes)
 from topology.federated_rounds import audit_run, memory_estimate, simulation_config, write_edge_app
 from topology.flower_services import run_config
-from topology.manager_host import Exchange, make_handler, round_timings
+from topology.manager_host import round_timings
 from topology.processes import HostProcess
 from topology.topo import paper_topology
 

@@ -20,6 +20,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from common.errors import ConfigError  # noqa: E402
 from topology.topo import EdgeTopology, Rates, paper_topology  # noqa: E402
+from topology.traffic import bytes_since, station_bytes  # noqa: E402
 
 
 @dataclass
@@ -183,21 +184,6 @@ def echo_rounds(network, processes, flower, payload_bytes: int, rounds: int) -> 
           f"{sorted(per_station.values())[len(per_station) // 2]:,}")
     return {"payload_bytes": payload_bytes, "rounds": [asdict(r) for r in results],
             "bytes_per_station_per_round": per_station}
-
-
-def station_bytes(network) -> dict[str, dict[str, int]]:
-    """Bytes each station has received and sent on its radio interface so far."""
-    result = {}
-    for station in network.topo.stations:
-        rx, tx = next(iter(network.interface_bytes(station.name).values()), (0, 0))
-        result[station.name] = {"rx_bytes": rx, "tx_bytes": tx}
-    return result
-
-
-def bytes_since(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]) -> dict[str, int]:
-    """Bytes each station moved (received + sent) between two `station_bytes` readings."""
-    return {s: after[s]["rx_bytes"] + after[s]["tx_bytes"] - before[s]["rx_bytes"] - before[s]["tx_bytes"]
-            for s in after}
 
 
 def run(options: argparse.Namespace) -> int:
