@@ -69,10 +69,10 @@ def write_outputs(out_dir: Path, cfg: SimulationConfig, records: list[RoundRecor
 
 def plot_accuracy(path: Path, records: list[RoundRecord], title: str) -> None:
     """Global accuracy and each validator's aggregated-model accuracy per round, on the test set."""
-    import matplotlib
+    import matplotlib  # heavy: matplotlib, only when a run ends
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after matplotlib.use("Agg"): no display backend
 
     rounds = [r.round for r in records]
     fig, ax = plt.subplots(figsize=(6, 4))

@@ -149,3 +149,19 @@ def test_a_reply_lost_on_the_way_leaves_its_station_out_instead_of_stalling_the_
     said = capsys.readouterr().out
     assert "1 of 3 stations did not answer" in said and "(nodes 3)" in said
     assert grid.last["training_s"] == 1.0 and grid.last["clientapp_start_s"] == 0.5
+
+
+def test_the_manager_announces_each_closed_round_in_a_line_the_driver_reads(tmp_path, capsys):
+    from flower_sim.manager_link import ClosedRoundAnnouncer, closed_round
+    from topology.processes import OutputLines
+
+    log = tmp_path / "manager.log"
+    log.write_text("manager closed round 1\n")  # an earlier run's line: not this run's
+    lines = OutputLines(log)
+    ClosedRoundAnnouncer().on_round_closed(SimpleNamespace(round=2))
+    with log.open("a") as out:
+        out.write(capsys.readouterr().out + "round 2 closed: global accuracy 0.9\nmanager closed rou")
+    assert [closed_round(line) for line in lines.read()] == [2, None]
+    with log.open("a") as out:
+        out.write("nd 3\n")
+    assert [closed_round(line) for line in lines.read()] == [3]
