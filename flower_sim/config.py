@@ -10,7 +10,7 @@ from pathlib import Path
 
 from dapp.mad import BPS
 from common.errors import ConfigError
-from flower_sim.attacks import ATTACKS, AttackParams
+from flower_sim.attacks import ATTACKS, AttackParams, malicious_trainers
 from flower_sim.data import PARTITIONS, TEST_SIZE, VALIDATOR_SIZE, SplitSpec
 from flower_sim.models import MODELS
 
@@ -53,6 +53,13 @@ class SimulationConfig:
     @property
     def malicious_count(self) -> int:
         return int(round(self.malicious * self.trainers)) if self.attack != "none" else 0
+
+    @property
+    def malicious_trainers(self) -> frozenset[int]:
+        """The trainers that misbehave in this run (none without an attack), drawn from the seed."""
+        if self.attack == "none":
+            return frozenset()
+        return malicious_trainers(self.trainers, self.malicious, self.seed)
 
     def split_spec(self) -> SplitSpec:
         return SplitSpec(trainers=self.trainers, validators=self.validators, seed=self.seed,

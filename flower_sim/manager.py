@@ -1,5 +1,6 @@
 """The global model manager: initial model, the global model as the mean of the validators' models,
-scoring on the held-out test set, the best validator of the round, and the per-round `.npz` files.
+scoring on the held-out test set, the best validator of the round, the per-round `.npz` files, and the close
+of a round (`RoundCloser`), the same whether the validators run in this process or across a network.
 
 Best validator (the seed paper: "the contribution closest to the average of all validators"): the
 validator whose aggregated model's accuracy on the manager's test set is closest to the global model's
@@ -10,6 +11,9 @@ accuracies the producer reports.
 """
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +22,10 @@ from flower_sim import models
 from flower_sim.data import Dataset
 from flower_sim.models import Score
 from flower_sim.npz import save_weights
+from flower_sim.records import RoundObserver, RoundRecord, ValidatorReport, ValidatorResult
+from flower_sim.validator import ValidatorRound
+
+TimingRule = Callable[[list[ValidatorReport], float], dict[str, float]]
 
 
 def closest_validator(validator_bps: list[int], global_bps: int) -> int:
@@ -52,3 +60,80 @@ class Manager:
         """Write `round-NNN.npz`; returns (file name, SHA-256)."""
         path = self.out_dir / f"round-{server_round:03d}.npz"
         return path.name, save_weights(path, weights)
+
+
+def sequential_timings(reports: list[ValidatorReport], averaging_s: float) -> dict[str, float]:
+    """A round's seconds when the validators run one after the other (in one process): their sums."""
+    return {"training_s": sum(r.training_s for r in reports),
+            "validation_s": sum(r.validation_s for r in reports),
+            "aggregation_s": sum(r.aggregation_s for r in reports) + averaging_s}
+
+
+def no_timings(reports: list[ValidatorReport], averaging_s: float) -> dict[str, float]:
+    """For a transport that splits the round's seconds itself once the round is over."""
+    return {}
+
+
+@dataclass(frozen=True)
+class ClosedRound:
+    """A round as the manager closed it: its record, the next global model, and what the close cost."""
+
+    record: RoundRecord
+    global_weights: list[np.ndarray]
+    averaging_s: float
+    scoring_s: float
+    observers_s: float  # seconds the observers held the round (the rollup's share, when it records it)
+
+
+class RoundCloser:
+    """The manager's close of every round: the validators' models and reports in, the round's record and the
+    global model out, the observers told of each report (once) and of the close."""
+
+    def __init__(self, manager: Manager, observer: RoundObserver | None = None) -> None:
+        self.manager = manager
+        self.observer = observer
+        self._told: set[tuple[int, int]] = set()
+        self._observers_s = 0.0
+
+    def report(self, report: ValidatorReport) -> None:
+        """Tell the observers of a validator's report now, before the round closes (in one process the
+        rollup then records it while the next validator works)."""
+        self._told.add((report.round, report.validator_id))
+        if self.observer is not None:
+            started = time.perf_counter()
+            self.observer.on_validator_report(report)
+            self._observers_s += time.perf_counter() - started
+
+    def close(self, server_round: int, rounds: Sequence[ValidatorRound],
+              timings: TimingRule = sequential_timings) -> ClosedRound:
+        """Average the validators' models (in validator order), score them and the mean on the test set, write
+        `round-NNN.npz`, then tell the observers of every report not yet told and of the closed round."""
+        reports = [r.report for r in rounds]
+        started = time.perf_counter()
+        global_weights = average([r.weights for r in rounds])
+        averaging_s = time.perf_counter() - started
+        started = time.perf_counter()
+        global_score = self.manager.evaluate(global_weights)
+        scores = [self.manager.evaluate(r.weights) for r in rounds]
+        scoring_s = time.perf_counter() - started
+        file_name, digest = self.manager.save_global(server_round, global_weights)
+        results = tuple(ValidatorResult(
+            validator_id=r.validator_id, own_accuracy=r.own_accuracy, own_accuracy_bps=r.own_accuracy_bps,
+            aggregated_accuracy=s.accuracy, aggregated_accuracy_bps=s.bps, accepted=r.accepted,
+            rejected=r.rejected, rejected_malicious=r.rejected_malicious, model_file=r.model_file,
+            model_sha256=r.model_sha256) for r, s in zip(reports, scores))
+        record = RoundRecord(
+            round=server_round, global_accuracy=global_score.accuracy, global_accuracy_bps=global_score.bps,
+            global_loss=global_score.loss, global_model_file=file_name, global_sha256=digest,
+            best_validator=closest_validator([s.bps for s in scores], global_score.bps), validators=results,
+            contributions=tuple(c for r in reports for c in r.contributions),
+            timings=timings(reports, averaging_s))
+        for report in reports:
+            if (report.round, report.validator_id) not in self._told:
+                self.report(report)
+        if self.observer is not None:
+            started = time.perf_counter()
+            self.observer.on_round_closed(record)
+            self._observers_s += time.perf_counter() - started
+        observers_s, self._observers_s = self._observers_s, 0.0
+        return ClosedRound(record, global_weights, averaging_s, scoring_s, observers_s)

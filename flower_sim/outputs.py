@@ -4,24 +4,57 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from flower_sim.attacks import malicious_trainers
 from flower_sim.config import SimulationConfig
-from flower_sim.records import RoundRecord
+from flower_sim.records import RoundRecord, ValidatorReport
 
 SCHEMA_VERSION = 1
 
 
 def metrics_document(cfg: SimulationConfig, records: list[RoundRecord], *, data_source: str,
                      elapsed_s: float) -> dict:
-    malicious = sorted(malicious_trainers(cfg.trainers, cfg.malicious, cfg.seed)) if cfg.attack != "none" else []
     return {
         "schema": SCHEMA_VERSION,
         "config": cfg.as_dict(),
         "data_source": data_source,
-        "malicious_trainers": malicious,
+        "malicious_trainers": sorted(cfg.malicious_trainers),
         "elapsed_s": elapsed_s,
         "rounds": [r.as_dict() for r in records],
     }
+
+
+class RunMetrics:
+    """metrics.json as a run gathers it, written once: a RoundObserver keeping each closed round's record, to
+    which a transport adds its own figures per round (`add_to_round`: upload seconds, bytes per station) and
+    per run (`add`: rollup, topology, audit). Its `document` can cross a process boundary."""
+
+    def __init__(self, document: dict) -> None:
+        self.document = document
+
+    @classmethod
+    def start(cls, cfg: SimulationConfig, data_source: str) -> "RunMetrics":
+        return cls(metrics_document(cfg, [], data_source=data_source, elapsed_s=0.0))
+
+    @property
+    def rounds(self) -> list[dict]:
+        return self.document["rounds"]
+
+    def on_validator_report(self, report: ValidatorReport) -> None:
+        pass
+
+    def on_round_closed(self, record: RoundRecord) -> None:
+        self.rounds.append(record.as_dict())
+
+    def add_to_round(self, server_round: int, **figures: object) -> None:
+        """Set figures of a closed round (a key it has, such as "timings", keeps its place)."""
+        next(r for r in self.rounds if r["round"] == server_round).update(figures)
+
+    def add(self, **sections: object) -> None:
+        """Set run-wide keys (a key the document has, such as "elapsed_s", keeps its place)."""
+        self.document.update(sections)
+
+    def write(self, path: Path) -> Path:
+        path.write_text(json.dumps(self.document, indent=2) + "\n")
+        return path
 
 
 def write_outputs(out_dir: Path, cfg: SimulationConfig, records: list[RoundRecord], *, data_source: str,
@@ -36,10 +69,10 @@ def write_outputs(out_dir: Path, cfg: SimulationConfig, records: list[RoundRecor
 
 def plot_accuracy(path: Path, records: list[RoundRecord], title: str) -> None:
     """Global accuracy and each validator's aggregated-model accuracy per round, on the test set."""
-    import matplotlib
+    import matplotlib  # heavy: matplotlib, only when a run ends
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after matplotlib.use("Agg"): no display backend
 
     rounds = [r.round for r in records]
     fig, ax = plt.subplots(figsize=(6, 4))

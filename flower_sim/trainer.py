@@ -3,7 +3,7 @@
 It reads its partition from `context.node_config["partition-id"]` (its stable trainer id), the training
 knobs from the instruction's ConfigRecord ("local-epochs", "batch-size", "lr", with the run config as
 fallback), and the attack knobs from the run config. Whether it is malicious is drawn from the run seed
-(`attacks.malicious_trainers`), exactly as the simulation's ground truth records it.
+(`SimulationConfig.malicious_trainers`), exactly as the simulation's ground truth records it.
 
 Reply: ArrayRecord "arrays" (its local weights, possibly poisoned) and MetricRecord "metrics" with
 "num-examples", "train-loss", "trainer-id" and "attacked". "attacked" is simulation ground truth for the
@@ -41,7 +41,7 @@ def train(msg: Message, context: Context) -> Message:
 
     seed = trainer_seed(cfg.seed, server_round, trainer_id)
     rng = np.random.default_rng(seed)
-    malicious = trainer_id in attacks.malicious_trainers(cfg.trainers, cfg.malicious, cfg.seed)
+    malicious = trainer_id in cfg.malicious_trainers
     behaviour = cfg.attack_params() if malicious else attacks.AttackParams()
     fires = attacks.attack_fires(behaviour, rng)
     labels = data.y

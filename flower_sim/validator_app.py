@@ -3,43 +3,30 @@ fetched from the manager before each round and the validator's model sent back a
 
 Run config: `SimulationConfig.to_run_config()` plus "validator-id" (0-based group), "manager-url" (the
 manager's HTTP service, `topology.manager_host`) and "out" (absolute folder for this validator's `.npz`).
-Per round r: GET <manager>/global/r (an `.npz`; 404 until the manager has closed round r-1), run the
-`Validator` round over this SuperLink's Grid, then POST <manager>/validator/r/v a JSON document with the
-report, the model (base64 `.npz`) and timings: the Flower round's wall time, the slowest trainer's training
-and ClientApp start seconds (`flower_sim.station_app`), and the seconds fetching the global model. The upload
-can only be timed once it is over, so its seconds and bytes follow in a small POST <manager>/upload/r/v.
+Per round r, over the manager link (`flower_sim.manager_link`): fetch the global model of round r, run the
+`Validator` round over this SuperLink's Grid, then send the report, the model and timings: the Flower round's
+wall time, the slowest trainer's training and ClientApp start seconds (`flower_sim.station_app`), and the
+seconds fetching the global model; the link then sends how long that upload took.
 Components: `serverapp = "flower_sim.validator_app:app"`, `clientapp = "flower_sim.station_app:app"`.
 """
 from __future__ import annotations
 
-import base64
-import io
-import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable
-from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 from flwr.app import Context, Message
 from flwr.serverapp import Grid, ServerApp
 
+from flower_sim import models
+from flower_sim.config import SimulationConfig
+from flower_sim.data import make_splits
+from flower_sim.federation import trainer_nodes
 from flower_sim.grid import GroupGrid
+from flower_sim.manager_link import fetch_global, post_result, round_document
+from flower_sim.validator import Validator, ValidatorJudge
 
 app = ServerApp()
-
-
-def weights_to_bytes(weights: list[np.ndarray]) -> bytes:
-    buffer = io.BytesIO()
-    np.savez(buffer, *weights)
-    return buffer.getvalue()
-
-
-def weights_from_bytes(data: bytes) -> list[np.ndarray]:
-    with np.load(io.BytesIO(data)) as npz:
-        return [npz[f"arr_{i}"] for i in range(len(npz.files))]
 
 
 class TimedGrid(GroupGrid):
@@ -75,42 +62,6 @@ class TimedGrid(GroupGrid):
         return replies
 
 
-def fetch_global(manager: str, server_round: int, timeout_s: float) -> tuple[list[np.ndarray], float]:
-    """The global model for `server_round`, waiting until the manager has it; (weights, download seconds)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        started = time.perf_counter()
-        try:
-            with urllib.request.urlopen(f"{manager}/global/{server_round}", timeout=60) as answer:
-                data = answer.read()
-            return weights_from_bytes(data), time.perf_counter() - started
-        except urllib.error.HTTPError as err:
-            if err.code != 404 or time.monotonic() > deadline:
-                raise RuntimeError(f"the manager did not give the global model of round {server_round}: {err}")
-        except urllib.error.URLError as err:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the manager at {manager} is unreachable: {err}") from None
-        time.sleep(0.2)
-
-
-def _post_json(url: str, document: dict) -> tuple[float, int]:
-    body = json.dumps(document).encode()
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
-    started = time.perf_counter()
-    with urllib.request.urlopen(request, timeout=120) as answer:
-        answer.read()
-    return time.perf_counter() - started, len(body)
-
-
-def post_result(manager: str, server_round: int, validator_id: int, document: dict) -> dict[str, float]:
-    """Send the round's report and model to the manager, then tell it how long that took, as seen from here:
-    {"upload_s": seconds from the request to the manager's answer, "upload_bytes": the request body}."""
-    seconds, size = _post_json(f"{manager}/validator/{server_round}/{validator_id}", document)
-    upload = {"upload_s": seconds, "upload_bytes": size}
-    _post_json(f"{manager}/upload/{server_round}/{validator_id}", upload)
-    return upload
-
-
 def wait_for_nodes(grid: Grid, count: int, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while len(list(grid.get_node_ids())) < count:
@@ -121,13 +72,6 @@ def wait_for_nodes(grid: Grid, count: int, timeout_s: float) -> None:
 
 @app.main()
 def main(grid: Grid, context: Context) -> None:
-    from flower_sim import models
-    from flower_sim.attacks import malicious_trainers
-    from flower_sim.config import SimulationConfig
-    from flower_sim.data import make_splits
-    from flower_sim.federation import trainer_nodes
-    from flower_sim.validator import Validator, ValidatorJudge
-
     setup_started = time.perf_counter()
     config = dict(context.run_config)
     cfg = SimulationConfig.from_run_config(config).validate()
@@ -141,15 +85,12 @@ def main(grid: Grid, context: Context) -> None:
     node_of = trainer_nodes(grid)
     if sorted(node_of) != group:
         raise RuntimeError(f"validator {validator_id} expects trainers {group}, its SuperLink has {sorted(node_of)}")
-    malicious = malicious_trainers(cfg.trainers, cfg.malicious, cfg.seed) if cfg.attack != "none" else frozenset()
     timed = TimedGrid(grid, [node_of[t] for t in group], float(config.get("reply-timeout-s", 600)))
     validator = Validator(validator_id, timed, ValidatorJudge(validator_id, splits.validators[validator_id], cfg),
-                          cfg, malicious, out)
+                          cfg, cfg.malicious_trainers, out)
     setup = {"serverapp_setup_s": time.perf_counter() - setup_started}
     for server_round in range(1, cfg.rounds + 1):
         global_weights, fetch_s = fetch_global(manager, server_round, float(config.get("wait-global-s", 900)))
         outcome = validator.run_round(server_round, global_weights)
         timings = {**timed.last, "fetch_global_s": fetch_s, **(setup if server_round == 1 else {})}
-        document = {"report": asdict(outcome.report), "timings": timings,
-                    "weights": base64.b64encode(weights_to_bytes(outcome.weights)).decode()}
-        post_result(manager, server_round, validator_id, document)
+        post_result(manager, server_round, validator_id, round_document(outcome, timings))

@@ -33,3 +33,34 @@ def test_npz_round_trip_and_digest_depend_only_on_the_weights(tmp_path):
     d3 = save_weights(tmp_path / "c.npz", [weights[0], weights[1] * 2])
     assert d1 == d2 != d3 and len(d1) == 64
     assert all(np.array_equal(x, y) for x, y in zip(load_weights(tmp_path / "a.npz"), weights))
+
+
+def test_the_round_close_tells_the_observers_each_report_once_then_the_close(tmp_path):
+    from types import SimpleNamespace
+
+    from flower_sim.manager import RoundCloser
+    from flower_sim.models import Score
+    from flower_sim.records import ValidatorReport
+    from flower_sim.validator import ValidatorRound
+
+    class Seen:
+        def __init__(self):
+            self.calls = []
+
+        def on_validator_report(self, report):
+            self.calls.append(("report", report.validator_id))
+
+        def on_round_closed(self, record):
+            self.calls.append(("closed", record.round))
+
+    manager = SimpleNamespace(evaluate=lambda w: Score(int(w[0][0]), 10, 1.0),
+                              save_global=lambda r, w: (f"round-{r:03d}.npz", "ab" * 32))
+    report = lambda v: ValidatorReport(1, v, "mad", None, None, (), f"m{v}.npz", "cd" * 32, 1.0, 0.5, 0.1)
+    rounds = [ValidatorRound([np.full(2, 2.0 * v + 1)], report(v)) for v in range(2)]
+    seen = Seen()
+    closer = RoundCloser(manager, seen)
+    closer.report(rounds[0].report)
+    closed = closer.close(1, rounds)
+    assert seen.calls == [("report", 0), ("report", 1), ("closed", 1)]
+    assert closed.record.best_validator == 0 and closed.global_weights[0] == pytest.approx([2.0, 2.0])
+    assert closed.record.timings["training_s"] == 2.0

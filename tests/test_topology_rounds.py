@@ -18,10 +18,11 @@ import pytest
 
 from contracts_config.anvil import free_port
 from flower_sim.config import SimulationConfig
-from flower_sim.validator_app import fetch_global, post_result, weights_from_bytes, weights_to_bytes
+from flower_sim.manager_link import (Exchange, fetch_global, make_handler, post_result, weights_from_bytes,
+                                     weights_to_bytes)
 from topology.federated_rounds import audit_run, memory_estimate, simulation_config, write_edge_app
 from topology.flower_services import run_config
-from topology.manager_host import Exchange, make_handler, round_timings
+from topology.manager_host import round_timings
 from topology.processes import HostProcess
 from topology.topo import paper_topology
 
@@ -148,3 +149,19 @@ def test_a_reply_lost_on_the_way_leaves_its_station_out_instead_of_stalling_the_
     said = capsys.readouterr().out
     assert "1 of 3 stations did not answer" in said and "(nodes 3)" in said
     assert grid.last["training_s"] == 1.0 and grid.last["clientapp_start_s"] == 0.5
+
+
+def test_the_manager_announces_each_closed_round_in_a_line_the_driver_reads(tmp_path, capsys):
+    from flower_sim.manager_link import ClosedRoundAnnouncer, closed_round
+    from topology.processes import OutputLines
+
+    log = tmp_path / "manager.log"
+    log.write_text("manager closed round 1\n")  # an earlier run's line: not this run's
+    lines = OutputLines(log)
+    ClosedRoundAnnouncer().on_round_closed(SimpleNamespace(round=2))
+    with log.open("a") as out:
+        out.write(capsys.readouterr().out + "round 2 closed: global accuracy 0.9\nmanager closed rou")
+    assert [closed_round(line) for line in lines.read()] == [2, None]
+    with log.open("a") as out:
+        out.write("nd 3\n")
+    assert [closed_round(line) for line in lines.read()] == [3]

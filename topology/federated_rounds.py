@@ -1,16 +1,18 @@
 """The federated rounds across the emulated network: a ServerApp per validator SuperLink, the manager between.
 
 Design (the manager<->validator exchange is out of band, over the emulated backbone):
-  * the manager host runs `topology.manager_host`, an HTTP service on its own address that hands out the
-    global model of each round and takes the validators' models and reports; it averages, scores, writes
-    the `.npz` files and `metrics.json`, and records every round on the chain host's rollup;
+  * the manager host runs `topology.manager_host`, the manager link's HTTP service (`flower_sim.manager_link`)
+    on its own address that hands out the global model of each round and takes the validators' models and
+    reports; it closes each round as `simulate` does (`flower_sim.manager.RoundCloser`), writes the `.npz`
+    files, records every round on the chain host's rollup, and hands its figures over at the end;
   * each validator host runs ONE `flwr run` for the whole run on its own SuperLink (Deployment Engine), whose
     ServerApp (`flower_sim.validator_app`) loops over the rounds: fetch the global model from the manager,
     run its group's round with the SuperNodes on its stations, send its model back. One ServerApp process
     per validator for the whole run, so TensorFlow and the validator's data load once, not once per round;
   * the stations' SuperNodes run `flower_sim.station_app` (the trainer, timed).
-While it runs, this module snapshots each station's radio-link byte counters whenever a round closes and
-samples the memory (PSS) of every process the run started, for the bytes per station per round and peak memory.
+While it runs, this module reads the manager's output and snapshots each station's radio-link byte counters
+whenever the manager announces a round closed, and samples the memory (PSS) of every process the run started,
+for the bytes per station per round and peak memory; it writes `metrics.json` once, at the end.
 When the rounds end and the run was recorded on the chain host's rollup, the manager host runs the auditors'
 console audit (`fedrollup console audit`, as `fedrollup demo` ends) against the chain host's node and L1
 across the emulated network, with the run folder's `.npz` files; its verdict goes into `metrics.json`.
@@ -23,8 +25,13 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
+from flower_sim.config import SimulationConfig
+from flower_sim.manager_link import closed_round
+from flower_sim.outputs import RunMetrics
+from topology.clean import netns_of, root_netns
 from topology.flower_services import run_config, write_app
-from topology.processes import VENV_BIN, HostProcesses, wait_until
+from topology.processes import VENV_BIN, HostProcesses, OutputLines, wait_until
+from topology.traffic import bytes_since, station_bytes
 
 MANAGER_PORT = 8700
 REPLY_TIMEOUT_S = 600  # per round, a validator waits this long for its stations' replies, then goes on
@@ -52,8 +59,6 @@ def pss_bytes(pids: set[int]) -> int:
 
 def host_namespaces(network) -> dict[str, str]:
     """{network namespace: host name} of the emulated hosts (fixed for the run's life)."""
-    from topology.clean import netns_of, root_netns
-
     host_of = {netns_of(network.host(n.name).pid): n.name for n in network.topo.nodes
                if getattr(network.host(n.name), "pid", None)}
     host_of.pop(root_netns(), None)  # switches (access points) live in the root namespace: not a host's
@@ -63,8 +68,6 @@ def host_namespaces(network) -> dict[str, str]:
 def host_memory(host_of: dict[str, str]) -> dict[str, int]:
     """PSS bytes of every process in each emulated host's network namespace (`host_namespaces`), now
     (Mininet's own shells included; the chain host's daemons too, which no tracked process parents)."""
-    from topology.clean import netns_of
-
     pids: dict[str, set[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and (host := host_of.get(netns_of(int(entry.name)))):
@@ -82,20 +85,21 @@ def memory_estimate(peak_by_host: dict[str, int], stations: int) -> dict[str, in
             "estimated_bytes": fixed + station * stations}
 
 
-def run_rounds(network, processes: HostProcesses, flower, chain, cfg, timeout_s: float = 1800.0,
+def run_rounds(network, processes: HostProcesses, flower, chain, cfg: SimulationConfig, timeout_s: float = 1800.0,
                say=print) -> dict:
     """Run `cfg.rounds` rounds over the running network; returns the figures (and metrics.json's path)."""
-    from topology.paper_topology import bytes_since, station_bytes
-
     topo = network.topo
     out = network.run_dir
     manager_address = topo.address("mgr")
+    figures = processes.host_dir("mgr") / "manager-figures.json"
+    figures.unlink(missing_ok=True)
     spec = {"config": cfg.as_dict(), "host": manager_address, "port": MANAGER_PORT, "out": str(out),
-            "deployment": str(chain.deployment) if chain else None, "node_url": chain.node_url if chain else None,
-            "round_timeout_s": timeout_s}
+            "figures": str(figures), "deployment": str(chain.deployment) if chain else None,
+            "node_url": chain.node_url if chain else None, "round_timeout_s": timeout_s}
     spec_file = processes.host_dir("mgr") / "manager-spec.json"
     spec_file.write_text(json.dumps(spec, indent=2) + "\n")
     started = time.monotonic()
+    announcements = OutputLines(processes.log_path("mgr", "manager"))
     manager = processes.start("mgr", "manager", [str(VENV_BIN / "python"), "-m", "topology.manager_host",
                                                  str(spec_file)],
                               env={"PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
@@ -118,18 +122,24 @@ def run_rounds(network, processes: HostProcesses, flower, chain, cfg, timeout_s:
         + (f" (task open on the rollup at {chain.node_url})" if chain else ""))
     peak, peak_by_host, per_round_bytes, runs_ended = 0, {}, [], None
     last, host_of = station_bytes(network), host_namespaces(network)
+
+    def take_announcements() -> None:
+        """The manager's "closed round N" lines: each closes a round of station bytes."""
+        nonlocal last
+        for line in announcements.read():
+            if closed_round(line) == len(per_round_bytes) + 1:
+                now = station_bytes(network)
+                per_round_bytes.append(bytes_since(last, now))
+                last = now
+                say(f"round {len(per_round_bytes)} closed by the manager")
+
     while manager.alive:
         if time.monotonic() - started > timeout_s * max(1, cfg.rounds):
             raise RuntimeError(f"the federated rounds did not finish (manager log {manager.log})")
         by_host = host_memory(host_of)
         peak = max(peak, sum(by_host.values()))
         peak_by_host = {h: max(b, peak_by_host.get(h, 0)) for h, b in by_host.items()}
-        done = len(per_round_bytes) + 1
-        if done <= cfg.rounds and (out / f"round-{done:03d}.npz").exists():
-            now = station_bytes(network)
-            per_round_bytes.append(bytes_since(last, now))
-            last = now
-            say(f"round {done} closed by the manager")
+        take_announcements()
         for name, run in runs.items():
             if not run.alive and run.popen.returncode != 0:
                 raise RuntimeError(f"`flwr run` on {name} failed: {run.log_tail(5)}")
@@ -140,28 +150,26 @@ def run_rounds(network, processes: HostProcesses, flower, chain, cfg, timeout_s:
             raise RuntimeError("the validators' runs ended but the manager never closed the rounds: "
                                + " | ".join(f"{n}: {r.log_tail(3)}" for n, r in runs.items()))
         time.sleep(0.5)
-    if manager.popen.returncode != 0 or not (out / "metrics.json").exists():
+    take_announcements()  # a round announced between the last look and the manager's end
+    if manager.popen.returncode != 0 or not figures.exists() or len(per_round_bytes) < cfg.rounds:
         raise RuntimeError(f"the manager failed (code {manager.popen.returncode}): {manager.log_tail(8)}")
     for name, run in runs.items():
         wait_until(lambda: not run.alive, 60, f"`flwr run` on {name} to end", interval_s=0.2)
         if run.popen.returncode != 0:
             raise RuntimeError(f"`flwr run` on {name} failed: {run.log_tail(5)}")
-    while len(per_round_bytes) < cfg.rounds:  # a round closed between two polls, right before the end
-        now = station_bytes(network)
-        per_round_bytes.append(bytes_since(last, now))
-        last = now
-    document = json.loads((out / "metrics.json").read_text())
-    for record, sent in zip(document["rounds"], per_round_bytes):
-        record["bytes_per_station"] = sent
-    document["topology"] = {"stations": len(topo.stations), "validators": len(topo.validators),
-                            "peak_pss_bytes": peak, "peak_pss_bytes_by_host": peak_by_host,
-                            "memory_estimate_20_stations": memory_estimate(peak_by_host, 20),
-                            "seconds": round(time.monotonic() - started, 2)}
+    metrics = RunMetrics(json.loads(figures.read_text()))  # the manager's: rounds, timings, uploads, rollup
+    for number, sent in enumerate(per_round_bytes, 1):
+        metrics.add_to_round(number, bytes_per_station=sent)
+    metrics.add(topology={"stations": len(topo.stations), "validators": len(topo.validators),
+                          "peak_pss_bytes": peak, "peak_pss_bytes_by_host": peak_by_host,
+                          "memory_estimate_20_stations": memory_estimate(peak_by_host, 20),
+                          "seconds": round(time.monotonic() - started, 2)})
     if chain:
         say("the auditors' console audits the run from the manager host: every notice re-derived from the L1 "
             "inputs, proven on L1, the .npz files checked against the digests on chain")
-    document["audit"] = audit_run(processes, chain, out) if chain else None
-    (out / "metrics.json").write_text(json.dumps(document, indent=2) + "\n")
+    metrics.add(audit=audit_run(processes, chain, out) if chain else None)
+    metrics.write(out / "metrics.json")
+    document = metrics.document
     return {"metrics": str(out / "metrics.json"), "rounds": [r["timings"] for r in document["rounds"]],
             "bytes_per_station_per_round": per_round_bytes, "peak_pss_bytes": peak,
             "upload_per_validator": [r["upload_per_validator"] for r in document["rounds"]],
@@ -191,11 +199,9 @@ def audit_run(processes: HostProcesses, chain, out: Path, host: str = "mgr", tim
             "seconds": round(time.monotonic() - started, 2), "log": str(process.log)}
 
 
-def simulation_config(topo, options):
+def simulation_config(topo, options) -> SimulationConfig:
     """The FL configuration of a topology run: `simulate`'s defaults, the network's trainers and validators,
     and whichever FL options the command line gave."""
-    from flower_sim.config import SimulationConfig
-
     given = {f.name: getattr(options, f.name) for f in fields(SimulationConfig) if hasattr(options, f.name)}
     given.update(trainers=len(topo.stations), validators=len(topo.validators), rounds=options.rounds)
     return SimulationConfig(**given).validate()

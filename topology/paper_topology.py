@@ -17,6 +17,7 @@ from common.errors import ConfigError
 from flower_sim.config import SimulationConfig
 from topology.flower_services import DEFAULT_CLIENTAPP_ISOLATION
 from topology.topo import EdgeTopology, Rates, paper_topology
+from topology.traffic import bytes_since, station_bytes
 
 _RATES, _FL = Rates(), SimulationConfig()
 

@@ -63,10 +63,14 @@ class HostProcesses:
         env.update(extra or {})
         return env
 
+    def log_path(self, host: str, name: str) -> Path:
+        """Where the output of process `name` on `host` goes."""
+        return self.host_dir(host) / f"{name}.log"
+
     def start(self, host: str, name: str, argv: list[str], env: dict[str, str] | None = None) -> HostProcess:
         """Start `argv` on `host`; output goes to <host dir>/<name>.log."""
         folder = self.host_dir(host)
-        log = folder / f"{name}.log"
+        log = self.log_path(host, name)
         with open(log, "ab") as out:
             popen = self.network.host(host).popen(argv, stdin=subprocess.DEVNULL, stdout=out,
                                                   stderr=subprocess.STDOUT, cwd=folder,
@@ -116,6 +120,27 @@ class HostProcesses:
             running = [p for p in running if p.alive]
             if not running:
                 return
+
+
+class OutputLines:
+    """A process's output read as it comes: the complete lines its log gained since the last `read`
+    (whatever the log held when this reader was made is skipped)."""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+        self.offset = log.stat().st_size if log.exists() else 0
+        self.pending = b""
+
+    def read(self) -> list[str]:
+        try:
+            with open(self.log, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except OSError:
+            return []
+        self.offset += len(data)
+        *complete, self.pending = (self.pending + data).split(b"\n")
+        return [line.decode(errors="replace") for line in complete]
 
 
 def wait_until(check: Callable[[], bool], timeout_s: float, what: str, process: HostProcess | None = None,
