@@ -1,5 +1,6 @@
-"""The machine image recipe stays complete: every module `python -m dapp` loads is copied into it, and the
-backend imports nothing but the standard library and the packages pinned in dapp/requirements.txt."""
+"""The machine image recipe stays complete: the Dockerfile copies the whole folder, so every module
+`python -m dapp` loads is in the image; the folder holds machine code only; and the backend imports nothing but
+the standard library and the packages pinned in dapp/requirements.txt."""
 from __future__ import annotations
 
 import ast
@@ -23,13 +24,24 @@ def modules_loaded_by_backend() -> set[str]:
     return set(json.loads(out))
 
 
+def copied_modules() -> set[str]:
+    """The files the Dockerfile's `COPY <pattern> ./dapp/` takes from this folder (the build context)."""
+    pattern = re.search(r"^COPY (\S+) \./dapp/$", (DAPP / "Dockerfile").read_text(), re.M).group(1)
+    return {path.name for path in DAPP.glob(pattern) if path.is_file()}
+
+
 def test_every_backend_module_is_copied_into_the_image():
-    copy_line = re.search(r"^COPY (__init__\.py.*?) \./dapp/", (DAPP / "Dockerfile").read_text(),
-                          re.M | re.S).group(1)
-    copied = set(copy_line.replace("\\\n", " ").split())
+    copied = copied_modules()
     needed = {m.split(".")[1] + ".py" for m in modules_loaded_by_backend() if m.startswith("dapp.")}
-    assert needed <= copied, f"add {sorted(needed - copied)} to the Dockerfile's COPY"
+    assert needed <= copied, f"{sorted(needed - copied)} are not copied by the Dockerfile"
     assert "cli.py" not in copied
+
+
+def test_the_machine_folder_holds_machine_code_only():
+    """The image copies the whole folder, so no host-only module may live in it."""
+    for name in sorted(copied_modules()):
+        foreign = imports_of(DAPP / name) - set(sys.stdlib_module_names) - MACHINE_PACKAGES - {"dapp"}
+        assert not foreign, f"dapp/{name} imports host-only {sorted(foreign)}: move it out of dapp/"
 
 
 def imports_of(path: Path) -> set[str]:
