@@ -56,7 +56,7 @@ class Manager:
         model = models.shared_model(self.model_kind, 0.01, "manager")
         return models.score(model, weights, self.test.x, self.test.y)
 
-    def save_global(self, server_round: int, weights: list[np.ndarray]) -> tuple[str, str]:
+    def save_global(self, server_round: int, weights: list[np.ndarray]) -> tuple[str, bytes]:
         """Write `round-NNN.npz`; returns (file name, SHA-256)."""
         path = self.out_dir / f"round-{server_round:03d}.npz"
         return path.name, save_weights(path, weights)

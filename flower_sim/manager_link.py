@@ -20,12 +20,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
-from flower_sim.records import Contribution, RoundRecord, ValidatorReport
+from flower_sim.records import RoundRecord, ValidatorReport
 from flower_sim.validator import ValidatorRound
 
 CLOSED = "manager closed round"  # the announcement's words: "manager closed round 3"
@@ -44,15 +43,14 @@ def weights_from_bytes(data: bytes) -> list[np.ndarray]:
 
 def round_document(outcome: ValidatorRound, timings: dict[str, float]) -> dict:
     """What POST /validator/<r>/<v> carries."""
-    return {"report": asdict(outcome.report), "timings": timings,
+    return {"report": outcome.report.as_dict(), "timings": timings,
             "weights": base64.b64encode(weights_to_bytes(outcome.weights)).decode()}
 
 
 def round_from(document: dict) -> ValidatorRound:
     """The validator's round out of a POST /validator/<r>/<v> document."""
-    fields = dict(document["report"])
-    fields["contributions"] = tuple(Contribution(**c) for c in fields["contributions"])
-    return ValidatorRound(weights_from_bytes(base64.b64decode(document["weights"])), ValidatorReport(**fields))
+    return ValidatorRound(weights_from_bytes(base64.b64decode(document["weights"])),
+                          ValidatorReport.from_dict(document["report"]))
 
 
 # ---------------------------------------------------------------------------------------------- the client

@@ -1,5 +1,6 @@
 """What a round produces, one record type per fact, and the hook the rollup layer plugs into.
 
+Digests are bytes (SHA-256 of the `.npz` file); `as_dict` turns them into hex for JSON, `from_dict` back.
 Accuracies are carried as exact integer basis points (`dapp.mad.accuracy_bps`), which is what the chain
 records, and as floats for people. `RoundObserver` is the per-round hook: the round loop calls
 `on_validator_report` once per validator after it has judged and aggregated its group, and
@@ -10,6 +11,17 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
+
+
+def json_ready(value):
+    """`value` with every bytes (a digest) as hex, for JSON."""
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -37,7 +49,7 @@ class ValidatorReport:
     own_accuracy_bps: int | None
     contributions: tuple[Contribution, ...]
     model_file: str
-    model_sha256: str
+    model_sha256: bytes
     training_s: float
     validation_s: float
     aggregation_s: float
@@ -54,6 +66,17 @@ class ValidatorReport:
     def rejected_malicious(self) -> int:
         return sum((not c.accepted) and c.malicious for c in self.contributions)
 
+    def as_dict(self) -> dict:
+        return json_ready(asdict(self))
+
+    @classmethod
+    def from_dict(cls, document: dict) -> ValidatorReport:
+        """The inverse of `as_dict` (what a validator sends the manager over HTTP)."""
+        fields = dict(document)
+        fields["contributions"] = tuple(Contribution(**c) for c in fields["contributions"])
+        fields["model_sha256"] = bytes.fromhex(fields["model_sha256"])
+        return cls(**fields)
+
 
 @dataclass(frozen=True)
 class ValidatorResult:
@@ -68,7 +91,7 @@ class ValidatorResult:
     rejected: int
     rejected_malicious: int
     model_file: str
-    model_sha256: str
+    model_sha256: bytes
 
 
 @dataclass(frozen=True)
@@ -80,14 +103,14 @@ class RoundRecord:
     global_accuracy_bps: int
     global_loss: float
     global_model_file: str
-    global_sha256: str
+    global_sha256: bytes
     best_validator: int
     validators: tuple[ValidatorResult, ...]
     contributions: tuple[Contribution, ...]
     timings: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return json_ready(asdict(self))
 
 
 class RoundObserver(Protocol):

@@ -160,7 +160,7 @@ class RollupRecorder:
                                         c.num_examples) for c in report.contributions)
         own_bps = report.own_accuracy_bps if report.own_accuracy_bps is not None else 0
         message = ValidatorReport(task_id=self.task_id, round=report.round, validator_accuracy_bps=own_bps,
-                                  model_digest=bytes.fromhex(report.model_sha256), contributions=words)
+                                  model_digest=report.model_sha256, contributions=words)
         self.pending.append((f"validator {report.validator_id}'s report of round {report.round}",
                              self._send(self.validator_keys[report.validator_id], message)))
         self._blocked(report.round, time.perf_counter() - start)
@@ -176,7 +176,7 @@ class RollupRecorder:
         key = self.key_of.get(self.producer)
         if key is None:
             raise RollupRejected(f"the rollup elected {self.producer}, whose key this run does not hold")
-        close = RoundClose(task_id=self.task_id, round=record.round, global_digest=bytes.fromhex(record.global_sha256),
+        close = RoundClose(task_id=self.task_id, round=record.round, global_digest=record.global_sha256,
                            global_accuracy_bps=record.global_accuracy_bps,
                            validator_accuracy_bps=tuple(v.aggregated_accuracy_bps for v in record.validators))
         what = f"the RoundClose of round {record.round}"

@@ -31,10 +31,10 @@ class History:
     recorder: RollupRecorder
 
 
-def write_model(run_dir: Path, name: str, content: bytes) -> str:
+def write_model(run_dir: Path, name: str, content: bytes) -> bytes:
     path = run_dir / name
     path.write_bytes(content)
-    return hashlib.sha256(content).hexdigest()
+    return hashlib.sha256(content).digest()
 
 
 def record_history(recorder: RollupRecorder, cfg: SimulationConfig, run_dir: Path) -> None:

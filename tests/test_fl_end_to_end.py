@@ -68,7 +68,7 @@ def test_the_round_hook_sees_each_validator_report_then_the_close_and_can_stop_t
     with pytest.raises(KeyboardInterrupt):
         simulate(cfg, tmp_path, observer=observer)
     assert [c[:3] for c in observer.calls] == [("report", 1, 0), ("report", 1, 1), ("closed", 1, observer.calls[2][2])]
-    assert all(c[4] == 2 and len(c[5]) == 64 and 0 <= c[3] <= 10_000 for c in observer.calls[:2])
+    assert all(c[4] == 2 and len(c[5]) == 32 and 0 <= c[3] <= 10_000 for c in observer.calls[:2])  # SHA-256 bytes
     assert (tmp_path / "round-001.npz").is_file() and not (tmp_path / "round-002.npz").exists()
 
 

@@ -39,7 +39,7 @@ class FakeL1Recorder(RollupRecorder):
 
 
 RECORD = RoundRecord(round=1, global_accuracy=0.9, global_accuracy_bps=9000, global_loss=0.3,
-                     global_model_file="round-001.npz", global_sha256="00" * 32, best_validator=0,
+                     global_model_file="round-001.npz", global_sha256=bytes(32), best_validator=0,
                      validators=(), contributions=())
 
 
