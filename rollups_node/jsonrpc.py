@@ -6,7 +6,7 @@ import re
 from typing import Any, Callable, Optional
 
 from rollups_node.model import EPOCH_STATUSES, Application, Epoch, Input, Output, Report
-from rollups_node.outputs import decode_output
+from rollups_node.outputs import decoded_data
 from rollups_node.repository import Repository
 
 NODE_VERSION = "2.0.0-fedrollup-host"
@@ -61,7 +61,7 @@ def input_json(item: Input) -> dict:
 
 def output_json(out: Output) -> dict:
     return {"epoch_index": _hex(out.epoch_index), "input_index": _hex(out.input_index), "index": _hex(out.index),
-            "raw_data": _bytes(out.raw_data), "decoded_data": decode_output(out.raw_data), "hash": _bytes(out.hash),
+            "raw_data": _bytes(out.raw_data), "decoded_data": decoded_data(out.raw_data), "hash": _bytes(out.hash),
             "output_hashes_siblings": ([_bytes(s) for s in out.output_hashes_siblings]
                                        if out.output_hashes_siblings is not None else None),
             "execution_transaction_hash": out.execution_transaction_hash,

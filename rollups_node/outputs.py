@@ -32,7 +32,7 @@ def output_hash(raw: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class OutputData:
-    """What an output carries, as bytes and ints (`decode_output` is its JSON form)."""
+    """What an output carries, as bytes and ints (`decoded_data` is its JSON form)."""
 
     type: str  # "Notice" | "Voucher" | "DelegateCallVoucher"
     payload: bytes
@@ -55,7 +55,7 @@ def unpack_output(raw: bytes) -> OutputData:
     raise ValueError(f"unknown output selector 0x{selector.hex()}")
 
 
-def decode_output(raw: bytes) -> dict:
+def decoded_data(raw: bytes) -> dict:
     """The reader's `decoded_data` of an output: {"type", "payload"[, "destination", "value"]}."""
     data = unpack_output(raw)
     decoded: dict = {"type": data.type}

@@ -10,7 +10,7 @@ from rollups_client.outputs import decode_output
 from rollups_node.advance import advance_of
 from rollups_node.describe import describe_outputs
 from rollups_node.model import Input
-from rollups_node.outputs import decode_output as output_json_data
+from rollups_node.outputs import decoded_data as output_json_data
 from rollups_node.outputs import encode_notice, encode_voucher
 from topology.manager_host import recorded_rounds
 

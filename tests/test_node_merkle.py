@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rollups_node.merkle import EMPTY_ROOT, HEIGHT, OutputsTree, root_from_proof
-from rollups_node.outputs import decode_output, encode_delegate_call_voucher, encode_notice, encode_voucher
+from rollups_node.outputs import decoded_data, encode_delegate_call_voucher, encode_notice, encode_voucher
 
 
 def naive_levels(leaves: list[bytes]) -> list[list[bytes]]:
@@ -87,7 +87,7 @@ def test_outputs_are_the_call_encodings_the_machine_builds():
     assert voucher[:4].hex() == "237a816f"
     delegate = encode_delegate_call_voucher(destination, b"")
     assert delegate[:4] == keccak(text="DelegateCallVoucher(address,bytes)")[:4]
-    assert decode_output(voucher) == {"type": "Voucher", "destination": destination, "value": "0x5",
+    assert decoded_data(voucher) == {"type": "Voucher", "destination": destination, "value": "0x5",
                                       "payload": "0x01"}
-    assert decode_output(notice) == {"type": "Notice", "payload": "0x" + b"hi".hex()}
-    assert decode_output(delegate)["type"] == "DelegateCallVoucher"
+    assert decoded_data(notice) == {"type": "Notice", "payload": "0x" + b"hi".hex()}
+    assert decoded_data(delegate)["type"] == "DelegateCallVoucher"
