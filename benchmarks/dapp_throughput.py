@@ -19,6 +19,7 @@ from dapp.portal import CANONICAL_ETHER_PORTAL, encode_ether_deposit
 from dapp.schema import (ROLE_TRAINER, ROLE_VALIDATOR, CreateTask, Register, RoundClose, ValidatorReport,
                          Withdraw, encode_deposit_data, normalize_address, pack_contribution)
 from dapp.state import Advance, Notice, State, apply
+from rollups_node.machine import HostMachine
 
 PORTAL = normalize_address(CANONICAL_ETHER_PORTAL)
 GROUPS, TRAINERS_PER_GROUP = 2, 10
@@ -94,8 +95,6 @@ def metadata(adv: Advance) -> dict:
 
 def time_http(setup: list[Advance], rounds: list[Advance]) -> tuple[float, int]:
     """Seconds for `python -m dapp` behind the node's rollup HTTP server to process the round inputs."""
-    from rollups_node.machine import HostMachine
-
     machine = HostMachine([sys.executable, "-m", "dapp"], finish_timeout=5.0)
     machine.start()
     try:

@@ -18,8 +18,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from fedrollup.stack import local_stack
 from flower_sim.config import SimulationConfig
 from flower_sim.records import Observers, RoundRecord, ValidatorReport
+from flower_sim.rollup_roles import RollupRecorder
+from flower_sim.simulation import simulate
 
 
 class RoundClock:
@@ -40,8 +43,6 @@ class RoundClock:
 
 
 def run_plain(cfg: SimulationConfig, out: Path) -> dict:
-    from flower_sim.simulation import simulate
-
     clock = RoundClock()
     result = simulate(cfg, out, observer=clock)
     return {"round_s": clock.round_seconds(), "chain_s": [0.0] * (cfg.rounds - 1),
@@ -49,10 +50,6 @@ def run_plain(cfg: SimulationConfig, out: Path) -> dict:
 
 
 def run_recorded(cfg: SimulationConfig, out: Path, block_time: float) -> dict:
-    from fedrollup.stack import local_stack
-    from flower_sim.rollup_roles import RollupRecorder
-    from flower_sim.simulation import simulate
-
     with local_stack(out / "chain", block_time=block_time) as stack:
         recorder = RollupRecorder(cfg, stack.deployment, stack.node)
         recorder.open_task(cfg.rounds)

@@ -24,6 +24,16 @@ os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+# after the environment above: Flower and TensorFlow read it when they load
+import numpy as np  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from flower_sim import models  # noqa: E402
+from flower_sim.config import SimulationConfig  # noqa: E402
+from flower_sim.data import make_splits  # noqa: E402
+from flower_sim.simulation import simulate  # noqa: E402
+
 SCENARIOS = {
     "clean": dict(attack="none", malicious=0.0),
     "gaussian 15%": dict(attack="gaussian", malicious=0.15, attack_prob=1.0, sigma=1.0),
@@ -38,11 +48,6 @@ def centralized_curve(cfg) -> list[float]:
     """Upper bound: the same model and optimizer trained on the union of all trainers' data, from the same
     initial weights, `local_epochs` epochs per round (so after round r it has had the epochs a federated
     trainer has had); its test accuracy after each round. The bound is the last value."""
-    import numpy as np
-
-    from flower_sim import models
-    from flower_sim.data import make_splits
-
     splits = make_splits(cfg.split_spec())
     x = np.concatenate([t.x for t in splits.trainers])
     y = np.concatenate([t.y for t in splits.trainers])
@@ -86,12 +91,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--out", default="runs/bench-robustness")
     args = parser.parse_args(argv)
-
-    from rich.console import Console
-    from rich.table import Table
-
-    from flower_sim.config import SimulationConfig
-    from flower_sim.simulation import simulate
 
     console = Console()
     base = SimulationConfig(rounds=4 if args.quick else args.rounds, seed=args.seed, batch_size=args.batch_size,
@@ -172,10 +171,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def plot(path: Path, results, scenarios, strategies, upper: float) -> None:
-    import matplotlib
+    import matplotlib  # heavy: matplotlib (0.4 s), only when the plot is drawn
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after matplotlib.use("Agg"): no display backend
 
     fig, axes = plt.subplots(1, len(scenarios), figsize=(3.2 * len(scenarios), 3.4), sharey=True)
     for ax, scenario in zip(list(axes) if len(scenarios) > 1 else [axes], scenarios):

@@ -27,6 +27,16 @@ os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+# after the environment above: Flower and TensorFlow read it when they load
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from flower_sim import federation, validator  # noqa: E402
+from flower_sim.config import SimulationConfig  # noqa: E402
+from flower_sim.grid import GroupGrid  # noqa: E402
+from flower_sim.manager import Manager  # noqa: E402
+from flower_sim.simulation import simulate  # noqa: E402
+
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -75,12 +85,6 @@ class PhaseMemory:
 
 def child(strategy: str, rounds: int, trainers: int, model: str, out: Path) -> dict:
     """One measured run in this process; returns medians and peaks."""
-    from flower_sim import federation, validator
-    from flower_sim.config import SimulationConfig
-    from flower_sim.grid import GroupGrid
-    from flower_sim.manager import Manager
-    from flower_sim.simulation import simulate
-
     cfg = SimulationConfig(rounds=rounds, trainers=trainers, strategy=strategy, model=model).validate()
     memory = PhaseMemory()
     memory.around(validator.Validator, "run_round", "validation + aggregation")
@@ -117,9 +121,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(child(args.child, rounds, args.trainers, args.model, out)))
         return 0
-
-    from rich.console import Console
-    from rich.table import Table
 
     console = Console()
     results = []

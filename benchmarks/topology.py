@@ -23,16 +23,19 @@ Run: sudo .venv/bin/python -m benchmarks.topology [--repeats 3] [--sizes 0.4 2] 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from topology import clean
+from topology import clean, flower_services
 from topology.emulator import EmulatorUnavailable, choose_emulator
 from topology.flower_services import CLIENTAPP_ISOLATION, DEFAULT_CLIENTAPP_ISOLATION
 from topology.net import EmulatedNetwork
+from topology.paper_topology import echo_rounds
 from topology.processes import HostProcesses
 from topology.topo import EdgeTopology, Rates, paper_topology
 from topology.transfer import aggregate_mbps, fetch_all, serve_payload
@@ -95,9 +98,6 @@ def transfers(rates: Rates, sizes_mb: list[float], folder: Path) -> list[dict]:
 
 def flower_rounds(rates: Rates, sizes_mb: list[float], folder: Path, label: str) -> dict:
     """2 SuperLinks + 20 SuperNodes over TLS: time to register, memory, then one echo round per payload size."""
-    from topology import flower_services
-    from topology.paper_topology import echo_rounds
-
     topo = paper_topology(20, 2, rates)
     with EmulatedNetwork(topo, choose_emulator(), folder / f"flower-{label}") as network:
         processes = HostProcesses(network)
@@ -121,9 +121,6 @@ def flower_rounds(rates: Rates, sizes_mb: list[float], folder: Path, label: str)
 def federated(stations: int, rounds: int, model: str, folder: Path, isolations: list[str]) -> dict:
     """The same federated run over the emulated network (once per ClientApp isolation) and in process; each
     run's wall seconds and metrics.json, keyed "network-<isolation>" and "in-process"."""
-    import json
-    import subprocess
-
     fedrollup = str(Path(sys.executable).parent / "fedrollup")
     common = ["--rounds", str(rounds), "--model", model]
     network = ["topology", "--stations", str(stations), "--validators", "2", "--no-cli", "--echo-rounds", "0"]

@@ -12,8 +12,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.console import Console
+
 from fedrollup.stack import local_stack
 from flower_sim.config import SimulationConfig
+from flower_sim.console import run_with_display
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class DemoConfig:
 
 def run_demo(config: DemoConfig) -> int:
     """The demo end to end; the audit's verdict is the last line printed. Exit code 0 when the audit passes."""
-    from flower_sim.rollup_roles import TaskTerms  # heavy: eth_account, numpy (keeps --help instant)
+    from flower_sim.rollup_roles import TaskTerms  # heavy: web3 (0.7 s); `fedrollup --help` loads this module
 
     cfg, out = config.simulation, config.out
     terms = TaskTerms(reward_per_positive=config.reward_wei, validator_reward=config.validator_reward_wei)
@@ -48,12 +51,10 @@ def run_demo(config: DemoConfig) -> int:
 
 def _run_recorded(cfg, out: Path, stack, terms) -> str:
     """Record a federated run on `stack` and audit it; returns the audit's one-line verdict."""
-    from flower_sim.console import run_with_display
-    from flower_sim.rollup_roles import RollupRecorder
-    from frontend_console.audit import AuditFailure, audit
-    from frontend_console.views import rounds_table
-    from rich.console import Console
-    from rollups_client.l1 import L1
+    from flower_sim.rollup_roles import RollupRecorder  # heavy: web3 (0.7 s), as in run_demo
+    from frontend_console.audit import AuditFailure, audit  # heavy: web3, as above
+    from frontend_console.views import rounds_table  # heavy: eth_abi, as above
+    from rollups_client.l1 import L1  # heavy: web3, as above
 
     console = Console()
     deployment, node = stack.deployment, stack.node

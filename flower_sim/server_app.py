@@ -14,17 +14,17 @@ from pathlib import Path
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
+from flower_sim import models
+from flower_sim.config import SimulationConfig
+from flower_sim.data import make_splits
+from flower_sim.federation import run_federation
+from flower_sim.outputs import write_outputs
+
 app = ServerApp()
 
 
 @app.main()
 def main(grid: Grid, context: Context) -> None:
-    from flower_sim import models
-    from flower_sim.config import SimulationConfig
-    from flower_sim.data import make_splits
-    from flower_sim.federation import run_federation
-    from flower_sim.outputs import write_outputs
-
     start = time.perf_counter()
     cfg = SimulationConfig.from_run_config(dict(context.run_config)).validate()
     out = Path(str(context.run_config.get("out", "runs/deployment")))

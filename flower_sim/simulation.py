@@ -7,8 +7,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from flower_sim import models, trainer
 from flower_sim.config import SimulationConfig
+from flower_sim.data import make_splits
 from flower_sim.federation import Progress, run_federation
+from flower_sim.grid import InProcessGrid
+from flower_sim.outputs import write_outputs
 from flower_sim.records import RoundObserver, RoundRecord
 
 
@@ -24,11 +28,6 @@ class RunResult:
 def simulate(cfg: SimulationConfig, out_dir: Path, observer: RoundObserver | None = None,
              progress: Progress | None = None) -> RunResult:
     """Run the federation described by `cfg` (validated) and write metrics.json, .npz files and the plot."""
-    from flower_sim import models, trainer
-    from flower_sim.data import make_splits
-    from flower_sim.grid import InProcessGrid
-    from flower_sim.outputs import write_outputs
-
     say = progress or (lambda _msg: None)
     logging.getLogger("flwr").setLevel(logging.ERROR)  # Flower's INFO lines and the "evaluation skipped" warning would drown ours
     start = time.perf_counter()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import ConfigError
+from contracts_config import deployment as deployments
 
 DEFAULT_NODE_URL = "http://127.0.0.1:6751"  # the Cartesi CLI's proxy port, also `fedrollup chain up`'s
 CHAIN_STATE = Path("runs/chain/chain.json")
@@ -44,8 +45,6 @@ def _chain_state_node_url() -> str | None:
 
 def resolve(node: str | None, rpc: str | None, app: str | None, deployment: str | None):
     """Fill the endpoints from options, environment and local files; returns (Endpoints, Deployment|None)."""
-    from contracts_config import deployment as deployments
-
     dep = None
     try:
         dep = deployments.load(deployment)

@@ -7,6 +7,7 @@ the node replays the accepted inputs, which is how a host process gets the machi
 """
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import logging
 import os
@@ -25,7 +26,6 @@ log = logging.getLogger("rollups_node.machine")
 def _die_with_parent() -> None:
     """In the backend child: be killed when the node dies, even by SIGKILL (Linux PR_SET_PDEATHSIG)."""
     try:
-        import ctypes
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
     except (OSError, AttributeError):
         pass

@@ -192,7 +192,7 @@ def tls_handshake(processes: HostProcesses, station: str, address: str, ca: str,
 
 def executor_ready(executor: HostProcess) -> bool:
     """Whether a warm ClientApp executor's log says it has preloaded and serves tasks."""
-    from topology.warm_clientapp import READY
+    from topology.warm_clientapp import READY  # heavy: Flower (0.5 s); `fedrollup --help` loads this module
 
     try:
         return READY in executor.log.read_text(errors="replace")

@@ -26,16 +26,16 @@ class NetworkError(RuntimeError):
 
 
 def _quiet_mininet(verbose: bool) -> None:
-    from mininet.log import setLogLevel
+    from mininet.log import setLogLevel  # optional: Mininet, only with `make topology-deps`
     setLogLevel("info" if verbose else "critical")  # tc's HTB quantum notes are not errors
 
 
 def _build_wired(topo: EdgeTopology) -> Any:
     """Mininet with one LinuxBridge per AP, hosts for stations, and TCLink (HTB) bandwidth on every link."""
-    from mininet.link import TCLink
-    from mininet.net import Mininet
-    from mininet.node import Host
-    from mininet.nodelib import LinuxBridge
+    from mininet.link import TCLink  # optional: Mininet, only with `make topology-deps`
+    from mininet.net import Mininet  # optional: Mininet
+    from mininet.node import Host  # optional: Mininet
+    from mininet.nodelib import LinuxBridge  # optional: Mininet
 
     net = Mininet(controller=None, switch=LinuxBridge, host=Host, link=TCLink, build=False,
                   autoSetMacs=False, waitConnected=False)
@@ -61,10 +61,10 @@ def _build_wifi(topo: EdgeTopology) -> Any:
     The APs run standalone (no controller), like bridges. `radio_mbps` does not apply here: the radio's rate
     is the 802.11 mode's under the propagation model. It runs only where mac80211_hwsim exists; its calls are
     checked against Mininet-WiFi's API in tests/test_topology_wifi_builder.py."""
-    from mininet.link import TCLink
-    from mn_wifi.link import wmediumd
-    from mn_wifi.net import Mininet_wifi
-    from mn_wifi.wmediumdConnector import interference
+    from mininet.link import TCLink  # optional: Mininet, only with `make topology-deps`
+    from mn_wifi.link import wmediumd  # optional: Mininet-WiFi, only where it is installed
+    from mn_wifi.net import Mininet_wifi  # optional: Mininet-WiFi
+    from mn_wifi.wmediumdConnector import interference  # optional: Mininet-WiFi
 
     net = Mininet_wifi(controller=None, link=wmediumd, wmediumd_mode=interference, build=False,
                        autoSetMacs=False, waitConnected=False)

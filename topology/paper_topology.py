@@ -15,7 +15,13 @@ from pathlib import Path
 
 from common.errors import ConfigError
 from flower_sim.config import SimulationConfig
+from topology import chain_host, flower_services
+from topology.clean import leftovers
+from topology.echo_round import run_echo_rounds
+from topology.emulator import EmulatorUnavailable, choose_emulator
 from topology.flower_services import DEFAULT_CLIENTAPP_ISOLATION
+from topology.net import EmulatedNetwork
+from topology.processes import HostProcesses
 from topology.topo import EdgeTopology, Rates, paper_topology
 from topology.traffic import bytes_since, station_bytes
 
@@ -66,7 +72,8 @@ def run_federation(network, services: TopologyServices, options: TopologyOptions
     """The federated rounds over the running network (`topology.federated_rounds`): a ServerApp per validator
     SuperLink, the manager host averaging between rounds and recording each round on the chain host's rollup;
     returns the run's figures (metrics.json is in the run folder)."""
-    from topology.federated_rounds import run_rounds, simulation_config
+    from topology.federated_rounds import (  # heavy: Flower (0.3 s); `fedrollup --help` loads this module
+        run_rounds, simulation_config)
 
     if options.rounds == 0:
         print("no federated rounds asked (--rounds 0)")
@@ -105,9 +112,6 @@ def topology_from(options: TopologyOptions) -> EdgeTopology:
 
 def bring_up(network, options: TopologyOptions) -> TopologyServices:
     """Start the chain host and the Flower services on a built network, checking each step across the links."""
-    from topology import chain_host, flower_services
-    from topology.processes import HostProcesses
-
     topo = network.topo
     processes = HostProcesses(network)
     checks: dict = {}
@@ -154,8 +158,6 @@ def bring_up(network, options: TopologyOptions) -> TopologyServices:
 
 def echo_rounds(network, processes, flower, payload_bytes: int, rounds: int) -> dict:
     """Flower rounds moving `payload_bytes` to every station and back; seconds per round and bytes per station."""
-    from topology.echo_round import run_echo_rounds
-
     before = station_bytes(network)
     results = run_echo_rounds(processes, flower, payload_bytes, rounds)
     after = station_bytes(network)
@@ -187,9 +189,6 @@ def bytes_since(before: dict[str, dict[str, int]], after: dict[str, dict[str, in
 
 
 def run(options: TopologyOptions) -> int:
-    from topology.emulator import EmulatorUnavailable, choose_emulator
-    from topology.net import EmulatedNetwork
-
     topo = topology_from(options)
     if options.rounds < 0:
         raise ConfigError("--rounds must be >= 0")
@@ -220,12 +219,11 @@ def run(options: TopologyOptions) -> int:
             (out / "topology-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
             print(f"summary written to {out / 'topology-summary.json'}")
             if not options.no_cli:
-                from mininet.cli import CLI
-                from mininet.log import setLogLevel
+                from mininet.cli import CLI  # optional: Mininet, only with `make topology-deps`
+                from mininet.log import setLogLevel  # optional: Mininet
                 setLogLevel("output")  # the CLI prints its answers at this level
                 print("Mininet CLI: try `sta1 ping -c1 val1`, `val1 ss -tn`, `exit` to tear everything down")
                 CLI(network.net)
-        from topology.clean import leftovers
         rest = leftovers(network.run_id)
         print(f"network torn down in {network.stop_s:.1f} s; left behind: {rest.describe()}")
     except RuntimeError as err:

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 
 from flwr.supercore.constant import TaskType
 from flwr.supercore.superexec.executor.types import ExecutionSpec, LaunchResult
+from flwr.supercore.tls import validate_and_resolve_root_certificates
+from flwr.supernode.runtime.run_clientapp import run_clientapp
 
 # the module, not its function of the same name (the package could re-export that one day)
 superexec_loop = importlib.import_module("flwr.supercore.superexec.run_superexec")
@@ -55,9 +57,6 @@ def run_task(address: str, token: str, insecure: bool, root_certificates: str | 
     of the forkserver's (multiprocessing's) exit machinery runs in it."""
     code = 1
     try:
-        from flwr.supercore.tls import validate_and_resolve_root_certificates
-        from flwr.supernode.runtime.run_clientapp import run_clientapp
-
         run_clientapp(runtime_api_address=address, token=token, insecure=insecure,
                       certificates=validate_and_resolve_root_certificates(root_certificates, insecure),
                       parent_pid=parent_pid, runtime_dependency_install=False)

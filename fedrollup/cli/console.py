@@ -12,8 +12,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 from common.errors import ConfigError
 from fedrollup.cli.entry import dispatch, quiet_third_parties
+from frontend_console.endpoints import resolve
 
 
 def _common() -> argparse.ArgumentParser:
@@ -110,22 +113,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _context(args: argparse.Namespace):
-    from frontend_console.endpoints import resolve
-    from rollups_client.node import NodeClient
+    from rollups_client.node import NodeClient  # heavy: eth_abi (keeps --help instant)
 
     endpoints, deployment = resolve(args.node, args.rpc, args.app, args.deployment)
     return endpoints, deployment, NodeClient(endpoints.jsonrpc_url, endpoints.inspect_url, endpoints.app)
 
 
 def _l1(args: argparse.Namespace):
-    from rollups_client.l1 import L1
+    from rollups_client.l1 import L1  # heavy: web3 (0.7 s)
 
     endpoints, deployment, node = _context(args)
     return L1(endpoints.rpc_url, deployment), node
 
 
 def _key(args: argparse.Namespace) -> str:
-    from common.accounts import private_key
+    from common.accounts import private_key  # heavy: eth_account (0.5 s)
 
     return args.key or private_key(args.account_index, args.mnemonic)
 
@@ -134,8 +136,6 @@ def _print(args: argparse.Namespace, data: Any, table: Any) -> None:
     if args.json:
         print(json.dumps(data, indent=2))
     else:
-        from rich.console import Console
-
         Console(width=max(160, Console().width)).print(table)
 
 
@@ -155,14 +155,14 @@ def _input_send(args: argparse.Namespace) -> int:
 
 
 def _decoded_outputs(args: argparse.Namespace, node) -> list:
-    from rollups_node.outputs import NOTICE, VOUCHER
+    from rollups_node.outputs import NOTICE, VOUCHER  # heavy: eth_abi (keeps --help instant)
 
     selector = {"Notice": NOTICE, "Voucher": VOUCHER}.get(getattr(args, "output_type", ""))
     return node.outputs(input_index=getattr(args, "input", None), output_type=selector)
 
 
 def _output_list(args: argparse.Namespace) -> int:
-    from frontend_console.views import output_json, outputs_table
+    from frontend_console.views import output_json, outputs_table  # heavy: eth_abi (keeps --help instant)
 
     _, _, node = _context(args)
     outputs = _decoded_outputs(args, node)
@@ -192,7 +192,7 @@ def _notice_validate(args: argparse.Namespace) -> int:
 
 
 def _voucher_execute(args: argparse.Namespace) -> int:
-    from frontend_console.views import fields
+    from frontend_console.views import fields  # heavy: eth_abi (keeps --help instant)
 
     l1, node = _l1(args)
     out = _proven_output(node, args.index, "Voucher")
@@ -203,7 +203,7 @@ def _voucher_execute(args: argparse.Namespace) -> int:
 
 
 def _report_list(args: argparse.Namespace) -> int:
-    from frontend_console.views import report_text, reports_table
+    from frontend_console.views import report_text, reports_table  # heavy: eth_abi (keeps --help instant)
 
     _, _, node = _context(args)
     reports = node.reports(input_index=args.input)
@@ -213,7 +213,7 @@ def _report_list(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from frontend_console.views import report_text
+    from frontend_console.views import report_text  # heavy: eth_abi (keeps --help instant)
 
     _, _, node = _context(args)
     answer = node.inspect(args.payload.encode())
@@ -229,7 +229,7 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _domain_table(args: argparse.Namespace) -> int:
-    from frontend_console import views
+    from frontend_console import views  # heavy: eth_abi (keeps --help instant)
 
     _, _, node = _context(args)
     notices = [o for o in _decoded_outputs(args, node) if o.message is not None]
@@ -241,7 +241,7 @@ def _domain_table(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from frontend_console.audit import AuditFailure, audit
+    from frontend_console.audit import AuditFailure, audit  # heavy: web3 (0.7 s)
 
     l1, node = _l1(args)
     progress = (lambda _: None) if args.json else (lambda text: print(f"  … {text}", file=sys.stderr))

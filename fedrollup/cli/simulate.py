@@ -12,6 +12,7 @@ from common.errors import ConfigError
 from fedrollup.cli.args import config_from
 from flower_sim.attacks import ATTACKS
 from flower_sim.config import STRATEGIES, SimulationConfig
+from flower_sim.console import run_with_display
 from flower_sim.data import PARTITIONS
 from flower_sim.models import MODELS
 
@@ -94,6 +95,4 @@ def output_folder(args: argparse.Namespace, cfg: SimulationConfig, kind: str = "
 def run(args: argparse.Namespace) -> int:
     cfg = simulation_config(args)
     out = output_folder(args, cfg)
-    from flower_sim.console import run_with_display  # heavy: rich (keeps --help instant)
-
     return run_with_display(cfg, out)
