@@ -173,21 +173,6 @@ def echo_rounds(network, processes, flower, payload_bytes: int, rounds: int) -> 
             "bytes_per_station_per_round": per_station}
 
 
-def station_bytes(network) -> dict[str, dict[str, int]]:
-    """Bytes each station has received and sent on its radio interface so far."""
-    result = {}
-    for station in network.topo.stations:
-        rx, tx = next(iter(network.interface_bytes(station.name).values()), (0, 0))
-        result[station.name] = {"rx_bytes": rx, "tx_bytes": tx}
-    return result
-
-
-def bytes_since(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]) -> dict[str, int]:
-    """Bytes each station moved (received + sent) between two `station_bytes` readings."""
-    return {s: after[s]["rx_bytes"] + after[s]["tx_bytes"] - before[s]["rx_bytes"] - before[s]["tx_bytes"]
-            for s in after}
-
-
 def run(options: TopologyOptions) -> int:
     topo = topology_from(options)
     if options.rounds < 0:
