@@ -10,18 +10,6 @@ from flower_sim.records import RoundRecord, ValidatorReport
 SCHEMA_VERSION = 1
 
 
-def metrics_document(cfg: SimulationConfig, records: list[RoundRecord], *, data_source: str,
-                     elapsed_s: float) -> dict:
-    return {
-        "schema": SCHEMA_VERSION,
-        "config": cfg.as_dict(),
-        "data_source": data_source,
-        "malicious_trainers": sorted(cfg.malicious_trainers),
-        "elapsed_s": elapsed_s,
-        "rounds": [r.as_dict() for r in records],
-    }
-
-
 class RunMetrics:
     """metrics.json as a run gathers it, written once: a RoundObserver keeping each closed round's record, to
     which a transport adds its own figures per round (`add_to_round`: upload seconds, bytes per station) and
@@ -32,7 +20,8 @@ class RunMetrics:
 
     @classmethod
     def start(cls, cfg: SimulationConfig, data_source: str) -> "RunMetrics":
-        return cls(metrics_document(cfg, [], data_source=data_source, elapsed_s=0.0))
+        return cls({"schema": SCHEMA_VERSION, "config": cfg.as_dict(), "data_source": data_source,
+                    "malicious_trainers": sorted(cfg.malicious_trainers), "elapsed_s": 0.0, "rounds": []})
 
     @property
     def rounds(self) -> list[dict]:
@@ -57,14 +46,14 @@ class RunMetrics:
         return path
 
 
-def write_outputs(out_dir: Path, cfg: SimulationConfig, records: list[RoundRecord], *, data_source: str,
-                  elapsed_s: float, title: str) -> tuple[Path, Path]:
-    """Write metrics.json and accuracy.png into `out_dir`; returns their paths."""
-    metrics_path, plot_path = out_dir / "metrics.json", out_dir / "accuracy.png"
-    document = metrics_document(cfg, records, data_source=data_source, elapsed_s=elapsed_s)
-    metrics_path.write_text(json.dumps(document, indent=2) + "\n")
+def write_outputs(out_dir: Path, metrics: RunMetrics, records: list[RoundRecord], *, elapsed_s: float,
+                  title: str) -> tuple[Path, Path]:
+    """Write the run's metrics.json (what `metrics` gathered as an observer) and accuracy.png into `out_dir`;
+    returns their paths."""
+    metrics.add(elapsed_s=elapsed_s)
+    plot_path = out_dir / "accuracy.png"
     plot_accuracy(plot_path, records, title)
-    return metrics_path, plot_path
+    return metrics.write(out_dir / "metrics.json"), plot_path
 
 
 def plot_accuracy(path: Path, records: list[RoundRecord], title: str) -> None:

@@ -18,7 +18,7 @@ from flower_sim import models
 from flower_sim.config import SimulationConfig
 from flower_sim.data import make_splits
 from flower_sim.federation import run_federation
-from flower_sim.outputs import write_outputs
+from flower_sim.outputs import RunMetrics, write_outputs
 
 app = ServerApp()
 
@@ -31,6 +31,7 @@ def main(grid: Grid, context: Context) -> None:
     out.mkdir(parents=True, exist_ok=True)
     models.configure_tensorflow(cfg.seed)
     splits = make_splits(cfg.split_spec())
-    records = run_federation(cfg, grid, splits, out)
-    write_outputs(out, cfg, records, data_source=splits.source, elapsed_s=time.perf_counter() - start,
+    metrics = RunMetrics.start(cfg, splits.source)
+    records = run_federation(cfg, grid, splits, out, observer=metrics)
+    write_outputs(out, metrics, records, elapsed_s=time.perf_counter() - start,
                   title=f"{cfg.strategy}, attack {cfg.attack}, Flower deployment")

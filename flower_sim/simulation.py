@@ -12,8 +12,8 @@ from flower_sim.config import SimulationConfig
 from flower_sim.data import make_splits
 from flower_sim.federation import Progress, run_federation
 from flower_sim.grid import InProcessGrid
-from flower_sim.outputs import write_outputs
-from flower_sim.records import RoundObserver, RoundRecord
+from flower_sim.outputs import RunMetrics, write_outputs
+from flower_sim.records import Observers, RoundObserver, RoundRecord
 
 
 @dataclass
@@ -37,9 +37,10 @@ def simulate(cfg: SimulationConfig, out_dir: Path, observer: RoundObserver | Non
     say("splitting the data: test set, validator sets, trainer partitions")
     splits = make_splits(cfg.split_spec())
     grid = InProcessGrid(trainer.app, cfg.trainers, cfg.to_run_config())
-    records = run_federation(cfg, grid, splits, out_dir, observer=observer, progress=progress)
+    metrics = RunMetrics.start(cfg, splits.source)
+    observers = Observers(*([observer] if observer is not None else []), metrics)
+    records = run_federation(cfg, grid, splits, out_dir, observer=observers, progress=progress)
     elapsed = time.perf_counter() - start
-    metrics_path, plot_path = write_outputs(
-        out_dir, cfg, records, data_source=splits.source, elapsed_s=elapsed,
-        title=f"{cfg.strategy}, attack {cfg.attack}, {cfg.trainers} trainers")
+    metrics_path, plot_path = write_outputs(out_dir, metrics, records, elapsed_s=elapsed,
+                                            title=f"{cfg.strategy}, attack {cfg.attack}, {cfg.trainers} trainers")
     return RunResult(records, out_dir, metrics_path, plot_path, elapsed)
