@@ -3,7 +3,6 @@
 uploads, the network share of a round, the memory estimate, an audit that cannot run."""
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import subprocess
@@ -23,6 +22,7 @@ from flower_sim.manager_link import (Exchange, fetch_global, make_handler, post_
 from topology.federated_rounds import audit_run, memory_estimate, simulation_config, write_edge_app
 from topology.flower_services import run_config
 from topology.manager_host import round_timings
+from topology.paper_topology import TopologyOptions
 from topology.processes import HostProcess
 from topology.topo import paper_topology
 
@@ -41,8 +41,7 @@ def test_the_app_declares_the_validator_serverapp_and_the_timed_trainer(tmp_path
 
 
 def test_the_network_decides_trainers_and_validators_the_options_the_rest():
-    options = argparse.Namespace(rounds=3, stations=99, validators=9, strategy="krum", model="logreg", seed=7,
-                                 out=None)
+    options = TopologyOptions(rounds=3, stations=99, validators=9, strategy="krum", model="logreg", seed=7)
     cfg = simulation_config(paper_topology(stations=6, validators=2), options)
     assert (cfg.trainers, cfg.validators, cfg.rounds, cfg.strategy, cfg.model, cfg.seed) == (6, 2, 3, "krum",
                                                                                             "logreg", 7)

@@ -201,7 +201,7 @@ def audit_run(processes: HostProcesses, chain, out: Path, host: str = "mgr", tim
 
 def simulation_config(topo, options) -> SimulationConfig:
     """The FL configuration of a topology run: `simulate`'s defaults, the network's trainers and validators,
-    and whichever FL options the command line gave."""
+    and whichever FL options the run gave (`options`: a `paper_topology.TopologyOptions`)."""
     given = {f.name: getattr(options, f.name) for f in fields(SimulationConfig) if hasattr(options, f.name)}
     given.update(trainers=len(topo.stations), validators=len(topo.validators), rounds=options.rounds)
     return SimulationConfig(**given).validate()
