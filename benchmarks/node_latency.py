@@ -26,6 +26,8 @@ from contracts_config.deploy import ANVIL_KEY_0, deploy
 from contracts_config.transactions import call_function, connect
 from rollups_node.machine import HostMachine
 from rollups_node.node import DEFAULT_BACKEND
+from dapp.advance_request import encode_advance
+from dapp.state import Advance
 from dapp.schema import (ROLE_TRAINER, CreateTask, Register, RoundClose, ValidatorReport, Withdraw,
                          encode_deposit_data, pack_contribution)
 
@@ -117,12 +119,11 @@ def measure_backend_alone(count: int, first_task: int) -> float:
     machine = HostMachine(list(DEFAULT_BACKEND))
     machine.start()
     try:
-        metadata = {"chain_id": 31337, "app_contract": "0x" + "ab" * 20, "msg_sender": "0x" + "cd" * 20,
-                    "block_number": 1, "block_timestamp": 1, "prev_randao": "0x" + "00" * 32, "input_index": 0}
         start = time.monotonic()
         for k in range(count):
-            metadata["input_index"] = k
-            machine.advance(metadata, create_task(first_task + k), k)
+            advance = Advance(msg_sender="0x" + "cd" * 20, payload=create_task(first_task + k), input_index=k,
+                              block_number=1, block_timestamp=1, chain_id=31337, app_contract="0x" + "ab" * 20)
+            machine.advance(encode_advance(advance), k)
         return time.monotonic() - start
     finally:
         machine.stop()

@@ -31,7 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from flower_sim import federation, validator  # noqa: E402
+from flower_sim import manager as manager_module, validator  # noqa: E402
 from flower_sim.config import SimulationConfig  # noqa: E402
 from flower_sim.grid import GroupGrid  # noqa: E402
 from flower_sim.manager import Manager  # noqa: E402
@@ -90,7 +90,7 @@ def child(strategy: str, rounds: int, trainers: int, model: str, out: Path) -> d
     memory.around(validator.Validator, "run_round", "validation + aggregation")
     memory.around(GroupGrid, "send_and_receive", "training")
     memory.around(Manager, "evaluate", "manager (average, test set)")
-    memory.around(federation, "average", "manager (average, test set)")
+    memory.around(manager_module, "average", "manager (average, test set)")
     import tensorflow  # noqa: F401  (imported before the baseline reading, as in every run)
 
     baseline = rss_mib()

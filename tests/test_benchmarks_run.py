@@ -1,0 +1,41 @@
+"""The benchmark scripts still run end to end and print their tables (at toy sizes: this checks that they
+work after a change elsewhere, it measures nothing; the figures come from running them at full size)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def bench(name: str, *args: str) -> str:
+    run = subprocess.run([sys.executable, "-m", f"benchmarks.{name}", *args], cwd=REPO, capture_output=True,
+                         text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+    return run.stdout
+
+
+def test_dapp_throughput_measures_the_backend_alone_and_behind_the_rollup_http_api():
+    out = bench("dapp_throughput", "--rounds", "2", "--http-rounds", "2", "--repeats", "1")
+    assert "state machine alone (baseline)" in out and "python -m dapp via the node's rollup HTTP API" in out
+    assert "ValidatorReport for 10 trainers: 516 bytes" in out
+
+
+def test_node_latency_measures_latency_burst_and_gas_on_anvil():
+    out = bench("node_latency", "--samples", "2", "--burst", "4", "--block-time", "0.5")
+    assert "addInput mined -> notice listed over /rpc" in out and "ValidatorReport (10 trainers)" in out
+
+
+def test_round_time_splits_a_round_into_training_validation_and_aggregation(tmp_path):
+    out = bench("round_time", "--rounds", "2", "--trainers", "4", "--strategies", "mad", "--model", "logreg",
+                "--out", str(tmp_path))
+    assert "Seconds per round" in out and "Peak resident memory" in out and "mad" in out
+
+
+def test_e2e_compares_rounds_with_and_without_the_rollup():
+    out = bench("e2e", "--rounds", "2", "--trainers", "4", "--block-times", "0.5")
+    assert "no chain (baseline)" in out and "rollup, 0.5 s blocks" in out
