@@ -44,13 +44,13 @@ class RpcError(Exception):
 class AnswerBudget:
     """The bytes one HTTP answer may still take; spending past it is a LIMIT_EXCEEDED error."""
 
-    def __init__(self, size: int = MAX_ANSWER_BYTES) -> None:
-        self.left = size
+    def __init__(self) -> None:
+        self.size = self.left = MAX_ANSWER_BYTES
 
     def spend(self, size: int) -> None:
         self.left -= size
         if self.left < 0:
-            raise RpcError(LIMIT_EXCEEDED, f"answer larger than {MAX_ANSWER_BYTES} bytes: ask for fewer items")
+            raise RpcError(LIMIT_EXCEEDED, f"answer larger than {self.size} bytes: ask for fewer items")
 
 
 def _hex(value: Optional[int]) -> Optional[str]:

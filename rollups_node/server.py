@@ -38,6 +38,7 @@ def cors_origins(text: str | Iterable[str]) -> frozenset[str]:
 
 class NodeHttpServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # socketserver's 5 made a burst of connections wait seconds for SYN retries
 
     def handle_error(self, request, client_address) -> None:
         """A client that hangs up or times out (a backend being restarted) is not worth a traceback."""
