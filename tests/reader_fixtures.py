@@ -18,10 +18,11 @@ def seeded_repository(path: Path, claimed: bool = False) -> SqliteRepository:
     """Three inputs (accepted, rejected, unprocessed) in epochs 1 and 2, a notice and a voucher, two reports;
     `claimed`: epoch 1's claim computed (outputs proven) and accepted on L1."""
     repo = SqliteRepository(path)
+    input_box = "0x1b51e2992A2755Ba4D6F7094032DF91991a0Cfac"
     repo.save_application(Application(name="fedrollup", address=APP, consensus="0x" + "22" * 20,
-                                      input_box="0x1b51e2992A2755Ba4D6F7094032DF91991a0Cfac", input_box_block=1,
-                                      template_hash="0x" + "00" * 32, epoch_length=4, data_availability="0xb12c9ede",
-                                      chain_id=31337))
+                                      input_box=input_box, input_box_block=1, template_hash="0x" + "00" * 32,
+                                      epoch_length=4, chain_id=31337,  # DataAvailability.InputBox(input_box):
+                                      data_availability="0xb12c9ede" + input_box[2:].lower().rjust(64, "0")))
     inputs = [Input(index=i, epoch_index=(5 + 2 * i) // 4, block_number=5 + 2 * i, block_timestamp=1700000000 + i,
                     chain_id=31337, app_contract=APP, sender=SENDER if i != 2 else OTHER, prev_randao=i,
                     payload=b"p%d" % i, raw_data=b"raw%d" % i, transaction_reference="0x" + "aa" * 32, log_index=i)

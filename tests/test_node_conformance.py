@@ -183,11 +183,12 @@ def test_cors_preflight_and_grant_as_the_real_node(node_url):
     assert answer.json()["result"] == {"data": "0x7a69"}
 
 
-CARTESI_RPC = REPO / "contracts-config" / "node_modules" / "@cartesi" / "rpc" / "dist" / "index.js"
+NODE_MODULES = REPO / "contracts-config" / "node_modules"
+CARTESI_RPC = NODE_MODULES / "@cartesi" / "rpc" / "dist" / "index.js"
 
 
 def test_cartesis_typescript_client_reads_the_node(node_url):
-    """@cartesi/rpc (pinned in contracts-config/package.json, installed by `make setup`) against our node."""
+    """@cartesi/rpc 2.0.0-alpha.19 (pinned in contracts-config/package.json, installed by `make setup`)."""
     assert CARTESI_RPC.exists(), "run `make setup` (npm ci in contracts-config/) to install @cartesi/rpc"
     script = REPO / "tests" / "cartesi_rpc_client.mjs"
     run = subprocess.run(["node", str(script), str(CARTESI_RPC), node_url + "/rpc", "fedrollup"],
@@ -200,3 +201,17 @@ def test_cartesis_typescript_client_reads_the_node(node_url):
     assert seen["voucherDestination"] == OTHER
     assert seen["epochRoot"] == "0x" + "33" * 32 and seen["tournaments"] == []
     assert seen["missingInputCode"] == -32001
+
+
+def test_cartesis_viem_extension_reads_the_node(node_url):
+    """@cartesi/viem 2.0.0-alpha.26, the extension of the released node's line (it decodes every field: the
+    application's data availability as ABI call data, hex quantities as bigints)."""
+    assert (NODE_MODULES / "@cartesi" / "viem").exists(), "run `make setup` to install @cartesi/viem"
+    run = subprocess.run(["node", str(REPO / "tests" / "cartesi_viem_client.mjs"), str(NODE_MODULES),
+                          node_url + "/rpc", "fedrollup"], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr[-2000:]
+    seen = json.loads(run.stdout)
+    assert seen["chainId"] == 31337 and seen["application"] == APP
+    assert seen["inputs"] == ["0", "1", "2"] and seen["input1"] == "REJECTED" and seen["outputs"] == 2
+    assert seen["epochRoot"] == "0x" + "33" * 32 and seen["tournaments"] == [] and seen["processed"] == "2"
+    assert seen["missingInput"] == -32001
