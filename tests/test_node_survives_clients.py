@@ -19,14 +19,15 @@ from rollups_node import jsonrpc
 from rollups_node.jsonrpc import JsonRpcReader
 
 REPO = Path(__file__).resolve().parents[1]
-TIMEOUT = 1.0  # the server's request timeout in these tests (10 s by default)
+TIMEOUT, DEADLINE = 1.0, 2.0  # the server's request timeout and deadline in these tests (10 s and 30 s by default)
 
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
     port = free_port()
     process = subprocess.Popen([sys.executable, str(REPO / "tests" / "reader_server.py"),
-                                str(tmp_path_factory.mktemp("node") / "node.sqlite"), str(port), str(TIMEOUT)],
+                                str(tmp_path_factory.mktemp("node") / "node.sqlite"), str(port), str(TIMEOUT),
+                                str(DEADLINE)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
     assert process.stdout.readline().strip() == b"ready", process.stderr.read().decode()[-2000:]
     yield process, f"http://127.0.0.1:{port}"
@@ -113,6 +114,34 @@ def test_50_connections_sending_headers_and_no_body_do_not_hold_the_node(node):
     finally:
         for sock in silent:
             sock.close()
+    still_answers(node)
+
+
+def test_a_request_sent_a_byte_at_a_time_is_dropped_at_its_deadline(node):
+    """Each byte within the silence timeout, for ever: the connection held a thread (and with 64 of them,
+    every connection slot). The whole request must now arrive within the deadline."""
+    port = int(node[1].rsplit(":", 1)[1])
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    started, closed = time.monotonic(), False
+    try:
+        for byte in b"POST /rpc HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100:
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:
+                closed = True
+                break
+            sock.settimeout(TIMEOUT / 2)
+            try:
+                if sock.recv(100) == b"":
+                    closed = True
+                    break
+            except TimeoutError:
+                pass
+            if time.monotonic() - started > DEADLINE + 5:
+                break
+    finally:
+        sock.close()
+    assert closed and time.monotonic() - started < DEADLINE + 3
     still_answers(node)
 
 
