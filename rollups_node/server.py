@@ -23,7 +23,7 @@ MAX_INSPECT_BYTES = 1 << 21  # the machine's CMIO buffer, as the real inspect se
 MAX_RPC_BYTES = 1 << 20  # as the real JSON-RPC server
 REQUEST_TIMEOUT = 10.0  # seconds a client may stay silent mid-request (the real node: 10 s for headers)
 REQUEST_DEADLINE = 30.0  # seconds to send a whole request, however slowly (the real node's ReadTimeout)
-MAX_CONNECTIONS = 64  # connections served at once; more are closed unanswered
+MAX_CONNECTIONS = 256  # connections served at once (a thread each); more are closed unanswered
 CORS_METHODS, CORS_HEADERS, CORS_MAX_AGE = "POST, OPTIONS", "Content-Type", "3600"
 
 
@@ -42,7 +42,7 @@ def cors_origins(text: str | Iterable[str]) -> frozenset[str]:
 
 class NodeHttpServer(ThreadingHTTPServer):
     daemon_threads = True
-    request_queue_size = 128  # socketserver's 5 made a burst of connections wait seconds for SYN retries
+    request_queue_size = 256  # socketserver's 5 made a burst of connections wait seconds for SYN retries
 
     def handle_error(self, request, client_address) -> None:
         """A client that hangs up or times out (a backend being restarted) is not worth a traceback."""
