@@ -4,8 +4,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rollups_node.jsonrpc import JsonRpcReader
+from rollups_node.openrpc import METHODS
 from reader_fixtures import APP, OTHER, SENDER, call, seeded_repository
 
 @pytest.fixture
@@ -150,3 +153,27 @@ def test_a_batch_answers_each_call(reader):
     replies = json.loads(reader.handle_bytes(body))
     assert replies[0]["result"] == {"data": "0x7a69"}
     assert replies[1]["error"]["code"] == -32601 and replies[2]["error"]["code"] == -32600
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers(min_value=-(1 << 70), max_value=1 << 70)
+                    | st.floats(allow_nan=False) | st.text(max_size=30)
+                    | st.sampled_from(["fedrollup", "0x0", "0X1", hex(1 << 63), hex(1 << 64), "0x" + "ab" * 32,
+                                       APP, "OPEN", "0xc258d6e5"]),
+                    lambda children: st.lists(children, max_size=4) | st.dictionaries(
+                        st.sampled_from(["application", "input_index", "output_index", "epoch_index", "limit",
+                                         "offset", "descending", "status", "sender", "address", "id_hash"]),
+                        children, max_size=5), max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(method=st.sampled_from(sorted(METHODS)), params=JSON)
+def test_any_params_of_any_method_get_an_answer_never_an_internal_error(reader, method, params):
+    reply = call(reader, method, params)
+    assert ("result" in reply) != ("error" in reply)
+    assert "error" not in reply or reply["error"]["code"] in (-32602, -32001, -32600, -32005)
+
+
+@pytest.mark.parametrize("body", [b"1" * 5000, b'{"jsonrpc": "2.0", "id": ' + b"9" * 5000 + b"}",
+                                  b"[" * 65 + b"]" * 65, b'"' + b"\\" * 10001 + b'"', b"\x00" * 100])
+def test_odd_bodies_get_json_rpc_errors(reader, body):
+    assert json.loads(reader.handle_bytes(body))["error"]["code"] in (-32700, -32600)
