@@ -5,6 +5,7 @@ The inspect payload is a UTF-8 path such as ``rounds/1?from=2&to=5``. Wei amount
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
@@ -18,8 +19,15 @@ class InspectError(ValueError):
     """An inspect path that names no route, no task or a malformed value."""
 
 
+MAX_PATH = 256  # longer than any route with its filters; a longer path is refused before it is parsed
+# ASCII digits only ("²".isdigit() is true) and at most 20 of them (2^64 has 20): int() never sees a huge string
+NUMBER = re.compile(r"[0-9]{1,20}")
+
+
 def answer(state: State, path: str) -> dict[str, Any]:
     """The JSON answer for one inspect path; raises InspectError saying what is wrong with it."""
+    if len(path) > MAX_PATH:
+        raise InspectError(f"inspect path too long ({len(path)} characters, at most {MAX_PATH})")
     parts = urlsplit(path.strip().lstrip("/"))
     route, _, arg = parts.path.partition("/")
     handler = _ROUTES.get(route)
@@ -31,8 +39,8 @@ def answer(state: State, path: str) -> dict[str, Any]:
 
 
 def _int(text: str, what: str) -> int:
-    if not text.isdigit():
-        raise InspectError(f"{what} must be a non-negative integer, got {text!r}")
+    if not NUMBER.fullmatch(text):
+        raise InspectError(f"{what} must be a non-negative integer of at most 20 digits, got {text[:40]!r}")
     return int(text)
 
 

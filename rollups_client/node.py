@@ -13,7 +13,7 @@ import requests
 
 from common.errors import ConfigError, FedrollupError
 from rollups_client.outputs import RollupOutput, decode_output
-from rollups_node.jsonrpc import ITEM_NOT_FOUND
+from rollups_node.openrpc import RESOURCE_NOT_FOUND
 from rollups_node.model import EPOCH_CLAIM_ACCEPTED, INPUT_NONE, Report
 from rollups_node.outputs import NOTICE
 
@@ -25,7 +25,13 @@ class NodeError(FedrollupError):
 
     def __init__(self, code: int, message: str) -> None:
         super().__init__(f"the node answered error {code}: {message}")
-        self.code = code
+        self.code, self.message = code, message
+
+    @property
+    def item_not_found(self) -> bool:
+        """An epoch, input, output or report the node does not have (yet), as opposed to an unknown application:
+        the released node answers -32001 for both (told apart by its message), newer nodes -32002 for the latter."""
+        return self.code == RESOURCE_NOT_FOUND and "application" not in self.message.lower()
 
 
 def _int(value: str | int | None) -> int | None:
@@ -118,7 +124,7 @@ class NodeClient:
         try:
             return self.call("cartesi_getInput", application=self.app, input_index=hex(index))["data"]["status"]
         except NodeError as err:
-            if err.code != ITEM_NOT_FOUND:
+            if not err.item_not_found:
                 raise
             return INPUT_NONE
 

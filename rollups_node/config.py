@@ -12,6 +12,7 @@ from contracts_config.anvil import DEFAULT_PORT as DEFAULT_L1_PORT
 from contracts_config.deployment import DEFAULT_NAME
 
 OWNER_KEY_ENV = "FEDROLLUP_OWNER_KEY"
+CORS_ORIGINS_ENV = "FEDROLLUP_CORS_ORIGINS"  # as the real node's CARTESI_JSONRPC_CORS_ALLOWED_ORIGINS
 DEFAULT_RUN_DIR = Path("runs/chain")
 DEFAULT_HTTP_PORT = 6751  # the node's /rpc and /inspect (the Cartesi CLI's proxy port)
 DEFAULT_EPOCH_LENGTH = 10
@@ -66,3 +67,4 @@ class NodeOptions:
     finish_timeout: float = 10.0
     backend_log: Path | None = None
     log_level: str = "INFO"
+    cors_origins: str | None = None  # None: $FEDROLLUP_CORS_ORIGINS, else none (no browser may call the node)

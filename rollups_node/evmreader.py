@@ -38,7 +38,9 @@ def decode_evm_advance(blob: bytes, epoch_length: int, transaction_reference: st
 def input_of(entry: dict, epoch_length: int) -> Input:
     """The input an InputAdded log carries (its transaction as the reference)."""
     (blob,) = decode(["bytes"], bytes(entry["data"]))
-    return decode_evm_advance(blob, epoch_length, "0x" + bytes(entry["transactionHash"]).hex())
+    item = decode_evm_advance(blob, epoch_length, "0x" + bytes(entry["transactionHash"]).hex())
+    item.log_index = entry["logIndex"]
+    return item
 
 
 def read_inputs(w3: Web3, input_box: str, application: str, epoch_length: int, start: int,

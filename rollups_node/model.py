@@ -48,6 +48,7 @@ class Input:
     raw_data: bytes
     transaction_reference: str
     status: str = INPUT_NONE
+    log_index: int = 0  # the InputAdded log's index in its block
     outputs_hash: Optional[str] = None
     created_at: str = ""
     updated_at: str = ""

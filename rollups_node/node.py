@@ -46,6 +46,7 @@ class NodeConfig:
     poll_interval: float = 0.05
     backend_log: Optional[Path] = None
     rpc_url: Optional[str] = None  # defaults to the deployment's
+    cors_origins: str = ""  # browser origins allowed to call /rpc and /inspect (comma-separated)
 
 
 class Node:
@@ -130,8 +131,10 @@ class Node:
         """Start the backend, rebuild its state from the stored accepted inputs, then every stage."""
         try:
             self.http = NodeHttpServer(self.config.http_host, self.config.http_port,
-                                       JsonRpcReader(self.repository, self.config.deployment.chain_id),
-                                       Inspector(self.repository, self.machine), self.healthy)
+                                       JsonRpcReader(self.repository, self.config.deployment.chain_id,
+                                                     self.config.finish_timeout),
+                                       Inspector(self.repository, self.machine), self.healthy,
+                                       cors=self.config.cors_origins)
         except OSError as err:
             raise ConfigError(f"cannot serve the node on {self.config.http_host}:{self.config.http_port}: "
                              f"{err.strerror} (is another node running?)") from err

@@ -10,7 +10,7 @@ from common.errors import ConfigError
 from contracts_config.deploy import ANVIL_KEY_0
 from contracts_config.deployment import load
 from rollups_node.advancer import ReplayDivergence
-from rollups_node.config import OWNER_KEY_ENV, NodeOptions, backend_command
+from rollups_node.config import CORS_ORIGINS_ENV, OWNER_KEY_ENV, NodeOptions, backend_command
 from rollups_node.machine import MachineError
 from rollups_node.node import DEFAULT_BACKEND, Node, NodeConfig
 
@@ -41,7 +41,9 @@ def run_node_foreground(options: NodeOptions) -> int:
                         owner_key=owner_key(options.key, deployment.chain_id),
                         backend_command=backend_command(options.backend_command) or list(DEFAULT_BACKEND),
                         http_host=options.host, http_port=options.port, rollup_http_port=options.rollup_http_port,
-                        finish_timeout=options.finish_timeout, backend_log=options.backend_log, rpc_url=options.rpc)
+                        finish_timeout=options.finish_timeout, backend_log=options.backend_log, rpc_url=options.rpc,
+                        cors_origins=options.cors_origins if options.cors_origins is not None
+                        else os.environ.get(CORS_ORIGINS_ENV, ""))
     node = Node(config)
     signal.signal(signal.SIGTERM, lambda *_: node.request_stop())
     try:

@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS input (
     block_timestamp INTEGER NOT NULL, chain_id INTEGER NOT NULL, app_contract TEXT NOT NULL,
     sender TEXT NOT NULL, prev_randao TEXT NOT NULL, payload BLOB NOT NULL, raw_data BLOB NOT NULL,
     transaction_reference TEXT NOT NULL, status TEXT NOT NULL, outputs_hash TEXT,
-    created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL, log_index INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS input_epoch ON input (epoch_index);
 CREATE INDEX IF NOT EXISTS input_status ON input (status);
 CREATE TABLE IF NOT EXISTS output (
@@ -66,6 +66,9 @@ class SqliteRepository:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        columns = {row["name"] for row in self._db.execute("PRAGMA table_info(input)")}
+        if "log_index" not in columns:  # a database written before inputs kept their log index
+            self._db.execute("ALTER TABLE input ADD COLUMN log_index INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         with self._lock:
@@ -113,10 +116,10 @@ class SqliteRepository:
             statements.append((
                 'INSERT INTO input ("index", epoch_index, block_number, block_timestamp, chain_id, app_contract,'
                 " sender, prev_randao, payload, raw_data, transaction_reference, status, outputs_hash,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+                " created_at, updated_at, log_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)",
                 (item.index, item.epoch_index, item.block_number, item.block_timestamp, item.chain_id,
                  item.app_contract, item.sender, hex(item.prev_randao), item.payload, item.raw_data,
-                 item.transaction_reference, INPUT_NONE, stamp, stamp)))
+                 item.transaction_reference, INPUT_NONE, stamp, stamp, item.log_index)))
             length = app.epoch_length
             statements.append((
                 'INSERT OR IGNORE INTO epoch ("index", first_block, last_block, status, created_at, updated_at)'

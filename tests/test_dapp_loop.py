@@ -176,3 +176,16 @@ def test_junk_requests_from_the_server_do_not_stop_the_loop(server):
     assert len(server.bodies("/exception")) == 3
     errors = [json.loads(from_hex(b["payload"]))["error"] for b in server.bodies("/report")]
     assert len(errors) == 3 and all(e.startswith("inspect payload is not a UTF-8 path") for e in errors)
+
+
+@pytest.mark.parametrize("path", ["task/" + "9" * 5000, "task/" + "9" * 200, "task/²", "stakes/١", "producer/-1",
+                                  "rounds/1?from=" + "7" * 30, "rounds/1?to=³", "/" * 300])
+def test_every_malformed_inspect_path_is_a_clean_rejection(server, path):
+    """A 5,000-digit id (int() refuses > 4,300 digits) and `task/²` ("²".isdigit()) raised: EXCEPTION."""
+    server.add_advance(PUBLISHER, CreateTask(1, 2500, 1, 1, 0, 0, 0), 0)
+    server.add_inspect(path)
+    serve(server)
+    assert server.finish_statuses()[-2:] == ["accept", "reject"]  # the task created, the inspect rejected
+    assert not server.bodies("/exception")
+    (error,) = inspect_reports(server)
+    assert len(error["error"]) < 400

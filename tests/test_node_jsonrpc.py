@@ -4,45 +4,18 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rollups_node.jsonrpc import JsonRpcReader
-from rollups_node.model import INPUT_ACCEPTED, INPUT_REJECTED, Application, Input, Output, Report
-from rollups_node.outputs import encode_notice, encode_voucher, output_hash
-from rollups_node.sqlite_repository import SqliteRepository
-
-APP = "0x5a09A1F06f8BbcA41B1F2588e6F2c888b102355F"
-SENDER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
-OTHER = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
-
+from rollups_node.openrpc import METHODS
+from reader_fixtures import APP, OTHER, SENDER, call, seeded_repository
 
 @pytest.fixture
 def reader(tmp_path):
-    repo = SqliteRepository(tmp_path / "node.sqlite")
-    repo.save_application(Application(name="fedrollup", address=APP, consensus="0x" + "22" * 20,
-                                      input_box="0x1b51e2992A2755Ba4D6F7094032DF91991a0Cfac", input_box_block=1,
-                                      template_hash="0x" + "00" * 32, epoch_length=4, data_availability="0xb12c9ede",
-                                      chain_id=31337))
-    inputs = [Input(index=i, epoch_index=(5 + 2 * i) // 4, block_number=5 + 2 * i, block_timestamp=1700000000 + i,
-                    chain_id=31337, app_contract=APP, sender=SENDER if i != 2 else OTHER, prev_randao=i,
-                    payload=b"p%d" % i, raw_data=b"raw%d" % i, transaction_reference="0x" + "aa" * 32)
-              for i in range(3)]
-    repo.add_inputs(inputs, 9)
-    notice, voucher = encode_notice(b"hello"), encode_voucher(OTHER, 7, b"")
-    repo.store_advance_result(0, INPUT_ACCEPTED, [
-        Output(index=0, input_index=0, epoch_index=1, raw_data=notice, hash=output_hash(notice)),
-        Output(index=1, input_index=0, epoch_index=1, raw_data=voucher, hash=output_hash(voucher))],
-        [Report(index=0, input_index=0, epoch_index=1, raw_data=b"r0")], "0x" + "11" * 32)
-    repo.store_advance_result(1, INPUT_REJECTED, [], [Report(index=1, input_index=1, epoch_index=1, raw_data=b"r1")],
-                              "0x" + "11" * 32)
+    repo = seeded_repository(tmp_path / "node.sqlite")
     yield JsonRpcReader(repo, 31337)
     repo.close()
-
-
-def call(reader: JsonRpcReader, method: str, params=None, request_id=1) -> dict:
-    body = {"jsonrpc": "2.0", "id": request_id, "method": method}
-    if params is not None:
-        body["params"] = params
-    return json.loads(reader.handle_bytes(json.dumps(body).encode()))
 
 
 def test_list_outputs_has_the_real_node_shape_and_filters(reader):
@@ -97,13 +70,31 @@ def test_params_by_position_descending_order_and_the_real_nodes_limit_rules(read
 
 
 @pytest.mark.parametrize("method, params, code", [
-    ("cartesi_getOutput", {"application": "fedrollup", "output_index": "0x9"}, -32003),
-    ("cartesi_getInput", {"application": "fedrollup", "input_index": "0x9"}, -32002),
-    ("cartesi_getReport", {"application": "fedrollup", "report_index": "0x9"}, -32002),
-    ("cartesi_getEpoch", {"application": "fedrollup", "epoch_index": "0x9"}, -32002),
-    ("cartesi_getLastAcceptedEpochIndex", {"application": "fedrollup"}, -32002),
-    ("cartesi_listOutputs", {"application": "someone-else"}, -32000),
-    ("cartesi_listOutputs", {"application": "0x" + "12" * 20}, -32000),
+    # the released node (v2.0.0-alpha.12) answers -32001 for every "not found", the application's included
+    ("cartesi_getOutput", {"application": "fedrollup", "output_index": "0x9"}, -32001),
+    ("cartesi_getInput", {"application": "fedrollup", "input_index": "0x9"}, -32001),
+    ("cartesi_getReport", {"application": "fedrollup", "report_index": "0x9"}, -32001),
+    ("cartesi_getEpoch", {"application": "fedrollup", "epoch_index": "0x9"}, -32001),
+    ("cartesi_getLastAcceptedEpochIndex", {"application": "fedrollup"}, -32001),
+    ("cartesi_listOutputs", {"application": "someone-else"}, -32001),
+    ("cartesi_listOutputs", {"application": "0x" + "12" * 20}, -32001),
+    # indices are Go uint64s: beyond SQLite's integers nothing is stored (not found); beyond 2^64 invalid
+    ("cartesi_getInput", {"application": "fedrollup", "input_index": hex(1 << 63)}, -32001),
+    ("cartesi_getOutput", {"application": "fedrollup", "output_index": hex((1 << 64) - 1)}, -32001),
+    ("cartesi_getInput", {"application": "fedrollup", "input_index": hex(1 << 64)}, -32602),
+    ("cartesi_getInput", {"application": "fedrollup", "input_index": "0x"}, -32602),
+    ("cartesi_getInput", {"application": "fedrollup", "input_index": "0x-1"}, -32602),
+    ("cartesi_listOutputs", {"application": "fedrollup", "offset": 1 << 64}, -32602),
+    ("cartesi_listOutputs", {"application": "fedrollup", "limit": 1.5}, -32602),
+    ("cartesi_listOutputs", None, -32602),
+    ("cartesi_getTournament", {"application": "fedrollup", "address": "0x" + "12" * 20}, -32001),
+    ("cartesi_getTournament", {"application": "fedrollup"}, -32602),
+    ("cartesi_getMatch", {"application": "fedrollup", "epoch_index": "0x0", "tournament_address": "0x" + "12" * 20,
+                          "id_hash": "0x" + "ab" * 32}, -32001),
+    ("cartesi_getCommitment", {"application": "fedrollup", "epoch_index": "0x0",
+                               "tournament_address": "0x" + "12" * 20, "commitment": "0x12"}, -32602),
+    ("cartesi_listMatchAdvances", {"application": "fedrollup"}, -32602),
+    ("cartesi_listTournaments", {"application": "nobody"}, -32001),
     ("cartesi_listOutputs", {"application": "X!"}, -32602),
     ("cartesi_listOutputs", {}, -32602),
     ("cartesi_listOutputs", "fedrollup", -32602),
@@ -119,7 +110,8 @@ def test_params_by_position_descending_order_and_the_real_nodes_limit_rules(read
     ("cartesi_doesNotExist", {}, -32601),
 ])
 def test_bad_calls_get_json_rpc_errors(reader, method, params, code):
-    reply = call(reader, method, params)
+    reply = call(reader, method, params) if params is not None else json.loads(reader.handle_bytes(
+        json.dumps({"jsonrpc": "2.0", "id": 1, "method": method}).encode()))
     assert reply["error"]["code"] == code and reply["id"] == 1 and "result" not in reply
 
 
@@ -137,9 +129,51 @@ def test_malformed_requests_get_json_rpc_errors(reader, body, code):
     assert reply["error"]["code"] == code
 
 
+def test_hex_indices_are_parsed_as_the_real_node_parses_them(reader):
+    """Go's parseIndex: a "0x" or "0X" prefix, then any hex digits of a uint64 (leading zeros allowed)."""
+    for written in ("0x1", "0X1", "0x0001", "0X00000000000000000001"):
+        assert call(reader, "cartesi_getInput", {"application": "fedrollup", "input_index": written})["result"][
+            "data"]["index"] == "0x1"
+    huge = call(reader, "cartesi_listOutputs", {"application": "fedrollup", "offset": (1 << 64) - 1,
+                                                 "input_index": hex(1 << 63)})["result"]
+    assert huge["data"] == [] and huge["pagination"]["offset"] == (1 << 64) - 1
+
+
+def test_prt_methods_answer_empty_lists_for_an_authority_application(reader):
+    for method in ("cartesi_listTournaments", "cartesi_listCommitments", "cartesi_listMatches"):
+        assert call(reader, method, {"application": "fedrollup"})["result"] == {
+            "data": [], "pagination": {"total_count": 0, "limit": 50, "offset": 0}}
+    advances = call(reader, "cartesi_listMatchAdvances", ["fedrollup", "0x0", "0x" + "12" * 20, "0x" + "ab" * 32])
+    assert advances["result"]["data"] == []
+
+
 def test_a_batch_answers_each_call(reader):
     body = json.dumps([{"jsonrpc": "2.0", "id": 1, "method": "cartesi_getChainId"},
                        {"jsonrpc": "2.0", "id": 2, "method": "nope"}, 5]).encode()
     replies = json.loads(reader.handle_bytes(body))
     assert replies[0]["result"] == {"data": "0x7a69"}
     assert replies[1]["error"]["code"] == -32601 and replies[2]["error"]["code"] == -32600
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers(min_value=-(1 << 70), max_value=1 << 70)
+                    | st.floats(allow_nan=False) | st.text(max_size=30)
+                    | st.sampled_from(["fedrollup", "0x0", "0X1", hex(1 << 63), hex(1 << 64), "0x" + "ab" * 32,
+                                       APP, "OPEN", "0xc258d6e5"]),
+                    lambda children: st.lists(children, max_size=4) | st.dictionaries(
+                        st.sampled_from(["application", "input_index", "output_index", "epoch_index", "limit",
+                                         "offset", "descending", "status", "sender", "address", "id_hash"]),
+                        children, max_size=5), max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(method=st.sampled_from(sorted(METHODS)), params=JSON)
+def test_any_params_of_any_method_get_an_answer_never_an_internal_error(reader, method, params):
+    reply = call(reader, method, params)
+    assert ("result" in reply) != ("error" in reply)
+    assert "error" not in reply or reply["error"]["code"] in (-32602, -32001, -32600, -32005)
+
+
+@pytest.mark.parametrize("body", [b"1" * 5000, b'{"jsonrpc": "2.0", "id": ' + b"9" * 5000 + b"}",
+                                  b"[" * 65 + b"]" * 65, b'"' + b"\\" * 10001 + b'"', b"\x00" * 100])
+def test_odd_bodies_get_json_rpc_errors(reader, body):
+    assert json.loads(reader.handle_bytes(body))["error"]["code"] in (-32700, -32600)

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from fedrollup.cli.args import config_from
-from rollups_node.config import OWNER_KEY_ENV, NodeOptions
+from rollups_node.config import CORS_ORIGINS_ENV, OWNER_KEY_ENV, NodeOptions
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -29,6 +29,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--finish-timeout", type=float, default=d.finish_timeout,
                         help="seconds /finish waits before answering 202 (default 10)")
     parser.add_argument("--backend-log", type=Path, default=d.backend_log, help="file for the backend's output")
+    parser.add_argument("--cors-origins", default=d.cors_origins,
+                        help=f"comma-separated browser origins allowed to call /rpc and /inspect, e.g. "
+                             f"http://localhost:5173 (env {CORS_ORIGINS_ENV}; default none)")
     parser.add_argument("--log-level", default=d.log_level, help="DEBUG, INFO or WARNING")
     parser.set_defaults(func=_run)
 
