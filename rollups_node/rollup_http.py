@@ -66,7 +66,7 @@ _ROUTE_WORDS = {
     "/exception": ("unable to throw exception", "report payload, payload", "IOCTL_ROLLUP_THROW_EXCEPTION"),
 }
 _SERDE = "Payload error: Json deserialize error: "  # actix-web-validator around serde_json
-_SERVER_VALUE = re.compile(r"0x[0-9a-fA-F]{1,64}$")  # the server's own regex for `value` (matched with search)
+_SERVER_VALUE = re.compile(r"0x[0-9a-fA-F]{1,64}\Z")  # the server's regex for `value` (Rust: unanchored start)
 _KINDS = {bool: "boolean", int: "integer", float: "floating point", str: "string", list: "sequence", dict: "map"}
 
 

@@ -128,6 +128,9 @@ VALUE = {"destination": DEST, "payload": "0x"}
     ("/exception", {"payload": "0x1"}, None),
     ("/finish", {"status": 1}, None),
     ("/finish", {}, "Payload error: Json deserialize error: missing field `status`"),
+    ("/notice", {"payload": "0x01\n"}, None),  # '$' of a Python regex matches before a final newline
+    ("/voucher", {**VALUE, "destination": DEST + "\n", "value": ZERO}, "address not valid"),
+    ("/voucher", {**VALUE, "value": ZERO + "\n"}, "Validation errors in fields:\n\tvalue: regex"),
     # accepted by the real server, refused by the spec (rollup.yaml)
     ("/notice", {"payload": "zz6869"}, None),  # the real server drops the first two characters unchecked
     ("/voucher", {**VALUE, "value": "0x0a"}, None),  # the spec's value is exactly 32 bytes
