@@ -107,6 +107,13 @@ def add_input(deployment: Deployment, payload: bytes, key: str = DEV_KEYS[1]) ->
     return call_function(w3, key, box.functions.addInput(deployment.application, payload))
 
 
+def deposit_ether(deployment: Deployment, value: int, key: str = DEV_KEYS[2]) -> dict:
+    """`EtherPortal.depositEther(app, b"")` from `key`: an input that brings `value` wei to the Application."""
+    w3 = connect(deployment.rpc_url)
+    portal = w3.eth.contract(address=deployment.ether_portal, abi=deployment.abi("EtherPortal"))
+    return call_function(w3, key, portal.functions.depositEther(deployment.application, b""), value=value)
+
+
 def outputs_of(url: str, app: str, **filters) -> list[dict]:
     return rpc(url, "cartesi_listOutputs", application=app, limit=1000, **filters)["data"]
 

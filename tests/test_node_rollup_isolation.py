@@ -14,9 +14,9 @@ import pytest
 import requests
 
 from contracts_config.anvil import free_port
-from contracts_config.transactions import call_function, connect
-from node_fixtures import (DEV_KEYS, ECHO_BACKEND, add_input, claimed, fresh_deployment, node_process, outputs_of,
-                           processed, proof_of, rpc, running_anvil, wait_until)
+from contracts_config.transactions import connect
+from node_fixtures import (DEV_KEYS, ECHO_BACKEND, add_input, claimed, deposit_ether, fresh_deployment, node_process,
+                           outputs_of, processed, proof_of, rpc, running_anvil, wait_until)
 from rollups_node.outputs import encode_notice, unpack_output
 
 pytestmark = pytest.mark.slow
@@ -53,11 +53,10 @@ def test_an_outsider_posting_to_the_rollup_http_api_changes_nothing(tmp_path):
         deployment = fresh_deployment(chain)
         w3 = connect(chain)
         thief = w3.eth.account.from_key(DEV_KEYS[3]).address
-        portal = w3.eth.contract(address=deployment.ether_portal, abi=deployment.abi("EtherPortal"))
         app = w3.eth.contract(address=deployment.application, abi=deployment.abi("Application"))
         rollup_port = free_port()
         with node_process(deployment, tmp_path, backend=ECHO_BACKEND, rollup_http_port=rollup_port) as (url, _):
-            call_function(w3, DEV_KEYS[2], portal.functions.depositEther(deployment.application, b""), value=ONE_ETHER)
+            deposit_ether(deployment, ONE_ETHER)
             wait_until(lambda: processed(url, "fedrollup") == 1, 60, "the deposit processed")
             outsider = Outsider(rollup_port, thief)
             outsider.start()

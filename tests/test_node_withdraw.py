@@ -9,8 +9,8 @@ from web3.exceptions import ContractLogicError
 
 from contracts_config.transactions import call_function, connect
 from dapp.schema import Withdraw
-from node_fixtures import (DAPP_BACKEND, DEV_KEYS, add_input, claimed, fresh_deployment, node_process, outputs_of,
-                           processed, proof_of, rpc, running_anvil, wait_until)
+from node_fixtures import (DAPP_BACKEND, DEV_KEYS, add_input, claimed, deposit_ether, fresh_deployment, node_process,
+                           outputs_of, processed, proof_of, rpc, running_anvil, wait_until)
 
 pytestmark = pytest.mark.slow
 ONE_ETHER = 10**18
@@ -22,10 +22,9 @@ def test_a_withdraw_voucher_moves_the_ether_once(tmp_path, amount):
         deployment = fresh_deployment(chain)
         w3 = connect(chain)
         depositor = w3.eth.account.from_key(DEV_KEYS[2]).address
-        portal = w3.eth.contract(address=deployment.ether_portal, abi=deployment.abi("EtherPortal"))
         app = w3.eth.contract(address=deployment.application, abi=deployment.abi("Application"))
         with node_process(deployment, tmp_path, backend=DAPP_BACKEND) as (url, _):
-            call_function(w3, DEV_KEYS[2], portal.functions.depositEther(deployment.application, b""), value=amount)
+            deposit_ether(deployment, amount, key=DEV_KEYS[2])
             add_input(deployment, Withdraw().encode(), key=DEV_KEYS[2])
             wait_until(lambda: processed(url, "fedrollup") == 2, 60, "the deposit and the withdrawal processed")
             statuses = [i["status"] for i in rpc(url, "cartesi_listInputs", application="fedrollup")["data"]]
