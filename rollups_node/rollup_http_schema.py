@@ -34,7 +34,7 @@ TX_BUFFER_BYTES = 1 << 21  # an output's ABI encoding, or a report's or exceptio
 MAX_JSON_DEPTH = 128  # serde_json's recursion limit
 
 _END = "$(?!\n)"  # the end as JSON Schema means '$'; Python's '$' (jsonschema uses `re`) also matches before a final \n
-HEX_BYTES = "^0x(?:[0-9a-fA-F]{2})*" + _END  # rollup.yaml Payload: 0x and pairs of digits (group not capturing: 3x faster)
+HEX_BYTES = "^0x(?:[0-9a-fA-F]{2})*" + _END  # rollup.yaml Payload: 0x, digit pairs (not capturing: 3x faster)
 ADDRESS = "^0x[0-9a-fA-F]{40}" + _END  # rollup.yaml `format: address`
 UINT256 = "^0x[0-9a-fA-F]{64}" + _END  # rollup.yaml Voucher.value, Metadata.prev_randao: big-endian 32 bytes
 
