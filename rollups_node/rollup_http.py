@@ -67,6 +67,7 @@ _ROUTE_WORDS = {
 }
 _SERDE = "Payload error: Json deserialize error: "  # actix-web-validator around serde_json
 _SERVER_VALUE = re.compile(r"0x[0-9a-fA-F]{1,64}\Z")  # the server's regex for `value` (Rust: unanchored start)
+_DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also takes '²', which int() refuses
 _KINDS = {bool: "boolean", int: "integer", float: "floating point", str: "string", list: "sequence", dict: "map"}
 
 
@@ -177,7 +178,7 @@ class RollupHttpServer(ThreadingHTTPServer):
         raw = path.encode("latin-1", "replace")
         if not hmac.compare_digest(raw[:len(head)], head):
             self.outsiders += 1
-            if self.outsiders & (self.outsiders - 1) == 0:  # the 1st, 2nd, 4th, 8th, …
+            if (self.outsiders & (self.outsiders - 1)) == 0:  # the 1st, 2nd, 4th, 8th, …
                 log.warning("refused %d request(s) to the rollup HTTP API outside its secret path",
                             self.outsiders)
             return None
@@ -230,13 +231,13 @@ class _Handler(QuietHandler):
         mime = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip().lower()
         if not (mime.endswith("/json") or mime.endswith("+json")):
             raise Refused("Payload error: Content type error")
-        length = self.headers.get("Content-Length", "0")
-        if "Transfer-Encoding" in self.headers or not length.isdigit():
+        length = self.headers.get("Content-Length", "0").strip()
+        if "Transfer-Encoding" in self.headers or not _DIGITS.fullmatch(length):
             self.close_connection = True
             raise Refused("Payload error: a body needs a Content-Length here")
-        if int(length) > MAX_BODY_BYTES:
+        if len(length) > 9 or int(length) > MAX_BODY_BYTES:
             self.close_connection = True
-            raise Refused(f"Payload error: JSON payload ({int(length)} bytes) is larger than allowed "
+            raise Refused(f"Payload error: JSON payload ({length} bytes) is larger than allowed "
                           f"(limit: {MAX_BODY_BYTES} bytes).")
         return self.rfile.read(int(length))
 

@@ -186,6 +186,16 @@ def test_a_body_over_5_mib_is_refused_unread(server):
     assert session.reports == []
 
 
+@pytest.mark.parametrize("length", ["9" * 5000, "\u00b2", "-1", "0x10"])
+def test_a_content_length_that_is_no_length_gets_400(server, length):
+    session = in_advance(server)
+    with socket.create_connection(server.server_address, timeout=5) as conn:
+        conn.sendall(f"POST {server.prefix}/report HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n"
+                     .encode())
+        assert b"".join(iter(lambda: conn.recv(4096), b"")).startswith(b"HTTP/1.1 400")
+    assert session.reports == [] and requests.post(server.url + "/report", json={"payload": "0x"}).status_code == 202
+
+
 def test_outputs_must_fit_the_machines_2_mib_tx_buffer(server):
     session = in_advance(server)
     fits = (TX_BUFFER_BYTES - 4 - 32 - 32) // 32 * 32  # Notice(bytes): selector, offset, length, padded bytes
