@@ -9,10 +9,12 @@ import threading
 
 import pytest
 import requests
+from hypothesis import given
+from hypothesis import strategies as st
 
-from dapp.rollup_client import RollupClient
+from dapp.rollup_client import RollupClient, to_uint256
 from rollups_node.outputs import encode_notice, encode_voucher, unpack_output
-from rollups_node.rollup_http import RollupHttpServer, Session
+from rollups_node.rollup_http import RollupHttpServer, Session, refusal
 from rollups_node.rollup_http_schema import (INDEX_RESPONSE_VALIDATOR, MAX_BODY_BYTES, ROLLUP_REQUEST_VALIDATOR,
                                              TX_BUFFER_BYTES)
 
@@ -100,6 +102,18 @@ def test_a_withdraw_of_a_milli_ether_from_the_backends_client_is_a_32_byte_value
     assert (odd.status_code, odd.text) == (400, "unable to insert voucher, error details: 'Odd number of digits'")
     assert RollupClient(server.url).voucher(DEST, MILLI_ETHER) == 5
     assert unpack_output(session.outputs[0]).value == MILLI_ETHER
+
+
+@given(st.integers(0, 2**256 - 1))
+def test_every_value_the_backend_can_send_is_on_the_spec_and_means_the_same(value):
+    body = {"destination": DEST, "value": to_uint256(value), "payload": "0x"}
+    assert refusal("/voucher", body) is None and int(body["value"], 16) == value
+
+
+@pytest.mark.parametrize("value", [-1, 2**256])
+def test_a_value_beyond_uint256_is_not_sent(value):
+    with pytest.raises(ValueError, match="uint256"):
+        to_uint256(value)
 
 
 VALUE = {"destination": DEST, "payload": "0x"}
