@@ -125,11 +125,12 @@ def _too_deep(raw: bytes) -> bool:
 
 
 def _unique_fields(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    names = [name for name, _ in pairs]
-    for name in names:
-        if names.count(name) > 1:
-            raise ValueError(f"duplicate field `{name}`")
-    return dict(pairs)
+    fields = dict(pairs)
+    if len(fields) < len(pairs):
+        seen: set[str] = set()
+        twice = next(name for name, _ in pairs if name in seen or seen.add(name))
+        raise ValueError(f"duplicate field `{twice}`")
+    return fields
 
 
 def _no_constant(name: str) -> None:
