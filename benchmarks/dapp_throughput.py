@@ -15,6 +15,7 @@ import statistics
 import sys
 import time
 
+from dapp.advance_request import encode_advance
 from dapp.portal import CANONICAL_ETHER_PORTAL, encode_ether_deposit
 from dapp.schema import (ROLE_TRAINER, ROLE_VALIDATOR, CreateTask, Register, RoundClose, ValidatorReport,
                          Withdraw, encode_deposit_data, normalize_address, pack_contribution)
@@ -87,12 +88,6 @@ def time_state_machine(setup: list[Advance], rounds: list[Advance]) -> tuple[flo
     return time.perf_counter() - start, notices
 
 
-def metadata(adv: Advance) -> dict:
-    return {"chain_id": 31337, "app_contract": address(0xA99), "msg_sender": adv.msg_sender,
-            "block_number": adv.block_number, "block_timestamp": adv.block_timestamp,
-            "prev_randao": "0x" + adv.prev_randao.hex(), "input_index": adv.input_index}
-
-
 def time_http(setup: list[Advance], rounds: list[Advance]) -> tuple[float, int]:
     """Seconds for `python -m dapp` behind the node's rollup HTTP server to process the round inputs."""
     machine = HostMachine([sys.executable, "-m", "dapp"], finish_timeout=5.0)
@@ -100,10 +95,10 @@ def time_http(setup: list[Advance], rounds: list[Advance]) -> tuple[float, int]:
     try:
         outputs = 0
         for adv in setup:
-            outputs += len(machine.advance(metadata(adv), adv.payload, outputs).outputs)
+            outputs += len(machine.advance(encode_advance(adv), outputs).outputs)
         start = time.perf_counter()
         for adv in rounds:
-            result = machine.advance(metadata(adv), adv.payload, outputs)
+            result = machine.advance(encode_advance(adv), outputs)
             if result.status != "accept":
                 raise RuntimeError(f"input {adv.input_index} was not accepted: {result.status}")
             outputs += len(result.outputs)
