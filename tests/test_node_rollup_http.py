@@ -4,8 +4,12 @@ the per-run secret path the backend is given."""
 from __future__ import annotations
 
 import json
+import logging
+import os
 import socket
+import stat
 import threading
+from pathlib import Path
 
 import pytest
 import requests
@@ -13,6 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dapp.rollup_client import RollupClient, to_uint256
+from node_fixtures import ECHO_BACKEND
+from rollups_node.machine import HostMachine
 from rollups_node.outputs import encode_notice, encode_voucher, unpack_output
 from rollups_node.rollup_http import RollupHttpServer, Session, refusal
 from rollups_node.rollup_http_schema import (INDEX_RESPONSE_VALIDATOR, MAX_BODY_BYTES, ROLLUP_REQUEST_VALIDATOR,
@@ -290,3 +296,22 @@ def test_an_outsider_between_inputs_cannot_take_the_next_request(server):
         conn.sendall(b"POST /\xff\xfe/finish HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(raw), raw))
         assert conn.recv(4096).startswith(b"HTTP/1.1 404")
     assert server.current is session and not session.done.is_set()
+
+
+def test_the_machine_gives_the_secret_to_its_backend_only_and_never_logs_it(tmp_path, caplog):
+    log_path = tmp_path / "backend.log"
+    log_path.write_bytes(b"")
+    log_path.chmod(0o644)
+    machine = HostMachine(ECHO_BACKEND, finish_timeout=0.5, log_path=log_path)
+    caplog.set_level(logging.INFO, logger="rollups_node.machine")
+    machine.start()
+    try:
+        secret = machine.server.prefix[1:]
+        environ = Path(f"/proc/{machine.process.pid}/environ").read_bytes()
+        assert f"ROLLUP_HTTP_SERVER_URL={machine.server.url}".encode() in environ
+        assert secret not in os.environ.get("ROLLUP_HTTP_SERVER_URL", "")  # not the node's own environment
+        assert machine.inspect(b"ping").reports == [b"ping|accepted=0"]  # the backend reaches it
+        assert machine.server.address in caplog.text and secret not in caplog.text
+        assert stat.S_IMODE(log_path.stat().st_mode) == 0o600
+    finally:
+        machine.stop()
