@@ -2,7 +2,9 @@
 
 `/finish` is retried on 202 (host mode: "no rollup request available"); any other 2xx is success on
 every route, because implementations differ (the real server answers 201/202, others 200).
-Payloads go over the wire as ``0x``-prefixed hex.
+Every body is what the spec (cartesi/openapi-interfaces `rollup.yaml`) requires: payloads as ``0x`` and pairs
+of hex digits, a voucher's value as ``0x`` and 64 digits (a big-endian 32-byte integer: the real server's
+hex decoder refuses an odd digit count, so ``hex(10**15)`` would fail there).
 """
 from __future__ import annotations
 
@@ -20,6 +22,13 @@ class RollupServerError(RuntimeError):
 
 def to_hex(data: bytes) -> str:
     return "0x" + data.hex()
+
+
+def to_uint256(value: int) -> str:
+    """A voucher value as the spec writes it: ``0x`` and 64 hex digits."""
+    if not 0 <= value < 1 << 256:
+        raise ValueError(f"a voucher value is a uint256, got {value}")
+    return "0x" + value.to_bytes(32, "big").hex()
 
 
 def from_hex(text: str) -> bytes:
@@ -75,7 +84,7 @@ class RollupClient:
         return self._index(self._post("/notice", {"payload": to_hex(payload)}))
 
     def voucher(self, destination: str, value: int, payload: bytes = b"") -> int | None:
-        body = {"destination": destination, "value": hex(value), "payload": to_hex(payload)}
+        body = {"destination": destination, "value": to_uint256(value), "payload": to_hex(payload)}
         return self._index(self._post("/voucher", body))
 
     def report(self, payload: bytes) -> None:

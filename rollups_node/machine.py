@@ -1,9 +1,11 @@
 """The host-mode stand-in for the Cartesi Machine: the backend process and the rollup HTTP server it talks to.
 
 The node owns the backend as the real node owns the machine: it spawns the backend command with
-`ROLLUP_HTTP_SERVER_URL` set, hands it one request at a time, and collects what it emitted. When the
-backend dies or raises an exception, the machine is restarted (a fresh process has a fresh state) and
-the node replays the accepted inputs, which is how a host process gets the machine's revert.
+`ROLLUP_HTTP_SERVER_URL` set, hands it one request at a time, and collects what it emitted. That URL holds
+the rollup HTTP API's per-run secret path: only this child gets it (its environment, a log only the node's
+user reads); the node logs the address without it. When the backend dies or raises an exception, the
+machine is restarted (a fresh process and a new secret) and the node replays the accepted inputs, which is
+how a host process gets the machine's revert.
 """
 from __future__ import annotations
 
@@ -54,10 +56,6 @@ class HostMachine:
         self.lock = threading.Lock()  # one request at a time, like a machine
 
     @property
-    def url(self) -> str:
-        return self.server.url if self.server else ""
-
-    @property
     def ready(self) -> bool:
         return bool(self.server and self.process and self.process.poll() is None
                     and self.server.backend_waiting.is_set())
@@ -69,6 +67,8 @@ class HostMachine:
         threading.Thread(target=self.server.serve_forever, name="rollup-http", daemon=True).start()
         env = dict(os.environ, ROLLUP_HTTP_SERVER_URL=self.server.url)
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        if self.log_path:
+            os.fchmod(out.fileno(), 0o600)  # the backend may log its URL, and the URL holds the secret
         try:
             self.process = subprocess.Popen(self.command, env=env, stdout=out, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, start_new_session=True,
@@ -90,7 +90,7 @@ class HostMachine:
                 self.stop()
                 raise MachineError(f"the backend did not call /finish within {self.ready_timeout:g} s")
         log.info("backend %r is up (pid %d), rollup HTTP API at %s",
-                 " ".join(self.command), self.process.pid, self.server.url)
+                 " ".join(self.command), self.process.pid, self.server.address)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

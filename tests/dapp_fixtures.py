@@ -9,6 +9,8 @@ from dapp.portal import CANONICAL_ETHER_PORTAL, encode_ether_deposit
 from dapp.schema import (ROLE_TRAINER, ROLE_VALIDATOR, CreateTask, Message, Register, RoundClose,
                          ValidatorReport, encode_deposit_data, normalize_address, pack_contribution)
 from dapp.state import Accepted, Advance, Notice, Rejected, State, apply
+from rollups_node.rollup_http import refusal
+from rollups_node.rollup_http_schema import REQUEST_BODIES
 
 PORTAL = normalize_address(CANONICAL_ETHER_PORTAL)
 ETH = 10**18
@@ -116,7 +118,8 @@ class FakeRollupServer:
 
     ``/finish`` answers 202 ``idle_202s`` times before each request (host-mode behaviour), and, once the
     queue is empty, 202 (``when_empty="idle"``) or 500 (``"fail"``, to stop a backend that never exits).
-    ``fail_routes`` maps a route to how many times it answers 500 before working again.
+    ``fail_routes`` maps a route to how many times it answers 500 before working again. A body the spec
+    or the real server refuses (`rollups_node.rollup_http.refusal`) gets 400, as from the real server.
     """
 
     def __init__(self, when_empty: str = "idle", idle_202s: int = 0) -> None:
@@ -150,6 +153,8 @@ class FakeRollupServer:
 
     def handle(self, route: str, body: dict) -> tuple[int, dict | None]:
         self.calls.append((route, body))
+        if route in REQUEST_BODIES and refusal(route, body):  # as strict as the spec and the real server
+            return 400, {"error": refusal(route, body)}
         if self.fail_routes.get(route, 0) > 0:
             self.fail_routes[route] -= 1
             return 500, {"error": "injected failure"}

@@ -2,12 +2,14 @@
 
 Per advance: `reject:…` emits a notice and a report, then rejects; `exception:…` emits a notice then
 calls /exception; `voucher:<40 hex>` emits a 1-wei voucher to that address; `notices:<n>` emits n notices;
-anything else echoes the payload as one notice and one report. `exit` kills the process mid-input.
+`hold:<seconds>` waits that long inside the input (a window for the attack tests), then echoes it like
+anything else: the payload as one notice and one report. `exit` kills the process mid-input.
 An inspect answers one report with the payload and the number of inputs this process accepted.
 `--prefix P` prepends P to every echoed notice (a backend that diverges from an earlier run).
 """
 import os
 import sys
+import time
 
 import requests
 
@@ -50,11 +52,13 @@ def main() -> None:
         elif payload == b"exit":
             sys.exit(3)
         elif payload.startswith(b"voucher:"):
-            post("/voucher", {"destination": "0x" + payload[8:].decode(), "value": "0x1", "payload": "0x"})
+            post("/voucher", {"destination": "0x" + payload[8:].decode(), "value": "0x" + "%064x" % 1, "payload": "0x"})
         elif payload.startswith(b"notices:"):
             for i in range(int(payload[8:])):
                 post("/notice", {"payload": hexed(b"notice %d of input %d" % (i, request["data"]["metadata"]["input_index"]))})
         else:
+            if payload.startswith(b"hold:"):
+                time.sleep(float(payload[5:]))
             post("/notice", {"payload": hexed(PREFIX + payload)})
             post("/report", {"payload": hexed(b"echo " + payload)})
         accepted += finish["status"] == "accept"

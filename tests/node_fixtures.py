@@ -45,22 +45,24 @@ def fresh_deployment(rpc_url: str, epoch_length: int = 4) -> Deployment:
                   template_hash="0x" + next(_apps).to_bytes(32, "big").hex(), name="test")
 
 
-def node_command(deployment_path: Path, db: Path, port: int, backend: list[str]) -> list[str]:
+def node_command(deployment_path: Path, db: Path, port: int, backend: list[str],
+                 rollup_http_port: int = 0) -> list[str]:
     return [sys.executable, "-m", "fedrollup", "node", "--deployment", str(deployment_path), "--db", str(db),
             "--port", str(port), "--backend-command", " ".join(backend), "--finish-timeout", "2",
-            "--key", ANVIL_KEY_0]
+            "--key", ANVIL_KEY_0, "--rollup-http-port", str(rollup_http_port)]
 
 
 @contextlib.contextmanager
 def node_process(deployment: Deployment, folder: Path, backend: list[str] = ECHO_BACKEND,
-                 port: int | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Run `python -m fedrollup node` as its own process (it can be killed like a real node); yield its URL."""
+                 port: int | None = None, rollup_http_port: int = 0) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Run `python -m fedrollup node` as its own process (it can be killed like a real node); yield its URL.
+    `rollup_http_port`: where the backend's rollup HTTP API listens (0: any free port)."""
     path = folder / "deployment.json"
     path.write_text(deployment.to_json())
     port = port or free_port()
     log = open(folder / "node.log", "ab")
-    process = subprocess.Popen(node_command(path, folder / "node.sqlite", port, backend), stdout=log,
-                               stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
+    command = node_command(path, folder / "node.sqlite", port, backend, rollup_http_port)
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: _healthy(url) or process.poll() is not None, 60, "the node to become healthy")
@@ -103,6 +105,13 @@ def add_input(deployment: Deployment, payload: bytes, key: str = DEV_KEYS[1]) ->
     w3 = connect(deployment.rpc_url)
     box = w3.eth.contract(address=deployment.input_box, abi=deployment.abi("InputBox"))
     return call_function(w3, key, box.functions.addInput(deployment.application, payload))
+
+
+def deposit_ether(deployment: Deployment, value: int, key: str = DEV_KEYS[2]) -> dict:
+    """`EtherPortal.depositEther(app, b"")` from `key`: an input that brings `value` wei to the Application."""
+    w3 = connect(deployment.rpc_url)
+    portal = w3.eth.contract(address=deployment.ether_portal, abi=deployment.abi("EtherPortal"))
+    return call_function(w3, key, portal.functions.depositEther(deployment.application, b""), value=value)
 
 
 def outputs_of(url: str, app: str, **filters) -> list[dict]:

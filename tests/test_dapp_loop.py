@@ -57,7 +57,7 @@ def test_a_round_through_the_http_api_posts_notices_and_a_voucher(server):
     assert [type(x).__name__ for x in notices if isinstance(x, RewardPaid)] == ["RewardPaid"]
     assert notices[-1] == Withdrawal(trainer(0, 0), 3 * MILLI)
     (voucher,) = server.bodies("/voucher")
-    assert voucher == {"destination": trainer(0, 0), "value": hex(3 * MILLI), "payload": "0x"}
+    assert voucher == {"destination": trainer(0, 0), "value": "0x" + f"{3 * MILLI:064x}", "payload": "0x"}
     assert backend.state.balance(trainer(0, 0)) == 0
 
 
