@@ -6,7 +6,7 @@
 #   riscv64/replay.sh ROOTFS [NODE_DB]    (as root; default NODE_DB: the newest demo run's, or a new demo)
 set -euo pipefail
 
-ROOTFS=${1:?usage: riscv64/replay.sh ROOTFS [NODE_DB]}
+ROOTFS=$(realpath -m "${1:?usage: riscv64/replay.sh ROOTFS [NODE_DB]}")
 DB=${2:-}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 FEDROLLUP=$REPO/.venv/bin/fedrollup

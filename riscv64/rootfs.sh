@@ -13,7 +13,7 @@
 # serves only the current versions). The Python packages are exactly dapp/requirements.txt (checked).
 set -euo pipefail
 
-ROOTFS=${1:?usage: riscv64/rootfs.sh ROOTFS}
+ROOTFS=$(realpath -m "${1:?usage: riscv64/rootfs.sh ROOTFS}")
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$HERE")
 SUITE=trixie

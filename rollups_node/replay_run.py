@@ -45,7 +45,8 @@ class ReplayReport:
     outputs: int
     reports: int
     statuses: dict[str, int]
-    seconds: float  # feeding the inputs, the backend's start included
+    startup_seconds: float  # until the backend asked for its first input
+    seconds: float  # feeding the inputs (restarts after an exception included)
     differences: list[str]
 
     @property
@@ -55,7 +56,8 @@ class ReplayReport:
     def verdict(self) -> str:
         counts = ", ".join(f"{n} {status.lower()}" for status, n in sorted(self.statuses.items()))
         what = (f"{self.inputs} inputs ({counts}), {self.outputs} outputs, {self.reports} reports "
-                f"in {self.seconds:.1f} s ({self.inputs / max(self.seconds, 1e-9):.2f} inputs/s)")
+                f"in {self.seconds:.1f} s ({self.inputs / max(self.seconds, 1e-9):.2f} inputs/s; the backend "
+                f"started in {self.startup_seconds:.1f} s)")
         if self.identical:
             return f"REPLAY IDENTICAL: {what}, every status, output and report byte for byte"
         return (f"REPLAY DIFFERS at {len(self.differences)} inputs: {what}; first: {self.differences[0]}")
@@ -143,9 +145,10 @@ def replay_run(database: Path, backend_command: list[str], work_dir: Optional[Pa
                 machine.start()
             except MachineError as err:
                 raise ReplayError(str(err)) from err
-            progress(f"backend up after {time.perf_counter() - start:.1f} s; replaying {len(inputs)} inputs")
+            startup = time.perf_counter() - start
+            progress(f"backend up after {startup:.1f} s; replaying {len(inputs)} inputs")
             advancer = Advancer(fresh, machine, OutputsTree([]), threading.Lock())
-            said = time.perf_counter()
+            start = said = time.perf_counter()
             for done, item in enumerate(fresh.unprocessed_inputs(limit=ALL), start=1):
                 if not machine.ready:  # it died on an input that raised: a fresh one with the accepted replayed
                     advancer.rebuild_backend()
@@ -163,4 +166,4 @@ def replay_run(database: Path, backend_command: list[str], work_dir: Optional[Pa
         statuses[result.status] = statuses.get(result.status, 0) + 1
     return ReplayReport(inputs=len(recorded), outputs=sum(len(r.outputs) for r in recorded.values()),
                         reports=sum(len(r.reports) for r in recorded.values()), statuses=statuses,
-                        seconds=seconds, differences=compare(recorded, replayed))
+                        startup_seconds=startup, seconds=seconds, differences=compare(recorded, replayed))
