@@ -38,7 +38,11 @@ print(f"{platform.machine()} Linux (QEMU user emulation), Python {platform.pytho
 
 mkdir -p "$WORK"
 say "1/2 the host backend (this machine's Python), for the reference time"
-"$FEDROLLUP" chain replay --db "$DB" --work-dir "$WORK/host" | tee "$WORK/host.txt"
+"$FEDROLLUP" chain replay --db "$DB" --work-dir "$WORK/host" | tee "$WORK/host.txt" \
+  || say "the host backend itself does not reproduce this database (the riscv64 verdict below still counts)"
 say "2/2 the riscv64 backend under QEMU: $BACKEND"
-"$FEDROLLUP" chain replay --db "$DB" --work-dir "$WORK/riscv64" --backend-command "$BACKEND" | tee "$WORK/riscv64.txt"
+status=0
+"$FEDROLLUP" chain replay --db "$DB" --work-dir "$WORK/riscv64" --backend-command "$BACKEND" \
+  | tee "$WORK/riscv64.txt" || status=$?
 say "verdict: $(tail -1 "$WORK/riscv64.txt")"
+exit $status

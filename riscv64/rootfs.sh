@@ -29,7 +29,7 @@ elapsed() { echo "$(( $(date +%s) - $1 )) s"; }
 
 start=$(date +%s)
 missing=""
-for p in qemu-user-static mmdebstrap; do dpkg -s $p >/dev/null 2>&1 || missing="$missing $p"; done
+for p in qemu-user-static mmdebstrap arch-test; do dpkg -s $p >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
   say "installing$missing with apt"
   apt-get update -qq
@@ -70,8 +70,9 @@ if [ ! -f "$STAMP" ] || [ "$REPO/dapp/requirements.txt" -nt "$STAMP" ]; then
     -r /tmp/requirements.txt
   say "Python packages installed in $(elapsed "$t")"
   # Exactly the pins, nothing more: compare pip's view of /usr/local with dapp/requirements.txt.
-  chroot "$ROOTFS" /usr/bin/env -i PATH=/usr/bin:/bin python3 -m pip list --path /usr/local/lib/python3*/dist-packages \
-    --format=freeze 2>/dev/null | tr 'A-Z_' 'a-z-' | sort > "$ROOTFS/.pip-freeze"
+  site=$(cd "$ROOTFS" && ls -d usr/local/lib/python3*/dist-packages)
+  chroot "$ROOTFS" /usr/bin/env -i PATH=/usr/bin:/bin python3 -m pip list --path "/$site" --format=freeze \
+    | tr 'A-Z_' 'a-z-' | sort > "$ROOTFS/.pip-freeze"
   grep -v '^#' "$REPO/dapp/requirements.txt" | sed 's/\[.*\]//' | tr 'A-Z_' 'a-z-' | sort > "$ROOTFS/.pip-pins"
   if ! diff -u "$ROOTFS/.pip-pins" "$ROOTFS/.pip-freeze"; then
     echo "riscv64/rootfs.sh: the installed Python packages are not exactly dapp/requirements.txt (above)" >&2

@@ -3,7 +3,9 @@ command, every input's status, outputs and reports compared byte for byte. `make
 the riscv64 backend under QEMU; here the host backend stands in, and each kind of divergence must be named."""
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -128,3 +130,28 @@ def test_a_missing_or_empty_database_is_one_line_error(tmp_path, capsys):
     assert dispatch(build_parser().parse_args(["chain", "replay", "--db", str(tmp_path / "nope.sqlite")]),
                     "fedrollup") == 2
     assert "no node database" in capsys.readouterr().err
+
+
+ROOTFS = Path(__file__).resolve().parents[1] / "build" / "riscv64" / "rootfs"
+REPLAY_SH = Path(__file__).resolve().parents[1] / "riscv64" / "replay.sh"
+needs_riscv64 = pytest.mark.skipif(
+    not (ROOTFS / ".fedrollup-ready").is_file() or os.geteuid() != 0,
+    reason="the riscv64 root file system is built by `make riscv-rootfs` (as root; `make test` as root does it)")
+
+
+@needs_riscv64
+@pytest.mark.slow
+def test_the_riscv64_backend_under_qemu_gives_every_result_byte_for_byte(recorded, tmp_path):
+    """`riscv64/replay.sh` (what `make riscv-replay` runs) on a run with every kind of result: notices, a
+    voucher, a rejection and its report; then on a tampered copy, which it must call different."""
+    same = subprocess.run([str(REPLAY_SH), str(ROOTFS), str(recorded)], capture_output=True, text=True, timeout=600)
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "riscv64 Linux (QEMU user emulation), Python 3." in same.stdout
+    assert same.stdout.splitlines()[-1].startswith(
+        "== riscv-replay: verdict: REPLAY IDENTICAL: 8 inputs (7 accepted, 1 rejected)")
+    bad = tampered(recorded, tmp_path, "UPDATE report SET raw_data = x'00' WHERE input_index = 4")
+    differs = subprocess.run([str(REPLAY_SH), str(ROOTFS), str(bad)], capture_output=True, text=True, timeout=600)
+    assert differs.returncode == 1, differs.stdout + differs.stderr
+    assert differs.stdout.splitlines()[-1].startswith("== riscv-replay: verdict: REPLAY DIFFERS at 1 inputs")
+    riscv64_part = differs.stdout.split("2/2 the riscv64 backend")[1]
+    assert "DIFFERS input 4: report 0 differs from byte 0" in riscv64_part
