@@ -177,8 +177,8 @@ def test_console_ether_deposit_funds_a_task_and_credits_a_depositor_and_the_audi
                                       5 * 10**15, True)]
     credit = [o.message for o in history.node.outputs(input_index=credited_index)]
     assert len(credit) == 1 and isinstance(credit[0], DepositCredited) and credit[0].amount == 15 * 10**14
-    report = audit(history.node, l1, run_dir=history.run_dir)
-    assert report.rejected == 0 and report.accepted == report.inputs
+    report = audit(history.node, l1, run_dir=history.run_dir)  # raises AuditFailure on any difference
+    assert report.inputs == credited_index + 1 and report.proven == report.outputs
 
 
 def test_console_ether_deposit_refuses_more_than_the_account_holds(history):
