@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from common.errors import FedrollupError
-from rollups_node.advancer import Advancer
+from rollups_node.advancer import Advancer, ReplayDivergence
 from rollups_node.machine import HostMachine, MachineError
 from rollups_node.merkle import OutputsTree
 from rollups_node.model import INPUT_NONE, Input
@@ -129,7 +129,8 @@ def replay_run(database: Path, backend_command: list[str], work_dir: Optional[Pa
         folder = Path(work_dir or scratch)
         folder.mkdir(parents=True, exist_ok=True)
         replay_db = folder / "replay.sqlite"
-        replay_db.unlink(missing_ok=True)
+        for stale in (replay_db, replay_db.with_name("replay.sqlite-wal"), replay_db.with_name("replay.sqlite-shm")):
+            stale.unlink(missing_ok=True)  # a previous replay's, with its write-ahead log
         recorded_repo = SqliteRepository(database)
         try:
             recorded = results_of(recorded_repo)
@@ -150,9 +151,12 @@ def replay_run(database: Path, backend_command: list[str], work_dir: Optional[Pa
             advancer = Advancer(fresh, machine, OutputsTree([]), threading.Lock())
             start = said = time.perf_counter()
             for done, item in enumerate(fresh.unprocessed_inputs(limit=ALL), start=1):
-                if not machine.ready:  # it died on an input that raised: a fresh one with the accepted replayed
-                    advancer.rebuild_backend()
-                advancer.process(item)
+                try:
+                    if not machine.ready:  # it died on an input that raised: a fresh one, the accepted replayed
+                        advancer.rebuild_backend()
+                    advancer.process(item)
+                except ReplayDivergence as err:  # after an exception, the backend's rebuilt state differs
+                    raise ReplayError(f"the backend diverged while rebuilding its state: {err}") from err
                 if time.perf_counter() - said >= progress_every or done == len(inputs):
                     said = time.perf_counter()
                     progress(f"{done}/{len(inputs)} inputs replayed ({said - start:.0f} s)")
