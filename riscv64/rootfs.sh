@@ -81,5 +81,5 @@ if [ ! -f "$STAMP" ] || [ "$REPO/dapp/requirements.txt" -nt "$STAMP" ]; then
   touch "$STAMP"
 fi
 python_version=$(chroot "$ROOTFS" python3 -c 'import platform; print(platform.python_version(), platform.machine())')
-say "ready: Debian $(cat "$ROOTFS/etc/debian_version") riscv64, Python $python_version, the pinned packages " \
+say "ready: Debian $(cat "$ROOTFS/etc/debian_version"), Python $python_version, the pinned packages" \
     "($(elapsed "$start") this time)"
