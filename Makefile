@@ -9,7 +9,7 @@ export FLWR_TELEMETRY_ENABLED := 0
 export FLWR_DISABLE_UPDATE_CHECK := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: setup demo test bench clean topology-deps
+.PHONY: setup demo test bench clean topology-deps riscv-rootfs riscv-replay
 
 setup: $(STAMP) $(NPM_STAMP)
 
@@ -46,11 +46,25 @@ topology-deps: setup
 demo: setup
 	$(BIN)/fedrollup demo $(DEMO_ARGS)
 
-# As root, the tests also get Mininet (topology-deps); without root the emulated-network tests skip, saying so.
+# As root, the tests also get Mininet (topology-deps) and the riscv64 root file system (riscv-rootfs: about
+# 5.5 minutes the first time, then cached); without root the emulated-network and riscv64 tests skip, saying so.
 test: setup
-	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory topology-deps; \
-	else echo "== not root: the emulated-network tests will be skipped (sudo make test runs them)"; fi
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory topology-deps riscv-rootfs; \
+	else echo "== not root: the emulated-network and riscv64 tests will be skipped (sudo make test runs them)"; fi
 	$(BIN)/python -m pytest $(TEST_ARGS)
+
+# The backend on riscv64 (QEMU user emulation, a Debian riscv64 root file system with dapp/requirements.txt):
+# a whole demo run's inputs replayed through it and compared byte for byte with the host run. Needs root
+# (binfmt_misc, chroot); the root file system is cached in build/riscv64 (first time: minutes; see
+# docs/validators.md). RISCV_DB=<node.sqlite> replays another run (default: the newest demo run, or a new one).
+RISCV_ROOTFS := build/riscv64/rootfs
+riscv-rootfs: $(RISCV_ROOTFS)/.fedrollup-ready
+$(RISCV_ROOTFS)/.fedrollup-ready: riscv64/rootfs.sh riscv64/trixie-riscv64.lock dapp/requirements.txt
+	riscv64/rootfs.sh $(RISCV_ROOTFS)
+	@touch $@
+
+riscv-replay: setup riscv-rootfs
+	riscv64/replay.sh $(RISCV_ROOTFS) $(RISCV_DB)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

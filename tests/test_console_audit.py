@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from console_fixtures import ATTACKER, History, record_history, tampered_output
-from dapp.schema import RewardPaid, RoundRecorded, Withdraw
+from dapp.schema import CreateTask, DepositCredited, RewardPaid, RoundRecorded, TaskFunded, Withdraw
 from flower_sim.config import SimulationConfig
 from flower_sim.rollup_roles import RollupRecorder, RollupRejected
 from frontend_console.audit import AuditFailure, audit
@@ -149,3 +150,39 @@ def test_console_says_in_one_line_when_the_node_or_the_chain_is_unreachable(hist
     assert no_chain.returncode == 2
     assert no_chain.stderr.strip().splitlines() == [
         "frontend-console: error: no Ethereum JSON-RPC node answers at http://127.0.0.1:9"]
+
+
+def test_console_ether_deposit_funds_a_task_and_credits_a_depositor_and_the_audit_still_passes(history):
+    """`ether deposit --task N` from the publisher funds N's escrow (TaskFunded, started once covered); without
+    a task it is credited to the depositor (DepositCredited); both are inputs the audit re-derives."""
+    recorder = history.recorder
+    task_id = recorder._free_task_id()
+    create = CreateTask(task_id=task_id, mad_bps=2500, rounds=1, groups=1, round_trainer_budget=3 * 10**15,
+                        reward_per_positive=10**15, validator_reward=2 * 10**15)  # escrow 0.005 ETH
+    recorder._confirm("a new task", recorder._send(recorder.manager_key, create))
+    funded = console(history, "ether", "deposit", "--amount", "0.005", "--task", str(task_id),
+                     "--account-index", "1", "--json")
+    assert funded.returncode == 0, funded.stderr
+    index = json.loads(funded.stdout)["input_index"]
+    stranger = console(history, "ether", "deposit", "--amount", "1500000gwei", "--account-index", "9")
+    assert stranger.returncode == 0, stranger.stderr
+    assert stranger.stdout.strip().startswith("deposit of 0.0015 ETH for your withdrawable balance added as input")
+    credited_index = int(stranger.stdout.split()[-1])
+    l1 = L1(history.deployment.rpc_url, history.deployment)
+    deadline = time.monotonic() + 60
+    while history.node.processed_input_count() <= credited_index and time.monotonic() < deadline:
+        time.sleep(0.2)
+    task_funded = [o.message for o in history.node.outputs(input_index=index)]
+    assert task_funded == [TaskFunded(task_id, L1.address(recorder.manager_key), 5 * 10**15, 5 * 10**15,
+                                      5 * 10**15, True)]
+    credit = [o.message for o in history.node.outputs(input_index=credited_index)]
+    assert len(credit) == 1 and isinstance(credit[0], DepositCredited) and credit[0].amount == 15 * 10**14
+    report = audit(history.node, l1, run_dir=history.run_dir)  # raises AuditFailure on any difference
+    assert report.inputs == credited_index + 1 and report.proven == report.outputs
+
+
+def test_console_ether_deposit_refuses_more_than_the_account_holds(history):
+    poor = "0x" + "00" * 31 + "07"  # a valid key of an empty account
+    answer = console(history, "ether", "deposit", "--amount", "1", "--key", poor)
+    assert answer.returncode == 2 and len(answer.stderr.strip().splitlines()) == 1
+    assert "holds 0 ETH, less than the 1 ETH to deposit" in answer.stderr

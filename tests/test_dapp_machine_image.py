@@ -60,3 +60,10 @@ def test_backend_imports_only_stdlib_and_machine_packages():
             assert not foreign, f"{path.name} imports host-only {sorted(foreign)}"
     for name in ("requests", "eth-abi", "eth-utils", "eth-hash[pycryptodome]"):
         assert re.search(rf"^{re.escape(name)}==", pinned, re.M), f"{name} is not pinned for the machine"
+
+
+def test_the_backend_is_python_3_10_syntax():
+    """The machine's Python is 3.10 (cartesi/python:3.10-slim-jammy); the host and the riscv64 replay run newer
+    ones, so syntax of 3.11+ (except*, PEP 695 generics, …) would pass every other test and fail in the machine."""
+    for path in sorted(DAPP.glob("*.py")):
+        ast.parse(path.read_text(), filename=str(path), feature_version=(3, 10))

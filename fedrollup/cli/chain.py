@@ -1,4 +1,4 @@
-"""`fedrollup chain up|down|status|deploy`: the local rollup stack from the command line."""
+"""`fedrollup chain up|down|status|deploy|replay`: the local rollup stack from the command line."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +8,7 @@ from pathlib import Path
 from fedrollup.cli.args import config_from
 from contracts_config.deployment import DEFAULT_NAME
 from rollups_node.config import (DEFAULT_EPOCH_LENGTH, DEFAULT_RUN_DIR, OWNER_KEY_ENV, ZERO_TEMPLATE_HASH,
-                                 ChainDeployConfig, ChainUpConfig)
+                                 ChainDeployConfig, ChainUpConfig, backend_command)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -50,6 +50,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     deploy.add_argument("--out", type=Path, default=None, help="deployment file (default deployments/<name>.json)")
     deploy.set_defaults(func=_deploy)
 
+    replay = actions.add_parser("replay", help="replay a node database's inputs through a backend and compare "
+                                               "every status, output and report byte for byte")
+    replay.add_argument("--db", type=Path, required=True,
+                        help="the recorded node database, e.g. runs/<demo run>/chain/node.sqlite (only read)")
+    replay.add_argument("--backend-command", default=None,
+                        help="the backend to replay through (default: this Python's `-m dapp`)")
+    replay.add_argument("--work-dir", type=Path, default=None,
+                        help="where the replay's database and the backend's log go (default: a temporary folder)")
+    replay.add_argument("--ready-timeout", type=float, default=600.0,
+                        help="seconds the backend may take to ask for its first input (default 600: emulation)")
+    replay.set_defaults(func=_replay)
+
 
 def _add_run_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR,
@@ -86,3 +98,16 @@ def _deploy(args: argparse.Namespace) -> int:
     from rollups_node.chain import chain_deploy  # heavy: web3
 
     return chain_deploy(config_from(ChainDeployConfig, args))
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from rollups_node.node import DEFAULT_BACKEND  # heavy: web3
+    from rollups_node.replay_run import replay_run  # heavy: eth_abi (through the advancer)
+
+    command = backend_command(args.backend_command) or list(DEFAULT_BACKEND)
+    report = replay_run(args.db, command, work_dir=args.work_dir, ready_timeout=args.ready_timeout,
+                        progress=lambda text: print(f"  … {text}", flush=True))
+    for difference in report.differences[:20]:
+        print(f"  DIFFERS {difference}")
+    print(report.verdict())
+    return 0 if report.identical else 1

@@ -1,13 +1,15 @@
 """The auditors' console: `fedrollup console <command>` (or `frontend-console <command>`).
 
-Modelled on the official Cartesi frontend console (`input send`, `notice list`, `voucher list`,
-`report list`, `notice validate`, `voucher execute`, `inspect`) but for Rollups v2 (JSON-RPC reader,
-v2 proofs), plus fedrollup's own `rounds`, `stakes`, `producers` and `audit`.
+Modelled on the official Cartesi frontend console (`input send`, `ether deposit`, `notice list`,
+`voucher list`, `report list`, `notice validate`, `voucher execute`, `inspect`) but for Rollups v2
+(JSON-RPC reader, v2 proofs), plus fedrollup's own `rounds`, `stakes`, `producers` and `audit`.
 """
 from __future__ import annotations
 
 import argparse
+import decimal
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,18 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--payload", required=True,
                    help="0x-hex bytes (e.g. from `fedrollup dapp encode …`), or text sent as UTF-8")
     p.set_defaults(func=_input_send)
+
+    ether = noun("ether", "deposit Ether into the application through the EtherPortal")
+    p = ether.add_parser("deposit", help="EtherPortal.depositEther: fund a task's escrow, or credit your balance",
+                         parents=[common, signer])
+    p.add_argument("--amount", required=True,
+                   help="how much: Ether (0.5), or with a unit: 0.5ether, 20gwei, 1000wei")
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--task", type=int, help="the task whose escrow it funds (the execution-layer data is "
+                                                 "`fedrollup dapp encode deposit task_id=N`)")
+    target.add_argument("--data", help="raw execution-layer data, 0x-hex (default none: the "
+                                                      "deposit is credited to your withdrawable balance)")
+    p.set_defaults(func=_ether_deposit)
 
     for kind, verb, verb_help, action, parents in (
             ("Notice", "validate", "validate a notice on L1 against its epoch's claim", _notice_validate, [common]),
@@ -127,9 +141,42 @@ def _l1(args: argparse.Namespace):
 
 
 def _key(args: argparse.Namespace) -> str:
+    """The signer's private key, checked: a bad --key or --mnemonic is a one-line error, not a traceback."""
     from common.accounts import private_key  # heavy: eth_account (0.5 s)
+    from contracts_config.transactions import address_of  # heavy: eth_account, as above
+    from eth_utils.exceptions import ValidationError  # heavy: eth_utils, as above
 
-    return args.key or private_key(args.account_index, args.mnemonic)
+    if args.key:
+        if not re.fullmatch(r"(0x)?[0-9a-fA-F]{64}", args.key):
+            raise ConfigError("--key is not a private key (64 hex digits, optionally after 0x)")
+        try:
+            address_of(args.key)
+        except (ValueError, TypeError, ValidationError):
+            raise ConfigError("--key is not a valid secp256k1 private key (zero or above the curve order)") from None
+        return args.key
+    try:
+        return private_key(args.account_index, args.mnemonic)
+    except (ValueError, TypeError, ValidationError) as err:
+        raise ConfigError(f"cannot derive account {args.account_index} from the mnemonic: {err}") from None
+
+
+UNITS = {"ether": 10**18, "eth": 10**18, "gwei": 10**9, "wei": 1}
+
+
+def parse_wei(text: str) -> int:
+    """An amount as the console takes it (`0.5`, `0.5ether`, `20gwei`, `1000wei`) in wei; ConfigError if it is
+    not a positive whole number of wei."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
+    unit = match and UNITS.get(match.group(2).lower() or "ether")
+    if not unit:
+        raise ConfigError(f"--amount {text!r} is not an amount: a number of Ether (0.5) or with a unit "
+                          f"({', '.join(UNITS)})")
+    wei = decimal.Decimal(match.group(1)) * unit
+    if wei != wei.to_integral_value():
+        raise ConfigError(f"--amount {text!r} is not a whole number of wei")
+    if wei <= 0:
+        raise ConfigError(f"--amount {text!r}: a deposit must be more than 0")
+    return int(wei)
 
 
 def _print(args: argparse.Namespace, data: Any, table: Any) -> None:
@@ -151,6 +198,37 @@ def _input_send(args: argparse.Namespace) -> int:
     l1, _ = _l1(args)
     index = l1.add_input(_key(args), payload)
     print(json.dumps({"input_index": index}) if args.json else f"input {index} added")
+    return 0
+
+
+def _ether_deposit(args: argparse.Namespace) -> int:
+    from dapp.schema import encode_deposit_data  # heavy: eth_abi (keeps --help instant)
+    from dapp.state import format_wei  # heavy: eth_abi, as above
+    from rollups_client.l1 import Reverted  # heavy: web3 (0.7 s)
+
+    value = parse_wei(args.amount)
+    if args.task is not None:
+        if args.task < 0:
+            raise ConfigError(f"--task {args.task}: task ids are not negative")
+        data, what = encode_deposit_data(args.task), f"for task {args.task}"
+    else:
+        try:
+            data = bytes.fromhex((args.data or "").removeprefix("0x"))
+        except ValueError:
+            raise ConfigError(f"--data {args.data[:20]!r} is not 0x-hex") from None
+        what = f"with data 0x{data.hex()}" if data else "for your withdrawable balance"
+    key = _key(args)
+    l1, _ = _l1(args)
+    balance = l1.balance(l1.address(key))
+    if balance < value:
+        raise ConfigError(f"{l1.address(key)} holds {format_wei(balance)}, less than the {format_wei(value)} "
+                          "to deposit (plus gas)")
+    try:
+        index = l1.input_index(l1.send_deposit(key, value, data))
+    except Reverted as err:
+        raise ConfigError(f"the deposit was not made: {err}") from None
+    print(json.dumps({"input_index": index, "value_wei": str(value), "exec_layer_data": "0x" + data.hex()})
+          if args.json else f"deposit of {format_wei(value)} {what} added as input {index}")
     return 0
 
 

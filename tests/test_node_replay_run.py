@@ -1,0 +1,157 @@
+"""`fedrollup chain replay` (rollups_node.replay_run): a recorded node database replayed through a backend
+command, every input's status, outputs and reports compared byte for byte. `make riscv-replay` runs it with
+the riscv64 backend under QEMU; here the host backend stands in, and each kind of divergence must be named."""
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from dapp_fixtures import MILLI, PORTAL, PUBLISHER, STRANGER, close, report, trainer, validator
+
+from dapp.portal import ETHER_PORTAL_ENV, encode_ether_deposit
+from dapp.schema import ROLE_TRAINER, ROLE_VALIDATOR, CreateTask, Register, Withdraw, encode_deposit_data
+from fedrollup.cli.entry import dispatch
+from fedrollup.cli import build_parser
+from rollups_node.advancer import Advancer
+from rollups_node.machine import HostMachine
+from rollups_node.merkle import OutputsTree
+from rollups_node.model import Application, Input
+from rollups_node.outputs import VOUCHER
+from rollups_node.replay_run import ReplayError, replay_run
+from rollups_node.sqlite_repository import SqliteRepository
+
+HOST_BACKEND = [sys.executable, "-m", "dapp"]
+APP = "0x" + "a9" * 20
+INPUTS = [  # a task funded, joined, one round closed, a reward withdrawn (a voucher), a stranger rejected
+    (PUBLISHER, CreateTask(1, 2500, 1, 1, 4 * MILLI, 3 * MILLI, 1 * MILLI).encode()),
+    (PORTAL, encode_ether_deposit(PUBLISHER, 5 * MILLI, encode_deposit_data(1))),
+    (validator(0), Register(1, ROLE_VALIDATOR, 0).encode()),
+    (trainer(0, 0), Register(1, ROLE_TRAINER, 0).encode()),
+    (STRANGER, b"\x12\x34\x56\x78"),
+    (validator(0), report(1, 1, 9000, {trainer(0, 0): 8000}).encode()),
+    (PUBLISHER, close(1, 1, 9100, [9050]).encode()),
+    (trainer(0, 0), Withdraw().encode()),
+]
+
+
+def record(db: Path) -> None:
+    """A node database as a run leaves it: the inputs and what the host backend answered to each."""
+    repo = SqliteRepository(db)
+    repo.save_application(Application(name="t", address=APP, consensus="0x" + "c0" * 20, input_box="0x" + "b0" * 20,
+                                      input_box_block=1, template_hash="0x" + "00" * 32, epoch_length=10,
+                                      data_availability="0x", chain_id=31337))
+    repo.add_inputs([Input(index=i, epoch_index=i // 4, block_number=10 + i, block_timestamp=1_700_000_000 + 12 * i,
+                           chain_id=31337, app_contract=APP, sender=sender, prev_randao=i, payload=payload,
+                           raw_data=b"raw" + payload, transaction_reference=f"0x{i:064x}")
+                     for i, (sender, payload) in enumerate(INPUTS)], 100)
+    machine = HostMachine(HOST_BACKEND, finish_timeout=5.0)
+    machine.start()
+    try:
+        Advancer(repo, machine, OutputsTree([]), threading.Lock()).step()
+    finally:
+        machine.stop()
+        repo.close()
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory) -> Path:
+    db = tmp_path_factory.mktemp("run") / "node.sqlite"
+    record(db)
+    return db
+
+
+def tampered(recorded: Path, tmp_path: Path, sql: str) -> Path:
+    db = tmp_path / "node.sqlite"
+    with sqlite3.connect(recorded) as src, sqlite3.connect(db) as dst:
+        src.backup(dst)
+        dst.execute(sql)
+    return db
+
+
+def test_the_same_backend_replays_a_run_identically(recorded, tmp_path):
+    result = replay_run(recorded, HOST_BACKEND, work_dir=tmp_path)
+    assert result.identical, result.differences
+    assert result.inputs == len(INPUTS) and result.statuses == {"ACCEPTED": 7, "REJECTED": 1}
+    repo = SqliteRepository(recorded)
+    assert repo.list_outputs(output_type=VOUCHER)[1] == 1  # the withdraw's voucher is among the compared outputs
+    repo.close()
+    assert result.verdict().startswith("REPLAY IDENTICAL: 8 inputs (7 accepted, 1 rejected)")
+
+
+@pytest.mark.parametrize("sql, expected", [
+    ("UPDATE output SET raw_data = CAST(raw_data || x'00' AS BLOB) WHERE \"index\" = 3", "output 0 differs from byte"),
+    ("UPDATE report SET raw_data = x'00' WHERE input_index = 4", "input 4: report 0 differs from byte 0"),
+    ("UPDATE input SET status = 'ACCEPTED' WHERE \"index\" = 4", "input 4: status REJECTED, recorded ACCEPTED"),
+    ("DELETE FROM output WHERE input_index = 7", "input 7: 2 outputs, recorded 0"),
+    ("UPDATE input SET outputs_hash = '0x00' WHERE \"index\" = 2", "input 2: outputs Merkle root"),
+])
+def test_every_kind_of_divergence_is_named(recorded, tmp_path, sql, expected):
+    result = replay_run(tampered(recorded, tmp_path, sql), HOST_BACKEND, work_dir=tmp_path / "work")
+    assert not result.identical
+    assert any(expected in difference for difference in result.differences), result.differences
+    assert result.verdict().startswith("REPLAY DIFFERS")
+
+
+def test_a_backend_with_other_rules_differs(recorded, tmp_path, monkeypatch):
+    """A machine built with another EtherPortal address rejects the deposit: the replay names that input."""
+    monkeypatch.setenv(ETHER_PORTAL_ENV, "0x" + "11" * 20)
+    result = replay_run(recorded, HOST_BACKEND, work_dir=tmp_path)
+    assert result.differences[0] == "input 1: status REJECTED, recorded ACCEPTED"
+
+
+def test_the_recorded_database_is_only_read(recorded, tmp_path):
+    before = recorded.read_bytes()
+    replay_run(recorded, HOST_BACKEND, work_dir=tmp_path)
+    assert recorded.read_bytes() == before
+
+
+def test_the_command_line_says_the_verdict_and_fails_on_a_difference(recorded, tmp_path, capsys):
+    parser = build_parser()
+    assert dispatch(parser.parse_args(["chain", "replay", "--db", str(recorded)]), "fedrollup") == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("REPLAY IDENTICAL")
+    bad = tampered(recorded, tmp_path, "UPDATE report SET raw_data = x'00' WHERE input_index = 4")
+    assert dispatch(parser.parse_args(["chain", "replay", "--db", str(bad)]), "fedrollup") == 1
+    out = capsys.readouterr().out
+    assert "DIFFERS input 4: report 0" in out and out.splitlines()[-1].startswith("REPLAY DIFFERS at 1 inputs")
+
+
+def test_a_missing_or_empty_database_is_one_line_error(tmp_path, capsys):
+    with pytest.raises(ReplayError, match="no node database"):
+        replay_run(tmp_path / "nope.sqlite", HOST_BACKEND)
+    empty = tmp_path / "empty.sqlite"
+    SqliteRepository(empty).close()
+    with pytest.raises(ReplayError, match="no application"):
+        replay_run(empty, HOST_BACKEND)
+    assert dispatch(build_parser().parse_args(["chain", "replay", "--db", str(tmp_path / "nope.sqlite")]),
+                    "fedrollup") == 2
+    assert "no node database" in capsys.readouterr().err
+
+
+ROOTFS = Path(__file__).resolve().parents[1] / "build" / "riscv64" / "rootfs"
+REPLAY_SH = Path(__file__).resolve().parents[1] / "riscv64" / "replay.sh"
+needs_riscv64 = pytest.mark.skipif(
+    not (ROOTFS / ".fedrollup-ready").is_file() or os.geteuid() != 0,
+    reason="the riscv64 root file system is built by `make riscv-rootfs` (as root; `make test` as root does it)")
+
+
+@needs_riscv64
+@pytest.mark.slow
+def test_the_riscv64_backend_under_qemu_gives_every_result_byte_for_byte(recorded, tmp_path):
+    """`riscv64/replay.sh` (what `make riscv-replay` runs) on a run with every kind of result: notices, a
+    voucher, a rejection and its report; then on a tampered copy, which it must call different."""
+    same = subprocess.run([str(REPLAY_SH), str(ROOTFS), str(recorded)], capture_output=True, text=True, timeout=600)
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "riscv64 Linux (QEMU user emulation), Python 3." in same.stdout
+    assert same.stdout.splitlines()[-1].startswith(
+        "== riscv-replay: verdict: REPLAY IDENTICAL: 8 inputs (7 accepted, 1 rejected)")
+    bad = tampered(recorded, tmp_path, "UPDATE report SET raw_data = x'00' WHERE input_index = 4")
+    differs = subprocess.run([str(REPLAY_SH), str(ROOTFS), str(bad)], capture_output=True, text=True, timeout=600)
+    assert differs.returncode == 1, differs.stdout + differs.stderr
+    assert differs.stdout.splitlines()[-1].startswith("== riscv-replay: verdict: REPLAY DIFFERS at 1 inputs")
+    riscv64_part = differs.stdout.split("2/2 the riscv64 backend")[1]
+    assert "DIFFERS input 4: report 0 differs from byte 0" in riscv64_part
