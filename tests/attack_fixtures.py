@@ -20,7 +20,8 @@ BEYOND_SQLITE = [  # offsets and indices >= 2^63: they gave -32603 (SQLite overf
     {"jsonrpc": "2.0", "id": 2, "method": "cartesi_listOutputs", "params": {"application": "fedrollup", "offset": BIG}},
     {"jsonrpc": "2.0", "id": 3, "method": "cartesi_listReports",
      "params": {"application": "fedrollup", "epoch_index": hex(BIG)}},
-    {"jsonrpc": "2.0", "id": 4, "method": "cartesi_listInputs", "params": {"application": "fedrollup", "offset": BIG * 2}}]
+    {"jsonrpc": "2.0", "id": 4, "method": "cartesi_listInputs",
+     "params": {"application": "fedrollup", "offset": BIG * 2}}]
 SILENT_REQUEST = b"POST /rpc HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
 
 
