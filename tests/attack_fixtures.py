@@ -83,12 +83,12 @@ def assert_all_closed_by_the_server(silent: list[socket.socket]) -> None:
             sock.close()
 
 
-class Outsider(threading.Thread):
-    """POSTs every route of the rollup HTTP API at `port` without its secret path, in a loop, as a local
-    process that found the port: a voucher to `thief` of 1 ETH, notices, reports, exceptions, finishes."""
+class Outsider:
+    """A local process that found the port of the rollup HTTP API: one thread per route POSTs, in a loop and
+    without the secret path, a voucher of 1 ETH to `thief`, a notice, a report, an exception, a finish and a
+    delegate-call voucher (a thread each, so a `/finish` held open by the server slows no other route)."""
 
     def __init__(self, port: int, thief: str) -> None:
-        super().__init__(daemon=True)
         base = f"http://127.0.0.1:{port}"
         voucher = {"destination": thief, "value": "0x" + f"{ONE_ETHER:064x}", "payload": "0x"}
         self.attacks = [(base + "/voucher", voucher), (base + "/notice", {"payload": "0x6f776e6564"}),
@@ -96,20 +96,25 @@ class Outsider(threading.Thread):
                         (base + "/delegate-call-voucher", {"destination": thief, "payload": "0x"}),
                         (base + "/report", {"payload": "0x6f776e6564"})]
         self.stop = threading.Event()
-        self.answers: list[int] = []
+        self.answers: list[int] = []  # HTTP status codes, 0 for no answer
+        self.threads = [threading.Thread(target=self._post, args=attack, daemon=True) for attack in self.attacks]
 
-    def run(self) -> None:
+    def _post(self, url: str, body: dict) -> None:
         session = requests.Session()
         while not self.stop.is_set() and len(self.answers) < MAX_OUTSIDER_REQUESTS:
-            url, body = self.attacks[len(self.answers) % len(self.attacks)]
             try:
                 self.answers.append(session.post(url, json=body, timeout=5).status_code)
             except requests.RequestException:
                 self.answers.append(0)
 
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
     def halt(self) -> None:
         self.stop.set()
-        self.join(timeout=10)
+        for thread in self.threads:
+            thread.join(timeout=10)
 
 
 def wait_seconds_since(start: float, seconds: float) -> None:
