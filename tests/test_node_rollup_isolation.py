@@ -8,11 +8,9 @@ node replays to the same outputs.
 """
 from __future__ import annotations
 
-import threading
-
 import pytest
-import requests
 
+from attack_fixtures import ONE_ETHER, Outsider
 from contracts_config.anvil import free_port
 from contracts_config.transactions import connect
 from node_fixtures import (DEV_KEYS, ECHO_BACKEND, add_input, claimed, deposit_ether, fresh_deployment, node_process,
@@ -20,32 +18,6 @@ from node_fixtures import (DEV_KEYS, ECHO_BACKEND, add_input, claimed, deposit_e
 from rollups_node.outputs import encode_notice, unpack_output
 
 pytestmark = pytest.mark.slow
-ONE_ETHER = 10**18
-MAX_ATTACKS = 3000  # requests, at most; the loop also stops when the inputs are processed
-
-
-class Outsider(threading.Thread):
-    """POSTs every route of the rollup HTTP API at the port, in a loop, as a local process that found it."""
-
-    def __init__(self, port: int, thief: str) -> None:
-        super().__init__(daemon=True)
-        base = f"http://127.0.0.1:{port}"
-        voucher = {"destination": thief, "value": "0x" + f"{ONE_ETHER:064x}", "payload": "0x"}
-        self.attacks = [(base + "/voucher", voucher), (base + "/notice", {"payload": "0x6f776e6564"}),
-                        (base + "/exception", {"payload": "0x6f776e6564"}), (base + "/finish", {"status": "accept"}),
-                        (base + "/delegate-call-voucher", {"destination": thief, "payload": "0x"}),
-                        (base + "/report", {"payload": "0x6f776e6564"})]
-        self.stop = threading.Event()
-        self.answers: list[int] = []
-
-    def run(self) -> None:
-        session = requests.Session()
-        while not self.stop.is_set() and len(self.answers) < MAX_ATTACKS:
-            url, body = self.attacks[len(self.answers) % len(self.attacks)]
-            try:
-                self.answers.append(session.post(url, json=body, timeout=5).status_code)
-            except requests.RequestException:
-                self.answers.append(0)
 
 
 def test_an_outsider_posting_to_the_rollup_http_api_changes_nothing(tmp_path):
@@ -65,8 +37,7 @@ def test_an_outsider_posting_to_the_rollup_http_api_changes_nothing(tmp_path):
                 add_input(deployment, b"after")  # and the outsider keeps going between the two
                 wait_until(lambda: processed(url, "fedrollup") == 3, 60, "the inputs processed under attack")
             finally:
-                outsider.stop.set()
-                outsider.join(timeout=10)
+                outsider.halt()
             assert set(outsider.answers) == {404}  # before the secret path: 201 and 202, the attack landed
             assert len(outsider.answers) > 50
 

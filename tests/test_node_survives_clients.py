@@ -14,6 +14,9 @@ import pytest
 import requests
 
 from contracts_config.anvil import free_port
+from attack_fixtures import (assert_all_closed_by_the_server, assert_beyond_sqlite_answered, assert_deep_array_refused,
+                             assert_huge_batch_refused, chain_id_of, list_outputs_batch, open_silent_connections,
+                             post_rpc)
 from reader_fixtures import call, seeded_repository
 from rollups_node import jsonrpc
 from rollups_node.jsonrpc import JsonRpcReader
@@ -36,37 +39,29 @@ def node(tmp_path_factory):
 
 
 def rpc(url: str, body: bytes | dict | list, timeout: float = 30) -> requests.Response:
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return requests.post(url + "/rpc", data=data, headers={"Content-Type": "application/json"}, timeout=timeout)
+    return post_rpc(url, body, timeout)
 
 
 def still_answers(node) -> None:
     process, url = node
     assert process.poll() is None, f"the node died ({process.returncode}): {process.stderr.read().decode()[-500:]}"
-    answer = rpc(url, {"jsonrpc": "2.0", "id": 1, "method": "cartesi_getChainId"}, timeout=5).json()
-    assert answer["result"] == {"data": "0x7a69"}
+    assert chain_id_of(url) == "0x7a69"
 
 
 def test_a_body_nested_100000_deep_is_refused_not_fatal(node):
     """json.loads recursed 100,000 levels in C (the recursion limit eth_account sets): SIGSEGV."""
-    answer = rpc(node[1], b"[" * 100_000 + b"]" * 100_000).json()
-    assert answer["error"]["code"] == -32600 and "nested deeper" in answer["error"]["message"]
+    assert_deep_array_refused(node[1])
     still_answers(node)
 
 
 def test_a_batch_of_400_lists_of_10000_outputs_is_refused_before_any_work(node):
     """It built a 369 MiB answer; a batch now has at most 100 calls whose list limits add up to 10,000 items."""
-    def lists(count: int, limit: int) -> list[dict]:
-        return [{"jsonrpc": "2.0", "id": i, "method": "cartesi_listOutputs",
-                 "params": {"application": "fedrollup", "limit": limit}} for i in range(count)]
-
-    for batch, why in ((lists(400, 10_000), "batch of 400 requests"),
-                       (lists(2, 6000), "Batch list item limit exceeded")):
-        answer = rpc(node[1], batch)
-        assert len(answer.content) < 1000
-        error = answer.json()["error"]
-        assert error["code"] == -32005 and why in error["message"]
-    assert len(rpc(node[1], lists(2, 5000)).json()) == 2  # at the bound: answered
+    assert_huge_batch_refused(node[1])
+    answer = rpc(node[1], list_outputs_batch(2, 6000))
+    assert len(answer.content) < 1000
+    error = answer.json()["error"]
+    assert error["code"] == -32005 and "Batch list item limit exceeded" in error["message"]
+    assert len(rpc(node[1], list_outputs_batch(2, 5000)).json()) == 2  # at the bound: answered
     still_answers(node)
 
 
@@ -80,40 +75,18 @@ def test_batch_length_and_body_size_are_bounded(node):
 
 def test_offsets_and_indices_beyond_sqlite_get_json_rpc_answers(node):
     """Indices and offsets >= 2^63 gave -32603 (SQLite overflow)."""
-    big = 1 << 63
-    replies = rpc(node[1], [
-        {"jsonrpc": "2.0", "id": 1, "method": "cartesi_getInput", "params": {"application": "fedrollup",
-                                                                             "input_index": hex(big)}},
-        {"jsonrpc": "2.0", "id": 2, "method": "cartesi_listOutputs", "params": {"application": "fedrollup",
-                                                                                "offset": big}},
-        {"jsonrpc": "2.0", "id": 3, "method": "cartesi_listReports", "params": {"application": "fedrollup",
-                                                                                "epoch_index": hex(big)}},
-        {"jsonrpc": "2.0", "id": 4, "method": "cartesi_listInputs", "params": {"application": "fedrollup",
-                                                                               "offset": 1 << 64}}]).json()
-    assert replies[0]["error"]["code"] == -32001
-    assert replies[1]["result"]["data"] == [] and replies[2]["result"]["data"] == []
-    assert replies[3]["error"]["code"] == -32602
+    assert_beyond_sqlite_answered(node[1])
     still_answers(node)
 
 
 def test_50_connections_sending_headers_and_no_body_do_not_hold_the_node(node):
     """They pinned 50 threads for ever; now the server drops a connection silent for its request timeout."""
-    url = node[1]
-    port = int(url.rsplit(":", 1)[1])
-    silent = []
-    for _ in range(50):
-        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        sock.sendall(b"POST /rpc HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n")
-        silent.append(sock)
+    silent = open_silent_connections(int(node[1].rsplit(":", 1)[1]))
     try:
         still_answers(node)  # served while they wait
         time.sleep(TIMEOUT + 1)
-        for sock in silent:
-            sock.settimeout(5)
-            assert sock.recv(100) == b"", "the server still holds a silent connection"
     finally:
-        for sock in silent:
-            sock.close()
+        assert_all_closed_by_the_server(silent)
     still_answers(node)
 
 
