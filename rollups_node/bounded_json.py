@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 MAX_DEPTH = 64  # a JSON-RPC request needs 4 (batch, request, params, value)
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _BRACKET = re.compile(rb"[\[\]{}]")
 
 
@@ -19,20 +19,21 @@ class TooDeep(ValueError):
     pass
 
 
-def nesting_depth(body: bytes) -> int:
-    """The deepest nesting of arrays and objects in `body` (brackets inside strings do not count)."""
-    depth = deepest = 0
-    for match in _BRACKET.finditer(_STRING.sub(b"", body)):
-        if match.group() in b"[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        else:
-            depth -= 1
-    return deepest
+def deeper_than(body: bytes, max_depth: int) -> bool:
+    """Whether arrays and objects in `body` nest deeper than `max_depth` (brackets inside strings do not
+    count); counted without recursion, and stops at the first level too deep."""
+    if body.count(b"[") + body.count(b"{") <= max_depth:
+        return False
+    depth = 0
+    for match in _BRACKET.finditer(_STRING.sub(b'""', body)):
+        depth += 1 if match.group() in b"[{" else -1
+        if depth > max_depth:
+            return True
+    return False
 
 
 def loads(body: bytes, max_depth: int = MAX_DEPTH) -> Any:
     """`json.loads(body)`, refusing (TooDeep) a body nested deeper than `max_depth`; ValueError if not JSON."""
-    if nesting_depth(body) > max_depth:
+    if deeper_than(body, max_depth):
         raise TooDeep(f"JSON nested deeper than {max_depth} levels")
     return json.loads(body)

@@ -26,6 +26,7 @@ from typing import Any, Callable, Optional
 
 from rollups_node.http_handler import QuietHandler
 from rollups_node.outputs import encode_delegate_call_voucher, encode_notice, encode_voucher
+from rollups_node.bounded_json import deeper_than
 from rollups_node.rollup_http_schema import (MAX_BODY_BYTES, MAX_JSON_DEPTH, ROLLUP_REQUEST_VALIDATOR,
                                              TX_BUFFER_BYTES, VALIDATORS)
 
@@ -107,21 +108,6 @@ def refusal(route: str, body: Any) -> Optional[str]:
     return min(found)[1] if found else None
 
 
-_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
-_BRACKETS = re.compile(rb"[\[\]{}]")
-
-
-def _too_deep(raw: bytes) -> bool:
-    """Nested deeper than serde_json allows. Python's parser recurses in C, and eth_account (imported by the
-    node) raises the recursion limit so far that a deep enough body would overflow the thread's stack."""
-    if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
-        return False
-    depth = 0
-    for bracket in _BRACKETS.finditer(_STRINGS.sub(b'""', raw)):
-        depth += 1 if bracket.group() in b"[{" else -1
-        if depth > MAX_JSON_DEPTH:
-            return True
-    return False
 
 
 def _unique_fields(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -139,7 +125,7 @@ def _no_constant(name: str) -> None:
 
 def parse_body(raw: bytes) -> Any:
     """The JSON of a body, as serde_json reads it: UTF-8, bounded nesting, no NaN, no field twice."""
-    if _too_deep(raw):
+    if deeper_than(raw, MAX_JSON_DEPTH):  # json.loads recurses in C: see rollups_node.bounded_json
         raise Refused(f"{_SERDE}recursion limit exceeded")
     try:
         return json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_fields, parse_constant=_no_constant)
