@@ -5,8 +5,8 @@ order) or raises `Rejected(reason)`. The old state is never mutated: every updat
 it changes, so a reject or an unexpected error leaves the caller's state exactly as it was — which a
 host-mode backend needs, because nothing rolls its process back the way a Cartesi Machine is rolled back.
 
-Money is integer wei; accuracies are basis points; ordering is registration order or ascending
-address; the only randomness is the input's ``prev_randao``. Rules: docs/PROTOCOL.md.
+Money is integer wei; accuracies are basis points; ordering is registration order, report order or
+score (payments); the only randomness is the input's ``prev_randao``. Rules: docs/PROTOCOL.md.
 """
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from dapp.mad import BPS, is_positive
 from dapp.portal import MalformedDeposit, decode_ether_deposit
 from dapp.schema import (
     ROLE_NAMES, ROLE_TRAINER, ROLE_VALIDATOR, RULE_BEST_CONTRIBUTION, RULE_GREATEST_STAKE, RULE_NAMES,
-    RULE_RANDAO_DRAW, ContributionClassified, CreateTask, DepositCredited, Message, MessageDecodeError,
-    ParticipantRegistered, ProducerElected, Register, RewardPaid, RoundClose, RoundRecorded, TaskCreated,
+    RULE_RANDAO_DRAW, Contribution, ContributionClassified, CreateTask, DepositCredited, Message,
+    MessageDecodeError, ParticipantRegistered, ProducerElected, Register, RewardPaid, RoundClose, RoundRecorded, TaskCreated,
     TaskFinished, TaskFunded, ValidatorReport, ValidatorRewarded, Withdraw, Withdrawal, decode_input,
     normalize_address, unpack_contribution,
 )
@@ -367,14 +367,9 @@ def _validator_report(state: State, m: ValidatorReport, sender: str, advance: Ad
         Notice(ContributionClassified(m.task_id, m.round, me.group, c.trainer, c.accuracy_bps,
                                       m.validator_accuracy_bps, c.samples, positive[c.trainer]))
         for c in contributions]
-    # Each Positive is paid in ascending address order while the group's share of the budget lasts.
-    left = task.group_budget
     stakes, balances, paid_total = dict(task.stakes), dict(state.balances), 0
-    for trainer in sorted(t for t, ok in positive.items() if ok):
-        amount = min(task.reward_per_positive, left)
-        if amount == 0:
-            break
-        left -= amount
+    for trainer, amount in positive_rewards([c for c in contributions if positive[c.trainer]],
+                                            task.reward_per_positive, task.group_budget):
         paid_total += amount
         stakes[trainer] += amount
         balances[trainer] = balances.get(trainer, 0) + amount
@@ -390,6 +385,22 @@ def _validator_report(state: State, m: ValidatorReport, sender: str, advance: Ad
     return Accepted(State(_put(state.tasks, m.task_id, task), balances), tuple(outputs),
                     f"ValidatorReport task {m.task_id} round {m.round} group {me.group} — accepted, "
                     f"{n_pos} Positive, {len(positive) - n_pos} Negative, paid {format_wei(paid_total)}")
+
+
+def positive_rewards(positives: list[Contribution], reward: int, budget: int) -> list[tuple[str, int]]:
+    """What each Positive of a group earns from the group's budget: the best scores first; Positives with the
+    same score share pro rata what is left when it cannot pay them all in full (wei that do not divide stay
+    in escrow). Never by address, so no key can buy its place. In report order within a score."""
+    paid: list[tuple[str, int]] = []
+    left = budget
+    for score in sorted({c.accuracy_bps for c in positives}, reverse=True):
+        tied = [c.trainer for c in positives if c.accuracy_bps == score]
+        amount = min(reward, left // len(tied))
+        if amount == 0:
+            break
+        paid += [(trainer, amount) for trainer in tied]
+        left -= amount * len(tied)
+    return paid
 
 
 def elect_producer(task: Task, stakes: Mapping[str, int], rewarded: str,

@@ -113,16 +113,37 @@ def test_rollup_classifies_with_mad_at_the_boundary(chain):
     assert [n.trainer for n in chain.of_type(RewardPaid)] == [trainer(0, 0)]
 
 
-def test_positives_paid_in_address_order_until_group_budget_runs_out():
+def test_positives_paid_best_score_first_until_group_budget_runs_out():
     c = Chain()
     # budget 10 mETH over 2 groups = 5 mETH per group; 2 mETH per Positive -> 2, 2, then 1 (partial), then 0
     create_task(c, trainers_per_group=4, budget=10 * MILLI, per_positive=2 * MILLI)
-    scores = {trainer(0, i): 8500 for i in (3, 1, 0, 2)}
+    scores = {trainer(0, 3): 8800, trainer(0, 1): 9000, trainer(0, 0): 8700, trainer(0, 2): 8900}
     c.send(validator(0), report(1, 1, 9000, scores))
     paid = [(n.trainer, n.amount) for n in c.of_type(RewardPaid)]
-    assert paid == [(trainer(0, 0), 2 * MILLI), (trainer(0, 1), 2 * MILLI), (trainer(0, 2), 1 * MILLI)]
-    assert c.state.balance(trainer(0, 3)) == 0
+    assert paid == [(trainer(0, 1), 2 * MILLI), (trainer(0, 2), 2 * MILLI), (trainer(0, 3), 1 * MILLI)]
+    assert c.state.balance(trainer(0, 0)) == 0
     assert c.state.tasks[1].escrow == 3 * 11 * MILLI - 5 * MILLI
+
+
+def test_positives_with_the_same_score_share_what_is_left_pro_rata():
+    c = Chain()
+    create_task(c, trainers_per_group=4, budget=10 * MILLI, per_positive=2 * MILLI)
+    c.send(validator(0), report(1, 1, 9000, {trainer(0, i): 8500 for i in (3, 1, 0, 2)}))
+    # 5 mETH cannot pay 4 x 2 mETH: each gets a quarter, in report order
+    assert [(n.trainer, n.amount) for n in c.of_type(RewardPaid)] == [
+        (trainer(0, i), 5 * MILLI // 4) for i in (3, 1, 0, 2)]
+    assert c.state.tasks[1].escrow == 3 * 11 * MILLI - 5 * MILLI
+
+
+def test_a_low_address_cannot_buy_its_place_in_the_payment_order():
+    """The attack of issue 12: a key ground to sort first (0x00…) at 68% took the only reward from an
+    honest trainer at 99%. By score, the honest trainer is paid."""
+    c = Chain()
+    create_task(c, trainers_per_group=2, budget=4 * MILLI, per_positive=2 * MILLI)  # 2 mETH: one reward
+    low, high = sorted([trainer(0, 0), trainer(0, 1)], key=lambda a: int(a, 16))
+    c.send(validator(0), report(1, 1, 9000, {low: 6800, high: 9900}))
+    assert [(n.trainer, n.amount) for n in c.of_type(RewardPaid)] == [(high, 2 * MILLI)]
+    assert c.state.balance(low) == 0
 
 
 def test_budget_dust_stays_in_escrow_and_is_refunded_to_publisher():
@@ -213,10 +234,11 @@ def test_round_recorded_has_stakes_accuracies_and_budget_left(chain):
     assert rec.round == 2 and rec.global_accuracy_bps == 9201
     assert rec.accumulated_accuracy_bps == (9100 + 9201) // 2
     assert rec.trainers == tuple(trainer(g, i) for g in range(2) for i in range(3))
-    # 5 mETH per group per round, 2 mETH per Positive: 2 + 2 + 1 each round
-    assert rec.trainer_stakes == (4 * MILLI, 4 * MILLI, 2 * MILLI) * 2
+    # 5 mETH per group per round, 2 mETH per Positive, 3 Positives with the same score: a third each
+    share = 5 * MILLI // 3
+    assert rec.trainer_stakes == (2 * share,) * 6
     assert rec.validators == (validator(0), validator(1)) and rec.validator_stakes == (0, 2 * MILLI)
-    assert rec.trainer_paid == 10 * MILLI and rec.escrow_left == 33 * MILLI - 2 * 11 * MILLI
+    assert rec.trainer_paid == 6 * share and rec.escrow_left == 33 * MILLI - 2 * (6 * share + MILLI)
     assert rec.timestamp == chain.timestamp + 12 * (chain.index - 1)
 
 
