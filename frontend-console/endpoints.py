@@ -27,14 +27,6 @@ class Endpoints:
     app: str  # the application's address (or name, for the node only)
     deployment_path: str | None  # the deployment file these came from, if any
 
-    @property
-    def jsonrpc_url(self) -> str:
-        return self.node_url.rstrip("/") + "/rpc"
-
-    @property
-    def inspect_url(self) -> str:
-        return f"{self.node_url.rstrip('/')}/inspect/{self.app}"
-
 
 def _chain_state_node_url() -> str | None:
     try:

@@ -130,7 +130,7 @@ def _context(args: argparse.Namespace):
     from rollups_client.node import NodeClient  # heavy: eth_abi (keeps --help instant)
 
     endpoints, deployment = resolve(args.node, args.rpc, args.app, args.deployment)
-    return endpoints, deployment, NodeClient(endpoints.jsonrpc_url, endpoints.inspect_url, endpoints.app)
+    return endpoints, deployment, NodeClient.at(endpoints.node_url, endpoints.app)
 
 
 def _l1(args: argparse.Namespace):
