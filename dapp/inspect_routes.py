@@ -11,15 +11,18 @@ from urllib.parse import parse_qs, urlsplit
 
 from eth_utils import to_checksum_address
 
-from dapp.schema import ROLE_NAMES, RULE_NAMES, normalize_address
-from dapp.state import RoundRecord, State, Task
+from dapp.schema import CANCEL_NAMES, ROLE_NAMES, RULE_NAMES, normalize_address
+from dapp.state import State
+from dapp.task import RoundRecord, Task
 
 
 class InspectError(ValueError):
     """An inspect path that names no route, no task or a malformed value."""
 
 
-MAX_PATH = 256  # longer than any route with its filters; a longer path is refused before it is parsed
+MAX_PATH = 256
+STAKES_PAGE = 1_000  # participants per stakes/<id> answer (~200 KB of JSON, far below a report's 2 MiB)
+ROUNDS_PAGE = 50  # rounds per rounds/<id> answer (with 255 groups, ~2 KB a group: ~1 MiB at most)  # longer than any route with its filters; a longer path is refused before it is parsed
 # ASCII digits only ("²".isdigit() is true) and at most 20 of them (2^64 has 20): int() never sees a huge string
 NUMBER = re.compile(r"[0-9]{1,20}")
 
@@ -62,23 +65,41 @@ def task_info(state: State, arg: str, query: dict[str, str]) -> dict[str, Any]:
             "groups": t.groups, "round_trainer_budget_wei": str(t.round_trainer_budget),
             "reward_per_positive_wei": str(t.reward_per_positive),
             "validator_reward_wei": str(t.validator_reward), "required_escrow_wei": str(t.required_escrow),
-            "escrow_wei": str(t.escrow), "started": t.started, "finished": t.finished,
+            "escrow_wei": str(t.escrow), "funded": t.funded, "start_block": t.start_block,
+            "finished": t.finished, "cancelled": CANCEL_NAMES.get(t.cancelled) if t.cancelled is not None else None,
             "current_round": min(t.current_round, t.rounds), "rounds_closed": len(t.history),
-            "producer": None if t.finished else _addr(t.producer),
-            "trainers": len(t.trainers()), "validators": len(t.validators()),
+            "producer": None if t.over else _addr(t.producer),
+            "named_validators": [_addr(a) for a in t.seats], "trainers_per_group": t.trainers_per_group,
+            "created_block": t.created_block, "registration_deadline": t.registration_deadline,
+            "report_blocks": t.report_blocks, "close_blocks": t.close_blocks,
+            "report_deadline": None if t.over else t.report_deadline(),
+            "latest_end_block": t.latest_end_block(),
+            "trainers": list(t.group_trainers), "validators": len(t.validators()),
             "reports_in": [g for g, r in enumerate(t.reports) if r is not None]}
 
 
+def _only(query: dict[str, str], allowed: set[str]) -> None:
+    unknown = set(query) - allowed
+    if unknown:
+        raise InspectError(f"unknown filter(s) {', '.join(sorted(unknown))}; use {' and '.join(k + '=' for k in sorted(allowed))}")
+
+
 def stakes(state: State, arg: str, query: dict[str, str]) -> dict[str, Any]:
+    """Participants in registration order, a page of at most STAKES_PAGE from ``from`` (0-based)."""
     t = _task(state, arg)
-    return {"task_id": t.task_id,
+    _only(query, {"from"})
+    first = _int(query.get("from", "0"), "from")
+    page = list(t.participants.values())[first:first + STAKES_PAGE]
+    following = first + len(page) if first + len(page) < len(t.participants) else None
+    return {"task_id": t.task_id, "from": first, "total": len(t.participants), "next": following,
             "participants": [{"address": _addr(p.address), "role": ROLE_NAMES[p.role], "group": p.group,
                               "stake_wei": str(t.stakes[p.address]),
-                              "balance_wei": str(state.balance(p.address))} for p in t.participants]}
+                              "balance_wei": str(state.balance(p.address))} for p in page]}
 
 
 def _round(r: RoundRecord) -> dict[str, Any]:
-    return {"round": r.round, "timestamp": r.timestamp, "producer": _addr(r.producer),
+    return {"round": r.round, "block": r.block, "timestamp": r.timestamp, "producer": _addr(r.producer),
+            "missed_producers": [_addr(a) for a in r.missed_producers],
             "global_digest": "0x" + r.global_digest.hex(), "global_accuracy_bps": r.global_accuracy_bps,
             "accumulated_accuracy_bps": r.accumulated_accuracy_bps,
             "validator_accuracy_bps": list(r.validator_accuracy_bps),
@@ -86,32 +107,36 @@ def _round(r: RoundRecord) -> dict[str, Any]:
                         "validator_accuracy_bps": rep.validator_accuracy_bps,
                         "model_digest": "0x" + rep.model_digest.hex(), "positives": rep.positives,
                         "negatives": rep.negatives, "trainer_paid_wei": str(rep.paid)}
-                       for g, rep in enumerate(r.reports)],
+                       for g, rep in enumerate(r.reports) if rep is not None],
+            "skipped_groups": [g for g, rep in enumerate(r.reports) if rep is None],
             "rewarded_validator": _addr(r.rewarded_validator), "rewarded_group": r.rewarded_group,
             "distance_bps": r.distance_bps, "validator_paid_wei": str(r.validator_paid),
             "trainer_paid_wei": str(r.trainer_paid), "escrow_left_wei": str(r.escrow_left),
-            "stakes": {_addr(a): str(s) for a, s in r.stakes},
             "next_producer": _addr(r.next_producer) or None,
             "election_rule": RULE_NAMES.get(r.election_rule)}
 
 
 def rounds(state: State, arg: str, query: dict[str, str]) -> dict[str, Any]:
+    """Closed rounds ``from``..``to`` (inclusive), at most ROUNDS_PAGE of them per answer."""
     t = _task(state, arg)
-    unknown = set(query) - {"from", "to"}
-    if unknown:
-        raise InspectError(f"unknown filter(s) {', '.join(sorted(unknown))}; use from= and to=")
+    _only(query, {"from", "to"})
     first = _int(query.get("from", "1"), "from")
-    last = _int(query.get("to", str(t.rounds)), "to")
+    last = min(_int(query.get("to", str(t.rounds)), "to"), first + ROUNDS_PAGE - 1)
     return {"task_id": t.task_id, "from": first, "to": last,
             "rounds": [_round(r) for r in t.history if first <= r.round <= last]}
 
 
 def producer(state: State, arg: str, query: dict[str, str]) -> dict[str, Any]:
+    """Who may close the current round, in turn, and until which block (a client compares with L1's)."""
     t = _task(state, arg)
-    if t.finished:
-        return {"task_id": t.task_id, "finished": True, "round": None, "producer": None, "stake_wei": None}
+    if t.over:
+        return {"task_id": t.task_id, "finished": True, "round": None, "producer": None, "stake_wei": None,
+                "report_deadline": None, "turns": []}
+    order = t.producer_order()
     return {"task_id": t.task_id, "finished": False, "round": t.current_round, "producer": _addr(t.producer),
-            "stake_wei": str(t.stakes.get(t.producer, 0))}
+            "stake_wei": str(t.stakes.get(t.producer, 0)), "round_start": t.current_start(),
+            "report_deadline": t.report_deadline(),
+            "turns": [{"producer": _addr(a), "until_block": t.close_deadline(i)} for i, a in enumerate(order)]}
 
 
 def balance(state: State, arg: str, query: dict[str, str]) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 Wire format: ``tag ‖ abi.encode(fields)``, where the 4-byte tag is the Solidity-style selector
 ``keccak256("Name(type1,type2,...)")[:4]``; any input can therefore be built with Foundry's
-``cast calldata "CreateTask(uint64,uint16,uint16,uint8,uint256,uint256,uint256)" ...``.
+``cast calldata "Register(uint64,uint8,uint8)" 1 0 0``.
 
 The backend, the FL roles and the auditors' console all import this module:
 
@@ -28,6 +28,34 @@ ROLE_TRAINER = 0
 ROLE_VALIDATOR = 1
 ROLE_NAMES = {ROLE_TRAINER: "trainer", ROLE_VALIDATOR: "validator"}
 
+# Defaults a publisher gets from Python and the command line (in L1 blocks; 300 blocks = 1 hour at 12 s).
+# On the wire every deadline is explicit: CreateTask carries the numbers, and 0 is refused.
+DEFAULT_REGISTRATION_BLOCKS = 300
+DEFAULT_REPORT_BLOCKS = 150
+DEFAULT_CLOSE_BLOCKS = 50
+DEFAULT_TRAINERS_PER_GROUP = 100
+
+# Limits, so that every input fits the InputBox and every output a Cartesi Machine (docs/PROTOCOL.md, "Limits"):
+# @cartesi/rollups 2.2.0 CanonicalMachine.INPUT_MAX_SIZE = 1 << 16 bytes for the whole EvmAdvance (payload at
+# most 65,216 bytes); machine-emulator 0.19 CMIO tx buffer = 2 MiB per output or report; rollups-node v2 at
+# most 65,536 outputs per input.
+MAX_INPUT_PAYLOAD = 65_216
+MAX_OUTPUT_BYTES = 2 * 1024 * 1024
+MAX_OUTPUTS_PER_INPUT = 65_536
+MAX_TRAINERS_PER_GROUP = 2_000  # a full group's ValidatorReport: 4 + 192 + 2,000 x 32 = 64,196 bytes
+MAX_TASK_TRAINERS = 10_000  # groups x trainersPerGroup: the scale whose slowest input is measured
+STAKES_PAGE = 1_000  # trainers per TrainerStakes notice (64,256 bytes)
+
+# TaskCancelled.reason: why the task could not go on (see docs/PROTOCOL.md, "When someone is late").
+CANCEL_UNFUNDED = 0
+CANCEL_NO_VALIDATOR = 1
+CANCEL_GROUPS_SILENT = 2
+CANCEL_NO_PRODUCER = 3
+CANCEL_NAMES = {CANCEL_UNFUNDED: "unfunded when its registration window closed",
+                CANCEL_NO_VALIDATOR: "no validator took a seat in its registration window",
+                CANCEL_GROUPS_SILENT: "every group missed the report deadline",
+                CANCEL_NO_PRODUCER: "every producer in the election order missed its close deadline"}
+
 # ProducerElected.rule: why this validator produces the next round (see docs/PROTOCOL.md).
 RULE_GREATEST_STAKE = 0
 RULE_BEST_CONTRIBUTION = 1
@@ -40,9 +68,12 @@ class MessageDecodeError(ValueError):
     """A payload that is not a well-formed fedrollup message: unknown tag, truncated or malformed ABI."""
 
 
-def abi(abi_type: str) -> Any:
-    """Declare a message field with its ABI type (a dataclass field without default)."""
-    return field(metadata={"abi": abi_type})
+_NO_DEFAULT: Any = dataclasses.MISSING
+
+
+def abi(abi_type: str, default: Any = _NO_DEFAULT) -> Any:
+    """Declare a message field with its ABI type (and, for Python callers only, a default value)."""
+    return field(default=default, metadata={"abi": abi_type})
 
 
 def normalize_address(value: str | bytes) -> str:
@@ -117,6 +148,19 @@ class CreateTask(Message):
     round_trainer_budget: int = abi("uint256")
     reward_per_positive: int = abi("uint256")
     validator_reward: int = abi("uint256")
+    validators: tuple[str, ...] = abi("address[]", ())  # the validator named for each group, by group
+    trainers_per_group: int = abi("uint32", DEFAULT_TRAINERS_PER_GROUP)
+    registration_blocks: int = abi("uint32", DEFAULT_REGISTRATION_BLOCKS)
+    report_blocks: int = abi("uint32", DEFAULT_REPORT_BLOCKS)
+    close_blocks: int = abi("uint32", DEFAULT_CLOSE_BLOCKS)
+
+
+@dataclass(frozen=True)
+class CancelTask(Message):
+    """The publisher ends a task that cannot go on; its unspent escrow comes back as a voucher."""
+
+    KIND: ClassVar[str] = "input"
+    task_id: int = abi("uint64")
 
 
 @dataclass(frozen=True)
@@ -175,11 +219,16 @@ class TaskCreated(Message):
     reward_per_positive: int = abi("uint256")
     validator_reward: int = abi("uint256")
     required_escrow: int = abi("uint256")
+    validators: tuple[str, ...] = abi("address[]")
+    trainers_per_group: int = abi("uint32")
+    registration_deadline: int = abi("uint64")  # last block at which Register and funding are accepted
+    report_blocks: int = abi("uint32")
+    close_blocks: int = abi("uint32")
 
 
 @dataclass(frozen=True)
 class TaskFunded(Message):
-    """An EtherPortal deposit added to a task's escrow; ``started`` once it covers the whole task."""
+    """An EtherPortal deposit added to a task's escrow; ``funded`` once it covers the whole task."""
 
     KIND: ClassVar[str] = "notice"
     task_id: int = abi("uint64")
@@ -187,7 +236,7 @@ class TaskFunded(Message):
     amount: int = abi("uint256")
     escrow: int = abi("uint256")
     required_escrow: int = abi("uint256")
-    started: bool = abi("bool")
+    funded: bool = abi("bool")
 
 
 @dataclass(frozen=True)
@@ -234,7 +283,8 @@ class RewardPaid(Message):
 
 @dataclass(frozen=True)
 class RoundRecorded(Message):
-    """The round's audit record; stakes are parallel arrays in registration order."""
+    """The round's audit record; validator stakes as parallel arrays in registration order. The trainers'
+    stakes follow in `TrainerStakes` pages (``trainers`` of them in all), so no output grows with the task."""
 
     KIND: ClassVar[str] = "notice"
     task_id: int = abi("uint64")
@@ -243,12 +293,47 @@ class RoundRecorded(Message):
     global_digest: bytes = abi("bytes32")
     global_accuracy_bps: int = abi("uint16")
     accumulated_accuracy_bps: int = abi("uint16")
-    trainers: tuple[str, ...] = abi("address[]")
-    trainer_stakes: tuple[int, ...] = abi("uint256[]")
     validators: tuple[str, ...] = abi("address[]")
     validator_stakes: tuple[int, ...] = abi("uint256[]")
+    trainers: int = abi("uint32")
     trainer_paid: int = abi("uint256")
     escrow_left: int = abi("uint256")
+
+
+@dataclass(frozen=True)
+class TrainerStakes(Message):
+    """One page (at most `STAKES_PAGE` trainers, registration order from ``first``) of a round's stakes."""
+
+    KIND: ClassVar[str] = "notice"
+    task_id: int = abi("uint64")
+    round: int = abi("uint16")
+    first: int = abi("uint32")
+    trainers: tuple[str, ...] = abi("address[]")
+    stakes: tuple[int, ...] = abi("uint256[]")
+
+
+@dataclass(frozen=True)
+class GroupSkipped(Message):
+    """A group whose validator missed the report deadline: closed without it, nothing paid for it."""
+
+    KIND: ClassVar[str] = "notice"
+    task_id: int = abi("uint64")
+    round: int = abi("uint16")
+    group: int = abi("uint8")
+    validator: str = abi("address")  # the seat's named validator
+    report_deadline: int = abi("uint64")
+
+
+@dataclass(frozen=True)
+class ProducerMissed(Message):
+    """A producer who let its close deadline pass: the turn went to the next in the election order."""
+
+    KIND: ClassVar[str] = "notice"
+    task_id: int = abi("uint64")
+    round: int = abi("uint16")
+    producer: str = abi("address")
+    close_deadline: int = abi("uint64")
+    next_producer: str = abi("address")
 
 
 @dataclass(frozen=True)
@@ -285,16 +370,29 @@ class TaskFinished(Message):
 
 
 @dataclass(frozen=True)
+class TaskCancelled(Message):
+    """The publisher ended a task that could not go on; ``refund`` wei went back to it as a voucher."""
+
+    KIND: ClassVar[str] = "notice"
+    task_id: int = abi("uint64")
+    publisher: str = abi("address")
+    round: int = abi("uint16")  # the round that could not close
+    reason: int = abi("uint8")  # CANCEL_* above
+    refund: int = abi("uint256")
+
+
+@dataclass(frozen=True)
 class Withdrawal(Message):
     KIND: ClassVar[str] = "notice"
     account: str = abi("address")
     amount: int = abi("uint256")
 
 
-INPUTS: tuple[type[Message], ...] = (CreateTask, Register, ValidatorReport, RoundClose, Withdraw)
+INPUTS: tuple[type[Message], ...] = (CreateTask, Register, ValidatorReport, RoundClose, CancelTask, Withdraw)
 NOTICES: tuple[type[Message], ...] = (TaskCreated, TaskFunded, DepositCredited, ParticipantRegistered,
-                                      ContributionClassified, RewardPaid, RoundRecorded,
-                                      ValidatorRewarded, ProducerElected, TaskFinished, Withdrawal)
+                                      ContributionClassified, RewardPaid, GroupSkipped, ProducerMissed,
+                                      ValidatorRewarded, RoundRecorded, TrainerStakes, ProducerElected,
+                                      TaskFinished, TaskCancelled, Withdrawal)
 INPUT_BY_TAG: dict[bytes, type[Message]] = {m.tag(): m for m in INPUTS}
 NOTICE_BY_TAG: dict[bytes, type[Message]] = {m.tag(): m for m in NOTICES}
 BY_NAME: dict[str, type[Message]] = {m.__name__: m for m in INPUTS + NOTICES}

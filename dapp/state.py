@@ -14,17 +14,17 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Mapping, Union
 
-from eth_utils import keccak
-
 from dapp.mad import BPS, is_positive
 from dapp.portal import MalformedDeposit, decode_ether_deposit
+from dapp.rewards import election_order, positive_rewards
 from dapp.schema import (
-    ROLE_NAMES, ROLE_TRAINER, ROLE_VALIDATOR, RULE_BEST_CONTRIBUTION, RULE_GREATEST_STAKE, RULE_NAMES,
-    RULE_RANDAO_DRAW, Contribution, ContributionClassified, CreateTask, DepositCredited, Message,
-    MessageDecodeError, ParticipantRegistered, ProducerElected, Register, RewardPaid, RoundClose, RoundRecorded, TaskCreated,
-    TaskFinished, TaskFunded, ValidatorReport, ValidatorRewarded, Withdraw, Withdrawal, decode_input,
-    normalize_address, unpack_contribution,
+    CANCEL_NAMES, MAX_TASK_TRAINERS, MAX_TRAINERS_PER_GROUP, ROLE_NAMES, ROLE_TRAINER, ROLE_VALIDATOR,
+    RULE_NAMES, STAKES_PAGE, CancelTask, ContributionClassified, CreateTask, DepositCredited, GroupSkipped, Message,
+    MessageDecodeError, ParticipantRegistered, ProducerElected, ProducerMissed, Register, RewardPaid, RoundClose,
+    RoundRecorded, TaskCancelled, TaskCreated, TaskFinished, TaskFunded, TrainerStakes, ValidatorReport,
+    ValidatorRewarded, Withdraw, Withdrawal, decode_input, normalize_address, unpack_contribution,
 )
+from dapp.task import GroupReport, Participant, RoundRecord, Task
 
 UINT256_MAX = (1 << 256) - 1
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -85,90 +85,6 @@ Output = Union[Notice, Voucher, Report]
 
 
 @dataclass(frozen=True)
-class Participant:
-    address: str
-    role: int
-    group: int
-
-
-@dataclass(frozen=True)
-class GroupReport:
-    """What one validator reported for the current round, and what the rollup paid for it."""
-
-    validator: str
-    validator_accuracy_bps: int
-    model_digest: bytes
-    positives: int
-    negatives: int
-    paid: int
-
-
-@dataclass(frozen=True)
-class RoundRecord:
-    round: int
-    timestamp: int
-    producer: str  # who closed the round
-    global_digest: bytes
-    global_accuracy_bps: int
-    accumulated_accuracy_bps: int
-    validator_accuracy_bps: tuple[int, ...]
-    reports: tuple[GroupReport, ...]  # by group
-    rewarded_validator: str
-    rewarded_group: int
-    distance_bps: int
-    validator_paid: int
-    trainer_paid: int
-    escrow_left: int
-    stakes: tuple[tuple[str, int], ...]  # every participant, registration order
-    next_producer: str  # "" after the last round
-    election_rule: int  # -1 after the last round
-
-
-@dataclass(frozen=True)
-class Task:
-    task_id: int
-    publisher: str
-    mad_bps: int
-    rounds: int
-    groups: int
-    round_trainer_budget: int
-    reward_per_positive: int
-    validator_reward: int
-    producer: str  # elected to close `current_round`
-    escrow: int = 0
-    started: bool = False
-    current_round: int = 1
-    participants: tuple[Participant, ...] = ()
-    stakes: Mapping[str, int] = field(default_factory=dict)
-    reports: tuple[GroupReport | None, ...] = ()  # current round, by group
-    history: tuple[RoundRecord, ...] = ()
-
-    @property
-    def required_escrow(self) -> int:
-        return self.rounds * (self.round_trainer_budget + self.validator_reward)
-
-    @property
-    def finished(self) -> bool:
-        return self.current_round > self.rounds
-
-    @property
-    def group_budget(self) -> int:
-        return self.round_trainer_budget // self.groups
-
-    def participant(self, address: str) -> Participant | None:
-        for p in self.participants:
-            if p.address == address:
-                return p
-        return None
-
-    def validators(self) -> list[Participant]:
-        return [p for p in self.participants if p.role == ROLE_VALIDATOR]
-
-    def trainers(self) -> list[Participant]:
-        return [p for p in self.participants if p.role == ROLE_TRAINER]
-
-
-@dataclass(frozen=True)
 class State:
     tasks: Mapping[int, Task] = field(default_factory=dict)
     balances: Mapping[str, int] = field(default_factory=dict)  # withdrawable wei, no zero entries
@@ -218,11 +134,23 @@ def _task(state: State, task_id: int) -> Task:
     return task
 
 
-def _running(task: Task) -> None:
+def _not_over(task: Task) -> None:
     if task.finished:
         raise Rejected(f"task {task.task_id} is finished (all {task.rounds} rounds closed)")
-    if not task.started:
+    if task.cancelled is not None:
+        raise Rejected(f"task {task.task_id} was cancelled ({CANCEL_NAMES[task.cancelled]})")
+
+
+def _running(task: Task, block: int) -> None:
+    """The task is in a round: funded, seated (or its window closed) and that round has begun."""
+    _not_over(task)
+    if not task.funded:
         raise Rejected(f"task {task.task_id} is not funded: {task.escrow} of {task.required_escrow} wei")
+    if not task.started(block):
+        seated = sum(task.seated(g) for g in range(task.groups))
+        raise Rejected(f"task {task.task_id} has not started at block {block}: it starts when every group's "
+                       f"validator has registered ({seated} of {task.groups}) or after block "
+                       f"{task.registration_deadline}, with at least one")
 
 
 def _check_round(task: Task, round_: int) -> None:
@@ -251,27 +179,34 @@ def apply(state: State, advance: Advance, ether_portal: str) -> Accepted:
     return handler(state, message, sender, advance)
 
 
+def _deposit_refusal(state: State, data: bytes, who: str, block: int) -> tuple[str | None, Task | None]:
+    """Why a deposit cannot fund a task (None: it funds the task returned)."""
+    if not data:
+        return "the deposit names no task", None
+    if len(data) != 32 or int.from_bytes(data, "big") >= 1 << 64:
+        return f"extra data of {len(data)} bytes is not abi.encode(uint64 taskId)", None
+    task_id = int.from_bytes(data, "big")
+    task = state.tasks.get(task_id)
+    if task is None:
+        return f"task {task_id} does not exist", None
+    if task.publisher != who:
+        return f"only the publisher {task.publisher} funds task {task_id}", None
+    if task.over:
+        return f"task {task_id} is {'finished' if task.finished else 'cancelled'}", None
+    if not task.funded and block > task.registration_deadline:
+        return (f"task {task_id} was not funded by the end of its registration window (block "
+                f"{task.registration_deadline}) and can no longer start"), None
+    return None, task
+
+
 def _deposit(state: State, advance: Advance) -> Accepted:
     """EtherPortal deposits are never rejected once parsed: the Ether already sits in the Application."""
     try:
         deposit = decode_ether_deposit(advance.payload)
     except MalformedDeposit as err:
         raise Rejected(str(err)) from None
-    data, who, value = deposit.exec_layer_data, deposit.sender, deposit.value
-    reason, task = None, None
-    if not data:
-        reason = "the deposit names no task"
-    elif len(data) != 32 or int.from_bytes(data, "big") >= 1 << 64:
-        reason = f"extra data of {len(data)} bytes is not abi.encode(uint64 taskId)"
-    else:
-        task_id = int.from_bytes(data, "big")
-        task = state.tasks.get(task_id)
-        if task is None:
-            reason = f"task {task_id} does not exist"
-        elif task.publisher != who:
-            reason = f"only the publisher {task.publisher} funds task {task_id}"
-        elif task.finished:
-            reason = f"task {task_id} is finished"
+    who, value = deposit.sender, deposit.value
+    reason, task = _deposit_refusal(state, deposit.exec_layer_data, who, advance.block_number)
     if reason is not None or task is None:
         balances = _credit(state.balances, who, value)
         why = f"deposit of {value} wei from {who} credited to its withdrawable balance: {reason}"
@@ -280,13 +215,15 @@ def _deposit(state: State, advance: Advance) -> Accepted:
         return Accepted(replace(state, balances=balances), outputs,
                         f"deposit {format_wei(value)} from {short(who)} — credited to its balance ({reason})")
     escrow = task.escrow + value
-    started = task.started or escrow >= task.required_escrow
-    task = replace(task, escrow=escrow, started=started)
-    notice = TaskFunded(task.task_id, who, value, escrow, task.required_escrow, started)
+    funded_block = task.funded_block
+    if funded_block is None and escrow >= task.required_escrow:
+        funded_block = advance.block_number
+    task = replace(task, escrow=escrow, funded_block=funded_block)
+    notice = TaskFunded(task.task_id, who, value, escrow, task.required_escrow, task.funded)
     return Accepted(replace(state, tasks=_put(state.tasks, task.task_id, task)), (Notice(notice),),
                     f"deposit {format_wei(value)} from {short(who)} funds task {task.task_id}: escrow "
                     f"{format_wei(escrow)} of {format_wei(task.required_escrow)}"
-                    + (", task started" if started else ""))
+                    + (", task funded" if task.funded else ""))
 
 
 def _create_task(state: State, m: CreateTask, sender: str, advance: Advance) -> Accepted:
@@ -298,24 +235,44 @@ def _create_task(state: State, m: CreateTask, sender: str, advance: Advance) -> 
         raise Rejected("a task needs at least 1 round, got 0")
     if m.groups < 1:
         raise Rejected("a task needs at least 1 group, got 0")
+    if len(m.validators) != m.groups:
+        raise Rejected(f"name one validator per group: {len(m.validators)} validators for {m.groups} groups")
+    if ZERO_ADDRESS in m.validators or len(set(m.validators)) != m.groups:
+        raise Rejected("the named validators must be distinct, non-zero addresses")
+    if not 1 <= m.trainers_per_group <= MAX_TRAINERS_PER_GROUP:
+        raise Rejected(f"trainers per group {m.trainers_per_group} is not in 1..{MAX_TRAINERS_PER_GROUP} "
+                       f"(a full group's report must fit one input)")
+    if m.groups * m.trainers_per_group > MAX_TASK_TRAINERS:
+        raise Rejected(f"{m.groups} groups x {m.trainers_per_group} trainers is above {MAX_TASK_TRAINERS} "
+                       f"trainers per task")
+    for name in ("registration_blocks", "report_blocks", "close_blocks"):
+        if getattr(m, name) < 1:
+            raise Rejected(f"{name} must be at least 1 block, got 0")
     task = Task(task_id=m.task_id, publisher=sender, mad_bps=m.mad_bps, rounds=m.rounds, groups=m.groups,
                 round_trainer_budget=m.round_trainer_budget, reward_per_positive=m.reward_per_positive,
-                validator_reward=m.validator_reward, producer=sender, reports=(None,) * m.groups)
+                validator_reward=m.validator_reward, seats=tuple(m.validators),
+                trainers_per_group=m.trainers_per_group, created_block=advance.block_number,
+                registration_blocks=m.registration_blocks, report_blocks=m.report_blocks,
+                close_blocks=m.close_blocks, reports=(None,) * m.groups, group_trainers=(0,) * m.groups)
     if task.required_escrow > UINT256_MAX:
         raise Rejected(f"required escrow {m.rounds} x ({m.round_trainer_budget} + {m.validator_reward}) "
                        f"wei overflows uint256")
-    task = replace(task, started=task.required_escrow == 0)
+    if task.required_escrow == 0:
+        task = replace(task, funded_block=advance.block_number)
     notice = TaskCreated(m.task_id, sender, m.mad_bps, m.rounds, m.groups, m.round_trainer_budget,
-                         m.reward_per_positive, m.validator_reward, task.required_escrow)
+                         m.reward_per_positive, m.validator_reward, task.required_escrow, task.seats,
+                         m.trainers_per_group, task.registration_deadline, m.report_blocks, m.close_blocks)
     return Accepted(replace(state, tasks=_put(state.tasks, m.task_id, task)), (Notice(notice),),
                     f"CreateTask {m.task_id} by {short(sender)} — accepted, {m.rounds} round(s), {m.groups} group(s),"
-                    f" needs {format_wei(task.required_escrow)}")
+                    f" needs {format_wei(task.required_escrow)}, registration until block "
+                    f"{task.registration_deadline}")
 
 
 def _register(state: State, m: Register, sender: str, advance: Advance) -> Accepted:
     task = _task(state, m.task_id)
-    if task.finished:
-        raise Rejected(f"task {m.task_id} is finished (all {task.rounds} rounds closed)")
+    _not_over(task)
+    if advance.block_number > task.registration_deadline:
+        raise Rejected(f"registration for task {m.task_id} closed at block {task.registration_deadline}")
     if m.role not in ROLE_NAMES:
         raise Rejected(f"role {m.role} is neither 0 (trainer) nor 1 (validator)")
     if m.group >= task.groups:
@@ -324,25 +281,44 @@ def _register(state: State, m: Register, sender: str, advance: Advance) -> Accep
     if existing is not None:
         raise Rejected(f"{sender} is already registered in task {m.task_id} as "
                        f"{ROLE_NAMES[existing.role]} of group {existing.group}")
+    seated_block, group_trainers = task.seated_block, task.group_trainers
     if m.role == ROLE_VALIDATOR:
-        for p in task.validators():
-            if p.group == m.group:
-                raise Rejected(f"group {m.group} of task {m.task_id} already has validator {p.address}")
-    task = replace(task, participants=task.participants + (Participant(sender, m.role, m.group),),
-                   stakes=_put(task.stakes, sender, 0))
+        if task.seats[m.group] != sender:
+            raise Rejected(f"group {m.group} of task {m.task_id} has named validator {task.seats[m.group]}, "
+                           f"not {sender}")
+    else:
+        if sender in task.seats:
+            raise Rejected(f"{sender} is named validator of group {task.seats.index(sender)} of task "
+                           f"{m.task_id}; it registers as that group's validator")
+        if task.group_trainers[m.group] >= task.trainers_per_group:
+            raise Rejected(f"group {m.group} of task {m.task_id} is full ({task.trainers_per_group} trainers)")
+        group_trainers = _replaced(group_trainers, m.group, group_trainers[m.group] + 1)
+    task = replace(task, participants=_put(task.participants, sender, Participant(sender, m.role, m.group)),
+                   stakes=_put(task.stakes, sender, 0), group_trainers=group_trainers)
+    if m.role == ROLE_VALIDATOR and all(task.seated(g) for g in range(task.groups)):
+        seated_block = advance.block_number
+        task = replace(task, seated_block=seated_block)
     return Accepted(replace(state, tasks=_put(state.tasks, m.task_id, task)),
                     (Notice(ParticipantRegistered(m.task_id, sender, m.role, m.group)),),
                     f"Register {short(sender)} in task {m.task_id} as {ROLE_NAMES[m.role]} of group {m.group}"
                     f" — accepted")
 
 
+def _replaced(values: tuple, index: int, value) -> tuple:
+    return values[:index] + (value,) + values[index + 1:]
+
+
 def _validator_report(state: State, m: ValidatorReport, sender: str, advance: Advance) -> Accepted:
     task = _task(state, m.task_id)
-    _running(task)
+    _running(task, advance.block_number)
     me = task.participant(sender)
     if me is None or me.role != ROLE_VALIDATOR:
         raise Rejected(f"{sender} is not a validator of task {m.task_id}")
     _check_round(task, m.round)
+    deadline = task.report_deadline()
+    if advance.block_number > deadline:
+        raise Rejected(f"the report deadline of round {m.round} of task {m.task_id} was block {deadline}; "
+                       f"this report came in block {advance.block_number}")
     if task.reports[me.group] is not None:
         raise Rejected(f"validator {sender} already reported round {m.round} of task {m.task_id}")
     _check_bps("validator accuracy", m.validator_accuracy_bps)
@@ -374,112 +350,134 @@ def _validator_report(state: State, m: ValidatorReport, sender: str, advance: Ad
         stakes[trainer] += amount
         balances[trainer] = balances.get(trainer, 0) + amount
         outputs.append(Notice(RewardPaid(m.task_id, m.round, trainer, amount, stakes[trainer])))
-    if paid_total > task.escrow:  # unreachable while a started task's escrow covers every round
+    if paid_total > task.escrow:  # unreachable while a funded task's escrow covers every round
         raise Rejected(f"overspending: paying {paid_total} wei from an escrow of {task.escrow} wei")
 
     n_pos = sum(positive.values())
     report = GroupReport(sender, m.validator_accuracy_bps, m.model_digest, n_pos, len(positive) - n_pos,
                          paid_total)
-    reports = task.reports[:me.group] + (report,) + task.reports[me.group + 1:]
-    task = replace(task, escrow=task.escrow - paid_total, stakes=stakes, reports=reports)
+    task = replace(task, escrow=task.escrow - paid_total, stakes=stakes,
+                   reports=_replaced(task.reports, me.group, report))
     return Accepted(State(_put(state.tasks, m.task_id, task), balances), tuple(outputs),
                     f"ValidatorReport task {m.task_id} round {m.round} group {me.group} — accepted, "
                     f"{n_pos} Positive, {len(positive) - n_pos} Negative, paid {format_wei(paid_total)}")
 
 
-def positive_rewards(positives: list[Contribution], reward: int, budget: int) -> list[tuple[str, int]]:
-    """What each Positive of a group earns from the group's budget: the best scores first; Positives with the
-    same score share pro rata what is left when it cannot pay them all in full (wei that do not divide stay
-    in escrow). Never by address, so no key can buy its place. In report order within a score."""
-    paid: list[tuple[str, int]] = []
-    left = budget
-    for score in sorted({c.accuracy_bps for c in positives}, reverse=True):
-        tied = [c.trainer for c in positives if c.accuracy_bps == score]
-        amount = min(reward, left // len(tied))
-        if amount == 0:
-            break
-        paid += [(trainer, amount) for trainer in tied]
-        left -= amount * len(tied)
-    return paid
-
-
-def elect_producer(task: Task, stakes: Mapping[str, int], rewarded: str,
-                   prev_randao: bytes) -> tuple[str, int]:
-    """FLPoS: the validator with the greatest stake; tie -> the one rewarded this round;
-    still tied -> the lowest ``keccak256(prev_randao ‖ address)``. Returns (address, rule)."""
-    validators = [p.address for p in task.validators()]
-    top = max(stakes[v] for v in validators)
-    tied = [v for v in validators if stakes[v] == top]
-    if len(tied) == 1:
-        return tied[0], RULE_GREATEST_STAKE
-    if rewarded in tied:
-        return rewarded, RULE_BEST_CONTRIBUTION
-    draw = min(tied, key=lambda v: keccak(prev_randao + bytes.fromhex(v[2:])))
-    return draw, RULE_RANDAO_DRAW
+def _close_turn(task: Task, m: RoundClose, sender: str, block: int) -> int:
+    """Check that ``sender`` may close now; its place in the producer order."""
+    deadline = task.report_deadline()
+    missing = [g for g, r in enumerate(task.reports) if r is None]
+    if missing and block <= deadline:
+        raise Rejected(f"round {m.round} of task {m.task_id} still lacks the report of group(s) "
+                       f"{', '.join(map(str, missing))} (their report deadline is block {deadline})")
+    if len(missing) == task.groups:
+        raise Rejected(f"no group reported round {m.round} of task {m.task_id} by block {deadline}: the round "
+                       f"cannot close; its publisher may cancel the task")
+    order, turn = task.producer_order(), task.turn_at(block)
+    if turn >= len(order):
+        raise Rejected(f"every producer of round {m.round} of task {m.task_id} missed its close deadline "
+                       f"(the last was block {task.close_deadline(len(order) - 1)}); its publisher may "
+                       f"cancel the task")
+    if sender != order[turn]:
+        raise Rejected(f"only {order[turn]} may close round {m.round} of task {m.task_id} at block {block} "
+                       f"(turn {turn + 1} of {len(order)}, until block {task.close_deadline(turn)}), not {sender}")
+    return turn
 
 
 def _round_close(state: State, m: RoundClose, sender: str, advance: Advance) -> Accepted:
     task = _task(state, m.task_id)
-    _running(task)
+    block = advance.block_number
+    _running(task, block)
     _check_round(task, m.round)
-    if sender != task.producer:
-        raise Rejected(f"only the elected producer {task.producer} may close round {m.round} of task "
-                       f"{m.task_id}, not {sender}")
-    missing = [g for g, r in enumerate(task.reports) if r is None]
-    if missing:
-        raise Rejected(f"round {m.round} of task {m.task_id} still lacks the report of group(s) "
-                       f"{', '.join(map(str, missing))}")
+    turn = _close_turn(task, m, sender, block)
     if len(m.validator_accuracy_bps) != task.groups:
         raise Rejected(f"{len(m.validator_accuracy_bps)} validator accuracies for {task.groups} groups")
     _check_bps("global accuracy", m.global_accuracy_bps)
     for g, acc in enumerate(m.validator_accuracy_bps):
         _check_bps(f"accuracy of group {g}'s model", acc)
 
-    # Validator reward: the model closest to the global one by test accuracy; ties -> lower group.
-    distances = [abs(acc - m.global_accuracy_bps) for acc in m.validator_accuracy_bps]
-    best_group = min(range(task.groups), key=lambda g: (distances[g], g))
-    reports: tuple[GroupReport, ...] = tuple(r for r in task.reports if r is not None)
-    winner = reports[best_group].validator
+    order, deadline = task.producer_order(), task.report_deadline()
+    outputs: list[Output] = [Notice(GroupSkipped(m.task_id, m.round, g, task.seats[g], deadline))
+                             for g, r in enumerate(task.reports) if r is None]
+    outputs += [Notice(ProducerMissed(m.task_id, m.round, order[i], task.close_deadline(i), order[i + 1]))
+                for i in range(turn)]
+    # Validator reward: among the groups that reported, the model closest to the global one by test
+    # accuracy; ties -> lower group.
+    reported = [g for g, r in enumerate(task.reports) if r is not None]
+    distances = {g: abs(m.validator_accuracy_bps[g] - m.global_accuracy_bps) for g in reported}
+    best_group = min(reported, key=lambda g: (distances[g], g))
+    winner = task.reports[best_group].validator
     amount = min(task.validator_reward, task.escrow)
     stakes = _put(task.stakes, winner, task.stakes[winner] + amount)
     balances = _credit(state.balances, winner, amount)
     escrow = task.escrow - amount
     accs = [r.global_accuracy_bps for r in task.history] + [m.global_accuracy_bps]
     accumulated = sum(accs) // len(accs)
-    trainer_paid = sum(r.paid for r in reports)
-    outputs: list[Output] = [Notice(ValidatorRewarded(m.task_id, m.round, winner, best_group,
-                                                      distances[best_group], amount, stakes[winner]))]
+    trainer_paid = sum(r.paid for r in task.reports if r is not None)
+    outputs.append(Notice(ValidatorRewarded(m.task_id, m.round, winner, best_group, distances[best_group],
+                                            amount, stakes[winner])))
     trainers, validators = task.trainers(), task.validators()
     outputs.append(Notice(RoundRecorded(
         m.task_id, m.round, advance.block_timestamp, m.global_digest, m.global_accuracy_bps, accumulated,
-        tuple(p.address for p in trainers), tuple(stakes[p.address] for p in trainers),
-        tuple(p.address for p in validators), tuple(stakes[p.address] for p in validators),
+        tuple(p.address for p in validators), tuple(stakes[p.address] for p in validators), len(trainers),
         trainer_paid, escrow)))
+    for first in range(0, len(trainers), STAKES_PAGE):
+        page = [p.address for p in trainers[first:first + STAKES_PAGE]]
+        outputs.append(Notice(TrainerStakes(m.task_id, m.round, first, tuple(page),
+                                            tuple(stakes[a] for a in page))))
     last = m.round == task.rounds
+    next_order: tuple[str, ...] = ()
     if last:
         next_producer, rule = "", -1
         balances = _credit(balances, task.publisher, escrow)
         outputs.append(Notice(TaskFinished(m.task_id, task.publisher, escrow, accumulated)))
         tail = f"task finished, {format_wei(escrow)} back to the publisher"
     else:
-        next_producer, rule = elect_producer(task, stakes, winner, advance.prev_randao)
+        live = {task.reports[g].validator for g in reported}
+        ranked, rule = election_order([p.address for p in validators], live, stakes, winner,
+                                      advance.prev_randao)
+        next_order = tuple(ranked) + ((task.publisher,) if task.publisher not in ranked else ())
+        next_producer = next_order[0]
         outputs.append(Notice(ProducerElected(m.task_id, m.round + 1, next_producer, stakes[next_producer],
                                               rule)))
         tail = f"next producer {short(next_producer)} ({RULE_NAMES[rule]})"
+    skipped = task.groups - len(reported)
+    late = (f", {skipped} group(s) skipped" if skipped else "") + (f", after {turn} missed turn(s)" if turn else "")
     record = RoundRecord(
-        round=m.round, timestamp=advance.block_timestamp, producer=sender, global_digest=m.global_digest,
+        round=m.round, block=block, timestamp=advance.block_timestamp, producer=sender,
+        missed_producers=order[:turn], global_digest=m.global_digest,
         global_accuracy_bps=m.global_accuracy_bps, accumulated_accuracy_bps=accumulated,
-        validator_accuracy_bps=tuple(m.validator_accuracy_bps), reports=reports,
+        validator_accuracy_bps=tuple(m.validator_accuracy_bps), reports=task.reports,
         rewarded_validator=winner, rewarded_group=best_group, distance_bps=distances[best_group],
         validator_paid=amount, trainer_paid=trainer_paid, escrow_left=escrow,
-        stakes=tuple((p.address, stakes[p.address]) for p in task.participants),
         next_producer=next_producer, election_rule=rule)
     task = replace(task, escrow=0 if last else escrow, stakes=stakes, current_round=m.round + 1,
-                   producer=next_producer or task.producer, reports=(None,) * task.groups,
+                   round_start=block, order=next_order, reports=(None,) * task.groups,
                    history=task.history + (record,))
     return Accepted(State(_put(state.tasks, m.task_id, task), balances), tuple(outputs),
-                    f"RoundClose task {m.task_id} round {m.round} — accepted, global accuracy "
+                    f"RoundClose task {m.task_id} round {m.round} — accepted{late}, global accuracy "
                     f"{m.global_accuracy_bps} bps, validator reward to group {best_group}, {tail}")
+
+
+def _cancel_task(state: State, m: CancelTask, sender: str, advance: Advance) -> Accepted:
+    task = _task(state, m.task_id)
+    _not_over(task)
+    if sender != task.publisher:
+        raise Rejected(f"only the publisher {task.publisher} may cancel task {m.task_id}, not {sender}")
+    reason = task.stalled(advance.block_number)
+    if reason is None:
+        raise Rejected(f"task {m.task_id} can still go on at block {advance.block_number}: it may be cancelled "
+                       f"only once it cannot (unfunded or unstaffed after block {task.registration_deadline}, "
+                       f"every group silent past a report deadline, or every producer past its close deadline)")
+    refund = task.escrow
+    round_ = min(task.current_round, task.rounds)
+    task = replace(task, escrow=0, cancelled=reason)
+    outputs: list[Output] = [Notice(TaskCancelled(m.task_id, sender, round_, reason, refund))]
+    if refund:
+        outputs.insert(0, Voucher(sender, refund))
+    return Accepted(replace(state, tasks=_put(state.tasks, m.task_id, task)), tuple(outputs),
+                    f"CancelTask {m.task_id} in round {round_} — accepted ({CANCEL_NAMES[reason]}), "
+                    f"voucher refunds {format_wei(refund)} to the publisher")
 
 
 def _withdraw(state: State, m: Withdraw, sender: str, advance: Advance) -> Accepted:
@@ -493,4 +491,4 @@ def _withdraw(state: State, m: Withdraw, sender: str, advance: Advance) -> Accep
 
 
 _HANDLERS = {CreateTask: _create_task, Register: _register, ValidatorReport: _validator_report,
-             RoundClose: _round_close, Withdraw: _withdraw}
+             RoundClose: _round_close, CancelTask: _cancel_task, Withdraw: _withdraw}

@@ -12,13 +12,15 @@ have no Ether are funded from account 0, which owns the contracts.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from common import accounts
 from common.errors import FedrollupError
 from contracts_config.deployment import Deployment
-from dapp.schema import (ROLE_TRAINER, ROLE_VALIDATOR, CreateTask, Message, ProducerElected, Register, RoundClose,
+from dapp.schema import (DEFAULT_CLOSE_BLOCKS, DEFAULT_REGISTRATION_BLOCKS, DEFAULT_REPORT_BLOCKS, ROLE_TRAINER,
+                         ROLE_VALIDATOR, CreateTask, Message, ProducerElected, Register, RoundClose,
                          ValidatorReport, encode_deposit_data, pack_contribution)
 from flower_sim.config import SimulationConfig
 from flower_sim.records import RoundRecord
@@ -38,6 +40,9 @@ class TaskTerms:
     reward_per_positive: int = 1_000_000 * GWEI  # 0.001 ETH
     validator_reward: int = 5_000_000 * GWEI  # 0.005 ETH
     round_trainer_budget: int | None = None  # default: every trainer Positive is affordable
+    registration_blocks: int = DEFAULT_REGISTRATION_BLOCKS
+    report_blocks: int = DEFAULT_REPORT_BLOCKS
+    close_blocks: int = DEFAULT_CLOSE_BLOCKS
 
     def budget(self, trainers: int) -> int:
         return self.round_trainer_budget if self.round_trainer_budget is not None \
@@ -135,7 +140,12 @@ class RollupRecorder:
         cfg, t = self.cfg, self.terms
         create = CreateTask(task_id=self.task_id, mad_bps=round(cfg.mad * 10_000), rounds=rounds,
                             groups=cfg.validators, round_trainer_budget=t.budget(cfg.trainers),
-                            reward_per_positive=t.reward_per_positive, validator_reward=t.validator_reward)
+                            reward_per_positive=t.reward_per_positive, validator_reward=t.validator_reward,
+                            validators=tuple(L1.address(k).lower() for k in self.validator_keys),
+                            trainers_per_group=max(Counter(map(cfg.group_of, range(cfg.trainers))).values(),
+                                                   default=1),
+                            registration_blocks=t.registration_blocks, report_blocks=t.report_blocks,
+                            close_blocks=t.close_blocks)
         escrow = rounds * (create.round_trainer_budget + create.validator_reward)
         self.say(f"manager publishes task {self.task_id} and escrows {escrow / 10**18:g} ETH through the EtherPortal")
         self._confirm("CreateTask", self._send(self.manager_key, create))

@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
-from dapp.schema import RULE_NAMES, ProducerElected, RoundRecorded, ValidatorRewarded
+from dapp.schema import RULE_NAMES, ProducerElected, RoundRecorded, TrainerStakes, ValidatorRewarded
 from dapp.state import format_wei
 from rollups_client.outputs import RollupOutput
 from rollups_node.model import Report
@@ -109,17 +109,24 @@ def rounds_table(notices: list[RollupOutput], task_id: int | None) -> Table:
 
 
 def stakes_table(notices: list[RollupOutput], task_id: int | None) -> Table:
-    """The stakes of every trainer and validator as the latest RoundRecorded of each task states them."""
+    """The stakes of every trainer and validator as the latest recorded round of each task states them (the
+    validators' in its RoundRecorded, the trainers' in the TrainerStakes pages that follow it)."""
     latest: dict[int, RoundRecorded] = {}
+    pages: dict[tuple[int, int], list[TrainerStakes]] = {}
     for o in notices:
-        if isinstance(o.message, RoundRecorded) and (task_id is None or o.message.task_id == task_id):
-            latest[o.message.task_id] = o.message
+        m = o.message
+        if isinstance(m, RoundRecorded) and (task_id is None or m.task_id == task_id):
+            latest[m.task_id] = m
+        elif isinstance(m, TrainerStakes):
+            pages.setdefault((m.task_id, m.round), []).append(m)
     table = Table(title="stakes (cumulative rewards) after the latest recorded round", title_justify="left")
     for name in ("task", "round", "role", "address", "stake"):
         table.add_column(name, justify="right" if name in ("task", "round", "stake") else "left")
     for task, rec in sorted(latest.items()):
-        for role, addresses, stakes in (("validator", rec.validators, rec.validator_stakes),
-                                        ("trainer", rec.trainers, rec.trainer_stakes)):
+        trainer_pages = sorted(pages.get((task, rec.round), []), key=lambda p: p.first)
+        rows = [("validator", rec.validators, rec.validator_stakes)]
+        rows += [("trainer", p.trainers, p.stakes) for p in trainer_pages]
+        for role, addresses, stakes in rows:
             for address, stake in zip(addresses, stakes):
                 table.add_row(str(task), str(rec.round), role, address, format_wei(stake))
     return table

@@ -43,14 +43,20 @@ class Chain:
     outputs: list = field(default_factory=list)
     timestamp: int = 1_700_000_000
     prev_randao: bytes = bytes(32)
+    block: int = 10  # the L1 block of the next input; every input moves one block on
+
+    def mine(self, blocks: int) -> None:
+        """Let ``blocks`` L1 blocks pass without an input (the deadlines' clock)."""
+        self.block += blocks
 
     def advance(self, sender: str, payload: bytes | Message) -> Advance:
         if isinstance(payload, Message):
             payload = payload.encode()
         adv = Advance(msg_sender=sender, payload=payload, input_index=self.index,
-                      block_number=10 + self.index, block_timestamp=self.timestamp + 12 * self.index,
+                      block_number=self.block, block_timestamp=self.timestamp + 12 * (self.block - 10),
                       prev_randao=self.prev_randao)
         self.index += 1
+        self.block += 1
         return adv
 
     def send(self, sender: str, payload: bytes | Message) -> Accepted:
@@ -77,11 +83,21 @@ class Chain:
         return [n for n in self.notices if isinstance(n, cls)]
 
 
+def task_message(task_id: int = 1, mad_bps: int = 2500, rounds: int = 3, groups: int = 2,
+                 budget: int = 10 * MILLI, per_positive: int = 2 * MILLI, validator_reward: int = 1 * MILLI,
+                 **terms) -> CreateTask:
+    """A CreateTask (CreateTask's argument order) naming `validator(g)` for each group; other terms keep
+    CreateTask's keyword defaults unless given."""
+    return CreateTask(task_id, mad_bps, rounds, groups, budget, per_positive, validator_reward,
+                      **{"validators": tuple(validator(g) for g in range(groups)), **terms})
+
+
 def create_task(chain: Chain, task_id: int = 1, groups: int = 2, rounds: int = 3, mad_bps: int = 2500,
                 budget: int = 10 * MILLI, per_positive: int = 2 * MILLI, validator_reward: int = 1 * MILLI,
-                trainers_per_group: int = 3, fund: bool = True) -> None:
+                trainers_per_group: int = 3, fund: bool = True, **terms) -> None:
     """Publish, fund (exactly the required escrow) and register one validator and N trainers per group."""
-    chain.send(PUBLISHER, CreateTask(task_id, mad_bps, rounds, groups, budget, per_positive, validator_reward))
+    chain.send(PUBLISHER, task_message(task_id, mad_bps, rounds, groups, budget, per_positive, validator_reward,
+                                       **terms))
     if fund:
         chain.deposit(PUBLISHER, rounds * (budget + validator_reward), encode_deposit_data(task_id))
     for g in range(groups):

@@ -49,7 +49,7 @@ def test_outputs_decode_to_the_fedrollup_notice_or_what_the_voucher_pays():
 
 def test_the_manager_host_reads_its_round_records_back_through_the_client():
     def record(task_id: int) -> bytes:
-        return encode_notice(RoundRecorded(task_id, 1, 0, b"\x0a" * 32, 9000, 9000, (), (), (), (), 0, 0).encode())
+        return encode_notice(RoundRecorded(task_id, 1, 0, b"\x0a" * 32, 9000, 9000, (), (), 0, 0, 0).encode())
 
     class Node:
         def notices(self):

@@ -158,7 +158,8 @@ def test_console_ether_deposit_funds_a_task_and_credits_a_depositor_and_the_audi
     recorder = history.recorder
     task_id = recorder._free_task_id()
     create = CreateTask(task_id=task_id, mad_bps=2500, rounds=1, groups=1, round_trainer_budget=3 * 10**15,
-                        reward_per_positive=10**15, validator_reward=2 * 10**15)  # escrow 0.005 ETH
+                        reward_per_positive=10**15, validator_reward=2 * 10**15,  # escrow 0.005 ETH
+                        validators=("0x" + "77" * 20,))
     recorder._confirm("a new task", recorder._send(recorder.manager_key, create))
     funded = console(history, "ether", "deposit", "--amount", "0.005", "--task", str(task_id),
                      "--account-index", "1", "--json")

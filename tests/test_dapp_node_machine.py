@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from dapp_fixtures import MILLI, PORTAL, PUBLISHER, STRANGER, Chain, close, report, trainer, validator
+from dapp_fixtures import task_message, MILLI, PORTAL, PUBLISHER, STRANGER, Chain, close, report, trainer, validator
 
 from dapp.portal import encode_ether_deposit
-from dapp.schema import ROLE_TRAINER, ROLE_VALIDATOR, CreateTask, Register, Withdraw, encode_deposit_data
+from dapp.schema import ROLE_TRAINER, ROLE_VALIDATOR, Register, Withdraw, encode_deposit_data
 from dapp.state import Notice, Voucher, apply
 from rollups_node.machine import HostMachine
 from rollups_node.outputs import encode_notice, encode_voucher
@@ -22,7 +22,7 @@ def expected_output(out) -> bytes:
 
 def test_backend_under_the_node_emits_exactly_what_the_rules_say():
     inputs = [
-        (PUBLISHER, CreateTask(1, 2500, 1, 1, 4 * MILLI, 3 * MILLI, 1 * MILLI).encode()),
+        (PUBLISHER, task_message(1, 2500, 1, 1, 4 * MILLI, 3 * MILLI, 1 * MILLI).encode()),
         (PORTAL, encode_ether_deposit(PUBLISHER, 5 * MILLI, encode_deposit_data(1))),
         (validator(0), Register(1, ROLE_VALIDATOR, 0).encode()),
         (trainer(0, 0), Register(1, ROLE_TRAINER, 0).encode()),

@@ -16,7 +16,9 @@ from contracts_config.anvil import free_port
 from contracts_config.deploy import ANVIL_KEY_0
 from contracts_config.deployment import load
 from contracts_config.transactions import call_function, connect, send_transaction
-from dapp.schema import (ROLE_TRAINER, ROLE_VALIDATOR, CreateTask, Register, RoundClose, TaskFunded,
+from dapp_fixtures import task_message
+
+from dapp.schema import (ROLE_TRAINER, ROLE_VALIDATOR, Register, RoundClose, TaskFunded,
                          ValidatorReport, Withdraw, Withdrawal, decode_notice, encode_deposit_data,
                          pack_contribution)
 
@@ -46,7 +48,8 @@ def test_round_on_the_local_rollup_stack_pays_a_trainer_on_l1(tmp_path: Path):
         def send(key: str, message) -> None:
             call_function(w3, key, input_box.functions.addInput(app, message.encode()))
 
-        send(ANVIL_KEY_0, CreateTask(1, 2500, 1, 1, 4 * MILLI, 3 * MILLI, 1 * MILLI))
+        send(ANVIL_KEY_0, task_message(1, 2500, 1, 1, 4 * MILLI, 3 * MILLI, 1 * MILLI,
+                                        validators=(validator.address.lower(),)))
         call_function(w3, ANVIL_KEY_0, portal.functions.depositEther(app, encode_deposit_data(1)), value=5 * MILLI)
         send(validator.key.hex(), Register(1, ROLE_VALIDATOR, 0))
         send(trainer.key.hex(), Register(1, ROLE_TRAINER, 0))

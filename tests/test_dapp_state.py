@@ -5,15 +5,16 @@ import json
 
 import pytest
 from dapp_fixtures import (ETH, MILLI, PORTAL, PUBLISHER, STRANGER, Chain, addr, close, create_task,
-                           play_round, report, trainer, validator)
+                           play_round, report, task_message, trainer, validator)
 from eth_utils import keccak
 
 from dapp.portal import encode_ether_deposit
 from dapp.schema import (ROLE_TRAINER, ROLE_VALIDATOR, RULE_BEST_CONTRIBUTION, RULE_GREATEST_STAKE,
-                         RULE_RANDAO_DRAW, ContributionClassified, CreateTask, DepositCredited,
+                         RULE_RANDAO_DRAW, ContributionClassified, DepositCredited,
                          ProducerElected, Register, RewardPaid, RoundRecorded, TaskFinished, TaskFunded,
-                         TaskCreated, ValidatorRewarded, Withdraw, Withdrawal, encode_deposit_data)
-from dapp.state import Report, Voucher, elect_producer
+                         TaskCreated, TrainerStakes, ValidatorRewarded, Withdraw, Withdrawal, encode_deposit_data)
+from dapp.rewards import election_order
+from dapp.state import Report, Voucher
 
 
 @pytest.fixture
@@ -28,16 +29,17 @@ def chain() -> Chain:
 
 def test_task_starts_only_when_escrow_covers_every_round():
     c = Chain()
-    c.send(PUBLISHER, CreateTask(7, 2500, 3, 2, 10 * MILLI, 2 * MILLI, 1 * MILLI))
+    c.send(PUBLISHER, task_message(7, 2500, 3, 2, 10 * MILLI, 2 * MILLI, 1 * MILLI))
     assert c.of_type(TaskCreated)[0].required_escrow == 33 * MILLI
     c.send(validator(0), Register(7, ROLE_VALIDATOR, 0))
+    c.send(validator(1), Register(7, ROLE_VALIDATOR, 1))
     c.deposit(PUBLISHER, 20 * MILLI, encode_deposit_data(7))
-    assert c.of_type(TaskFunded)[-1].started is False
+    assert c.of_type(TaskFunded)[-1].funded is False
     reason = c.reject(validator(0), report(7, 1, 9000, {}))
     assert reason == f"task 7 is not funded: {20 * MILLI} of {33 * MILLI} wei"
     c.deposit(PUBLISHER, 13 * MILLI, encode_deposit_data(7))
     funded = c.of_type(TaskFunded)[-1]
-    assert (funded.escrow, funded.started) == (33 * MILLI, True)
+    assert (funded.escrow, funded.funded) == (33 * MILLI, True)
     c.send(validator(0), report(7, 1, 9000, {}))
 
 
@@ -49,11 +51,11 @@ def test_task_starts_only_when_escrow_covers_every_round():
     ((1, 2500, 3, 2, 2**256 - 1, 1, 1), "overflows uint256"),
 ])
 def test_create_task_rejects_insane_parameters(params, why):
-    assert why in Chain().reject(PUBLISHER, CreateTask(*params))
+    assert why in Chain().reject(PUBLISHER, task_message(*params))
 
 
 def test_task_id_is_taken_once(chain):
-    assert chain.reject(STRANGER, CreateTask(1, 2500, 3, 2, 1, 1, 1)) == "task 1 already exists"
+    assert chain.reject(STRANGER, task_message(1, 2500, 3, 2, 1, 1, 1)) == "task 1 already exists"
 
 
 @pytest.mark.parametrize("data, why", [
@@ -96,7 +98,8 @@ def test_portal_address_is_compared_case_insensitively(chain):
     (addr(5), Register(1, 2, 0), "role 2 is neither 0 (trainer) nor 1 (validator)"),
     (addr(5), Register(1, ROLE_TRAINER, 2), "group 2 does not exist in task 1 (groups 0..1)"),
     (trainer(0, 0), Register(1, ROLE_VALIDATOR, 1), "is already registered in task 1 as trainer of group 0"),
-    (addr(5), Register(1, ROLE_VALIDATOR, 1), f"group 1 of task 1 already has validator {validator(1)}"),
+    (addr(5), Register(1, ROLE_VALIDATOR, 1), f"group 1 of task 1 has named validator {validator(1)}, not {addr(5)}"),
+    (validator(1), Register(1, ROLE_VALIDATOR, 1), "is already registered in task 1 as validator of group 1"),
 ])
 def test_register_rejects(chain, sender, msg, why):
     assert why in chain.reject(sender, msg)
@@ -183,7 +186,12 @@ def test_report_rejects_duplicate_trainer_wrong_round_and_second_report(chain):
 
 def test_round_close_only_by_elected_producer_with_every_report_in(chain):
     chain.send(validator(0), report(1, 1, 9000, {}))
-    assert "only the elected producer" in chain.reject(validator(0), close(1, 1, 9000, [9000, 9000]))
+    chain.send(validator(1), report(1, 1, 9000, {}))
+    assert f"only {PUBLISHER} may close round 1 of task 1" in chain.reject(validator(0), close(1, 1, 9000, [9000, 9000]))
+
+
+def test_round_close_waits_for_every_report_until_the_report_deadline(chain):
+    chain.send(validator(0), report(1, 1, 9000, {}))
     assert "still lacks the report of group(s) 1" in chain.reject(PUBLISHER, close(1, 1, 9000, [9000, 9000]))
     chain.send(validator(1), report(1, 1, 9000, {}))
     assert "1 validator accuracies for 2 groups" in chain.reject(PUBLISHER, close(1, 1, 9000, [9000]))
@@ -208,23 +216,32 @@ def test_flpos_greatest_stake_produces_then_ties_go_to_round_winner(chain):
     play_round(chain, 1, 1, PUBLISHER, global_bps=9100, group_bps=[9000, 9100])
     elected = chain.of_type(ProducerElected)[-1]
     assert (elected.round, elected.producer, elected.rule) == (2, validator(1), RULE_GREATEST_STAKE)
-    assert "only the elected producer" in chain.reject(PUBLISHER, close(1, 2, 9000, [9000, 9000]))
+    for g in range(2):
+        chain.send(validator(g), report(1, 2, 9000, {}))
+    assert f"only {validator(1)} may close round 2" in chain.reject(PUBLISHER, close(1, 2, 9000, [9000, 9000]))
     # round 2: group 0 wins -> stakes tie at 1 mETH each -> this round's winner (group 0) produces
-    play_round(chain, 1, 2, validator(1), global_bps=9100, group_bps=[9100, 9000])
+    chain.send(validator(1), close(1, 2, 9100, [9100, 9000]))
     elected = chain.of_type(ProducerElected)[-1]
     assert (elected.round, elected.producer, elected.rule) == (3, validator(0), RULE_BEST_CONTRIBUTION)
 
 
 def test_flpos_draw_from_prev_randao_when_round_winner_is_not_among_the_tied():
-    c = Chain()
-    create_task(c, groups=3, trainers_per_group=0)
-    task = c.state.tasks[1]
+    validators = [validator(g) for g in range(3)]
     stakes = {validator(0): 5, validator(1): 5, validator(2): 3}
     for randao in (bytes(32), b"\x01" * 32, b"\xfe" * 32):
         expected = min([validator(0), validator(1)], key=lambda v: keccak(randao + bytes.fromhex(v[2:])))
-        assert elect_producer(task, stakes, validator(2), randao) == (expected, RULE_RANDAO_DRAW)
-    outcomes = {elect_producer(task, stakes, validator(2), bytes([i]) * 32)[0] for i in range(16)}
+        order, rule = election_order(validators, set(validators), stakes, validator(2), randao)
+        assert (order[0], rule) == (expected, RULE_RANDAO_DRAW) and order[2] == validator(2)
+    outcomes = {election_order(validators, set(validators), stakes, validator(2), bytes([i]) * 32)[0][0]
+                for i in range(16)}
     assert outcomes == {validator(0), validator(1)}, "the draw never picks the lower stake and is not constant"
+
+
+def test_flpos_puts_validators_that_reported_before_those_that_did_not():
+    validators = [validator(g) for g in range(3)]
+    stakes = {validator(0): 9, validator(1): 5, validator(2): 3}
+    order, rule = election_order(validators, {validator(1), validator(2)}, stakes, validator(2), bytes(32))
+    assert (order, rule) == ([validator(1), validator(2), validator(0)], RULE_GREATEST_STAKE)
 
 
 def test_round_recorded_has_stakes_accuracies_and_budget_left(chain):
@@ -233,10 +250,12 @@ def test_round_recorded_has_stakes_accuracies_and_budget_left(chain):
     rec = chain.of_type(RoundRecorded)[-1]
     assert rec.round == 2 and rec.global_accuracy_bps == 9201
     assert rec.accumulated_accuracy_bps == (9100 + 9201) // 2
-    assert rec.trainers == tuple(trainer(g, i) for g in range(2) for i in range(3))
+    page = chain.of_type(TrainerStakes)[-1]
+    assert rec.trainers == 6 and (page.round, page.first) == (2, 0)
+    assert page.trainers == tuple(trainer(g, i) for g in range(2) for i in range(3))
     # 5 mETH per group per round, 2 mETH per Positive, 3 Positives with the same score: a third each
     share = 5 * MILLI // 3
-    assert rec.trainer_stakes == (2 * share,) * 6
+    assert page.stakes == (2 * share,) * 6
     assert rec.validators == (validator(0), validator(1)) and rec.validator_stakes == (0, 2 * MILLI)
     assert rec.trainer_paid == 6 * share and rec.escrow_left == 33 * MILLI - 2 * (6 * share + MILLI)
     assert rec.timestamp == chain.timestamp + 12 * (chain.index - 1)

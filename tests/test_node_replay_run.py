@@ -11,10 +11,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from dapp_fixtures import MILLI, PORTAL, PUBLISHER, STRANGER, close, report, trainer, validator
+from dapp_fixtures import task_message, MILLI, PORTAL, PUBLISHER, STRANGER, close, report, trainer, validator
 
 from dapp.portal import ETHER_PORTAL_ENV, encode_ether_deposit
-from dapp.schema import ROLE_TRAINER, ROLE_VALIDATOR, CreateTask, Register, Withdraw, encode_deposit_data
+from dapp.schema import ROLE_TRAINER, ROLE_VALIDATOR, Register, Withdraw, encode_deposit_data
 from fedrollup.cli.entry import dispatch
 from fedrollup.cli import build_parser
 from rollups_node.advancer import Advancer
@@ -28,7 +28,7 @@ from rollups_node.sqlite_repository import SqliteRepository
 HOST_BACKEND = [sys.executable, "-m", "dapp"]
 APP = "0x" + "a9" * 20
 INPUTS = [  # a task funded, joined, one round closed, a reward withdrawn (a voucher), a stranger rejected
-    (PUBLISHER, CreateTask(1, 2500, 1, 1, 4 * MILLI, 3 * MILLI, 1 * MILLI).encode()),
+    (PUBLISHER, task_message(1, 2500, 1, 1, 4 * MILLI, 3 * MILLI, 1 * MILLI).encode()),
     (PORTAL, encode_ether_deposit(PUBLISHER, 5 * MILLI, encode_deposit_data(1))),
     (validator(0), Register(1, ROLE_VALIDATOR, 0).encode()),
     (trainer(0, 0), Register(1, ROLE_TRAINER, 0).encode()),

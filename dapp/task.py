@@ -1,0 +1,201 @@
+"""A task as the rollup holds it, and its schedule: who may act, and until which L1 block.
+
+Time is the input's L1 block number, never a clock. Every deadline is a pure function of the task and a
+block number, so the backend, an auditor's replay and a client planning its next input agree on it.
+Rules in docs/PROTOCOL.md, "Deadlines".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from dapp.schema import (CANCEL_GROUPS_SILENT, CANCEL_NO_PRODUCER, CANCEL_NO_VALIDATOR, CANCEL_UNFUNDED,
+                         ROLE_TRAINER, ROLE_VALIDATOR)
+
+
+@dataclass(frozen=True)
+class Participant:
+    address: str
+    role: int
+    group: int
+
+
+@dataclass(frozen=True)
+class GroupReport:
+    """What one validator reported for the current round, and what the rollup paid for it."""
+
+    validator: str
+    validator_accuracy_bps: int
+    model_digest: bytes
+    positives: int
+    negatives: int
+    paid: int
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    """A closed round (the stakes themselves are in the round's notices, not kept per round)."""
+
+    round: int
+    block: int
+    timestamp: int
+    producer: str  # who closed the round
+    missed_producers: tuple[str, ...]  # earlier in the order, let their close deadline pass
+    global_digest: bytes
+    global_accuracy_bps: int
+    accumulated_accuracy_bps: int
+    validator_accuracy_bps: tuple[int, ...]
+    reports: tuple[GroupReport | None, ...]  # by group; None: skipped (missed the report deadline)
+    rewarded_validator: str
+    rewarded_group: int
+    distance_bps: int
+    validator_paid: int
+    trainer_paid: int
+    escrow_left: int
+    next_producer: str  # "" after the last round
+    election_rule: int  # -1 after the last round
+
+
+@dataclass(frozen=True)
+class Task:
+    task_id: int
+    publisher: str
+    mad_bps: int
+    rounds: int
+    groups: int
+    round_trainer_budget: int
+    reward_per_positive: int
+    validator_reward: int
+    seats: tuple[str, ...]  # the validator the publisher named for each group
+    trainers_per_group: int
+    created_block: int
+    registration_blocks: int
+    report_blocks: int
+    close_blocks: int
+    escrow: int = 0
+    funded_block: int | None = None  # the block whose deposit completed the required escrow
+    seated_block: int | None = None  # the block at which the last named validator registered
+    current_round: int = 1
+    round_start: int | None = None  # rounds >= 2: the block of the previous close
+    order: tuple[str, ...] = ()  # rounds >= 2: who may close, in turn (the election order)
+    cancelled: int | None = None  # CANCEL_* once the publisher cancelled
+    participants: Mapping[str, Participant] = field(default_factory=dict)  # registration order
+    group_trainers: tuple[int, ...] = ()  # trainers registered per group
+    stakes: Mapping[str, int] = field(default_factory=dict)
+    reports: tuple[GroupReport | None, ...] = ()  # current round, by group
+    history: tuple[RoundRecord, ...] = ()
+
+    # ------------------------------------------------------------------ money and membership
+    @property
+    def required_escrow(self) -> int:
+        return self.rounds * (self.round_trainer_budget + self.validator_reward)
+
+    @property
+    def funded(self) -> bool:
+        return self.funded_block is not None
+
+    @property
+    def finished(self) -> bool:
+        """All rounds closed."""
+        return self.current_round > self.rounds
+
+    @property
+    def over(self) -> bool:
+        """Finished or cancelled: nothing more happens in this task."""
+        return self.finished or self.cancelled is not None
+
+    @property
+    def group_budget(self) -> int:
+        return self.round_trainer_budget // self.groups
+
+    def participant(self, address: str) -> Participant | None:
+        return self.participants.get(address)
+
+    def validators(self) -> list[Participant]:
+        return [p for p in self.participants.values() if p.role == ROLE_VALIDATOR]
+
+    def trainers(self) -> list[Participant]:
+        return [p for p in self.participants.values() if p.role == ROLE_TRAINER]
+
+    def seated(self, group: int) -> bool:
+        p = self.participants.get(self.seats[group])
+        return p is not None and p.role == ROLE_VALIDATOR
+
+    # ------------------------------------------------------------------ the schedule
+    @property
+    def registration_deadline(self) -> int:
+        """The last block at which Register and a funding deposit are accepted."""
+        return self.created_block + self.registration_blocks
+
+    @property
+    def start_block(self) -> int | None:
+        """The first block of round 1: once funded and every seat taken, or else when the registration
+        window closes with at least one seat taken; None while (or if never) that is known."""
+        if self.funded_block is None:
+            return None
+        if self.seated_block is not None:
+            return max(self.funded_block, self.seated_block)
+        if any(self.seated(g) for g in range(self.groups)):
+            return self.registration_deadline + 1
+        return None
+
+    def started(self, block: int) -> bool:
+        start = self.start_block
+        return start is not None and block >= start
+
+    def current_start(self) -> int | None:
+        """The first block of the current round."""
+        return self.start_block if self.current_round == 1 else self.round_start
+
+    def report_deadline(self) -> int | None:
+        """The last block at which the current round's reports are accepted."""
+        start = self.current_start()
+        return None if start is None else start + self.report_blocks
+
+    def producer_order(self) -> tuple[str, ...]:
+        """Who may close the current round, in turn. Round 1: the publisher, then the seated validators by
+        group; later rounds: the election order of the previous close."""
+        if self.current_round > 1:
+            return self.order
+        return (self.publisher,) + tuple(self.seats[g] for g in range(self.groups)
+                                         if self.seated(g) and self.seats[g] != self.publisher)
+
+    @property
+    def producer(self) -> str:
+        """The producer elected for the current round (first in the order)."""
+        order = self.producer_order()
+        return order[0] if order else self.publisher
+
+    def close_deadline(self, turn: int) -> int | None:
+        """The last block at which the ``turn``-th producer in the order (0 = elected) may close."""
+        deadline = self.report_deadline()
+        return None if deadline is None else deadline + (turn + 1) * self.close_blocks
+
+    def turn_at(self, block: int) -> int:
+        """Whose turn it is to close at ``block``: an index into `producer_order` (maybe past its end)."""
+        deadline = self.report_deadline()
+        assert deadline is not None, "turn_at needs a started task"
+        return max(0, (block - deadline - 1) // self.close_blocks)
+
+    def stalled(self, block: int) -> int | None:
+        """Why the task cannot go on at ``block`` (a CANCEL_* reason), or None while it can."""
+        if self.over:
+            return None
+        if not self.funded:
+            return CANCEL_UNFUNDED if block > self.registration_deadline else None
+        if self.start_block is None:
+            return CANCEL_NO_VALIDATOR if block > self.registration_deadline else None
+        deadline = self.report_deadline()
+        if deadline is None or block <= deadline:
+            return None
+        if all(r is None for r in self.reports):
+            return CANCEL_GROUPS_SILENT
+        if self.turn_at(block) >= len(self.producer_order()):
+            return CANCEL_NO_PRODUCER
+        return None
+
+    def latest_end_block(self) -> int:
+        """A bound: by this block the task has finished or its publisher may cancel it (each round ends within
+        its report window plus one close window per producer in the order, at most groups + 1)."""
+        per_round = self.report_blocks + (self.groups + 1) * self.close_blocks
+        return self.registration_deadline + 1 + self.rounds * per_round + 1
