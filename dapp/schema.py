@@ -148,7 +148,7 @@ class CreateTask(Message):
     round_trainer_budget: int = abi("uint256")
     reward_per_positive: int = abi("uint256")
     validator_reward: int = abi("uint256")
-    validators: tuple[str, ...] = abi("address[]", ())  # the validator named for each group, by group
+    validators: tuple[str, ...] = abi("address[]")  # the validator named for each group, by group
     trainers_per_group: int = abi("uint32", DEFAULT_TRAINERS_PER_GROUP)
     registration_blocks: int = abi("uint32", DEFAULT_REGISTRATION_BLOCKS)
     report_blocks: int = abi("uint32", DEFAULT_REPORT_BLOCKS)

@@ -39,7 +39,7 @@ def test_encode_round_close_array_and_decode_a_notice(capsys):
 
 def test_bad_input_is_one_line_exit_2(capsys):
     code, _, err = run_cli(capsys, "encode", "Register", "task_id=1")
-    assert code == 2 and err == "fedrollup dapp: error: Register needs exactly: task_id= role= group="
+    assert code == 2 and err == "fedrollup dapp: error: Register needs task_id= role= group="
     code, _, err = run_cli(capsys, "encode", "Register", "task_id=1", "role=300", "group=0")
     assert code == 2 and err.startswith("fedrollup dapp: error: cannot encode Register")
     code, _, err = run_cli(capsys, "decode", "0xdeadbeef")

@@ -47,7 +47,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _field_value(abi_type: str, text: str, name: str):
-    from dapp.schema import pack_contribution  # heavy: eth_abi (keeps --help instant)
+    from dapp.schema import normalize_address, pack_contribution  # heavy: eth_abi (keeps --help instant)
 
     if abi_type.endswith("[]"):
         items = [t for t in text.split(",") if t]
@@ -58,6 +58,11 @@ def _field_value(abi_type: str, text: str, name: str):
             except ValueError as err:
                 raise ConfigError(f"contributions are trainer:accuracyBps:samples, comma-separated ({err})")
         return tuple(_field_value(abi_type[:-2], item, name) for item in items)
+    if abi_type == "address":
+        try:
+            return normalize_address(text)
+        except ValueError as err:
+            raise ConfigError(f"{name}: {err}") from None
     if abi_type.startswith("bytes"):
         raw = bytes.fromhex(text.removeprefix("0x"))
         if len(raw) != 32:
@@ -67,7 +72,7 @@ def _field_value(abi_type: str, text: str, name: str):
 
 
 def _encode(args: argparse.Namespace) -> int:
-    from dapp.schema import BY_NAME, encode_deposit_data  # heavy: eth_abi (keeps --help instant)
+    from dapp.schema import BY_NAME, INPUTS, encode_deposit_data  # heavy: eth_abi (keeps --help instant)
 
     pairs = {}
     for item in args.fields:
@@ -82,13 +87,16 @@ def _encode(args: argparse.Namespace) -> int:
         return 0
     cls = BY_NAME.get(args.message)
     if cls is None or cls.KIND != "input":
-        raise ConfigError(f"unknown input {args.message!r}; inputs: CreateTask, Register, ValidatorReport, "
-                         f"RoundClose, Withdraw, deposit")
+        raise ConfigError(f"unknown input {args.message!r}; inputs: "
+                          f"{', '.join(m.__name__ for m in INPUTS)}, deposit")
     fields = {f.name: f.metadata["abi"] for f in dataclasses.fields(cls)}
-    if set(pairs) != set(fields):
-        raise ConfigError(f"{cls.__name__} needs exactly: {' '.join(f + '=' for f in fields)}")
+    required = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING}
+    if not required <= set(pairs) <= set(fields):
+        optional = [f + "=" for f in fields if f not in required]
+        raise ConfigError(f"{cls.__name__} needs {' '.join(f + '=' for f in fields if f in required)}"
+                          + (f" (optional: {' '.join(optional)})" if optional else ""))
     try:
-        message = cls(**{n: _field_value(t, pairs[n], n) for n, t in fields.items()})
+        message = cls(**{n: _field_value(fields[n], v, n) for n, v in pairs.items()})
         print("0x" + message.encode().hex())
     except (ValueError, OverflowError) as err:
         raise ConfigError(f"cannot encode {err}") from None
