@@ -25,10 +25,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     enc = sub.add_parser("encode", help="print the hex payload of an input, e.g. "
                                         "`encode Register task_id=1 role=0 group=0`",
-                         description="Fields as name=value: integers (decimal or 0x), bytes32 as 0x hex, "
-                                     "arrays comma-separated; contributions as trainer:accuracyBps:samples. "
+                         description="Fields as name=value: integers (decimal or 0x), bytes32 and addresses as "
+                                     "0x hex, arrays comma-separated; contributions as trainer:accuracyBps:samples. "
                                      "`encode deposit task_id=N` prints EtherPortal extra data.")
-    enc.add_argument("message", help="CreateTask, Register, ValidatorReport, RoundClose, Withdraw or deposit")
+    enc.add_argument("message", help="CreateTask, CancelTask, Register, ValidatorReport, RoundClose, "
+                                     "Withdraw or deposit")
     enc.add_argument("fields", nargs="*", metavar="NAME=VALUE")
     enc.set_defaults(func=_encode)
 
@@ -47,7 +48,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _field_value(abi_type: str, text: str, name: str):
-    from dapp.schema import pack_contribution  # heavy: eth_abi (keeps --help instant)
+    from dapp.schema import normalize_address, pack_contribution  # heavy: eth_abi (keeps --help instant)
 
     if abi_type.endswith("[]"):
         items = [t for t in text.split(",") if t]
@@ -63,6 +64,11 @@ def _field_value(abi_type: str, text: str, name: str):
         if len(raw) != 32:
             raise ConfigError(f"{name} must be 32 bytes of hex, got {len(raw)}")
         return raw
+    if abi_type == "address":
+        try:
+            return normalize_address(text)
+        except ValueError as err:
+            raise ConfigError(f"{name}: {err}") from None
     return int(text, 0)
 
 
@@ -82,8 +88,8 @@ def _encode(args: argparse.Namespace) -> int:
         return 0
     cls = BY_NAME.get(args.message)
     if cls is None or cls.KIND != "input":
-        raise ConfigError(f"unknown input {args.message!r}; inputs: CreateTask, Register, ValidatorReport, "
-                         f"RoundClose, Withdraw, deposit")
+        raise ConfigError(f"unknown input {args.message!r}; inputs: CreateTask, CancelTask, Register, "
+                         f"ValidatorReport, RoundClose, Withdraw, deposit")
     fields = {f.name: f.metadata["abi"] for f in dataclasses.fields(cls)}
     if set(pairs) != set(fields):
         raise ConfigError(f"{cls.__name__} needs exactly: {' '.join(f + '=' for f in fields)}")
