@@ -9,7 +9,8 @@ One chain for the module, mining on every transaction, so an input's L1 block is
 2. Withholding producer: the validator elected for round 2 never closes; the next in the election order
    closes once the elected one's close deadline has passed (ProducerMissed); the task ends.
 3. Underfunded: after the registration window the publisher cancels; the voucher pays back its deposit.
-Then the node still answers `cartesi_getChainId` and the auditors' audit passes on this history.
+Then the node still answers `cartesi_getChainId`, the auditors' audit passes on this history, and the
+Application holds exactly the Ether the rules account for.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from typing import Iterator
 import pytest
 from eth_account import Account
 
-from attack_fixtures import chain_id_of
+from attack_fixtures import chain_id_of, ether_the_rules_hold
 from common import accounts
 from contracts_config.transactions import connect, send_transaction
 from dapp.schema import (CANCEL_UNFUNDED, ROLE_TRAINER, ROLE_VALIDATOR, CancelTask, CreateTask, GroupSkipped,
@@ -261,4 +262,6 @@ def test_the_audit_rederives_and_proves_the_whole_history(rollup):
     result = audit(rollup.node, rollup.l1)
     assert result.accepted + result.rejected == result.inputs > 0 and result.rejected > 0
     assert result.outputs == result.proven > 0
+    application = rollup.l1.deployment.application  # two refunds paid out, the rest still held: not a wei lost
+    assert rollup.l1.balance(application) == ether_the_rules_hold(rollup.l1) > 0
     assert chain_id_of(rollup.url) == hex(rollup.l1.w3.eth.chain_id)
