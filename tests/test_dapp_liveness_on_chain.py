@@ -9,8 +9,8 @@ One chain for the module, mining on every transaction, so an input's L1 block is
 2. Withholding producer: the validator elected for round 2 never closes; the next in the election order
    closes once the elected one's close deadline has passed (ProducerMissed); the task ends.
 3. Underfunded: after the registration window the publisher cancels; the voucher pays back its deposit.
-Then the node still answers `cartesi_getChainId`, the auditors' audit passes on this history, and the
-Application holds exactly the Ether the rules account for.
+After each the node still answers `cartesi_getChainId`, the auditors' audit passes on the history so far, and
+the Application holds exactly the Ether the rules account for.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from eth_account import Account
 
 from attack_fixtures import chain_id_of, ether_the_rules_hold
 from common import accounts
-from contracts_config.transactions import connect, send_transaction
+from contracts_config.transactions import send_transaction
 from dapp.schema import (CANCEL_UNFUNDED, ROLE_TRAINER, ROLE_VALIDATOR, CancelTask, CreateTask, GroupSkipped,
                          Message, ProducerElected, ProducerMissed, Register, RewardPaid, RoundClose, TaskCancelled,
                          TaskCreated, TaskFinished, ValidatorReport, ValidatorRewarded, Withdraw, Withdrawal,
@@ -115,6 +115,15 @@ class Rollup:
         out = self.node.output(index)
         return out if out.siblings and out.epoch_index in self.node.accepted_epochs() else None
 
+    def assert_serving_and_audited(self) -> None:
+        """The node still answers; the audit re-derives and proves the history so far (it has rejected
+        inputs); the Application's L1 balance is what the rules hold (refunds executed or still owed)."""
+        assert chain_id_of(self.url) == hex(self.l1.w3.eth.chain_id)
+        result = audit(self.node, self.l1)
+        assert result.accepted + result.rejected == result.inputs and result.rejected > 0
+        assert result.outputs == result.proven > 0
+        assert self.l1.balance(self.l1.deployment.application) == ether_the_rules_hold(self.l1)
+
     def voucher_of(self, index: int) -> RollupOutput:
         (voucher,) = [o for o in self.node.outputs(input_index=index) if o.type == "Voucher"]
         return voucher
@@ -195,7 +204,7 @@ def test_a_squatter_is_refused_and_a_silent_group_is_skipped_then_the_publisher_
     voucher = rollup.voucher_of(index)
     assert (voucher.destination.lower(), voucher.value) == (addr[0], finished.refund)
     assert rollup.execute(voucher) == finished.refund  # real Ether back on L1
-    assert chain_id_of(rollup.url) == hex(rollup.l1.w3.eth.chain_id)
+    rollup.assert_serving_and_audited()
 
 
 def test_a_withholding_producer_loses_its_turn_and_the_task_finishes(rollup):
@@ -231,7 +240,7 @@ def test_a_withholding_producer_loses_its_turn_and_the_task_finishes(rollup):
     assert rounds[1]["producer"].lower() == addr[successor]
     assert [a.lower() for a in rounds[1]["missed_producers"]] == [addr[withholder]]
     assert "is finished" in rollup.rejected(withholder, close(2, 2, 2))  # too late now
-    assert chain_id_of(rollup.url) == hex(rollup.l1.w3.eth.chain_id)
+    rollup.assert_serving_and_audited()
 
 
 def test_an_underfunded_task_is_cancelled_and_its_deposit_paid_back_on_l1(rollup):
@@ -254,14 +263,4 @@ def test_an_underfunded_task_is_cancelled_and_its_deposit_paid_back_on_l1(rollup
     assert (voucher.destination.lower(), voucher.value) == (L1.address(publisher), deposit)
     assert rollup.execute(voucher) == deposit  # exactly what it deposited
     assert "was cancelled" in rollup.rejected(publisher, CancelTask(3))  # no second refund
-    assert chain_id_of(rollup.url) == hex(rollup.l1.w3.eth.chain_id)
-
-
-def test_the_audit_rederives_and_proves_the_whole_history(rollup):
-    assert rollup.node.processed_input_count() > 0, "run with the scenarios above"
-    result = audit(rollup.node, rollup.l1)
-    assert result.accepted + result.rejected == result.inputs > 0 and result.rejected > 0
-    assert result.outputs == result.proven > 0
-    application = rollup.l1.deployment.application  # two refunds paid out, the rest still held: not a wei lost
-    assert rollup.l1.balance(application) == ether_the_rules_hold(rollup.l1) > 0
-    assert chain_id_of(rollup.url) == hex(rollup.l1.w3.eth.chain_id)
+    rollup.assert_serving_and_audited()
