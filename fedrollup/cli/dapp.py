@@ -25,10 +25,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     enc = sub.add_parser("encode", help="print the hex payload of an input, e.g. "
                                         "`encode Register task_id=1 role=0 group=0`",
-                         description="Fields as name=value: integers (decimal or 0x), bytes32 as 0x hex, "
-                                     "arrays comma-separated; contributions as trainer:accuracyBps:samples. "
+                         description="Fields as name=value: integers (decimal or 0x), bytes32 and addresses as "
+                                     "0x hex, arrays comma-separated; contributions as trainer:accuracyBps:samples. "
                                      "`encode deposit task_id=N` prints EtherPortal extra data.")
-    enc.add_argument("message", help="CreateTask, Register, ValidatorReport, RoundClose, Withdraw or deposit")
+    enc.add_argument("message", help="CreateTask, CancelTask, Register, ValidatorReport, RoundClose, "
+                                     "Withdraw or deposit")
     enc.add_argument("fields", nargs="*", metavar="NAME=VALUE")
     enc.set_defaults(func=_encode)
 
