@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from dapp.portal import CANONICAL_ETHER_PORTAL, encode_ether_deposit
+from dapp.portal import CANONICAL_ETHER_PORTAL, decode_ether_deposit, encode_ether_deposit
 from dapp.schema import (ROLE_TRAINER, ROLE_VALIDATOR, CreateTask, Message, Register, RoundClose,
                          ValidatorReport, encode_deposit_data, normalize_address, pack_contribution)
 from dapp.state import Accepted, Advance, Notice, Rejected, State, Voucher, apply
@@ -46,6 +46,8 @@ class Chain:
     prev_randao: bytes = bytes(32)
     block: int = 10  # the L1 block of the next input; every input moves one block on
     deposited: int = 0  # wei sent through the EtherPortal so far
+    vouchered: int = 0  # wei paid out by the vouchers emitted so far
+    audit: bool = False  # check after every input that no wei was created or lost
 
     def mine(self, blocks: int) -> None:
         """Let ``blocks`` L1 blocks pass without an input (the deadlines' clock)."""
@@ -67,10 +69,16 @@ class Chain:
         return adv
 
     def send(self, sender: str, payload: bytes | Message) -> Accepted:
-        result = apply(self.state, self.advance(sender, payload), PORTAL)
+        advance = self.advance(sender, payload)
+        result = apply(self.state, advance, PORTAL)
         self.state = result.state
         self.outputs.extend(result.outputs)
         self.notices.extend(o.message for o in result.outputs if isinstance(o, Notice))
+        if sender == PORTAL:
+            self.deposited += decode_ether_deposit(advance.payload).value
+        self.vouchered += sum(o.value for o in result.outputs if isinstance(o, Voucher))
+        if self.audit:
+            assert self.wei_held() == self.deposited, f"wei created or lost by {result.summary}"
         return result
 
     def reject(self, sender: str, payload: bytes | Message) -> str:
@@ -84,15 +92,12 @@ class Chain:
         raise AssertionError("input was accepted but should have been rejected")
 
     def deposit(self, sender: str, value: int, data: bytes = b"") -> Accepted:
-        result = self.send(PORTAL, encode_ether_deposit(sender, value, data))
-        self.deposited += value
-        return result
+        return self.send(PORTAL, encode_ether_deposit(sender, value, data))
 
     def wei_held(self) -> int:
         """Wei the rollup accounts for: every balance, every escrow and every voucher it emitted."""
         state = self.state
-        return (sum(state.balances.values()) + sum(t.escrow for t in state.tasks.values())
-                + sum(o.value for o in self.outputs if isinstance(o, Voucher)))
+        return sum(state.balances.values()) + sum(t.escrow for t in state.tasks.values()) + self.vouchered
 
     def of_type(self, cls: type) -> list:
         return [n for n in self.notices if isinstance(n, cls)]
