@@ -249,10 +249,6 @@ def test_trainer_cap_per_group_is_enforced():
         f"{validator(0)} is named validator of group 0 of task 1; it registers as that group's validator")
 
 
-def output_size(output) -> int:
-    return len(output.payload) + (52 if isinstance(output, Voucher) else 0)  # a voucher adds address, value
-
-
 def test_a_full_round_at_the_scale_limit_stays_within_the_machine_limits():
     """5 groups x 2,000 trainers (the limits of CreateTask): every input fits the InputBox, every output and
     output count the machine. One wei per Positive, so that every trainer is paid (the most outputs)."""
@@ -270,7 +266,7 @@ def test_a_full_round_at_the_scale_limit_stays_within_the_machine_limits():
         for a in sybils[g]:
             registered = chain.send(a, Register(1, ROLE_TRAINER, g))
     assert chain.reject(STRANGER, Register(1, ROLE_TRAINER, 0)) == f"group 0 of task 1 is full ({per_group} trainers)"
-    [registered_size] = {output_size(o) for o in registered.outputs}  # a fixed-size notice
+    [registered_size] = {len(o.payload) for o in registered.outputs}  # a fixed-size notice
     for g in range(groups):
         chain.send(validator(g), Register(1, ROLE_VALIDATOR, g))
     round_inputs = [report(1, 1, 9000, {a: 8800 for a in sybils[g]}) for g in range(groups)]
@@ -281,7 +277,7 @@ def test_a_full_round_at_the_scale_limit_stays_within_the_machine_limits():
 
     assert max(len(m.encode()) for m in round_inputs) <= MAX_INPUT_PAYLOAD
     assert max(len(result.outputs) for result in accepted) == 2 * per_group <= MAX_OUTPUTS_PER_INPUT
-    assert max(output_size(o) for result in accepted for o in result.outputs) <= MAX_OUTPUT_BYTES
+    assert max(len(o.payload) for result in accepted for o in result.outputs) <= MAX_OUTPUT_BYTES  # notices
     assert registered_size <= MAX_OUTPUT_BYTES
     pages = chain.of_type(TrainerStakes)
     assert [p.first for p in pages] == list(range(0, MAX_TASK_TRAINERS, 1_000))
