@@ -12,7 +12,7 @@ from dapp.schema import (CANCEL_GROUPS_SILENT, CANCEL_NAMES, CANCEL_NO_PRODUCER,
                          CANCEL_UNFUNDED, MAX_INPUT_PAYLOAD, MAX_OUTPUT_BYTES, MAX_OUTPUTS_PER_INPUT,
                          MAX_TASK_TRAINERS, MAX_TRAINERS_PER_GROUP, ROLE_TRAINER, ROLE_VALIDATOR, CancelTask,
                          DepositCredited, GroupSkipped, ProducerElected, ProducerMissed, Register,
-                         RoundRecorded, TaskCancelled, TaskFinished, TrainerStakes, Withdraw,
+                         RoundRecorded, TaskCancelled, TaskFinished, TrainerStakes, ValidatorRewarded, Withdraw,
                          encode_deposit_data)
 from dapp.state import Notice, Voucher
 
@@ -126,6 +126,34 @@ def test_withholding_producer_loses_its_turn_to_the_next_in_the_election_order()
     assert chain.of_type(TaskFinished) == [TaskFinished(1, PUBLISHER, refund, 9100)]
     assert chain.state.balance(PUBLISHER) == refund
     assert ended_in_time(chain)
+
+
+def test_a_producer_that_let_its_turn_pass_is_not_paid_the_validator_reward_even_with_the_closest_model():
+    chain = Chain()
+    create_task(chain, rounds=2, trainers_per_group=2, **TERMS)
+    play_round(chain, 1, 1, PUBLISHER, trainers_per_group=2)  # group 1's model is closest: validator(1) elected
+    for g in range(2):
+        chain.send(validator(g), report(1, 2, 9000, group_scores(g)))
+    chain.mine_to(chain.state.tasks[1].close_deadline(0) + 1)
+    chain.send(validator(0), close(1, 2, 9100, [9000, 9100]))  # group 1's model is the global one, exactly
+    rewarded = chain.of_type(ValidatorRewarded)[-1]
+    assert (rewarded.round, rewarded.validator, rewarded.group) == (2, validator(0), 0)
+    assert balances(chain, validator(0), validator(1)) == [MILLI, MILLI]
+
+
+def test_when_every_validator_that_reported_let_its_turn_pass_the_validator_reward_stays_in_escrow():
+    chain = Chain()
+    create_task(chain, rounds=2, trainers_per_group=2, **TERMS)
+    play_round(chain, 1, 1, PUBLISHER, trainers_per_group=2)  # validator(1) elected for round 2
+    chain.send(validator(1), report(1, 2, 9000, group_scores(1)))  # group 0 silent this round
+    order = chain.state.tasks[1].producer_order()
+    assert order == (validator(1), validator(0), PUBLISHER)
+    chain.mine_to(chain.state.tasks[1].close_deadline(1) + 1)  # validator(1), then validator(0), miss
+    chain.send(PUBLISHER, close(1, 2, 9100, [0, 9100]))
+    assert [n.round for n in chain.of_type(ValidatorRewarded)] == [1]
+    assert chain.of_type(GroupSkipped)[-1].group == 0
+    refund = REQUIRED - 6 * PAID_PER_TRAINER - MILLI
+    assert chain.of_type(TaskFinished) == [TaskFinished(1, PUBLISHER, refund, 9100)]
 
 
 def test_every_producer_but_the_last_withholding_the_last_closes_and_each_miss_is_recorded():
