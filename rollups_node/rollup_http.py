@@ -4,7 +4,9 @@ Every body is checked against `rollup_http_schema` (the spec and the real server
 the real server refuses it: 400 text/plain, in its words where it has words for the case. `/finish` hands
 the backend the next request (or 202 after `finish_timeout` in host mode); `/notice`, `/voucher`,
 `/delegate-call-voucher` answer 201 with the output's global index; `/report` and `/exception` 202; any
-other path or method 404 with no body, as actix answers.
+other path or method 404 with no body, as actix answers. An output or report one past the real node's count
+limits (`rollup_http_schema.MAX_OUTPUTS`, `MAX_REPORTS`) ends the request there, as the node stops the
+machine: the session finishes "outputs_limit" / "reports_limit" and the backend gets 400 saying why.
 
 Only the backend the node started can reach it. Inside a Cartesi Machine the server listens inside the
 machine and nothing outside can connect; here it listens on loopback, so every route lives under a
@@ -27,8 +29,8 @@ from typing import Any, Callable, Optional
 from rollups_node.http_handler import QuietHandler
 from rollups_node.outputs import encode_delegate_call_voucher, encode_notice, encode_voucher
 from rollups_node.bounded_json import deeper_than
-from rollups_node.rollup_http_schema import (MAX_BODY_BYTES, MAX_JSON_DEPTH, ROLLUP_REQUEST_VALIDATOR,
-                                             TX_BUFFER_BYTES, VALIDATORS)
+from rollups_node.rollup_http_schema import (MAX_BODY_BYTES, MAX_JSON_DEPTH, MAX_OUTPUTS, MAX_PAYLOAD_BYTES,
+                                             MAX_REPORTS, ROLLUP_REQUEST_VALIDATOR, VALIDATORS)
 
 log = logging.getLogger("rollups_node.rollup_http")
 
@@ -40,7 +42,7 @@ class Session:
     first_output_index: int = 0
     outputs: list[bytes] = dataclasses.field(default_factory=list)
     reports: list[bytes] = dataclasses.field(default_factory=list)
-    status: Optional[str] = None  # "accept", "reject" or "exception"
+    status: Optional[str] = None  # "accept", "reject", "exception", "outputs_limit" or "reports_limit"
     exception: Optional[bytes] = None
     done: threading.Event = dataclasses.field(default_factory=threading.Event)
 
@@ -51,6 +53,10 @@ class Session:
     def finish(self, status: str, exception: Optional[bytes] = None) -> None:
         self.status, self.exception = status, exception
         self.done.set()
+
+    @property
+    def input_index(self) -> Optional[int]:
+        return self.request["data"]["metadata"]["input_index"] if self.is_advance else None
 
 
 class Refused(ValueError):
@@ -139,9 +145,12 @@ class RollupHttpServer(ThreadingHTTPServer):
     def handle_error(self, request, client_address) -> None:
         """A client that hangs up (a backend being restarted) is not worth a traceback."""
 
-    def __init__(self, port: int = 0, finish_timeout: float = 10.0, secret: Optional[str] = None) -> None:
+    def __init__(self, port: int = 0, finish_timeout: float = 10.0, secret: Optional[str] = None,
+                 max_outputs: int = MAX_OUTPUTS, max_reports: int = MAX_REPORTS) -> None:
+        """`max_outputs`, `max_reports`: per request, the real node's unless a test needs fewer."""
         super().__init__(("127.0.0.1", port), _Handler)
         self.finish_timeout = finish_timeout
+        self.max_outputs, self.max_reports = max_outputs, max_reports
         self.prefix = "/" + (secret or secrets.token_urlsafe(32))
         self.requests: "queue.Queue[Session]" = queue.Queue()
         self.current: Optional[Session] = None
@@ -251,20 +260,31 @@ class _Handler(QuietHandler):
             self.server.current = session
         self._json(200, session.request)
 
+    def _over_limit(self, session: Session, route: str, kind: str, limit: int, status: str) -> Refused:
+        """End `session` as the real node ends an input whose machine emits one `kind` too many (its outputs
+        dropped, the backend restarted from the accepted inputs); the refusal that tells the backend why.
+        Call with the server's lock held."""
+        what = f"input {session.input_index}" if session.is_advance else "this inspect"
+        reason = (f"{kind} limit exceeded: {what} emitted more than {limit:,} {kind}; the node ends it "
+                  f"{status.upper()}_EXCEEDED and keeps none of its outputs")
+        session.finish(status, reason.encode())
+        self.server.current = None
+        return Refused(_rollup_error(route, reason))
+
     def _emit(self, route: str, output: bytes) -> None:
-        if len(output) > TX_BUFFER_BYTES:
-            raise Refused(_rollup_error(route, f"{_ROUTE_WORDS[route][2]} returned error -105"))
         with self.server.lock:
             session = self._session(advance_only=True)
+            if len(session.outputs) >= self.server.max_outputs:
+                raise self._over_limit(session, route, "outputs", self.server.max_outputs, "outputs_limit")
             index = session.first_output_index + len(session.outputs)
             session.outputs.append(output)
         self._json(201, {"index": index})
 
     def _payload(self, route: str, body: dict) -> bytes:
-        payload = bytes.fromhex(body["payload"][2:])
-        if route in ("/report", "/exception") and len(payload) > TX_BUFFER_BYTES:
+        """The body's payload, refused as libcmt refuses one its output would not fit the tx buffer with."""
+        if len(body["payload"]) - 2 > 2 * MAX_PAYLOAD_BYTES[route]:
             raise Refused(_rollup_error(route, f"{_ROUTE_WORDS[route][2]} returned error -105"))
-        return payload
+        return bytes.fromhex(body["payload"][2:])
 
     def _notice(self, body: dict) -> None:
         self._emit("/notice", encode_notice(self._payload("/notice", body)))
@@ -282,7 +302,10 @@ class _Handler(QuietHandler):
     def _report(self, body: dict) -> None:
         payload = self._payload("/report", body)
         with self.server.lock:
-            self._session(advance_only=False).reports.append(payload)
+            session = self._session(advance_only=False)
+            if len(session.reports) >= self.server.max_reports:
+                raise self._over_limit(session, "/report", "reports", self.server.max_reports, "reports_limit")
+            session.reports.append(payload)
         self.reply(202)
 
     def _exception(self, body: dict) -> None:
