@@ -111,7 +111,15 @@ def _words(route: str, error: Any) -> tuple[int, str]:
 def refusal(route: str, body: Any) -> Optional[str]:
     """Why the real server (or the spec) refuses `body` on `route`, in the words of the step that refuses first."""
     found = [_words(route, error) for error in VALIDATORS[route].iter_errors(body)]
-    return min(found)[1] if found else None
+    if found:
+        return min(found)[1]
+    if route in MAX_PAYLOAD_BYTES:  # libcmt, last: the output would not fit the tx buffer
+        size, largest = (len(body["payload"]) - 2) // 2, MAX_PAYLOAD_BYTES[route]
+        if size > largest:  # the real server's words, then what they mean
+            return (_rollup_error(route, f"{_ROUTE_WORDS[route][2]} returned error -105") +
+                    f" (-ENOBUFS: a payload of {size:,} bytes; at most {largest:,} fit the machine's 2 MiB tx "
+                    f"buffer on this route)")
+    return None
 
 
 
@@ -137,6 +145,10 @@ def parse_body(raw: bytes) -> Any:
         return json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_fields, parse_constant=_no_constant)
     except ValueError as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise Refused(f"{_SERDE}{err}") from None
+
+
+def _payload(body: dict) -> bytes:
+    return bytes.fromhex(body["payload"][2:])  # its form and size were checked by `refusal`
 
 
 class RollupHttpServer(ThreadingHTTPServer):
@@ -280,27 +292,21 @@ class _Handler(QuietHandler):
             session.outputs.append(output)
         self._json(201, {"index": index})
 
-    def _payload(self, route: str, body: dict) -> bytes:
-        """The body's payload, refused as libcmt refuses one its output would not fit the tx buffer with."""
-        if len(body["payload"]) - 2 > 2 * MAX_PAYLOAD_BYTES[route]:
-            raise Refused(_rollup_error(route, f"{_ROUTE_WORDS[route][2]} returned error -105"))
-        return bytes.fromhex(body["payload"][2:])
-
     def _notice(self, body: dict) -> None:
-        self._emit("/notice", encode_notice(self._payload("/notice", body)))
+        self._emit("/notice", encode_notice(_payload(body)))
 
     def _voucher(self, body: dict) -> None:
-        payload = self._payload("/voucher", body)
+        payload = _payload(body)
         destination = body["destination"].lower()  # any case, as the server hex-decodes it (no checksum)
         self._emit("/voucher", encode_voucher(destination, int(body["value"], 16), payload))
 
     def _delegate_call_voucher(self, body: dict) -> None:
-        payload = self._payload("/delegate-call-voucher", body)
+        payload = _payload(body)
         destination = body["destination"].lower()
         self._emit("/delegate-call-voucher", encode_delegate_call_voucher(destination, payload))
 
     def _report(self, body: dict) -> None:
-        payload = self._payload("/report", body)
+        payload = _payload(body)
         with self.server.lock:
             session = self._session(advance_only=False)
             if len(session.reports) >= self.server.max_reports:
@@ -309,7 +315,7 @@ class _Handler(QuietHandler):
         self.reply(202)
 
     def _exception(self, body: dict) -> None:
-        payload = self._payload("/exception", body)
+        payload = _payload(body)
         with self.server.lock:
             self._session(advance_only=False).finish("exception", payload)
             self.server.current = None

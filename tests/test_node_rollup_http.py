@@ -227,7 +227,9 @@ def test_outputs_must_fit_the_machines_2_mib_tx_buffer(server):
     assert fits == MAX_PAYLOAD_BYTES["/notice"] == 2_097_056
     too_big = requests.post(server.url + "/notice", json={"payload": "0x" + "00" * (fits + 1)})
     assert (too_big.status_code, too_big.text) == (400, "unable to insert notice, error details: 'rollup error: "
-                                                        "IOCTL_ROLLUP_WRITE_NOTICE returned error -105'")
+                                                        "IOCTL_ROLLUP_WRITE_NOTICE returned error -105' (-ENOBUFS: "
+                                                        "a payload of 2,097,057 bytes; at most 2,097,056 fit the "
+                                                        "machine's 2 MiB tx buffer on this route)")
     assert requests.post(server.url + "/notice", json={"payload": "0x" + "00" * fits}).status_code == 201
     assert len(session.outputs) == 1 and len(session.outputs[0]) == TX_BUFFER_BYTES - 28
     assert requests.post(server.url + "/report", json={"payload": "0x" + "00" * TX_BUFFER_BYTES}).status_code == 202
@@ -242,8 +244,9 @@ def test_a_voucher_payload_fits_the_tx_buffer_with_its_head_words(server, route,
     body = {"destination": DEST, "value": ZERO} if route == "/voucher" else {"destination": DEST}
     assert MAX_PAYLOAD_BYTES[route] == largest
     too_big = requests.post(server.url + route, json={**body, "payload": "0x" + "00" * (largest + 1)})
-    assert (too_big.status_code, too_big.text) == (400, "unable to insert voucher, error details: 'rollup error: "
-                                                        "IOCTL_ROLLUP_WRITE_OUTPUT returned error -105'")
+    assert too_big.status_code == 400 and too_big.text.startswith(
+        "unable to insert voucher, error details: 'rollup error: IOCTL_ROLLUP_WRITE_OUTPUT returned error -105' "
+        f"(-ENOBUFS: a payload of {largest + 1:,} bytes; at most {largest:,} fit")
     assert session.outputs == []
     assert requests.post(server.url + route, json={**body, "payload": "0x" + "00" * largest}).status_code == 201
     assert len(session.outputs[0]) == TX_BUFFER_BYTES - 28  # 28 bytes of padding short of the buffer's end
