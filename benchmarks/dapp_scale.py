@@ -2,8 +2,8 @@
 
 Workload per scale (participants = trainers; 5 groups x trainers_per_group, so 10,000 = 5 x the 2,000 cap):
 CreateTask, every trainer and validator registers, the task is funded, round 1 is played with a full
-ValidatorReport per group (every trainer Positive and paid: the most outputs a report can have), closed by the publisher, then a trainer withdraws and, round 2 left silent past its
-report deadline, the publisher cancels. Every input goes through `dapp.state.apply`, the machine's rules, as
+ValidatorReport per group (every trainer Positive and paid: the most outputs a report can have), closed by the
+publisher, then a trainer withdraws and, round 2 left silent past its report deadline, the publisher cancels. Every input goes through `dapp.state.apply`, the machine's rules, as
 the backend runs them. Each measured input is applied `--repeats` times to the same state (the state is
 immutable, so every repeat does the same work), and its outputs are encoded as the backend posts them.
 Measured per input type: median and max time, the number of outputs and the largest one's bytes (its call

@@ -42,7 +42,7 @@ MAX_JSON_DEPTH = 128  # serde_json's recursion limit
 MAX_PAYLOAD_BYTES = {
     "/notice": (TX_BUFFER_BYTES - 4 - 2 * 32) // 32 * 32,  # Notice(bytes): 2,097,056
     "/voucher": (TX_BUFFER_BYTES - 4 - 4 * 32) // 32 * 32,  # Voucher(address,uint256,bytes): 2,096,992
-    "/delegate-call-voucher": (TX_BUFFER_BYTES - 4 - 3 * 32) // 32 * 32,  # DelegateCallVoucher(address,bytes): 2,097,024
+    "/delegate-call-voucher": (TX_BUFFER_BYTES - 4 - 3 * 32) // 32 * 32,  # DelegateCallVoucher: 2,097,024
     "/report": TX_BUFFER_BYTES, "/exception": TX_BUFFER_BYTES,  # 2,097,152
 }
 

@@ -37,10 +37,12 @@ class Limits:
         assert len(payload) <= MAX_INPUT_PAYLOAD
         start = time.perf_counter()
         result = self.chain.send(sender, payload)
-        encoded = [encode_notice(o.payload) if isinstance(o, Notice) else encode_voucher(o.destination, o.value, o.payload)
+        encoded = [encode_notice(o.payload) if isinstance(o, Notice) else
+                   encode_voucher(o.destination, o.value, o.payload)
                    for o in result.outputs if isinstance(o, (Notice, Voucher))]
         seconds = time.perf_counter() - start
-        self.slowest = max(self.slowest, (seconds, type(message).__name__ if isinstance(message, Message) else "deposit"))
+        name = type(message).__name__ if isinstance(message, Message) else "a deposit"
+        self.slowest = max(self.slowest, (seconds, name))
         assert len(result.outputs) <= MAX_OUTPUTS_PER_INPUT
         assert max(map(len, encoded), default=0) <= MAX_OUTPUT_BYTES
 
