@@ -272,13 +272,15 @@ class _Handler(QuietHandler):
             self.server.current = session
         self._json(200, session.request)
 
-    def _over_limit(self, session: Session, route: str, kind: str, limit: int, status: str) -> Refused:
-        """End `session` as the real node ends an input whose machine emits one `kind` too many (its outputs
-        dropped, the backend restarted from the accepted inputs); the refusal that tells the backend why.
-        Call with the server's lock held."""
-        what = f"input {session.input_index}" if session.is_advance else "this inspect"
-        reason = (f"{kind} limit exceeded: {what} emitted more than {limit:,} {kind}; the node ends it "
-                  f"{status.upper()}_EXCEEDED and keeps none of its outputs")
+    def _over_limit(self, session: Session, route: str, kind: str, limit: int) -> Refused:
+        """End `session` as the real node ends a request whose machine emits one of `kind` ("outputs",
+        "reports") too many (an input's outputs dropped, the backend rebuilt from the accepted inputs); the
+        refusal that tells the backend why. Call with the server's lock held."""
+        status = f"{kind}_limit"  # the advancer's OUTPUTS_LIMIT_EXCEEDED / REPORTS_LIMIT_EXCEEDED
+        what, ending = ((f"input {session.input_index}",
+                         f"ends it {status.upper()}_EXCEEDED and keeps none of its outputs") if session.is_advance
+                        else ("this inspect", "answers it as an exception"))
+        reason = f"{kind} limit exceeded: {what} emitted more than {limit:,} {kind}; the node {ending}"
         session.finish(status, reason.encode())
         self.server.current = None
         return Refused(_rollup_error(route, reason))
@@ -287,7 +289,7 @@ class _Handler(QuietHandler):
         with self.server.lock:
             session = self._session(advance_only=True)
             if len(session.outputs) >= self.server.max_outputs:
-                raise self._over_limit(session, route, "outputs", self.server.max_outputs, "outputs_limit")
+                raise self._over_limit(session, route, "outputs", self.server.max_outputs)
             index = session.first_output_index + len(session.outputs)
             session.outputs.append(output)
         self._json(201, {"index": index})
@@ -310,7 +312,7 @@ class _Handler(QuietHandler):
         with self.server.lock:
             session = self._session(advance_only=False)
             if len(session.reports) >= self.server.max_reports:
-                raise self._over_limit(session, "/report", "reports", self.server.max_reports, "reports_limit")
+                raise self._over_limit(session, "/report", "reports", self.server.max_reports)
             session.reports.append(payload)
         self.reply(202)
 

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from dapp.rollup_client import RollupClient, to_uint256
 from node_fixtures import ECHO_BACKEND
 from rollups_node.advancer import Advancer
+from rollups_node.inspector import INSPECT_STATUS
 from rollups_node.machine import HostMachine
 from rollups_node.merkle import OutputsTree
 from rollups_node.model import Application, Input
@@ -390,3 +391,13 @@ def test_the_machine_gives_the_secret_to_its_backend_only_and_never_logs_it(tmp_
         assert stat.S_IMODE(log_path.stat().st_mode) == 0o600
     finally:
         machine.stop()
+
+
+def test_an_inspect_over_the_reports_limit_is_answered_as_an_exception(server):
+    session = Session({"request_type": "inspect_state", "data": {"payload": "0x"}})
+    server.submit(session)
+    assert requests.post(server.url + "/finish", json={"status": "accept"}).status_code == 200
+    session.reports.extend([b"earlier"] * MAX_REPORTS)
+    over = requests.post(server.url + "/report", json={"payload": "0x02"})
+    assert over.status_code == 400 and "this inspect emitted more than 65,536 reports" in over.text
+    assert session.status == "reports_limit" and INSPECT_STATUS[session.status] == "Exception"
