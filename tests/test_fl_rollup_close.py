@@ -20,6 +20,7 @@ class FakeL1Recorder(RollupRecorder):
         self.l1 = SimpleNamespace(priority_fee=1_000_000_000)
         self.key_of, self.producer, self.task_id = {"0xproducer": "key"}, "0xproducer", 7
         self.timings, self.say = ChainTimings(), lambda _: None
+        self.silent, self.silent_id, self.withheld = None, None, set()
         self.pending = [("validator 0's report of round 1", "report-0"), ("validator 1's report of round 1",
                                                                           "report-1")]
 
