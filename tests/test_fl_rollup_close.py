@@ -35,6 +35,9 @@ class FakeL1Recorder(RollupRecorder):
         self.confirmed.append(tx_hash)
         return self.landing[tx_hash]
 
+    def who(self, address: str) -> str:
+        return address
+
     def _notices(self, input_index):
         return [ProducerElected(task_id=7, round=2, producer="0xnext", stake=1, rule=0)]
 
