@@ -21,6 +21,7 @@ from pathlib import Path
 from rich.console import Console
 
 from fedrollup.stack import local_stack
+from flower_sim import models
 from flower_sim.config import SimulationConfig
 from flower_sim.console import run_with_display
 from flower_sim.rollup_schedule import SilentValidator
@@ -79,6 +80,8 @@ def _run_recorded(cfg, out: Path, stack, terms, silent: SilentValidator | None) 
     deployment, node = stack.deployment, stack.node
     recorder = RollupRecorder(cfg, deployment, node, terms=terms, silent=silent,
                               say=lambda text: console.print(f"  [chain] {text}", markup=False))
+    # Keras loads before the task opens: round 1's report window starts when the last validator registers.
+    models.configure_tensorflow(cfg.seed)
     console.print("== the manager publishes the task on the rollup; trainers and validators register")
     recorder.open_task(cfg.rounds)
     console.print(f"== {cfg.rounds} federated rounds, each recorded on the rollup before the next starts"
