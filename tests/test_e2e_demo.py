@@ -75,9 +75,9 @@ def test_ctrl_c_stops_every_process_the_demo_started(tmp_path):
 
 
 # The smallest run that shows both late outcomes: 2 rounds, the validator elected to close round 2 silent from
-# it. Half-second blocks; round 1's reports get 18 s (Keras starts inside round 1), a producer's turn 2 s.
+# it. Half-second blocks: a round's reports get 12 s (a round here trains in ~3-5 s), a producer's turn 2 s.
 SILENT = ["--rounds", "2", "--trainers", "4", "--attack", "none", "--block-time", "0.5", "--epoch-length", "4",
-          "--silent-validator", "elected", "--silent-from-round", "2", "--report-blocks", "36", "--close-blocks", "4"]
+          "--silent-validator", "elected", "--silent-from-round", "2", "--report-blocks", "24", "--close-blocks", "4"]
 
 
 def test_a_validator_silent_mid_task_is_skipped_its_turn_fails_over_the_refund_is_paid_and_the_audit_passes(tmp_path):
