@@ -70,6 +70,7 @@ def task_info(state: State, arg: str, query: dict[str, str]) -> dict[str, Any]:
             "current_round": min(t.current_round, t.rounds), "rounds_closed": len(t.history),
             "producer": None if t.over else _addr(t.producer),
             "named_validators": [_addr(a) for a in t.seats], "trainers_per_group": t.trainers_per_group,
+            "trainer_approval": t.trainer_approval, "admitted": list(t.group_admitted),
             "created_block": t.created_block, "registration_deadline": t.registration_deadline,
             "report_blocks": t.report_blocks, "close_blocks": t.close_blocks,
             "report_deadline": None if t.over else t.report_deadline(),
@@ -81,7 +82,8 @@ def task_info(state: State, arg: str, query: dict[str, str]) -> dict[str, Any]:
 def _only(query: dict[str, str], allowed: set[str]) -> None:
     unknown = set(query) - allowed
     if unknown:
-        raise InspectError(f"unknown filter(s) {', '.join(sorted(unknown))}; use {' and '.join(k + '=' for k in sorted(allowed))}")
+        use = " and ".join(k + "=" for k in sorted(allowed))
+        raise InspectError(f"unknown filter(s) {', '.join(sorted(unknown))}; use {use}")
 
 
 def stakes(state: State, arg: str, query: dict[str, str]) -> dict[str, Any]:

@@ -148,11 +148,22 @@ class CreateTask(Message):
     round_trainer_budget: int = abi("uint256")
     reward_per_positive: int = abi("uint256")
     validator_reward: int = abi("uint256")
-    validators: tuple[str, ...] = abi("address[]", ())  # the validator named for each group, by group
+    validators: tuple[str, ...] = abi("address[]")  # the validator named for each group, by group
     trainers_per_group: int = abi("uint32", DEFAULT_TRAINERS_PER_GROUP)
     registration_blocks: int = abi("uint32", DEFAULT_REGISTRATION_BLOCKS)
     report_blocks: int = abi("uint32", DEFAULT_REPORT_BLOCKS)
     close_blocks: int = abi("uint32", DEFAULT_CLOSE_BLOCKS)
+    trainer_approval: bool = abi("bool", False)  # True: only trainers the publisher admitted may register
+
+
+@dataclass(frozen=True)
+class AdmitTrainers(Message):
+    """The publisher admits trainers to a group of a task that registers trainers by approval."""
+
+    KIND: ClassVar[str] = "input"
+    task_id: int = abi("uint64")
+    group: int = abi("uint8")
+    trainers: tuple[str, ...] = abi("address[]")
 
 
 @dataclass(frozen=True)
@@ -224,6 +235,16 @@ class TaskCreated(Message):
     registration_deadline: int = abi("uint64")  # last block at which Register and funding are accepted
     report_blocks: int = abi("uint32")
     close_blocks: int = abi("uint32")
+    trainer_approval: bool = abi("bool")
+
+
+@dataclass(frozen=True)
+class TrainersAdmitted(Message):
+    KIND: ClassVar[str] = "notice"
+    task_id: int = abi("uint64")
+    group: int = abi("uint8")
+    trainers: tuple[str, ...] = abi("address[]")
+    admitted: int = abi("uint32")  # admitted to the group so far
 
 
 @dataclass(frozen=True)
@@ -388,8 +409,9 @@ class Withdrawal(Message):
     amount: int = abi("uint256")
 
 
-INPUTS: tuple[type[Message], ...] = (CreateTask, Register, ValidatorReport, RoundClose, CancelTask, Withdraw)
-NOTICES: tuple[type[Message], ...] = (TaskCreated, TaskFunded, DepositCredited, ParticipantRegistered,
+INPUTS: tuple[type[Message], ...] = (CreateTask, AdmitTrainers, Register, ValidatorReport, RoundClose, CancelTask,
+                                     Withdraw)
+NOTICES: tuple[type[Message], ...] = (TaskCreated, TaskFunded, DepositCredited, TrainersAdmitted, ParticipantRegistered,
                                       ContributionClassified, RewardPaid, GroupSkipped, ProducerMissed,
                                       ValidatorRewarded, RoundRecorded, TrainerStakes, ProducerElected,
                                       TaskFinished, TaskCancelled, Withdrawal)

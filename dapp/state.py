@@ -19,10 +19,11 @@ from dapp.portal import MalformedDeposit, decode_ether_deposit
 from dapp.rewards import election_order, positive_rewards
 from dapp.schema import (
     CANCEL_NAMES, MAX_TASK_TRAINERS, MAX_TRAINERS_PER_GROUP, ROLE_NAMES, ROLE_TRAINER, ROLE_VALIDATOR,
-    RULE_NAMES, STAKES_PAGE, CancelTask, ContributionClassified, CreateTask, DepositCredited, GroupSkipped, Message,
-    MessageDecodeError, ParticipantRegistered, ProducerElected, ProducerMissed, Register, RewardPaid, RoundClose,
-    RoundRecorded, TaskCancelled, TaskCreated, TaskFinished, TaskFunded, TrainerStakes, ValidatorReport,
-    ValidatorRewarded, Withdraw, Withdrawal, decode_input, normalize_address, unpack_contribution,
+    RULE_NAMES, STAKES_PAGE, AdmitTrainers, CancelTask, ContributionClassified, CreateTask, DepositCredited,
+    GroupSkipped, Message, MessageDecodeError, ParticipantRegistered, ProducerElected, ProducerMissed, Register,
+    RewardPaid, RoundClose, RoundRecorded, TaskCancelled, TaskCreated, TaskFinished, TaskFunded, TrainersAdmitted,
+    TrainerStakes, ValidatorReport, ValidatorRewarded, Withdraw, Withdrawal, decode_input, normalize_address,
+    unpack_contribution,
 )
 from dapp.task import GroupReport, Participant, RoundRecord, Task
 
@@ -253,7 +254,8 @@ def _create_task(state: State, m: CreateTask, sender: str, advance: Advance) -> 
                 validator_reward=m.validator_reward, seats=tuple(m.validators),
                 trainers_per_group=m.trainers_per_group, created_block=advance.block_number,
                 registration_blocks=m.registration_blocks, report_blocks=m.report_blocks,
-                close_blocks=m.close_blocks, reports=(None,) * m.groups, group_trainers=(0,) * m.groups)
+                close_blocks=m.close_blocks, trainer_approval=m.trainer_approval, reports=(None,) * m.groups,
+                group_trainers=(0,) * m.groups, group_admitted=(0,) * m.groups)
     if task.required_escrow > UINT256_MAX:
         raise Rejected(f"required escrow {m.rounds} x ({m.round_trainer_budget} + {m.validator_reward}) "
                        f"wei overflows uint256")
@@ -261,7 +263,8 @@ def _create_task(state: State, m: CreateTask, sender: str, advance: Advance) -> 
         task = replace(task, funded_block=advance.block_number)
     notice = TaskCreated(m.task_id, sender, m.mad_bps, m.rounds, m.groups, m.round_trainer_budget,
                          m.reward_per_positive, m.validator_reward, task.required_escrow, task.seats,
-                         m.trainers_per_group, task.registration_deadline, m.report_blocks, m.close_blocks)
+                         m.trainers_per_group, task.registration_deadline, m.report_blocks, m.close_blocks,
+                         m.trainer_approval)
     return Accepted(replace(state, tasks=_put(state.tasks, m.task_id, task)), (Notice(notice),),
                     f"CreateTask {m.task_id} by {short(sender)} — accepted, {m.rounds} round(s), {m.groups} group(s),"
                     f" needs {format_wei(task.required_escrow)}, registration until block "
@@ -290,6 +293,9 @@ def _register(state: State, m: Register, sender: str, advance: Advance) -> Accep
         if sender in task.seats:
             raise Rejected(f"{sender} is named validator of group {task.seats.index(sender)} of task "
                            f"{m.task_id}; it registers as that group's validator")
+        if task.trainer_approval and task.admitted.get(sender) != m.group:
+            raise Rejected(f"{sender} is not admitted to group {m.group} of task {m.task_id} (its publisher "
+                           f"admits trainers)")
         if task.group_trainers[m.group] >= task.trainers_per_group:
             raise Rejected(f"group {m.group} of task {m.task_id} is full ({task.trainers_per_group} trainers)")
         group_trainers = _replaced(group_trainers, m.group, group_trainers[m.group] + 1)
@@ -302,6 +308,36 @@ def _register(state: State, m: Register, sender: str, advance: Advance) -> Accep
                     (Notice(ParticipantRegistered(m.task_id, sender, m.role, m.group)),),
                     f"Register {short(sender)} in task {m.task_id} as {ROLE_NAMES[m.role]} of group {m.group}"
                     f" — accepted")
+
+
+def _admit_trainers(state: State, m: AdmitTrainers, sender: str, advance: Advance) -> Accepted:
+    task = _task(state, m.task_id)
+    _not_over(task)
+    if sender != task.publisher:
+        raise Rejected(f"only the publisher {task.publisher} admits trainers to task {m.task_id}, not {sender}")
+    if not task.trainer_approval:
+        raise Rejected(f"task {m.task_id} registers trainers without approval")
+    if advance.block_number > task.registration_deadline:
+        raise Rejected(f"registration for task {m.task_id} closed at block {task.registration_deadline}")
+    if m.group >= task.groups:
+        raise Rejected(f"group {m.group} does not exist in task {m.task_id} (groups 0..{task.groups - 1})")
+    if len(set(m.trainers)) != len(m.trainers):
+        raise Rejected("a trainer is listed twice")
+    for trainer in m.trainers:
+        if trainer in task.admitted:
+            raise Rejected(f"{trainer} is already admitted to group {task.admitted[trainer]} of task {m.task_id}")
+        if trainer in task.seats or trainer == ZERO_ADDRESS:
+            raise Rejected(f"{trainer} cannot be a trainer of task {m.task_id} (a named validator or zero)")
+    count = task.group_admitted[m.group] + len(m.trainers)
+    if count > task.trainers_per_group:
+        raise Rejected(f"admitting {len(m.trainers)} more to group {m.group} of task {m.task_id} makes {count}, "
+                       f"above its {task.trainers_per_group} trainers")
+    admitted = dict(task.admitted)
+    admitted.update((t, m.group) for t in m.trainers)
+    task = replace(task, admitted=admitted, group_admitted=_replaced(task.group_admitted, m.group, count))
+    return Accepted(replace(state, tasks=_put(state.tasks, m.task_id, task)),
+                    (Notice(TrainersAdmitted(m.task_id, m.group, tuple(m.trainers), count)),),
+                    f"AdmitTrainers task {m.task_id} group {m.group}: {len(m.trainers)} admitted — accepted")
 
 
 def _replaced(values: tuple, index: int, value) -> tuple:
@@ -490,5 +526,5 @@ def _withdraw(state: State, m: Withdraw, sender: str, advance: Advance) -> Accep
                     f"Withdraw by {short(sender)} — accepted, voucher for {format_wei(amount)}")
 
 
-_HANDLERS = {CreateTask: _create_task, Register: _register, ValidatorReport: _validator_report,
-             RoundClose: _round_close, CancelTask: _cancel_task, Withdraw: _withdraw}
+_HANDLERS = {CreateTask: _create_task, AdmitTrainers: _admit_trainers, Register: _register,
+             ValidatorReport: _validator_report, RoundClose: _round_close, CancelTask: _cancel_task, Withdraw: _withdraw}

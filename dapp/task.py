@@ -72,6 +72,7 @@ class Task:
     registration_blocks: int
     report_blocks: int
     close_blocks: int
+    trainer_approval: bool = False
     escrow: int = 0
     funded_block: int | None = None  # the block whose deposit completed the required escrow
     seated_block: int | None = None  # the block at which the last named validator registered
@@ -81,6 +82,8 @@ class Task:
     cancelled: int | None = None  # CANCEL_* once the publisher cancelled
     participants: Mapping[str, Participant] = field(default_factory=dict)  # registration order
     group_trainers: tuple[int, ...] = ()  # trainers registered per group
+    admitted: Mapping[str, int] = field(default_factory=dict)  # trainer -> group (tasks with trainer approval)
+    group_admitted: tuple[int, ...] = ()  # trainers admitted per group
     stakes: Mapping[str, int] = field(default_factory=dict)
     reports: tuple[GroupReport | None, ...] = ()  # current round, by group
     history: tuple[RoundRecord, ...] = ()

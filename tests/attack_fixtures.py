@@ -1,6 +1,7 @@
 """The attacks of issue 11 on a node's public HTTP server and on the backend's rollup HTTP API, each bounded in
 count and time and on loopback, shared by the tests that play them (against a server over a seeded database,
-and against a whole running node with a recorded history)."""
+and against a whole running node with a recorded history); and the Ether the rules say the Application holds,
+which every attack on a running chain must leave equal to its L1 balance."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,10 @@ import threading
 import time
 
 import requests
+
+from frontend_console.audit import rederive
+from rollups_client.l1 import L1
+from rollups_client.outputs import decode_output
 
 ONE_ETHER = 10**18
 DEEP_ARRAY = b"[" * 100_000 + b"]" * 100_000  # killed the node: SIGSEGV in json.loads
@@ -119,3 +124,14 @@ class Outsider:
 
 def wait_seconds_since(start: float, seconds: float) -> None:
     time.sleep(max(0.0, start + seconds - time.monotonic()))
+
+
+def ether_the_rules_hold(l1: L1) -> int:
+    """Wei the Application must hold by the rules: withdrawable balances, escrows, and the vouchers not yet
+    executed on L1 (an output's index is its place among every accepted input's outputs, in order)."""
+    expected, state = rederive(l1.inputs(), l1.deployment.ether_portal)
+    assert all(e.status != "EXCEPTION" for e in expected)
+    outputs = [decode_output(raw) for e in expected for raw in e.outputs]
+    owed = sum(out.value for index, out in enumerate(outputs)
+               if out.type == "Voucher" and not l1.application.functions.wasOutputExecuted(index).call())
+    return sum(state.balances.values()) + sum(t.escrow for t in state.tasks.values()) + owed

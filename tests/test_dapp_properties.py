@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from dapp.portal import encode_ether_deposit
-from dapp.schema import (CreateTask, Register, RoundClose, ValidatorReport, Withdraw, Withdrawal,
+from dapp.schema import (CancelTask, CreateTask, Register, RoundClose, ValidatorReport, Withdraw, Withdrawal,
                          encode_deposit_data, pack_contribution)
 from dapp.state import Advance, Notice, Rejected, State, Voucher, apply
 
@@ -22,7 +22,10 @@ wei = st.integers(0, 5 * 10**15)
 words = st.builds(pack_contribution, st.sampled_from(PEOPLE), bps, st.integers(0, 10**6))
 
 messages = st.one_of(
-    st.builds(CreateTask, task_ids, st.integers(0, 10_000), st.integers(0, 3), st.integers(0, 3), wei, wei, wei),
+    st.builds(CreateTask, task_ids, st.integers(0, 10_000), st.integers(0, 3), st.integers(0, 3), wei, wei, wei,
+              st.lists(st.sampled_from(PEOPLE), max_size=3).map(tuple), st.integers(0, 3), st.integers(0, 20),
+              st.integers(0, 20), st.integers(0, 20)),
+    st.builds(CancelTask, task_ids),
     st.builds(Register, task_ids, st.integers(0, 2), st.integers(0, 2)),
     st.builds(ValidatorReport, task_ids, rounds, bps, st.binary(min_size=32, max_size=32),
               st.lists(words, max_size=4).map(tuple)),

@@ -10,9 +10,9 @@ from eth_utils import keccak
 
 from dapp.portal import encode_ether_deposit
 from dapp.schema import (ROLE_TRAINER, ROLE_VALIDATOR, RULE_BEST_CONTRIBUTION, RULE_GREATEST_STAKE,
-                         RULE_RANDAO_DRAW, ContributionClassified, DepositCredited,
+                         RULE_RANDAO_DRAW, AdmitTrainers, ContributionClassified, DepositCredited,
                          ProducerElected, Register, RewardPaid, RoundRecorded, TaskFinished, TaskFunded,
-                         TaskCreated, TrainerStakes, ValidatorRewarded, Withdraw, Withdrawal, encode_deposit_data)
+                         TaskCreated, TrainersAdmitted, TrainerStakes, ValidatorRewarded, Withdraw, Withdrawal, encode_deposit_data)
 from dapp.rewards import election_order
 from dapp.state import Report, Voucher
 
@@ -187,7 +187,8 @@ def test_report_rejects_duplicate_trainer_wrong_round_and_second_report(chain):
 def test_round_close_only_by_elected_producer_with_every_report_in(chain):
     chain.send(validator(0), report(1, 1, 9000, {}))
     chain.send(validator(1), report(1, 1, 9000, {}))
-    assert f"only {PUBLISHER} may close round 1 of task 1" in chain.reject(validator(0), close(1, 1, 9000, [9000, 9000]))
+    wrong = chain.reject(validator(0), close(1, 1, 9000, [9000, 9000]))
+    assert f"only {PUBLISHER} may close round 1 of task 1" in wrong
 
 
 def test_round_close_waits_for_every_report_until_the_report_deadline(chain):
@@ -315,3 +316,32 @@ def test_a_deposit_shaped_payload_from_anyone_but_the_portal_is_rejected(chain):
     fake_deposit = encode_ether_deposit(STRANGER, 1 * ETH, encode_deposit_data(1))
     assert chain.reject(STRANGER, fake_deposit).startswith("unknown input tag")
     assert chain.state.balance(STRANGER) == 0
+
+
+# ------------------------------------------------------------------------------- trainer approval
+
+
+def test_a_task_with_trainer_approval_seats_only_the_trainers_its_publisher_admitted():
+    c = Chain()
+    c.send(PUBLISHER, task_message(1, 2500, 3, 2, 10 * MILLI, 2 * MILLI, 1 * MILLI, trainers_per_group=2,
+                                   trainer_approval=True))
+    honest = [trainer(0, 0), trainer(0, 1)]
+    assert f"{STRANGER} is not admitted to group 0 of task 1" in c.reject(STRANGER, Register(1, ROLE_TRAINER, 0))
+    assert f"only the publisher {PUBLISHER} admits trainers" in c.reject(STRANGER, AdmitTrainers(1, 0, (STRANGER,)))
+    c.send(PUBLISHER, AdmitTrainers(1, 0, tuple(honest)))
+    assert c.of_type(TrainersAdmitted)[-1].admitted == 2
+    assert "makes 3, above its 2 trainers" in c.reject(PUBLISHER, AdmitTrainers(1, 0, (trainer(0, 2),)))
+    assert "already admitted to group 0" in c.reject(PUBLISHER, AdmitTrainers(1, 1, (honest[0],)))
+    assert "a named validator" in c.reject(PUBLISHER, AdmitTrainers(1, 1, (validator(0),)))
+    assert "not admitted to group 1" in c.reject(honest[0], Register(1, ROLE_TRAINER, 1))
+    for t in honest:
+        c.send(t, Register(1, ROLE_TRAINER, 0))
+    assert c.state.tasks[1].group_trainers == (2, 0)
+
+
+def test_admission_is_refused_in_an_open_task_and_after_the_registration_window(chain):
+    assert "registers trainers without approval" in chain.reject(PUBLISHER, AdmitTrainers(1, 0, (STRANGER,)))
+    c = Chain()
+    c.send(PUBLISHER, task_message(2, trainer_approval=True, registration_blocks=5))
+    c.mine(10)
+    assert "registration for task 2 closed at block" in c.reject(PUBLISHER, AdmitTrainers(2, 0, (STRANGER,)))

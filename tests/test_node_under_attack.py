@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from attack_fixtures import (ONE_ETHER, Outsider, assert_all_closed_by_the_server, assert_beyond_sqlite_answered,
-                             assert_deep_array_refused, assert_huge_batch_refused, chain_id_of,
+                             assert_deep_array_refused, assert_huge_batch_refused, chain_id_of, ether_the_rules_hold,
                              open_silent_connections, wait_seconds_since)
 from common import accounts
 from console_fixtures import record_history
@@ -24,12 +24,11 @@ from contracts_config.transactions import connect
 from dapp.schema import Withdraw
 from flower_sim.config import SimulationConfig
 from flower_sim.rollup_roles import RollupRecorder
-from frontend_console.audit import audit, rederive
+from frontend_console.audit import audit
 from node_fixtures import (DAPP_BACKEND, add_input, deposit_ether, fresh_deployment, node_process, processed,
                            running_anvil, wait_until)
 from rollups_client.l1 import L1
 from rollups_client.node import NodeClient
-from rollups_client.outputs import decode_output
 from rollups_node.server import REQUEST_TIMEOUT
 
 pytestmark = pytest.mark.slow
@@ -50,15 +49,6 @@ def inspect_status(url: str, path: str) -> str:
     answer = requests.post(url + "/inspect/fedrollup", data=path.encode(), timeout=30)
     assert answer.status_code == 200, answer.text
     return answer.json()["status"]
-
-
-def ether_the_rules_hold(l1: L1) -> int:
-    """Wei the Application must hold by the rules: withdrawable balances, escrows and unexecuted vouchers."""
-    expected, state = rederive(l1.inputs(), l1.deployment.ether_portal)
-    assert all(e.status != "EXCEPTION" for e in expected)
-    vouchers = [decode_output(raw) for e in expected for raw in e.outputs]
-    unexecuted = sum(v.value for v in vouchers if v.type == "Voucher")  # none of them was executed on L1
-    return sum(state.balances.values()) + sum(t.escrow for t in state.tasks.values()) + unexecuted
 
 
 def test_every_attack_in_turn_leaves_the_node_serving_and_the_audit_passing(tmp_path):

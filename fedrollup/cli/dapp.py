@@ -25,10 +25,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     enc = sub.add_parser("encode", help="print the hex payload of an input, e.g. "
                                         "`encode Register task_id=1 role=0 group=0`",
-                         description="Fields as name=value: integers (decimal or 0x), bytes32 as 0x hex, "
-                                     "arrays comma-separated; contributions as trainer:accuracyBps:samples. "
+                         description="Fields as name=value: integers (decimal or 0x), bytes32 and addresses as "
+                                     "0x hex, arrays comma-separated; contributions as trainer:accuracyBps:samples. "
                                      "`encode deposit task_id=N` prints EtherPortal extra data.")
-    enc.add_argument("message", help="CreateTask, Register, ValidatorReport, RoundClose, Withdraw or deposit")
+    enc.add_argument("message", help="CreateTask, CancelTask, Register, ValidatorReport, RoundClose, "
+                                     "Withdraw or deposit")
     enc.add_argument("fields", nargs="*", metavar="NAME=VALUE")
     enc.set_defaults(func=_encode)
 
@@ -47,7 +48,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _field_value(abi_type: str, text: str, name: str):
-    from dapp.schema import pack_contribution  # heavy: eth_abi (keeps --help instant)
+    from dapp.schema import normalize_address, pack_contribution  # heavy: eth_abi (keeps --help instant)
 
     if abi_type.endswith("[]"):
         items = [t for t in text.split(",") if t]
@@ -58,6 +59,11 @@ def _field_value(abi_type: str, text: str, name: str):
             except ValueError as err:
                 raise ConfigError(f"contributions are trainer:accuracyBps:samples, comma-separated ({err})")
         return tuple(_field_value(abi_type[:-2], item, name) for item in items)
+    if abi_type == "address":
+        try:
+            return normalize_address(text)
+        except ValueError as err:
+            raise ConfigError(f"{name}: {err}") from None
     if abi_type.startswith("bytes"):
         raw = bytes.fromhex(text.removeprefix("0x"))
         if len(raw) != 32:
@@ -67,7 +73,7 @@ def _field_value(abi_type: str, text: str, name: str):
 
 
 def _encode(args: argparse.Namespace) -> int:
-    from dapp.schema import BY_NAME, encode_deposit_data  # heavy: eth_abi (keeps --help instant)
+    from dapp.schema import BY_NAME, INPUTS, encode_deposit_data  # heavy: eth_abi (keeps --help instant)
 
     pairs = {}
     for item in args.fields:
@@ -82,13 +88,16 @@ def _encode(args: argparse.Namespace) -> int:
         return 0
     cls = BY_NAME.get(args.message)
     if cls is None or cls.KIND != "input":
-        raise ConfigError(f"unknown input {args.message!r}; inputs: CreateTask, Register, ValidatorReport, "
-                         f"RoundClose, Withdraw, deposit")
+        raise ConfigError(f"unknown input {args.message!r}; inputs: "
+                          f"{', '.join(m.__name__ for m in INPUTS)}, deposit")
     fields = {f.name: f.metadata["abi"] for f in dataclasses.fields(cls)}
-    if set(pairs) != set(fields):
-        raise ConfigError(f"{cls.__name__} needs exactly: {' '.join(f + '=' for f in fields)}")
+    required = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING}
+    if not required <= set(pairs) <= set(fields):
+        optional = [f + "=" for f in fields if f not in required]
+        raise ConfigError(f"{cls.__name__} needs {' '.join(f + '=' for f in fields if f in required)}"
+                          + (f" (optional: {' '.join(optional)})" if optional else ""))
     try:
-        message = cls(**{n: _field_value(t, pairs[n], n) for n, t in fields.items()})
+        message = cls(**{n: _field_value(fields[n], v, n) for n, v in pairs.items()})
         print("0x" + message.encode().hex())
     except (ValueError, OverflowError) as err:
         raise ConfigError(f"cannot encode {err}") from None
