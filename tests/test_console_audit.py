@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from console_fixtures import ATTACKER, History, record_history, tampered_output
-from dapp.schema import CreateTask, DepositCredited, RewardPaid, RoundRecorded, TaskFunded, Withdraw
+from dapp.schema import CreateTask, DepositCredited, RewardPaid, TaskFunded, TrainerStakes, Withdraw
 from flower_sim.config import SimulationConfig
 from flower_sim.rollup_roles import RollupRecorder, RollupRejected
 from frontend_console.audit import AuditFailure, audit
@@ -75,12 +75,12 @@ def test_audit_names_a_notice_whose_reward_was_altered(history):
 
 
 def test_audit_names_a_round_record_whose_stake_was_altered(history):
-    out, record = first_notice(history, RoundRecorded)
-    stakes = list(record.trainer_stakes)
-    stakes[ATTACKER] += 1  # the attacker quietly given a reputation it never earned
-    forged = RoundRecorded(**{**record.__dict__, "trainer_stakes": tuple(stakes)}).encode()
+    out, page = first_notice(history, TrainerStakes)  # the round's trainer stakes follow its RoundRecorded
+    stakes = list(page.stakes)
+    stakes[ATTACKER - page.first] += 1  # the attacker quietly given a reputation it never earned
+    forged = TrainerStakes(**{**page.__dict__, "stakes": tuple(stakes)}).encode()
     with tampered_output(history.db, out.index, encode_notice(forged)):
-        with pytest.raises(AuditFailure, match=r"RoundRecorded of input \d+\): trainer_stakes is"):
+        with pytest.raises(AuditFailure, match=r"TrainerStakes of input \d+\): stakes is"):
             audit(history.node, L1(history.deployment.rpc_url, history.deployment))
 
 
