@@ -87,6 +87,10 @@ class RollupRecorder:
         self.trainer_keys = [accounts.private_key(accounts.trainer_index(t, cfg.validators))
                              for t in range(cfg.trainers)]
         self.key_of = {L1.address(k): k for k in [self.manager_key, *self.validator_keys, *self.trainer_keys]}
+        self.validator_addresses = [L1.address(k) for k in self.validator_keys]
+        self.name_of = {L1.address(self.manager_key): "the publisher",
+                        **{a: f"validator {v}" for v, a in enumerate(self.validator_addresses)},
+                        **{L1.address(k): f"trainer {t}" for t, k in enumerate(self.trainer_keys)}}
         self.task_id = task_id
         self.producer = L1.address(self.manager_key)  # round 1: the publisher, as in the paper
         self.pending: list[tuple[str, object]] = []  # (what, tx hash) sent but not yet confirmed by the rollup
@@ -184,21 +188,11 @@ class RollupRecorder:
     def _silent_addresses(self, round_: int) -> frozenset[str]:
         if self.silent is None:
             return frozenset()
-        return frozenset(L1.address(self.validator_keys[v]) for v in range(self.cfg.validators)
-                         if self._is_silent(round_, v))
+        return frozenset(a for v, a in enumerate(self.validator_addresses) if self._is_silent(round_, v))
 
     def who(self, address: str) -> str:
         """An address in a researcher's words: "the publisher", "validator 1", "trainer 3", or the address."""
-        address = address.lower()
-        if address == L1.address(self.manager_key):
-            return "the publisher"
-        for v, key in enumerate(self.validator_keys):
-            if L1.address(key) == address:
-                return f"validator {v}"
-        for t, key in enumerate(self.trainer_keys):
-            if L1.address(key) == address:
-                return f"trainer {t}"
-        return address
+        return self.name_of.get(address.lower(), address)
 
     def on_validator_report(self, report: RoundReport) -> None:
         """Send the validator's report now (a silent validator withholds it); the rollup's answer is awaited
@@ -234,7 +228,7 @@ class RollupRecorder:
         else:
             index = self._close_at_once(close)
         notices = self._notices(index)
-        self._tell_late(record.round, notices)
+        self._tell_late(notices)
         elected = [n for n in notices if isinstance(n, ProducerElected)]
         if elected:
             self.producer = elected[0].producer.lower()
@@ -279,19 +273,20 @@ class RollupRecorder:
         if plan is None:
             raise RollupRejected(f"no producer this run may use is left to close round {close.round} of task "
                                  f"{self.task_id} (turns: {', '.join(self.who(t.producer) for t in schedule.turns)})")
-        self._say_plan(close.round, schedule, plan)
+        self._say_plan(close.round, schedule, plan, silent)
         if plan.first_block is not None:
             self.wait_for_block(plan.first_block - 1)  # an input sent after block B lands in B + 1 or later
         return self._confirm(f"the RoundClose of round {close.round} by {self.who(plan.producer)}",
                              self._send(self.key_of[plan.producer], close))
 
-    def _say_plan(self, round_: int, schedule: Schedule, plan: ClosePlan) -> None:
+    def _say_plan(self, round_: int, schedule: Schedule, plan: ClosePlan, silent: frozenset[str]) -> None:
         if schedule.missing:
             groups = ", ".join(map(str, schedule.missing))
             self.say(f"group(s) {groups} did not report round {round_}: waiting for the report deadline at block "
                      f"{schedule.report_deadline}")
         for turn in plan.passed_over:
-            self.say(f"{self.who(turn.producer)}, whose turn it is to close round {round_}, is silent: waiting for "
+            why = "is silent" if turn.producer in silent else "is not a role of this run"
+            self.say(f"{self.who(turn.producer)}, whose turn it is to close round {round_}, {why}: waiting for "
                      f"its close deadline at block {turn.until_block}")
         if plan.first_block is not None:
             self.say(f"{self.who(plan.producer)} closes round {round_} from block {plan.first_block} (its turn "
@@ -311,7 +306,7 @@ class RollupRecorder:
                                      f"for block {block}")
         return latest
 
-    def _tell_late(self, round_: int, notices: list[Message]) -> None:
+    def _tell_late(self, notices: list[Message]) -> None:
         """The close's GroupSkipped and ProducerMissed notices, in words."""
         for n in notices:
             if isinstance(n, GroupSkipped):
@@ -325,11 +320,12 @@ class RollupRecorder:
         """--silent-validator elected: the validator elected to close the first silent round goes silent."""
         if self.silent is None or self.silent_id is not None or elected.round != self.silent.from_round:
             return
-        for v, key in enumerate(self.validator_keys):
-            if L1.address(key) == elected.producer.lower():
-                self.silent_id = v
-                self.say(f"validator {v}, elected to close round {elected.round}, goes silent from that round on")
-                return
+        producer = elected.producer.lower()
+        if producer in self.validator_addresses:
+            self.silent_id = self.validator_addresses.index(producer)
+            self.say(f"validator {self.silent_id}, elected to close round {elected.round}, goes silent from that "
+                     f"round on")
+            return
         self.say(f"the rollup elected {self.who(elected.producer)} to close round {elected.round}, not a "
                  f"validator: no validator goes silent")
 
