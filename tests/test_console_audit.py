@@ -6,6 +6,8 @@ tamper with evidence put it back.
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 import time
@@ -15,6 +17,7 @@ import pytest
 
 from console_fixtures import ATTACKER, History, record_history, tampered_output
 from dapp.schema import CreateTask, DepositCredited, RewardPaid, TaskFunded, TrainerStakes, Withdraw
+from dapp.state import format_wei
 from flower_sim.config import SimulationConfig
 from flower_sim.rollup_roles import RollupRecorder, RollupRejected
 from frontend_console.audit import AuditFailure, audit
@@ -46,7 +49,8 @@ def history(tmp_path_factory) -> History:
 def console(history: History, *args: str) -> subprocess.CompletedProcess:
     path = history.run_dir.parent / "deployment.json"
     return subprocess.run([FRONTEND_CONSOLE, *args, "--node", history.node_url,
-                           "--deployment", str(path)], capture_output=True, text=True, timeout=300)
+                           "--deployment", str(path)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "COLUMNS": "300"})  # tables unwrapped
 
 
 def first_notice(history: History, kind: type) -> tuple[RollupOutput, object]:
@@ -125,6 +129,10 @@ def test_console_lists_decoded_notices_rounds_stakes_and_producers(history):
     producers = console(history, "producers", "--json")
     assert [n["fields"]["round"] for n in json.loads(producers.stdout)
             if n["name"] == "ProducerElected"] == [2]
+    (finished,) = [n for n in notices if n["name"] == "TaskFinished"]
+    refunds = console(history, "refunds")
+    assert refunds.returncode == 0 and "refunds to publishers" in refunds.stdout
+    assert re.search(r"│ +1 │ finished .*│ " + re.escape(format_wei(int(finished["fields"]["refund"]))), refunds.stdout)
 
 
 def test_console_inspect_and_reports(history):

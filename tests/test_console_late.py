@@ -8,12 +8,13 @@ import pytest
 from rich.console import Console
 
 from console_fixtures import record_history
-from dapp.schema import GroupSkipped, ProducerMissed, TaskFinished
+from dapp.schema import (CANCEL_GROUPS_SILENT, CANCEL_NAMES, CancelTask, GroupSkipped, ProducerMissed, TaskCancelled,
+                         TaskFinished)
 from dapp.state import format_wei
 from flower_sim.rollup_schedule import SilentValidator
 from frontend_console.audit import AuditFailure, AuditReport, check_files
 from frontend_console.views import producers_table, refunds_table, rounds_table
-from rollup_fakes import CFG, FakeRollup, recorder_on
+from rollup_fakes import CFG, TERMS, FakeRollup, recorder_on
 
 
 def text(table) -> str:
@@ -68,3 +69,16 @@ def test_the_audit_checks_the_reporting_groups_files_and_skips_the_silent_groups
     (tmp_path / "round-002-validator-1.npz").write_bytes(b"tampered")
     with pytest.raises(AuditFailure, match="round 2: .*validator 1's model"):
         check_files(rollup.chain.state, tmp_path, AuditReport())
+
+
+def test_the_refunds_table_shows_a_cancelled_tasks_voucher_and_why(monkeypatch, tmp_path):
+    rollup = FakeRollup()
+    recorder, _ = recorder_on(rollup, monkeypatch, None)
+    recorder.open_task(1)
+    rollup.chain.mine(TERMS.report_blocks + 1)  # no validator reports round 1
+    index = rollup.send_input(recorder.manager_key, CancelTask(1).encode())
+    (cancelled,) = rollup.of_input(index, TaskCancelled)
+    shown = text(refunds_table([o for o in rollup.decoded() if o.message is not None], 1))
+    assert cancelled.refund > 0
+    assert (f"cancelled in round 1: {CANCEL_NAMES[CANCEL_GROUPS_SILENT]}" in shown
+            and f"{format_wei(cancelled.refund)} │ voucher" in shown), shown

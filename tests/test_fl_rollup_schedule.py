@@ -145,3 +145,12 @@ def test_when_no_producer_the_run_may_use_is_left_the_run_stops_saying_so(monkey
     with pytest.raises(RollupRejected, match="no producer this run may use"):
         recorder._close_on_schedule(RoundClose(1, 1, bytes(32), 9000, (9000, 9000)),
                                     frozenset({L1.address(recorder.validator_keys[1])}))
+
+
+def test_waiting_for_a_block_on_a_chain_that_mines_none_stops_saying_so(monkeypatch):
+    rollup = FakeRollup()
+    recorder, _ = recorder_on(rollup, monkeypatch, None)
+    rollup.block_number = lambda: 7  # a dev chain without interval mining
+    with pytest.raises(RollupRejected, match="L1 mined no block for 0 s at block 7 while the run waits for block 9"):
+        recorder.wait_for_block(9, stall_s=0.05)
+    assert recorder.wait_for_block(7) == 7
