@@ -261,7 +261,10 @@ class RollupRecorder:
             if answer.status != "Accepted" or not answer.reports:
                 raise RollupRejected(f"the rollup's inspect of task {self.task_id} answered {answer.status}")
         producer, task = (json.loads(a.reports[0]) for a in answers)
-        return Schedule.from_inspect(producer, task)
+        try:
+            return Schedule.from_inspect(producer, task)
+        except ValueError as err:  # the task ended without this run (someone else closed or cancelled it)
+            raise RollupRejected(str(err)) from None
 
     def _close_on_schedule(self, close: RoundClose, silent: frozenset[str]) -> int:
         """Close as the rollup's schedule allows when a group is silent or the elected producer is: the first

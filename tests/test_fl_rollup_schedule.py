@@ -10,7 +10,7 @@ import pytest
 
 from common.errors import ConfigError
 from console_fixtures import record_history
-from dapp.schema import GroupSkipped, ProducerMissed, RoundClose, TaskFinished, Withdrawal
+from dapp.schema import CancelTask, GroupSkipped, ProducerMissed, RoundClose, TaskFinished, Withdrawal
 from dapp.state import Voucher
 from flower_sim.rollup_roles import RollupRejected
 from flower_sim.rollup_schedule import Schedule, SilentValidator, Turn, plan_close
@@ -154,3 +154,13 @@ def test_waiting_for_a_block_on_a_chain_that_mines_none_stops_saying_so(monkeypa
     with pytest.raises(RollupRejected, match="L1 mined no block for 0 s at block 7 while the run waits for block 9"):
         recorder.wait_for_block(9, stall_s=0.05)
     assert recorder.wait_for_block(7) == 7
+
+
+def test_a_task_that_ended_without_the_run_stops_it_saying_so(monkeypatch):
+    rollup = FakeRollup()
+    recorder, _ = recorder_on(rollup, monkeypatch, SilentValidator(1, from_round=1))
+    recorder.open_task(1)
+    rollup.chain.mine(TERMS.report_blocks + 1)
+    rollup.send_input(recorder.manager_key, CancelTask(1).encode())  # the publisher cancelled meanwhile
+    with pytest.raises(RollupRejected, match="task 1 is over"):
+        recorder._close_on_schedule(RoundClose(1, 1, bytes(32), 9000, (9000, 9000)), frozenset())
