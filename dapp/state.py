@@ -437,21 +437,24 @@ def _round_close(state: State, m: RoundClose, sender: str, advance: Advance) -> 
                              for g, r in enumerate(task.reports) if r is None]
     outputs += [Notice(ProducerMissed(m.task_id, m.round, order[i], task.close_deadline(i), order[i + 1]))
                 for i in range(turn)]
-    # Validator reward: among the groups that reported, the model closest to the global one by test
-    # accuracy; ties -> lower group.
+    # Validator reward: among the groups that reported and whose validator did not let its turn to close
+    # pass, the model closest to the global one by test accuracy; ties -> lower group. None eligible: it
+    # stays in escrow.
     reported = [g for g, r in enumerate(task.reports) if r is not None]
+    eligible = [g for g in reported if task.reports[g].validator not in order[:turn]]
     distances = {g: abs(m.validator_accuracy_bps[g] - m.global_accuracy_bps) for g in reported}
-    best_group = min(reported, key=lambda g: (distances[g], g))
-    winner = task.reports[best_group].validator
-    amount = min(task.validator_reward, task.escrow)
-    stakes = _put(task.stakes, winner, task.stakes[winner] + amount)
-    balances = _credit(state.balances, winner, amount)
+    best_group = min(eligible, key=lambda g: (distances[g], g)) if eligible else -1
+    winner = task.reports[best_group].validator if eligible else ""
+    amount = min(task.validator_reward, task.escrow) if eligible else 0
+    stakes = _put(task.stakes, winner, task.stakes[winner] + amount) if eligible else task.stakes
+    balances = _credit(state.balances, winner, amount) if eligible else state.balances
     escrow = task.escrow - amount
     accs = [r.global_accuracy_bps for r in task.history] + [m.global_accuracy_bps]
     accumulated = sum(accs) // len(accs)
     trainer_paid = sum(r.paid for r in task.reports if r is not None)
-    outputs.append(Notice(ValidatorRewarded(m.task_id, m.round, winner, best_group, distances[best_group],
-                                            amount, stakes[winner])))
+    if eligible:
+        outputs.append(Notice(ValidatorRewarded(m.task_id, m.round, winner, best_group, distances[best_group],
+                                                amount, stakes[winner])))
     trainers, validators = task.trainers(), task.validators()
     outputs.append(Notice(RoundRecorded(
         m.task_id, m.round, advance.block_timestamp, m.global_digest, m.global_accuracy_bps, accumulated,
@@ -484,7 +487,7 @@ def _round_close(state: State, m: RoundClose, sender: str, advance: Advance) -> 
         missed_producers=order[:turn], global_digest=m.global_digest,
         global_accuracy_bps=m.global_accuracy_bps, accumulated_accuracy_bps=accumulated,
         validator_accuracy_bps=tuple(m.validator_accuracy_bps), reports=task.reports,
-        rewarded_validator=winner, rewarded_group=best_group, distance_bps=distances[best_group],
+        rewarded_validator=winner, rewarded_group=best_group, distance_bps=distances.get(best_group, 0),
         validator_paid=amount, trainer_paid=trainer_paid, escrow_left=escrow,
         next_producer=next_producer, election_rule=rule)
     task = replace(task, escrow=0 if last else escrow, stakes=stakes, current_round=m.round + 1,
@@ -492,7 +495,8 @@ def _round_close(state: State, m: RoundClose, sender: str, advance: Advance) -> 
                    history=task.history + (record,))
     return Accepted(State(_put(state.tasks, m.task_id, task), balances), tuple(outputs),
                     f"RoundClose task {m.task_id} round {m.round} — accepted{late}, global accuracy "
-                    f"{m.global_accuracy_bps} bps, validator reward to group {best_group}, {tail}")
+                    f"{m.global_accuracy_bps} bps, "
+                    + (f"validator reward to group {best_group}" if eligible else "no validator reward") + f", {tail}")
 
 
 def _cancel_task(state: State, m: CancelTask, sender: str, advance: Advance) -> Accepted:

@@ -1,7 +1,8 @@
 """The advancer: feeds unprocessed inputs to the backend in order and stores what each one produced.
 
-Accepted inputs append their outputs to the cumulative outputs tree; rejected and excepted inputs keep
-their reports only. After an exception, or at start, the backend is rebuilt by replaying the accepted
+Accepted inputs append their outputs to the cumulative outputs tree; every other input keeps its reports
+only. After any status but accepted or rejected (an exception, a halt, too many outputs or reports: the
+real node drops the machine's fork then), or at start, the backend is rebuilt by replaying the accepted
 inputs (replayed outputs must match the stored ones; nothing is stored or emitted twice).
 """
 from __future__ import annotations
@@ -13,7 +14,8 @@ from dapp.advance_request import encode_advance
 from rollups_node.advance import advance_of
 from rollups_node.machine import AdvanceResult, HostMachine
 from rollups_node.merkle import OutputsTree
-from rollups_node.model import INPUT_ACCEPTED, INPUT_EXCEPTION, INPUT_REJECTED, Input, Output, Report
+from rollups_node.model import (INPUT_ACCEPTED, INPUT_EXCEPTION, INPUT_OUTPUTS_LIMIT_EXCEEDED, INPUT_REJECTED,
+                                INPUT_REPORTS_LIMIT_EXCEEDED, Input, Output, Report)
 from rollups_node.describe import describe_outputs, describe_payload, describe_reason
 from rollups_node.outputs import output_hash
 from rollups_node.repository import Repository
@@ -21,7 +23,8 @@ from rollups_node.repository import Repository
 log = logging.getLogger("rollups_node.advancer")
 
 STATUS_OF = {"accept": INPUT_ACCEPTED, "reject": INPUT_REJECTED, "exception": INPUT_EXCEPTION,
-             "halted": INPUT_EXCEPTION}
+             "halted": INPUT_EXCEPTION, "outputs_limit": INPUT_OUTPUTS_LIMIT_EXCEEDED,
+             "reports_limit": INPUT_REPORTS_LIMIT_EXCEEDED}
 
 
 class ReplayDivergence(RuntimeError):
@@ -76,9 +79,9 @@ class Advancer:
             log.info("input %d (%s) accepted: %s", item.index, who, what)
         else:
             log.info("input %d (%s) %s%s: outputs discarded (%s)", item.index, who,
-                     "rejected" if status == INPUT_REJECTED else "raised an exception",
+                     {INPUT_REJECTED: "rejected", INPUT_EXCEPTION: "raised an exception"}.get(status, status),
                      describe_reason(result.reports, result.exception), what)
-        if result.status in ("exception", "halted") and not self.stopping.is_set():
+        if status not in (INPUT_ACCEPTED, INPUT_REJECTED) and not self.stopping.is_set():
             self.rebuild_backend()
 
     def rebuild_backend(self) -> None:

@@ -11,7 +11,8 @@ import json
 from rollups_node.machine import HostMachine, MachineError
 from rollups_node.repository import Repository
 
-INSPECT_STATUS = {"accept": "Accepted", "reject": "Rejected", "exception": "Exception", "halted": "Exception"}
+INSPECT_STATUS = {"accept": "Accepted", "reject": "Rejected", "exception": "Exception", "halted": "Exception",
+                  "reports_limit": "Exception"}
 
 
 class Inspector:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Optional
 
 from rollups_node.rollup_http import RollupHttpServer, Session
+from rollups_node.rollup_http_schema import MAX_OUTPUTS, MAX_REPORTS
 
 log = logging.getLogger("rollups_node.machine")
 
@@ -39,7 +40,7 @@ class MachineError(RuntimeError):
 
 @dataclasses.dataclass
 class AdvanceResult:
-    status: str  # "accept", "reject", "exception" or "halted"
+    status: str  # "accept", "reject", "exception", "halted", "outputs_limit" or "reports_limit"
     outputs: list[bytes]
     reports: list[bytes]
     exception: Optional[bytes] = None
@@ -48,8 +49,10 @@ class AdvanceResult:
 class HostMachine:
     def __init__(self, command: list[str], port: int = 0, finish_timeout: float = 10.0,
                  log_path: Optional[Path] = None, ready_timeout: float = 120.0,
-                 advance_timeout: float = 300.0) -> None:
+                 advance_timeout: float = 300.0, max_outputs: int = MAX_OUTPUTS,
+                 max_reports: int = MAX_REPORTS) -> None:
         self.command, self.port, self.finish_timeout = command, port, finish_timeout
+        self.max_outputs, self.max_reports = max_outputs, max_reports
         self.log_path, self.ready_timeout, self.advance_timeout = log_path, ready_timeout, advance_timeout
         self.server: Optional[RollupHttpServer] = None
         self.process: Optional[subprocess.Popen] = None
@@ -62,7 +65,8 @@ class HostMachine:
 
     def start(self) -> None:
         """Start the rollup HTTP server and the backend; return when the backend waits on /finish."""
-        self.server = RollupHttpServer(self.port, self.finish_timeout)
+        self.server = RollupHttpServer(self.port, self.finish_timeout, max_outputs=self.max_outputs,
+                                       max_reports=self.max_reports)
         self.port = self.server.server_address[1]  # a restart reuses the same port
         threading.Thread(target=self.server.serve_forever, name="rollup-http", daemon=True).start()
         env = dict(os.environ, ROLLUP_HTTP_SERVER_URL=self.server.url)

@@ -4,11 +4,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
-# Input statuses of the real node (a host backend can reach the first four).
+# Input statuses of the real node (a host backend can reach the first four and the two output limits).
+# REPORTS_LIMIT_EXCEEDED is a newer node's (rollups-node pkg/machine maxReports), not v2.0.0-alpha.12's.
 INPUT_NONE, INPUT_ACCEPTED, INPUT_REJECTED, INPUT_EXCEPTION = "NONE", "ACCEPTED", "REJECTED", "EXCEPTION"
+INPUT_OUTPUTS_LIMIT_EXCEEDED, INPUT_REPORTS_LIMIT_EXCEEDED = "OUTPUTS_LIMIT_EXCEEDED", "REPORTS_LIMIT_EXCEEDED"
 INPUT_STATUSES = (INPUT_NONE, INPUT_ACCEPTED, INPUT_REJECTED, INPUT_EXCEPTION, "MACHINE_HALTED",
-                  "OUTPUTS_LIMIT_EXCEEDED", "CYCLE_LIMIT_EXCEEDED", "TIME_LIMIT_EXCEEDED",
-                  "PAYLOAD_LENGTH_LIMIT_EXCEEDED")
+                  INPUT_OUTPUTS_LIMIT_EXCEEDED, INPUT_REPORTS_LIMIT_EXCEEDED, "CYCLE_LIMIT_EXCEEDED",
+                  "TIME_LIMIT_EXCEEDED", "PAYLOAD_LENGTH_LIMIT_EXCEEDED")
 # Epoch statuses of the real node.
 EPOCH_OPEN, EPOCH_CLOSED, EPOCH_INPUTS_PROCESSED = "OPEN", "CLOSED", "INPUTS_PROCESSED"
 EPOCH_CLAIM_COMPUTED, EPOCH_CLAIM_SUBMITTED = "CLAIM_COMPUTED", "CLAIM_SUBMITTED"

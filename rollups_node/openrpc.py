@@ -88,9 +88,11 @@ SCHEMAS: dict[str, dict] = {
         "outputs_merkle_proof": _hashes(), "commitment": _nullable("Hash"), "commitment_proof": _hashes(),
         "claim_transaction_hash": _nullable("Hash"), "tournament_address": _nullable("EthereumAddress"),
         "status": _ref("EpochStatus"), "virtual_index": _ref("UnsignedInteger"), **_STAMPS}),
+    # REPORTS_LIMIT_EXCEEDED: a newer node's status (pkg/machine maxReports); alpha.12 has no reports limit, so
+    # this node answers it only for an input alpha.12 would have accepted (see rollup_http_schema.MAX_REPORTS).
     "InputCompletionStatus": {"enum": ["NONE", "ACCEPTED", "REJECTED", "EXCEPTION", "MACHINE_HALTED",
-                                       "OUTPUTS_LIMIT_EXCEEDED", "CYCLE_LIMIT_EXCEEDED", "TIME_LIMIT_EXCEEDED",
-                                       "PAYLOAD_LENGTH_LIMIT_EXCEEDED"]},
+                                       "OUTPUTS_LIMIT_EXCEEDED", "REPORTS_LIMIT_EXCEEDED", "CYCLE_LIMIT_EXCEEDED",
+                                       "TIME_LIMIT_EXCEEDED", "PAYLOAD_LENGTH_LIMIT_EXCEEDED"]},
     "EvmAdvance": _object({
         "chain_id": _ref("UnsignedInteger"), "application_contract": _ref("EthereumAddress"),
         "sender": _ref("EthereumAddress"), "block_number": _ref("UnsignedInteger"),

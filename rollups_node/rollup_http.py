@@ -4,7 +4,9 @@ Every body is checked against `rollup_http_schema` (the spec and the real server
 the real server refuses it: 400 text/plain, in its words where it has words for the case. `/finish` hands
 the backend the next request (or 202 after `finish_timeout` in host mode); `/notice`, `/voucher`,
 `/delegate-call-voucher` answer 201 with the output's global index; `/report` and `/exception` 202; any
-other path or method 404 with no body, as actix answers.
+other path or method 404 with no body, as actix answers. An output or report one past the real node's count
+limits (`rollup_http_schema.MAX_OUTPUTS`, `MAX_REPORTS`) ends the request there, as the node stops the
+machine: the session finishes "outputs_limit" / "reports_limit" and the backend gets 400 saying why.
 
 Only the backend the node started can reach it. Inside a Cartesi Machine the server listens inside the
 machine and nothing outside can connect; here it listens on loopback, so every route lives under a
@@ -27,8 +29,8 @@ from typing import Any, Callable, Optional
 from rollups_node.http_handler import QuietHandler
 from rollups_node.outputs import encode_delegate_call_voucher, encode_notice, encode_voucher
 from rollups_node.bounded_json import deeper_than
-from rollups_node.rollup_http_schema import (MAX_BODY_BYTES, MAX_JSON_DEPTH, ROLLUP_REQUEST_VALIDATOR,
-                                             TX_BUFFER_BYTES, VALIDATORS)
+from rollups_node.rollup_http_schema import (MAX_BODY_BYTES, MAX_JSON_DEPTH, MAX_OUTPUTS, MAX_PAYLOAD_BYTES,
+                                             MAX_REPORTS, ROLLUP_REQUEST_VALIDATOR, VALIDATORS)
 
 log = logging.getLogger("rollups_node.rollup_http")
 
@@ -40,7 +42,7 @@ class Session:
     first_output_index: int = 0
     outputs: list[bytes] = dataclasses.field(default_factory=list)
     reports: list[bytes] = dataclasses.field(default_factory=list)
-    status: Optional[str] = None  # "accept", "reject" or "exception"
+    status: Optional[str] = None  # "accept", "reject", "exception", "outputs_limit" or "reports_limit"
     exception: Optional[bytes] = None
     done: threading.Event = dataclasses.field(default_factory=threading.Event)
 
@@ -51,6 +53,10 @@ class Session:
     def finish(self, status: str, exception: Optional[bytes] = None) -> None:
         self.status, self.exception = status, exception
         self.done.set()
+
+    @property
+    def input_index(self) -> Optional[int]:
+        return self.request["data"]["metadata"]["input_index"] if self.is_advance else None
 
 
 class Refused(ValueError):
@@ -105,7 +111,15 @@ def _words(route: str, error: Any) -> tuple[int, str]:
 def refusal(route: str, body: Any) -> Optional[str]:
     """Why the real server (or the spec) refuses `body` on `route`, in the words of the step that refuses first."""
     found = [_words(route, error) for error in VALIDATORS[route].iter_errors(body)]
-    return min(found)[1] if found else None
+    if found:
+        return min(found)[1]
+    if route in MAX_PAYLOAD_BYTES:  # libcmt, last: the output would not fit the tx buffer
+        size, largest = (len(body["payload"]) - 2) // 2, MAX_PAYLOAD_BYTES[route]
+        if size > largest:  # the real server's words, then what they mean
+            return (_rollup_error(route, f"{_ROUTE_WORDS[route][2]} returned error -105") +
+                    f" (-ENOBUFS: a payload of {size:,} bytes; at most {largest:,} fit the machine's 2 MiB tx "
+                    f"buffer on this route)")
+    return None
 
 
 
@@ -133,15 +147,22 @@ def parse_body(raw: bytes) -> Any:
         raise Refused(f"{_SERDE}{err}") from None
 
 
+def _payload(body: dict) -> bytes:
+    return bytes.fromhex(body["payload"][2:])  # its form and size were checked by `refusal`
+
+
 class RollupHttpServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def handle_error(self, request, client_address) -> None:
         """A client that hangs up (a backend being restarted) is not worth a traceback."""
 
-    def __init__(self, port: int = 0, finish_timeout: float = 10.0, secret: Optional[str] = None) -> None:
+    def __init__(self, port: int = 0, finish_timeout: float = 10.0, secret: Optional[str] = None,
+                 max_outputs: int = MAX_OUTPUTS, max_reports: int = MAX_REPORTS) -> None:
+        """`max_outputs`, `max_reports`: per request, the real node's unless a test needs fewer."""
         super().__init__(("127.0.0.1", port), _Handler)
         self.finish_timeout = finish_timeout
+        self.max_outputs, self.max_reports = max_outputs, max_reports
         self.prefix = "/" + (secret or secrets.token_urlsafe(32))
         self.requests: "queue.Queue[Session]" = queue.Queue()
         self.current: Optional[Session] = None
@@ -251,42 +272,52 @@ class _Handler(QuietHandler):
             self.server.current = session
         self._json(200, session.request)
 
+    def _over_limit(self, session: Session, route: str, kind: str, limit: int) -> Refused:
+        """End `session` as the real node ends a request whose machine emits one of `kind` ("outputs",
+        "reports") too many (an input's outputs dropped, the backend rebuilt from the accepted inputs); the
+        refusal that tells the backend why. Call with the server's lock held."""
+        status = f"{kind}_limit"  # the advancer's OUTPUTS_LIMIT_EXCEEDED / REPORTS_LIMIT_EXCEEDED
+        what, ending = ((f"input {session.input_index}",
+                         f"ends it {status.upper()}_EXCEEDED and keeps none of its outputs") if session.is_advance
+                        else ("this inspect", "answers it as an exception"))
+        reason = f"{kind} limit exceeded: {what} emitted more than {limit:,} {kind}; the node {ending}"
+        session.finish(status, reason.encode())
+        self.server.current = None
+        return Refused(_rollup_error(route, reason))
+
     def _emit(self, route: str, output: bytes) -> None:
-        if len(output) > TX_BUFFER_BYTES:
-            raise Refused(_rollup_error(route, f"{_ROUTE_WORDS[route][2]} returned error -105"))
         with self.server.lock:
             session = self._session(advance_only=True)
+            if len(session.outputs) >= self.server.max_outputs:
+                raise self._over_limit(session, route, "outputs", self.server.max_outputs)
             index = session.first_output_index + len(session.outputs)
             session.outputs.append(output)
         self._json(201, {"index": index})
 
-    def _payload(self, route: str, body: dict) -> bytes:
-        payload = bytes.fromhex(body["payload"][2:])
-        if route in ("/report", "/exception") and len(payload) > TX_BUFFER_BYTES:
-            raise Refused(_rollup_error(route, f"{_ROUTE_WORDS[route][2]} returned error -105"))
-        return payload
-
     def _notice(self, body: dict) -> None:
-        self._emit("/notice", encode_notice(self._payload("/notice", body)))
+        self._emit("/notice", encode_notice(_payload(body)))
 
     def _voucher(self, body: dict) -> None:
-        payload = self._payload("/voucher", body)
+        payload = _payload(body)
         destination = body["destination"].lower()  # any case, as the server hex-decodes it (no checksum)
         self._emit("/voucher", encode_voucher(destination, int(body["value"], 16), payload))
 
     def _delegate_call_voucher(self, body: dict) -> None:
-        payload = self._payload("/delegate-call-voucher", body)
+        payload = _payload(body)
         destination = body["destination"].lower()
         self._emit("/delegate-call-voucher", encode_delegate_call_voucher(destination, payload))
 
     def _report(self, body: dict) -> None:
-        payload = self._payload("/report", body)
+        payload = _payload(body)
         with self.server.lock:
-            self._session(advance_only=False).reports.append(payload)
+            session = self._session(advance_only=False)
+            if len(session.reports) >= self.server.max_reports:
+                raise self._over_limit(session, "/report", "reports", self.server.max_reports)
+            session.reports.append(payload)
         self.reply(202)
 
     def _exception(self, body: dict) -> None:
-        payload = self._payload("/exception", body)
+        payload = _payload(body)
         with self.server.lock:
             self._session(advance_only=False).finish("exception", payload)
             self.server.current = None

@@ -6,8 +6,9 @@ Written from the official spec and checked against the server the machine really
   (main at commit 902f686, 2025-01-08; no tag carries it), the API cartesi/machine-guest-tools v0.17.0's
   rollup-http-server implements (`dapp/Dockerfile` pins machine-guest-tools 0.17.0);
 - server: machine-guest-tools v0.17.0 `rollup-http/rollup-http-server/src/http_service.rs` and
-  `src/rollup/mod.rs`, `sys-utils/libcmt/src/rollup.c`; the machine's cmio tx buffer is 2 MiB
-  (machine-emulator `PMA_CMIO_TX_BUFFER_LOG2_SIZE` = 21).
+  `src/rollup/mod.rs`, `sys-utils/libcmt/src/rollup.c` (unchanged in v0.17.1); the machine's cmio tx buffer
+  is 2 MiB (machine-emulator `PMA_CMIO_TX_BUFFER_LOG2_SIZE` = 21);
+- node: cartesi/rollups-node v2 `pkg/machine/implementation.go`, the outputs and reports one input may emit.
 
 Where the two differ, a body must satisfy both (a stand-in at least as strict as either):
 
@@ -18,7 +19,8 @@ Where the two differ, a body must satisfy both (a stand-in at least as strict as
 - the spec's `RollupRequest.data` is a `oneOf` that an advance matches twice (it has a `payload` too);
   here `request_type` chooses the shape, which is what the spec means;
 - the server adds limits the spec does not state (below): JSON bodies of 5 MiB (actix `JsonConfig`),
-  outputs within the tx buffer (libcmt answers `-ENOBUFS`), serde_json's nesting limit, no repeated field.
+  outputs within the tx buffer (libcmt answers `-ENOBUFS`), serde_json's nesting limit, no repeated field;
+  and the node's: at most 65,536 outputs and 65,536 reports per input.
 """
 from __future__ import annotations
 
@@ -32,6 +34,23 @@ SERVER = "cartesi/machine-guest-tools v0.17.0 rollup-http-server"
 MAX_BODY_BYTES = 5 << 20  # http_service.rs: JsonConfig::default().limit(5 << 20)
 TX_BUFFER_BYTES = 1 << 21  # an output's ABI encoding, or a report's or exception's bytes, must fit
 MAX_JSON_DEPTH = 128  # serde_json's recursion limit
+
+# The largest payload each route takes, from TX_BUFFER_BYTES: machine-guest-tools v0.17.1
+# sys-utils/libcmt/src/rollup.c writes an output's call encoding into the tx buffer (selector, head words,
+# length word, payload padded to 32 bytes; abi.c cmt_abi_reserve_bytes_d) and answers -ENOBUFS when it does not
+# fit; a report or an exception is its bytes alone. The server turns -ENOBUFS into 400.
+MAX_PAYLOAD_BYTES = {
+    "/notice": (TX_BUFFER_BYTES - 4 - 2 * 32) // 32 * 32,  # Notice(bytes): 2,097,056
+    "/voucher": (TX_BUFFER_BYTES - 4 - 4 * 32) // 32 * 32,  # Voucher(address,uint256,bytes): 2,096,992
+    "/delegate-call-voucher": (TX_BUFFER_BYTES - 4 - 3 * 32) // 32 * 32,  # DelegateCallVoucher: 2,097,024
+    "/report": TX_BUFFER_BYTES, "/exception": TX_BUFFER_BYTES,  # 2,097,152
+}
+
+# How many outputs and reports one input may emit. cartesi/rollups-node v2 pkg/machine/implementation.go:
+# `maxOutputs = 65536`; the machine's next output ends the input OUTPUTS_LIMIT_EXCEEDED (its fork is dropped:
+# no output kept, the state as before). Newer builds add `maxReports = 65536` and REPORTS_LIMIT_EXCEEDED.
+MAX_OUTPUTS = 1 << 16
+MAX_REPORTS = 1 << 16
 
 _END = "$(?!\n)"  # the end as JSON Schema means '$'; Python's '$' (jsonschema uses `re`) also matches before a final \n
 HEX_BYTES = "^0x(?:[0-9a-fA-F]{2})*" + _END  # rollup.yaml Payload: 0x, digit pairs (not capturing: 3x faster)

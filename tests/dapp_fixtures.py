@@ -4,11 +4,12 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass, field
+from typing import Iterable
 
-from dapp.portal import CANONICAL_ETHER_PORTAL, encode_ether_deposit
+from dapp.portal import CANONICAL_ETHER_PORTAL, decode_ether_deposit, encode_ether_deposit
 from dapp.schema import (ROLE_TRAINER, ROLE_VALIDATOR, CreateTask, Message, Register, RoundClose,
                          ValidatorReport, encode_deposit_data, normalize_address, pack_contribution)
-from dapp.state import Accepted, Advance, Notice, Rejected, State, apply
+from dapp.state import Accepted, Advance, Notice, Rejected, State, Voucher, apply
 from rollups_node.rollup_http import refusal
 from rollups_node.rollup_http_schema import REQUEST_BODIES
 
@@ -44,10 +45,18 @@ class Chain:
     timestamp: int = 1_700_000_000
     prev_randao: bytes = bytes(32)
     block: int = 10  # the L1 block of the next input; every input moves one block on
+    deposited: int = 0  # wei sent through the EtherPortal so far
+    vouchered: int = 0  # wei paid out by the vouchers emitted so far
+    audit: bool = False  # check after every input that no wei was created or lost
 
     def mine(self, blocks: int) -> None:
         """Let ``blocks`` L1 blocks pass without an input (the deadlines' clock)."""
         self.block += blocks
+
+    def mine_to(self, block: int) -> None:
+        """Let L1 blocks pass so that the next input lands in ``block``."""
+        assert block >= self.block, f"block {block} is in the past (next input: block {self.block})"
+        self.block = block
 
     def advance(self, sender: str, payload: bytes | Message) -> Advance:
         if isinstance(payload, Message):
@@ -60,10 +69,16 @@ class Chain:
         return adv
 
     def send(self, sender: str, payload: bytes | Message) -> Accepted:
-        result = apply(self.state, self.advance(sender, payload), PORTAL)
+        advance = self.advance(sender, payload)
+        result = apply(self.state, advance, PORTAL)
         self.state = result.state
         self.outputs.extend(result.outputs)
         self.notices.extend(o.message for o in result.outputs if isinstance(o, Notice))
+        if sender == PORTAL:
+            self.deposited += decode_ether_deposit(advance.payload).value
+        self.vouchered += sum(o.value for o in result.outputs if isinstance(o, Voucher))
+        if self.audit:
+            assert self.wei_held() == self.deposited, f"wei created or lost by {result.summary}"
         return result
 
     def reject(self, sender: str, payload: bytes | Message) -> str:
@@ -78,6 +93,11 @@ class Chain:
 
     def deposit(self, sender: str, value: int, data: bytes = b"") -> Accepted:
         return self.send(PORTAL, encode_ether_deposit(sender, value, data))
+
+    def wei_held(self) -> int:
+        """Wei the rollup accounts for: every balance, every escrow and every voucher it emitted."""
+        state = self.state
+        return sum(state.balances.values()) + sum(t.escrow for t in state.tasks.values()) + self.vouchered
 
     def of_type(self, cls: type) -> list:
         return [n for n in self.notices if isinstance(n, cls)]
@@ -94,14 +114,17 @@ def task_message(task_id: int = 1, mad_bps: int = 2500, rounds: int = 3, groups:
 
 def create_task(chain: Chain, task_id: int = 1, groups: int = 2, rounds: int = 3, mad_bps: int = 2500,
                 budget: int = 10 * MILLI, per_positive: int = 2 * MILLI, validator_reward: int = 1 * MILLI,
-                trainers_per_group: int = 3, fund: bool = True, **terms) -> None:
-    """Publish, fund (exactly the required escrow) and register one validator and N trainers per group."""
+                trainers_per_group: int = 3, fund: bool = True, seats: Iterable[int] | None = None,
+                **terms) -> None:
+    """Publish, fund (exactly the required escrow) and register N trainers per group and the named validator
+    of every group in ``seats`` (default: all)."""
     chain.send(PUBLISHER, task_message(task_id, mad_bps, rounds, groups, budget, per_positive, validator_reward,
                                        **terms))
     if fund:
         chain.deposit(PUBLISHER, rounds * (budget + validator_reward), encode_deposit_data(task_id))
     for g in range(groups):
-        chain.send(validator(g), Register(task_id, ROLE_VALIDATOR, g))
+        if seats is None or g in seats:
+            chain.send(validator(g), Register(task_id, ROLE_VALIDATOR, g))
         for i in range(trainers_per_group):
             chain.send(trainer(g, i), Register(task_id, ROLE_TRAINER, g))
 

@@ -39,3 +39,12 @@ def test_round_time_splits_a_round_into_training_validation_and_aggregation(tmp_
 def test_e2e_compares_rounds_with_and_without_the_rollup():
     out = bench("e2e", "--rounds", "2", "--trainers", "4", "--block-times", "0.5")
     assert "no chain (baseline)" in out and "rollup, 0.5 s blocks" in out
+
+
+def test_dapp_scale_states_a_bound_per_input_type_and_checks_the_output_limits():
+    out = bench("dapp_scale", "--scales", "50", "100", "--repeats", "1", "--http-scale", "50")
+    for name in ("Register (the last trainer)", "ValidatorReport (a full group)", "RoundClose (every trainer's stake)",
+                 "Withdraw (a paid trainer)", "CancelTask (refund voucher)", "Ether deposit funding the task"):
+        assert name in out
+    assert "Bound at 100 trainers: every input <" in out and "every input and output within the limits" in out
+    assert "through `python -m dapp` behind the node's rollup HTTP server, 50 trainers" in out

@@ -18,10 +18,16 @@ from hypothesis import strategies as st
 
 from dapp.rollup_client import RollupClient, to_uint256
 from node_fixtures import ECHO_BACKEND
+from rollups_node.advancer import Advancer
+from rollups_node.inspector import INSPECT_STATUS
 from rollups_node.machine import HostMachine
+from rollups_node.merkle import OutputsTree
+from rollups_node.model import Application, Input
 from rollups_node.outputs import encode_notice, encode_voucher, unpack_output
 from rollups_node.rollup_http import RollupHttpServer, Session, refusal
-from rollups_node.rollup_http_schema import (INDEX_RESPONSE_VALIDATOR, MAX_BODY_BYTES, ROLLUP_REQUEST_VALIDATOR,
+from rollups_node.sqlite_repository import SqliteRepository
+from rollups_node.rollup_http_schema import (INDEX_RESPONSE_VALIDATOR, MAX_BODY_BYTES, MAX_OUTPUTS,
+                                             MAX_PAYLOAD_BYTES, MAX_REPORTS, ROLLUP_REQUEST_VALIDATOR,
                                              TX_BUFFER_BYTES)
 
 DEST = "0x" + "11" * 20
@@ -219,14 +225,84 @@ def test_a_content_length_that_is_no_length_gets_400(server, length):
 def test_outputs_must_fit_the_machines_2_mib_tx_buffer(server):
     session = in_advance(server)
     fits = (TX_BUFFER_BYTES - 4 - 32 - 32) // 32 * 32  # Notice(bytes): selector, offset, length, padded bytes
+    assert fits == MAX_PAYLOAD_BYTES["/notice"] == 2_097_056
     too_big = requests.post(server.url + "/notice", json={"payload": "0x" + "00" * (fits + 1)})
     assert (too_big.status_code, too_big.text) == (400, "unable to insert notice, error details: 'rollup error: "
-                                                        "IOCTL_ROLLUP_WRITE_NOTICE returned error -105'")
+                                                        "IOCTL_ROLLUP_WRITE_NOTICE returned error -105' (-ENOBUFS: "
+                                                        "a payload of 2,097,057 bytes; at most 2,097,056 fit the "
+                                                        "machine's 2 MiB tx buffer on this route)")
     assert requests.post(server.url + "/notice", json={"payload": "0x" + "00" * fits}).status_code == 201
     assert len(session.outputs) == 1 and len(session.outputs[0]) == TX_BUFFER_BYTES - 28
     assert requests.post(server.url + "/report", json={"payload": "0x" + "00" * TX_BUFFER_BYTES}).status_code == 202
     assert requests.post(server.url + "/report",
                          json={"payload": "0x" + "00" * (TX_BUFFER_BYTES + 1)}).status_code == 400
+
+
+@pytest.mark.parametrize("route,largest", [("/voucher", 2_096_992), ("/delegate-call-voucher", 2_097_024)])
+def test_a_voucher_payload_fits_the_tx_buffer_with_its_head_words(server, route, largest):
+    """libcmt (machine-guest-tools v0.17.1 rollup.c) writes the call encoding, payload padded to 32 bytes."""
+    session = in_advance(server)
+    body = {"destination": DEST, "value": ZERO} if route == "/voucher" else {"destination": DEST}
+    assert MAX_PAYLOAD_BYTES[route] == largest
+    too_big = requests.post(server.url + route, json={**body, "payload": "0x" + "00" * (largest + 1)})
+    assert too_big.status_code == 400 and too_big.text.startswith(
+        "unable to insert voucher, error details: 'rollup error: IOCTL_ROLLUP_WRITE_OUTPUT returned error -105' "
+        f"(-ENOBUFS: a payload of {largest + 1:,} bytes; at most {largest:,} fit")
+    assert session.outputs == []
+    assert requests.post(server.url + route, json={**body, "payload": "0x" + "00" * largest}).status_code == 201
+    assert len(session.outputs[0]) == TX_BUFFER_BYTES - 28  # 28 bytes of padding short of the buffer's end
+
+
+def test_output_65537_ends_the_input_outputs_limit_exceeded_as_the_node_stops_the_machine(server):
+    session = in_advance(server, first_output_index=10)
+    session.outputs.extend([b"earlier"] * (MAX_OUTPUTS - 1))  # as if the backend had posted them
+    last = requests.post(server.url + "/notice", json={"payload": "0x01"})
+    assert last.status_code == 201 and last.json() == {"index": 10 + MAX_OUTPUTS - 1}
+    over = requests.post(server.url + "/notice", json={"payload": "0x02"})
+    assert over.status_code == 400 and over.text == (
+        "unable to insert notice, error details: 'rollup error: outputs limit exceeded: input 0 emitted more than "
+        "65,536 outputs; the node ends it OUTPUTS_LIMIT_EXCEEDED and keeps none of its outputs'")
+    assert session.done.is_set() and session.status == "outputs_limit" and len(session.outputs) == MAX_OUTPUTS
+    assert server.current is None  # nothing more is taken for this input; the backend's next /finish waits
+    late = requests.post(server.url + "/voucher", json={"destination": DEST, "value": ZERO, "payload": "0x"})
+    assert (late.status_code, late.text) == (400, "no rollup request is being processed")
+
+
+def test_report_65537_ends_the_input_reports_limit_exceeded(server):
+    session = in_advance(server)
+    session.reports.extend([b"earlier"] * (MAX_REPORTS - 1))
+    assert requests.post(server.url + "/report", json={"payload": "0x01"}).status_code == 202
+    over = requests.post(server.url + "/report", json={"payload": "0x02"})
+    assert over.status_code == 400 and "reports limit exceeded: input 0 emitted more than 65,536 reports" in over.text
+    assert session.status == "reports_limit" and len(session.reports) == MAX_REPORTS and server.current is None
+
+
+def test_the_advancer_keeps_no_output_of_an_input_over_the_limit_and_rebuilds_the_backend(tmp_path):
+    """With a limit of 3 outputs (the real one is 65,536): the input ends OUTPUTS_LIMIT_EXCEEDED, none of its
+    outputs enter the tree, the backend is restarted from the accepted inputs, and the next input goes on."""
+    repo = SqliteRepository(tmp_path / "node.sqlite")
+    app = "0x" + "a9" * 20
+    repo.save_application(Application(name="t", address=app, consensus="0x" + "c0" * 20, input_box="0x" + "b0" * 20,
+                                      input_box_block=1, template_hash="0x" + "00" * 32, epoch_length=10,
+                                      data_availability="0x", chain_id=31337))
+    payloads = [b"notices:3", b"notices:4", b"after"]
+    repo.add_inputs([Input(index=i, epoch_index=0, block_number=10 + i, block_timestamp=1_700_000_000, chain_id=31337,
+                           app_contract=app, sender="0x" + "cd" * 20, prev_randao=0, payload=payload,
+                           raw_data=payload, transaction_reference=f"0x{i:064x}")
+                     for i, payload in enumerate(payloads)], 100)
+    machine = HostMachine(ECHO_BACKEND, finish_timeout=0.5, max_outputs=3)
+    machine.start()
+    try:
+        tree = OutputsTree([])
+        assert Advancer(repo, machine, tree, threading.Lock()).step() == 3
+        statuses = [item.status for item in repo.list_inputs(limit=10)[0]]
+        assert statuses == ["ACCEPTED", "OUTPUTS_LIMIT_EXCEEDED", "ACCEPTED"]
+        outputs, _ = repo.list_outputs(limit=10)
+        assert [(o.index, o.input_index) for o in outputs] == [(0, 0), (1, 0), (2, 0), (3, 2)] and len(tree) == 4
+        assert machine.inspect(b"n").reports == [b"n|accepted=2"]  # rebuilt: the over-limit input left no trace
+    finally:
+        machine.stop()
+        repo.close()
 
 
 def test_the_node_never_hands_the_backend_a_request_off_the_spec(server):
@@ -315,3 +391,13 @@ def test_the_machine_gives_the_secret_to_its_backend_only_and_never_logs_it(tmp_
         assert stat.S_IMODE(log_path.stat().st_mode) == 0o600
     finally:
         machine.stop()
+
+
+def test_an_inspect_over_the_reports_limit_is_answered_as_an_exception(server):
+    session = Session({"request_type": "inspect_state", "data": {"payload": "0x"}})
+    server.submit(session)
+    assert requests.post(server.url + "/finish", json={"status": "accept"}).status_code == 200
+    session.reports.extend([b"earlier"] * MAX_REPORTS)
+    over = requests.post(server.url + "/report", json={"payload": "0x02"})
+    assert over.status_code == 400 and "this inspect emitted more than 65,536 reports" in over.text
+    assert session.status == "reports_limit" and INSPECT_STATUS[session.status] == "Exception"

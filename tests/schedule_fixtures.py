@@ -1,0 +1,164 @@
+"""One task played block by block by honest and silent parties, to its end: the liveness tests' driver.
+
+Each block, in this order: the honest publisher cancels if the task is stalled (`Task.stalled`); else, unless
+the schedule says to wait, an `Attacker`, if any, may send an input, or else one honest party sends an input
+the rules accept now (a registration or deposit in the window, a report before its deadline, the close by the
+producer whose turn it is). Silent parties never send theirs. The schedule's choices (waits, which due input
+goes first, accuracies) come from a `Choices`, so that Hypothesis can draw them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+from dapp_fixtures import Chain, report
+from dapp.schema import (ROLE_TRAINER, ROLE_VALIDATOR, CancelTask, Register, RewardPaid, RoundClose, TaskCancelled,
+                         TaskFinished, TaskFunded, ValidatorRewarded, encode_deposit_data)
+from dapp.task import Task
+
+
+@dataclass(frozen=True)
+class Move:
+    """An honest input due now, built only once chosen (so accuracies are drawn for the input sent)."""
+
+    sender: str
+    kind: str  # "deposit", "register", "report" or "close"
+    value: int = 0  # deposit: wei; register: group
+    role: int = ROLE_TRAINER
+    not_before: int = 0  # the first block at which it is due
+
+
+class Choices(Protocol):
+    def wait(self) -> int:
+        """Blocks that pass after an honest input before the next one."""
+
+    def pick(self, moves: int) -> int:
+        """Which of the ``moves`` honest inputs due now goes first."""
+
+    def bps(self) -> int:
+        """An accuracy (0..10,000) for a report or a close."""
+
+
+@dataclass
+class Eager:
+    """No waits, registrations first (they come last among the moves due), every accuracy at 88.00%."""
+
+    def wait(self) -> int:
+        return 0
+
+    def pick(self, moves: int) -> int:
+        return moves - 1
+
+    def bps(self) -> int:
+        return 8800
+
+
+@dataclass(frozen=True)
+class Cast:
+    """Who plays the task and who keeps silent."""
+
+    deposits: tuple[int, ...]  # the publisher's deposits, in wei
+    seated: frozenset[int]  # groups whose named validator registers
+    trainers: tuple[tuple[str, ...], ...]  # who registers as trainer, by group
+    silent_reports: frozenset[tuple[int, int]] = frozenset()  # (round, group) whose validator never reports
+    withholders: frozenset[tuple[int, str]] = frozenset()  # (round, producer) who lets its turn pass
+    seats_after: int = 0  # blocks after CreateTask before the named validators register
+    lazy_close: bool = False  # a producer closes at the last block of its turn, not the first
+    quit_after: int | None = None  # after this many honest inputs, only the publisher's CancelTask comes
+
+
+Attacker = Callable[[Chain, Task], None]
+
+
+def setup_moves(task: Task, cast: Cast) -> list[Move]:
+    """What the cast sends, in this order, while the registration window is open: the publisher's deposits,
+    the named validators' and then the trainers' registrations (trainers may still come once round 1 runs)."""
+    moves = [Move(task.publisher, "deposit", wei) for wei in cast.deposits]
+    moves += [Move(task.seats[g], "register", g, ROLE_VALIDATOR, task.created_block + cast.seats_after)
+              for g in sorted(cast.seated)]
+    return moves + [Move(t, "register", g) for g, team in enumerate(cast.trainers) for t in team]
+
+
+def round_moves(task: Task, block: int, cast: Cast) -> list[Move]:
+    """The honest reports and close due at ``block``."""
+    if not task.started(block):
+        return []
+    deadline, moves = task.report_deadline(), []
+    if block <= deadline:
+        moves = [Move(task.seats[g], "report", g) for g in range(task.groups)
+                 if task.seated(g) and task.reports[g] is None and (task.current_round, g) not in cast.silent_reports]
+        if any(rep is None for rep in task.reports):
+            return moves  # the close waits for every report, or for the deadline
+    if all(rep is None for rep in task.reports):
+        return moves
+    order, turn = task.producer_order(), task.turn_at(block)
+    if (turn < len(order) and (task.current_round, order[turn]) not in cast.withholders
+            and not (cast.lazy_close and block < task.close_deadline(turn))):
+        moves.append(Move(order[turn], "close"))
+    return moves
+
+
+def send_move(chain: Chain, task: Task, move: Move, choices: Choices) -> None:
+    """Send an honest input; the rules must accept it."""
+    r = task.current_round
+    if move.kind == "deposit":
+        chain.deposit(move.sender, move.value, encode_deposit_data(task.task_id))
+    elif move.kind == "register":
+        chain.send(move.sender, Register(task.task_id, move.role, move.value))
+    elif move.kind == "report":
+        team = [p.address for p in task.trainers() if p.group == move.value]
+        chain.send(move.sender, report(task.task_id, r, choices.bps(), {t: choices.bps() for t in team}))
+    else:
+        accuracies = tuple(choices.bps() for _ in range(task.groups))
+        chain.send(move.sender, RoundClose(task.task_id, r, bytes([r]) * 32, choices.bps(), accuracies))
+
+
+def run_task(chain: Chain, task_id: int, cast: Cast, choices: Choices, attacker: Attacker | None = None) -> int:
+    """Play task ``task_id`` (just created) until it is over; the block of the input that ended it. Fails if
+    the task has neither ended nor become cancellable by its `Task.latest_end_block`."""
+    pending = setup_moves(chain.state.tasks[task_id], cast)
+    honest_inputs, wait = 0, 0
+    while True:
+        task = chain.state.tasks[task_id]
+        if task.over:
+            return chain.block - 1
+        block = chain.block
+        assert block <= task.latest_end_block(), f"task {task_id} still runs at block {block}, past its bound"
+        if task.stalled(block) is not None:
+            chain.send(task.publisher, CancelTask(task_id))
+            continue
+        if wait or (cast.quit_after is not None and honest_inputs >= cast.quit_after):
+            wait = max(0, wait - 1)
+            chain.mine(1)
+            continue
+        setup = [m for m in pending[:1] if m.not_before <= block <= task.registration_deadline]
+        moves = round_moves(task, block, cast) + setup
+        if not moves:
+            chain.mine(1)
+            continue
+        if attacker is not None:
+            attacker(chain, task)
+            if chain.block != block:  # the attacker's input took this block
+                continue
+        move = moves[choices.pick(len(moves))]
+        send_move(chain, task, move, choices)
+        if pending and move == pending[0]:
+            pending.pop(0)
+        honest_inputs += 1
+        wait = choices.wait()
+
+
+# ------------------------------------------------------------------------------ what the rules owe
+
+
+def unspent_escrow(chain: Chain, task_id: int) -> int:
+    """What task ``task_id`` received minus what it paid trainers and validators, from its notices."""
+    received = sum(n.amount for n in chain.of_type(TaskFunded) if n.task_id == task_id)
+    paid = sum(n.amount for n in chain.of_type(RewardPaid) + chain.of_type(ValidatorRewarded) if n.task_id == task_id)
+    return received - paid
+
+
+def refunded(chain: Chain, task_id: int) -> int:
+    """What the task's end gave back to its publisher (TaskFinished or TaskCancelled)."""
+    [end] = [n for n in chain.of_type(TaskFinished) + chain.of_type(TaskCancelled) if n.task_id == task_id]
+    return end.refund

@@ -1,0 +1,340 @@
+"""Issue 12's attacks on the state machine, one test each, played as the attacker would: slot squatting, a
+withholding producer, an underfunded task, silent groups and producers, sybil bloat. Each ends in the outcome
+the rules define (skip, failover, cancel with a voucher) with every honest party paid exactly what they say."""
+from __future__ import annotations
+
+from dapp_fixtures import (MILLI, PUBLISHER, STRANGER, Chain, addr, close, create_task, play_round, report,
+                           task_message, trainer, validator)
+from eth_utils import to_checksum_address
+
+from dapp.inspect_routes import answer
+from dapp.schema import (CANCEL_GROUPS_SILENT, CANCEL_NAMES, CANCEL_NO_PRODUCER, CANCEL_NO_VALIDATOR,
+                         CANCEL_UNFUNDED, MAX_INPUT_PAYLOAD, MAX_OUTPUT_BYTES, MAX_OUTPUTS_PER_INPUT,
+                         MAX_TASK_TRAINERS, MAX_TRAINERS_PER_GROUP, ROLE_TRAINER, ROLE_VALIDATOR, CancelTask,
+                         DepositCredited, GroupSkipped, ProducerElected, ProducerMissed, Register,
+                         RoundRecorded, TaskCancelled, TaskFinished, TrainerStakes, ValidatorRewarded, Withdraw,
+                         encode_deposit_data)
+from dapp.state import Notice, Voucher
+
+# Deadlines of every task here: registration until block 10 + 20 (tasks are created at block 10), reports
+# 10 blocks after a round starts, then 5 blocks per producer in turn.
+TERMS = dict(registration_blocks=20, report_blocks=10, close_blocks=5)
+REGISTRATION_DEADLINE = 30
+# Two rounds of 10 milli-ETH of trainer budget (5 per group) and a 1 milli-ETH validator reward.
+REQUIRED = 2 * (10 + 1) * MILLI
+PAID_PER_TRAINER = 2 * MILLI  # a Positive, as every trainer of play_round (88.00% against 90.00%, MAD 25%)
+
+
+def group_scores(group: int, trainers: int = 2, bps: int = 8800) -> dict[str, int]:
+    return {trainer(group, i): bps for i in range(trainers)}
+
+
+def balances(chain: Chain, *addresses: str) -> list[int]:
+    return [chain.state.balance(a) for a in addresses]
+
+
+def round_start(chain: Chain) -> int:
+    """The first block of task 1's current round (the inspect test checks it against the inputs' blocks)."""
+    return chain.state.tasks[1].current_start()
+
+
+def ended_in_time(chain: Chain) -> bool:
+    """The last input (the close or the cancel that ended task 1) came no later than its stated bound."""
+    task = chain.state.tasks[1]
+    return task.over and chain.block - 1 <= task.latest_end_block()
+
+
+# -------------------------------------------------------------------------------- slot squatting
+
+
+def test_slot_squatter_is_refused_and_a_silent_named_validator_is_skipped_every_round():
+    chain = Chain()
+    create_task(chain, rounds=2, trainers_per_group=2, seats=[0], **TERMS)
+    squat = chain.reject(STRANGER, Register(1, ROLE_VALIDATOR, 1))
+    assert squat == f"group 1 of task 1 has named validator {validator(1)}, not {STRANGER}"
+    chain.send(validator(1), Register(1, ROLE_VALIDATOR, 1))  # seats group 1, then never reports
+    start = chain.block - 1  # funded and every seat taken: round 1 starts
+    assert round_start(chain) == start
+    deadlines = []
+    for round_, producer in ((1, PUBLISHER), (2, validator(0))):
+        chain.send(validator(0), report(1, round_, 9000, group_scores(0)))
+        deadline = start + 10
+        early = chain.reject(producer, close(1, round_, 9100, [9000, 0]))
+        assert early == (f"round {round_} of task 1 still lacks the report of group(s) 1 (their report deadline "
+                         f"is block {deadline})")
+        chain.mine_to(deadline + 1)
+        chain.send(producer, close(1, round_, 9100, [9000, 0]))
+        deadlines.append(deadline)
+        start = deadline + 1  # the next round starts at this close
+    assert chain.of_type(ProducerElected)[0].producer == validator(0)  # it reported, the squatted seat did not
+    assert chain.of_type(GroupSkipped) == [GroupSkipped(1, r, 1, validator(1), d) for r, d in zip((1, 2), deadlines)]
+    assert balances(chain, trainer(0, 0), trainer(0, 1), validator(0)) == [2 * PAID_PER_TRAINER] * 2 + [2 * MILLI]
+    assert balances(chain, trainer(1, 0), trainer(1, 1), validator(1)) == [0, 0, 0]
+    spent = 4 * PAID_PER_TRAINER + 2 * MILLI
+    assert chain.of_type(TaskFinished) == [TaskFinished(1, PUBLISHER, REQUIRED - spent, 9100)]
+    assert chain.state.balance(PUBLISHER) == REQUIRED - spent == 12 * MILLI
+    assert ended_in_time(chain)
+
+
+def test_a_seat_never_taken_starts_the_round_after_the_registration_window_without_that_group():
+    chain = Chain()
+    create_task(chain, rounds=1, trainers_per_group=2, seats=[0], **TERMS)
+    chain.mine_to(REGISTRATION_DEADLINE)
+    not_yet = chain.reject(validator(0), report(1, 1, 9000, group_scores(0)))
+    assert not_yet.startswith(f"task 1 has not started at block {REGISTRATION_DEADLINE}: it starts when every "
+                              f"group's validator has registered (1 of 2) or after block {REGISTRATION_DEADLINE}")
+    chain.send(validator(0), report(1, 1, 9000, group_scores(0)))
+    chain.mine_to(REGISTRATION_DEADLINE + 1 + 10 + 1)
+    chain.send(PUBLISHER, close(1, 1, 9100, [9000, 0]))
+    assert chain.of_type(GroupSkipped) == [GroupSkipped(1, 1, 1, validator(1), REGISTRATION_DEADLINE + 1 + 10)]
+    refund = 11 * MILLI - 2 * PAID_PER_TRAINER - MILLI
+    assert chain.of_type(TaskFinished) == [TaskFinished(1, PUBLISHER, refund, 9100)]
+    assert balances(chain, trainer(0, 0), validator(0), trainer(1, 0), PUBLISHER) == [
+        PAID_PER_TRAINER, MILLI, 0, refund]
+    assert ended_in_time(chain)
+
+
+# -------------------------------------------------------------------------- withholding producer
+
+
+def test_withholding_producer_loses_its_turn_to_the_next_in_the_election_order():
+    chain = Chain()
+    create_task(chain, rounds=2, trainers_per_group=2, **TERMS)
+    play_round(chain, 1, 1, PUBLISHER, trainers_per_group=2)  # group 1's model is closest: validator(1) elected
+    assert chain.of_type(ProducerElected)[-1].producer == validator(1)
+    start = chain.block - 1
+    for g in range(2):
+        chain.send(validator(g), report(1, 2, 9000, group_scores(g)))
+    first, second = start + 10 + 5, start + 10 + 10  # close deadlines of turns 1 and 2
+    wrong = chain.reject(validator(0), close(1, 2, 9100, [9100, 9000]))
+    assert wrong == (f"only {validator(1)} may close round 2 of task 1 at block {chain.block - 1} (turn 1 of 3, "
+                     f"until block {first}), not {validator(0)}")
+    chain.mine_to(first)
+    too_early = chain.reject(validator(0), close(1, 2, 9100, [9100, 9000]))
+    assert too_early.startswith(f"only {validator(1)} may close round 2 of task 1 at block {first} (turn 1 of 3, "
+                                f"until block {first})")
+    assert chain.reject(PUBLISHER, close(1, 2, 9100, [9100, 9000])) == (
+        f"only {validator(0)} may close round 2 of task 1 at block {first + 1} (turn 2 of 3, until block "
+        f"{second}), not {PUBLISHER}")
+    chain.send(validator(0), close(1, 2, 9100, [9100, 9000]))
+    assert chain.of_type(ProducerMissed) == [ProducerMissed(1, 2, validator(1), first, validator(0))]
+    assert chain.state.tasks[1].history[-1].missed_producers == (validator(1),)
+    # Trainers: 2 rounds x 2 milli; validator rewards: round 1 group 1, round 2 group 0 (closest models).
+    assert balances(chain, *[trainer(g, i) for g in range(2) for i in range(2)]) == [2 * PAID_PER_TRAINER] * 4
+    assert balances(chain, validator(0), validator(1)) == [MILLI, MILLI]
+    refund = REQUIRED - 8 * PAID_PER_TRAINER - 2 * MILLI
+    assert chain.of_type(TaskFinished) == [TaskFinished(1, PUBLISHER, refund, 9100)]
+    assert chain.state.balance(PUBLISHER) == refund
+    assert ended_in_time(chain)
+
+
+def test_a_producer_that_let_its_turn_pass_is_not_paid_the_validator_reward_even_with_the_closest_model():
+    chain = Chain()
+    create_task(chain, rounds=2, trainers_per_group=2, **TERMS)
+    play_round(chain, 1, 1, PUBLISHER, trainers_per_group=2)  # group 1's model is closest: validator(1) elected
+    for g in range(2):
+        chain.send(validator(g), report(1, 2, 9000, group_scores(g)))
+    chain.mine_to(chain.state.tasks[1].close_deadline(0) + 1)
+    chain.send(validator(0), close(1, 2, 9100, [9000, 9100]))  # group 1's model is the global one, exactly
+    rewarded = chain.of_type(ValidatorRewarded)[-1]
+    assert (rewarded.round, rewarded.validator, rewarded.group) == (2, validator(0), 0)
+    assert balances(chain, validator(0), validator(1)) == [MILLI, MILLI]
+
+
+def test_when_every_validator_that_reported_let_its_turn_pass_the_validator_reward_stays_in_escrow():
+    chain = Chain()
+    create_task(chain, rounds=2, trainers_per_group=2, **TERMS)
+    play_round(chain, 1, 1, PUBLISHER, trainers_per_group=2)  # validator(1) elected for round 2
+    chain.send(validator(1), report(1, 2, 9000, group_scores(1)))  # group 0 silent this round
+    order = chain.state.tasks[1].producer_order()
+    assert order == (validator(1), validator(0), PUBLISHER)
+    chain.mine_to(chain.state.tasks[1].close_deadline(1) + 1)  # validator(1), then validator(0), miss
+    chain.send(PUBLISHER, close(1, 2, 9100, [0, 9100]))
+    assert [n.round for n in chain.of_type(ValidatorRewarded)] == [1]
+    assert chain.of_type(GroupSkipped)[-1].group == 0
+    refund = REQUIRED - 6 * PAID_PER_TRAINER - MILLI
+    assert chain.of_type(TaskFinished) == [TaskFinished(1, PUBLISHER, refund, 9100)]
+
+
+def test_every_producer_but_the_last_withholding_the_last_closes_and_each_miss_is_recorded():
+    chain = Chain()
+    create_task(chain, rounds=1, trainers_per_group=2, **TERMS)
+    start = round_start(chain)
+    for g in range(2):
+        chain.send(validator(g), report(1, 1, 9000, group_scores(g)))
+    deadline = start + 10
+    chain.mine_to(deadline + 2 * 5 + 1)  # past the publisher's and validator(0)'s close deadlines
+    chain.send(validator(1), close(1, 1, 9100, [9000, 9001]))
+    assert chain.of_type(ProducerMissed) == [ProducerMissed(1, 1, PUBLISHER, deadline + 5, validator(0)),
+                                             ProducerMissed(1, 1, validator(0), deadline + 10, validator(1))]
+    refund = 11 * MILLI - 4 * PAID_PER_TRAINER - MILLI
+    assert chain.of_type(TaskFinished)[0].refund == chain.state.balance(PUBLISHER) == refund
+    assert ended_in_time(chain)
+
+
+# ------------------------------------------------------------------------------ underfunded task
+
+
+def test_underfunded_task_is_cancelled_after_its_window_with_a_voucher_for_exactly_its_deposit():
+    chain = Chain()
+    create_task(chain, rounds=2, trainers_per_group=1, fund=False, **TERMS)
+    chain.deposit(PUBLISHER, 5 * MILLI, encode_deposit_data(1))
+    assert chain.reject(STRANGER, CancelTask(1)) == f"only the publisher {PUBLISHER} may cancel task 1, not {STRANGER}"
+    chain.mine_to(REGISTRATION_DEADLINE)  # the last block at which funding is still accepted
+    early = chain.reject(PUBLISHER, CancelTask(1))
+    assert early.startswith(f"task 1 can still go on at block {REGISTRATION_DEADLINE}: it may be cancelled only "
+                            f"once it cannot (unfunded or unstaffed after block {REGISTRATION_DEADLINE}")
+    late = chain.deposit(PUBLISHER, REQUIRED, encode_deposit_data(1))  # too late to start the task
+    assert late.outputs[0] == Notice(DepositCredited(PUBLISHER, REQUIRED, REQUIRED))
+    assert chain.state.tasks[1].escrow == 5 * MILLI
+    assert chain.reject(validator(0), report(1, 1, 9000, {})) == (
+        f"task 1 is not funded: {5 * MILLI} of {REQUIRED} wei")
+
+    cancel = chain.send(PUBLISHER, CancelTask(1))
+    assert cancel.outputs == (Voucher(PUBLISHER, 5 * MILLI),
+                              Notice(TaskCancelled(1, PUBLISHER, 1, CANCEL_UNFUNDED, 5 * MILLI)))
+    assert chain.state.tasks[1].escrow == 0 and chain.state.balance(PUBLISHER) == REQUIRED
+    assert ended_in_time(chain)
+
+    after = chain.deposit(STRANGER, 7, encode_deposit_data(1))  # to a cancelled task: the depositor's
+    assert after.outputs[0] == Notice(DepositCredited(STRANGER, 7, 7))
+    cancelled = f"task 1 was cancelled ({CANCEL_NAMES[CANCEL_UNFUNDED]})"
+    assert chain.reject(validator(0), report(1, 1, 9000, {})) == cancelled
+    assert chain.reject(trainer(0, 5), Register(1, ROLE_TRAINER, 0)) == cancelled
+    assert chain.reject(PUBLISHER, CancelTask(1)) == cancelled
+    assert chain.wei_held() == chain.deposited
+
+
+def test_funded_task_whose_named_validators_never_come_is_cancelled_with_its_whole_escrow():
+    chain = Chain()
+    create_task(chain, rounds=2, trainers_per_group=1, seats=[], **TERMS)
+    chain.mine_to(REGISTRATION_DEADLINE + 1)
+    cancel = chain.send(PUBLISHER, CancelTask(1))
+    assert cancel.outputs == (Voucher(PUBLISHER, REQUIRED),
+                              Notice(TaskCancelled(1, PUBLISHER, 1, CANCEL_NO_VALIDATOR, REQUIRED)))
+
+
+# --------------------------------------------------------------------- every group, every producer silent
+
+
+def test_every_group_silent_the_publisher_cancels_and_trainers_keep_what_earlier_rounds_paid():
+    chain = Chain()
+    create_task(chain, rounds=2, trainers_per_group=2, **TERMS)
+    play_round(chain, 1, 1, PUBLISHER, trainers_per_group=2)
+    deadline = chain.block - 1 + 10  # round 2 started at the close; nobody reports it
+    chain.mine_to(deadline)
+    assert chain.reject(PUBLISHER, CancelTask(1)).startswith(f"task 1 can still go on at block {deadline}")
+    assert chain.reject(validator(1), close(1, 2, 9100, [9000, 9000])) == (
+        f"no group reported round 2 of task 1 by block {deadline}: the round cannot close; its publisher may "
+        f"cancel the task")
+    refund = REQUIRED - 4 * PAID_PER_TRAINER - MILLI
+    cancel = chain.send(PUBLISHER, CancelTask(1))
+    assert cancel.outputs == (Voucher(PUBLISHER, refund),
+                              Notice(TaskCancelled(1, PUBLISHER, 2, CANCEL_GROUPS_SILENT, refund)))
+    assert ended_in_time(chain)
+    assert balances(chain, *[trainer(g, i) for g in range(2) for i in range(2)]) == [PAID_PER_TRAINER] * 4
+    assert balances(chain, validator(1), PUBLISHER) == [MILLI, 0]  # the refund is the voucher, not a balance
+    assert chain.send(trainer(0, 0), Withdraw()).outputs[0] == Voucher(trainer(0, 0), PAID_PER_TRAINER)
+    assert "was cancelled" in chain.reject(validator(0), report(1, 2, 9000, group_scores(0)))
+    assert chain.wei_held() == chain.deposited
+
+
+def test_every_producer_misses_its_close_deadline_the_publisher_cancels_the_reports_stay_paid():
+    chain = Chain()
+    create_task(chain, rounds=2, trainers_per_group=2, **TERMS)
+    start = round_start(chain)
+    for g in range(2):
+        chain.send(validator(g), report(1, 1, 9000, group_scores(g)))  # trainers are paid at the report
+    last = start + 10 + 3 * 5  # the close deadline of the third and last producer (publisher, v0, v1)
+    assert answer(chain.state, "producer/1")["turns"][-1]["until_block"] == last
+    chain.mine_to(last)
+    assert chain.reject(PUBLISHER, CancelTask(1)).startswith(f"task 1 can still go on at block {last}")
+    assert chain.reject(validator(1), close(1, 1, 9100, [9000, 9000])) == (
+        f"every producer of round 1 of task 1 missed its close deadline (the last was block {last}); its publisher "
+        f"may cancel the task")
+    refund = REQUIRED - 4 * PAID_PER_TRAINER
+    cancel = chain.send(PUBLISHER, CancelTask(1))
+    assert cancel.outputs == (Voucher(PUBLISHER, refund),
+                              Notice(TaskCancelled(1, PUBLISHER, 1, CANCEL_NO_PRODUCER, refund)))
+    assert balances(chain, *[trainer(g, i) for g in range(2) for i in range(2)]) == [PAID_PER_TRAINER] * 4
+    assert ended_in_time(chain)
+
+
+# ----------------------------------------------------------------------------------- sybil bloat
+
+
+def test_trainer_cap_per_group_is_enforced():
+    chain = Chain()
+    chain.send(PUBLISHER, task_message(trainers_per_group=2, **TERMS))
+    for i in range(2):
+        chain.send(trainer(0, i), Register(1, ROLE_TRAINER, 0))
+    assert chain.reject(STRANGER, Register(1, ROLE_TRAINER, 0)) == "group 0 of task 1 is full (2 trainers)"
+    chain.send(STRANGER, Register(1, ROLE_TRAINER, 1))  # another group still has room
+    assert chain.reject(validator(0), Register(1, ROLE_TRAINER, 1)) == (
+        f"{validator(0)} is named validator of group 0 of task 1; it registers as that group's validator")
+
+
+def test_a_full_round_at_the_scale_limit_stays_within_the_machine_limits():
+    """5 groups x 2,000 trainers (the limits of CreateTask): every input fits the InputBox, every output and
+    output count the machine. One wei per Positive, so that every trainer is paid (the most outputs). From
+    2.4 to 3.7 s here (10,006 inputs), so not marked slow; the slowest input, a 2,000-trainer report, takes ~20 ms."""
+    groups, per_group = 5, MAX_TRAINERS_PER_GROUP
+    assert groups * per_group == MAX_TASK_TRAINERS
+    chain = Chain()
+    chain.send(PUBLISHER, task_message(rounds=1, groups=groups, budget=MAX_TASK_TRAINERS, per_positive=1,
+                                       validator_reward=1, trainers_per_group=per_group,
+                                       registration_blocks=MAX_TASK_TRAINERS + 100, report_blocks=10,
+                                       close_blocks=5))
+    chain.deposit(PUBLISHER, MAX_TASK_TRAINERS + 1, encode_deposit_data(1))
+    sybils = [[addr(0x5B1_0000 + g * 0x1_0000 + i) for i in range(per_group)] for g in range(groups)]
+    for g in range(groups):
+        for a in sybils[g]:
+            registered = chain.send(a, Register(1, ROLE_TRAINER, g))
+    assert chain.reject(STRANGER, Register(1, ROLE_TRAINER, 0)) == f"group 0 of task 1 is full ({per_group} trainers)"
+    [registered_size] = {len(o.payload) for o in registered.outputs}  # a fixed-size notice
+    for g in range(groups):
+        chain.send(validator(g), Register(1, ROLE_VALIDATOR, g))
+    round_inputs = [report(1, 1, 9000, {a: 8800 for a in sybils[g]}) for g in range(groups)]
+    accepted = [chain.send(validator(g), round_inputs[g]) for g in range(groups)]
+    round_inputs.append(close(1, 1, 9100, [9000] * groups))
+    accepted.append(chain.send(PUBLISHER, round_inputs[-1]))
+
+    assert max(len(m.encode()) for m in round_inputs) <= MAX_INPUT_PAYLOAD
+    assert max(len(result.outputs) for result in accepted) == 2 * per_group <= MAX_OUTPUTS_PER_INPUT
+    assert max(len(o.payload) for result in accepted for o in result.outputs) <= MAX_OUTPUT_BYTES  # notices
+    assert registered_size <= MAX_OUTPUT_BYTES
+    pages = chain.of_type(TrainerStakes)
+    assert [p.first for p in pages] == list(range(0, MAX_TASK_TRAINERS, 1_000))
+    assert sum(p.stakes.count(1) for p in pages) == MAX_TASK_TRAINERS  # every sybil paid its one wei
+    assert chain.of_type(RoundRecorded)[0].trainers == MAX_TASK_TRAINERS
+    assert chain.of_type(TaskFinished)[0].refund == 0
+
+
+# --------------------------------------------------------------------------------------- inspect
+
+
+def test_inspect_shows_each_producer_turn_and_the_task_deadlines():
+    chain = Chain()
+    create_task(chain, rounds=2, trainers_per_group=1, **TERMS)
+    start = round_start(chain)
+    assert start == 14  # CreateTask 10, deposit 11, validator(0) 12, its trainer 13, validator(1) 14: seated
+    deadline = start + 10
+    turns = answer(chain.state, "producer/1")
+    assert turns["round"] == 1 and turns["round_start"] == start and turns["report_deadline"] == deadline
+    assert turns["turns"] == [{"producer": to_checksum_address(a), "until_block": deadline + 5 * (i + 1)}
+                              for i, a in enumerate((PUBLISHER, validator(0), validator(1)))]
+    task = answer(chain.state, "task/1")
+    assert (task["registration_deadline"], task["report_deadline"], task["start_block"]) == (
+        REGISTRATION_DEADLINE, deadline, start)
+    assert task["latest_end_block"] == REGISTRATION_DEADLINE + 1 + 2 * (10 + 3 * 5) + 1
+    for g in range(2):
+        chain.send(validator(g), report(1, 1, 9000, group_scores(g, trainers=1)))
+    chain.mine_to(deadline + 5 + 1)  # the publisher's turn passed: the failover is on the record too
+    chain.send(validator(0), close(1, 1, 9100, [9000, 9001]))
+    closed = answer(chain.state, "rounds/1")["rounds"][0]
+    assert closed["missed_producers"] == [to_checksum_address(PUBLISHER)]
+    chain.mine_to(chain.block + 10 + 3 * 5)  # round 2: nobody reports, every turn passes
+    chain.send(PUBLISHER, CancelTask(1))
+    assert answer(chain.state, "task/1")["cancelled"] == CANCEL_NAMES[CANCEL_GROUPS_SILENT]
+    assert answer(chain.state, "producer/1")["turns"] == []
+
