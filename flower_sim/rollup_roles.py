@@ -2,15 +2,22 @@
 
 `RollupRecorder` is a `RoundObserver`: plugged into the round loop, it makes the manager publish and fund a
 task (CreateTask, then an EtherPortal deposit), trainers and validators register, each validator send its
-ValidatorReport as soon as it has judged its group, and the producer *elected by the rollup* send the
-RoundClose; the next round starts only once the rollup has answered with the next ProducerElected notice.
-If the rollup rejects an input, the run stops with the rollup's own reason.
+ValidatorReport as soon as it has judged its group, and the producer whose turn it is send the RoundClose;
+the next round starts only once the rollup has answered with the next ProducerElected notice. If the rollup
+rejects an input, the run stops with the rollup's own reason.
+
+It follows the rollup's schedule (`rollup_schedule`): a validator made silent from some round on withholds
+its rollup inputs; the recorder then waits, watching L1's block numbers, until the report deadline has passed
+(the rollup skips the silent group) and, when the silent validator was elected producer, until its close
+deadline has passed, and the next producer in the election order closes. At the end the publisher withdraws
+what the rollup refunded it (`withdraw_refund`).
 
 Accounts come from `common.accounts` (one per role, derived by index); on a dev chain the roles that
 have no Ether are funded from account 0, which owns the contracts.
 """
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -20,11 +27,13 @@ from common import accounts
 from common.errors import FedrollupError
 from contracts_config.deployment import Deployment
 from dapp.schema import (DEFAULT_CLOSE_BLOCKS, DEFAULT_REGISTRATION_BLOCKS, DEFAULT_REPORT_BLOCKS, ROLE_TRAINER,
-                         ROLE_VALIDATOR, CreateTask, Message, ProducerElected, Register, RoundClose,
-                         ValidatorReport, encode_deposit_data, pack_contribution)
+                         ROLE_VALIDATOR, CreateTask, GroupSkipped, Message, ProducerElected, ProducerMissed,
+                         Register, RoundClose, ValidatorReport, Withdraw, encode_deposit_data, pack_contribution)
+from dapp.state import format_wei
 from flower_sim.config import SimulationConfig
 from flower_sim.records import RoundRecord
 from flower_sim.records import ValidatorReport as RoundReport
+from flower_sim.rollup_schedule import ClosePlan, Schedule, SilentValidator, plan_close
 from rollups_client.l1 import L1, Reverted
 from rollups_client.node import NodeClient
 
@@ -65,19 +74,29 @@ class ChainTimings:
 class RollupRecorder:
     """Records every federated round on the rollup, from each role's own account (a RoundObserver)."""
 
+    POLL_S = 0.1  # seconds between two looks at L1's block number while waiting for a deadline
+
     def __init__(self, cfg: SimulationConfig, deployment: Deployment, node: NodeClient, task_id: int | None = None,
-                 terms: TaskTerms = TaskTerms(), say: Say = lambda _: None) -> None:
+                 terms: TaskTerms = TaskTerms(), say: Say = lambda _: None,
+                 silent: SilentValidator | None = None) -> None:
         self.cfg, self.deployment, self.node, self.terms, self.say = cfg, deployment, node, terms, say
+        self.silent = silent
         self.l1 = L1(deployment.rpc_url, deployment)
         self.manager_key = accounts.private_key(accounts.MANAGER_INDEX)
         self.validator_keys = [accounts.private_key(accounts.validator_index(g)) for g in range(cfg.validators)]
         self.trainer_keys = [accounts.private_key(accounts.trainer_index(t, cfg.validators))
                              for t in range(cfg.trainers)]
         self.key_of = {L1.address(k): k for k in [self.manager_key, *self.validator_keys, *self.trainer_keys]}
+        self.validator_addresses = [L1.address(k) for k in self.validator_keys]
+        self.name_of = {L1.address(self.manager_key): "the publisher",
+                        **{a: f"validator {v}" for v, a in enumerate(self.validator_addresses)},
+                        **{L1.address(k): f"trainer {t}" for t, k in enumerate(self.trainer_keys)}}
         self.task_id = task_id
         self.producer = L1.address(self.manager_key)  # round 1: the publisher, as in the paper
         self.pending: list[tuple[str, object]] = []  # (what, tx hash) sent but not yet confirmed by the rollup
         self.timings = ChainTimings()
+        self.silent_id: int | None = silent.validator if silent is not None else None  # resolved when elected
+        self.withheld: set[int] = set()  # rounds whose report the silent validator withheld
 
     # ------------------------------------------------------------------ plumbing
     def _send(self, key: str, message: Message | None = None, payload: bytes | None = None,
@@ -163,9 +182,28 @@ class RollupRecorder:
         return self.task_id
 
     # ------------------------------------------------------------------ RoundObserver
+    def _is_silent(self, round_: int, validator: int) -> bool:
+        return self.silent is not None and round_ >= self.silent.from_round and self.silent_id == validator
+
+    def _silent_addresses(self, round_: int) -> frozenset[str]:
+        if self.silent is None:
+            return frozenset()
+        return frozenset(a for v, a in enumerate(self.validator_addresses) if self._is_silent(round_, v))
+
+    def who(self, address: str) -> str:
+        """An address in a researcher's words: "the publisher", "validator 1", "trainer 3", or the address."""
+        return self.name_of.get(address.lower(), address)
+
     def on_validator_report(self, report: RoundReport) -> None:
-        """Send the validator's report now; the rollup's answer is awaited when the round closes."""
+        """Send the validator's report now (a silent validator withholds it); the rollup's answer is awaited
+        when the round closes."""
         start = time.perf_counter()
+        if self._is_silent(report.round, report.validator_id):
+            self.withheld.add(report.round)
+            self.say(f"validator {report.validator_id} is silent from round {self.silent.from_round}: it "
+                     f"withholds its report of round {report.round} from the rollup (its Flower server keeps "
+                     f"training)")
+            return
         words = tuple(pack_contribution(L1.address(self.trainer_keys[c.trainer_id]), c.accuracy_bps,
                                         c.num_examples) for c in report.contributions)
         own_bps = report.own_accuracy_bps if report.own_accuracy_bps is not None else 0
@@ -176,34 +214,139 @@ class RollupRecorder:
         self._blocked(report.round, time.perf_counter() - start)
 
     def on_round_closed(self, record: RoundRecord) -> None:
-        """The elected producer closes the round; wait for the rollup to elect the next one.
+        """The producer whose turn it is closes the round; wait for the rollup to elect the next one.
 
-        The RoundClose goes out at once, with a lower priority fee than the reports, so when the last report
-        is still waiting for a block, both land in the same block with the close after it: one L1 block per
-        round saved. Should the close still be ordered before a report (the rollup then turns it away for
-        the missing report, changing nothing), it is sent again once the reports are in."""
+        When every group reports and the elected producer is not silent, the RoundClose goes out at once (see
+        `_close_at_once`); otherwise the close follows the rollup's schedule (`_close_on_schedule`)."""
         start = time.perf_counter()
-        key = self.key_of.get(self.producer)
-        if key is None:
-            raise RollupRejected(f"the rollup elected {self.producer}, whose key this run does not hold")
         close = RoundClose(task_id=self.task_id, round=record.round, global_digest=record.global_sha256,
                            global_accuracy_bps=record.global_accuracy_bps,
                            validator_accuracy_bps=tuple(v.aggregated_accuracy_bps for v in record.validators))
-        what = f"the RoundClose of round {record.round}"
-        early = self._send(key, close, tip=max(1, self.l1.priority_fee // 2))
-        reports = self._confirm_pending()
-        if self._input_index(early) < max(reports, default=-1):
-            self.say(f"the RoundClose of round {record.round} reached L1 before a report; sending it again")
-            early = self._send(key, close)
-        index = self._confirm(what, early)
-        elected = [n for n in self._notices(index) if isinstance(n, ProducerElected)]
+        silent = self._silent_addresses(record.round)
+        if record.round in self.withheld or self.producer in silent:
+            index = self._close_on_schedule(close, silent)
+        else:
+            index = self._close_at_once(close)
+        notices = self._notices(index)
+        self._tell_late(notices)
+        elected = [n for n in notices if isinstance(n, ProducerElected)]
         if elected:
-            self.producer = elected[0].producer
+            self.producer = elected[0].producer.lower()
             self.say(f"round {record.round} recorded on the rollup (input {index}); "
-                     f"the rollup elected {elected[0].producer[:10]}… to close round {elected[0].round}")
+                     f"the rollup elected {self.who(elected[0].producer)} ({elected[0].producer[:10]}…) to close "
+                     f"round {elected[0].round}")
+            self._resolve_elected(elected[0])
         else:
             self.say(f"round {record.round} recorded on the rollup (input {index}); task {self.task_id} finished")
         self._blocked(record.round, time.perf_counter() - start)
+
+    def _close_at_once(self, close: RoundClose) -> int:
+        """The elected producer's RoundClose, sent at once with a lower priority fee than the reports: when the
+        last report is still waiting for a block, both land in the same block with the close after it (one L1
+        block per round saved). Should the close still be ordered before a report (the rollup then turns it
+        away for the missing report, changing nothing), it is sent again once the reports are in."""
+        key = self.key_of.get(self.producer)
+        if key is None:
+            raise RollupRejected(f"the rollup elected {self.producer}, whose key this run does not hold")
+        early = self._send(key, close, tip=max(1, self.l1.priority_fee // 2))
+        reports = self._confirm_pending()
+        if self._input_index(early) < max(reports, default=-1):
+            self.say(f"the RoundClose of round {close.round} reached L1 before a report; sending it again")
+            early = self._send(key, close)
+        return self._confirm(f"the RoundClose of round {close.round}", early)
+
+    def _schedule(self) -> Schedule:
+        answers = [self.node.inspect(f"{route}/{self.task_id}".encode()) for route in ("producer", "task")]
+        for answer in answers:
+            if answer.status != "Accepted" or not answer.reports:
+                raise RollupRejected(f"the rollup's inspect of task {self.task_id} answered {answer.status}")
+        producer, task = (json.loads(a.reports[0]) for a in answers)
+        try:
+            return Schedule.from_inspect(producer, task)
+        except ValueError as err:  # the task ended without this run (someone else closed or cancelled it)
+            raise RollupRejected(str(err)) from None
+
+    def _close_on_schedule(self, close: RoundClose, silent: frozenset[str]) -> int:
+        """Close as the rollup's schedule allows when a group is silent or the elected producer is: the first
+        producer in turn that is not silent closes once the report deadline (and the close deadlines of the
+        turns before it) have passed."""
+        self._confirm_pending()
+        schedule = self._schedule()
+        plan = plan_close(schedule, self.l1.block_number(), silent, frozenset(self.key_of))
+        if plan is None:
+            raise RollupRejected(f"no producer this run may use is left to close round {close.round} of task "
+                                 f"{self.task_id} (turns: {', '.join(self.who(t.producer) for t in schedule.turns)})")
+        self._say_plan(close.round, schedule, plan, silent)
+        if plan.first_block is not None:
+            self.wait_for_block(plan.first_block - 1)  # an input sent after block B lands in B + 1 or later
+        return self._confirm(f"the RoundClose of round {close.round} by {self.who(plan.producer)}",
+                             self._send(self.key_of[plan.producer], close))
+
+    def _say_plan(self, round_: int, schedule: Schedule, plan: ClosePlan, silent: frozenset[str]) -> None:
+        if schedule.missing:
+            groups = ", ".join(map(str, schedule.missing))
+            self.say(f"group(s) {groups} did not report round {round_}: waiting for the report deadline at block "
+                     f"{schedule.report_deadline}")
+        for turn in plan.passed_over:
+            why = "is silent" if turn.producer in silent else "is not a role of this run"
+            self.say(f"{self.who(turn.producer)}, whose turn it is to close round {round_}, {why}: waiting for "
+                     f"its close deadline at block {turn.until_block}")
+        if plan.first_block is not None:
+            self.say(f"{self.who(plan.producer)} closes round {round_} from block {plan.first_block} (its turn "
+                     f"lasts until block {schedule.turns[plan.turn].until_block})")
+
+    def wait_for_block(self, block: int, stall_s: float = 60.0) -> int:
+        """Block until L1's latest block is at least ``block``; returns it. Raises when L1 mines no block for
+        ``stall_s`` seconds (a dev chain without interval mining would wait for ever)."""
+        latest, moved = self.l1.block_number(), time.monotonic()
+        while latest < block:
+            time.sleep(self.POLL_S)
+            now = self.l1.block_number()
+            if now != latest:
+                latest, moved = now, time.monotonic()
+            elif time.monotonic() - moved > stall_s:
+                raise RollupRejected(f"L1 mined no block for {stall_s:.0f} s at block {latest} while the run waits "
+                                     f"for block {block}")
+        return latest
+
+    def _tell_late(self, notices: list[Message]) -> None:
+        """The close's GroupSkipped and ProducerMissed notices, in words."""
+        for n in notices:
+            if isinstance(n, GroupSkipped):
+                self.say(f"{self.who(n.validator)} is silent: group {n.group} skipped in round {n.round} after the "
+                         f"report deadline at block {n.report_deadline} (nothing paid for it)")
+            elif isinstance(n, ProducerMissed):
+                self.say(f"{self.who(n.producer)} missed its close deadline at block {n.close_deadline}: "
+                         f"{self.who(n.next_producer)} closes round {n.round}")
+
+    def _resolve_elected(self, elected: ProducerElected) -> None:
+        """--silent-validator elected: the validator elected to close the first silent round goes silent."""
+        if self.silent is None or self.silent_id is not None or elected.round != self.silent.from_round:
+            return
+        producer = elected.producer.lower()
+        if producer in self.validator_addresses:
+            self.silent_id = self.validator_addresses.index(producer)
+            self.say(f"validator {self.silent_id}, elected to close round {elected.round}, goes silent from that "
+                     f"round on")
+            return
+        self.say(f"the rollup elected {self.who(elected.producer)} to close round {elected.round}, not a "
+                 f"validator: no validator goes silent")
+
+    # ------------------------------------------------------------------ the end
+    def withdraw_refund(self) -> int:
+        """The publisher withdraws its balance on the rollup (what TaskFinished or a deposit credited it): a
+        Withdraw input, answered with a voucher paid on L1 once its epoch's claim is accepted. Returns the
+        wei withdrawn (0: nothing to withdraw, no input sent)."""
+        publisher = L1.address(self.manager_key)
+        answer = self.node.inspect(f"balance/{publisher}".encode())
+        balance = int(json.loads(answer.reports[0])["balance_wei"]) if answer.reports else 0
+        if balance == 0:
+            self.say("the publisher has nothing to withdraw: the task spent its whole escrow")
+            return 0
+        index = self._confirm("the publisher's Withdraw", self._send(self.manager_key, Withdraw()))
+        self.say(f"the publisher withdraws its refund of {format_wei(balance)} (input {index}): the rollup "
+                 f"emitted a voucher, paid on L1 once its epoch's claim is accepted")
+        return balance
 
     def _blocked(self, round_: int, seconds: float) -> None:
         while len(self.timings.per_round_s) < round_:

@@ -165,7 +165,7 @@ def check_files(state: State, run_dir: Path, report: AuditReport) -> None:
         for record in task.history:
             files = [(f"round-{record.round:03d}.npz", record.global_digest, "global model")]
             files += [(f"round-{record.round:03d}-validator-{g}.npz", rep.model_digest, f"validator {g}'s model")
-                      for g, rep in enumerate(record.reports)]
+                      for g, rep in enumerate(record.reports) if rep is not None]  # None: a skipped group
             for name, digest, what in files:
                 path = run_dir / name
                 if not path.exists():

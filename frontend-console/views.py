@@ -8,7 +8,8 @@ from typing import Any
 
 from rich.table import Table
 
-from dapp.schema import RULE_NAMES, ProducerElected, RoundRecorded, TrainerStakes, ValidatorRewarded
+from dapp.schema import (CANCEL_NAMES, RULE_NAMES, GroupSkipped, ProducerElected, ProducerMissed, RoundRecorded,
+                         TaskCancelled, TaskCreated, TaskFinished, TrainerStakes, ValidatorRewarded, Withdrawal)
 from dapp.state import format_wei
 from rollups_client.outputs import RollupOutput
 from rollups_node.model import Report
@@ -75,11 +76,14 @@ def bps(value: int) -> str:
 
 
 def rounds_table(notices: list[RollupOutput], task_id: int | None) -> Table:
-    """Per round: accuracy, accepted/rejected contributions, rewards paid, the rewarded validator, next producer."""
+    """Per round: accuracy, accepted/rejected contributions, rewards paid, the rewarded validator, the groups
+    skipped for missing the report deadline, the producers that missed their close deadline, next producer."""
     table = Table(title="rounds recorded on the rollup", title_justify="left")
     for name in ("task", "round", "block time (UTC)", "global acc", "accumulated", "positive", "negative",
-                 "paid to trainers", "validator reward", "next producer", "escrow left"):
-        table.add_column(name, justify="left" if name in ("validator reward", "next producer") else "right",
+                 "paid to trainers", "validator reward", "skipped", "missed close", "next producer",
+                 "escrow left"):
+        table.add_column(name, justify="left" if name in ("validator reward", "next producer", "skipped",
+                                                          "missed close") else "right",
                          no_wrap=name in ("block time (UTC)", "next producer"))
     by_round: dict[tuple[int, int], dict[str, Any]] = {}
     for o in notices:
@@ -87,7 +91,7 @@ def rounds_table(notices: list[RollupOutput], task_id: int | None) -> Table:
         if m is None or not hasattr(m, "round") or (task_id is not None and m.task_id != task_id):
             continue
         key = (m.task_id, m.round) if not isinstance(m, ProducerElected) else (m.task_id, m.round - 1)
-        row = by_round.setdefault(key, {"positive": 0, "negative": 0})
+        row = by_round.setdefault(key, {"positive": 0, "negative": 0, "skipped": [], "missed": []})
         if o.name == "ContributionClassified":
             row["positive" if m.positive else "negative"] += 1
         elif isinstance(m, RoundRecorded):
@@ -96,6 +100,12 @@ def rounds_table(notices: list[RollupOutput], task_id: int | None) -> Table:
             row["rewarded"] = f"group {m.group} +{format_wei(m.amount)}"
         elif isinstance(m, ProducerElected):
             row["producer"] = _short(fields(o)["producer"])
+        elif isinstance(m, GroupSkipped):
+            row["skipped"].append(f"group {m.group} (late after block {m.report_deadline})")
+        elif isinstance(m, ProducerMissed):
+            shown = fields(o)
+            row["missed"].append(f"{_short(shown['producer'])} (block {m.close_deadline}) → "
+                                 f"{_short(shown['next_producer'])}")
     for (task, round_), row in sorted(by_round.items()):
         rec: RoundRecorded | None = row.get("record")
         if rec is None:
@@ -103,7 +113,8 @@ def rounds_table(notices: list[RollupOutput], task_id: int | None) -> Table:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(rec.timestamp))
         table.add_row(str(task), str(round_), when, bps(rec.global_accuracy_bps),
                       bps(rec.accumulated_accuracy_bps), str(row["positive"]), str(row["negative"]),
-                      format_wei(rec.trainer_paid), row.get("rewarded", "—"), row.get("producer", "— (last round)"),
+                      format_wei(rec.trainer_paid), row.get("rewarded", "—"), "; ".join(row["skipped"]) or "—",
+                      "; ".join(row["missed"]) or "—", row.get("producer", "— (last round)"),
                       format_wei(rec.escrow_left))
     return table
 
@@ -133,13 +144,44 @@ def stakes_table(notices: list[RollupOutput], task_id: int | None) -> Table:
 
 
 def producers_table(notices: list[RollupOutput], task_id: int | None) -> Table:
-    table = Table(title="block producers elected by stake (FLPoS)", title_justify="left")
+    """Each round's elected producer (FLPoS) and, in the order they happened, the producers that let their
+    close deadline pass and to whom the turn went."""
+    table = Table(title="block producers elected by stake (FLPoS), and those that missed their turn",
+                  title_justify="left")
     for name in ("task", "round", "producer", "stake", "why"):
         table.add_column(name, justify="right" if name in ("task", "round", "stake") else "left")
     for o in notices:
         m = o.message
-        if isinstance(m, ProducerElected) and (task_id is None or m.task_id == task_id):
+        if task_id is not None and getattr(m, "task_id", None) != task_id:
+            continue
+        if isinstance(m, ProducerElected):
             table.add_row(str(m.task_id), str(m.round), fields(o)["producer"], format_wei(m.stake),
                           RULE_NAMES.get(m.rule, str(m.rule)))
+        elif isinstance(m, ProducerMissed):
+            table.add_row(str(m.task_id), str(m.round), fields(o)["producer"], "—",
+                          f"missed its close deadline at block {m.close_deadline}: the turn went to "
+                          f"{fields(o)['next_producer']}")
     return table
 
+
+def refunds_table(notices: list[RollupOutput], task_id: int | None) -> Table:
+    """What went back to publishers: the escrow left when a task finished (credited to the publisher's
+    balance) or was cancelled (a voucher), and each withdrawal of a balance (a voucher) by a publisher."""
+    publishers = {m.publisher for o in notices if isinstance(m := o.message, TaskCreated)
+                  and (task_id is None or m.task_id == task_id)}
+    table = Table(title="refunds to publishers", title_justify="left")
+    for name in ("task", "event", "publisher", "amount", "how it is paid"):
+        table.add_column(name, justify="right" if name in ("task", "amount") else "left")
+    for o in notices:
+        m = o.message
+        if isinstance(m, (TaskFinished, TaskCancelled)) and (task_id is None or m.task_id == task_id):
+            event = (f"finished (accumulated accuracy {bps(m.accumulated_accuracy_bps)})"
+                     if isinstance(m, TaskFinished) else
+                     f"cancelled in round {m.round}: {CANCEL_NAMES.get(m.reason, str(m.reason))}")
+            how = "credited to its balance (Withdraw pays it)" if isinstance(m, TaskFinished) else "voucher"
+            table.add_row(str(m.task_id), event, fields(o)["publisher"], format_wei(m.refund), how)
+        elif isinstance(m, Withdrawal) and m.account in publishers:
+            # Withdraw emits its voucher right before this notice (dapp/state.py, _withdraw)
+            table.add_row("—", "withdrawal of its balance", fields(o)["account"], format_wei(m.amount),
+                          f"voucher, output {o.index - 1} (`console voucher execute --index {o.index - 1}`)")
+    return table

@@ -60,6 +60,10 @@ class L1:
     def balance(self, address: str) -> int:
         return self.w3.eth.get_balance(Web3.to_checksum_address(address))
 
+    def block_number(self) -> int:
+        """L1's latest block number (the rollup's clock: an input's deadline is a block number)."""
+        return self.w3.eth.block_number
+
     @property
     def priority_fee(self) -> int:
         """The chain's suggested priority fee (wei per gas)."""

@@ -6,6 +6,8 @@ tamper with evidence put it back.
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 import time
@@ -14,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from console_fixtures import ATTACKER, History, record_history, tampered_output
-from dapp.schema import CreateTask, DepositCredited, RewardPaid, RoundRecorded, TaskFunded, Withdraw
+from dapp.schema import CreateTask, DepositCredited, RewardPaid, TaskFunded, TrainerStakes, Withdraw
+from dapp.state import format_wei
 from flower_sim.config import SimulationConfig
 from flower_sim.rollup_roles import RollupRecorder, RollupRejected
 from frontend_console.audit import AuditFailure, audit
@@ -46,7 +49,8 @@ def history(tmp_path_factory) -> History:
 def console(history: History, *args: str) -> subprocess.CompletedProcess:
     path = history.run_dir.parent / "deployment.json"
     return subprocess.run([FRONTEND_CONSOLE, *args, "--node", history.node_url,
-                           "--deployment", str(path)], capture_output=True, text=True, timeout=300)
+                           "--deployment", str(path)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "COLUMNS": "300"})  # tables unwrapped
 
 
 def first_notice(history: History, kind: type) -> tuple[RollupOutput, object]:
@@ -75,12 +79,12 @@ def test_audit_names_a_notice_whose_reward_was_altered(history):
 
 
 def test_audit_names_a_round_record_whose_stake_was_altered(history):
-    out, record = first_notice(history, RoundRecorded)
-    stakes = list(record.trainer_stakes)
-    stakes[ATTACKER] += 1  # the attacker quietly given a reputation it never earned
-    forged = RoundRecorded(**{**record.__dict__, "trainer_stakes": tuple(stakes)}).encode()
+    out, page = first_notice(history, TrainerStakes)  # the round's trainer stakes follow its RoundRecorded
+    stakes = list(page.stakes)
+    stakes[ATTACKER - page.first] += 1  # the attacker quietly given a reputation it never earned
+    forged = TrainerStakes(**{**page.__dict__, "stakes": tuple(stakes)}).encode()
     with tampered_output(history.db, out.index, encode_notice(forged)):
-        with pytest.raises(AuditFailure, match=r"RoundRecorded of input \d+\): trainer_stakes is"):
+        with pytest.raises(AuditFailure, match=r"TrainerStakes of input \d+\): stakes is"):
             audit(history.node, L1(history.deployment.rpc_url, history.deployment))
 
 
@@ -125,6 +129,10 @@ def test_console_lists_decoded_notices_rounds_stakes_and_producers(history):
     producers = console(history, "producers", "--json")
     assert [n["fields"]["round"] for n in json.loads(producers.stdout)
             if n["name"] == "ProducerElected"] == [2]
+    (finished,) = [n for n in notices if n["name"] == "TaskFinished"]
+    refunds = console(history, "refunds")
+    assert refunds.returncode == 0 and "refunds to publishers" in refunds.stdout
+    assert re.search(r"│ +1 │ finished .*│ " + re.escape(format_wei(int(finished["fields"]["refund"]))), refunds.stdout)
 
 
 def test_console_inspect_and_reports(history):

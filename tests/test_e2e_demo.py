@@ -3,6 +3,7 @@ every round recorded from the roles' own keys, and a green audit as the last lin
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -71,3 +72,34 @@ def test_ctrl_c_stops_every_process_the_demo_started(tmp_path):
         while alive(pids[name]) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not alive(pids[name]), f"{name} {pids[name]} still running after Ctrl-C"
+
+
+# The smallest run that shows both late outcomes: 2 rounds, the validator elected to close round 2 silent from
+# it. Half-second blocks: a round's reports get 12 s (a round here trains in ~3-5 s), a producer's turn 2 s.
+SILENT = ["--rounds", "2", "--trainers", "4", "--attack", "none", "--block-time", "0.5", "--epoch-length", "4",
+          "--silent-validator", "elected", "--silent-from-round", "2", "--report-blocks", "24", "--close-blocks", "4"]
+
+
+def test_a_validator_silent_mid_task_is_skipped_its_turn_fails_over_the_refund_is_paid_and_the_audit_passes(tmp_path):
+    out = tmp_path / "run"
+    process = demo(*SILENT, "--out", str(out), env={**os.environ, "COLUMNS": "300"})
+    stdout, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, stdout[-3000:]
+    last = stdout.strip().splitlines()[-1]
+    # Round 1: both groups' models; round 2: the global model and the reporting group's only.
+    assert last.startswith("AUDIT PASSED: ") and "2 rounds" in last and "5 model files match" in last, last
+    silent = re.search(r"validator (\d), elected to close round 2, goes silent", stdout)
+    assert silent, stdout[-3000:]
+    g, other = int(silent[1]), 1 - int(silent[1])
+    assert f"[chain] validator {g} is silent from round 2: it withholds its report of round 2" in stdout
+    assert re.search(rf"validator {g} is silent: group {g} skipped in round 2 after the report deadline at "
+                     rf"block \d+", stdout), stdout[-3000:]
+    assert re.search(rf"validator {g} missed its close deadline at block \d+: validator {other} closes round 2",
+                     stdout), stdout[-3000:]
+    # The console: the skipped group and the missed turn in the rounds and producers tables, then the refund.
+    assert re.search(rf"│ group {g} \(late after block \d+\)", stdout) and "missed its close deadline at" in stdout
+    refund = re.search(r"the publisher withdraws its refund of ([0-9.]+) ETH", stdout)
+    assert refund and float(refund[1]) > 0, stdout[-3000:]
+    assert re.search(rf"finished .*│ {re.escape(refund[1])} ETH │ credited to its balance", stdout)
+    assert re.search(rf"withdrawal of its balance .*│ {re.escape(refund[1])} ETH │ voucher", stdout)
+    assert "the publisher executed its voucher (output" in stdout and f": {refund[1]} ETH paid" in stdout

@@ -6,7 +6,9 @@ import sys
 
 import pytest
 
-from fedrollup.cli import main
+from fedrollup.cli import build_parser, main
+from fedrollup.cli.demo import demo_config
+from flower_sim.rollup_schedule import SilentValidator
 
 BAD_OPTIONS = [
     (["--mad", "1.5"], "--mad"),
@@ -39,3 +41,35 @@ def test_help_documents_every_option_of_the_issue_without_loading_tensorflow():
     probe = "import sys, fedrollup.cli as c; c.build_parser(); print('tensorflow' in sys.modules, 'flwr' in sys.modules)"
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "False False"
+
+
+SILENT_BAD = [
+    (["--silent-validator", "2"], "validator id in 0..1 or 'elected', got 2"),
+    (["--silent-validator", "first"], "validator id in 0..1 or 'elected', got 'first'"),
+    (["--silent-validator", "0", "--validators", "1", "--trainers", "4"], "at least 2 validators"),
+    (["--silent-validator", "0", "--silent-from-round", "6"], "--silent-from-round must be a round in 1..5"),
+    (["--silent-validator", "elected", "--silent-from-round", "1"], "the publisher closes round 1"),
+    (["--silent-from-round", "2"], "--silent-from-round needs --silent-validator"),
+    (["--silent-validator", "0", "--report-blocks", "0"], "--report-blocks must be a number of L1 blocks"),
+    (["--close-blocks", str(2**32)], "--close-blocks must be a number of L1 blocks"),
+]
+
+
+@pytest.mark.parametrize("argv,words", SILENT_BAD)
+def test_a_silent_validator_the_demo_cannot_stage_is_a_one_line_error_before_anything_starts(argv, words, capsys,
+                                                                                          tmp_path):
+    assert main(["demo", "--out", str(tmp_path / "run"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("fedrollup demo: error:") and words in err, err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("argv,silent,windows", [
+    ([], None, (None, None)),  # the protocol's windows
+    (["--silent-validator", "elected"], SilentValidator(None, 2), (20, 8)),
+    (["--silent-validator", "1", "--silent-from-round", "3", "--report-blocks", "30"], SilentValidator(1, 3), (30, 8)),
+    (["--close-blocks", "12"], None, (None, 12)),
+])
+def test_the_demo_options_become_its_typed_config(argv, silent, windows, tmp_path):
+    config = demo_config(build_parser().parse_args(["demo", "--out", str(tmp_path), *argv]))
+    assert (config.silent, (config.report_blocks, config.close_blocks)) == (silent, windows)

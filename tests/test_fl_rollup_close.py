@@ -20,6 +20,7 @@ class FakeL1Recorder(RollupRecorder):
         self.l1 = SimpleNamespace(priority_fee=1_000_000_000)
         self.key_of, self.producer, self.task_id = {"0xproducer": "key"}, "0xproducer", 7
         self.timings, self.say = ChainTimings(), lambda _: None
+        self.silent, self.silent_id, self.withheld = None, None, set()
         self.pending = [("validator 0's report of round 1", "report-0"), ("validator 1's report of round 1",
                                                                           "report-1")]
 
@@ -33,6 +34,9 @@ class FakeL1Recorder(RollupRecorder):
     def _confirm(self, what, tx_hash, timeout=120.0) -> int:
         self.confirmed.append(tx_hash)
         return self.landing[tx_hash]
+
+    def who(self, address: str) -> str:
+        return address
 
     def _notices(self, input_index):
         return [ProducerElected(task_id=7, round=2, producer="0xnext", stake=1, rule=0)]

@@ -99,9 +99,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                                                     "producer/1, task/1, balance/0x…")
     p.set_defaults(func=_inspect)
 
-    for name, what in (("rounds", "per round: accuracy, contributions, rewards, the next producer"),
+    for name, what in (("rounds", "per round: accuracy, contributions, rewards, skipped groups, missed closes, "
+                                  "the next producer"),
                        ("stakes", "every trainer's and validator's stake after the latest round"),
-                       ("producers", "the block producer elected by stake (FLPoS) for each round")):
+                       ("producers", "the block producer elected by stake (FLPoS) for each round, and who "
+                                     "missed its close deadline"),
+                       ("refunds", "what went back to publishers: TaskFinished, TaskCancelled, withdrawals")):
         p = command(name, what, [common])
         p.add_argument("--task", type=int, help="only this task")
         p.set_defaults(func=_domain_table, table=name)
@@ -311,7 +314,8 @@ def _domain_table(args: argparse.Namespace) -> int:
 
     _, _, node = _context(args)
     notices = [o for o in _decoded_outputs(args, node) if o.message is not None]
-    builder = {"rounds": views.rounds_table, "stakes": views.stakes_table, "producers": views.producers_table}
+    builder = {"rounds": views.rounds_table, "stakes": views.stakes_table, "producers": views.producers_table,
+               "refunds": views.refunds_table}
     table = builder[args.table](notices, args.task)
     data = [views.output_json(o) for o in notices if args.task is None or o.message.as_dict().get("task_id") == args.task]
     _print(args, data, table)

@@ -6,6 +6,7 @@ import argparse
 from common.errors import ConfigError
 from fedrollup import demo
 from fedrollup.cli.simulate import add_simulation_options, output_folder, simulation_config
+from flower_sim.rollup_schedule import ELECTED, SilentValidator
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -23,6 +24,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        help="ETH per round to the validator closest to the global model")
     chain.add_argument("--keep-chain", action="store_true",
                        help="leave anvil and the node running afterwards, for the console")
+    unset = argparse.SUPPRESS  # defaults said in the help text: a missing option stays missing from args
+    chain.add_argument("--report-blocks", type=int, default=unset,
+                       help="L1 blocks after a round's start within which its reports are accepted (default: the "
+                            f"protocol's, or {demo.SILENT_REPORT_BLOCKS} with --silent-validator)")
+    chain.add_argument("--close-blocks", type=int, default=unset,
+                       help="L1 blocks of each producer's turn to close a round (default: the protocol's, or "
+                            f"{demo.SILENT_CLOSE_BLOCKS} with --silent-validator)")
+    late = p.add_argument_group("a validator that goes silent mid-task")
+    late.add_argument("--silent-validator", metavar="G", default=unset,
+                      help=f"validator G (0-based) withholds its rollup inputs, its reports and, when elected, its "
+                           f"closes (its Flower server keeps training); '{ELECTED}': the validator the rollup "
+                           f"elects to close the first silent round, which always shows a producer failover")
+    late.add_argument("--silent-from-round", type=int, metavar="R", default=unset,
+                      help="the first round it is silent in (default 2)")
     p.set_defaults(func=run)
 
 
@@ -32,16 +47,45 @@ def _wei(eth: float, what: str) -> int:
     return round(eth * 10**18)
 
 
+def silent_validator(args: argparse.Namespace, validators: int, rounds: int) -> SilentValidator | None:
+    """--silent-validator G|elected [--silent-from-round R], checked against the run."""
+    given, from_round = getattr(args, "silent_validator", None), getattr(args, "silent_from_round", None)
+    if given is None:
+        if from_round is not None:
+            raise ConfigError("--silent-from-round needs --silent-validator")
+        return None
+    text = given.strip().lower()
+    if text != ELECTED and not text.isdecimal():
+        raise ConfigError(f"--silent-validator must be a validator id in 0..{validators - 1} or '{ELECTED}', "
+                          f"got {given!r}")
+    silent = SilentValidator(None if text == ELECTED else int(text), 2 if from_round is None else from_round)
+    return silent.validate(validators, rounds)
+
+
+def _blocks(value: int | None, default: int | None, option: str) -> int | None:
+    if value is None:
+        return default
+    if not 1 <= value < 2**32:
+        raise ConfigError(f"{option} must be a number of L1 blocks in 1..{2**32 - 1}, got {value}")
+    return value
+
+
 def demo_config(args: argparse.Namespace) -> demo.DemoConfig:
     cfg = simulation_config(args)
     if args.block_time <= 0 or args.epoch_length <= 0:
         raise ConfigError("--block-time and --epoch-length must be positive")
+    silent = silent_validator(args, cfg.validators, cfg.rounds)
+    report_blocks = _blocks(getattr(args, "report_blocks", None), demo.SILENT_REPORT_BLOCKS if silent else None,
+                            "--report-blocks")
+    close_blocks = _blocks(getattr(args, "close_blocks", None), demo.SILENT_CLOSE_BLOCKS if silent else None,
+                           "--close-blocks")
     out = output_folder(args, cfg, kind="demo")
     return demo.DemoConfig(simulation=cfg, out=out, block_time=args.block_time, epoch_length=args.epoch_length,
                            l1_port=args.l1_port, node_port=args.node_port,
                            reward_wei=_wei(args.reward, "--reward"),
                            validator_reward_wei=_wei(args.validator_reward, "--validator-reward"),
-                           keep_chain=args.keep_chain)
+                           keep_chain=args.keep_chain, silent=silent, report_blocks=report_blocks,
+                           close_blocks=close_blocks)
 
 
 def run(args: argparse.Namespace) -> int:

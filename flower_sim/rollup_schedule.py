@@ -1,0 +1,104 @@
+"""When the roles act on the rollup in a round, as its schedule says (docs/PROTOCOL.md, "Deadlines").
+
+A run may make one validator *silent* from some round on: it withholds its rollup inputs (its
+ValidatorReport and, when elected, its RoundClose), as a validator that withholds on chain would, while its
+Flower server keeps training and the manager still averages its model. The rollup then skips its group
+after the report deadline, and when it was elected producer the next in the election order closes after its
+close deadline. `plan_close` says who closes and from which L1 block, from what the rollup's
+`producer/<id>` and `task/<id>` inspect answers say. Pure, and light (no web3): the command line imports it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from common.errors import ConfigError
+
+ELECTED = "elected"  # --silent-validator elected: the validator the rollup elects to close the first silent round
+
+
+@dataclass(frozen=True)
+class SilentValidator:
+    """Validator ``validator`` withholds its rollup inputs from round ``from_round`` on. ``validator`` None:
+    the one the rollup elects to close ``from_round`` (known once the round before it closes), so that its
+    silence always shows a producer failover as well as a skipped group."""
+
+    validator: int | None
+    from_round: int = 2
+
+    def validate(self, validators: int, rounds: int) -> SilentValidator:
+        """Raise ConfigError (one line) for a silence the run cannot stage."""
+        who = ELECTED if self.validator is None else str(self.validator)
+        if validators < 2:
+            raise ConfigError(f"--silent-validator {who} needs at least 2 validators: with one silent validator "
+                              f"of {validators} no group reports and no round can close")
+        if self.validator is not None and not 0 <= self.validator < validators:
+            raise ConfigError(f"--silent-validator must be a validator id in 0..{validators - 1} or "
+                              f"'{ELECTED}', got {self.validator}")
+        if not 1 <= self.from_round <= rounds:
+            raise ConfigError(f"--silent-from-round must be a round in 1..{rounds}, got {self.from_round}")
+        if self.validator is None and self.from_round < 2:
+            raise ConfigError(f"--silent-validator {ELECTED} needs --silent-from-round >= 2: the publisher "
+                              f"closes round 1")
+        return self
+
+    def silent_in(self, round_: int, validator: int) -> bool:
+        return self.validator == validator and round_ >= self.from_round
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One producer's turn to close the current round: it may close until ``until_block`` (inclusive)."""
+
+    producer: str  # lowercase address
+    until_block: int
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The current round's schedule as the rollup's inspect answers state it."""
+
+    round: int
+    report_deadline: int  # the last block at which reports are accepted
+    turns: tuple[Turn, ...]  # who may close, in order
+    groups: int
+    reports_in: frozenset[int]  # the groups that reported
+
+    @classmethod
+    def from_inspect(cls, producer: dict[str, Any], task: dict[str, Any]) -> Schedule:
+        """From the JSON of `producer/<id>` and `task/<id>` (dapp/inspect_routes.py)."""
+        if producer.get("finished"):
+            raise ValueError(f"task {producer.get('task_id')} is over: no round to close")
+        return cls(round=int(producer["round"]), report_deadline=int(producer["report_deadline"]),
+                   turns=tuple(Turn(t["producer"].lower(), int(t["until_block"])) for t in producer["turns"]),
+                   groups=int(task["groups"]), reports_in=frozenset(int(g) for g in task["reports_in"]))
+
+    @property
+    def missing(self) -> tuple[int, ...]:
+        return tuple(g for g in range(self.groups) if g not in self.reports_in)
+
+    def opens(self, turn: int) -> int:
+        """The first block at which turn ``turn`` may close while a group has not reported."""
+        return self.report_deadline + 1 if turn == 0 else self.turns[turn - 1].until_block + 1
+
+
+@dataclass(frozen=True)
+class ClosePlan:
+    turn: int  # index into Schedule.turns
+    producer: str
+    first_block: int | None  # None: at once (every group reported, the elected producer closes)
+    passed_over: tuple[Turn, ...]  # the turns before it, which this run lets pass (silent or keyless)
+
+
+def plan_close(schedule: Schedule, now: int, silent: frozenset[str], held: frozenset[str]) -> ClosePlan | None:
+    """Who of this run closes the round, and from which block; None if no turn is left to anyone it may use.
+
+    ``now`` is L1's latest block (an input sent now lands in a later one); ``silent`` the producers that
+    withhold; ``held`` the addresses whose keys the run holds. A turn whose window ends before ``now + 1`` is
+    already lost."""
+    for i, turn in enumerate(schedule.turns):
+        if turn.producer in silent or turn.producer not in held or turn.until_block < now + 1:
+            continue
+        first = None if i == 0 and not schedule.missing else schedule.opens(i)
+        return ClosePlan(i, turn.producer, first, schedule.turns[:i])
+    return None

@@ -1,0 +1,111 @@
+"""A stand-in for L1 and the node that runs the rollup's own rules (`dapp.state.apply`, the inspect routes) on a
+clock that moves one block per input and one per look at the block number (a chain that mines while a run
+waits), and the real `RollupRecorder` wired to it. Unit tests only: the recorder runs against anvil and the
+node in tests/test_e2e_demo.py."""
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+from dapp.inspect_routes import InspectError, answer
+from dapp.portal import encode_ether_deposit
+from dapp.state import Notice, Rejected, Voucher
+from dapp_fixtures import PORTAL, Chain
+from flower_sim import rollup_roles
+from flower_sim.config import SimulationConfig
+from flower_sim.rollup_roles import RollupRecorder, TaskTerms
+from flower_sim.rollup_schedule import SilentValidator
+from rollups_client.l1 import L1
+from rollups_client.node import InspectAnswer
+from rollups_client.outputs import RollupOutput, decode_output
+from rollups_node.outputs import encode_notice, encode_voucher
+
+
+class FakeRollup:
+    """L1 and the node in one: each input is applied by the rollup's rules at the current block; the block
+    moves one per input and one per look at the block number (a chain that mines while the run waits)."""
+
+    def __init__(self) -> None:
+        self.chain = Chain()
+        self.statuses: dict[int, str] = {}
+        self.reasons: dict[int, bytes] = {}
+        self.outputs: dict[int, tuple] = {}
+        self.blocks_of: dict[int, int] = {}
+        self.priority_fee = 2
+
+    # L1
+    def balance(self, address: str) -> int:
+        return 10**18
+
+    def send_input(self, key: str, payload: bytes, tip: int | None = None) -> int:
+        return self._apply(L1.address(key), payload)
+
+    def send_deposit(self, key: str, value: int, data: bytes) -> int:
+        return self._apply(PORTAL, encode_ether_deposit(L1.address(key), value, data))
+
+    def _apply(self, sender: str, payload: bytes) -> int:
+        index, block = self.chain.index, self.chain.block
+        self.blocks_of[index] = block
+        try:
+            self.outputs[index] = self.chain.send(sender, payload).outputs
+            self.statuses[index] = "ACCEPTED"
+        except Rejected as err:
+            self.statuses[index], self.reasons[index] = "REJECTED", err.reason.encode()
+        return index
+
+    def input_index(self, tx_hash: int) -> int:
+        return tx_hash
+
+    def block_number(self) -> int:
+        self.chain.mine(1)
+        return self.chain.block - 1
+
+    # the node
+    def input_status(self, index: int) -> str:
+        return self.statuses.get(index, "NONE")
+
+    def reports(self, input_index: int) -> list:
+        return [SimpleNamespace(raw_data=self.reasons[input_index])]
+
+    def notices(self, input_index: int) -> list:
+        return [SimpleNamespace(message=o.message) for o in self.outputs[input_index] if isinstance(o, Notice)]
+
+    def inspect(self, payload: bytes) -> InspectAnswer:
+        try:
+            body = json.dumps(answer(self.chain.state, payload.decode())).encode()
+        except InspectError as err:
+            return InspectAnswer("Rejected", [str(err).encode()], None, None, {})
+        return InspectAnswer("Accepted", [body], None, None, {})
+
+    def of_input(self, index: int, kind: type) -> list:
+        return [o.message for o in self.outputs.get(index, ()) if isinstance(o, Notice) and isinstance(o.message, kind)]
+
+    def all(self, kind: type) -> list:
+        return [n for i in sorted(self.outputs) for n in self.of_input(i, kind)]
+
+
+    def decoded(self) -> list[RollupOutput]:
+        """Every output as the node's reader gives it (indices in emission order)."""
+        outs, n = [], 0
+        for i in sorted(self.outputs):
+            for o in self.outputs[i]:
+                raw = encode_notice(o.payload) if isinstance(o, Notice) else \
+                    encode_voucher(o.destination, o.value, o.payload) if isinstance(o, Voucher) else None
+                if raw is not None:
+                    outs.append(decode_output(raw, index=n, input_index=i))
+                    n += 1
+        return outs
+
+
+CFG = SimulationConfig(trainers=4, validators=2, rounds=3)
+TERMS = TaskTerms(registration_blocks=50, report_blocks=12, close_blocks=4)
+
+
+def recorder_on(rollup: FakeRollup, monkeypatch, silent: SilentValidator | None) -> tuple[RollupRecorder, list]:
+    monkeypatch.setattr(rollup_roles, "L1", type("FakeL1", (L1,), {"__new__": lambda cls, *a: rollup}))
+    said: list[str] = []
+    recorder = RollupRecorder(CFG, SimpleNamespace(rpc_url="fake"), rollup, terms=TERMS, say=said.append,
+                              silent=silent)
+    recorder._fund_roles = lambda: None
+    recorder.POLL_S = 0
+    return recorder, said
