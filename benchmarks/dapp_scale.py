@@ -128,7 +128,7 @@ def measure_scale(scale: int, repeats: int) -> tuple[list[Row], float, Run]:
     budget = GROUPS * per_group * per_positive  # pays every Positive
     rounds, report_blocks = 2, 100
     run, rows = Run(), []
-    run.send(PUBLISHER, CreateTask(1, 2500, rounds, GROUPS, budget, per_positive, validator_reward, VALIDATORS,
+    run.send(PUBLISHER, CreateTask(2500, rounds, GROUPS, budget, per_positive, validator_reward, VALIDATORS,
                                    per_group, registration_blocks=scale + 1000, report_blocks=report_blocks,
                                    close_blocks=50).encode())
     for g in range(GROUPS):

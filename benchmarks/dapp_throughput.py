@@ -59,7 +59,7 @@ def build_workload(rounds: int) -> tuple[list[Advance], list[Advance]]:
         return adv
 
     budget, per_positive, validator_reward = 20 * MILLI, 1 * MILLI, 2 * MILLI
-    add(PUBLISHER, CreateTask(1, 2500, rounds, GROUPS, budget, per_positive, validator_reward, tuple(VALIDATORS),
+    add(PUBLISHER, CreateTask(2500, rounds, GROUPS, budget, per_positive, validator_reward, tuple(VALIDATORS),
                               TRAINERS_PER_GROUP).encode())
     add(PORTAL, encode_ether_deposit(PUBLISHER, rounds * (budget + validator_reward), encode_deposit_data(1)))
     for g in range(GROUPS):
@@ -116,7 +116,7 @@ def time_http(setup: list[Advance], rounds: list[Advance]) -> tuple[float, int]:
 
 def input_sizes() -> list[tuple[str, int]]:
     return [
-        ("CreateTask (2 groups)", len(CreateTask(1, 2500, 10, 2, 10**16, 10**15, 2 * 10**15,
+        ("CreateTask (2 groups)", len(CreateTask(2500, 10, 2, 10**16, 10**15, 2 * 10**15,
                                                    tuple(VALIDATORS[:2])).encode())),
         ("Ether deposit (EtherPortal payload)", len(encode_ether_deposit(PUBLISHER, 10**17, encode_deposit_data(1)))),
         ("Register", len(Register(1, ROLE_TRAINER, 0).encode())),

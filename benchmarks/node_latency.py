@@ -43,8 +43,9 @@ def processed(url: str) -> int:
     return int(rpc(url, "cartesi_getProcessedInputCount", application="fedrollup")["data"], 16)
 
 
-def create_task(task_id: int) -> bytes:
-    return CreateTask(task_id=task_id, mad_bps=2500, rounds=1, groups=1, round_trainer_budget=0,
+def create_task() -> bytes:
+    """A CreateTask (each one a new task: the rollup assigns its id)."""
+    return CreateTask(mad_bps=2500, rounds=1, groups=1, round_trainer_budget=0,
                       reward_per_positive=0, validator_reward=0, validators=("0x" + "77" * 20,)).encode()
 
 
@@ -71,11 +72,10 @@ def start_node(deployment_path: Path, folder: Path, port: int) -> subprocess.Pop
     raise SystemExit("the node did not become healthy")
 
 
-def measure_latency(w3, box, deployment, url: str, samples: int, first_task: int) -> list[float]:
+def measure_latency(w3, box, deployment, url: str, samples: int) -> list[float]:
     latencies = []
     for k in range(samples):
-        task = first_task + k
-        fn = box.functions.addInput(deployment.application, create_task(task))
+        fn = box.functions.addInput(deployment.application, create_task())
         tx = fn.build_transaction({"from": w3.eth.account.from_key(SENDER_KEY).address,
                                    "nonce": w3.eth.get_transaction_count(w3.eth.account.from_key(SENDER_KEY).address),
                                    "gas": 200_000})
@@ -90,14 +90,14 @@ def measure_latency(w3, box, deployment, url: str, samples: int, first_task: int
     return latencies
 
 
-def measure_burst(w3, box, deployment, url: str, count: int, first_task: int) -> tuple[float, float, float]:
+def measure_burst(w3, box, deployment, url: str, count: int) -> tuple[float, float, float]:
     """Returns (end-to-end seconds, L1-only seconds, node processing seconds)."""
     sender = w3.eth.account.from_key(SENDER_KEY).address
     nonce = w3.eth.get_transaction_count(sender)
     before = processed(url)
     raw = []
     for k in range(count):
-        tx = box.functions.addInput(deployment.application, create_task(first_task + k)).build_transaction(
+        tx = box.functions.addInput(deployment.application, create_task()).build_transaction(
             {"from": sender, "nonce": nonce + k, "gas": 200_000, "maxFeePerGas": 10**11,
              "maxPriorityFeePerGas": 10**9})
         raw.append(w3.eth.account.sign_transaction(tx, SENDER_KEY).raw_transaction)
@@ -114,14 +114,14 @@ def measure_burst(w3, box, deployment, url: str, count: int, first_task: int) ->
     return done - start, mined - start, done - (first_seen or mined)
 
 
-def measure_backend_alone(count: int, first_task: int) -> float:
+def measure_backend_alone(count: int) -> float:
     """Seconds the backend alone takes for `count` CreateTask inputs over the rollup HTTP API."""
     machine = HostMachine(list(DEFAULT_BACKEND))
     machine.start()
     try:
         start = time.monotonic()
         for k in range(count):
-            advance = Advance(msg_sender="0x" + "cd" * 20, payload=create_task(first_task + k), input_index=k,
+            advance = Advance(msg_sender="0x" + "cd" * 20, payload=create_task(), input_index=k,
                               block_number=1, block_timestamp=1, chain_id=31337, app_contract="0x" + "ab" * 20)
             machine.advance(encode_advance(advance), k)
         return time.monotonic() - start
@@ -137,7 +137,7 @@ def measure_gas(w3, deployment) -> list[tuple[str, int, int]]:
                              contributions=tuple(pack_contribution(t, 9000, 6000) for t in trainers)).encode()
     close = RoundClose(task_id=1, round=1, global_digest=b"\x22" * 32, global_accuracy_bps=9200,
                        validator_accuracy_bps=(9100, 9050)).encode()
-    payloads = [("CreateTask", create_task(10**9)),
+    payloads = [("CreateTask", create_task()),
                 ("Register", Register(task_id=1, role=ROLE_TRAINER, group=0).encode()),
                 ("ValidatorReport (10 trainers)", report), ("RoundClose (2 validators)", close),
                 ("Withdraw", Withdraw().encode())]
@@ -173,7 +173,7 @@ def main() -> int:
         box = w3.eth.contract(address=deployment.input_box, abi=deployment.abi("InputBox"))
 
         print(f"anvil block time {args.block_time:g} s; node + `python -m dapp`; logs in {folder}\n")
-        latencies = measure_latency(w3, box, deployment, url, args.samples, first_task=1)
+        latencies = measure_latency(w3, box, deployment, url, args.samples)
         median, p95 = statistics.median(latencies), percentile(latencies, 0.95)
         target = args.block_time + 0.2
         print(f"1. addInput mined -> notice listed over /rpc ({args.samples} CreateTask inputs)")
@@ -183,8 +183,8 @@ def main() -> int:
         print(f"   target: median < block interval + 200 ms = {target * 1000:.0f} ms: "
               f"{'met' if median < target else 'NOT met'}\n")
 
-        total, l1_only, processing = measure_burst(w3, box, deployment, url, args.burst, first_task=10_000)
-        backend = measure_backend_alone(args.samples + args.burst, first_task=1)
+        total, l1_only, processing = measure_burst(w3, box, deployment, url, args.burst)
+        backend = measure_backend_alone(args.samples + args.burst)
         print(f"2. burst of {args.burst} CreateTask inputs sent at once")
         print(f"   {'L1 alone: all mined after':<38}{l1_only:7.2f} s   (baseline)")
         print(f"   {'backend alone, same inputs, no L1':<38}{backend:7.2f} s   (baseline: "

@@ -151,10 +151,10 @@ def _jsonable(value: Any, abi_type: str) -> Any:
 
 @dataclass(frozen=True)
 class CreateTask(Message):
-    """Publish a training task; the sender becomes its publisher (the manager)."""
+    """Publish a training task; the sender becomes its publisher (the manager). The rollup assigns the task's
+    id (1, 2, … in the order tasks are created) and states it in `TaskCreated`: an id cannot be taken first."""
 
     KIND: ClassVar[str] = "input"
-    task_id: int = abi("uint64")
     mad_bps: int = abi("uint16")
     rounds: int = abi("uint16")
     groups: int = abi("uint8")

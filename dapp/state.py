@@ -228,8 +228,7 @@ def _deposit(state: State, advance: Advance) -> Accepted:
 
 
 def _create_task(state: State, m: CreateTask, sender: str, advance: Advance) -> Accepted:
-    if m.task_id in state.tasks:
-        raise Rejected(f"task {m.task_id} already exists")
+    task_id = len(state.tasks) + 1  # tasks are never removed: ids are 1, 2, … in creation order
     if not 0 < m.mad_bps < BPS:
         raise Rejected(f"MAD {m.mad_bps} bps is not in (0, {BPS})")
     if m.rounds < 1:
@@ -249,7 +248,7 @@ def _create_task(state: State, m: CreateTask, sender: str, advance: Advance) -> 
     for name in ("registration_blocks", "report_blocks", "close_blocks"):
         if getattr(m, name) < 1:
             raise Rejected(f"{name} must be at least 1 block, got 0")
-    task = Task(task_id=m.task_id, publisher=sender, mad_bps=m.mad_bps, rounds=m.rounds, groups=m.groups,
+    task = Task(task_id=task_id, publisher=sender, mad_bps=m.mad_bps, rounds=m.rounds, groups=m.groups,
                 round_trainer_budget=m.round_trainer_budget, reward_per_positive=m.reward_per_positive,
                 validator_reward=m.validator_reward, seats=tuple(m.validators),
                 trainers_per_group=m.trainers_per_group, created_block=advance.block_number,
@@ -261,12 +260,12 @@ def _create_task(state: State, m: CreateTask, sender: str, advance: Advance) -> 
                        f"wei overflows uint256")
     if task.required_escrow == 0:
         task = replace(task, funded_block=advance.block_number)
-    notice = TaskCreated(m.task_id, sender, m.mad_bps, m.rounds, m.groups, m.round_trainer_budget,
+    notice = TaskCreated(task_id, sender, m.mad_bps, m.rounds, m.groups, m.round_trainer_budget,
                          m.reward_per_positive, m.validator_reward, task.required_escrow, task.seats,
                          m.trainers_per_group, task.registration_deadline, m.report_blocks, m.close_blocks,
                          m.trainer_approval)
-    return Accepted(replace(state, tasks=_put(state.tasks, m.task_id, task)), (Notice(notice),),
-                    f"CreateTask {m.task_id} by {short(sender)} — accepted, {m.rounds} round(s), {m.groups} group(s),"
+    return Accepted(replace(state, tasks=_put(state.tasks, task_id, task)), (Notice(notice),),
+                    f"CreateTask {task_id} by {short(sender)} — accepted, {m.rounds} round(s), {m.groups} group(s),"
                     f" needs {format_wei(task.required_escrow)}, registration until block "
                     f"{task.registration_deadline}")
 

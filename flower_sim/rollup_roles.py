@@ -28,7 +28,8 @@ from common.errors import FedrollupError
 from contracts_config.deployment import Deployment
 from dapp.schema import (DEFAULT_CLOSE_BLOCKS, DEFAULT_REGISTRATION_BLOCKS, DEFAULT_REPORT_BLOCKS, ROLE_TRAINER,
                          ROLE_VALIDATOR, CreateTask, GroupSkipped, Message, ProducerElected, ProducerMissed,
-                         Register, RoundClose, ValidatorReport, Withdraw, encode_deposit_data, pack_contribution)
+                         Register, RoundClose, TaskCreated, ValidatorReport, Withdraw, encode_deposit_data,
+                         pack_contribution)
 from dapp.state import format_wei
 from flower_sim.config import SimulationConfig
 from flower_sim.records import RoundRecord
@@ -76,7 +77,7 @@ class RollupRecorder:
 
     POLL_S = 0.1  # seconds between two looks at L1's block number while waiting for a deadline
 
-    def __init__(self, cfg: SimulationConfig, deployment: Deployment, node: NodeClient, task_id: int | None = None,
+    def __init__(self, cfg: SimulationConfig, deployment: Deployment, node: NodeClient,
                  terms: TaskTerms = TaskTerms(), say: Say = lambda _: None,
                  silent: SilentValidator | None = None) -> None:
         self.cfg, self.deployment, self.node, self.terms, self.say = cfg, deployment, node, terms, say
@@ -91,7 +92,7 @@ class RollupRecorder:
         self.name_of = {L1.address(self.manager_key): "the publisher",
                         **{a: f"validator {v}" for v, a in enumerate(self.validator_addresses)},
                         **{L1.address(k): f"trainer {t}" for t, k in enumerate(self.trainer_keys)}}
-        self.task_id = task_id
+        self.task_id: int | None = None  # the rollup assigns it (TaskCreated)
         self.producer = L1.address(self.manager_key)  # round 1: the publisher, as in the paper
         self.pending: list[tuple[str, object]] = []  # (what, tx hash) sent but not yet confirmed by the rollup
         self.timings = ChainTimings()
@@ -134,13 +135,6 @@ class RollupRecorder:
         return [o.message for o in self.node.notices(input_index=input_index)]
 
     # ------------------------------------------------------------------ the task
-    def _free_task_id(self) -> int:
-        task_id = 1
-        while True:
-            if self.node.inspect(f"task/{task_id}".encode()).status != "Accepted":
-                return task_id
-            task_id += 1
-
     def _fund_roles(self) -> None:
         owner = accounts.private_key(accounts.OWNER_INDEX)
         poor = [a for a in self.key_of if self.l1.balance(a) < FUNDING // 10]
@@ -154,10 +148,8 @@ class RollupRecorder:
         """Publish, fund and staff the task; returns its id. Blocks until the rollup accepted everything."""
         start = time.perf_counter()
         self._fund_roles()
-        if self.task_id is None:
-            self.task_id = self._free_task_id()
         cfg, t = self.cfg, self.terms
-        create = CreateTask(task_id=self.task_id, mad_bps=round(cfg.mad * 10_000), rounds=rounds,
+        create = CreateTask(mad_bps=round(cfg.mad * 10_000), rounds=rounds,
                             groups=cfg.validators, round_trainer_budget=t.budget(cfg.trainers),
                             reward_per_positive=t.reward_per_positive, validator_reward=t.validator_reward,
                             validators=tuple(L1.address(k).lower() for k in self.validator_keys),
@@ -166,8 +158,9 @@ class RollupRecorder:
                             registration_blocks=t.registration_blocks, report_blocks=t.report_blocks,
                             close_blocks=t.close_blocks)
         escrow = rounds * (create.round_trainer_budget + create.validator_reward)
-        self.say(f"manager publishes task {self.task_id} and escrows {escrow / 10**18:g} ETH through the EtherPortal")
-        self._confirm("CreateTask", self._send(self.manager_key, create))
+        index = self._confirm("CreateTask", self._send(self.manager_key, create))
+        self.task_id = next(n.task_id for n in self._notices(index) if isinstance(n, TaskCreated))
+        self.say(f"manager published task {self.task_id}; it escrows {escrow / 10**18:g} ETH through the EtherPortal")
         deposit = self.l1.send_deposit(self.manager_key, escrow, encode_deposit_data(self.task_id))
         self._confirm("the budget deposit", deposit)
         self.say(f"{cfg.validators} validators and {cfg.trainers} trainers register for task {self.task_id}")

@@ -103,12 +103,12 @@ class Chain:
         return [n for n in self.notices if isinstance(n, cls)]
 
 
-def task_message(task_id: int = 1, mad_bps: int = 2500, rounds: int = 3, groups: int = 2,
+def task_message(mad_bps: int = 2500, rounds: int = 3, groups: int = 2,
                  budget: int = 10 * MILLI, per_positive: int = 2 * MILLI, validator_reward: int = 1 * MILLI,
                  **terms) -> CreateTask:
     """A CreateTask (CreateTask's argument order) naming `validator(g)` for each group; other terms keep
     CreateTask's keyword defaults unless given."""
-    return CreateTask(task_id, mad_bps, rounds, groups, budget, per_positive, validator_reward,
+    return CreateTask(mad_bps, rounds, groups, budget, per_positive, validator_reward,
                       **{"validators": tuple(validator(g) for g in range(groups)), **terms})
 
 
@@ -117,9 +117,10 @@ def create_task(chain: Chain, task_id: int = 1, groups: int = 2, rounds: int = 3
                 trainers_per_group: int = 3, fund: bool = True, seats: Iterable[int] | None = None,
                 **terms) -> None:
     """Publish, fund (exactly the required escrow) and register N trainers per group and the named validator
-    of every group in ``seats`` (default: all)."""
-    chain.send(PUBLISHER, task_message(task_id, mad_bps, rounds, groups, budget, per_positive, validator_reward,
-                                       **terms))
+    of every group in ``seats`` (default: all). ``task_id`` is the id the rollup is expected to assign."""
+    created = chain.send(PUBLISHER, task_message(mad_bps, rounds, groups, budget, per_positive, validator_reward,
+                                                 **terms))
+    assert created.outputs[0].message.task_id == task_id, "the rollup assigned another task id"
     if fund:
         chain.deposit(PUBLISHER, rounds * (budget + validator_reward), encode_deposit_data(task_id))
     for g in range(groups):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from console_fixtures import ATTACKER, History, record_history, tampered_output
-from dapp.schema import CreateTask, DepositCredited, RewardPaid, TaskFunded, TrainerStakes, Withdraw
+from dapp.schema import CreateTask, DepositCredited, RewardPaid, TaskCreated, TaskFunded, TrainerStakes, Withdraw
 from dapp.state import format_wei
 from flower_sim.config import SimulationConfig
 from flower_sim.rollup_roles import RollupRecorder, RollupRejected
@@ -164,11 +164,11 @@ def test_console_ether_deposit_funds_a_task_and_credits_a_depositor_and_the_audi
     """`ether deposit --task N` from the publisher funds N's escrow (TaskFunded, started once covered); without
     a task it is credited to the depositor (DepositCredited); both are inputs the audit re-derives."""
     recorder = history.recorder
-    task_id = recorder._free_task_id()
-    create = CreateTask(task_id=task_id, mad_bps=2500, rounds=1, groups=1, round_trainer_budget=3 * 10**15,
+    create = CreateTask(mad_bps=2500, rounds=1, groups=1, round_trainer_budget=3 * 10**15,
                         reward_per_positive=10**15, validator_reward=2 * 10**15,  # escrow 0.005 ETH
                         validators=("0x" + "77" * 20,))
-    recorder._confirm("a new task", recorder._send(recorder.manager_key, create))
+    created = recorder._confirm("a new task", recorder._send(recorder.manager_key, create))
+    task_id = next(n.task_id for n in recorder._notices(created) if isinstance(n, TaskCreated))
     funded = console(history, "ether", "deposit", "--amount", "0.005", "--task", str(task_id),
                      "--account-index", "1", "--json")
     assert funded.returncode == 0, funded.stderr

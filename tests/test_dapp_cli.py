@@ -38,17 +38,21 @@ def test_encode_round_close_array_and_decode_a_notice(capsys):
 
 
 def test_encode_create_task_naming_its_validators_and_cancel_task(capsys):
-    terms = ["task_id=1", "mad_bps=2500", "rounds=3", "groups=2", "round_trainer_budget=10000000000000000",
+    terms = ["mad_bps=2500", "rounds=3", "groups=2", "round_trainer_budget=10000000000000000",
              "reward_per_positive=2000000000000000", "validator_reward=1000000000000000",
              f"validators={validator(0)},{validator(1).upper().replace('0X', '0x')}", "trainers_per_group=100",
              "registration_blocks=300", "report_blocks=150", "close_blocks=50"]
     code, out, err = run_cli(capsys, "encode", "CreateTask", *terms)
     assert code == 0, err
-    assert decode_input(bytes.fromhex(out[2:])) == task_message(1)  # addresses in any case, as the rollup reads
+    assert decode_input(bytes.fromhex(out[2:])) == task_message()  # addresses in any case, as the rollup reads
     code, out, _ = run_cli(capsys, "encode", "CancelTask", "task_id=7")
     assert code == 0 and decode_input(bytes.fromhex(out[2:])) == CancelTask(7)
-    code, _, err = run_cli(capsys, "encode", "CreateTask", *terms[:7], "validators=0x12,7", *terms[8:])
+    code, _, err = run_cli(capsys, "encode", "CreateTask", *terms[:6], "validators=0x12,7", *terms[7:])
     assert code == 2 and err == "fedrollup dapp: error: validators: not an address: '0x12'"
+    code, out, _ = run_cli(capsys, "encode", "CreateTask", *terms, "trainer_approval=true")
+    assert code == 0 and decode_input(bytes.fromhex(out[2:])) == task_message(trainer_approval=True)
+    code, _, err = run_cli(capsys, "encode", "CreateTask", *terms, "trainer_approval=maybe")
+    assert code == 2 and err == "fedrollup dapp: error: trainer_approval is true or false, got 'maybe'"
 
 
 def test_bad_input_is_one_line_exit_2(capsys):

@@ -139,9 +139,9 @@ def rollup(tmp_path_factory) -> Iterator[Rollup]:
             assert process.poll() is None, "the node died"
 
 
-def task(task_id: int, validators: tuple[str, ...], rounds: int = 2, **terms) -> CreateTask:
+def task(validators: tuple[str, ...], rounds: int = 2, **terms) -> CreateTask:
     """Budget 4 mETH a round (2 mETH per group), 1 mETH per Positive, validator reward 1 mETH."""
-    return CreateTask(task_id, 2500, rounds, len(validators), 4 * MILLI, 1 * MILLI, 1 * MILLI,
+    return CreateTask(2500, rounds, len(validators), 4 * MILLI, 1 * MILLI, 1 * MILLI,
                       validators=validators, trainers_per_group=3, **{**TERMS, **terms})
 
 
@@ -164,34 +164,35 @@ def test_a_squatter_is_refused_and_a_silent_group_is_skipped_then_the_publisher_
     trainers = [rollup.key() for _ in range(3)]  # two in the honest group 0, one in the silent group 1
     silent = L1.address(rollup.key())  # named for group 1, never sends anything
     addr = [L1.address(k) for k in (publisher, honest, *trainers)]
-    (created,) = rollup.accepted(publisher, task(1, (addr[1], silent)))
+    (created,) = rollup.accepted(publisher, task((addr[1], silent)))
     assert isinstance(created, TaskCreated)
+    t = created.task_id  # assigned by the rollup
 
-    why = rollup.rejected(squatter, Register(1, ROLE_VALIDATOR, 1))  # right after CreateTask
-    assert why == f"group 1 of task 1 has named validator {silent}, not {L1.address(squatter)}"
+    why = rollup.rejected(squatter, Register(t, ROLE_VALIDATOR, 1))  # right after CreateTask
+    assert why == f"group 1 of task {t} has named validator {silent}, not {L1.address(squatter)}"
     required = 2 * (4 + 1) * MILLI
-    rollup.deposit(publisher, 1, required)
-    rollup.accepted(honest, Register(1, ROLE_VALIDATOR, 0))
+    rollup.deposit(publisher, t, required)
+    rollup.accepted(honest, Register(t, ROLE_VALIDATOR, 0))
     for key, group in zip(trainers, (0, 0, 1)):
-        rollup.accepted(key, Register(1, ROLE_TRAINER, group))
+        rollup.accepted(key, Register(t, ROLE_TRAINER, group))
 
     rollup.mine_to(created.registration_deadline)  # group 1's seat stays empty: round 1 starts after the window
-    paid = of(rollup.accepted(honest, report(1, 1, addr[2:4])), RewardPaid)
+    paid = of(rollup.accepted(honest, report(t, 1, addr[2:4])), RewardPaid)
     assert [(p.trainer, p.amount) for p in paid] == [(addr[2], MILLI), (addr[3], MILLI)]
-    order, _, report_deadline = rollup.turns(1)
+    order, _, report_deadline = rollup.turns(t)
     assert order == [addr[0], addr[1]]  # the publisher, then the seated validator
-    assert "lacks the report of group(s) 1" in rollup.rejected(publisher, close(1, 1, 2))  # before the deadline
+    assert "lacks the report of group(s) 1" in rollup.rejected(publisher, close(t, 1, 2))  # before the deadline
 
     rollup.mine_to(report_deadline)
-    notices = rollup.accepted(publisher, close(1, 1, 2))
-    assert of(notices, GroupSkipped) == [GroupSkipped(1, 1, 1, silent, report_deadline)]
+    notices = rollup.accepted(publisher, close(t, 1, 2))
+    assert of(notices, GroupSkipped) == [GroupSkipped(t, 1, 1, silent, report_deadline)]
     assert of(notices, ValidatorRewarded)[0].validator == addr[1]
     (elected,) = of(notices, ProducerElected)
     assert elected.producer == addr[1]  # the only validator that reported
 
-    paid += of(rollup.accepted(honest, report(1, 2, addr[2:4])), RewardPaid)  # the task goes on
-    rollup.mine_to(rollup.turns(1)[2])
-    notices = rollup.accepted(honest, close(1, 2, 2))
+    paid += of(rollup.accepted(honest, report(t, 2, addr[2:4])), RewardPaid)  # the task goes on
+    rollup.mine_to(rollup.turns(t)[2])
+    notices = rollup.accepted(honest, close(t, 2, 2))
     assert [g.group for g in of(notices, GroupSkipped)] == [1]
     (finished,) = of(notices, TaskFinished)
     assert {p.trainer for p in paid} == {addr[2], addr[3]}  # group 1's trainer, unreported, got nothing
@@ -210,57 +211,59 @@ def test_a_squatter_is_refused_and_a_silent_group_is_skipped_then_the_publisher_
 def test_a_withholding_producer_loses_its_turn_and_the_task_finishes(rollup):
     publisher, v0, v1, t0, t1 = (rollup.key() for _ in range(5))
     addr = {k: L1.address(k) for k in (publisher, v0, v1, t0, t1)}
-    rollup.accepted(publisher, task(2, (addr[v0], addr[v1])))
-    rollup.deposit(publisher, 2, 2 * (4 + 1) * MILLI)
+    (created,) = rollup.accepted(publisher, task((addr[v0], addr[v1])))
+    t = created.task_id
+    rollup.deposit(publisher, t, 2 * (4 + 1) * MILLI)
     for key, role, group in ((v0, ROLE_VALIDATOR, 0), (v1, ROLE_VALIDATOR, 1), (t0, ROLE_TRAINER, 0),
                              (t1, ROLE_TRAINER, 1)):
-        rollup.accepted(key, Register(2, role, group))
-    rollup.accepted(v0, report(2, 1, [addr[t0]]))
-    rollup.accepted(v1, report(2, 1, [addr[t1]]))
-    (elected,) = of(rollup.accepted(publisher, close(2, 1, 2)), ProducerElected)  # every report in: closes now
+        rollup.accepted(key, Register(t, role, group))
+    rollup.accepted(v0, report(t, 1, [addr[t0]]))
+    rollup.accepted(v1, report(t, 1, [addr[t1]]))
+    (elected,) = of(rollup.accepted(publisher, close(t, 1, 2)), ProducerElected)  # every report in: closes now
 
-    order, until, _ = rollup.turns(2)
+    order, until, _ = rollup.turns(t)
     assert order[0] == elected.producer and sorted(order[:2]) == sorted([addr[v0], addr[v1]])
     assert order[2] == addr[publisher]
     withholder, successor = (v0, v1) if order[0] == addr[v0] else (v1, v0)
-    paid = of(rollup.accepted(v0, report(2, 2, [addr[t0]])), RewardPaid)
-    paid += of(rollup.accepted(v1, report(2, 2, [addr[t1]])), RewardPaid)
+    paid = of(rollup.accepted(v0, report(t, 2, [addr[t0]])), RewardPaid)
+    paid += of(rollup.accepted(v1, report(t, 2, [addr[t1]])), RewardPaid)
     assert [p.trainer for p in paid] == [addr[t0], addr[t1]]
 
     # The elected producer withholds its RoundClose; during its turn the others are refused.
     for key in (successor, publisher):
-        assert rollup.rejected(key, close(2, 2, 2)).startswith(f"only {addr[withholder]} may close round 2")
+        assert rollup.rejected(key, close(t, 2, 2)).startswith(f"only {addr[withholder]} may close round 2")
     rollup.mine_to(until[0])
-    notices = rollup.accepted(successor, close(2, 2, 2))
-    assert of(notices, ProducerMissed) == [ProducerMissed(2, 2, addr[withholder], until[0],
+    notices = rollup.accepted(successor, close(t, 2, 2))
+    assert of(notices, ProducerMissed) == [ProducerMissed(t, 2, addr[withholder], until[0],
                                                           addr[successor])]
     assert len(of(notices, TaskFinished)) == 1
-    assert rollup.inspect("producer/2")["finished"]
-    rounds = rollup.inspect("rounds/2")["rounds"]
+    assert rollup.inspect(f"producer/{t}")["finished"]
+    rounds = rollup.inspect(f"rounds/{t}")["rounds"]
     assert rounds[1]["producer"].lower() == addr[successor]
     assert [a.lower() for a in rounds[1]["missed_producers"]] == [addr[withholder]]
-    assert "is finished" in rollup.rejected(withholder, close(2, 2, 2))  # too late now
+    assert "is finished" in rollup.rejected(withholder, close(t, 2, 2))  # too late now
     rollup.assert_serving_and_audited()
 
 
 def test_an_underfunded_task_is_cancelled_and_its_deposit_paid_back_on_l1(rollup):
     publisher, named = rollup.key(), rollup.key()
-    (created,) = rollup.accepted(publisher, task(3, (L1.address(named),), rounds=1))
+    (created,) = rollup.accepted(publisher, task((L1.address(named),), rounds=1))
+    t = created.task_id
     deposit = created.required_escrow // 2 + 1  # an odd amount, short of the 5 mETH required
-    rollup.deposit(publisher, 3, deposit)
-    rollup.accepted(named, Register(3, ROLE_VALIDATOR, 0))
-    assert "can still go on" in rollup.rejected(publisher, CancelTask(3))  # inside the registration window
+    rollup.deposit(publisher, t, deposit)
+    rollup.accepted(named, Register(t, ROLE_VALIDATOR, 0))
+    assert "can still go on" in rollup.rejected(publisher, CancelTask(t))  # inside the registration window
 
     rollup.mine_to(created.registration_deadline)
-    assert "closed at block" in rollup.rejected(rollup.key(), Register(3, ROLE_TRAINER, 0))
-    assert "not funded" in rollup.rejected(named, report(3, 1, []))
-    assert "only the publisher" in rollup.rejected(named, CancelTask(3))
-    index = rollup.send(publisher, CancelTask(3))
+    assert "closed at block" in rollup.rejected(rollup.key(), Register(t, ROLE_TRAINER, 0))
+    assert "not funded" in rollup.rejected(named, report(t, 1, []))
+    assert "only the publisher" in rollup.rejected(named, CancelTask(t))
+    index = rollup.send(publisher, CancelTask(t))
     assert rollup.node.input_status(index) == "ACCEPTED", rollup.reason(index)
     (cancelled,) = [o.message for o in rollup.node.notices(input_index=index)]
-    assert cancelled == TaskCancelled(3, L1.address(publisher), 1, CANCEL_UNFUNDED, deposit)
+    assert cancelled == TaskCancelled(t, L1.address(publisher), 1, CANCEL_UNFUNDED, deposit)
     voucher = rollup.voucher_of(index)
     assert (voucher.destination.lower(), voucher.value) == (L1.address(publisher), deposit)
     assert rollup.execute(voucher) == deposit  # exactly what it deposited
-    assert "was cancelled" in rollup.rejected(publisher, CancelTask(3))  # no second refund
+    assert "was cancelled" in rollup.rejected(publisher, CancelTask(t))  # no second refund
     rollup.assert_serving_and_audited()

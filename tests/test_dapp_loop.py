@@ -29,7 +29,7 @@ def server():
 def queue_one_round(server: FakeRollupServer) -> int:
     """A 1-group, 1-round task with one trainer, played to the end, then a withdrawal."""
     inputs = [
-        (PUBLISHER, task_message(1, 2500, 1, 1, 4 * MILLI, 3 * MILLI, 1 * MILLI)),
+        (PUBLISHER, task_message(2500, 1, 1, 4 * MILLI, 3 * MILLI, 1 * MILLI)),
         (PORTAL, encode_ether_deposit(PUBLISHER, 5 * MILLI, encode_deposit_data(1))),
         (validator(0), Register(1, ROLE_VALIDATOR, 0)),
         (trainer(0, 0), Register(1, ROLE_TRAINER, 0)),
@@ -62,20 +62,20 @@ def test_a_round_through_the_http_api_posts_notices_and_a_voucher(server):
 
 
 def test_a_rejected_input_gets_one_error_report_and_no_outputs(server):
-    server.add_advance(PUBLISHER, task_message(1, 2500, 1, 1, 0, 0, 0), 0)
-    server.add_advance(STRANGER, task_message(1, 2500, 1, 1, 0, 0, 0), 1)
+    server.add_advance(PUBLISHER, task_message(2500, 1, 1, 0, 0, 0), 0)
+    server.add_advance(STRANGER, task_message(0, 1, 1, 0, 0, 0), 1)
     backend = serve(server)
     assert server.finish_statuses() == ["accept", "accept", "reject"]
     assert server.routes() == ["/finish", "/notice", "/finish", "/report", "/finish"]
     assert json.loads(from_hex(server.bodies("/report")[0]["payload"])) == {
-        "error": "task 1 already exists", "input_index": 1}
+        "error": "MAD 0 bps is not in (0, 10000)", "input_index": 1}
     assert backend.state.tasks[1].publisher == PUBLISHER
 
 
 def test_finish_is_retried_on_202(server):
     server.idle_202s, server.when_empty = 3, "fail"
     server._idle_left = 3
-    server.add_advance(PUBLISHER, task_message(1, 2500, 1, 1, 0, 0, 0), 0)
+    server.add_advance(PUBLISHER, task_message(2500, 1, 1, 0, 0, 0), 0)
     backend = Backend(RollupClient(server.url), PORTAL)
     with pytest.raises(RollupServerError, match="500"):
         run(backend)
@@ -85,12 +85,12 @@ def test_finish_is_retried_on_202(server):
 
 def test_failure_while_posting_becomes_an_exception_and_state_stays(server):
     server.fail_routes["/notice"] = 1
-    server.add_advance(PUBLISHER, task_message(1, 2500, 1, 1, 0, 0, 0), 0)
-    server.add_advance(PUBLISHER, task_message(2, 2500, 1, 1, 0, 0, 0), 1)
+    server.add_advance(PUBLISHER, task_message(2500, 1, 1, 0, 0, 0), 0)
+    server.add_advance(PUBLISHER, task_message(2500, 1, 1, 0, 0, 0), 1)
     backend = serve(server)
     (exc,) = server.bodies("/exception")
     assert "internal error on input 0" in from_hex(exc["payload"]).decode()
-    assert sorted(backend.state.tasks) == [2], "the failed input left no trace; the next one went through"
+    assert sorted(backend.state.tasks) == [1], "the failed input left no trace (its id is free again); the next one went through"
 
 
 def test_internal_error_in_the_state_machine_is_an_exception_for_that_input_only(server, monkeypatch):
@@ -103,7 +103,7 @@ def test_internal_error_in_the_state_machine_is_an_exception_for_that_input_only
 
     monkeypatch.setattr(dapp.backend, "apply", apply_that_breaks_on_withdraw)
     server.add_advance(STRANGER, Withdraw(), 0)
-    server.add_advance(PUBLISHER, task_message(1, 2500, 1, 1, 0, 0, 0), 1)
+    server.add_advance(PUBLISHER, task_message(2500, 1, 1, 0, 0, 0), 1)
     backend = serve(server)
     (exc,) = server.bodies("/exception")
     assert "ZeroDivisionError: simulated bug" in from_hex(exc["payload"]).decode()
@@ -112,7 +112,7 @@ def test_internal_error_in_the_state_machine_is_an_exception_for_that_input_only
 
 def test_malformed_request_metadata_is_an_exception_not_a_crash(server):
     server.queue.append({"request_type": "advance_state", "data": {"metadata": {}, "payload": "0x"}})
-    server.add_advance(PUBLISHER, task_message(1, 2500, 1, 1, 0, 0, 0), 1)
+    server.add_advance(PUBLISHER, task_message(2500, 1, 1, 0, 0, 0), 1)
     backend = serve(server)
     assert len(server.bodies("/exception")) == 1 and 1 in backend.state.tasks
 
@@ -146,7 +146,7 @@ def test_inspect_routes_answer_in_json(server):
 def test_python_m_dapp_serves_the_rollup_api_as_a_child_process():
     fake = FakeRollupServer(when_empty="fail")
     try:
-        fake.add_advance(PUBLISHER, task_message(1, 2500, 1, 1, 0, 0, 0), 0)
+        fake.add_advance(PUBLISHER, task_message(2500, 1, 1, 0, 0, 0), 0)
         fake.add_advance(STRANGER, b"\x00\x00\x00\x00", 1)
         env = dict(os.environ, ROLLUP_HTTP_SERVER_URL=fake.url)
         proc = subprocess.run([sys.executable, "-m", "dapp"], env=env, capture_output=True, text=True,
@@ -170,7 +170,7 @@ def test_junk_requests_from_the_server_do_not_stop_the_loop(server):
             {"request_type": "shutdown"},
             ["not", "an", "object"]]
     server.queue.extend(junk)
-    server.add_advance(PUBLISHER, task_message(1, 2500, 1, 1, 0, 0, 0), 1)
+    server.add_advance(PUBLISHER, task_message(2500, 1, 1, 0, 0, 0), 1)
     backend = serve(server)
     assert 1 in backend.state.tasks, "the valid input after the junk was processed"
     assert server.finish_statuses() == ["accept"] + ["reject"] * len(junk) + ["accept"]
@@ -183,7 +183,7 @@ def test_junk_requests_from_the_server_do_not_stop_the_loop(server):
                                   "rounds/1?from=" + "7" * 30, "rounds/1?to=³", "/" * 300])
 def test_every_malformed_inspect_path_is_a_clean_rejection(server, path):
     """A 5,000-digit id (int() refuses > 4,300 digits) and `task/²` ("²".isdigit()) raised: EXCEPTION."""
-    server.add_advance(PUBLISHER, task_message(1, 2500, 1, 1, 0, 0, 0), 0)
+    server.add_advance(PUBLISHER, task_message(2500, 1, 1, 0, 0, 0), 0)
     server.add_inspect(path)
     serve(server)
     assert server.finish_statuses()[-2:] == ["accept", "reject"]  # the task created, the inspect rejected

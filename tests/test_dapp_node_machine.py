@@ -22,7 +22,7 @@ def expected_output(out) -> bytes:
 
 def test_backend_under_the_node_emits_exactly_what_the_rules_say():
     inputs = [
-        (PUBLISHER, task_message(1, 2500, 1, 1, 4 * MILLI, 3 * MILLI, 1 * MILLI).encode()),
+        (PUBLISHER, task_message(2500, 1, 1, 4 * MILLI, 3 * MILLI, 1 * MILLI).encode()),
         (PORTAL, encode_ether_deposit(PUBLISHER, 5 * MILLI, encode_deposit_data(1))),
         (validator(0), Register(1, ROLE_VALIDATOR, 0).encode()),
         (trainer(0, 0), Register(1, ROLE_TRAINER, 0).encode()),

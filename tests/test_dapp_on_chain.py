@@ -48,7 +48,7 @@ def test_round_on_the_local_rollup_stack_pays_a_trainer_on_l1(tmp_path: Path):
         def send(key: str, message) -> None:
             call_function(w3, key, input_box.functions.addInput(app, message.encode()))
 
-        send(ANVIL_KEY_0, task_message(1, 2500, 1, 1, 4 * MILLI, 3 * MILLI, 1 * MILLI,
+        send(ANVIL_KEY_0, task_message(2500, 1, 1, 4 * MILLI, 3 * MILLI, 1 * MILLI,
                                         validators=(validator.address.lower(),)))
         call_function(w3, ANVIL_KEY_0, portal.functions.depositEther(app, encode_deposit_data(1)), value=5 * MILLI)
         send(validator.key.hex(), Register(1, ROLE_VALIDATOR, 0))
@@ -73,7 +73,7 @@ def test_round_on_the_local_rollup_stack_pays_a_trainer_on_l1(tmp_path: Path):
         notices = [decode_notice(bytes.fromhex(o["decoded_data"]["payload"][2:])) for o in outputs
                    if o["decoded_data"]["type"] == "Notice"]
         funded = next(n for n in notices if isinstance(n, TaskFunded))
-        assert funded.funder == Account.from_key(ANVIL_KEY_0).address.lower() and funded.started
+        assert funded.funder == Account.from_key(ANVIL_KEY_0).address.lower() and funded.funded
         assert notices[-1] == Withdrawal(trainer.address.lower(), 3 * MILLI)
 
         (voucher,) = [o for o in outputs if o["decoded_data"]["type"] == "Voucher"]

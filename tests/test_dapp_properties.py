@@ -22,7 +22,7 @@ wei = st.integers(0, 5 * 10**15)
 words = st.builds(pack_contribution, st.sampled_from(PEOPLE), bps, st.integers(0, 10**6))
 
 messages = st.one_of(
-    st.builds(CreateTask, task_ids, st.integers(0, 10_000), st.integers(0, 3), st.integers(0, 3), wei, wei, wei,
+    st.builds(CreateTask, st.integers(0, 10_000), st.integers(0, 3), st.integers(0, 3), wei, wei, wei,
               st.lists(st.sampled_from(PEOPLE), max_size=3).map(tuple), st.integers(0, 3), st.integers(0, 20),
               st.integers(0, 20), st.integers(0, 20)),
     st.builds(CancelTask, task_ids),

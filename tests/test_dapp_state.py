@@ -29,33 +29,39 @@ def chain() -> Chain:
 
 def test_task_starts_only_when_escrow_covers_every_round():
     c = Chain()
-    c.send(PUBLISHER, task_message(7, 2500, 3, 2, 10 * MILLI, 2 * MILLI, 1 * MILLI))
+    c.send(PUBLISHER, task_message(2500, 3, 2, 10 * MILLI, 2 * MILLI, 1 * MILLI))
     assert c.of_type(TaskCreated)[0].required_escrow == 33 * MILLI
-    c.send(validator(0), Register(7, ROLE_VALIDATOR, 0))
-    c.send(validator(1), Register(7, ROLE_VALIDATOR, 1))
-    c.deposit(PUBLISHER, 20 * MILLI, encode_deposit_data(7))
+    c.send(validator(0), Register(1, ROLE_VALIDATOR, 0))
+    c.send(validator(1), Register(1, ROLE_VALIDATOR, 1))
+    c.deposit(PUBLISHER, 20 * MILLI, encode_deposit_data(1))
     assert c.of_type(TaskFunded)[-1].funded is False
-    reason = c.reject(validator(0), report(7, 1, 9000, {}))
-    assert reason == f"task 7 is not funded: {20 * MILLI} of {33 * MILLI} wei"
-    c.deposit(PUBLISHER, 13 * MILLI, encode_deposit_data(7))
+    reason = c.reject(validator(0), report(1, 1, 9000, {}))
+    assert reason == f"task 1 is not funded: {20 * MILLI} of {33 * MILLI} wei"
+    c.deposit(PUBLISHER, 13 * MILLI, encode_deposit_data(1))
     funded = c.of_type(TaskFunded)[-1]
     assert (funded.escrow, funded.funded) == (33 * MILLI, True)
-    c.send(validator(0), report(7, 1, 9000, {}))
+    c.send(validator(0), report(1, 1, 9000, {}))
 
 
 @pytest.mark.parametrize("params, why", [
-    ((1, 0, 3, 2, 1, 1, 1), "MAD 0 bps is not in (0, 10000)"),
-    ((1, 10_000, 3, 2, 1, 1, 1), "MAD 10000 bps is not in (0, 10000)"),
-    ((1, 2500, 0, 2, 1, 1, 1), "a task needs at least 1 round, got 0"),
-    ((1, 2500, 3, 0, 1, 1, 1), "a task needs at least 1 group, got 0"),
-    ((1, 2500, 3, 2, 2**256 - 1, 1, 1), "overflows uint256"),
+    ((0, 3, 2, 1, 1, 1), "MAD 0 bps is not in (0, 10000)"),
+    ((10_000, 3, 2, 1, 1, 1), "MAD 10000 bps is not in (0, 10000)"),
+    ((2500, 0, 2, 1, 1, 1), "a task needs at least 1 round, got 0"),
+    ((2500, 3, 0, 1, 1, 1), "a task needs at least 1 group, got 0"),
+    ((2500, 3, 2, 2**256 - 1, 1, 1), "overflows uint256"),
 ])
 def test_create_task_rejects_insane_parameters(params, why):
     assert why in Chain().reject(PUBLISHER, task_message(*params))
 
 
-def test_task_id_is_taken_once(chain):
-    assert chain.reject(STRANGER, task_message(1, 2500, 3, 2, 1, 1, 1)) == "task 1 already exists"
+def test_the_rollup_assigns_task_ids_so_a_copied_create_task_cannot_take_the_publishers_id(chain):
+    # A front-runner copies the publisher's CreateTask: it gets the next id as its own task, and the
+    # publisher's task, created after it, gets the one after; neither input is refused.
+    chain.send(STRANGER, task_message(2500, 3, 2, 1, 1, 1))
+    chain.send(PUBLISHER, task_message(2500, 3, 2, 1, 1, 1))
+    created = chain.of_type(TaskCreated)
+    assert [(n.task_id, n.publisher) for n in created] == [(1, PUBLISHER), (2, STRANGER), (3, PUBLISHER)]
+    assert chain.state.tasks[3].publisher == PUBLISHER
 
 
 @pytest.mark.parametrize("data, why", [
@@ -323,7 +329,7 @@ def test_a_deposit_shaped_payload_from_anyone_but_the_portal_is_rejected(chain):
 
 def test_a_task_with_trainer_approval_seats_only_the_trainers_its_publisher_admitted():
     c = Chain()
-    c.send(PUBLISHER, task_message(1, 2500, 3, 2, 10 * MILLI, 2 * MILLI, 1 * MILLI, trainers_per_group=2,
+    c.send(PUBLISHER, task_message(2500, 3, 2, 10 * MILLI, 2 * MILLI, 1 * MILLI, trainers_per_group=2,
                                    trainer_approval=True))
     honest = [trainer(0, 0), trainer(0, 1)]
     assert f"{STRANGER} is not admitted to group 0 of task 1" in c.reject(STRANGER, Register(1, ROLE_TRAINER, 0))
@@ -342,6 +348,6 @@ def test_a_task_with_trainer_approval_seats_only_the_trainers_its_publisher_admi
 def test_admission_is_refused_in_an_open_task_and_after_the_registration_window(chain):
     assert "registers trainers without approval" in chain.reject(PUBLISHER, AdmitTrainers(1, 0, (STRANGER,)))
     c = Chain()
-    c.send(PUBLISHER, task_message(2, trainer_approval=True, registration_blocks=5))
+    c.send(PUBLISHER, task_message(trainer_approval=True, registration_blocks=5))
     c.mine(10)
-    assert "registration for task 2 closed at block" in c.reject(PUBLISHER, AdmitTrainers(2, 0, (STRANGER,)))
+    assert "registration for task 1 closed at block" in c.reject(PUBLISHER, AdmitTrainers(1, 0, (STRANGER,)))

@@ -28,7 +28,7 @@ from rollups_node.sqlite_repository import SqliteRepository
 HOST_BACKEND = [sys.executable, "-m", "dapp"]
 APP = "0x" + "a9" * 20
 INPUTS = [  # a task funded, joined, one round closed, a reward withdrawn (a voucher), a stranger rejected
-    (PUBLISHER, task_message(1, 2500, 1, 1, 4 * MILLI, 3 * MILLI, 1 * MILLI).encode()),
+    (PUBLISHER, task_message(2500, 1, 1, 4 * MILLI, 3 * MILLI, 1 * MILLI).encode()),
     (PORTAL, encode_ether_deposit(PUBLISHER, 5 * MILLI, encode_deposit_data(1))),
     (validator(0), Register(1, ROLE_VALIDATOR, 0).encode()),
     (trainer(0, 0), Register(1, ROLE_TRAINER, 0).encode()),

@@ -64,6 +64,10 @@ def _field_value(abi_type: str, text: str, name: str):
             return normalize_address(text)
         except ValueError as err:
             raise ConfigError(f"{name}: {err}") from None
+    if abi_type == "bool":
+        if text.lower() not in ("true", "false", "1", "0"):
+            raise ConfigError(f"{name} is true or false, got {text!r}")
+        return text.lower() in ("true", "1")
     if abi_type.startswith("bytes"):
         raw = bytes.fromhex(text.removeprefix("0x"))
         if len(raw) != 32:
