@@ -42,9 +42,6 @@ class SilentValidator:
                               f"closes round 1")
         return self
 
-    def silent_in(self, round_: int, validator: int) -> bool:
-        return self.validator == validator and round_ >= self.from_round
-
 
 @dataclass(frozen=True)
 class Turn:
