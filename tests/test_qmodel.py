@@ -106,6 +106,27 @@ def test_rejects_bad_lengths_and_minus_128(mangle, reason):
         decode(mangle(data))
 
 
+def test_any_bytes_decode_or_raise_qmodel_error():
+    """Bounded fuzz: truncations and random byte flips of a valid model never raise anything but QModelError,
+    and whatever decodes re-encodes to the same bytes (one encoding per model)."""
+    rng = np.random.default_rng(12)
+    data = encode(random_model("logreg", rng))
+    cases = [data[:n] for n in range(HEADER_SIZE + 2)]
+    for _ in range(300):
+        mutated = bytearray(data)
+        for at in rng.integers(0, len(data), size=int(rng.integers(1, 4))):
+            mutated[at] = int(rng.integers(0, 256))
+        cases.append(bytes(mutated))
+    decoded = 0
+    for case in cases:
+        try:
+            assert encode(decode(case)) == case
+            decoded += 1
+        except QModelError:
+            pass
+    assert 0 < decoded < len(cases)
+
+
 def test_encode_refuses_what_decode_would_refuse():
     good = random_model("logreg", np.random.default_rng(5))
     layer = good.layers[0]
