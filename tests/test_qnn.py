@@ -223,3 +223,13 @@ def test_fixed_point_multiplier():
     assert qnn.fixed_point(Fraction(2**30)) == (2**31, 1)        # saturates every acc >= 1, exactly
     assert qnn.fixed_point(Fraction(1, 2**33)) == (0, 62)        # rounds every int32 acc to 0, exactly
     assert qnn.fixed_point(Fraction(0)) == (0, 62)
+
+
+def test_rounding_is_half_away_from_zero():
+    """The design rounds halves away from zero (Python's round() would go to the even neighbour)."""
+    assert qnn.fixed_point(Fraction(2**31 + 1, 2**32)) == (2**30 + 1, 31)  # 2**30 + 1/2 rounds up
+    # logreg, S = 2**24 on raw pixels: one accumulator unit is 1 / (255 * 256), so B = +-3 * 2**15 is +-382.5 units
+    biases = (3 << 15, -(3 << 15), 1 << 15) + (0,) * 7
+    model = QModel(3, (QLayer("dense", np.zeros((784, 10), dtype=np.int64), (1 << 24,), biases, False),))
+    net = qnn.calibrate(model, np.zeros((1, 28, 28, 1), dtype=np.int64))
+    assert net.constants[0].bias[:3].tolist() == [383, -383, 128]
