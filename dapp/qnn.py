@@ -198,16 +198,16 @@ def _requantize(layer: QLayer, const: LayerConstants, acc: np.ndarray) -> np.nda
 
 
 def _accumulator_units(layer: QLayer, scale: Fraction) -> list[Fraction]:
-    """s_in * s_w[c] for every output channel (a per-tensor layer repeats its one scale)."""
+    """s_in * s_w[c] for every output channel (a per-tensor layer repeats its one scale). A channel of scale 0 has
+    only zero weights (dapp.qmodel's rule), so any unit gives it the same dot product: s_w = 1 keeps its bias, which
+    a unit of 0 could not represent (a dead channel still outputs relu(b); an all-zero last layer, its biases)."""
     cout = layer.q.shape[-1]
     scales = layer.scales if len(layer.scales) == cout else layer.scales * cout
-    return [scale * Fraction(s, 1 << SCALE_BITS) for s in scales]
+    return [scale * Fraction(s or 1 << SCALE_BITS, 1 << SCALE_BITS) for s in scales]
 
 
 def _bias_in_units(bias: int, unit: Fraction) -> int:
-    """The real bias B / 2**24 in accumulator units, clamped to int32; 0 where the channel's scale is 0."""
-    if not unit:
-        return 0
+    """The real bias B / 2**24 in accumulator units (never 0), clamped to int32."""
     return min(max(_round_half_away(Fraction(bias, 1 << BIAS_BITS) / unit), B_MIN), B_MAX)
 
 

@@ -87,9 +87,9 @@ def _calibrate(layers: list[dict], acts: list) -> list[tuple]:
     """Per layer (bias in accumulator units, requantizer per channel or None for the last)."""
     scale, plan = Fraction(1, 255), []
     for index, layer in enumerate(layers):
-        units = [scale * Fraction(s, 2**32) for s in layer["scales"]]
-        bias = [_clamp(_nearest_away(Fraction(b, 2**24) / u), *INT32) if u else 0
-                for b, u in zip(layer["biases"], units)]
+        # a channel of scale 0 has zero weights: it is the constant relu(b), counted in units of s_in (s_w = 1)
+        units = [scale * (Fraction(s, 2**32) if s else 1) for s in layer["scales"]]
+        bias = [_clamp(_nearest_away(Fraction(b, 2**24) / u), *INT32) for b, u in zip(layer["biases"], units)]
         if index == len(layers) - 1:
             plan.append((bias, None))
             break

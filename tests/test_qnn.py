@@ -275,3 +275,23 @@ def test_int8_accuracy_within_50_bps_of_float():
     integer = qnn.accuracy(model, test_set)
     assert abs(integer - float_accuracy_bps(dequantize(model), test_set)) <= 50
     assert integer == 9_440
+
+
+def test_zero_scale_channels_keep_their_biases():
+    """A channel of scale 0 (all its weights 0, as an average of opposite models can give) still adds its bias, as
+    the float network does: a dead hidden unit outputs relu(b), an all-zero last layer predicts its largest bias."""
+    images = qnn.seeded_images(4).pixels
+    biases = (-(1 << 24), 0, 3 << 20, 1 << 20, 0, 0, 0, 5 << 20, 0, 0)
+    silent = QModel(3, (QLayer("dense", np.zeros((784, 10), dtype=np.int64), (0,), biases, False),))
+    assert qnn.predictions(qnn.calibrate(silent, images), images).tolist() == [7] * 4
+    model = qnn.seeded_model(arch_named("mlp").id)
+    hidden, last = model.layers
+    q = hidden.q.copy()
+    q[:, :5] = 0  # five dead units with biases 0.5, -0.5, 0.25, 1, 0 feed the logits through fixed weights
+    dead = QLayer("dense", q, (0,) * 5 + hidden.scales[5:], (1 << 23, -(1 << 23), 1 << 22, 1 << 24, 0)
+                  + hidden.biases[5:], True)
+    model = QModel(model.arch, (dead, last))
+    got = qnn.logits(qnn.calibrate(model, images), images)
+    assert got.tolist() == reference_logits(model, flat(images))
+    one_off = QModel(model.arch, (QLayer("dense", q, dead.scales, (0,) * 5 + hidden.biases[5:], True), last))
+    assert got.tolist() != qnn.logits(qnn.calibrate(one_off, images), images).tolist()
