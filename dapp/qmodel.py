@@ -203,7 +203,9 @@ def rha(n: np.ndarray, d: np.ndarray) -> np.ndarray:
     return np.sign(n) * ((np.int64(2) * np.abs(n) + d) // (np.int64(2) * d))
 
 
-def _rha_int(n: int, d: int) -> int:
+def round_half_away(n: int, d: int) -> int:
+    """n / d rounded half away from zero, on Python integers (d > 0): the one rounding rule of the rollup's
+    integer arithmetic (`rha` is the same on int64 arrays)."""
     return (1 if n >= 0 else -1) * ((2 * abs(n) + d) // (2 * d))
 
 
@@ -230,6 +232,6 @@ def average(models: Sequence[QModel]) -> QModel:
         m = flat.max(keepdims=True) if shape.per_tensor else flat.max(axis=0)
         s = -(-m.reshape(-1) // (np.int64(Q_MAX) * g))  # ceil(M / (127 G)), <= 2**32 - 1
         q = rha(n, np.maximum(g * s, np.int64(1)))       # S' = 0 only where every n is 0, and then q' = 0
-        biases = tuple(_rha_int(sum(layer.biases[c] for layer in group), len(models)) for c in range(shape.cout))
+        biases = tuple(round_half_away(sum(layer.biases[c] for layer in group), len(models)) for c in range(shape.cout))
         layers.append(QLayer(shape.kind, q, tuple(int(v) for v in s), biases, shape.relu))
     return QModel(arch.id, tuple(layers))

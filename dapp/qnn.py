@@ -33,7 +33,8 @@ import numpy as np
 from eth_utils import keccak
 
 from dapp.mad import accuracy_bps
-from dapp.qmodel import ARCHS, B_MAX, B_MIN, BIAS_BITS, Q_MAX, SCALE_BITS, S_MAX, QLayer, QModel, arch_named
+from dapp.qmodel import (ARCHS, B_MAX, B_MIN, BIAS_BITS, Q_MAX, SCALE_BITS, S_MAX, QLayer, QModel, arch_named,
+                         round_half_away)
 
 SIDE = 28
 PIXELS = SIDE * SIDE
@@ -212,8 +213,7 @@ def _bias_in_units(bias: int, unit: Fraction) -> int:
 
 
 def _round_half_away(x: Fraction) -> int:
-    whole = (2 * abs(x.numerator) + x.denominator) // (2 * x.denominator)
-    return whole if x >= 0 else -whole
+    return round_half_away(x.numerator, x.denominator)  # a Fraction's denominator is positive
 
 
 def _check_model(model: QModel) -> None:
