@@ -23,7 +23,7 @@ MACHINE_NUMPY = ("dapp/Dockerfile", "python3-numpy=1:1.21.5-1ubuntu22.04.1", "1.
 RISCV64_ROOTFS_NUMPY = ("riscv64/trixie-riscv64.lock", "python3-numpy 1:2.2.4+ds-1", "2.2.4")  # Debian 13 trixie
 
 # What the backend's own modules may import besides the standard library (pinned in dapp/requirements.txt, or apt's).
-MACHINE_PACKAGES = {"requests", "eth_abi", "eth_utils", APT_PACKAGE}
+MACHINE_PACKAGES = {"requests", "eth_abi", "eth_utils", "eth_keys", APT_PACKAGE}
 
 
 def modules_loaded_by_backend() -> set[str]:
@@ -68,7 +68,7 @@ def test_backend_imports_only_stdlib_and_machine_packages():
             path = DAPP / (module.split(".")[1] + ".py")
             foreign = imports_of(path) - set(sys.stdlib_module_names) - MACHINE_PACKAGES - {"dapp"}
             assert not foreign, f"{path.name} imports host-only {sorted(foreign)}"
-    for name in ("requests", "eth-abi", "eth-utils", "eth-hash[pycryptodome]"):
+    for name in ("requests", "eth-abi", "eth-utils", "eth-hash[pycryptodome]", "eth-keys"):
         assert re.search(rf"^{re.escape(name)}==", pinned, re.M), f"{name} is not pinned for the machine"
 
 
