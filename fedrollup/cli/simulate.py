@@ -70,7 +70,8 @@ def add_simulation_options(p: argparse.ArgumentParser) -> None:
     da.add_argument("--classes-per-trainer", type=int, default=d.classes_per_trainer,
                     help="classes per trainer (--partition pathological)")
     da.add_argument("--model", choices=MODELS, default=d.model,
-                    help="cnn: 2 conv layers + dense; mlp: one hidden layer; logreg: the paper's SGD model")
+                    help="cnn: 2 conv layers + dense; mlp: one hidden layer; logreg: the paper's SGD model; "
+                         "cnn10: the cnn with 10x its parameters")
     da.add_argument("--local-epochs", type=int, default=d.local_epochs, help="trainer epochs per round")
     da.add_argument("--batch-size", type=int, default=d.batch_size, help="SGD batch size")
     da.add_argument("--lr", type=float, default=d.lr, help="SGD learning rate")
