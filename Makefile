@@ -47,7 +47,7 @@ demo: setup
 	$(BIN)/fedrollup demo $(DEMO_ARGS)
 
 # As root, the tests also get Mininet (topology-deps) and the riscv64 root file system (riscv-rootfs: about
-# 5.5 minutes the first time, then cached); without root the emulated-network and riscv64 tests skip, saying so.
+# 6.5 minutes the first time, then cached); without root the emulated-network and riscv64 tests skip, saying so.
 test: setup
 	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory topology-deps riscv-rootfs; \
 	else echo "== not root: the emulated-network and riscv64 tests will be skipped (sudo make test runs them)"; fi

@@ -10,7 +10,8 @@
 # packages; a different interpreter minor version and C library (docs/validators.md says what that means).
 # Pinned as far as apt allows: the release (trixie), and the package versions recorded in
 # riscv64/trixie-riscv64.lock (a drift after a Debian point release is printed, not fatal: the mirror
-# serves only the current versions). The Python packages are exactly dapp/requirements.txt (checked).
+# serves only the current versions). The Python packages are exactly dapp/requirements.txt (checked), plus
+# Debian's python3-numpy (PyPI has no riscv64 numpy wheel; the Dockerfile takes Ubuntu's, pinned there).
 set -euo pipefail
 
 ROOTFS=$(realpath -m "${1:?usage: riscv64/rootfs.sh ROOTFS}")
@@ -18,7 +19,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$HERE")
 SUITE=trixie
 MIRROR=http://deb.debian.org/debian
-INCLUDE=python3,python3-pip,python3-dev,gcc,libc6-dev,ca-certificates
+INCLUDE=python3,python3-pip,python3-dev,python3-numpy,gcc,libc6-dev,ca-certificates
 LOCK=$HERE/$SUITE-riscv64.lock
 STAMP=$ROOTFS/.fedrollup-ready
 
@@ -48,6 +49,20 @@ if [ ! -f "$ROOTFS/etc/os-release" ]; then
   mmdebstrap --quiet --mode=root --variant=minbase --architectures=riscv64 --include="$INCLUDE" \
     "$SUITE" "$ROOTFS" "$MIRROR"
   say "root file system built in $(elapsed "$t")"
+fi
+
+# A root file system built before a package joined INCLUDE (python3-numpy did): add what is missing.
+absent=""
+for p in ${INCLUDE//,/ }; do
+  chroot "$ROOTFS" dpkg-query -W -f '${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || absent="$absent $p"
+done
+if [ -n "$absent" ]; then
+  say "adding$absent to the existing root file system (apt under QEMU)"
+  t=$(date +%s)
+  cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
+  chroot "$ROOTFS" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
+    sh -c "apt-get update -qq && apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends $absent && apt-get clean" >/dev/null
+  say "added in $(elapsed "$t")"
 fi
 
 chroot "$ROOTFS" dpkg-query -W -f '${Package} ${Version}\n' | sort > "$ROOTFS/.dpkg-versions"

@@ -1,6 +1,6 @@
 """The machine image recipe stays complete: the Dockerfile copies the whole folder, so every module
 `python -m dapp` loads is in the image; the folder holds machine code only; and the backend imports nothing but
-the standard library and the packages pinned in dapp/requirements.txt."""
+the standard library, the packages pinned in dapp/requirements.txt and numpy, pinned per target from apt."""
 from __future__ import annotations
 
 import ast
@@ -10,10 +10,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-DAPP = Path(__file__).resolve().parents[1] / "dapp"
+REPO = Path(__file__).resolve().parents[1]
+DAPP = REPO / "dapp"
 
-# What the backend's own modules may import besides the standard library (pinned in dapp/requirements.txt).
-MACHINE_PACKAGES = {"requests", "eth_abi", "eth_utils"}
+# The one machine package that comes from apt, not pip: PyPI has no riscv64 numpy wheel (issue-13 design §2.4) and
+# building it under emulation takes ~40 min, so each target installs its distribution's build, pinned in the file
+# that defines the target (below: the file, the pin as written there, the upstream version). The versions differ
+# (and from the host's pip numpy 2.4); the backend tolerates that because it computes integers only, in int64, and
+# tests/test_node_replay_run.py compares a digest of such a computation across architectures.
+APT_PACKAGE = "numpy"
+MACHINE_NUMPY = ("dapp/Dockerfile", "python3-numpy=1:1.21.5-1ubuntu22.04.1", "1.21.5")  # Ubuntu 22.04, jammy-updates
+RISCV64_ROOTFS_NUMPY = ("riscv64/trixie-riscv64.lock", "python3-numpy 1:2.2.4+ds-1", "2.2.4")  # Debian 13 trixie
+
+# What the backend's own modules may import besides the standard library (pinned in dapp/requirements.txt, or apt's).
+MACHINE_PACKAGES = {"requests", "eth_abi", "eth_utils", "eth_keys", APT_PACKAGE}
 
 
 def modules_loaded_by_backend() -> set[str]:
@@ -58,7 +68,7 @@ def test_backend_imports_only_stdlib_and_machine_packages():
             path = DAPP / (module.split(".")[1] + ".py")
             foreign = imports_of(path) - set(sys.stdlib_module_names) - MACHINE_PACKAGES - {"dapp"}
             assert not foreign, f"{path.name} imports host-only {sorted(foreign)}"
-    for name in ("requests", "eth-abi", "eth-utils", "eth-hash[pycryptodome]"):
+    for name in ("requests", "eth-abi", "eth-utils", "eth-hash[pycryptodome]", "eth-keys"):
         assert re.search(rf"^{re.escape(name)}==", pinned, re.M), f"{name} is not pinned for the machine"
 
 
@@ -67,3 +77,23 @@ def test_the_backend_is_python_3_10_syntax():
     ones, so syntax of 3.11+ (except*, PEP 695 generics, …) would pass every other test and fail in the machine."""
     for path in sorted(DAPP.glob("*.py")):
         ast.parse(path.read_text(), filename=str(path), feature_version=(3, 10))
+
+
+def test_numpy_is_pinned_from_apt_on_every_target():
+    for path, pin, upstream in (MACHINE_NUMPY, RISCV64_ROOTFS_NUMPY):
+        assert re.search(rf"^\s*{re.escape(pin)}( \\)?$", (REPO / path).read_text(), re.M), f"{path} does not pin {pin}"
+        assert re.search(rf":{re.escape(upstream)}[+-]", pin), f"{pin} is not numpy {upstream}"
+    include = re.search(r"^INCLUDE=(\S+)$", (REPO / "riscv64" / "rootfs.sh").read_text(), re.M).group(1).split(",")
+    assert "python3-numpy" in include, "riscv64/rootfs.sh does not install python3-numpy"
+    pinned = (DAPP / "requirements.txt").read_text()
+    assert not re.search(rf"^{APT_PACKAGE}\b", pinned, re.M | re.I), "numpy from pip would compile under emulation"
+
+
+def test_the_image_python_imports_apt_numpy_after_its_own_packages():
+    """apt installs numpy for Ubuntu's python3.10 in /usr/lib/python3/dist-packages; the image runs its own 3.10
+    from /usr/local. A .pth file appends that folder after the image's site-packages (so the pip pins win), and
+    the build itself fails unless the interpreter of CMD imports the pinned upstream version."""
+    dockerfile = (DAPP / "Dockerfile").read_text()
+    assert re.search(r"^echo /usr/lib/python3/dist-packages \\\n\s+> .*sysconfig.*purelib.*\.pth\"$", dockerfile, re.M)
+    assert f"python3 -c 'import numpy; assert numpy.__version__ == \"{MACHINE_NUMPY[2]}\"" in dockerfile
+    assert "PYTHONPATH" not in dockerfile, "PYTHONPATH would put apt's folder before the pinned packages"

@@ -4,6 +4,7 @@ the riscv64 backend under QEMU; here the host backend stands in, and each kind o
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -132,8 +133,9 @@ def test_a_missing_or_empty_database_is_one_line_error(tmp_path, capsys):
     assert "no node database" in capsys.readouterr().err
 
 
-ROOTFS = Path(__file__).resolve().parents[1] / "build" / "riscv64" / "rootfs"
-REPLAY_SH = Path(__file__).resolve().parents[1] / "riscv64" / "replay.sh"
+REPO = Path(__file__).resolve().parents[1]
+ROOTFS = REPO / "build" / "riscv64" / "rootfs"
+REPLAY_SH = REPO / "riscv64" / "replay.sh"
 needs_riscv64 = pytest.mark.skipif(
     not (ROOTFS / ".fedrollup-ready").is_file() or os.geteuid() != 0,
     reason="the riscv64 root file system is built by `make riscv-rootfs` (as root; `make test` as root does it)")
@@ -155,3 +157,30 @@ def test_the_riscv64_backend_under_qemu_gives_every_result_byte_for_byte(recorde
     assert differs.stdout.splitlines()[-1].startswith("== riscv-replay: verdict: REPLAY DIFFERS at 1 inputs")
     riscv64_part = differs.stdout.split("2/2 the riscv64 backend")[1]
     assert "DIFFERS input 4: report 0 differs from byte 0" in riscv64_part
+
+
+# The backend program whose printed digest must be the same on the host and on riscv64: the rollup's integer
+# forward pass (dapp/qnn.py) over a seeded model and images, its logits' keccak256 (pinned in tests/test_qnn.py).
+SELFTEST = ["-m", "dapp.qnn", "--selftest"]
+GOLDEN_SELFTEST = "0x93f59ca6dbd13f0243b18a3556ff3a1ea917815337997e09b922c4fa6873777b"  # = test_qnn.GOLDEN
+
+
+@needs_riscv64
+def test_numpy_integer_results_are_bit_identical_on_riscv64(tmp_path):
+    """The one check that x86-64 = riscv64 for numpy: the self-test's digest from the host's Python and pip numpy,
+    then from the root file system's Python and Debian's numpy under QEMU, with dapp/ laid out as the Dockerfile
+    lays it out (a folder of its own inside the root file system, removed afterwards). About 5 s."""
+    host = subprocess.run([sys.executable, *SELFTEST], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert host.returncode == 0, host.stderr
+    inside = ROOTFS / "tmp" / tmp_path.name
+    (inside / "dapp").mkdir(parents=True)
+    try:
+        for module in (REPO / "dapp").glob("*.py"):
+            (inside / "dapp" / module.name).write_bytes(module.read_bytes())
+        riscv64 = subprocess.run(["chroot", str(ROOTFS), "/usr/bin/env", "-i", "-C", f"/tmp/{tmp_path.name}",
+                                  "PYTHONDONTWRITEBYTECODE=1", "/usr/bin/python3", *SELFTEST],
+                                 capture_output=True, text=True, timeout=120)
+    finally:
+        shutil.rmtree(inside)
+    assert riscv64.returncode == 0, riscv64.stderr
+    assert host.stdout.strip() == GOLDEN_SELFTEST and riscv64.stdout == host.stdout
