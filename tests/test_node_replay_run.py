@@ -3,8 +3,6 @@ command, every input's status, outputs and reports compared byte for byte. `make
 the riscv64 backend under QEMU; here the host backend stands in, and each kind of divergence must be named."""
 from __future__ import annotations
 
-import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -13,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from dapp_fixtures import task_message, MILLI, PORTAL, PUBLISHER, STRANGER, close, report, trainer, validator
+from riscv64_rootfs import REPO, ROOTFS, needs_riscv64, run_with_dapp
 
 from dapp.portal import ETHER_PORTAL_ENV, encode_ether_deposit
 from dapp.schema import ROLE_TRAINER, ROLE_VALIDATOR, Register, Withdraw, encode_deposit_data
@@ -133,12 +132,7 @@ def test_a_missing_or_empty_database_is_one_line_error(tmp_path, capsys):
     assert "no node database" in capsys.readouterr().err
 
 
-REPO = Path(__file__).resolve().parents[1]
-ROOTFS = REPO / "build" / "riscv64" / "rootfs"
 REPLAY_SH = REPO / "riscv64" / "replay.sh"
-needs_riscv64 = pytest.mark.skipif(
-    not (ROOTFS / ".fedrollup-ready").is_file() or os.geteuid() != 0,
-    reason="the riscv64 root file system is built by `make riscv-rootfs` (as root; `make test` as root does it)")
 
 
 @needs_riscv64
@@ -172,15 +166,6 @@ def test_numpy_integer_results_are_bit_identical_on_riscv64(tmp_path):
     lays it out (a folder of its own inside the root file system, removed afterwards). About 5 s."""
     host = subprocess.run([sys.executable, *SELFTEST], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert host.returncode == 0, host.stderr
-    inside = ROOTFS / "tmp" / tmp_path.name
-    (inside / "dapp").mkdir(parents=True)
-    try:
-        for module in (REPO / "dapp").glob("*.py"):
-            (inside / "dapp" / module.name).write_bytes(module.read_bytes())
-        riscv64 = subprocess.run(["chroot", str(ROOTFS), "/usr/bin/env", "-i", "-C", f"/tmp/{tmp_path.name}",
-                                  "PYTHONDONTWRITEBYTECODE=1", "/usr/bin/python3", *SELFTEST],
-                                 capture_output=True, text=True, timeout=120)
-    finally:
-        shutil.rmtree(inside)
+    riscv64 = run_with_dapp(tmp_path.name, SELFTEST)
     assert riscv64.returncode == 0, riscv64.stderr
     assert host.stdout.strip() == GOLDEN_SELFTEST and riscv64.stdout == host.stdout
