@@ -215,7 +215,7 @@ def print_table(rows: list[Row], test_set: tuple[int, int, int], host: dict[str,
           f"validators' models + close, addInput gasUsed on anvil) and the rollup's compute per round "
           f"({MODELS_PER_ROUND} models scored on {images} images, medians of {repeats})")
     head = (f"{'protocol':9} {'model':6} {'B/model':>10} {'inputs/model':>12} {'gas/round':>12} {'x today':>8} "
-            f"{'test set gas':>13} {'host s/round':>13} {'riscv64 s/round':>16} {'riscv64 s/input':>16} "
+            f"{'test set gas':>13} {'host s/round':>13} {'riscv64 s/round':>22} {'riscv64 s/input':>16} "
             f"{'QEMU/host':>10}")
     print(head)
     for r in rows:
@@ -231,7 +231,7 @@ def print_table(rows: list[Row], test_set: tuple[int, int, int], host: dict[str,
             ratio = f"{riscv[r.arch] / host[r.arch]:.1f}x"
         print(f"{r.encoding:9} {r.arch:6} {r.model_bytes:>10,} {r.inputs_per_model:>12} {r.gas_per_round:>12,} "
               f"{r.gas_per_round / today[r.arch]:>7.1f}x {(f'{gas:,}' if r.encoding != 'today' else '-'):>13} "
-              f"{host_s:>13} {riscv_round:>16} {riscv_input:>16} {ratio:>10}")
+              f"{host_s:>13} {riscv_round:>22} {riscv_input:>16} {ratio:>10}")
     print(f"\ntoday: digests only (the rollup recomputes nothing); float16: posting cost only (float inference is not "
           f"bit-reproducible across machines: not scored). Test set: {images} digits = {size:,} B in {inputs} "
           f"TestSetChunk inputs, once per task. Chunk data <= {CHUNK_DATA:,} B; every payload <= "
