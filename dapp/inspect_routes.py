@@ -21,7 +21,7 @@ class InspectError(ValueError):
 
 
 MAX_PATH = 256
-STAKES_PAGE = 1_000  # participants per stakes/<id> answer (~200 KB of JSON, far below a report's 2 MiB)
+PARTICIPANTS_PAGE = 1_000  # participants per stakes/<id> answer (~200 KB of JSON, far below a report's 2 MiB)
 ROUNDS_PAGE = 50  # rounds per rounds/<id> answer (with 255 groups, ~2 KB a group: ~1 MiB at most)  # longer than any route with its filters; a longer path is refused before it is parsed
 # ASCII digits only ("²".isdigit() is true) and at most 20 of them (2^64 has 20): int() never sees a huge string
 NUMBER = re.compile(r"[0-9]{1,20}")
@@ -87,11 +87,11 @@ def _only(query: dict[str, str], allowed: set[str]) -> None:
 
 
 def stakes(state: State, arg: str, query: dict[str, str]) -> dict[str, Any]:
-    """Participants in registration order, a page of at most STAKES_PAGE from ``from`` (0-based)."""
+    """Participants in registration order, a page of at most PARTICIPANTS_PAGE from ``from`` (0-based)."""
     t = _task(state, arg)
     _only(query, {"from"})
     first = _int(query.get("from", "0"), "from")
-    page = list(t.participants.values())[first:first + STAKES_PAGE]
+    page = list(t.participants.values())[first:first + PARTICIPANTS_PAGE]
     following = first + len(page) if first + len(page) < len(t.participants) else None
     return {"task_id": t.task_id, "from": first, "total": len(t.participants), "next": following,
             "participants": [{"address": _addr(p.address), "role": ROLE_NAMES[p.role], "group": p.group,

@@ -398,8 +398,8 @@ def _validator_report(state: State, m: ValidatorReport, sender: str, advance: Ad
                     f"{n_pos} Positive, {len(positive) - n_pos} Negative, paid {format_wei(paid_total)}")
 
 
-def _close_turn(task: Task, m: RoundClose, sender: str, block: int) -> int:
-    """Check that ``sender`` may close now; its place in the producer order."""
+def _close_turn(task: Task, m: RoundClose, sender: str, block: int) -> tuple[tuple[str, ...], int]:
+    """Check that ``sender`` may close now; the round's producer order and the sender's place in it."""
     deadline = task.report_deadline()
     missing = [g for g, r in enumerate(task.reports) if r is None]
     if missing and block <= deadline:
@@ -416,7 +416,7 @@ def _close_turn(task: Task, m: RoundClose, sender: str, block: int) -> int:
     if sender != order[turn]:
         raise Rejected(f"only {order[turn]} may close round {m.round} of task {m.task_id} at block {block} "
                        f"(turn {turn + 1} of {len(order)}, until block {task.close_deadline(turn)}), not {sender}")
-    return turn
+    return order, turn
 
 
 def _round_close(state: State, m: RoundClose, sender: str, advance: Advance) -> Accepted:
@@ -424,14 +424,14 @@ def _round_close(state: State, m: RoundClose, sender: str, advance: Advance) -> 
     block = advance.block_number
     _running(task, block)
     _check_round(task, m.round)
-    turn = _close_turn(task, m, sender, block)
+    order, turn = _close_turn(task, m, sender, block)
     if len(m.validator_accuracy_bps) != task.groups:
         raise Rejected(f"{len(m.validator_accuracy_bps)} validator accuracies for {task.groups} groups")
     _check_bps("global accuracy", m.global_accuracy_bps)
     for g, acc in enumerate(m.validator_accuracy_bps):
         _check_bps(f"accuracy of group {g}'s model", acc)
 
-    order, deadline = task.producer_order(), task.report_deadline()
+    deadline = task.report_deadline()
     outputs: list[Output] = [Notice(GroupSkipped(m.task_id, m.round, g, task.seats[g], deadline))
                              for g, r in enumerate(task.reports) if r is None]
     outputs += [Notice(ProducerMissed(m.task_id, m.round, order[i], task.close_deadline(i), order[i + 1]))
