@@ -43,19 +43,49 @@ DEFAULT_TRAINERS_PER_GROUP = 100
 MAX_INPUT_PAYLOAD = 65_216
 MAX_OUTPUT_BYTES = 2 * 1024 * 1024
 MAX_OUTPUTS_PER_INPUT = 65_536
-MAX_TRAINERS_PER_GROUP = 2_000  # a full group's ValidatorReport: 4 + 192 + 2,000 x 32 = 64,196 bytes
+MAX_TRAINERS_PER_GROUP = 500  # a full group's ValidatorReport: 4 + 8 x 32 + 4 x 32 + 500 x 128 = 64,388 bytes
 MAX_TASK_TRAINERS = 10_000  # groups x trainersPerGroup: the scale whose slowest input is measured
 STAKES_PAGE = 1_000  # trainers per TrainerStakes notice (64,256 bytes)
+# Blobs (test sets, models, updates) travel in chunks: every chunk but the last carries exactly CHUNK_DATA bytes,
+# so that a full ModelChunk is 4 + 6 x 32 + 32 + 64,960 = 65,188 bytes, inside MAX_INPUT_PAYLOAD.
+CHUNK_DATA = 64_960
+MAX_CHUNKS = 64  # 4.1 MB per blob: the 10x model (589,076 B) needs 10
+MAX_TEST_SET = 2_000  # images in a task's public test set: bounds the rollup's scoring per model
+DEFAULT_CONTEST_BLOCKS = 20
+DEFAULT_CHALLENGES_PER_ROUND = 2
+
+# ModelScored.kind: what the scored blob is.
+BLOB_VALIDATOR_MODEL = 0
+BLOB_CONTESTED_UPDATE = 1
+BLOB_CHALLENGED_UPDATE = 2
+BLOB_NAMES = {BLOB_VALIDATOR_MODEL: "validator model", BLOB_CONTESTED_UPDATE: "contested update",
+              BLOB_CHALLENGED_UPDATE: "challenged update"}
+
+# Contested.kind / ContestResolved.kind: who disputes what.
+DISPUTE_DROPPED = 0  # a trainer left out of its validator's report (contests with the validator's receipt)
+DISPUTE_MISJUDGED = 1  # a trainer reported Negative
+DISPUTE_CHALLENGED = 2  # a Positive the publisher challenged
+DISPUTE_NAMES = {DISPUTE_DROPPED: "dropped trainer", DISPUTE_MISJUDGED: "misjudged trainer",
+                 DISPUTE_CHALLENGED: "challenged Positive"}
+
+# ValidatorPenalized.reason.
+PENALTY_UNREVEALED = 0  # committed a model in its report, never posted it
+PENALTY_CONTEST = 1  # a trainer's contest against it was upheld
+PENALTY_CHALLENGE = 2  # a Positive it reported failed the publisher's challenge
+PENALTY_NAMES = {PENALTY_UNREVEALED: "model not revealed", PENALTY_CONTEST: "contest upheld",
+                 PENALTY_CHALLENGE: "challenge upheld"}
 
 # TaskCancelled.reason: why the task could not go on (see docs/PROTOCOL.md, "When someone is late").
 CANCEL_UNFUNDED = 0
 CANCEL_NO_VALIDATOR = 1
 CANCEL_GROUPS_SILENT = 2
 CANCEL_NO_PRODUCER = 3
+CANCEL_NO_TEST_SET = 4
 CANCEL_NAMES = {CANCEL_UNFUNDED: "unfunded when its registration window closed",
                 CANCEL_NO_VALIDATOR: "no validator took a seat in its registration window",
                 CANCEL_GROUPS_SILENT: "every group missed the report deadline",
-                CANCEL_NO_PRODUCER: "every producer in the election order missed its close deadline"}
+                CANCEL_NO_PRODUCER: "every producer in the election order missed its close deadline",
+                CANCEL_NO_TEST_SET: "its public test set was not posted in its registration window"}
 
 # ProducerElected.rule: why this validator produces the next round (see docs/PROTOCOL.md).
 RULE_GREATEST_STAKE = 0
@@ -162,11 +192,16 @@ class CreateTask(Message):
     reward_per_positive: int = abi("uint256")
     validator_reward: int = abi("uint256")
     validators: tuple[str, ...] = abi("address[]")  # the validator named for each group, by group
+    test_set_digest: bytes = abi("bytes32")  # keccak256 of the public test set the publisher posts (TestSetChunk)
+    test_set_size: int = abi("uint32")  # images in it, 1..MAX_TEST_SET
+    model_arch: int = abi("uint8")  # dapp.qmodel architecture id of every model and update (1 = the demo CNN)
     trainers_per_group: int = abi("uint32", DEFAULT_TRAINERS_PER_GROUP)
     registration_blocks: int = abi("uint32", DEFAULT_REGISTRATION_BLOCKS)
     report_blocks: int = abi("uint32", DEFAULT_REPORT_BLOCKS)
     close_blocks: int = abi("uint32", DEFAULT_CLOSE_BLOCKS)
     trainer_approval: bool = abi("bool", False)  # True: only trainers the publisher admitted may register
+    contest_blocks: int = abi("uint32", DEFAULT_CONTEST_BLOCKS)  # reveal/contest window, then response window
+    challenges_per_round: int = abi("uint8", DEFAULT_CHALLENGES_PER_ROUND)  # per group, by the publisher
 
 
 @dataclass(frozen=True)
@@ -198,8 +233,22 @@ class Register(Message):
 
 
 @dataclass(frozen=True)
+class TestSetChunk(Message):
+    """The publisher posts its public test set (``labels u8[N] ‖ pixels u8[N x 784]``) in chunks."""
+
+    KIND: ClassVar[str] = "input"
+    task_id: int = abi("uint64")
+    index: int = abi("uint16")
+    count: int = abi("uint16")
+    data: bytes = abi("bytes")
+
+
+@dataclass(frozen=True)
 class ValidatorReport(Message):
-    """A validator's round report: its own accuracy and one packed word per trainer contribution."""
+    """A validator's round report: its own accuracy on its data (the MAD reference), the digest it commits its
+    aggregated model to (keccak256 of the FRQ1 bytes, revealed later with ModelChunk), and per trainer one
+    packed contribution word, the digest of the trainer's FRQ1 update and the trainer's EIP-712 ``Update``
+    signature (EIP-2098: r, yParityAndS), all four arrays in the same order."""
 
     KIND: ClassVar[str] = "input"
     task_id: int = abi("uint64")
@@ -207,18 +256,57 @@ class ValidatorReport(Message):
     validator_accuracy_bps: int = abi("uint16")
     model_digest: bytes = abi("bytes32")
     contributions: tuple[int, ...] = abi("uint256[]")
+    update_digests: tuple[bytes, ...] = abi("bytes32[]")
+    sig_r: tuple[bytes, ...] = abi("bytes32[]")
+    sig_vs: tuple[bytes, ...] = abi("bytes32[]")
 
 
 @dataclass(frozen=True)
-class RoundClose(Message):
-    """The elected producer closes a round: global model digest and accuracies on the manager's test set."""
+class ModelChunk(Message):
+    """One chunk of a model or update the rollup expects (a committed validator model, a contested or challenged
+    update), addressed by its keccak256 digest. Anyone may send it; each sender's chunks are assembled apart."""
 
     KIND: ClassVar[str] = "input"
     task_id: int = abi("uint64")
     round: int = abi("uint16")
-    global_digest: bytes = abi("bytes32")
-    global_accuracy_bps: int = abi("uint16")
-    validator_accuracy_bps: tuple[int, ...] = abi("uint16[]")  # indexed by group
+    digest: bytes = abi("bytes32")
+    index: int = abi("uint16")
+    count: int = abi("uint16")
+    data: bytes = abi("bytes")
+
+
+@dataclass(frozen=True)
+class Contest(Message):
+    """A trainer disputes its validator's verdict: left out of the report (then ``receipt_*`` is the validator's
+    EIP-712 ``Receipt`` signature for this update) or reported Negative (receipt ignored: send zeros)."""
+
+    KIND: ClassVar[str] = "input"
+    task_id: int = abi("uint64")
+    round: int = abi("uint16")
+    update_digest: bytes = abi("bytes32")
+    samples: int = abi("uint80")
+    receipt_r: bytes = abi("bytes32")
+    receipt_vs: bytes = abi("bytes32")
+
+
+@dataclass(frozen=True)
+class Challenge(Message):
+    """The publisher disputes a Positive: its update must be posted and pass the task's rule on the public set."""
+
+    KIND: ClassVar[str] = "input"
+    task_id: int = abi("uint64")
+    round: int = abi("uint16")
+    trainer: str = abi("address")
+
+
+@dataclass(frozen=True)
+class RoundClose(Message):
+    """The producer whose turn it is closes a round. It carries no numbers: the rollup averages the revealed
+    models into the global one and scores every model on the task's public test set itself."""
+
+    KIND: ClassVar[str] = "input"
+    task_id: int = abi("uint64")
+    round: int = abi("uint16")
 
 
 @dataclass(frozen=True)
@@ -249,6 +337,101 @@ class TaskCreated(Message):
     report_blocks: int = abi("uint32")
     close_blocks: int = abi("uint32")
     trainer_approval: bool = abi("bool")
+    test_set_digest: bytes = abi("bytes32")
+    test_set_size: int = abi("uint32")
+    model_arch: int = abi("uint8")
+    contest_blocks: int = abi("uint32")
+    challenges_per_round: int = abi("uint8")
+
+
+@dataclass(frozen=True)
+class TestSetPosted(Message):
+    """The task's public test set is complete and hashes to the digest its CreateTask committed to."""
+
+    KIND: ClassVar[str] = "notice"
+    task_id: int = abi("uint64")
+    digest: bytes = abi("bytes32")
+    size: int = abi("uint32")
+
+
+@dataclass(frozen=True)
+class BlobRejected(Message):
+    """A sender's chunks did not hash to the digest they were sent for: all of them were dropped."""
+
+    KIND: ClassVar[str] = "notice"
+    task_id: int = abi("uint64")
+    round: int = abi("uint16")
+    digest: bytes = abi("bytes32")
+    sender: str = abi("address")
+
+
+@dataclass(frozen=True)
+class ModelScored(Message):
+    """The rollup scored a posted model or update on the task's public test set (its own integer inference)."""
+
+    KIND: ClassVar[str] = "notice"
+    task_id: int = abi("uint64")
+    round: int = abi("uint16")
+    group: int = abi("uint8")
+    digest: bytes = abi("bytes32")
+    kind: int = abi("uint8")  # BLOB_*
+    accuracy_bps: int = abi("uint16")
+
+
+@dataclass(frozen=True)
+class GlobalModel(Message):
+    """The round's global model: the rollup's integer mean of the revealed validator models (FRQ1 bytes), its
+    digest and its accuracy on the public test set. The next round trains from exactly these bytes."""
+
+    KIND: ClassVar[str] = "notice"
+    task_id: int = abi("uint64")
+    round: int = abi("uint16")
+    digest: bytes = abi("bytes32")
+    accuracy_bps: int = abi("uint16")
+    groups: tuple[int, ...] = abi("uint8[]")  # the groups whose revealed models were averaged
+    model: bytes = abi("bytes")
+
+
+@dataclass(frozen=True)
+class Contested(Message):
+    """A dispute was filed; the disputed update must be posted (ModelChunk) by ``response_deadline``."""
+
+    KIND: ClassVar[str] = "notice"
+    task_id: int = abi("uint64")
+    round: int = abi("uint16")
+    group: int = abi("uint8")
+    trainer: str = abi("address")
+    kind: int = abi("uint8")  # DISPUTE_*
+    update_digest: bytes = abi("bytes32")
+    response_deadline: int = abi("uint64")
+
+
+@dataclass(frozen=True)
+class ContestResolved(Message):
+    """The rollup's verdict on a dispute at the round's close."""
+
+    KIND: ClassVar[str] = "notice"
+    task_id: int = abi("uint64")
+    round: int = abi("uint16")
+    group: int = abi("uint8")
+    trainer: str = abi("address")
+    kind: int = abi("uint8")  # DISPUTE_*
+    upheld: bool = abi("bool")  # against the validator
+    posted: bool = abi("bool")  # the update was posted and scored
+    update_bps: int = abi("uint16")  # its public accuracy (0 when not posted)
+    validator_bps: int = abi("uint16")  # the validator's revealed model's public accuracy (0: not revealed)
+
+
+@dataclass(frozen=True)
+class ValidatorPenalized(Message):
+    KIND: ClassVar[str] = "notice"
+    task_id: int = abi("uint64")
+    round: int = abi("uint16")
+    validator: str = abi("address")
+    group: int = abi("uint8")
+    reason: int = abi("uint8")  # PENALTY_*
+    stake_cut: int = abi("uint256")
+    stake: int = abi("uint256")
 
 
 @dataclass(frozen=True)
@@ -422,10 +605,12 @@ class Withdrawal(Message):
     amount: int = abi("uint256")
 
 
-INPUTS: tuple[type[Message], ...] = (CreateTask, AdmitTrainers, Register, ValidatorReport, RoundClose, CancelTask,
-                                     Withdraw)
+INPUTS: tuple[type[Message], ...] = (CreateTask, AdmitTrainers, Register, TestSetChunk, ValidatorReport, ModelChunk,
+                                     Contest, Challenge, RoundClose, CancelTask, Withdraw)
 NOTICES: tuple[type[Message], ...] = (TaskCreated, TaskFunded, DepositCredited, TrainersAdmitted, ParticipantRegistered,
-                                      ContributionClassified, RewardPaid, GroupSkipped, ProducerMissed,
+                                      TestSetPosted, ContributionClassified, BlobRejected, ModelScored, Contested,
+                                      ContestResolved, ValidatorPenalized, GlobalModel, RewardPaid, GroupSkipped,
+                                      ProducerMissed,
                                       ValidatorRewarded, RoundRecorded, TrainerStakes, ProducerElected,
                                       TaskFinished, TaskCancelled, Withdrawal)
 INPUT_BY_TAG: dict[bytes, type[Message]] = {m.tag(): m for m in INPUTS}
