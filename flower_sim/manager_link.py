@@ -5,7 +5,7 @@ In one process (`fedrollup simulate`, `flower_sim.server_app`) the round loop ha
 (`flower_sim.validator_app`) reaches the manager's HTTP service (`serve`, run by `topology.manager_host`):
   * GET /global/<r>: the global model of round r as `.npz` bytes (404 until round r-1 is closed);
   * POST /validator/<r>/<v>: validator v's round r as JSON: {"report": ValidatorReport fields, "timings": the
-    validator's seconds, "weights": its model as base64 `.npz`};
+    validator's seconds, "model": its model's FRQ1 bytes as base64};
   * POST /upload/<r>/<v>: {"upload_s", "upload_bytes"}, how long the POST above took as the validator timed it
     (an upload can only be timed once it is over, so its figures follow in a request of their own).
 The manager announces each round's close on its standard output (`ClosedRoundAnnouncer`, one line) for
@@ -44,13 +44,12 @@ def weights_from_bytes(data: bytes) -> list[np.ndarray]:
 def round_document(outcome: ValidatorRound, timings: dict[str, float]) -> dict:
     """What POST /validator/<r>/<v> carries."""
     return {"report": outcome.report.as_dict(), "timings": timings,
-            "weights": base64.b64encode(weights_to_bytes(outcome.weights)).decode()}
+            "model": base64.b64encode(outcome.model).decode()}
 
 
 def round_from(document: dict) -> ValidatorRound:
     """The validator's round out of a POST /validator/<r>/<v> document."""
-    return ValidatorRound(weights_from_bytes(base64.b64decode(document["weights"])),
-                          ValidatorReport.from_dict(document["report"]))
+    return ValidatorRound(base64.b64decode(document["model"]), ValidatorReport.from_dict(document["report"]))
 
 
 # ---------------------------------------------------------------------------------------------- the client

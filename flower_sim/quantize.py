@@ -7,10 +7,12 @@ q = W * 2**32 / S rounded half away from zero; biases B = round(b * 2**24) clipp
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from dapp.qmodel import (ARCHS, B_MAX, B_MIN, BIAS_BITS, Q_MAX, S_MAX, SCALE_BITS, Arch, QLayer, QModel,
-                         QModelError, encode)
+                         QModelError, decode, digest, encode)
 
 
 def arch_of(weights: list[np.ndarray]) -> Arch:
@@ -56,3 +58,16 @@ def dequantize(model: QModel) -> list[np.ndarray]:
         out.append((layer.q * scales).astype(np.float32))
         out.append((np.array(layer.biases, dtype=np.float64) / 2.0**BIAS_BITS).astype(np.float32))
     return out
+
+
+def from_frq1(data: bytes) -> list[np.ndarray]:
+    """Float32 Keras weights of FRQ1 bytes: what a round trains from when the rollup's global is those bytes."""
+    return dequantize(decode(data))
+
+
+def save_frq1(path: Path, data: bytes) -> bytes:
+    """Write a model's FRQ1 bytes to `path` (a run folder's `round-NNN*.frq`); returns their digest (keccak256),
+    the one the rollup records for it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return digest(data)

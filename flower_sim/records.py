@@ -1,6 +1,7 @@
 """What a round produces, one record type per fact, and the hook the rollup layer plugs into.
 
-Digests are bytes (SHA-256 of the `.npz` file); `as_dict` turns them into hex for JSON, `from_dict` back.
+Digests are bytes (keccak256 of a model's FRQ1 bytes, `dapp.qmodel.digest`: what the rollup commits and
+recomputes); `as_dict` turns them into hex for JSON, `from_dict` back.
 Accuracies are carried as exact integer basis points (`dapp.mad.accuracy_bps`), which is what the chain
 records, and as floats for people. `RoundObserver` is the per-round hook: the round loop calls
 `on_validator_report` once per validator after it has judged and aggregated its group, and
@@ -9,8 +10,12 @@ rollup to accept the inputs) and may raise to stop the run before the next round
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:  # type hints only: signatures imports eth-account
+    from flower_sim.signatures import RollupTask
 
 
 def json_ready(value):
@@ -36,11 +41,21 @@ class Contribution:
     accepted: bool
     malicious: bool
     attacked: bool
+    update_digest: bytes = b""  # keccak256 of the update's FRQ1 bytes, as the validator computed it
+    signature: bytes = b""  # the trainer's EIP-712 `Update` signature (64 bytes); empty when the run signs nothing
+
+    @classmethod
+    def from_dict(cls, document: dict) -> Contribution:
+        fields = dict(document)
+        for name in ("update_digest", "signature"):
+            fields[name] = bytes.fromhex(fields.get(name, ""))
+        return cls(**fields)
 
 
 @dataclass(frozen=True)
 class ValidatorReport:
-    """A validator's round: its reference accuracy (MAD only), every contribution, its model's digest."""
+    """A validator's round: its reference accuracy (MAD only), every contribution, its model's digest (the
+    keccak256 of the FRQ1 file `model_file`)."""
 
     round: int
     validator_id: int
@@ -49,7 +64,7 @@ class ValidatorReport:
     own_accuracy_bps: int | None
     contributions: tuple[Contribution, ...]
     model_file: str
-    model_sha256: bytes
+    model_digest: bytes
     training_s: float
     validation_s: float
     aggregation_s: float
@@ -73,14 +88,15 @@ class ValidatorReport:
     def from_dict(cls, document: dict) -> ValidatorReport:
         """The inverse of `as_dict` (what a validator sends the manager over HTTP)."""
         fields = dict(document)
-        fields["contributions"] = tuple(Contribution(**c) for c in fields["contributions"])
-        fields["model_sha256"] = bytes.fromhex(fields["model_sha256"])
+        fields["contributions"] = tuple(Contribution.from_dict(c) for c in fields["contributions"])
+        fields["model_digest"] = bytes.fromhex(fields["model_digest"])
         return cls(**fields)
 
 
 @dataclass(frozen=True)
 class ValidatorResult:
-    """The manager's view of one validator's aggregated model, scored on the manager's test set."""
+    """The manager's view of one validator's aggregated model (its FRQ1 bits, dequantized), scored with Keras on
+    the manager's test set."""
 
     validator_id: int
     own_accuracy: float | None
@@ -91,26 +107,36 @@ class ValidatorResult:
     rejected: int
     rejected_malicious: int
     model_file: str
-    model_sha256: bytes
+    model_digest: bytes
 
 
 @dataclass(frozen=True)
 class RoundRecord:
-    """One closed round: the global model's result, each validator's, every contribution, the timings."""
+    """One closed round: the global model's result, each validator's, every contribution, the timings.
+
+    `global_integer_bps` is the global model's accuracy by the rollup's integer inference (`dapp.qnn`) on the
+    task's public test set (None when not computed). `models` holds the FRQ1 bytes of each validator's model
+    (validator order) and `global_model` those of the global: for the observers (the rollup's reveals), never in
+    `as_dict`."""
 
     round: int
     global_accuracy: float
     global_accuracy_bps: int
     global_loss: float
     global_model_file: str
-    global_sha256: bytes
+    global_digest: bytes
     best_validator: int
     validators: tuple[ValidatorResult, ...]
     contributions: tuple[Contribution, ...]
     timings: dict[str, float] = field(default_factory=dict)
+    global_integer_bps: int | None = None
+    models: tuple[bytes, ...] = field(default=(), repr=False, compare=False)
+    global_model: bytes = field(default=b"", repr=False, compare=False)
 
     def as_dict(self) -> dict:
-        return json_ready(asdict(self))
+        document = asdict(self)
+        del document["models"], document["global_model"]
+        return json_ready(document)
 
 
 class RoundObserver(Protocol):
@@ -119,6 +145,16 @@ class RoundObserver(Protocol):
     def on_validator_report(self, report: ValidatorReport) -> None: ...
 
     def on_round_closed(self, record: RoundRecord) -> None: ...
+
+
+class RollupLink(Protocol):
+    """What the round loop asks of a run's rollup side (`rollup_roles.RollupRecorder`): the task the trainers and
+    validators sign their evidence for, and which validators' models the rollup averages into a round's global
+    model (a validator silent on the rollup reveals none)."""
+
+    def signing_task(self) -> RollupTask | None: ...
+
+    def averaged(self, server_round: int, validators: Sequence[int]) -> Sequence[int]: ...
 
 
 class Observers:

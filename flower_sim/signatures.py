@@ -8,12 +8,14 @@ in the machine, where every such signature would recover a stranger.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils import to_checksum_address
 
-from dapp.eip712 import DOMAIN_NAME, DOMAIN_VERSION, Domain, TypedStruct, pack_signature
+from dapp.eip712 import DOMAIN_NAME, DOMAIN_VERSION, Domain, Receipt, TypedStruct, Update, pack_signature
 
 _DOMAIN_FIELDS = [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
                   {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}]
@@ -39,3 +41,32 @@ def sign(private_key: str | bytes, domain: Domain, message: TypedStruct) -> byte
     if bytes(signed.message_hash) != digest:
         raise RuntimeError(f"eth-account's EIP-712 digest of {message} differs from the rollup's")
     return pack_signature(signed.r, signed.s, signed.v - 27)
+
+
+@dataclass(frozen=True)
+class RollupTask:
+    """The rollup task a run records on: what every trainer's `Update` and validator's `Receipt` is about. It
+    reaches the trainers in their validator's train config (`train_config`), the only way into a ClientApp."""
+
+    task_id: int
+    domain: Domain
+
+    def train_config(self, group: int) -> dict[str, int | str]:
+        return {"task-id": self.task_id, "chain-id": self.domain.chain_id,
+                "application": self.domain.verifying_contract, "group": group}
+
+    @classmethod
+    def from_train_config(cls, config: Mapping) -> tuple[RollupTask, int] | None:
+        """(the task, the trainer's group) from a train config; None when the run records on no rollup."""
+        if "task-id" not in config:
+            return None
+        return (cls(int(config["task-id"]), Domain(int(config["chain-id"]), str(config["application"]))),
+                int(config["group"]))
+
+    def update(self, server_round: int, group: int, update_digest: bytes, samples: int) -> Update:
+        return Update(task_id=self.task_id, round=server_round, group=group, update_digest=update_digest,
+                      samples=samples)
+
+    def receipt(self, server_round: int, trainer: str, update_digest: bytes, samples: int) -> Receipt:
+        return Receipt(task_id=self.task_id, round=server_round, trainer=trainer, update_digest=update_digest,
+                       samples=samples)

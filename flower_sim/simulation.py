@@ -13,7 +13,7 @@ from flower_sim.data import make_splits
 from flower_sim.federation import Progress, run_federation
 from flower_sim.grid import InProcessGrid
 from flower_sim.outputs import RunMetrics, write_outputs
-from flower_sim.records import Observers, RoundObserver, RoundRecord
+from flower_sim.records import Observers, RollupLink, RoundObserver, RoundRecord
 
 
 @dataclass
@@ -26,8 +26,9 @@ class RunResult:
 
 
 def simulate(cfg: SimulationConfig, out_dir: Path, observer: RoundObserver | None = None,
-             progress: Progress | None = None) -> RunResult:
-    """Run the federation described by `cfg` (validated) and write metrics.json, .npz files and the plot."""
+             progress: Progress | None = None, rollup: RollupLink | None = None) -> RunResult:
+    """Run the federation described by `cfg` (validated) and write metrics.json, the models' .frq files and the
+    plot; `rollup`: the run's rollup side, when a rollup records it."""
     say = progress or (lambda _msg: None)
     logging.getLogger("flwr").setLevel(logging.ERROR)  # Flower's INFO lines and the "evaluation skipped" warning would drown ours
     start = time.perf_counter()
@@ -39,7 +40,7 @@ def simulate(cfg: SimulationConfig, out_dir: Path, observer: RoundObserver | Non
     grid = InProcessGrid(trainer.app, cfg.trainers, cfg.to_run_config())
     metrics = RunMetrics.start(cfg, splits.source)
     observers = Observers(*([observer] if observer is not None else []), metrics)
-    records = run_federation(cfg, grid, splits, out_dir, observer=observers, progress=progress)
+    records = run_federation(cfg, grid, splits, out_dir, observer=observers, progress=progress, rollup=rollup)
     elapsed = time.perf_counter() - start
     metrics_path, plot_path = write_outputs(out_dir, metrics, records, elapsed_s=elapsed,
                                             title=f"{cfg.strategy}, attack {cfg.attack}, {cfg.trainers} trainers")

@@ -7,17 +7,24 @@ fallback), and the attack knobs from the run config. Whether it is malicious is 
 
 Reply: ArrayRecord "arrays" (its local weights, possibly poisoned) and MetricRecord "metrics" with
 "num-examples", "train-loss", "trainer-id" and "attacked". "attacked" is simulation ground truth for the
-metrics only; no validator strategy reads it.
+metrics only; no validator strategy reads it. When the run records on a rollup (the instruction carries
+"task-id", "chain-id", "application" and "group", `signatures.RollupTask`), the reply also carries ConfigRecord
+"evidence": "update-digest" (keccak256 of its update's FRQ1 bytes) and "signature", its EIP-712 `Update`
+signature from its own key (`common.accounts`), which its validator puts in its report.
 """
 from __future__ import annotations
 
 import numpy as np
-from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
+from common import accounts
+from dapp.qmodel import digest
 from flower_sim import attacks, models
 from flower_sim.config import SimulationConfig
 from flower_sim.data import make_splits
+from flower_sim.quantize import to_frq1
+from flower_sim.signatures import RollupTask, sign
 
 app = ClientApp()
 
@@ -56,7 +63,21 @@ def train(msg: Message, context: Context) -> Message:
         weights = attacks.poison_weights(behaviour, global_weights, weights, rng)
     metrics = MetricRecord({"num-examples": len(data), "train-loss": loss, "trainer-id": trainer_id,
                             "attacked": int(fires)})
-    return Message(RecordDict({"arrays": ArrayRecord(weights), "metrics": metrics}), reply_to=msg)
+    content = RecordDict({"arrays": ArrayRecord(weights), "metrics": metrics})
+    rollup = RollupTask.from_train_config(instruction)
+    if rollup is not None:
+        content["evidence"] = signed_update(rollup, server_round, trainer_id, cfg.validators, weights, len(data))
+    return Message(content, reply_to=msg)
+
+
+def signed_update(rollup: tuple[RollupTask, int], server_round: int, trainer_id: int, validators: int,
+                  weights: list[np.ndarray], samples: int) -> ConfigRecord:
+    """The trainer's evidence for its update: the update's digest and its `Update` signature, from its own key."""
+    task, group = rollup
+    update_digest = digest(to_frq1(weights))
+    key = accounts.private_key(accounts.trainer_index(trainer_id, validators))
+    signature = sign(key, task.domain, task.update(server_round, group, update_digest, samples))
+    return ConfigRecord({"update-digest": update_digest, "signature": signature})
 
 
 @app.evaluate()

@@ -3,7 +3,10 @@
 A validator owns a private data set, a Grid that reaches only its group (in-process here, its own
 SuperLink in a deployment), and one Flower strategy. A round is the strategy's own
 `configure_train` -> `send_and_receive` -> `aggregate_train`; around it the validator scores every reply on
-its data for the record, writes its aggregated model as `.npz` and reports the round.
+its data for the record, computes every update's digest (keccak256 of its FRQ1 bytes) and checks the trainer's
+`Update` signature when the run records on a rollup, writes its aggregated model as FRQ1 (`dapp.qmodel`: the bits
+it commits to and reveals on the rollup, `round-NNN-validator-V.frq`) and reports the round. It can sign a
+trainer's `Receipt` for any update it received (`receipt`): what a trainer it left out contests with.
 
 Strategies (`--strategy`): `mad` (MadFedAvg), and Flower's own `fedavg` (no validation), `krum`,
 `median` (FedMedian) and `trimmed` (FedTrimmedAvg), all applied to the group's replies only.
@@ -11,7 +14,7 @@ Strategies (`--strategy`): `mad` (MadFedAvg), and Flower's own `fedavg` (no vali
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +22,18 @@ from flwr.app import ArrayRecord, ConfigRecord, Message
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg, FedMedian, FedTrimmedAvg, Krum
 
+from common import accounts
+from common.errors import FedrollupError
+from dapp.eip712 import SignatureError, signer
+from dapp.qmodel import digest
 from flower_sim import models
 from flower_sim.config import SimulationConfig
 from flower_sim.data import Dataset
 from flower_sim.mad_strategy import MadFedAvg
 from flower_sim.models import Score
-from flower_sim.npz import save_weights
+from flower_sim.quantize import save_frq1, to_frq1
 from flower_sim.records import Contribution, ValidatorReport
+from flower_sim.signatures import RollupTask, sign
 
 
 class ValidatorJudge:
@@ -71,18 +79,33 @@ def make_strategy(cfg: SimulationConfig, judge: ValidatorJudge, group_size: int)
 
 @dataclass
 class ValidatorRound:
-    """What the manager receives from a validator: its aggregated weights and its report."""
+    """What the manager receives from a validator: its aggregated model (FRQ1 bytes) and its report."""
 
-    weights: list[np.ndarray]
+    model: bytes
     report: ValidatorReport
+
+
+class EvidenceError(FedrollupError):
+    """A trainer's update came with evidence that does not match it (another digest, another signer)."""
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a validator keeps of one update it received: its digest, samples and the trainer's signature."""
+
+    update_digest: bytes
+    samples: int
+    signature: bytes  # empty when the run records on no rollup
 
 
 class Validator:
     """One validator group: a Grid view, a strategy, a judge over private data."""
 
     def __init__(self, validator_id: int, grid: Grid, judge: ValidatorJudge, cfg: SimulationConfig,
-                 malicious: frozenset[int], out_dir: Path) -> None:
+                 malicious: frozenset[int], out_dir: Path, rollup: RollupTask | None = None) -> None:
         self.validator_id = validator_id
+        self.rollup = rollup
+        self.evidence: dict[int, dict[int, Evidence]] = {}  # round -> trainer id -> its update's evidence
         self.grid = grid
         self.judge = judge
         self.cfg = cfg
@@ -91,8 +114,9 @@ class Validator:
         self.strategy = make_strategy(cfg, judge, len(list(grid.get_node_ids())))
 
     def train_config(self) -> ConfigRecord:
+        rollup = self.rollup.train_config(self.validator_id) if self.rollup is not None else {}
         return ConfigRecord({"local-epochs": self.cfg.local_epochs, "batch-size": self.cfg.batch_size,
-                             "lr": self.cfg.lr})
+                             "lr": self.cfg.lr, **rollup})
 
     def run_round(self, server_round: int, global_weights: list[np.ndarray]) -> ValidatorRound:
         """Send the global model to the group, judge and aggregate the replies, save and report."""
@@ -103,6 +127,7 @@ class Validator:
         t1 = time.perf_counter()
         replies = list(self.grid.send_and_receive(messages))
         t2 = time.perf_counter()
+        evidence = self.evidence[server_round] = self._evidence(server_round, replies)
         # Baselines do not judge; score their replies for the record before aggregating, because some
         # Flower strategies (FedMedian) consume the replies' arrays while aggregating.
         scored, scoring_s = ([], 0.0) if isinstance(self.strategy, MadFedAvg) else self._score_replies(replies)
@@ -110,19 +135,70 @@ class Validator:
         arrays, metrics = self.strategy.aggregate_train(server_round, replies)
         t4 = time.perf_counter()
         weights = arrays.to_numpy_ndarrays() if arrays is not None else global_weights
-        contributions = self._contributions(replies, scored, metrics)
+        contributions = [replace(c, update_digest=evidence[c.trainer_id].update_digest,
+                                 signature=evidence[c.trainer_id].signature)
+                         for c in self._contributions(replies, scored, metrics)]
         validation_s = getattr(self.strategy, "validation_s", scoring_s)
         reference = getattr(self.strategy, "reference_score", None)
-        path = self.out_dir / f"round-{server_round:03d}-validator-{self.validator_id}.npz"
-        digest = save_weights(path, weights)
+        model = to_frq1(weights)
+        path = self.out_dir / f"round-{server_round:03d}-validator-{self.validator_id}.frq"
+        model_digest = save_frq1(path, model)
         report = ValidatorReport(
             round=server_round, validator_id=self.validator_id, strategy=self.cfg.strategy,
             own_accuracy=reference.accuracy if reference else None,
             own_accuracy_bps=reference.bps if reference else None,
-            contributions=tuple(contributions), model_file=path.name, model_sha256=digest,
+            contributions=tuple(contributions), model_file=path.name, model_digest=model_digest,
             training_s=t2 - t1, validation_s=validation_s,
             aggregation_s=(t4 - t3) + (t1 - t0) - (validation_s if isinstance(self.strategy, MadFedAvg) else 0.0))
-        return ValidatorRound(weights=weights, report=report)
+        return ValidatorRound(model=model, report=report)
+
+    def _evidence(self, server_round: int, replies: list[Message]) -> dict[int, Evidence]:
+        """Each update's digest as this validator computes it from the arrays it received, and, when the run records
+        on a rollup, the trainer's signature, checked to be the trainer's over exactly that digest and samples."""
+        kept = {}
+        for reply in replies:
+            m = reply.content["metrics"]
+            trainer_id, samples = int(m["trainer-id"]), int(m["num-examples"])
+            update_digest = digest(to_frq1(reply.content["arrays"].to_numpy_ndarrays()))
+            signature = b""
+            if self.rollup is not None:
+                signature = self._checked_signature(server_round, trainer_id, reply, update_digest, samples)
+            kept[trainer_id] = Evidence(update_digest, samples, signature)
+        return kept
+
+    def _checked_signature(self, server_round: int, trainer_id: int, reply: Message, update_digest: bytes,
+                           samples: int) -> bytes:
+        if "evidence" not in reply.content:
+            raise EvidenceError(f"trainer {trainer_id}'s update of round {server_round} came without its signature")
+        evidence = reply.content["evidence"]
+        signature = bytes(evidence["signature"])
+        if bytes(evidence["update-digest"]) != update_digest:
+            raise EvidenceError(f"trainer {trainer_id} signed update {bytes(evidence['update-digest']).hex()[:16]}…, "
+                                f"its validator received {update_digest.hex()[:16]}…")
+        expected = accounts.address(accounts.trainer_index(trainer_id, self.cfg.validators)).lower()
+        message = self.rollup.update(server_round, self.validator_id, update_digest, samples)
+        try:
+            found = signer(self.rollup.domain, message, signature)
+        except SignatureError as err:
+            raise EvidenceError(f"trainer {trainer_id}'s signature of round {server_round}: {err}") from None
+        if found != expected:
+            raise EvidenceError(f"trainer {trainer_id}'s signature of round {server_round} recovers to {found}, "
+                                f"not its address {expected}")
+        return signature
+
+    def receipt(self, server_round: int, trainer_id: int) -> bytes:
+        """This validator's EIP-712 `Receipt` for trainer `trainer_id`'s update of `server_round`, signed with its
+        own key: the trainer's evidence that its update arrived (a dropped trainer contests with it)."""
+        if self.rollup is None:
+            raise EvidenceError("a receipt is about a rollup task: this run records on none")
+        got = self.evidence.get(server_round, {}).get(trainer_id)
+        if got is None:
+            raise EvidenceError(f"validator {self.validator_id} received no update from trainer {trainer_id} "
+                                f"in round {server_round}")
+        trainer = accounts.address(accounts.trainer_index(trainer_id, self.cfg.validators))
+        key = accounts.private_key(accounts.validator_index(self.validator_id))
+        return sign(key, self.rollup.domain, self.rollup.receipt(server_round, trainer, got.update_digest,
+                                                                  got.samples))
 
     def _score_replies(self, replies: list[Message]) -> tuple[list[tuple[int, Score, int, bool]], float]:
         """(trainer id, score on the validator's data, samples, attacked) of every reply, and the time taken."""

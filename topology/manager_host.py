@@ -4,7 +4,7 @@ Run on the `mgr` host as `python -m topology.manager_host SPEC.json`. It serves 
 (`flower_sim.manager_link`) on the manager's address, which the validators' ServerApps
 (`flower_sim.validator_app`) reach across the emulated backbone. Each round it waits for every validator's
 model and report, closes the round as `simulate` does (`flower_sim.manager.RoundCloser`: average, score,
-`round-NNN.npz` and `round-NNN-validator-V.npz` in the run folder), announces the close on its standard output
+`round-NNN.frq` and `round-NNN-validator-V.frq` in the run folder), announces the close on its standard output
 for the driver (`topology.federated_rounds`), records the round on the chain host's rollup from each role's
 key when the spec names a deployment (`RollupRecorder`, an observer of the close), and publishes the next
 global model. At the end it writes `accuracy.png` and hands the run's figures (`RunMetrics`: the rounds,
@@ -28,7 +28,7 @@ from flower_sim.config import SimulationConfig
 from flower_sim.data import make_splits
 from flower_sim.manager import Manager, RoundCloser, no_timings
 from flower_sim.manager_link import ClosedRoundAnnouncer, Exchange, round_from, serve, weights_to_bytes
-from flower_sim.npz import save_weights
+from flower_sim.quantize import save_frq1
 from flower_sim.outputs import RunMetrics, plot_accuracy
 from flower_sim.records import Observers
 from flower_sim.rollup_roles import RollupRecorder
@@ -58,10 +58,10 @@ def round_timings(results: dict[int, dict], uploads: dict[int, dict], reports, a
 
 def received_rounds(server_round: int, results: dict[int, dict], out: Path) -> list[ValidatorRound]:
     """The validators' rounds as they arrived, in validator order, each model saved in the run folder (its
-    `round-NNN-validator-V.npz`) and checked against the digest its report gives."""
+    `round-NNN-validator-V.frq`) and checked against the digest its report gives."""
     rounds = [round_from(results[v]) for v in sorted(results)]
     for r in rounds:
-        if save_weights(out / r.report.model_file, r.weights) != r.report.model_sha256:
+        if save_frq1(out / r.report.model_file, r.model) != r.report.model_digest:
             raise RuntimeError(f"validator {r.report.validator_id}'s model of round {server_round} arrived altered")
     return rounds
 
@@ -96,7 +96,8 @@ def run(spec: dict) -> int:
         recorder.open_task(cfg.rounds)
         print(f"task {recorder.task_id} open on the rollup in {recorder.timings.setup_s:.1f} s", flush=True)
     metrics = RunMetrics.start(cfg, splits.source)
-    closer = RoundCloser(manager, Observers(ClosedRoundAnnouncer(), *([recorder] if recorder else []), metrics))
+    closer = RoundCloser(manager, Observers(ClosedRoundAnnouncer(), *([recorder] if recorder else []), metrics),
+                         rollup=recorder)
     exchange.publish(1, weights_to_bytes(manager.initial_weights()))
     print(f"serving the global model on http://{spec['host']}:{spec['port']}", flush=True)
     records = []
