@@ -48,6 +48,7 @@ class DemoConfig:
     silent: SilentValidator | None = None  # a validator that withholds its rollup inputs mid-task
     report_blocks: int | None = None  # L1 blocks a round's reports are accepted; None: the protocol's default
     close_blocks: int | None = None  # L1 blocks of each producer's turn to close; None: the protocol's default
+    contest_blocks: int | None = None  # L1 blocks of a round's contest window (and of its response window)
 
 
 def run_demo(config: DemoConfig) -> int:
@@ -56,7 +57,8 @@ def run_demo(config: DemoConfig) -> int:
 
     cfg, out = config.simulation, config.out
     windows = {name: value for name, value in (("report_blocks", config.report_blocks),
-                                               ("close_blocks", config.close_blocks)) if value is not None}
+                                               ("close_blocks", config.close_blocks),
+                                               ("contest_blocks", config.contest_blocks)) if value is not None}
     terms = TaskTerms(reward_per_positive=config.reward_wei, validator_reward=config.validator_reward_wei,
                       **windows)
     chain_dir = out / "chain"
@@ -92,7 +94,7 @@ def _run_recorded(cfg, out: Path, stack, terms, silent: SilentValidator | None) 
             else f"validator {silent.validator}"
         console.print(f"== from round {silent.from_round} on, {who} goes silent on the rollup")
     start = time.perf_counter()
-    run_with_display(cfg, out, observers=[recorder])
+    run_with_display(cfg, out, observers=[recorder], rollup=recorder)
     elapsed = time.perf_counter() - start
     chain_s = sum(recorder.timings.per_round_s)
     console.print(f"{cfg.rounds} rounds took {elapsed:.0f} s, of which {chain_s:.1f} s "

@@ -149,12 +149,15 @@ class RoundObserver(Protocol):
 
 class RollupLink(Protocol):
     """What the round loop asks of a run's rollup side (`rollup_roles.RollupRecorder`): the task the trainers and
-    validators sign their evidence for, and which validators' models the rollup averages into a round's global
-    model (a validator silent on the rollup reveals none)."""
+    validators sign their evidence for, which validators' models the rollup averages into a round's global model
+    (a validator silent on the rollup reveals none), and the rollup's numbers once a round is closed."""
 
     def signing_task(self) -> RollupTask | None: ...
 
     def averaged(self, server_round: int, validators: Sequence[int]) -> Sequence[int]: ...
+
+    def round_figures(self, server_round: int) -> dict | None:
+        """The rollup's own numbers for a closed round (its scores, its global model), for metrics.json."""
 
 
 class Observers:

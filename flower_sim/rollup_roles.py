@@ -1,16 +1,21 @@
 """The FL roles' rollup side: every role sends its own inputs to the Cartesi rollup from its own key.
 
-`RollupRecorder` is a `RoundObserver`: plugged into the round loop, it makes the manager publish and fund a
-task (CreateTask, then an EtherPortal deposit), trainers and validators register, each validator send its
-ValidatorReport as soon as it has judged its group, and the producer whose turn it is send the RoundClose;
-the next round starts only once the rollup has answered with the next ProducerElected notice. If the rollup
-rejects an input, the run stops with the rollup's own reason.
+`RollupRecorder` is a `RoundObserver` (and the run's `RollupLink`): plugged into the round loop, it makes the
+manager publish and fund a task (CreateTask committing to the public test set, then an EtherPortal deposit) and
+post the public test set (`TestSetChunk`s, the first 500 held-out images), trainers and validators register;
+then, every round, each validator sends its ValidatorReport v2 as soon as it has judged its group (each entry
+with the trainer's own `Update` signature), reveals its model (`ModelChunk`s from its own key) once every group
+has reported, and the producer whose turn it is sends the number-free RoundClose once the contest window has
+passed; the rollup averages the revealed models and scores them itself. The recorder checks that the rollup's
+`GlobalModel` is bit for bit the manager's (the run stops if not) and keeps the rollup's numbers per round
+(`round_figures`: each model's public accuracy, the global's). The next round starts only once the rollup has
+answered with the next ProducerElected notice. If the rollup rejects an input, the run stops with its reason.
 
 It follows the rollup's schedule (`rollup_schedule`): a validator made silent from some round on withholds
-its rollup inputs; the recorder then waits, watching L1's block numbers, until the report deadline has passed
-(the rollup skips the silent group) and, when the silent validator was elected producer, until its close
-deadline has passed, and the next producer in the election order closes. At the end the publisher withdraws
-what the rollup refunded it (`withdraw_refund`).
+its rollup inputs (report, reveal, close); the recorder then waits, watching L1's block numbers, until the
+report deadline has passed (the rollup skips the silent group; the others reveal) and, when the silent
+validator was elected producer, until its close deadline has passed, and the next producer in the election
+order closes. At the end the publisher withdraws what the rollup refunded it (`withdraw_refund`).
 
 Accounts come from `common.accounts` (one per role, derived by index); on a dev chain the roles that
 have no Ether are funded from account 0, which owns the contracts.
@@ -26,20 +31,26 @@ from dataclasses import dataclass, field
 from common import accounts
 from common.errors import FedrollupError
 from contracts_config.deployment import Deployment
-from dapp.schema import (DEFAULT_CLOSE_BLOCKS, DEFAULT_REGISTRATION_BLOCKS, DEFAULT_REPORT_BLOCKS, ROLE_TRAINER,
-                         ROLE_VALIDATOR, CreateTask, GroupSkipped, Message, ProducerElected, ProducerMissed,
-                         Register, RoundClose, TaskCreated, ValidatorReport, Withdraw, encode_deposit_data,
-                         pack_contribution)
+from dapp.eip712 import Domain
+from dapp.qmodel import arch_named, digest
+from dapp.schema import (DEFAULT_CLOSE_BLOCKS, DEFAULT_REGISTRATION_BLOCKS, DEFAULT_REPORT_BLOCKS, PENALTY_NAMES,
+                         ROLE_TRAINER, ROLE_VALIDATOR, CreateTask, GlobalModel, GroupSkipped, Message, ModelScored,
+                         ProducerElected, ProducerMissed, Register, RoundClose, TaskCreated, TestSetPosted,
+                         ValidatorPenalized, Withdraw, encode_deposit_data)
 from dapp.state import format_wei
 from flower_sim.config import SimulationConfig
-from flower_sim.records import RoundRecord
+from flower_sim.data import make_splits, public_test_set
+from flower_sim.records import Contribution, RoundRecord
 from flower_sim.records import ValidatorReport as RoundReport
+from flower_sim.rollup_inputs import model_chunks, public_set_chunks, validator_report
 from flower_sim.rollup_schedule import ClosePlan, Schedule, SilentValidator, plan_close
+from flower_sim.signatures import RollupTask, sign
 from rollups_client.l1 import L1, Reverted
 from rollups_client.node import NodeClient
 
 GWEI = 10**9
 FUNDING = 10**18  # wei given to each role account that has none (gas for a few hundred inputs)
+RUN_CONTEST_BLOCKS = 2  # this project's runs: each round waits this many L1 blocks after its last report
 Say = Callable[[str], None]
 
 
@@ -53,6 +64,7 @@ class TaskTerms:
     registration_blocks: int = DEFAULT_REGISTRATION_BLOCKS
     report_blocks: int = DEFAULT_REPORT_BLOCKS
     close_blocks: int = DEFAULT_CLOSE_BLOCKS
+    contest_blocks: int = RUN_CONTEST_BLOCKS  # the reveal/contest window, then the response window, each round
 
     def budget(self, trainers: int) -> int:
         return self.round_trainer_budget if self.round_trainer_budget is not None \
@@ -98,6 +110,8 @@ class RollupRecorder:
         self.timings = ChainTimings()
         self.silent_id: int | None = silent.validator if silent is not None else None  # resolved when elected
         self.withheld: set[int] = set()  # rounds whose report the silent validator withheld
+        self.figures: dict[int, dict] = {}  # round -> the rollup's numbers (`round_figures`)
+        self._stand_in_said = False
 
     # ------------------------------------------------------------------ plumbing
     def _send(self, key: str, message: Message | None = None, payload: bytes | None = None,
@@ -149,6 +163,7 @@ class RollupRecorder:
         start = time.perf_counter()
         self._fund_roles()
         cfg, t = self.cfg, self.terms
+        test_set = public_test_set(make_splits(cfg.split_spec()).test)
         create = CreateTask(mad_bps=round(cfg.mad * 10_000), rounds=rounds,
                             groups=cfg.validators, round_trainer_budget=t.budget(cfg.trainers),
                             reward_per_positive=t.reward_per_positive, validator_reward=t.validator_reward,
@@ -156,13 +171,16 @@ class RollupRecorder:
                             trainers_per_group=max(Counter(map(cfg.group_of, range(cfg.trainers))).values(),
                                                    default=1),
                             registration_blocks=t.registration_blocks, report_blocks=t.report_blocks,
-                            close_blocks=t.close_blocks)
+                            close_blocks=t.close_blocks, test_set_digest=digest(test_set),
+                            test_set_size=len(test_set) // (1 + 28 * 28), model_arch=arch_named(cfg.model).id,
+                            contest_blocks=t.contest_blocks)
         escrow = rounds * (create.round_trainer_budget + create.validator_reward)
         index = self._confirm("CreateTask", self._send(self.manager_key, create))
         self.task_id = next(n.task_id for n in self._notices(index) if isinstance(n, TaskCreated))
         self.say(f"manager published task {self.task_id}; it escrows {escrow / 10**18:g} ETH through the EtherPortal")
         deposit = self.l1.send_deposit(self.manager_key, escrow, encode_deposit_data(self.task_id))
         self._confirm("the budget deposit", deposit)
+        self._post_test_set(create, test_set)
         self.say(f"{cfg.validators} validators and {cfg.trainers} trainers register for task {self.task_id}")
         sent = [("validator registration", self._send(k, Register(self.task_id, ROLE_VALIDATOR, g)))
                 for g, k in enumerate(self.validator_keys)]
@@ -173,6 +191,32 @@ class RollupRecorder:
             self._confirm(what, tx)
         self.timings.setup_s = time.perf_counter() - start
         return self.task_id
+
+    def _post_test_set(self, create: CreateTask, test_set: bytes) -> None:
+        chunks = public_set_chunks(self.task_id, test_set)
+        self.say(f"the publisher posts the public test set ({create.test_set_size} images, {len(test_set):,} bytes, "
+                 f"{len(chunks)} inputs) that every model is scored on")
+        sent = [(f"test set chunk {c.index}", self._send(self.manager_key, c)) for c in chunks]
+        indices = [self._confirm(what, tx) for what, tx in sent]
+        if not any(isinstance(n, TestSetPosted) for n in self._notices(indices[-1])):
+            raise RollupRejected(f"the rollup did not accept task {self.task_id}'s public test set (no TestSetPosted "
+                                 f"notice after its last chunk)")
+
+    # ------------------------------------------------------------------ RollupLink
+    def signing_task(self) -> RollupTask:
+        """The task every trainer signs its updates for (known once `open_task` has run)."""
+        if self.task_id is None:
+            raise RollupRejected("the rollup task is not open yet: call open_task first")
+        return RollupTask(self.task_id, Domain(self.deployment.chain_id, self.deployment.application))
+
+    def averaged(self, server_round: int, validators) -> list[int]:
+        """The validators whose models the rollup averages: those that reveal (a silent one does not)."""
+        return [v for v in validators if not self._is_silent(server_round, v)]
+
+    def round_figures(self, server_round: int) -> dict | None:
+        """The rollup's numbers for a closed round (for metrics.json): each revealed model's public accuracy, the
+        global model's digest and accuracy, the close's input, penalties."""
+        return self.figures.get(server_round)
 
     # ------------------------------------------------------------------ RoundObserver
     def _is_silent(self, round_: int, validator: int) -> bool:
@@ -197,31 +241,36 @@ class RollupRecorder:
                      f"withholds its report of round {report.round} from the rollup (its Flower server keeps "
                      f"training)")
             return
-        words = tuple(pack_contribution(L1.address(self.trainer_keys[c.trainer_id]), c.accuracy_bps,
-                                        c.num_examples) for c in report.contributions)
-        own_bps = report.own_accuracy_bps if report.own_accuracy_bps is not None else 0
-        message = ValidatorReport(task_id=self.task_id, round=report.round, validator_accuracy_bps=own_bps,
-                                  model_digest=report.model_sha256, contributions=words)
+        trainers = [L1.address(k).lower() for k in self.trainer_keys]
+        message = validator_report(self.task_id, report, trainers, stand_in=self._stand_in)
         self.pending.append((f"validator {report.validator_id}'s report of round {report.round}",
                              self._send(self.validator_keys[report.validator_id], message)))
         self._blocked(report.round, time.perf_counter() - start)
 
-    def on_round_closed(self, record: RoundRecord) -> None:
-        """The producer whose turn it is closes the round; wait for the rollup to elect the next one.
+    def _stand_in(self, contribution: Contribution, server_round: int) -> bytes:
+        """A trainer's `Update` signature made here with the trainer's own key, for an update that reached its
+        validator unsigned (the emulated network's stations are not given the rollup task yet)."""
+        if not self._stand_in_said:
+            self._stand_in_said = True
+            self.say("trainers' updates arrived unsigned (their stations do not know the rollup task): the "
+                     "recorder signs each with that trainer's own key")
+        task = self.signing_task()
+        group = self.cfg.group_of(contribution.trainer_id)
+        return sign(self.trainer_keys[contribution.trainer_id], task.domain,
+                    task.update(server_round, group, contribution.update_digest, contribution.num_examples))
 
-        When every group reports and the elected producer is not silent, the RoundClose goes out at once (see
-        `_close_at_once`); otherwise the close follows the rollup's schedule (`_close_on_schedule`)."""
+    def on_round_closed(self, record: RoundRecord) -> None:
+        """Each validator that reported reveals its model; once the contest window has passed, the producer whose
+        turn it is closes the round; the rollup's global model must be the manager's. Then wait for the rollup
+        to elect the next producer."""
         start = time.perf_counter()
-        close = RoundClose(task_id=self.task_id, round=record.round, global_digest=record.global_sha256,
-                           global_accuracy_bps=record.global_accuracy_bps,
-                           validator_accuracy_bps=tuple(v.aggregated_accuracy_bps for v in record.validators))
         silent = self._silent_addresses(record.round)
-        if record.round in self.withheld or self.producer in silent:
-            index = self._close_on_schedule(close, silent)
-        else:
-            index = self._close_at_once(close)
+        scores = self._reveal(record)
+        index = self._close(RoundClose(task_id=self.task_id, round=record.round), silent)
         notices = self._notices(index)
         self._tell_late(notices)
+        self.figures[record.round] = {"close_input": index, "models_bps": scores,
+                                      **self._check_global(record, notices)}
         elected = [n for n in notices if isinstance(n, ProducerElected)]
         if elected:
             self.producer = elected[0].producer.lower()
@@ -233,20 +282,70 @@ class RollupRecorder:
             self.say(f"round {record.round} recorded on the rollup (input {index}); task {self.task_id} finished")
         self._blocked(record.round, time.perf_counter() - start)
 
-    def _close_at_once(self, close: RoundClose) -> int:
-        """The elected producer's RoundClose, sent at once with a lower priority fee than the reports: when the
-        last report is still waiting for a block, both land in the same block with the close after it (one L1
-        block per round saved). Should the close still be ordered before a report (the rollup then turns it
-        away for the missing report, changing nothing), it is sent again once the reports are in."""
-        key = self.key_of.get(self.producer)
-        if key is None:
-            raise RollupRejected(f"the rollup elected {self.producer}, whose key this run does not hold")
-        early = self._send(key, close, tip=max(1, self.l1.priority_fee // 2))
+    def _reveal(self, record: RoundRecord) -> dict[str, int]:
+        """Every validator that reported posts its model's chunks from its own key, once the reveal is open (at
+        once when every group reported: sent with a lower priority fee than the reports, so that in a shared
+        block they follow them; else after the report deadline). Returns each group's public accuracy as the
+        rollup scored it."""
+        revealing = self.averaged(record.round, range(len(record.models)))
+        if record.round in self.withheld:
+            self._confirm_pending()
+            deadline = self._schedule().report_deadline
+            self.say(f"reveals of round {record.round} open after the report deadline at block {deadline} (a group "
+                     f"did not report)")
+            self.wait_for_block(deadline)
+        tip = max(1, self.l1.priority_fee // 2)
+        sent = []
+        for v in revealing:
+            chunks = model_chunks(self.task_id, record.round, record.validators[v].model_digest, record.models[v])
+            self.say(f"validator {v} reveals its model of round {record.round} ({len(record.models[v]):,} bytes, "
+                     f"{len(chunks)} input{'s' if len(chunks) > 1 else ''})")
+            sent += [(v, c, self._send(self.validator_keys[v], c, tip=tip)) for c in chunks]
         reports = self._confirm_pending()
-        if self._input_index(early) < max(reports, default=-1):
-            self.say(f"the RoundClose of round {close.round} reached L1 before a report; sending it again")
-            early = self._send(key, close)
-        return self._confirm(f"the RoundClose of round {close.round}", early)
+        scores: dict[str, int] = {}
+        for v, chunk, tx in sent:
+            what = f"validator {v}'s model chunk {chunk.index} of round {record.round}"
+            if self._input_index(tx) < max(reports, default=-1):  # ordered before a report: the reveal was not open
+                tx = self._send(self.validator_keys[v], chunk)
+            for n in self._notices(self._confirm(what, tx)):
+                if isinstance(n, ModelScored):
+                    scores[str(n.group)] = n.accuracy_bps
+                    self.say(f"the rollup scored group {n.group}'s model at {n.accuracy_bps / 100:.2f}% on the "
+                             f"public test set")
+        return scores
+
+    def _check_global(self, record: RoundRecord, notices: list[Message]) -> dict:
+        """The rollup's GlobalModel against the manager's own global: the same digest, or the run stops."""
+        found = [n for n in notices if isinstance(n, GlobalModel)]
+        if not found:
+            if self.averaged(record.round, range(len(record.models))):
+                raise RollupRejected(f"the rollup emitted no global model for round {record.round}, although "
+                                     f"validators revealed theirs")
+            return {}
+        rollup = found[0]
+        if rollup.digest != record.global_digest:
+            raise RollupRejected(f"the rollup's global model of round {record.round} (groups "
+                                 f"{', '.join(map(str, rollup.groups))}) has digest {rollup.digest.hex()[:16]}…, "
+                                 f"the manager's {record.global_digest.hex()[:16]}…: the FL plane and the rollup "
+                                 f"disagree on the next round's model")
+        self.say(f"the rollup's global model of round {record.round} is the manager's, bit for bit "
+                 f"({rollup.digest.hex()[:10]}…, the mean of group{'s' if len(rollup.groups) > 1 else ''} "
+                 f"{', '.join(map(str, rollup.groups))}): {rollup.accuracy_bps / 100:.2f}% on the public test set")
+        return {"global_digest": rollup.digest.hex(), "global_accuracy_bps": rollup.accuracy_bps,
+                "groups": list(rollup.groups)}
+
+    def _close(self, close: RoundClose, silent: frozenset[str]) -> int:
+        """Close as the rollup's schedule allows: the first producer in turn that is not silent closes once the
+        contest window (and the close deadlines of the turns before it) have passed."""
+        schedule = self._schedule()
+        plan = plan_close(schedule, self.l1.block_number(), silent, frozenset(self.key_of))
+        if plan is None:
+            raise RollupRejected(f"no producer this run may use is left to close round {close.round} of task "
+                                 f"{self.task_id} (turns: {', '.join(self.who(t.producer) for t in schedule.turns)})")
+        self._say_plan(close.round, schedule, plan, silent)
+        self.wait_for_block(plan.first_block - 1)  # an input sent after block B lands in B + 1 or later
+        return self._confirm(f"the RoundClose of round {close.round} by {self.who(plan.producer)}",
+                             self._send(self.key_of[plan.producer], close))
 
     def _schedule(self) -> Schedule:
         answers = [self.node.inspect(f"{route}/{self.task_id}".encode()) for route in ("producer", "task")]
@@ -259,32 +358,15 @@ class RollupRecorder:
         except ValueError as err:  # the task ended without this run (someone else closed or cancelled it)
             raise RollupRejected(str(err)) from None
 
-    def _close_on_schedule(self, close: RoundClose, silent: frozenset[str]) -> int:
-        """Close as the rollup's schedule allows when a group is silent or the elected producer is: the first
-        producer in turn that is not silent closes once the report deadline (and the close deadlines of the
-        turns before it) have passed."""
-        self._confirm_pending()
-        schedule = self._schedule()
-        plan = plan_close(schedule, self.l1.block_number(), silent, frozenset(self.key_of))
-        if plan is None:
-            raise RollupRejected(f"no producer this run may use is left to close round {close.round} of task "
-                                 f"{self.task_id} (turns: {', '.join(self.who(t.producer) for t in schedule.turns)})")
-        self._say_plan(close.round, schedule, plan, silent)
-        if plan.first_block is not None:
-            self.wait_for_block(plan.first_block - 1)  # an input sent after block B lands in B + 1 or later
-        return self._confirm(f"the RoundClose of round {close.round} by {self.who(plan.producer)}",
-                             self._send(self.key_of[plan.producer], close))
-
     def _say_plan(self, round_: int, schedule: Schedule, plan: ClosePlan, silent: frozenset[str]) -> None:
-        if schedule.missing:
-            groups = ", ".join(map(str, schedule.missing))
-            self.say(f"group(s) {groups} did not report round {round_}: waiting for the report deadline at block "
-                     f"{schedule.report_deadline}")
         for turn in plan.passed_over:
             why = "is silent" if turn.producer in silent else "is not a role of this run"
             self.say(f"{self.who(turn.producer)}, whose turn it is to close round {round_}, {why}: waiting for "
                      f"its close deadline at block {turn.until_block}")
-        if plan.first_block is not None:
+        if plan.turn == 0:
+            self.say(f"{self.who(plan.producer)} closes round {round_} once its contest window ends at block "
+                     f"{schedule.contest_deadline}")
+        else:
             self.say(f"{self.who(plan.producer)} closes round {round_} from block {plan.first_block} (its turn "
                      f"lasts until block {schedule.turns[plan.turn].until_block})")
 
@@ -303,7 +385,7 @@ class RollupRecorder:
         return latest
 
     def _tell_late(self, notices: list[Message]) -> None:
-        """The close's GroupSkipped and ProducerMissed notices, in words."""
+        """The close's GroupSkipped, ProducerMissed and ValidatorPenalized notices, in words."""
         for n in notices:
             if isinstance(n, GroupSkipped):
                 self.say(f"{self.who(n.validator)} is silent: group {n.group} skipped in round {n.round} after the "
@@ -311,6 +393,10 @@ class RollupRecorder:
             elif isinstance(n, ProducerMissed):
                 self.say(f"{self.who(n.producer)} missed its close deadline at block {n.close_deadline}: "
                          f"{self.who(n.next_producer)} closes round {n.round}")
+            elif isinstance(n, ValidatorPenalized):
+                self.say(f"the rollup penalised {self.who(n.validator)} in round {n.round} "
+                         f"({PENALTY_NAMES.get(n.reason, n.reason)}): stake cut by {format_wei(n.stake_cut)} to "
+                         f"{format_wei(n.stake)}")
 
     def _resolve_elected(self, elected: ProducerElected) -> None:
         """--silent-validator elected: the validator elected to close the first silent round goes silent."""

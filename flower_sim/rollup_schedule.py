@@ -4,8 +4,10 @@ A run may make one validator *silent* from some round on: it withholds its rollu
 ValidatorReport and, when elected, its RoundClose), as a validator that withholds on chain would, while its
 Flower server keeps training and the manager still averages its model. The rollup then skips its group
 after the report deadline, and when it was elected producer the next in the election order closes after its
-close deadline. `plan_close` says who closes and from which L1 block, from what the rollup's
-`producer/<id>` and `task/<id>` inspect answers say. Pure, and light (no web3): the command line imports it.
+close deadline. Every round's close waits for its contest window (the reveals, contests and challenges) to
+pass; the turns to close are counted from its response deadline. `plan_close` says who closes and from which
+L1 block, from what the rollup's `producer/<id>` and `task/<id>` inspect answers say. Pure, and light (no
+web3): the command line imports it.
 """
 from __future__ import annotations
 
@@ -57,6 +59,7 @@ class Schedule:
 
     round: int
     report_deadline: int  # the last block at which reports are accepted
+    contest_deadline: int  # the last block of reveals, contests and challenges: the elected may close after it
     turns: tuple[Turn, ...]  # who may close, in order
     groups: int
     reports_in: frozenset[int]  # the groups that reported
@@ -66,7 +69,10 @@ class Schedule:
         """From the JSON of `producer/<id>` and `task/<id>` (dapp/inspect_routes.py)."""
         if producer.get("finished"):
             raise ValueError(f"task {producer.get('task_id')} is over: no round to close")
+        if producer.get("contest_deadline") is None:
+            raise ValueError(f"the rollup's producer/{producer.get('task_id')} answer states no contest_deadline")
         return cls(round=int(producer["round"]), report_deadline=int(producer["report_deadline"]),
+                   contest_deadline=int(producer["contest_deadline"]),
                    turns=tuple(Turn(t["producer"].lower(), int(t["until_block"])) for t in producer["turns"]),
                    groups=int(task["groups"]), reports_in=frozenset(int(g) for g in task["reports_in"]))
 
@@ -75,15 +81,16 @@ class Schedule:
         return tuple(g for g in range(self.groups) if g not in self.reports_in)
 
     def opens(self, turn: int) -> int:
-        """The first block at which turn ``turn`` may close while a group has not reported."""
-        return self.report_deadline + 1 if turn == 0 else self.turns[turn - 1].until_block + 1
+        """The first block at which turn ``turn`` may close (the elected one: once the contest window is over and
+        nothing disputed is outstanding, which this run never files)."""
+        return self.contest_deadline + 1 if turn == 0 else self.turns[turn - 1].until_block + 1
 
 
 @dataclass(frozen=True)
 class ClosePlan:
     turn: int  # index into Schedule.turns
     producer: str
-    first_block: int | None  # None: at once (every group reported, the elected producer closes)
+    first_block: int  # the first block its RoundClose may land in
     passed_over: tuple[Turn, ...]  # the turns before it, which this run lets pass (silent or keyless)
 
 
@@ -96,6 +103,5 @@ def plan_close(schedule: Schedule, now: int, silent: frozenset[str], held: froze
     for i, turn in enumerate(schedule.turns):
         if turn.producer in silent or turn.producer not in held or turn.until_block < now + 1:
             continue
-        first = None if i == 0 and not schedule.missing else schedule.opens(i)
-        return ClosePlan(i, turn.producer, first, schedule.turns[:i])
+        return ClosePlan(i, turn.producer, schedule.opens(i), schedule.turns[:i])
     return None

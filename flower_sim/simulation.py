@@ -41,6 +41,10 @@ def simulate(cfg: SimulationConfig, out_dir: Path, observer: RoundObserver | Non
     metrics = RunMetrics.start(cfg, splits.source)
     observers = Observers(*([observer] if observer is not None else []), metrics)
     records = run_federation(cfg, grid, splits, out_dir, observer=observers, progress=progress, rollup=rollup)
+    for record in records if rollup is not None else ():
+        figures = rollup.round_figures(record.round)
+        if figures:
+            metrics.add_to_round(record.round, rollup=figures)
     elapsed = time.perf_counter() - start
     metrics_path, plot_path = write_outputs(out_dir, metrics, records, elapsed_s=elapsed,
                                             title=f"{cfg.strategy}, attack {cfg.attack}, {cfg.trainers} trainers")

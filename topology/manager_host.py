@@ -112,7 +112,8 @@ def run(spec: dict) -> int:
         timings = round_timings(results, uploads, [r.report for r in received], closed.averaging_s,
                                 closed.scoring_s, closed.observers_s, now - round_started)
         metrics.add_to_round(server_round, timings=timings,
-                             upload_per_validator={str(v): uploads[v] for v in sorted(uploads)})
+                             upload_per_validator={str(v): uploads[v] for v in sorted(uploads)},
+                             **({"rollup": recorder.round_figures(server_round)} if recorder else {}))
         round_started = now
         records.append(replace(closed.record, timings=timings))
         print(f"round {server_round} closed: global accuracy {closed.record.global_accuracy:.4f}, "

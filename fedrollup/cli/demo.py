@@ -31,6 +31,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     chain.add_argument("--close-blocks", type=int, default=unset,
                        help="L1 blocks of each producer's turn to close a round (default: the protocol's, or "
                             f"{demo.SILENT_CLOSE_BLOCKS} with --silent-validator)")
+    chain.add_argument("--contest-blocks", type=int, default=unset,
+                       help="L1 blocks after a round's last report for reveals, contests and challenges (and as "
+                            "many again for disputed updates); each round's close waits for them (default 2)")
     late = p.add_argument_group("a validator that goes silent mid-task")
     late.add_argument("--silent-validator", metavar="G", default=unset,
                       help=f"validator G (0-based) withholds its rollup inputs, its reports and, when elected, its "
@@ -79,13 +82,14 @@ def demo_config(args: argparse.Namespace) -> demo.DemoConfig:
                             "--report-blocks")
     close_blocks = _blocks(getattr(args, "close_blocks", None), demo.SILENT_CLOSE_BLOCKS if silent else None,
                            "--close-blocks")
+    contest_blocks = _blocks(getattr(args, "contest_blocks", None), None, "--contest-blocks")
     out = output_folder(args, cfg, kind="demo")
     return demo.DemoConfig(simulation=cfg, out=out, block_time=args.block_time, epoch_length=args.epoch_length,
                            l1_port=args.l1_port, node_port=args.node_port,
                            reward_wei=_wei(args.reward, "--reward"),
                            validator_reward_wei=_wei(args.validator_reward, "--validator-reward"),
                            keep_chain=args.keep_chain, silent=silent, report_blocks=report_blocks,
-                           close_blocks=close_blocks)
+                           close_blocks=close_blocks, contest_blocks=contest_blocks)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,0 +1,61 @@
+"""The roles' rollup inputs of issue 13, built from what the FL plane produced (pure: no web3, no node).
+
+* the publisher's public test set as `TestSetChunk`s and a validator's model as `ModelChunk`s: blobs cut in
+  chunks of `CHUNK_DATA` bytes (every chunk but the last full), each within one input;
+* a validator's `ValidatorReport` v2: per trainer the packed contribution word, the update's digest and the
+  trainer's EIP-712 `Update` signature split as r / yParityAndS (EIP-2098).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from dapp.eip712 import SIGNATURE_SIZE
+from dapp.schema import CHUNK_DATA, MAX_CHUNKS, ModelChunk, TestSetChunk, ValidatorReport, pack_contribution
+from flower_sim.records import Contribution
+from flower_sim.records import ValidatorReport as RoundReport
+
+# A stand-in signer for a contribution that arrived unsigned: (contribution, round) -> 64-byte signature.
+Signer = Callable[[Contribution, int], bytes]
+
+
+def chunked(blob: bytes) -> list[bytes]:
+    """`blob` cut in chunks of CHUNK_DATA bytes, the last one shorter (never empty); ValueError past MAX_CHUNKS."""
+    if not blob:
+        raise ValueError("an empty blob has no chunks")
+    parts = [blob[i:i + CHUNK_DATA] for i in range(0, len(blob), CHUNK_DATA)]
+    if len(parts) > MAX_CHUNKS:
+        raise ValueError(f"a blob of {len(blob):,} bytes needs {len(parts)} chunks, more than the {MAX_CHUNKS} "
+                         f"the rollup takes")
+    return parts
+
+
+def public_set_chunks(task_id: int, test_set: bytes) -> list[TestSetChunk]:
+    parts = chunked(test_set)
+    return [TestSetChunk(task_id=task_id, index=i, count=len(parts), data=p) for i, p in enumerate(parts)]
+
+
+def model_chunks(task_id: int, server_round: int, model_digest: bytes, model: bytes) -> list[ModelChunk]:
+    parts = chunked(model)
+    return [ModelChunk(task_id=task_id, round=server_round, digest=model_digest, index=i, count=len(parts), data=p)
+            for i, p in enumerate(parts)]
+
+
+def validator_report(task_id: int, report: RoundReport, trainer_address: Sequence[str],
+                     stand_in: Signer | None = None) -> ValidatorReport:
+    """The v2 report of `report`; `trainer_address[t]` is trainer t's address. A contribution without the trainer's
+    signature is signed by `stand_in` when given, else ValueError (the rollup would reject the whole report)."""
+    signatures = []
+    for c in report.contributions:
+        signature = c.signature or (stand_in(c, report.round) if stand_in is not None else b"")
+        if len(signature) != SIGNATURE_SIZE:
+            raise ValueError(f"trainer {c.trainer_id}'s update of round {report.round} carries no signature: "
+                             f"the rollup rejects a report with an unsigned entry")
+        signatures.append(signature)
+    return ValidatorReport(
+        task_id=task_id, round=report.round,
+        validator_accuracy_bps=report.own_accuracy_bps if report.own_accuracy_bps is not None else 0,
+        model_digest=report.model_digest,
+        contributions=tuple(pack_contribution(trainer_address[c.trainer_id], c.accuracy_bps, c.num_examples)
+                            for c in report.contributions),
+        update_digests=tuple(c.update_digest for c in report.contributions),
+        sig_r=tuple(s[:32] for s in signatures), sig_vs=tuple(s[32:] for s in signatures))
