@@ -12,13 +12,25 @@ def positive_rewards(positives: list[Contribution], reward: int, budget: int) ->
     """What each Positive of a group earns from the group's budget: the best scores first; Positives with the
     same score share pro rata what is left when it cannot pay them all in full (wei that do not divide stay
     in escrow). Never by address, so no key can buy its place. In report order within a score."""
+    return pay_in_order(ranked_tiers([(c.trainer, c.accuracy_bps) for c in positives]), reward, budget)
+
+
+def ranked_tiers(scored: list[tuple[str, int]]) -> list[list[str]]:
+    """Trainers grouped by equal score, best score first, in the given order within a score."""
     by_score: dict[int, list[str]] = {}
-    for c in positives:
-        by_score.setdefault(c.accuracy_bps, []).append(c.trainer)
+    for trainer, score in scored:
+        by_score.setdefault(score, []).append(trainer)
+    return [by_score[score] for score in sorted(by_score, reverse=True)]
+
+
+def pay_in_order(tiers: list[list[str]], reward: int, budget: int) -> list[tuple[str, int]]:
+    """Pay ``reward`` to each trainer, tier by tier, from ``budget``; a tier the rest cannot pay in full shares it
+    pro rata (wei that do not divide stay in escrow, or pay a later, smaller tier)."""
     paid: list[tuple[str, int]] = []
     left = budget
-    for score in sorted(by_score, reverse=True):
-        tied = by_score[score]
+    for tied in tiers:
+        if not tied:
+            continue
         amount = min(reward, left // len(tied))
         if amount == 0:
             break

@@ -14,18 +14,23 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Mapping, Union
 
+from dapp import qmodel, qnn
+from dapp.eip712 import Domain, Receipt, SignatureError, Update, signer
 from dapp.mad import BPS, is_positive
 from dapp.portal import MalformedDeposit, decode_ether_deposit
-from dapp.rewards import election_order, positive_rewards
+from dapp.rewards import election_order, pay_in_order, ranked_tiers
 from dapp.schema import (
-    CANCEL_NAMES, MAX_TASK_TRAINERS, MAX_TRAINERS_PER_GROUP, ROLE_NAMES, ROLE_TRAINER, ROLE_VALIDATOR,
-    RULE_NAMES, STAKES_PAGE, AdmitTrainers, CancelTask, ContributionClassified, CreateTask, DepositCredited,
-    GroupSkipped, Message, MessageDecodeError, ParticipantRegistered, ProducerElected, ProducerMissed, Register,
-    RewardPaid, RoundClose, RoundRecorded, TaskCancelled, TaskCreated, TaskFinished, TaskFunded, TrainersAdmitted,
-    TrainerStakes, ValidatorReport, ValidatorRewarded, Withdraw, Withdrawal, decode_input, normalize_address,
-    unpack_contribution,
+    BLOB_CHALLENGED_UPDATE, BLOB_CONTESTED_UPDATE, BLOB_VALIDATOR_MODEL, CANCEL_NAMES, CHUNK_DATA,
+    DISPUTE_CHALLENGED, DISPUTE_DROPPED, DISPUTE_MISJUDGED, DISPUTE_NAMES, MAX_CHUNKS, MAX_TASK_TRAINERS,
+    MAX_TEST_SET, MAX_TRAINERS_PER_GROUP, PENALTY_CHALLENGE, PENALTY_CONTEST, PENALTY_UNREVEALED, ROLE_NAMES,
+    ROLE_TRAINER, ROLE_VALIDATOR, RULE_NAMES, STAKES_PAGE, AdmitTrainers, BlobRejected, CancelTask, Challenge,
+    Contest, ContestResolved, Contested, ContributionClassified, CreateTask, DepositCredited, GlobalModel,
+    GroupSkipped, Message, MessageDecodeError, ModelChunk, ModelScored, ParticipantRegistered, ProducerElected,
+    ProducerMissed, Register, RewardPaid, RoundClose, RoundRecorded, TaskCancelled, TaskCreated, TaskFinished,
+    TaskFunded, TestSetChunk, TestSetPosted, TrainersAdmitted, TrainerStakes, ValidatorPenalized, ValidatorReport,
+    ValidatorRewarded, Withdraw, Withdrawal, decode_input, normalize_address, unpack_contribution,
 )
-from dapp.task import GroupReport, Participant, RoundRecord, Task
+from dapp.task import Dispute, Entry, GroupReport, Participant, RoundRecord, Task
 
 UINT256_MAX = (1 << 256) - 1
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -245,16 +250,23 @@ def _create_task(state: State, m: CreateTask, sender: str, advance: Advance) -> 
     if m.groups * m.trainers_per_group > MAX_TASK_TRAINERS:
         raise Rejected(f"{m.groups} groups x {m.trainers_per_group} trainers is above {MAX_TASK_TRAINERS} "
                        f"trainers per task")
-    for name in ("registration_blocks", "report_blocks", "close_blocks"):
+    for name in ("registration_blocks", "report_blocks", "close_blocks", "contest_blocks"):
         if getattr(m, name) < 1:
             raise Rejected(f"{name} must be at least 1 block, got 0")
+    if not 1 <= m.test_set_size <= MAX_TEST_SET:
+        raise Rejected(f"a public test set of {m.test_set_size} images is not in 1..{MAX_TEST_SET}")
+    if m.model_arch not in qmodel.ARCHS:
+        raise Rejected(f"model architecture {m.model_arch} is unknown (known: "
+                       + ", ".join(f"{a.id} {a.name}" for a in qmodel.ARCHS.values()) + ")")
     task = Task(task_id=task_id, publisher=sender, mad_bps=m.mad_bps, rounds=m.rounds, groups=m.groups,
                 round_trainer_budget=m.round_trainer_budget, reward_per_positive=m.reward_per_positive,
                 validator_reward=m.validator_reward, seats=tuple(m.validators),
                 trainers_per_group=m.trainers_per_group, created_block=advance.block_number,
                 registration_blocks=m.registration_blocks, report_blocks=m.report_blocks,
-                close_blocks=m.close_blocks, trainer_approval=m.trainer_approval, reports=(None,) * m.groups,
-                group_trainers=(0,) * m.groups, group_admitted=(0,) * m.groups)
+                close_blocks=m.close_blocks, test_set_digest=m.test_set_digest, test_set_size=m.test_set_size,
+                model_arch=m.model_arch, contest_blocks=m.contest_blocks,
+                challenges_per_round=m.challenges_per_round, trainer_approval=m.trainer_approval,
+                reports=(None,) * m.groups, group_trainers=(0,) * m.groups, group_admitted=(0,) * m.groups)
     if task.required_escrow > UINT256_MAX:
         raise Rejected(f"required escrow {m.rounds} x ({m.round_trainer_budget} + {m.validator_reward}) "
                        f"wei overflows uint256")
@@ -263,11 +275,13 @@ def _create_task(state: State, m: CreateTask, sender: str, advance: Advance) -> 
     notice = TaskCreated(task_id, sender, m.mad_bps, m.rounds, m.groups, m.round_trainer_budget,
                          m.reward_per_positive, m.validator_reward, task.required_escrow, task.seats,
                          m.trainers_per_group, task.registration_deadline, m.report_blocks, m.close_blocks,
-                         m.trainer_approval)
+                         m.trainer_approval, m.test_set_digest, m.test_set_size, m.model_arch, m.contest_blocks,
+                         m.challenges_per_round)
     return Accepted(replace(state, tasks=_put(state.tasks, task_id, task)), (Notice(notice),),
                     f"CreateTask {task_id} by {short(sender)} — accepted, {m.rounds} round(s), {m.groups} group(s),"
                     f" needs {format_wei(task.required_escrow)}, registration until block "
-                    f"{task.registration_deadline}")
+                    f"{task.registration_deadline}; test set of {m.test_set_size} images "
+                    f"0x{m.test_set_digest.hex()[:12]}…, model {qmodel.ARCHS[m.model_arch].name}")
 
 
 def _register(state: State, m: Register, sender: str, advance: Advance) -> Accepted:
@@ -357,8 +371,13 @@ def _validator_report(state: State, m: ValidatorReport, sender: str, advance: Ad
     if task.reports[me.group] is not None:
         raise Rejected(f"validator {sender} already reported round {m.round} of task {m.task_id}")
     _check_bps("validator accuracy", m.validator_accuracy_bps)
-    contributions, seen = [], set()
-    for word in m.contributions:
+    n = len(m.contributions)
+    if not len(m.update_digests) == len(m.sig_r) == len(m.sig_vs) == n:
+        raise Rejected(f"the report's arrays differ in length: {n} contributions, {len(m.update_digests)} update "
+                       f"digests, {len(m.sig_r)} r and {len(m.sig_vs)} yParityAndS signature halves")
+    domain = Domain.of(advance)
+    entries: dict[str, Entry] = {}
+    for word, update_digest, r, vs in zip(m.contributions, m.update_digests, m.sig_r, m.sig_vs):
         c = unpack_contribution(word)
         trainer = task.participant(c.trainer)
         if trainer is None or trainer.role != ROLE_TRAINER:
@@ -366,36 +385,228 @@ def _validator_report(state: State, m: ValidatorReport, sender: str, advance: Ad
         if trainer.group != me.group:
             raise Rejected(f"trainer {c.trainer} is in group {trainer.group}, not in validator "
                            f"{sender}'s group {me.group}")
-        if c.trainer in seen:
+        if c.trainer in entries:
             raise Rejected(f"trainer {c.trainer} appears twice in the report")
         _check_bps(f"accuracy of trainer {c.trainer}", c.accuracy_bps)
-        seen.add(c.trainer)
-        contributions.append(c)
+        signed = Update(m.task_id, m.round, me.group, update_digest, c.samples)
+        _check_signer(domain, signed, r + vs, c.trainer, f"trainer {c.trainer}'s Update signature")
+        positive = is_positive(c.accuracy_bps, m.validator_accuracy_bps, task.mad_bps)
+        entries[c.trainer] = Entry(c.trainer, c.accuracy_bps, c.samples, update_digest, positive)
 
-    positive = {c.trainer: is_positive(c.accuracy_bps, m.validator_accuracy_bps, task.mad_bps)
-                for c in contributions}
     outputs: list[Output] = [
-        Notice(ContributionClassified(m.task_id, m.round, me.group, c.trainer, c.accuracy_bps,
-                                      m.validator_accuracy_bps, c.samples, positive[c.trainer]))
-        for c in contributions]
-    stakes, balances, paid_total = dict(task.stakes), dict(state.balances), 0
-    for trainer, amount in positive_rewards([c for c in contributions if positive[c.trainer]],
-                                            task.reward_per_positive, task.group_budget):
-        paid_total += amount
-        stakes[trainer] += amount
-        balances[trainer] = balances.get(trainer, 0) + amount
-        outputs.append(Notice(RewardPaid(m.task_id, m.round, trainer, amount, stakes[trainer])))
-    if paid_total > task.escrow:  # unreachable while a funded task's escrow covers every round
-        raise Rejected(f"overspending: paying {paid_total} wei from an escrow of {task.escrow} wei")
-
-    n_pos = sum(positive.values())
-    report = GroupReport(sender, m.validator_accuracy_bps, m.model_digest, n_pos, len(positive) - n_pos,
-                         paid_total)
-    task = replace(task, escrow=task.escrow - paid_total, stakes=stakes,
-                   reports=_replaced(task.reports, me.group, report))
-    return Accepted(State(_put(state.tasks, m.task_id, task), balances), tuple(outputs),
+        Notice(ContributionClassified(m.task_id, m.round, me.group, e.trainer, e.accuracy_bps,
+                                      m.validator_accuracy_bps, e.samples, e.positive)) for e in entries.values()]
+    report = GroupReport(sender, m.validator_accuracy_bps, m.model_digest, entries, advance.block_number)
+    task = replace(task, reports=_replaced(task.reports, me.group, report))
+    return Accepted(replace(state, tasks=_put(state.tasks, m.task_id, task)), tuple(outputs),
                     f"ValidatorReport task {m.task_id} round {m.round} group {me.group} — accepted, "
-                    f"{n_pos} Positive, {len(positive) - n_pos} Negative, paid {format_wei(paid_total)}")
+                    f"{report.positives} Positive, {report.negatives} Negative (paid at the close), model "
+                    f"0x{m.model_digest.hex()[:12]}… committed")
+
+
+def _check_signer(domain: Domain, message, signature: bytes, expected: str, what: str) -> None:
+    try:
+        who = signer(domain, message, signature)
+    except SignatureError as err:
+        raise Rejected(f"{what} is malformed: {err}") from None
+    if who != expected:
+        raise Rejected(f"{what} was made by {who}, not by {expected} (or signs other values)")
+
+
+# ------------------------------------------------------------------------- blobs: test set, models, updates
+
+_TEST_SETS: dict[bytes, qnn.TestSet] = {}  # parsed test sets by content (a cache: parsing is pure)
+
+
+def _test_set(task: Task) -> qnn.TestSet:
+    assert task.test_set is not None, "scoring needs the posted test set"
+    parsed = _TEST_SETS.get(task.test_set_digest)
+    if parsed is None:
+        parsed = _TEST_SETS[task.test_set_digest] = qnn.parse_test_set(task.test_set)
+    return parsed
+
+
+def _take_chunk(task: Task, digest: bytes, sender: str, index: int, count: int, data: bytes,
+                size: int) -> tuple[dict, bytes | None]:
+    """The task's uploads with this chunk added, and the whole blob once this sender's chunks are all in (its
+    chunks then leave the uploads). Every chunk but the last carries exactly CHUNK_DATA bytes."""
+    need = -(-size // CHUNK_DATA)
+    if count != need:
+        raise Rejected(f"a blob of {size} bytes travels in {need} chunk(s) of {CHUNK_DATA} bytes, not {count}")
+    if count > MAX_CHUNKS:
+        raise Rejected(f"a blob of {count} chunks is above {MAX_CHUNKS}")
+    if index >= count:
+        raise Rejected(f"chunk index {index} is not below its count {count}")
+    want = CHUNK_DATA if index < count - 1 else size - CHUNK_DATA * (count - 1)
+    if len(data) != want:
+        raise Rejected(f"chunk {index} of {count} must carry {want} bytes, got {len(data)}")
+    key = (digest, sender)
+    have = task.uploads.get(key, {})
+    if index in have:
+        raise Rejected(f"chunk {index} of 0x{digest.hex()[:12]}… from {sender} was already received")
+    have = _put(have, index, data)
+    if len(have) < count:
+        return _put(task.uploads, key, have), None
+    return {k: v for k, v in task.uploads.items() if k != key}, b"".join(have[i] for i in range(count))
+
+
+def _test_set_chunk(state: State, m: TestSetChunk, sender: str, advance: Advance) -> Accepted:
+    task = _task(state, m.task_id)
+    _not_over(task)
+    if sender != task.publisher:
+        raise Rejected(f"only the publisher {task.publisher} posts the test set of task {m.task_id}, not {sender}")
+    if advance.block_number > task.registration_deadline:
+        raise Rejected(f"the test set of task {m.task_id} had to be posted by block {task.registration_deadline}")
+    if task.test_set is not None:
+        raise Rejected(f"the test set of task {m.task_id} is already posted")
+    uploads, blob = _take_chunk(task, task.test_set_digest, sender, m.index, m.count, m.data,
+                                task.test_set_size * qnn.RECORD)
+    task = replace(task, uploads=uploads)
+    outputs: tuple[Output, ...] = ()
+    summary = f"TestSetChunk task {m.task_id} chunk {m.index + 1} of {m.count} — accepted"
+    if blob is not None:
+        problem = "it does not hash to the committed digest" if qmodel.digest(blob) != task.test_set_digest \
+            else _bad_labels(blob, task.test_set_size)
+        if problem:
+            outputs = (Notice(BlobRejected(m.task_id, 0, task.test_set_digest, sender)),)
+            summary += f"; the test set was dropped: {problem}"
+        else:
+            task = replace(task, test_set=blob, test_set_block=advance.block_number)
+            outputs = (Notice(TestSetPosted(m.task_id, task.test_set_digest, task.test_set_size)),)
+            summary += f"; public test set of {task.test_set_size} images posted"
+    return Accepted(replace(state, tasks=_put(state.tasks, m.task_id, task)), outputs, summary)
+
+
+def _bad_labels(blob: bytes, size: int) -> str:
+    top = max(blob[:size])
+    return f"a label is {top}, above class 9" if top > 9 else ""
+
+
+def _model_chunk(state: State, m: ModelChunk, sender: str, advance: Advance) -> Accepted:
+    task = _task(state, m.task_id)
+    block = advance.block_number
+    _running(task, block)
+    _check_round(task, m.round)
+    if m.digest in task.scores:
+        raise Rejected(f"0x{m.digest.hex()[:12]}… was already posted and scored in round {m.round}")
+    committed = [g for g, r in enumerate(task.reports) if r is not None and r.model_digest == m.digest]
+    disputes = [d for d in task.disputes.values() if d.update_digest == m.digest]
+    if disputes:
+        deadline = task.response_deadline()
+        if block > deadline:
+            raise Rejected(f"disputed updates of round {m.round} of task {m.task_id} had to be posted by block "
+                           f"{deadline}")
+    elif committed:
+        if not task.reveal_open(block):
+            raise Rejected(f"validator models of round {m.round} of task {m.task_id} are revealed once every group "
+                           f"reported or after the report deadline (block {task.report_deadline()})")
+        if block > task.contest_deadline():
+            raise Rejected(f"validator models of round {m.round} of task {m.task_id} had to be revealed by block "
+                           f"{task.contest_deadline()}")
+    else:
+        raise Rejected(f"no model or update 0x{m.digest.hex()[:12]}… is expected in round {m.round} of task "
+                       f"{m.task_id} (a committed validator model, or a disputed update)")
+    arch = qmodel.ARCHS[task.model_arch]
+    uploads, blob = _take_chunk(task, m.digest, sender, m.index, m.count, m.data, arch.encoded_size)
+    task = replace(task, uploads=uploads)
+    summary = f"ModelChunk task {m.task_id} round {m.round} chunk {m.index + 1} of {m.count} — accepted"
+    if blob is None:
+        return Accepted(replace(state, tasks=_put(state.tasks, m.task_id, task)), (), summary)
+    if qmodel.digest(blob) != m.digest:
+        return Accepted(replace(state, tasks=_put(state.tasks, m.task_id, task)),
+                        (Notice(BlobRejected(m.task_id, m.round, m.digest, sender)),),
+                        summary + f"; its chunks do not hash to 0x{m.digest.hex()[:12]}…: dropped")
+    score = _score(blob, task)
+    models = _put(task.models, m.digest, blob) if committed and score is not None else task.models
+    task = replace(task, scores=_put(task.scores, m.digest, score), models=models)
+    kinds = [(g, BLOB_VALIDATOR_MODEL) for g in committed] + [
+        (d.group, BLOB_CHALLENGED_UPDATE if d.kind == DISPUTE_CHALLENGED else BLOB_CONTESTED_UPDATE)
+        for d in disputes]
+    outputs = tuple(Notice(ModelScored(m.task_id, m.round, g, m.digest, kind, score or 0)) for g, kind in kinds)
+    what = "not a valid model of the task's architecture (scored as missing)" if score is None \
+        else f"scored {score} bps on the public test set"
+    return Accepted(replace(state, tasks=_put(state.tasks, m.task_id, task)), outputs, summary + f"; {what}")
+
+
+def _score(blob: bytes, task: Task) -> int | None:
+    """The public accuracy of a posted model, None if it is not a valid model of the task's architecture."""
+    try:
+        model = qmodel.decode(blob)
+        if model.arch != task.model_arch:
+            return None
+        return qnn.accuracy(model, _test_set(task))
+    except (qmodel.QModelError, qnn.QnnError):
+        return None
+
+
+# ------------------------------------------------------------------------------------- disputes
+
+
+def _dispute_window(task: Task, m: Contest | Challenge, block: int) -> None:
+    deadline = task.contest_deadline()
+    if block > deadline:
+        raise Rejected(f"contests and challenges of round {m.round} of task {m.task_id} closed at block {deadline}")
+
+
+def _contest(state: State, m: Contest, sender: str, advance: Advance) -> Accepted:
+    task = _task(state, m.task_id)
+    _running(task, advance.block_number)
+    _check_round(task, m.round)
+    me = task.participant(sender)
+    if me is None or me.role != ROLE_TRAINER:
+        raise Rejected(f"{sender} is not a trainer of task {m.task_id}")
+    report = task.reports[me.group]
+    if report is None:
+        raise Rejected(f"group {me.group} has not reported round {m.round} of task {m.task_id}: nothing to contest")
+    _dispute_window(task, m, advance.block_number)
+    if sender in task.disputes:
+        raise Rejected(f"{sender} is already disputed in round {m.round} of task {m.task_id}")
+    entry = report.entries.get(sender)
+    if entry is not None:
+        if entry.positive:
+            raise Rejected(f"{sender} was reported Positive in round {m.round}: nothing to contest")
+        if (entry.update_digest, entry.samples) != (m.update_digest, m.samples):
+            raise Rejected(f"the contested update (0x{m.update_digest.hex()[:12]}…, {m.samples} samples) is not the "
+                           f"one reported (0x{entry.update_digest.hex()[:12]}…, {entry.samples} samples)")
+        kind = DISPUTE_MISJUDGED
+    else:
+        receipt = Receipt(m.task_id, m.round, sender, m.update_digest, m.samples)
+        _check_signer(Domain.of(advance), receipt, m.receipt_r + m.receipt_vs, task.seats[me.group],
+                      f"the receipt of group {me.group}'s validator")
+        kind = DISPUTE_DROPPED
+    return _file(state, task, Dispute(sender, me.group, kind, m.update_digest, m.samples), m.round)
+
+
+def _challenge(state: State, m: Challenge, sender: str, advance: Advance) -> Accepted:
+    task = _task(state, m.task_id)
+    _running(task, advance.block_number)
+    _check_round(task, m.round)
+    if sender != task.publisher:
+        raise Rejected(f"only the publisher {task.publisher} challenges in task {m.task_id}, not {sender}")
+    _dispute_window(task, m, advance.block_number)
+    who = task.participant(m.trainer)
+    report = task.reports[who.group] if who is not None and who.role == ROLE_TRAINER else None
+    entry = report.entries.get(m.trainer) if report is not None else None
+    if entry is None or not entry.positive:
+        raise Rejected(f"{m.trainer} is not a trainer reported Positive in round {m.round} of task {m.task_id}")
+    if m.trainer in task.disputes:
+        raise Rejected(f"{m.trainer} is already disputed in round {m.round} of task {m.task_id}")
+    made = sum(d.kind == DISPUTE_CHALLENGED and d.group == who.group for d in task.disputes.values())
+    if made >= task.challenges_per_round:
+        raise Rejected(f"the publisher already made {made} challenge(s) in group {who.group} this round, its "
+                       f"limit is {task.challenges_per_round}")
+    return _file(state, task, Dispute(m.trainer, who.group, DISPUTE_CHALLENGED, entry.update_digest, entry.samples),
+                 m.round)
+
+
+def _file(state: State, task: Task, d: Dispute, round_: int) -> Accepted:
+    deadline = task.response_deadline()
+    task = replace(task, disputes=_put(task.disputes, d.trainer, d))
+    return Accepted(replace(state, tasks=_put(state.tasks, task.task_id, task)),
+                    (Notice(Contested(task.task_id, round_, d.group, d.trainer, d.kind, d.update_digest, deadline)),),
+                    f"{DISPUTE_NAMES[d.kind].capitalize()} {short(d.trainer)} in task {task.task_id} round {round_} "
+                    f"group {d.group} — accepted; its update 0x{d.update_digest.hex()[:12]}… must be posted by "
+                    f"block {deadline}")
 
 
 def _close_turn(task: Task, m: RoundClose, sender: str, block: int) -> tuple[tuple[str, ...], int]:
@@ -408,6 +619,14 @@ def _close_turn(task: Task, m: RoundClose, sender: str, block: int) -> tuple[tup
     if len(missing) == task.groups:
         raise Rejected(f"no group reported round {m.round} of task {m.task_id} by block {deadline}: the round "
                        f"cannot close; its publisher may cancel the task")
+    contest, response = task.contest_deadline(), task.response_deadline()
+    if block <= contest:
+        raise Rejected(f"round {m.round} of task {m.task_id} is open for reveals, contests and challenges until "
+                       f"block {contest}")
+    pending = task.pending_disputes()
+    if pending and block <= response:
+        raise Rejected(f"round {m.round} of task {m.task_id} waits until block {response} for the disputed "
+                       f"update(s) of {', '.join(d.trainer for d in pending)}")
     order, turn = task.producer_order(), task.turn_at(block)
     if turn >= len(order):
         raise Rejected(f"every producer of round {m.round} of task {m.task_id} missed its close deadline "
@@ -419,44 +638,115 @@ def _close_turn(task: Task, m: RoundClose, sender: str, block: int) -> tuple[tup
     return order, turn
 
 
+@dataclass(frozen=True)
+class _Global:
+    model: bytes  # FRQ1; empty: no global model yet
+    digest: bytes
+    accuracy_bps: int
+    groups: tuple[int, ...]  # averaged this round; empty: the previous global stands
+
+
+def _global(task: Task, revealed: list[int]) -> _Global:
+    """The integer mean of the revealed validator models (group order), scored on the public test set; with none
+    revealed, the previous round's global stands."""
+    if not revealed:
+        previous = task.history[-1] if task.history else None
+        return _Global(task.global_model, previous.global_digest if previous else bytes(32),
+                       previous.global_accuracy_bps if previous else 0, ())
+    models = [qmodel.decode(task.models[task.reports[g].model_digest]) for g in revealed]  # type: ignore[union-attr]
+    mean = qmodel.average(models)
+    blob = qmodel.encode(mean)
+    return _Global(blob, qmodel.digest(blob), qnn.accuracy(mean, _test_set(task)), tuple(revealed))
+
+
+def _verdict(task: Task, d: Dispute, model_bps: dict[int, int | None]) -> tuple[bool, int | None, int | None]:
+    """(upheld against the validator, the update's public accuracy, the validator model's)."""
+    update, model = task.scores.get(d.update_digest), model_bps.get(d.group)
+    if d.kind == DISPUTE_CHALLENGED:
+        upheld = update is None or model is None or not is_positive(update, model, task.mad_bps)
+    else:
+        upheld = update is not None and (model is None or is_positive(update, model, task.mad_bps))
+    return upheld, update, model
+
+
 def _round_close(state: State, m: RoundClose, sender: str, advance: Advance) -> Accepted:
     task = _task(state, m.task_id)
     block = advance.block_number
     _running(task, block)
     _check_round(task, m.round)
     order, turn = _close_turn(task, m, sender, block)
-    if len(m.validator_accuracy_bps) != task.groups:
-        raise Rejected(f"{len(m.validator_accuracy_bps)} validator accuracies for {task.groups} groups")
-    _check_bps("global accuracy", m.global_accuracy_bps)
-    for g, acc in enumerate(m.validator_accuracy_bps):
-        _check_bps(f"accuracy of group {g}'s model", acc)
 
     deadline = task.report_deadline()
     outputs: list[Output] = [Notice(GroupSkipped(m.task_id, m.round, g, task.seats[g], deadline))
                              for g, r in enumerate(task.reports) if r is None]
     outputs += [Notice(ProducerMissed(m.task_id, m.round, order[i], task.close_deadline(i), order[i + 1]))
                 for i in range(turn)]
-    # Validator reward: among the groups that reported and whose validator did not let its turn to close
-    # pass, the model closest to the global one by test accuracy; ties -> lower group. None eligible: it
-    # stays in escrow.
-    reported = [g for g, r in enumerate(task.reports) if r is not None]
-    eligible = [g for g in reported if task.reports[g].validator not in order[:turn]]
-    distances = {g: abs(m.validator_accuracy_bps[g] - m.global_accuracy_bps) for g in reported}
+    reports = {g: r for g, r in enumerate(task.reports) if r is not None}
+    revealed = [g for g, r in reports.items() if r.model_digest in task.models]
+    model_bps = {g: task.scores[reports[g].model_digest] for g in revealed}
+    glob = _global(task, revealed)
+    if glob.groups:
+        outputs.append(Notice(GlobalModel(m.task_id, m.round, glob.digest, glob.accuracy_bps, glob.groups,
+                                          glob.model)))
+
+    # Disputes, then penalties: an unrevealed model, each dispute upheld against the validator.
+    stakes = dict(task.stakes)
+    upheld: list[Dispute] = []
+    contest_bps: dict[str, int] = {}
+    for d in task.disputes.values():
+        won, update, model = _verdict(task, d, model_bps)
+        outputs.append(Notice(ContestResolved(m.task_id, m.round, d.group, d.trainer, d.kind, won, update is not None,
+                                              update or 0, model or 0)))
+        if won:
+            upheld.append(d)
+            if d.kind != DISPUTE_CHALLENGED:
+                contest_bps[d.trainer] = update or 0
+    penalties = [(g, PENALTY_UNREVEALED) for g in reports if g not in revealed] + [
+        (d.group, PENALTY_CHALLENGE if d.kind == DISPUTE_CHALLENGED else PENALTY_CONTEST) for d in upheld]
+    for g, reason in sorted(penalties, key=lambda p: p[0]):
+        validator = reports[g].validator
+        cut = min(task.validator_reward, stakes[validator])
+        stakes[validator] -= cut
+        outputs.append(Notice(ValidatorPenalized(m.task_id, m.round, validator, g, reason, cut, stakes[validator])))
+    penalised = {g for g, _ in penalties}
+
+    # Trainers: upheld contesters first (best public score first), then the reported Positives whose challenge
+    # was not upheld (best reported score first); ties share pro rata.
+    balances, paid = dict(state.balances), [0] * task.groups
+    voided = {d.trainer for d in upheld if d.kind == DISPUTE_CHALLENGED}
+    for g, report in reports.items():
+        contesters = [(d.trainer, contest_bps[d.trainer]) for d in upheld if d.group == g and d.trainer in contest_bps]
+        positives = [(e.trainer, e.accuracy_bps) for e in report.entries.values()
+                     if e.positive and e.trainer not in voided]
+        for trainer, amount in pay_in_order(ranked_tiers(contesters) + ranked_tiers(positives),
+                                            task.reward_per_positive, task.group_budget):
+            paid[g] += amount
+            stakes[trainer] += amount
+            balances[trainer] = balances.get(trainer, 0) + amount
+            outputs.append(Notice(RewardPaid(m.task_id, m.round, trainer, amount, stakes[trainer])))
+    trainer_paid = sum(paid)
+    if trainer_paid > task.escrow:  # unreachable while a funded task's escrow covers every round
+        raise Rejected(f"overspending: paying {trainer_paid} wei from an escrow of {task.escrow} wei")
+    escrow = task.escrow - trainer_paid
+
+    # Validator reward: among the revealed, unpenalised groups whose validator did not let its turn to close
+    # pass, the model closest to the global one by public accuracy; ties -> lower group. None: it stays in escrow.
+    eligible = [g for g in revealed if g not in penalised and reports[g].validator not in order[:turn]]
+    distances = {g: abs(model_bps[g] - glob.accuracy_bps) for g in revealed}
     best_group = min(eligible, key=lambda g: (distances[g], g)) if eligible else -1
-    winner = task.reports[best_group].validator if eligible else ""
-    amount = min(task.validator_reward, task.escrow) if eligible else 0
-    stakes = _put(task.stakes, winner, task.stakes[winner] + amount) if eligible else task.stakes
-    balances = _credit(state.balances, winner, amount) if eligible else state.balances
-    escrow = task.escrow - amount
-    accs = [r.global_accuracy_bps for r in task.history] + [m.global_accuracy_bps]
-    accumulated = sum(accs) // len(accs)
-    trainer_paid = sum(r.paid for r in task.reports if r is not None)
+    winner = reports[best_group].validator if eligible else ""
+    amount = min(task.validator_reward, escrow) if eligible else 0
     if eligible:
+        stakes[winner] += amount
+        balances[winner] = balances.get(winner, 0) + amount
         outputs.append(Notice(ValidatorRewarded(m.task_id, m.round, winner, best_group, distances[best_group],
                                                 amount, stakes[winner])))
+    escrow -= amount
+    accs = [r.global_accuracy_bps for r in task.history] + [glob.accuracy_bps]
+    accumulated = sum(accs) // len(accs)
     trainers, validators = task.trainers(), task.validators()
     outputs.append(Notice(RoundRecorded(
-        m.task_id, m.round, advance.block_timestamp, m.global_digest, m.global_accuracy_bps, accumulated,
+        m.task_id, m.round, advance.block_timestamp, glob.digest, glob.accuracy_bps, accumulated,
         tuple(p.address for p in validators), tuple(stakes[p.address] for p in validators), len(trainers),
         trainer_paid, escrow)))
     for first in range(0, len(trainers), STAKES_PAGE):
@@ -471,7 +761,7 @@ def _round_close(state: State, m: RoundClose, sender: str, advance: Advance) -> 
         outputs.append(Notice(TaskFinished(m.task_id, task.publisher, escrow, accumulated)))
         tail = f"task finished, {format_wei(escrow)} back to the publisher"
     else:
-        live = {task.reports[g].validator for g in reported}
+        live = {reports[g].validator for g in reports if g not in penalised}
         ranked, rule = election_order([p.address for p in validators], live, stakes, winner,
                                       advance.prev_randao)
         next_order = tuple(ranked) + ((task.publisher,) if task.publisher not in ranked else ())
@@ -479,22 +769,24 @@ def _round_close(state: State, m: RoundClose, sender: str, advance: Advance) -> 
         outputs.append(Notice(ProducerElected(m.task_id, m.round + 1, next_producer, stakes[next_producer],
                                               rule)))
         tail = f"next producer {short(next_producer)} ({RULE_NAMES[rule]})"
-    skipped = task.groups - len(reported)
+    skipped = task.groups - len(reports)
     late = (f", {skipped} group(s) skipped" if skipped else "") + (f", after {turn} missed turn(s)" if turn else "")
     record = RoundRecord(
         round=m.round, block=block, timestamp=advance.block_timestamp, producer=sender,
-        missed_producers=order[:turn], global_digest=m.global_digest,
-        global_accuracy_bps=m.global_accuracy_bps, accumulated_accuracy_bps=accumulated,
-        validator_accuracy_bps=tuple(m.validator_accuracy_bps), reports=task.reports,
-        rewarded_validator=winner, rewarded_group=best_group, distance_bps=distances.get(best_group, 0),
-        validator_paid=amount, trainer_paid=trainer_paid, escrow_left=escrow,
-        next_producer=next_producer, election_rule=rule)
+        missed_producers=order[:turn], global_digest=glob.digest,
+        global_accuracy_bps=glob.accuracy_bps, accumulated_accuracy_bps=accumulated,
+        validator_accuracy_bps=tuple(model_bps.get(g) for g in range(task.groups)), reports=task.reports,
+        paid=tuple(paid), rewarded_validator=winner, rewarded_group=best_group,
+        distance_bps=distances.get(best_group, 0), validator_paid=amount, trainer_paid=trainer_paid,
+        escrow_left=escrow, next_producer=next_producer, election_rule=rule)
     task = replace(task, escrow=0 if last else escrow, stakes=stakes, current_round=m.round + 1,
-                   round_start=block, order=next_order, reports=(None,) * task.groups,
-                   history=task.history + (record,))
+                   round_start=block, order=next_order, reports=(None,) * task.groups, uploads={}, scores={},
+                   models={}, disputes={}, global_model=glob.model, history=task.history + (record,))
+    averaged = f"global model of group(s) {', '.join(map(str, glob.groups))}" if glob.groups \
+        else "no model revealed, the previous global stands"
     return Accepted(State(_put(state.tasks, m.task_id, task), balances), tuple(outputs),
-                    f"RoundClose task {m.task_id} round {m.round} — accepted{late}, global accuracy "
-                    f"{m.global_accuracy_bps} bps, "
+                    f"RoundClose task {m.task_id} round {m.round} — accepted{late}, {averaged}, public accuracy "
+                    f"{glob.accuracy_bps} bps, {len(upheld)} dispute(s) upheld, {len(penalties)} penalt(ies), "
                     + (f"validator reward to group {best_group}" if eligible else "no validator reward") + f", {tail}")
 
 
@@ -530,4 +822,6 @@ def _withdraw(state: State, m: Withdraw, sender: str, advance: Advance) -> Accep
 
 
 _HANDLERS = {CreateTask: _create_task, AdmitTrainers: _admit_trainers, Register: _register,
-             ValidatorReport: _validator_report, RoundClose: _round_close, CancelTask: _cancel_task, Withdraw: _withdraw}
+             TestSetChunk: _test_set_chunk, ValidatorReport: _validator_report, ModelChunk: _model_chunk,
+             Contest: _contest, Challenge: _challenge, RoundClose: _round_close, CancelTask: _cancel_task,
+             Withdraw: _withdraw}

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from dapp.schema import (CANCEL_GROUPS_SILENT, CANCEL_NO_PRODUCER, CANCEL_NO_VALIDATOR, CANCEL_UNFUNDED,
-                         ROLE_TRAINER, ROLE_VALIDATOR)
+from dapp.qnn import RECORD as TEST_RECORD
+from dapp.schema import (CANCEL_GROUPS_SILENT, CANCEL_NO_PRODUCER, CANCEL_NO_TEST_SET, CANCEL_NO_VALIDATOR,
+                         CANCEL_UNFUNDED, CHUNK_DATA, ROLE_TRAINER, ROLE_VALIDATOR)
 
 
 @dataclass(frozen=True)
@@ -21,15 +22,44 @@ class Participant:
 
 
 @dataclass(frozen=True)
+class Entry:
+    """One trainer's contribution as its validator reported it (signed by the trainer: digest and samples)."""
+
+    trainer: str
+    accuracy_bps: int
+    samples: int
+    update_digest: bytes
+    positive: bool  # the MAD verdict on the validator's numbers (provisional until the close)
+
+
+@dataclass(frozen=True)
 class GroupReport:
-    """What one validator reported for the current round, and what the rollup paid for it."""
+    """What one validator reported for the current round (payments follow at the close)."""
 
     validator: str
     validator_accuracy_bps: int
-    model_digest: bytes
-    positives: int
-    negatives: int
-    paid: int
+    model_digest: bytes  # the commitment: keccak256 of its FRQ1 model, revealed with ModelChunk
+    entries: Mapping[str, Entry]  # trainer -> entry, report order
+    block: int
+
+    @property
+    def positives(self) -> int:
+        return sum(e.positive for e in self.entries.values())
+
+    @property
+    def negatives(self) -> int:
+        return len(self.entries) - self.positives
+
+
+@dataclass(frozen=True)
+class Dispute:
+    """A contest by a trainer or a challenge by the publisher, decided at the round's close."""
+
+    trainer: str
+    group: int
+    kind: int  # DISPUTE_*
+    update_digest: bytes
+    samples: int
 
 
 @dataclass(frozen=True)
@@ -44,8 +74,9 @@ class RoundRecord:
     global_digest: bytes
     global_accuracy_bps: int
     accumulated_accuracy_bps: int
-    validator_accuracy_bps: tuple[int, ...]
+    validator_accuracy_bps: tuple[int | None, ...]  # public accuracy of each group's revealed model (None: none)
     reports: tuple[GroupReport | None, ...]  # by group; None: skipped (missed the report deadline)
+    paid: tuple[int, ...]  # wei paid to each group's trainers
     rewarded_validator: str
     rewarded_group: int
     distance_bps: int
@@ -72,7 +103,14 @@ class Task:
     registration_blocks: int
     report_blocks: int
     close_blocks: int
+    test_set_digest: bytes = bytes(32)
+    test_set_size: int = 1
+    model_arch: int = 1
+    contest_blocks: int = 1
+    challenges_per_round: int = 0
     trainer_approval: bool = False
+    test_set: bytes | None = None  # the public test set, once posted complete and matching its digest
+    test_set_block: int | None = None
     escrow: int = 0
     funded_block: int | None = None  # the block whose deposit completed the required escrow
     seated_block: int | None = None  # the block at which the last named validator registered
@@ -86,6 +124,11 @@ class Task:
     group_admitted: tuple[int, ...] = ()  # trainers admitted per group
     stakes: Mapping[str, int] = field(default_factory=dict)
     reports: tuple[GroupReport | None, ...] = ()  # current round, by group
+    uploads: Mapping[tuple[bytes, str], Mapping[int, bytes]] = field(default_factory=dict)  # (digest, sender) -> chunks
+    scores: Mapping[bytes, int | None] = field(default_factory=dict)  # posted blob -> public accuracy (None: invalid)
+    models: Mapping[bytes, bytes] = field(default_factory=dict)  # revealed digest -> its valid FRQ1 bytes
+    disputes: Mapping[str, Dispute] = field(default_factory=dict)  # current round, trainer -> dispute, filing order
+    global_model: bytes = b""  # the last global model (FRQ1); empty before any was computed
     history: tuple[RoundRecord, ...] = ()
 
     # ------------------------------------------------------------------ money and membership
@@ -131,13 +174,17 @@ class Task:
         return self.created_block + self.registration_blocks
 
     @property
+    def test_set_chunks(self) -> int:
+        return -(-self.test_set_size * TEST_RECORD // CHUNK_DATA)
+
+    @property
     def start_block(self) -> int | None:
-        """The first block of round 1: once funded and every seat taken, or else when the registration
-        window closes with at least one seat taken; None while (or if never) that is known."""
-        if self.funded_block is None:
+        """The first block of round 1: once funded, the public test set posted and every seat taken, or else
+        when the registration window closes with at least one seat taken; None while (or if never) that is known."""
+        if self.funded_block is None or self.test_set_block is None:
             return None
         if self.seated_block is not None:
-            return max(self.funded_block, self.seated_block)
+            return max(self.funded_block, self.test_set_block, self.seated_block)
         if any(self.seated(g) for g in range(self.groups)):
             return self.registration_deadline + 1
         return None
@@ -155,6 +202,28 @@ class Task:
         start = self.current_start()
         return None if start is None else start + self.report_blocks
 
+    def all_reported(self) -> bool:
+        return all(r is not None for r in self.reports)
+
+    def reveal_open(self, block: int) -> bool:
+        """Validator models may be revealed: every group committed (reported), or the report deadline passed."""
+        deadline = self.report_deadline()
+        return deadline is not None and (self.all_reported() or block > deadline)
+
+    def contest_deadline(self) -> int | None:
+        """The last block for reveals, contests and challenges: ``contest_blocks`` after the last group's report
+        (after the report deadline when a group is silent; an upper bound until then)."""
+        deadline = self.report_deadline()
+        if deadline is None:
+            return None
+        base = max(r.block for r in self.reports) if self.all_reported() else deadline  # type: ignore[union-attr]
+        return base + self.contest_blocks
+
+    def response_deadline(self) -> int | None:
+        """The last block for posting a disputed update; the close turns are counted from it."""
+        deadline = self.contest_deadline()
+        return None if deadline is None else deadline + self.contest_blocks
+
     def producer_order(self) -> tuple[str, ...]:
         """Who may close the current round, in turn. Round 1: the publisher, then the seated validators by
         group; later rounds: the election order of the previous close."""
@@ -171,14 +240,18 @@ class Task:
 
     def close_deadline(self, turn: int) -> int | None:
         """The last block at which the ``turn``-th producer in the order (0 = elected) may close."""
-        deadline = self.report_deadline()
+        deadline = self.response_deadline()
         return None if deadline is None else deadline + (turn + 1) * self.close_blocks
 
     def turn_at(self, block: int) -> int:
         """Whose turn it is to close at ``block``: an index into `producer_order` (maybe past its end)."""
-        deadline = self.report_deadline()
+        deadline = self.response_deadline()
         assert deadline is not None, "turn_at needs a started task"
         return max(0, (block - deadline - 1) // self.close_blocks)
+
+    def pending_disputes(self) -> list[Dispute]:
+        """Disputes whose update has not been posted yet."""
+        return [d for d in self.disputes.values() if d.update_digest not in self.scores]
 
     def stalled(self, block: int) -> int | None:
         """Why the task cannot go on at ``block`` (a CANCEL_* reason), or None while it can."""
@@ -186,6 +259,8 @@ class Task:
             return None
         if not self.funded:
             return CANCEL_UNFUNDED if block > self.registration_deadline else None
+        if self.test_set_block is None:
+            return CANCEL_NO_TEST_SET if block > self.registration_deadline else None
         if self.start_block is None:
             return CANCEL_NO_VALIDATOR if block > self.registration_deadline else None
         deadline = self.report_deadline()
@@ -199,6 +274,7 @@ class Task:
 
     def latest_end_block(self) -> int:
         """A bound: by this block the task has finished or its publisher may cancel it (each round ends within
-        its report window plus one close window per producer in the order, at most groups + 1)."""
-        per_round = self.report_blocks + (self.groups + 1) * self.close_blocks
+        its report window, the contest and response windows, plus one close window per producer in the order, at
+        most groups + 1)."""
+        per_round = self.report_blocks + 2 * self.contest_blocks + (self.groups + 1) * self.close_blocks
         return self.registration_deadline + 1 + self.rounds * per_round + 1

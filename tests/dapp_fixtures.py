@@ -4,12 +4,22 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Iterable
 
+import numpy as np
+from eth_keys import keys
+from eth_utils import keccak
+
+from dapp import qmodel
+from dapp.eip712 import Domain, Receipt, Update
 from dapp.portal import CANONICAL_ETHER_PORTAL, decode_ether_deposit, encode_ether_deposit
-from dapp.schema import (ROLE_TRAINER, ROLE_VALIDATOR, CreateTask, Message, Register, RoundClose,
-                         ValidatorReport, encode_deposit_data, normalize_address, pack_contribution)
-from dapp.state import Accepted, Advance, Notice, Rejected, State, Voucher, apply
+from dapp.qmodel import Q_MAX, QLayer, QModel
+from dapp.schema import (CHUNK_DATA, ROLE_TRAINER, ROLE_VALIDATOR, Contest, CreateTask, Message, ModelChunk,
+                         Register, RoundClose, TestSetChunk, ValidatorReport, encode_deposit_data,
+                         normalize_address, pack_contribution)
+from dapp.state import ZERO_ADDRESS, Accepted, Advance, Notice, Rejected, State, Voucher, apply
+from flower_sim.signatures import sign
 from rollups_node.rollup_http import refusal
 from rollups_node.rollup_http_schema import REQUEST_BODIES
 
@@ -26,12 +36,83 @@ PUBLISHER = addr(0xA11CE)
 STRANGER = addr(0xBAD)
 
 
+# Validators and trainers sign (their Update, their Receipt): each has a private key, derived from its name.
+_KEYS: dict[str, bytes] = {}  # address -> private key
+_GROUP: dict[str, int] = {}  # trainer address -> its group
+
+
+@cache
+def keyed(name: str) -> str:
+    """The address of the test key named ``name`` (registered in _KEYS)."""
+    key = keccak(text=f"fedrollup test key {name}")
+    address = keys.PrivateKey(key).public_key.to_address().lower()
+    _KEYS[address] = key
+    return address
+
+
+def key_of(address: str) -> bytes:
+    return _KEYS[address]
+
+
 def validator(group: int) -> str:
-    return addr(0x7A110 + group)
+    return keyed(f"validator {group}")
 
 
 def trainer(group: int, i: int) -> str:
-    return addr(0x100 * (group + 1) + i)
+    address = keyed(f"trainer {group} {i}")
+    _GROUP[address] = group
+    return address
+
+
+DOMAIN = Domain(0, ZERO_ADDRESS)  # what `Chain.advance` delivers: chain id 0, application 0x0
+
+
+# ------------------------------------------------------------------ a public test set and models that score exactly
+
+PER_CLASS = 3
+
+
+def band_test_set(per_class: int = PER_CLASS) -> bytes:
+    """Images of class k light up rows 4 + 2k and 5 + 2k only (linearly separable), in dapp.qnn's test-set format."""
+    labels = bytes(k for k in range(10) for _ in range(per_class))
+    pixels = np.zeros((len(labels), 28, 28), dtype=np.uint8)
+    for i, k in enumerate(labels):
+        pixels[i, 4 + 2 * k:6 + 2 * k, :] = 255
+    return labels + pixels.tobytes()
+
+
+TEST_SET = band_test_set()
+TEST_SET_SIZE = 10 * PER_CLASS
+LOGREG = qmodel.arch_named("logreg").id
+
+
+def band_model(dead: Iterable[int] = (), salt: int = 0) -> bytes:
+    """An FRQ1 logreg that detects every band but those of the ``dead`` classes: on `TEST_SET` it scores exactly
+    10,000 - 1,000 x (dead classes other than 0) bps (a dead class's images tie at 0 and go to class 0). ``salt``
+    shifts every bias alike: another digest, the same predictions."""
+    q = np.zeros((28, 28, 10), dtype=np.int64)
+    for k in set(range(10)) - set(dead):
+        q[4 + 2 * k:6 + 2 * k, :, k] = Q_MAX
+    layer = QLayer("dense", q.reshape(784, 10), (1 << 24,), (salt,) * 10, False)
+    return qmodel.encode(QModel(LOGREG, (layer,)))
+
+
+def band_bps(dead: Iterable[int] = ()) -> int:
+    return 10_000 - 1_000 * len(set(dead) - {0})
+
+
+def validator_model(group: int, round_: int) -> bytes:
+    """The model validator ``group`` commits to and reveals in ``round_`` by default (a perfect one)."""
+    return band_model(salt=1_000 * round_ + group)
+
+
+def update_of(trainer_address: str, round_: int) -> bytes:
+    """The update a trainer hands its validator in ``round_`` by default (a perfect one, its own digest)."""
+    return band_model(salt=-(int(trainer_address, 16) % 100_000) - 100_000 * round_)
+
+
+def chunks(blob: bytes) -> list[bytes]:
+    return [blob[i:i + CHUNK_DATA] for i in range(0, len(blob), CHUNK_DATA)] or [b""]
 
 
 @dataclass
@@ -57,6 +138,9 @@ class Chain:
         """Let L1 blocks pass so that the next input lands in ``block``."""
         assert block >= self.block, f"block {block} is in the past (next input: block {self.block})"
         self.block = block
+
+    def task(self, task_id: int = 1):
+        return self.state.tasks[task_id]
 
     def advance(self, sender: str, payload: bytes | Message) -> Advance:
         if isinstance(payload, Message):
@@ -106,10 +190,19 @@ class Chain:
 def task_message(mad_bps: int = 2500, rounds: int = 3, groups: int = 2,
                  budget: int = 10 * MILLI, per_positive: int = 2 * MILLI, validator_reward: int = 1 * MILLI,
                  **terms) -> CreateTask:
-    """A CreateTask (CreateTask's argument order) naming `validator(g)` for each group; other terms keep
-    CreateTask's keyword defaults unless given."""
-    return CreateTask(mad_bps, rounds, groups, budget, per_positive, validator_reward,
-                      **{"validators": tuple(validator(g) for g in range(groups)), **terms})
+    """A CreateTask (CreateTask's argument order) naming `validator(g)` for each group, committing to
+    `TEST_SET` and the logreg architecture, with 5-block contest windows; other terms keep CreateTask's keyword
+    defaults unless given."""
+    defaults = {"validators": tuple(validator(g) for g in range(groups)), "test_set_digest": keccak(TEST_SET),
+                "test_set_size": TEST_SET_SIZE, "model_arch": LOGREG, "contest_blocks": 5}
+    return CreateTask(mad_bps, rounds, groups, budget, per_positive, validator_reward, **{**defaults, **terms})
+
+
+def post_test_set(chain: Chain, task_id: int, data: bytes = TEST_SET, sender: str | None = None) -> Accepted:
+    parts = chunks(data)
+    results = [chain.send(sender or PUBLISHER, TestSetChunk(task_id, i, len(parts), part))
+               for i, part in enumerate(parts)]
+    return results[-1]
 
 
 def create_task(chain: Chain, task_id: int = 1, groups: int = 2, rounds: int = 3, mad_bps: int = 2500,
@@ -121,6 +214,7 @@ def create_task(chain: Chain, task_id: int = 1, groups: int = 2, rounds: int = 3
     created = chain.send(PUBLISHER, task_message(mad_bps, rounds, groups, budget, per_positive, validator_reward,
                                                  **terms))
     assert created.outputs[0].message.task_id == task_id, "the rollup assigned another task id"
+    post_test_set(chain, task_id)
     if fund:
         chain.deposit(PUBLISHER, rounds * (budget + validator_reward), encode_deposit_data(task_id))
     for g in range(groups):
@@ -130,24 +224,73 @@ def create_task(chain: Chain, task_id: int = 1, groups: int = 2, rounds: int = 3
             chain.send(trainer(g, i), Register(task_id, ROLE_TRAINER, g))
 
 
-def report(task_id: int, round_: int, validator_bps: int, scores: dict[str, int],
-           samples: int = 600) -> ValidatorReport:
-    words = tuple(pack_contribution(t, bps, samples) for t, bps in scores.items())
-    return ValidatorReport(task_id, round_, validator_bps, bytes([round_]) * 32, words)
+def signed(trainer_address: str, task_id: int, round_: int, update_digest: bytes, samples: int,
+           group: int | None = None) -> bytes:
+    """The trainer's EIP-712 Update signature (64 bytes) as the rollup checks it in a report."""
+    group = _GROUP[trainer_address] if group is None else group
+    return sign(key_of(trainer_address), DOMAIN, Update(task_id, round_, group, update_digest, samples))
 
 
-def close(task_id: int, round_: int, global_bps: int, group_bps: list[int]) -> RoundClose:
-    return RoundClose(task_id, round_, bytes([0xC0 + round_]) * 32, global_bps, tuple(group_bps))
+def receipt(group: int, trainer_address: str, task_id: int, round_: int, update_digest: bytes,
+            samples: int) -> bytes:
+    """Validator ``group``'s EIP-712 Receipt signature for a trainer's update."""
+    return sign(key_of(validator(group)), DOMAIN, Receipt(task_id, round_, trainer_address, update_digest, samples))
+
+
+def report(task_id: int, round_: int, validator_bps: int, scores: dict[str, int], samples: int = 600,
+           model: bytes | None = None, updates: dict[str, bytes] | None = None) -> ValidatorReport:
+    """A validator's signed report: every trainer signs its update (`update_of` unless given); the validator
+    commits to ``model`` (default `validator_model` of the first trainer's group, or group 0)."""
+    words, digests, sigs = [], [], []
+    for t, bps in scores.items():
+        digest = qmodel.digest((updates or {}).get(t) or update_of(t, round_))
+        words.append(pack_contribution(t, bps, samples))
+        digests.append(digest)
+        sigs.append(signed(t, task_id, round_, digest, samples))
+    group = _GROUP.get(next(iter(scores), ""), 0)
+    model = model if model is not None else validator_model(group, round_)
+    return ValidatorReport(task_id, round_, validator_bps, qmodel.digest(model), tuple(words), tuple(digests),
+                           tuple(s[:32] for s in sigs), tuple(s[32:] for s in sigs))
+
+
+def post_blob(chain: Chain, sender: str, task_id: int, round_: int, blob: bytes) -> Accepted:
+    """Send ``blob`` (a model or an update) as ModelChunks; the last chunk's result."""
+    parts = chunks(blob)
+    digest = qmodel.digest(blob)
+    results = [chain.send(sender, ModelChunk(task_id, round_, digest, i, len(parts), part))
+               for i, part in enumerate(parts)]
+    return results[-1]
+
+
+def contest(task_id: int, round_: int, trainer_address: str, update: bytes, samples: int = 600,
+            receipt_signature: bytes = bytes(64)) -> Contest:
+    return Contest(task_id, round_, qmodel.digest(update), samples, receipt_signature[:32], receipt_signature[32:])
+
+
+def close(task_id: int, round_: int) -> RoundClose:
+    return RoundClose(task_id, round_)
+
+
+def close_when_due(chain: Chain, task_id: int, round_: int, producer: str) -> Accepted:
+    """Let the reveal and contest window pass (to the first block the round may close), then close it."""
+    due = chain.task(task_id).contest_deadline() + 1
+    if chain.block < due:
+        chain.mine_to(due)
+    return chain.send(producer, close(task_id, round_))
 
 
 def play_round(chain: Chain, task_id: int, round_: int, producer: str, groups: int = 2,
                trainers_per_group: int = 3, validator_bps: int = 9000, trainer_bps: int = 8800,
-               global_bps: int = 9100, group_bps: list[int] | None = None) -> None:
-    """Every validator reports all its trainers at the same accuracy; the producer closes the round."""
+               models: dict[int, bytes] | None = None) -> Accepted:
+    """Every validator reports all its trainers at the same accuracy and reveals its model (default
+    `validator_model`, a perfect one); once the contest window has passed, the producer closes the round."""
+    models = {g: (models or {}).get(g) or validator_model(g, round_) for g in range(groups)}
     for g in range(groups):
         scores = {trainer(g, i): trainer_bps for i in range(trainers_per_group)}
-        chain.send(validator(g), report(task_id, round_, validator_bps, scores))
-    chain.send(producer, close(task_id, round_, global_bps, group_bps or [9000 + g for g in range(groups)]))
+        chain.send(validator(g), report(task_id, round_, validator_bps, scores, model=models[g]))
+    for g in range(groups):
+        post_blob(chain, validator(g), task_id, round_, models[g])
+    return close_when_due(chain, task_id, round_, producer)
 
 
 # ------------------------------------------------------------------ a small rollup-server fake
