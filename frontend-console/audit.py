@@ -6,19 +6,20 @@
    stake and producer, and every input's status.
 2. **Prove.** Check every output against the claim settled on L1 with `Application.validateOutput` (on a dev
    chain the audit can mine blocks so the last epoch closes and is claimed).
-3. **Files.** When the run folder is at hand, check each round's `.npz` against the digest recorded for it
-   (global model: `round-NNN.npz`; validator V's model: `round-NNN-validator-V.npz`).
+3. **Files.** When the run folder is at hand, check each round's model file against the digest recorded for it
+   (keccak256 of its FRQ1 bytes, `dapp.qmodel.digest`; global model: `round-NNN.frq`; validator V's model:
+   `round-NNN-validator-V.frq`).
 
 The first discrepancy is named in words; the verdict is one line.
 """
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from dapp import qmodel
 from dapp.state import Notice, Rejected, State, Voucher, apply
 from frontend_console.views import fields
 from rollups_client.l1 import L1
@@ -160,20 +161,20 @@ def prove(outputs: list[RollupOutput], l1: L1, progress: Progress) -> int:
 
 
 def check_files(state: State, run_dir: Path, report: AuditReport) -> None:
-    """Each recorded digest against its `.npz` file in `run_dir` (missing files are counted, not failed)."""
+    """Each recorded digest against its `.frq` file in `run_dir` (missing files are counted, not failed)."""
     for task in state.tasks.values():
         for record in task.history:
-            files = [(f"round-{record.round:03d}.npz", record.global_digest, "global model")]
-            files += [(f"round-{record.round:03d}-validator-{g}.npz", rep.model_digest, f"validator {g}'s model")
+            files = [(f"round-{record.round:03d}.frq", record.global_digest, "global model")]
+            files += [(f"round-{record.round:03d}-validator-{g}.frq", rep.model_digest, f"validator {g}'s model")
                       for g, rep in enumerate(record.reports) if rep is not None]  # None: a skipped group
             for name, digest, what in files:
                 path = run_dir / name
                 if not path.exists():
                     report.files_missing += 1
                     continue
-                actual = hashlib.sha256(path.read_bytes()).digest()
+                actual = qmodel.digest(path.read_bytes())
                 if actual != digest:
-                    raise AuditFailure(f"task {task.task_id} round {record.round}: {path} ({what}) has SHA-256 "
+                    raise AuditFailure(f"task {task.task_id} round {record.round}: {path} ({what}) has keccak256 "
                                        f"{actual.hex()[:16]}…, the rollup recorded {digest.hex()[:16]}…")
                 report.files_checked += 1
 

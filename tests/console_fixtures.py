@@ -1,21 +1,31 @@
 """A recorded federated history on a real anvil + node + backend, for the console and audit tests.
 
 The rounds are recorded by the real `RollupRecorder` from the roles' own keys; only the FL numbers are
-written by hand (no TensorFlow here), with `.npz` stand-in files whose SHA-256 digests go on chain.
+written by hand (no TensorFlow here), with hand-made int8 `logreg` models (FRQ1, `.frq` files) whose digests go
+on chain: validator 0's model detects something, validator 1's is all zeros (it answers class 0 for every image),
+so the global model, their mean, predicts as validator 0's does and validator 0 is the closest to it. Each
+trainer signs its (stand-in) update with its own key, as the trainer ClientApp does.
 """
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
+from eth_utils import keccak
+
+from common import accounts
 from contracts_config.deployment import Deployment
+from dapp.qmodel import Q_MAX, QLayer, QModel, arch_named, encode
 from flower_sim.config import SimulationConfig
+from flower_sim.manager import global_model
+from flower_sim.quantize import save_frq1
 from flower_sim.records import Contribution, RoundRecord, ValidatorReport, ValidatorResult
 from flower_sim.rollup_roles import RollupRecorder
+from flower_sim.signatures import sign
 from rollups_client.node import NodeClient
 
 ATTACKER = 1  # trainer 1 sends a bad update in every round
@@ -31,38 +41,55 @@ class History:
     recorder: RollupRecorder
 
 
-def write_model(run_dir: Path, name: str, content: bytes) -> bytes:
-    path = run_dir / name
-    path.write_bytes(content)
-    return hashlib.sha256(content).digest()
+def logreg_model(round_: int, validator: int) -> bytes:
+    """Validator 0's model of a round: int8 weights drawn from the round, zero biases; any other validator's: all
+    zeros, its biases set to the round (so that every round's model has a digest of its own)."""
+    if validator == 0:
+        q = np.random.default_rng(round_).integers(-Q_MAX, Q_MAX + 1, (784, 10)).astype(np.int64)
+        biases = (0,) * 10
+    else:
+        q, biases = np.zeros((784, 10), dtype=np.int64), (round_ + 100 * validator,) * 10
+    return encode(QModel(arch_named("logreg").id, (QLayer("dense", q, (1 << 24,), biases, False),)))
+
+
+def signed(recorder: RollupRecorder, cfg: SimulationConfig, rnd: int, t: int, samples: int) -> tuple[bytes, bytes]:
+    """Trainer t's stand-in update digest for round `rnd` and its `Update` signature from its own key."""
+    update = keccak(text=f"trainer {t} update of round {rnd}")
+    task = recorder.signing_task()
+    key = accounts.private_key(accounts.trainer_index(t, cfg.validators))
+    return update, sign(key, task.domain, task.update(rnd, cfg.group_of(t), update, samples))
 
 
 def record_history(recorder: RollupRecorder, cfg: SimulationConfig, run_dir: Path) -> None:
-    """`cfg.rounds` rounds: every trainer Positive but the attacker; validator 0 closest to the global model."""
+    """`cfg.rounds` rounds of a `logreg` run: every trainer Positive but the attacker; validator 0 closest to the
+    global model."""
     recorder.open_task(cfg.rounds)
     for rnd in range(1, cfg.rounds + 1):
-        results = []
+        results, models = [], []
         for v in range(cfg.validators):
             contributions = tuple(
                 Contribution(trainer_id=t, validator_id=v, accuracy=0.1 if t == ATTACKER else 0.9,
                              accuracy_bps=1000 if t == ATTACKER else 9000 + t, num_examples=100 + t,
-                             accepted=t != ATTACKER, malicious=t == ATTACKER, attacked=t == ATTACKER)
+                             accepted=t != ATTACKER, malicious=t == ATTACKER, attacked=t == ATTACKER,
+                             **dict(zip(("update_digest", "signature"), signed(recorder, cfg, rnd, t, 100 + t))))
                 for t in range(cfg.trainers) if cfg.group_of(t) == v)
-            name = f"round-{rnd:03d}-validator-{v}.npz"
-            digest = write_model(run_dir, name, f"validator {v} round {rnd}".encode())
+            name = f"round-{rnd:03d}-validator-{v}.frq"
+            models.append(logreg_model(rnd, v))
+            model_digest = save_frq1(run_dir / name, models[-1])
             recorder.on_validator_report(ValidatorReport(
                 round=rnd, validator_id=v, strategy="mad", own_accuracy=0.91, own_accuracy_bps=9100,
-                contributions=contributions, model_file=name, model_sha256=digest,
+                contributions=contributions, model_file=name, model_digest=model_digest,
                 training_s=0.0, validation_s=0.0, aggregation_s=0.0))
             results.append(ValidatorResult(
                 validator_id=v, own_accuracy=0.91, own_accuracy_bps=9100, aggregated_accuracy=0.9,
                 aggregated_accuracy_bps=9000 + 10 * v, accepted=len(contributions),
-                rejected=0, rejected_malicious=0, model_file=name, model_sha256=digest))
-        name = f"round-{rnd:03d}.npz"
-        digest = write_model(run_dir, name, f"global round {rnd}".encode())
+                rejected=0, rejected_malicious=0, model_file=name, model_digest=model_digest))
+        name = f"round-{rnd:03d}.frq"
+        glob = global_model([models[v] for v in recorder.averaged(rnd, range(cfg.validators))])
         recorder.on_round_closed(RoundRecord(
             round=rnd, global_accuracy=0.9, global_accuracy_bps=9002, global_loss=0.3, global_model_file=name,
-            global_sha256=digest, best_validator=0, validators=tuple(results), contributions=()))
+            global_digest=save_frq1(run_dir / name, glob), best_validator=0, validators=tuple(results),
+            contributions=(), models=tuple(models), global_model=glob))
 
 
 @contextlib.contextmanager

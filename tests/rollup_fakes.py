@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from dapp.inspect_routes import InspectError, answer
 from dapp.portal import encode_ether_deposit
 from dapp.state import Notice, Rejected, Voucher
-from dapp_fixtures import PORTAL, Chain
+from dapp_fixtures import DOMAIN, PORTAL, Chain
 from flower_sim import rollup_roles
 from flower_sim.config import SimulationConfig
 from flower_sim.rollup_roles import RollupRecorder, TaskTerms
@@ -97,15 +97,15 @@ class FakeRollup:
         return outs
 
 
-CFG = SimulationConfig(trainers=4, validators=2, rounds=3)
+CFG = SimulationConfig(trainers=4, validators=2, rounds=3, model="logreg")
 TERMS = TaskTerms(registration_blocks=50, report_blocks=12, close_blocks=4)
 
 
 def recorder_on(rollup: FakeRollup, monkeypatch, silent: SilentValidator | None) -> tuple[RollupRecorder, list]:
     monkeypatch.setattr(rollup_roles, "L1", type("FakeL1", (L1,), {"__new__": lambda cls, *a: rollup}))
     said: list[str] = []
-    recorder = RollupRecorder(CFG, SimpleNamespace(rpc_url="fake"), rollup, terms=TERMS, say=said.append,
-                              silent=silent)
+    deployment = SimpleNamespace(rpc_url="fake", chain_id=DOMAIN.chain_id, application=DOMAIN.verifying_contract)
+    recorder = RollupRecorder(CFG, deployment, rollup, terms=TERMS, say=said.append, silent=silent)
     recorder._fund_roles = lambda: None
     recorder.POLL_S = 0
     return recorder, said

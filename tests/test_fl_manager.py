@@ -1,11 +1,10 @@
-"""The manager's rules: the global model is the plain mean, the best validator is closest in accuracy."""
+"""The manager's rules: the global model is the rollup's integer mean, the best validator is closest in accuracy."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from flower_sim.manager import average, closest_validator
-from flower_sim.npz import load_weights, save_weights
+from flower_sim.manager import closest_validator
 
 
 def test_best_validator_is_the_one_whose_accuracy_is_closest_to_the_global_model():
@@ -18,30 +17,62 @@ def test_equal_distance_goes_to_the_lower_validator_id():
     assert closest_validator([9_500, 9_200, 9_400], global_bps=9_300) == 1
 
 
-def test_global_model_is_the_unweighted_mean_of_the_validator_models():
-    a = [np.zeros((2, 2), dtype=np.float32), np.array([1.0, 3.0], dtype=np.float32)]
-    b = [np.full((2, 2), 4.0, dtype=np.float32), np.array([3.0, 5.0], dtype=np.float32)]
-    mean = average([a, b])
-    assert mean[0] == pytest.approx(np.full((2, 2), 2.0)) and mean[1] == pytest.approx([2.0, 4.0])
-    assert mean[0].dtype == np.float32
+def _logreg(seed: int) -> list[np.ndarray]:
+    """Float weights of the `logreg` architecture (784 x 10 kernel, 10 biases), drawn from `seed`."""
+    rng = np.random.default_rng(seed)
+    return [rng.normal(0, 0.05, (784, 10)).astype(np.float32), rng.normal(0, 0.1, 10).astype(np.float32)]
 
 
-def test_npz_round_trip_and_digest_depend_only_on_the_weights(tmp_path):
-    weights = [np.arange(6, dtype=np.float32).reshape(2, 3), np.ones(3, dtype=np.float32)]
-    d1 = save_weights(tmp_path / "a.npz", weights)
-    d2 = save_weights(tmp_path / "b.npz", [w.copy() for w in weights])
-    d3 = save_weights(tmp_path / "c.npz", [weights[0], weights[1] * 2])
-    assert d1 == d2 != d3 and len(d1) == 32  # SHA-256 bytes
-    assert all(np.array_equal(x, y) for x, y in zip(load_weights(tmp_path / "a.npz"), weights))
+def _closer(tmp_path, observer=None, rollup=None):
+    from types import SimpleNamespace
+
+    from flower_sim.manager import RoundCloser
+    from flower_sim.models import Score
+    from flower_sim.quantize import save_frq1
+
+    manager = SimpleNamespace(evaluate=lambda w: Score(9_000, 10_000, 0.1), integer_accuracy=lambda m: 8_800,
+                              save_global=lambda r, m: (f"round-{r:03d}.frq", save_frq1(tmp_path / f"round-{r:03d}.frq", m)))
+    return RoundCloser(manager, observer, rollup)
+
+
+def _round(v: int, model: bytes):
+    from dapp.qmodel import digest
+    from flower_sim.records import ValidatorReport
+    from flower_sim.validator import ValidatorRound
+
+    return ValidatorRound(model, ValidatorReport(1, v, "mad", None, None, (), f"m{v}.frq", digest(model), 1.0, 0.5, 0.1))
+
+
+def test_the_managers_global_is_the_rollups_integer_mean_and_the_next_round_trains_from_its_bits(tmp_path):
+    from dapp.qmodel import average, decode, digest, encode
+    from flower_sim.quantize import dequantize, to_frq1
+
+    models = [to_frq1(_logreg(seed)) for seed in (1, 2)]
+    closed = _closer(tmp_path).close(1, [_round(v, m) for v, m in enumerate(models)])
+    rollup_global = encode(average([decode(m) for m in models]))
+    assert closed.record.global_digest == digest(rollup_global)
+    assert (tmp_path / "round-001.frq").read_bytes() == rollup_global == closed.record.global_model
+    assert all(np.array_equal(a, b) for a, b in zip(closed.global_weights, dequantize(decode(rollup_global))))
+    assert closed.record.global_integer_bps == 8_800 and closed.record.models == tuple(models)
+    assert "models" not in closed.record.as_dict() and "global_model" not in closed.record.as_dict()
+
+
+def test_a_validator_silent_on_the_rollup_is_left_out_of_the_global_as_the_rollup_leaves_it_out(tmp_path):
+    from types import SimpleNamespace
+
+    from dapp.qmodel import digest
+    from flower_sim.quantize import to_frq1
+
+    models = [to_frq1(_logreg(seed)) for seed in (1, 2)]
+    rollup = SimpleNamespace(averaged=lambda r, validators: [v for v in validators if v != 1])
+    closed = _closer(tmp_path, rollup=rollup).close(1, [_round(v, m) for v, m in enumerate(models)])
+    assert closed.record.global_digest == digest(models[0])  # the mean of one model is that model, byte for byte
 
 
 def test_the_round_close_tells_the_observers_each_report_once_then_the_close(tmp_path):
     from types import SimpleNamespace
 
-    from flower_sim.manager import RoundCloser
-    from flower_sim.models import Score
-    from flower_sim.records import ValidatorReport
-    from flower_sim.validator import ValidatorRound
+    from flower_sim.quantize import to_frq1
 
     class Seen:
         def __init__(self):
@@ -53,14 +84,11 @@ def test_the_round_close_tells_the_observers_each_report_once_then_the_close(tmp
         def on_round_closed(self, record):
             self.calls.append(("closed", record.round))
 
-    manager = SimpleNamespace(evaluate=lambda w: Score(int(w[0][0]), 10, 1.0),
-                              save_global=lambda r, w: (f"round-{r:03d}.npz", "ab" * 32))
-    report = lambda v: ValidatorReport(1, v, "mad", None, None, (), f"m{v}.npz", "cd" * 32, 1.0, 0.5, 0.1)
-    rounds = [ValidatorRound([np.full(2, 2.0 * v + 1)], report(v)) for v in range(2)]
+    rounds = [_round(v, to_frq1(_logreg(v))) for v in range(2)]
     seen = Seen()
-    closer = RoundCloser(manager, seen)
+    closer = _closer(tmp_path, seen)
     closer.report(rounds[0].report)
     closed = closer.close(1, rounds)
     assert seen.calls == [("report", 0), ("report", 1), ("closed", 1)]
-    assert closed.record.best_validator == 0 and closed.global_weights[0] == pytest.approx([2.0, 2.0])
+    assert closed.record.best_validator == 0
     assert closed.record.timings["training_s"] == 2.0

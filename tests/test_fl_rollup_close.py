@@ -1,32 +1,53 @@
-"""The RoundClose goes out before the reports are confirmed (one L1 block saved per round); when it still
-reaches L1 before a report, the rollup turns it away and the producer sends it again.
+"""Each validator reveals its model before the reports are confirmed (a lower priority fee, so that in a shared block
+the reveals follow the reports); a reveal that still reached L1 before a report is turned away by the rollup
+(reveals open once every group reported) and is sent again. After the close, the rollup's global model must be the
+manager's, bit for bit, or the run stops.
 
-The chain is replaced by a fake here (the ordering cannot be forced on anvil); the whole recorder runs
-against real anvil and the node in tests/test_console_audit.py and tests/test_e2e_demo.py."""
+The chain is replaced by fakes here (the ordering cannot be forced on anvil); the whole recorder runs against real
+anvil and the node in tests/test_console_audit.py and tests/test_e2e_demo.py."""
 from __future__ import annotations
 
+from dataclasses import replace
 from types import SimpleNamespace
 
-from dapp.schema import ProducerElected, RoundClose
-from flower_sim.records import RoundRecord
-from flower_sim.rollup_roles import ChainTimings, RollupRecorder
+import pytest
+
+from console_fixtures import logreg_model, record_history
+from dapp.qmodel import digest
+from dapp.schema import ModelChunk, ModelScored
+from flower_sim.records import RoundRecord, ValidatorResult
+from flower_sim.rollup_roles import ChainTimings, RollupRecorder, RollupRejected
+from rollup_fakes import CFG, FakeRollup, recorder_on
+
+MODELS = (logreg_model(1, 0), logreg_model(1, 1))
+
+
+def result(v: int) -> ValidatorResult:
+    return ValidatorResult(validator_id=v, own_accuracy=0.9, own_accuracy_bps=9000, aggregated_accuracy=0.9,
+                           aggregated_accuracy_bps=9000, accepted=2, rejected=0, rejected_malicious=0,
+                           model_file=f"round-001-validator-{v}.frq", model_digest=digest(MODELS[v]))
+
+
+RECORD = RoundRecord(round=1, global_accuracy=0.9, global_accuracy_bps=9000, global_loss=0.3,
+                     global_model_file="round-001.frq", global_digest=bytes(32), best_validator=0,
+                     validators=(result(0), result(1)), contributions=(), models=MODELS)
 
 
 class FakeL1Recorder(RollupRecorder):
     """A recorder whose L1 numbers inputs in the order given by `landing` (tx hash -> input index)."""
 
-    def __init__(self, landing: dict[str, int]) -> None:  # no chain: only what on_round_closed uses
+    def __init__(self, landing: dict[str, int]) -> None:  # no chain: only what _reveal uses
         self.landing, self.sent, self.confirmed = landing, [], []
         self.l1 = SimpleNamespace(priority_fee=1_000_000_000)
-        self.key_of, self.producer, self.task_id = {"0xproducer": "key"}, "0xproducer", 7
+        self.validator_keys, self.task_id = ["key-0", "key-1"], 7
         self.timings, self.say = ChainTimings(), lambda _: None
         self.silent, self.silent_id, self.withheld = None, None, set()
         self.pending = [("validator 0's report of round 1", "report-0"), ("validator 1's report of round 1",
                                                                           "report-1")]
 
     def _send(self, key, message=None, payload=None, tip=None):
-        self.sent.append((message, tip))
-        return f"close-{len(self.sent)}"
+        self.sent.append((key, message, tip))
+        return f"chunk-{len(self.sent)}"
 
     def _input_index(self, tx_hash) -> int:
         return self.landing[tx_hash]
@@ -35,31 +56,39 @@ class FakeL1Recorder(RollupRecorder):
         self.confirmed.append(tx_hash)
         return self.landing[tx_hash]
 
-    def who(self, address: str) -> str:
-        return address
-
     def _notices(self, input_index):
-        return [ProducerElected(task_id=7, round=2, producer="0xnext", stake=1, rule=0)]
+        group = 0 if input_index in (12, 14) else 1
+        return [ModelScored(7, 1, group, digest(MODELS[group]), 0, 9_000 + group)]
 
 
-RECORD = RoundRecord(round=1, global_accuracy=0.9, global_accuracy_bps=9000, global_loss=0.3,
-                     global_model_file="round-001.npz", global_sha256=bytes(32), best_validator=0,
-                     validators=(), contributions=())
+def test_each_validator_reveals_at_once_from_its_own_key_with_a_lower_tip_confirmed_after_the_reports():
+    recorder = FakeL1Recorder({"report-0": 10, "report-1": 11, "chunk-1": 12, "chunk-2": 13})
+    assert recorder._reveal(RECORD) == {"0": 9_000, "1": 9_001}
+    (k0, c0, tip0), (k1, c1, tip1) = recorder.sent
+    assert (k0, k1) == ("key-0", "key-1") and tip0 == tip1 == 500_000_000
+    assert isinstance(c0, ModelChunk) and (c0.digest, c0.index, c0.count, c0.data) == (digest(MODELS[0]), 0, 1,
+                                                                                      MODELS[0])
+    assert recorder.confirmed == ["report-0", "report-1", "chunk-1", "chunk-2"]
 
 
-def test_the_close_is_sent_at_once_with_a_lower_tip_and_confirmed_after_the_reports():
-    recorder = FakeL1Recorder({"report-0": 10, "report-1": 11, "close-1": 12})
-    recorder.on_round_closed(RECORD)
-    (close, tip), = recorder.sent
-    assert isinstance(close, RoundClose) and close.round == 1 and tip == 500_000_000
-    assert recorder.confirmed == ["report-0", "report-1", "close-1"]
-    assert recorder.producer == "0xnext"
+def test_a_reveal_that_reached_l1_before_a_report_is_sent_again_and_the_resend_is_what_counts():
+    recorder = FakeL1Recorder({"report-0": 10, "chunk-1": 11, "report-1": 12, "chunk-2": 13, "chunk-3": 14})
+    recorder._reveal(RECORD)
+    assert [(k, m) for k, m, _ in recorder.sent] == [("key-0", recorder.sent[0][1]), ("key-1", recorder.sent[1][1]),
+                                                    ("key-0", recorder.sent[0][1])]  # validator 0's chunk, again
+    assert recorder.sent[2][2] is None                                              # at the normal fee
+    assert recorder.confirmed == ["report-0", "report-1", "chunk-3", "chunk-2"]     # the early one is not awaited
 
 
-def test_a_close_that_reached_l1_before_a_report_is_sent_again_and_the_resend_is_what_counts():
-    recorder = FakeL1Recorder({"report-0": 10, "close-1": 11, "report-1": 12, "close-2": 13})
-    recorder.on_round_closed(RECORD)
-    assert [m for m, _ in recorder.sent] == [recorder.sent[0][0]] * 2     # the same RoundClose, twice
-    assert recorder.sent[1][1] is None                                     # the resend at the normal fee
-    assert recorder.confirmed == ["report-0", "report-1", "close-2"]       # the rejected first one is not awaited
-    assert recorder.producer == "0xnext"
+def test_a_global_model_of_the_rollup_that_differs_from_the_managers_stops_the_run(monkeypatch, tmp_path):
+    rollup = FakeRollup()
+    recorder, _ = recorder_on(rollup, monkeypatch, None)
+    real = recorder.on_round_closed
+
+    def with_another_global(record: RoundRecord) -> None:  # a manager whose mean is not the rollup's
+        real(replace(record, global_digest=b"\x01" * 32))
+
+    recorder.on_round_closed = with_another_global
+    with pytest.raises(RollupRejected, match=r"the rollup's global model of round 1 \(groups 0, 1\) has digest "
+                                             r"[0-9a-f]{16}…, the manager's 0101010101010101…"):
+        record_history(recorder, CFG, tmp_path)

@@ -10,7 +10,10 @@ import pytest
 
 from common.errors import ConfigError
 from console_fixtures import record_history
-from dapp.schema import CancelTask, GroupSkipped, ProducerMissed, RoundClose, TaskFinished, Withdrawal
+from eth_utils import keccak
+
+from dapp.schema import (CancelTask, GlobalModel, GroupSkipped, ModelScored, ProducerMissed, RoundClose, TaskFinished,
+                         ValidatorPenalized, Withdrawal)
 from dapp.state import Voucher
 from flower_sim.rollup_roles import RollupRejected
 from flower_sim.rollup_schedule import Schedule, SilentValidator, Turn, plan_close
@@ -20,44 +23,51 @@ from rollups_client.l1 import L1
 A, B, P = "0x" + "aa" * 20, "0x" + "bb" * 20, "0x" + "cc" * 20  # two validators and the publisher
 
 
-def schedule(reports_in: set[int], deadline: int = 100, close_blocks: int = 10) -> Schedule:
-    turns = tuple(Turn(a, deadline + (i + 1) * close_blocks) for i, a in enumerate((A, B, P)))
-    return Schedule(round=2, report_deadline=deadline, turns=turns, groups=2, reports_in=frozenset(reports_in))
+def schedule(reports_in: set[int], deadline: int = 100, contest: int = 104, contest_blocks: int = 4,
+             close_blocks: int = 10) -> Schedule:
+    """Round 2: reports until `deadline`, reveals and contests until `contest`, the turns counted from the
+    response deadline `contest + contest_blocks`."""
+    turns = tuple(Turn(a, contest + contest_blocks + (i + 1) * close_blocks) for i, a in enumerate((A, B, P)))
+    return Schedule(round=2, report_deadline=deadline, contest_deadline=contest, turns=turns, groups=2,
+                    reports_in=frozenset(reports_in))
 
 
 # ------------------------------------------------------------------------------ the plan, pure
-def test_every_group_reported_and_an_honest_elected_producer_closes_at_once():
+def test_the_elected_producer_closes_once_the_contest_window_has_passed():
     plan = plan_close(schedule({0, 1}), now=50, silent=frozenset(), held=frozenset({A, B, P}))
-    assert (plan.producer, plan.turn, plan.first_block, plan.passed_over) == (A, 0, None, ())
+    assert (plan.producer, plan.turn, plan.first_block, plan.passed_over) == (A, 0, 105, ())
 
 
-def test_a_silent_group_makes_the_elected_producer_wait_past_the_report_deadline():
-    plan = plan_close(schedule({0}), now=50, silent=frozenset(), held=frozenset({A, B, P}))
-    assert (plan.producer, plan.first_block) == (A, 101)
+def test_with_a_silent_group_the_contest_window_follows_the_report_deadline():
+    plan = plan_close(schedule({0}, contest=102), now=50, silent=frozenset(), held=frozenset({A, B, P}))
+    assert (plan.producer, plan.first_block) == (A, 103)
 
 
 def test_a_silent_elected_producer_hands_the_turn_on_after_its_close_deadline():
     plan = plan_close(schedule({1}), now=50, silent=frozenset({A}), held=frozenset({A, B, P}))
-    assert (plan.producer, plan.turn, plan.first_block) == (B, 1, 111)
+    assert (plan.producer, plan.turn, plan.first_block) == (B, 1, 119)
     assert [t.producer for t in plan.passed_over] == [A]
     # Even when every group reported, the next producer may close only after the elected one's deadline.
-    assert plan_close(schedule({0, 1}), now=50, silent=frozenset({A}), held=frozenset({A, B, P})).first_block == 111
+    assert plan_close(schedule({0, 1}), now=50, silent=frozenset({A}), held=frozenset({A, B, P})).first_block == 119
 
 
 def test_a_turn_whose_window_has_passed_is_lost_and_no_usable_producer_means_no_plan():
-    late = plan_close(schedule({0, 1}), now=115, silent=frozenset(), held=frozenset({A, B, P}))
-    assert (late.producer, late.first_block) == (B, 111)  # A's window ended at 110; B's turn has begun
+    late = plan_close(schedule({0, 1}), now=125, silent=frozenset(), held=frozenset({A, B, P}))
+    assert (late.producer, late.first_block) == (B, 119)  # A's window ended at 118; B's turn has begun
     assert plan_close(schedule({0}), now=50, silent=frozenset({A, B}), held=frozenset({A, B})) is None
     assert plan_close(schedule({0}), now=50, silent=frozenset(), held=frozenset({P})).producer == P
 
 
 def test_the_schedule_is_read_from_the_rollups_inspect_answers():
-    producer = {"finished": False, "round": 3, "report_deadline": 40,
-                "turns": [{"producer": A.upper().replace("0X", "0x"), "until_block": 45}]}
-    s = Schedule.from_inspect(producer, {"groups": 2, "reports_in": [1]})
-    assert (s.round, s.report_deadline, s.turns, s.missing) == (3, 40, (Turn(A, 45),), (0,))
+    producer = {"finished": False, "round": 3, "report_deadline": 40, "contest_deadline": 43,
+                "turns": [{"producer": A.upper().replace("0X", "0x"), "until_block": 51}]}
+    s = Schedule.from_inspect(producer, {"groups": 2, "reports_in": [1], "close_blocks": 5}, contest_blocks=3)
+    assert (s.round, s.report_deadline, s.contest_deadline, s.turns, s.missing) == (3, 40, 43, (Turn(A, 51),), (0,))
+    # An answer that does not state the contest deadline: derived from the elected one's turn (D + close_blocks).
+    del producer["contest_deadline"]
+    assert Schedule.from_inspect(producer, {"groups": 2, "reports_in": [1], "close_blocks": 5}, 3).contest_deadline == 43
     with pytest.raises(ValueError, match="over"):
-        Schedule.from_inspect({"finished": True, "task_id": 1}, {})
+        Schedule.from_inspect({"finished": True, "task_id": 1}, {}, 3)
 
 
 @pytest.mark.parametrize("silent, validators, rounds, message", [
@@ -73,14 +83,24 @@ def test_a_silence_the_run_cannot_stage_is_a_one_line_error(silent, validators, 
 
 
 # ------------------------------------------------------------------------ the recorder, on the rules
-def test_without_a_silent_validator_every_round_closes_at_once_with_no_one_late(monkeypatch, tmp_path):
+def test_without_a_silent_validator_every_round_closes_after_its_contest_window_with_no_one_late(monkeypatch,
+                                                                                                 tmp_path):
     rollup = FakeRollup()
     recorder, said = recorder_on(rollup, monkeypatch, None)
     record_history(recorder, CFG, tmp_path)
     task = rollup.chain.state.tasks[1]
     assert task.finished and all(r.missed_producers == () and None not in r.reports for r in task.history)
-    assert not rollup.all(GroupSkipped) and not rollup.all(ProducerMissed)
+    assert not rollup.all(GroupSkipped) and not rollup.all(ProducerMissed) and not rollup.all(ValidatorPenalized)
     assert "REJECTED" not in rollup.statuses.values()
+    # Both validators revealed and the rollup scored their models; its global model is the manager's, each round.
+    assert [(n.round, n.group) for n in rollup.all(ModelScored)] == [(r, g) for r in (1, 2, 3) for g in (0, 1)]
+    globals_ = rollup.all(GlobalModel)
+    assert [g.digest for g in globals_] == [keccak((tmp_path / f"round-{r:03d}.frq").read_bytes()) for r in (1, 2, 3)]
+    assert recorder.round_figures(1)["global_accuracy_bps"] == globals_[0].accuracy_bps
+    assert recorder.round_figures(1)["models_bps"] == {str(n.group): n.accuracy_bps for n in rollup.all(ModelScored)
+                                                       if n.round == 1}
+    assert any("validator 1 reveals its model of round 1 (7,892 bytes, 1 input)" in s for s in said), said
+    assert any("the rollup's global model of round 3 is the manager's, bit for bit" in s for s in said), said
 
 
 def test_a_validator_silent_from_round_2_is_skipped_and_its_missed_turn_passes_to_the_next(monkeypatch, tmp_path):
@@ -143,8 +163,7 @@ def test_when_no_producer_the_run_may_use_is_left_the_run_stops_saying_so(monkey
     recorder.key_of.pop(L1.address(recorder.manager_key))  # without the publisher's and validator 0's keys
     recorder.key_of.pop(L1.address(recorder.validator_keys[0]))
     with pytest.raises(RollupRejected, match="no producer this run may use"):
-        recorder._close_on_schedule(RoundClose(1, 1, bytes(32), 9000, (9000, 9000)),
-                                    frozenset({L1.address(recorder.validator_keys[1])}))
+        recorder._close(RoundClose(1, 1), frozenset({L1.address(recorder.validator_keys[1])}))
 
 
 def test_waiting_for_a_block_on_a_chain_that_mines_none_stops_saying_so(monkeypatch):
@@ -163,4 +182,4 @@ def test_a_task_that_ended_without_the_run_stops_it_saying_so(monkeypatch):
     rollup.chain.mine(TERMS.report_blocks + 1)
     rollup.send_input(recorder.manager_key, CancelTask(1).encode())  # the publisher cancelled meanwhile
     with pytest.raises(RollupRejected, match="task 1 is over"):
-        recorder._close_on_schedule(RoundClose(1, 1, bytes(32), 9000, (9000, 9000)), frozenset())
+        recorder._close(RoundClose(1, 1), frozenset())
