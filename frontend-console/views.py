@@ -8,8 +8,9 @@ from typing import Any
 
 from rich.table import Table
 
-from dapp.schema import (CANCEL_NAMES, RULE_NAMES, GroupSkipped, ProducerElected, ProducerMissed, RoundRecorded,
-                         TaskCancelled, TaskCreated, TaskFinished, TrainerStakes, ValidatorRewarded, Withdrawal)
+from dapp.schema import (BLOB_VALIDATOR_MODEL, CANCEL_NAMES, PENALTY_NAMES, RULE_NAMES, GroupSkipped, ModelScored,
+                         ProducerElected, ProducerMissed, RoundRecorded, TaskCancelled, TaskCreated, TaskFinished,
+                         TrainerStakes, ValidatorPenalized, ValidatorRewarded, Withdrawal)
 from dapp.state import format_wei
 from rollups_client.outputs import RollupOutput
 from rollups_node.model import Report
@@ -76,14 +77,16 @@ def bps(value: int) -> str:
 
 
 def rounds_table(notices: list[RollupOutput], task_id: int | None) -> Table:
-    """Per round: accuracy, accepted/rejected contributions, rewards paid, the rewarded validator, the groups
+    """Per round: the global model's accuracy and each group model's, as the rollup scored them on the public test
+    set, accepted/rejected contributions, rewards paid, the rewarded validator, penalised validators, the groups
     skipped for missing the report deadline, the producers that missed their close deadline, next producer."""
-    table = Table(title="rounds recorded on the rollup", title_justify="left")
-    for name in ("task", "round", "block time (UTC)", "global acc", "accumulated", "positive", "negative",
-                 "paid to trainers", "validator reward", "skipped", "missed close", "next producer",
-                 "escrow left"):
+    table = Table(title="rounds recorded on the rollup (accuracies: the rollup's own, on the public test set)",
+                  title_justify="left")
+    for name in ("task", "round", "block time (UTC)", "global acc", "accumulated", "group models", "positive",
+                 "negative", "paid to trainers", "validator reward", "penalised", "skipped", "missed close",
+                 "next producer", "escrow left"):
         table.add_column(name, justify="left" if name in ("validator reward", "next producer", "skipped",
-                                                          "missed close") else "right",
+                                                          "missed close", "group models", "penalised") else "right",
                          no_wrap=name in ("block time (UTC)", "next producer"))
     by_round: dict[tuple[int, int], dict[str, Any]] = {}
     for o in notices:
@@ -91,7 +94,8 @@ def rounds_table(notices: list[RollupOutput], task_id: int | None) -> Table:
         if m is None or not hasattr(m, "round") or (task_id is not None and m.task_id != task_id):
             continue
         key = (m.task_id, m.round) if not isinstance(m, ProducerElected) else (m.task_id, m.round - 1)
-        row = by_round.setdefault(key, {"positive": 0, "negative": 0, "skipped": [], "missed": []})
+        row = by_round.setdefault(key, {"positive": 0, "negative": 0, "skipped": [], "missed": [], "models": [],
+                                        "penalised": []})
         if o.name == "ContributionClassified":
             row["positive" if m.positive else "negative"] += 1
         elif isinstance(m, RoundRecorded):
@@ -100,6 +104,10 @@ def rounds_table(notices: list[RollupOutput], task_id: int | None) -> Table:
             row["rewarded"] = f"group {m.group} +{format_wei(m.amount)}"
         elif isinstance(m, ProducerElected):
             row["producer"] = _short(fields(o)["producer"])
+        elif isinstance(m, ModelScored) and m.kind == BLOB_VALIDATOR_MODEL:
+            row["models"].append(f"group {m.group} {bps(m.accuracy_bps)}")
+        elif isinstance(m, ValidatorPenalized):
+            row["penalised"].append(f"group {m.group} ({PENALTY_NAMES.get(m.reason, m.reason)})")
         elif isinstance(m, GroupSkipped):
             row["skipped"].append(f"group {m.group} (late after block {m.report_deadline})")
         elif isinstance(m, ProducerMissed):
@@ -112,8 +120,9 @@ def rounds_table(notices: list[RollupOutput], task_id: int | None) -> Table:
             continue  # a round still open: its reports are in, its close is not
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(rec.timestamp))
         table.add_row(str(task), str(round_), when, bps(rec.global_accuracy_bps),
-                      bps(rec.accumulated_accuracy_bps), str(row["positive"]), str(row["negative"]),
-                      format_wei(rec.trainer_paid), row.get("rewarded", "—"), "; ".join(row["skipped"]) or "—",
+                      bps(rec.accumulated_accuracy_bps), "; ".join(row["models"]) or "—", str(row["positive"]),
+                      str(row["negative"]), format_wei(rec.trainer_paid), row.get("rewarded", "—"),
+                      "; ".join(row["penalised"]) or "—", "; ".join(row["skipped"]) or "—",
                       "; ".join(row["missed"]) or "—", row.get("producer", "— (last round)"),
                       format_wei(rec.escrow_left))
     return table

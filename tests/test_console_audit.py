@@ -28,7 +28,7 @@ from rollups_client.outputs import RollupOutput
 from rollups_node.outputs import encode_notice
 
 pytestmark = pytest.mark.slow
-CFG = SimulationConfig(trainers=4, validators=2, rounds=2)
+CFG = SimulationConfig(trainers=4, validators=2, rounds=2, model="logreg")
 FRONTEND_CONSOLE = str(Path(sys.executable).parent / "frontend-console")  # the installed console script
 
 
@@ -89,11 +89,11 @@ def test_audit_names_a_round_record_whose_stake_was_altered(history):
 
 
 def test_audit_names_a_model_file_that_no_longer_matches_its_digest(history):
-    path = history.run_dir / "round-002-validator-1.npz"
+    path = history.run_dir / "round-002-validator-1.frq"
     original = path.read_bytes()
     path.write_bytes(original + b"retrained in secret")
     try:
-        with pytest.raises(AuditFailure, match=r"round 2: .*round-002-validator-1\.npz \(validator 1's model\)"):
+        with pytest.raises(AuditFailure, match=r"round 2: .*round-002-validator-1\.frq \(validator 1's model\)"):
             audit(history.node, L1(history.deployment.rpc_url, history.deployment), run_dir=history.run_dir)
     finally:
         path.write_bytes(original)
@@ -123,7 +123,10 @@ def test_console_lists_decoded_notices_rounds_stakes_and_producers(history):
     rejected = [n for n in notices if n["name"] == "ContributionClassified" and not n["fields"]["positive"]]
     assert len(rejected) == CFG.rounds and all(n["fields"]["accuracy_bps"] == 1000 for n in rejected)
     rounds = console(history, "rounds")
-    assert rounds.returncode == 0 and "90.02%" in rounds.stdout
+    recomputed = [n["fields"] for n in notices if n["name"] == "GlobalModel"]  # the rollup's own accuracy
+    assert len(recomputed) == CFG.rounds and rounds.returncode == 0
+    assert all(f"{g['accuracy_bps'] / 100:.2f}%" in rounds.stdout for g in recomputed), rounds.stdout
+    assert "group 1 " in rounds.stdout  # each group model's public accuracy
     stakes = console(history, "stakes").stdout
     assert stakes.count("trainer") == CFG.trainers and stakes.count("validator") == CFG.validators
     producers = console(history, "producers", "--json")

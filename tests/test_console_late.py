@@ -64,9 +64,9 @@ def test_the_audit_checks_the_reporting_groups_files_and_skips_the_silent_groups
     report = AuditReport()
     check_files(rollup.chain.state, tmp_path, report)
     assert (report.files_checked, report.files_missing) == (3 + 2 + 1 + 1, 0)
-    (tmp_path / "round-002-validator-0.npz").write_bytes(b"the silent group's model, never on chain")
+    (tmp_path / "round-002-validator-0.frq").write_bytes(b"the silent group's model, never on chain")
     check_files(rollup.chain.state, tmp_path, AuditReport())  # not checked: no digest to check it against
-    (tmp_path / "round-002-validator-1.npz").write_bytes(b"tampered")
+    (tmp_path / "round-002-validator-1.frq").write_bytes(b"tampered")
     with pytest.raises(AuditFailure, match="round 2: .*validator 1's model"):
         check_files(rollup.chain.state, tmp_path, AuditReport())
 

@@ -26,7 +26,7 @@ def test_two_rounds_four_trainers_one_gaussian_attacker(tmp_path, capsys):
         assert set(r["timings"]) == {"training_s", "validation_s", "aggregation_s"}
         assert r["global_accuracy_bps"] == int(r["global_accuracy"] * 10_000 + 1e-9)
         assert len(r["validators"]) == 2 and r["best_validator"] in (0, 1)
-        assert all(v["own_accuracy_bps"] is not None and len(v["model_sha256"]) == 64 for v in r["validators"])
+        assert all(v["own_accuracy_bps"] is not None and len(v["model_digest"]) == 64 for v in r["validators"])
         assert sorted(c["trainer_id"] for c in r["contributions"]) == [0, 1, 2, 3]
         for c in r["contributions"]:
             assert c["validator_id"] == c["trainer_id"] // 2
@@ -54,10 +54,10 @@ class StopAfterFirstRound:
 
     def on_validator_report(self, report) -> None:
         self.calls.append(("report", report.round, report.validator_id, report.own_accuracy_bps,
-                           len(report.contributions), report.model_sha256))
+                           len(report.contributions), report.model_digest))
 
     def on_round_closed(self, record) -> None:
-        self.calls.append(("closed", record.round, record.global_accuracy_bps, record.global_sha256))
+        self.calls.append(("closed", record.round, record.global_accuracy_bps, record.global_digest))
         raise KeyboardInterrupt("the rollup refused the round")
 
 
@@ -68,8 +68,8 @@ def test_the_round_hook_sees_each_validator_report_then_the_close_and_can_stop_t
     with pytest.raises(KeyboardInterrupt):
         simulate(cfg, tmp_path, observer=observer)
     assert [c[:3] for c in observer.calls] == [("report", 1, 0), ("report", 1, 1), ("closed", 1, observer.calls[2][2])]
-    assert all(c[4] == 2 and len(c[5]) == 32 and 0 <= c[3] <= 10_000 for c in observer.calls[:2])  # SHA-256 bytes
-    assert (tmp_path / "round-001.npz").is_file() and not (tmp_path / "round-002.npz").exists()
+    assert all(c[4] == 2 and len(c[5]) == 32 and 0 <= c[3] <= 10_000 for c in observer.calls[:2])  # keccak256 bytes
+    assert (tmp_path / "round-001.frq").is_file() and not (tmp_path / "round-002.frq").exists()
 
 
 def test_the_flower_server_app_runs_the_same_loop_on_a_grid(tmp_path):

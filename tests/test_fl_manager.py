@@ -31,7 +31,8 @@ def _closer(tmp_path, observer=None, rollup=None):
     from flower_sim.quantize import save_frq1
 
     manager = SimpleNamespace(evaluate=lambda w: Score(9_000, 10_000, 0.1), integer_accuracy=lambda m: 8_800,
-                              save_global=lambda r, m: (f"round-{r:03d}.frq", save_frq1(tmp_path / f"round-{r:03d}.frq", m)))
+                              save_global=lambda r, m: (f"round-{r:03d}.frq",
+                                                        save_frq1(tmp_path / f"round-{r:03d}.frq", m)))
     return RoundCloser(manager, observer, rollup)
 
 
@@ -40,7 +41,8 @@ def _round(v: int, model: bytes):
     from flower_sim.records import ValidatorReport
     from flower_sim.validator import ValidatorRound
 
-    return ValidatorRound(model, ValidatorReport(1, v, "mad", None, None, (), f"m{v}.frq", digest(model), 1.0, 0.5, 0.1))
+    report = ValidatorReport(1, v, "mad", None, None, (), f"m{v}.frq", digest(model), 1.0, 0.5, 0.1)
+    return ValidatorRound(model, report)
 
 
 def test_the_managers_global_is_the_rollups_integer_mean_and_the_next_round_trains_from_its_bits(tmp_path):

@@ -65,7 +65,8 @@ def test_the_schedule_is_read_from_the_rollups_inspect_answers():
     assert (s.round, s.report_deadline, s.contest_deadline, s.turns, s.missing) == (3, 40, 43, (Turn(A, 51),), (0,))
     # An answer that does not state the contest deadline: derived from the elected one's turn (D + close_blocks).
     del producer["contest_deadline"]
-    assert Schedule.from_inspect(producer, {"groups": 2, "reports_in": [1], "close_blocks": 5}, 3).contest_deadline == 43
+    task = {"groups": 2, "reports_in": [1], "close_blocks": 5}
+    assert Schedule.from_inspect(producer, task, 3).contest_deadline == 43
     with pytest.raises(ValueError, match="over"):
         Schedule.from_inspect({"finished": True, "task_id": 1}, {}, 3)
 

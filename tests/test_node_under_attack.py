@@ -32,7 +32,7 @@ from rollups_client.node import NodeClient
 from rollups_node.server import REQUEST_TIMEOUT
 
 pytestmark = pytest.mark.slow
-CFG = SimulationConfig(trainers=4, validators=2, rounds=2)
+CFG = SimulationConfig(trainers=4, validators=2, rounds=2, model="logreg")
 DEPOSITOR = accounts.private_key(9)  # no role in the history: its balance is the deposit alone
 THIEF = accounts.private_key(8)
 MALFORMED_INSPECTS = ["task/" + "9" * 5000, "task/²"]  # int() refuses > 4,300 digits; "²".isdigit() is True

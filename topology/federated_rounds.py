@@ -3,7 +3,7 @@
 Design (the manager<->validator exchange is out of band, over the emulated backbone):
   * the manager host runs `topology.manager_host`, the manager link's HTTP service (`flower_sim.manager_link`)
     on its own address that hands out the global model of each round and takes the validators' models and
-    reports; it closes each round as `simulate` does (`flower_sim.manager.RoundCloser`), writes the `.npz`
+    reports; it closes each round as `simulate` does (`flower_sim.manager.RoundCloser`), writes the `.frq`
     files, records every round on the chain host's rollup, and hands its figures over at the end;
   * each validator host runs ONE `flwr run` for the whole run on its own SuperLink (Deployment Engine), whose
     ServerApp (`flower_sim.validator_app`) loops over the rounds: fetch the global model from the manager,
@@ -15,7 +15,7 @@ whenever the manager announces a round closed, and samples the memory (PSS) of e
 for the bytes per station per round and peak memory; it writes `metrics.json` once, at the end.
 When the rounds end and the run was recorded on the chain host's rollup, the manager host runs the auditors'
 console audit (`fedrollup console audit`, as `fedrollup demo` ends) against the chain host's node and L1
-across the emulated network, with the run folder's `.npz` files; its verdict goes into `metrics.json`.
+across the emulated network, with the run folder's `.frq` files; its verdict goes into `metrics.json`.
 """
 from __future__ import annotations
 
@@ -166,7 +166,7 @@ def run_rounds(network, processes: HostProcesses, flower, chain, cfg: Simulation
                           "seconds": round(time.monotonic() - started, 2)})
     if chain:
         say("the auditors' console audits the run from the manager host: every notice re-derived from the L1 "
-            "inputs, proven on L1, the .npz files checked against the digests on chain")
+            "inputs, proven on L1, the .frq model files checked against the digests on chain")
     metrics.add(audit=audit_run(processes, chain, out) if chain else None)
     metrics.write(out / "metrics.json")
     document = metrics.document
