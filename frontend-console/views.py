@@ -82,12 +82,12 @@ def rounds_table(notices: list[RollupOutput], task_id: int | None) -> Table:
     skipped for missing the report deadline, the producers that missed their close deadline, next producer."""
     table = Table(title="rounds recorded on the rollup (accuracies: the rollup's own, on the public test set)",
                   title_justify="left")
-    for name in ("task", "round", "block time (UTC)", "global acc", "accumulated", "group models", "positive",
+    for name in ("task", "round", "block time (UTC)", "global acc", "accumulated", "group model accs", "positive",
                  "negative", "paid to trainers", "validator reward", "penalised", "skipped", "missed close",
                  "next producer", "escrow left"):
         table.add_column(name, justify="left" if name in ("validator reward", "next producer", "skipped",
-                                                          "missed close", "group models", "penalised") else "right",
-                         no_wrap=name in ("block time (UTC)", "next producer"))
+                                                          "missed close", "penalised") else "right",
+                         no_wrap=name in ("block time (UTC)", "next producer", "group model accs"))
     by_round: dict[tuple[int, int], dict[str, Any]] = {}
     for o in notices:
         m = o.message
@@ -105,7 +105,7 @@ def rounds_table(notices: list[RollupOutput], task_id: int | None) -> Table:
         elif isinstance(m, ProducerElected):
             row["producer"] = _short(fields(o)["producer"])
         elif isinstance(m, ModelScored) and m.kind == BLOB_VALIDATOR_MODEL:
-            row["models"].append(f"group {m.group} {bps(m.accuracy_bps)}")
+            row["models"].append((m.group, bps(m.accuracy_bps)))
         elif isinstance(m, ValidatorPenalized):
             row["penalised"].append(f"group {m.group} ({PENALTY_NAMES.get(m.reason, m.reason)})")
         elif isinstance(m, GroupSkipped):
@@ -120,7 +120,7 @@ def rounds_table(notices: list[RollupOutput], task_id: int | None) -> Table:
             continue  # a round still open: its reports are in, its close is not
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(rec.timestamp))
         table.add_row(str(task), str(round_), when, bps(rec.global_accuracy_bps),
-                      bps(rec.accumulated_accuracy_bps), "; ".join(row["models"]) or "—", str(row["positive"]),
+                      bps(rec.accumulated_accuracy_bps), " · ".join(f"g{g} {acc}" for g, acc in sorted(row["models"])) or "—", str(row["positive"]),
                       str(row["negative"]), format_wei(rec.trainer_paid), row.get("rewarded", "—"),
                       "; ".join(row["penalised"]) or "—", "; ".join(row["skipped"]) or "—",
                       "; ".join(row["missed"]) or "—", row.get("producer", "— (last round)"),

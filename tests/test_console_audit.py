@@ -126,7 +126,7 @@ def test_console_lists_decoded_notices_rounds_stakes_and_producers(history):
     recomputed = [n["fields"] for n in notices if n["name"] == "GlobalModel"]  # the rollup's own accuracy
     assert len(recomputed) == CFG.rounds and rounds.returncode == 0
     assert all(f"{g['accuracy_bps'] / 100:.2f}%" in rounds.stdout for g in recomputed), rounds.stdout
-    assert "group 1 " in rounds.stdout  # each group model's public accuracy
+    assert " · g1 " in rounds.stdout  # each group model's public accuracy
     stakes = console(history, "stakes").stdout
     assert stakes.count("trainer") == CFG.trainers and stakes.count("validator") == CFG.validators
     producers = console(history, "producers", "--json")
@@ -169,7 +169,7 @@ def test_console_ether_deposit_funds_a_task_and_credits_a_depositor_and_the_audi
     recorder = history.recorder
     create = CreateTask(mad_bps=2500, rounds=1, groups=1, round_trainer_budget=3 * 10**15,
                         reward_per_positive=10**15, validator_reward=2 * 10**15,  # escrow 0.005 ETH
-                        validators=("0x" + "77" * 20,))
+                        validators=("0x" + "77" * 20,), test_set_digest=bytes(32), test_set_size=1, model_arch=1)
     created = recorder._confirm("a new task", recorder._send(recorder.manager_key, create))
     task_id = next(n.task_id for n in recorder._notices(created) if isinstance(n, TaskCreated))
     funded = console(history, "ether", "deposit", "--amount", "0.005", "--task", str(task_id),
