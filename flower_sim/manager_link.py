@@ -4,6 +4,9 @@ In one process (`fedrollup simulate`, `flower_sim.server_app`) the round loop ha
 `ValidatorRound` to the manager directly (`flower_sim.federation`). In a deployment each validator's ServerApp
 (`flower_sim.validator_app`) reaches the manager's HTTP service (`serve`, run by `topology.manager_host`):
   * GET /global/<r>: the global model of round r as `.npz` bytes (404 until round r-1 is closed);
+  * GET /task: the rollup task the run records on, {"task_id", "chain_id", "application"}, or 404 when it records
+    on none (final once round 1's global model is served: the manager opens the task first). The validators pass
+    it to their stations in the train config, so that every trainer signs its updates for it;
   * POST /validator/<r>/<v>: validator v's round r as JSON: {"report": ValidatorReport fields, "timings": the
     validator's seconds, "model": its model's FRQ1 bytes as base64};
   * POST /upload/<r>/<v>: {"upload_s", "upload_bytes"}, how long the POST above took as the validator timed it
@@ -24,7 +27,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
+from dapp.eip712 import Domain
 from flower_sim.records import RoundRecord, ValidatorReport
+from flower_sim.signatures import RollupTask
 from flower_sim.validator import ValidatorRound
 
 CLOSED = "manager closed round"  # the announcement's words: "manager closed round 3"
@@ -71,6 +76,19 @@ def fetch_global(manager: str, server_round: int, timeout_s: float) -> tuple[lis
         time.sleep(0.2)
 
 
+def fetch_task(manager: str) -> RollupTask | None:
+    """The rollup task the manager's run records on, None when it records on none (ask once round 1's global
+    model has been served)."""
+    try:
+        with urllib.request.urlopen(f"{manager}/task", timeout=60) as answer:
+            task = json.loads(answer.read())
+    except urllib.error.HTTPError as err:
+        if err.code == 404:
+            return None
+        raise RuntimeError(f"the manager did not say which rollup task the run records on: {err}") from None
+    return RollupTask(int(task["task_id"]), Domain(int(task["chain_id"]), str(task["application"])))
+
+
 def _post_json(url: str, document: dict) -> tuple[float, int]:
     body = json.dumps(document).encode()
     request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
@@ -98,6 +116,11 @@ class Exchange:
         self.globals: dict[int, bytes] = {}
         self.results: dict[int, dict[int, dict]] = {}
         self.uploads: dict[int, dict[int, dict]] = {}
+        self.task: RollupTask | None = None
+
+    def publish_task(self, task: RollupTask) -> None:
+        with self.lock:
+            self.task = task
 
     def publish(self, server_round: int, npz: bytes) -> None:
         with self.lock:
@@ -146,6 +169,14 @@ def make_handler(exchange: Exchange) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             parts = self.path.strip("/").split("/")
+            if parts == ["task"]:
+                with exchange.lock:
+                    task = exchange.task
+                if task is None:
+                    return self._answer(404, b"this run records on no rollup\n", "text/plain")
+                body = {"task_id": task.task_id, "chain_id": task.domain.chain_id,
+                        "application": task.domain.verifying_contract}
+                return self._answer(200, json.dumps(body).encode(), "application/json")
             if len(parts) == 2 and parts[0] == "global" and parts[1].isdigit():
                 with exchange.lock:
                     npz = exchange.globals.get(int(parts[1]))

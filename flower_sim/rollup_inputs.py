@@ -7,15 +7,11 @@
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from dapp.eip712 import SIGNATURE_SIZE
 from dapp.schema import CHUNK_DATA, MAX_CHUNKS, ModelChunk, TestSetChunk, ValidatorReport, pack_contribution
-from flower_sim.records import Contribution
 from flower_sim.records import ValidatorReport as RoundReport
-
-# A stand-in signer for a contribution that arrived unsigned: (contribution, round) -> 64-byte signature.
-Signer = Callable[[Contribution, int], bytes]
 
 
 def chunked(blob: bytes) -> list[bytes]:
@@ -40,17 +36,14 @@ def model_chunks(task_id: int, server_round: int, model_digest: bytes, model: by
             for i, p in enumerate(parts)]
 
 
-def validator_report(task_id: int, report: RoundReport, trainer_address: Sequence[str],
-                     stand_in: Signer | None = None) -> ValidatorReport:
-    """The v2 report of `report`; `trainer_address[t]` is trainer t's address. A contribution without the trainer's
-    signature is signed by `stand_in` when given, else ValueError (the rollup would reject the whole report)."""
-    signatures = []
+def validator_report(task_id: int, report: RoundReport, trainer_address: Sequence[str]) -> ValidatorReport:
+    """The v2 report of `report`; `trainer_address[t]` is trainer t's address. ValueError for a contribution without
+    the trainer's signature (the rollup would reject the whole report)."""
     for c in report.contributions:
-        signature = c.signature or (stand_in(c, report.round) if stand_in is not None else b"")
-        if len(signature) != SIGNATURE_SIZE:
-            raise ValueError(f"trainer {c.trainer_id}'s update of round {report.round} carries no signature: "
-                             f"the rollup rejects a report with an unsigned entry")
-        signatures.append(signature)
+        if len(c.signature) != SIGNATURE_SIZE:
+            raise ValueError(f"trainer {c.trainer_id}'s update carries no signature (does its validator pass the "
+                             f"rollup task to its trainers?): the rollup rejects a report with an unsigned entry")
+    signatures = [c.signature for c in report.contributions]
     return ValidatorReport(
         task_id=task_id, round=report.round,
         validator_accuracy_bps=report.own_accuracy_bps if report.own_accuracy_bps is not None else 0,

@@ -40,11 +40,11 @@ from dapp.schema import (DEFAULT_CLOSE_BLOCKS, DEFAULT_REGISTRATION_BLOCKS, DEFA
 from dapp.state import format_wei
 from flower_sim.config import SimulationConfig
 from flower_sim.data import make_splits, public_test_set
-from flower_sim.records import Contribution, RoundRecord
+from flower_sim.records import RoundRecord
 from flower_sim.records import ValidatorReport as RoundReport
 from flower_sim.rollup_inputs import model_chunks, public_set_chunks, validator_report
 from flower_sim.rollup_schedule import ClosePlan, Schedule, SilentValidator, plan_close
-from flower_sim.signatures import RollupTask, sign
+from flower_sim.signatures import RollupTask
 from rollups_client.l1 import L1, Reverted
 from rollups_client.node import NodeClient
 
@@ -111,7 +111,6 @@ class RollupRecorder:
         self.silent_id: int | None = silent.validator if silent is not None else None  # resolved when elected
         self.withheld: set[int] = set()  # rounds whose report the silent validator withheld
         self.figures: dict[int, dict] = {}  # round -> the rollup's numbers (`round_figures`)
-        self._stand_in_said = False
 
     # ------------------------------------------------------------------ plumbing
     def _send(self, key: str, message: Message | None = None, payload: bytes | None = None,
@@ -242,22 +241,14 @@ class RollupRecorder:
                      f"training)")
             return
         trainers = [L1.address(k).lower() for k in self.trainer_keys]
-        message = validator_report(self.task_id, report, trainers, stand_in=self._stand_in)
+        try:
+            message = validator_report(self.task_id, report, trainers)
+        except ValueError as err:  # an unsigned entry: the rollup would reject the whole report
+            raise RollupRejected(f"validator {report.validator_id} cannot report round {report.round}: {err}") \
+                from None
         self.pending.append((f"validator {report.validator_id}'s report of round {report.round}",
                              self._send(self.validator_keys[report.validator_id], message)))
         self._blocked(report.round, time.perf_counter() - start)
-
-    def _stand_in(self, contribution: Contribution, server_round: int) -> bytes:
-        """A trainer's `Update` signature made here with the trainer's own key, for an update that reached its
-        validator unsigned (the emulated network's stations are not given the rollup task yet)."""
-        if not self._stand_in_said:
-            self._stand_in_said = True
-            self.say("trainers' updates arrived unsigned (their stations do not know the rollup task): the "
-                     "recorder signs each with that trainer's own key")
-        task = self.signing_task()
-        group = self.cfg.group_of(contribution.trainer_id)
-        return sign(self.trainer_keys[contribution.trainer_id], task.domain,
-                    task.update(server_round, group, contribution.update_digest, contribution.num_examples))
 
     def on_round_closed(self, record: RoundRecord) -> None:
         """Each validator that reported reveals its model; once the contest window has passed, the producer whose

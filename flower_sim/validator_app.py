@@ -23,7 +23,7 @@ from flower_sim.config import SimulationConfig
 from flower_sim.data import make_splits
 from flower_sim.federation import trainer_nodes
 from flower_sim.grid import GroupGrid
-from flower_sim.manager_link import fetch_global, post_result, round_document
+from flower_sim.manager_link import fetch_global, fetch_task, post_result, round_document
 from flower_sim.validator import Validator, ValidatorJudge
 
 app = ServerApp()
@@ -91,6 +91,8 @@ def main(grid: Grid, context: Context) -> None:
     setup = {"serverapp_setup_s": time.perf_counter() - setup_started}
     for server_round in range(1, cfg.rounds + 1):
         global_weights, fetch_s = fetch_global(manager, server_round, float(config.get("wait-global-s", 900)))
+        if server_round == 1:  # the task is open once round 1's global is served: the stations sign for it
+            validator.rollup = fetch_task(manager)
         outcome = validator.run_round(server_round, global_weights)
         timings = {**timed.last, "fetch_global_s": fetch_s, **(setup if server_round == 1 else {})}
         post_result(manager, server_round, validator_id, round_document(outcome, timings))

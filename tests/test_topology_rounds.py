@@ -17,8 +17,10 @@ import pytest
 
 from contracts_config.anvil import free_port
 from flower_sim.config import SimulationConfig
-from flower_sim.manager_link import (Exchange, fetch_global, make_handler, post_result, weights_from_bytes,
-                                     weights_to_bytes)
+from dapp.eip712 import Domain
+from flower_sim.manager_link import (Exchange, fetch_global, fetch_task, make_handler, post_result,
+                                     weights_from_bytes, weights_to_bytes)
+from flower_sim.signatures import RollupTask
 from topology.federated_rounds import audit_run, memory_estimate, simulation_config, write_edge_app
 from topology.flower_services import run_config
 from topology.manager_host import round_timings
@@ -73,6 +75,11 @@ def test_validators_wait_for_the_global_model_and_hand_theirs_back():
             exchange.wait_uploads(2, 2, timeout_s=0.1)
         with pytest.raises(RuntimeError, match="round 9"):
             fetch_global(url, 9, timeout_s=0.3)
+        # the rollup task the stations sign for: none until the manager publishes it
+        assert fetch_task(url) is None
+        task = RollupTask(4, Domain(31337, "0x" + "cd" * 20))
+        exchange.publish_task(task)
+        assert fetch_task(url) == task
     finally:
         server.shutdown()
     assert [a.shape for a in weights_from_bytes(weights_to_bytes(weights))] == [(2, 3), (3,)]

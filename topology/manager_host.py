@@ -94,6 +94,7 @@ def run(spec: dict) -> int:
         node = NodeClient.at(node_url, deployment.application)
         recorder = RollupRecorder(cfg, deployment, node, say=lambda text: print(f"[chain] {text}", flush=True))
         recorder.open_task(cfg.rounds)
+        exchange.publish_task(recorder.signing_task())  # before round 1's global: the validators ask after it
         print(f"task {recorder.task_id} open on the rollup in {recorder.timings.setup_s:.1f} s", flush=True)
     metrics = RunMetrics.start(cfg, splits.source)
     closer = RoundCloser(manager, Observers(ClosedRoundAnnouncer(), *([recorder] if recorder else []), metrics),
