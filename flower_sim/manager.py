@@ -162,8 +162,7 @@ class RoundCloser:
             global_loss=global_score.loss, global_model_file=file_name, global_digest=digest,
             best_validator=closest_validator([s.bps for s in scores], global_score.bps), validators=results,
             contributions=tuple(c for r in reports for c in r.contributions),
-            timings=timings(reports, averaging_s), global_integer_bps=integer_bps,
-            models=tuple(r.model for r in rounds), global_model=global_bytes)
+            timings=timings(reports, averaging_s), global_integer_bps=integer_bps, global_model=global_bytes)
         if self.observer is not None:
             started = time.perf_counter()
             self.observer.on_round_closed(record)

@@ -23,6 +23,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -54,7 +55,8 @@ def round_document(outcome: ValidatorRound, timings: dict[str, float]) -> dict:
 
 def round_from(document: dict) -> ValidatorRound:
     """The validator's round out of a POST /validator/<r>/<v> document."""
-    return ValidatorRound(base64.b64decode(document["model"]), ValidatorReport.from_dict(document["report"]))
+    model = base64.b64decode(document["model"])
+    return ValidatorRound(model, replace(ValidatorReport.from_dict(document["report"]), model=model))
 
 
 # ---------------------------------------------------------------------------------------------- the client

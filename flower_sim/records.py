@@ -68,6 +68,7 @@ class ValidatorReport:
     training_s: float
     validation_s: float
     aggregation_s: float
+    model: bytes = field(default=b"", repr=False, compare=False)  # its FRQ1 bytes, for observers; not in as_dict
 
     @property
     def accepted(self) -> int:
@@ -82,7 +83,9 @@ class ValidatorReport:
         return sum((not c.accepted) and c.malicious for c in self.contributions)
 
     def as_dict(self) -> dict:
-        return json_ready(asdict(self))
+        document = asdict(self)
+        del document["model"]
+        return json_ready(document)
 
     @classmethod
     def from_dict(cls, document: dict) -> ValidatorReport:
@@ -115,9 +118,8 @@ class RoundRecord:
     """One closed round: the global model's result, each validator's, every contribution, the timings.
 
     `global_integer_bps` is the global model's accuracy by the rollup's integer inference (`dapp.qnn`) on the
-    task's public test set (None when not computed). `models` holds the FRQ1 bytes of each validator's model
-    (validator order) and `global_model` those of the global: for the observers (the rollup's reveals), never in
-    `as_dict`."""
+    task's public test set (None when not computed). `global_model` holds the global's FRQ1 bytes, for the
+    observers, never in `as_dict`."""
 
     round: int
     global_accuracy: float
@@ -130,12 +132,11 @@ class RoundRecord:
     contributions: tuple[Contribution, ...]
     timings: dict[str, float] = field(default_factory=dict)
     global_integer_bps: int | None = None
-    models: tuple[bytes, ...] = field(default=(), repr=False, compare=False)
     global_model: bytes = field(default=b"", repr=False, compare=False)
 
     def as_dict(self) -> dict:
         document = asdict(self)
-        del document["models"], document["global_model"]
+        del document["global_model"]
         return json_ready(document)
 
 

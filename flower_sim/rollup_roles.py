@@ -111,6 +111,8 @@ class RollupRecorder:
         self.silent_id: int | None = silent.validator if silent is not None else None  # resolved when elected
         self.withheld: set[int] = set()  # rounds whose report the silent validator withheld
         self.figures: dict[int, dict] = {}  # round -> the rollup's numbers (`round_figures`)
+        self.committed: dict[int, dict[int, tuple[bytes, bytes]]] = {}  # round -> validator -> (digest, FRQ1 model)
+        self.reveals: dict[int, list] = {}  # round -> the reveals sent, (validator, ModelChunk, tx hash)
 
     # ------------------------------------------------------------------ plumbing
     def _send(self, key: str, message: Message | None = None, payload: bytes | None = None,
@@ -248,6 +250,10 @@ class RollupRecorder:
                 from None
         self.pending.append((f"validator {report.validator_id}'s report of round {report.round}",
                              self._send(self.validator_keys[report.validator_id], message)))
+        committed = self.committed.setdefault(report.round, {})
+        committed[report.validator_id] = (report.model_digest, report.model)
+        if len(committed) == self.cfg.validators:  # every group reported: the reveals are open from the last report
+            self.reveals[report.round] = self._send_reveals(report.round)
         self._blocked(report.round, time.perf_counter() - start)
 
     def on_round_closed(self, record: RoundRecord) -> None:
@@ -256,7 +262,7 @@ class RollupRecorder:
         to elect the next producer."""
         start = time.perf_counter()
         silent = self._silent_addresses(record.round)
-        scores = self._reveal(record)
+        scores = self._reveal(record.round)
         index = self._close(RoundClose(task_id=self.task_id, round=record.round), silent)
         notices = self._notices(index)
         self._tell_late(notices)
@@ -273,29 +279,32 @@ class RollupRecorder:
             self.say(f"round {record.round} recorded on the rollup (input {index}); task {self.task_id} finished")
         self._blocked(record.round, time.perf_counter() - start)
 
-    def _reveal(self, record: RoundRecord) -> dict[str, int]:
-        """Every validator that reported posts its model's chunks from its own key, once the reveal is open (at
-        once when every group reported: sent with a lower priority fee than the reports, so that in a shared
-        block they follow them; else after the report deadline). Returns each group's public accuracy as the
-        rollup scored it."""
-        revealing = self.averaged(record.round, range(len(record.models)))
-        if record.round in self.withheld:
+    def _send_reveals(self, round_: int) -> list:
+        """Each validator that reported sends its model's chunks from its own key, with a lower priority fee than
+        the reports (in a shared block they follow the reports, and the reveal is open)."""
+        tip, sent = max(1, self.l1.priority_fee // 2), []
+        for v, (model_digest, model) in sorted(self.committed.pop(round_).items()):
+            chunks = model_chunks(self.task_id, round_, model_digest, model)
+            self.say(f"validator {v} reveals its model of round {round_} ({len(model):,} bytes, {len(chunks)} "
+                     f"input{'s' if len(chunks) > 1 else ''})")
+            sent += [(v, c, self._send(self.validator_keys[v], c, tip=tip)) for c in chunks]
+        return sent
+
+    def _reveal(self, round_: int) -> dict[str, int]:
+        """The reveals of the round confirmed (sent with the last report when every group reported; else now, once
+        the report deadline has passed); each group's public accuracy as the rollup scored it."""
+        sent = self.reveals.pop(round_, None)
+        if sent is None:
             self._confirm_pending()
             deadline = self._schedule().report_deadline
-            self.say(f"reveals of round {record.round} open after the report deadline at block {deadline} (a group "
-                     f"did not report)")
+            self.say(f"reveals of round {round_} open after the report deadline at block {deadline} (a group did "
+                     f"not report)")
             self.wait_for_block(deadline)
-        tip = max(1, self.l1.priority_fee // 2)
-        sent = []
-        for v in revealing:
-            chunks = model_chunks(self.task_id, record.round, record.validators[v].model_digest, record.models[v])
-            self.say(f"validator {v} reveals its model of round {record.round} ({len(record.models[v]):,} bytes, "
-                     f"{len(chunks)} input{'s' if len(chunks) > 1 else ''})")
-            sent += [(v, c, self._send(self.validator_keys[v], c, tip=tip)) for c in chunks]
+            sent = self._send_reveals(round_) if round_ in self.committed else []
         reports = self._confirm_pending()
         scores: dict[str, int] = {}
         for v, chunk, tx in sent:
-            what = f"validator {v}'s model chunk {chunk.index} of round {record.round}"
+            what = f"validator {v}'s model chunk {chunk.index} of round {round_}"
             if self._input_index(tx) < max(reports, default=-1):  # ordered before a report: the reveal was not open
                 tx = self._send(self.validator_keys[v], chunk)
             for n in self._notices(self._confirm(what, tx)):
@@ -309,7 +318,7 @@ class RollupRecorder:
         """The rollup's GlobalModel against the manager's own global: the same digest, or the run stops."""
         found = [n for n in notices if isinstance(n, GlobalModel)]
         if not found:
-            if self.averaged(record.round, range(len(record.models))):
+            if self.averaged(record.round, range(self.cfg.validators)):
                 raise RollupRejected(f"the rollup emitted no global model for round {record.round}, although "
                                      f"validators revealed theirs")
             return {}

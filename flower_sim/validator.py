@@ -147,7 +147,7 @@ class Validator:
             round=server_round, validator_id=self.validator_id, strategy=self.cfg.strategy,
             own_accuracy=reference.accuracy if reference else None,
             own_accuracy_bps=reference.bps if reference else None,
-            contributions=tuple(contributions), model_file=path.name, model_digest=model_digest,
+            contributions=tuple(contributions), model_file=path.name, model_digest=model_digest, model=model,
             training_s=t2 - t1, validation_s=validation_s,
             aggregation_s=(t4 - t3) + (t1 - t0) - (validation_s if isinstance(self.strategy, MadFedAvg) else 0.0))
         return ValidatorRound(model=model, report=report)

@@ -79,7 +79,7 @@ def record_history(recorder: RollupRecorder, cfg: SimulationConfig, run_dir: Pat
             recorder.on_validator_report(ValidatorReport(
                 round=rnd, validator_id=v, strategy="mad", own_accuracy=0.91, own_accuracy_bps=9100,
                 contributions=contributions, model_file=name, model_digest=model_digest,
-                training_s=0.0, validation_s=0.0, aggregation_s=0.0))
+                training_s=0.0, validation_s=0.0, aggregation_s=0.0, model=models[-1]))
             results.append(ValidatorResult(
                 validator_id=v, own_accuracy=0.91, own_accuracy_bps=9100, aggregated_accuracy=0.9,
                 aggregated_accuracy_bps=9000 + 10 * v, accepted=len(contributions),
@@ -89,7 +89,7 @@ def record_history(recorder: RollupRecorder, cfg: SimulationConfig, run_dir: Pat
         recorder.on_round_closed(RoundRecord(
             round=rnd, global_accuracy=0.9, global_accuracy_bps=9002, global_loss=0.3, global_model_file=name,
             global_digest=save_frq1(run_dir / name, glob), best_validator=0, validators=tuple(results),
-            contributions=(), models=tuple(models), global_model=glob))
+            contributions=(), global_model=glob))
 
 
 @contextlib.contextmanager

@@ -55,8 +55,7 @@ def test_the_managers_global_is_the_rollups_integer_mean_and_the_next_round_trai
     assert closed.record.global_digest == digest(rollup_global)
     assert (tmp_path / "round-001.frq").read_bytes() == rollup_global == closed.record.global_model
     assert all(np.array_equal(a, b) for a, b in zip(closed.global_weights, dequantize(decode(rollup_global))))
-    assert closed.record.global_integer_bps == 8_800 and closed.record.models == tuple(models)
-    assert "models" not in closed.record.as_dict() and "global_model" not in closed.record.as_dict()
+    assert closed.record.global_integer_bps == 8_800 and "global_model" not in closed.record.as_dict()
 
 
 def test_a_validator_silent_on_the_rollup_is_left_out_of_the_global_as_the_rollup_leaves_it_out(tmp_path):

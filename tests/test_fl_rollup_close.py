@@ -1,5 +1,5 @@
-"""Each validator reveals its model before the reports are confirmed (a lower priority fee, so that in a shared block
-the reveals follow the reports); a reveal that still reached L1 before a report is turned away by the rollup
+"""Each validator reveals its model as soon as the last group has reported, before the reports are confirmed (a
+lower priority fee, so that in a shared block the reveals follow the reports); a reveal that still reached L1 before a report is turned away by the rollup
 (reveals open once every group reported) and is sent again. After the close, the rollup's global model must be the
 manager's, bit for bit, or the run stops.
 
@@ -15,22 +15,11 @@ import pytest
 from console_fixtures import logreg_model, record_history
 from dapp.qmodel import digest
 from dapp.schema import ModelChunk, ModelScored
-from flower_sim.records import RoundRecord, ValidatorResult
+from flower_sim.records import RoundRecord
 from flower_sim.rollup_roles import ChainTimings, RollupRecorder, RollupRejected
 from rollup_fakes import CFG, FakeRollup, recorder_on
 
 MODELS = (logreg_model(1, 0), logreg_model(1, 1))
-
-
-def result(v: int) -> ValidatorResult:
-    return ValidatorResult(validator_id=v, own_accuracy=0.9, own_accuracy_bps=9000, aggregated_accuracy=0.9,
-                           aggregated_accuracy_bps=9000, accepted=2, rejected=0, rejected_malicious=0,
-                           model_file=f"round-001-validator-{v}.frq", model_digest=digest(MODELS[v]))
-
-
-RECORD = RoundRecord(round=1, global_accuracy=0.9, global_accuracy_bps=9000, global_loss=0.3,
-                     global_model_file="round-001.frq", global_digest=bytes(32), best_validator=0,
-                     validators=(result(0), result(1)), contributions=(), models=MODELS)
 
 
 class FakeL1Recorder(RollupRecorder):
@@ -44,6 +33,8 @@ class FakeL1Recorder(RollupRecorder):
         self.silent, self.silent_id, self.withheld = None, None, set()
         self.pending = [("validator 0's report of round 1", "report-0"), ("validator 1's report of round 1",
                                                                           "report-1")]
+        self.committed = {1: {v: (digest(m), m) for v, m in enumerate(MODELS)}}
+        self.reveals = {1: self._send_reveals(1)}  # as the last report does
 
     def _send(self, key, message=None, payload=None, tip=None):
         self.sent.append((key, message, tip))
@@ -63,7 +54,7 @@ class FakeL1Recorder(RollupRecorder):
 
 def test_each_validator_reveals_at_once_from_its_own_key_with_a_lower_tip_confirmed_after_the_reports():
     recorder = FakeL1Recorder({"report-0": 10, "report-1": 11, "chunk-1": 12, "chunk-2": 13})
-    assert recorder._reveal(RECORD) == {"0": 9_000, "1": 9_001}
+    assert recorder._reveal(1) == {"0": 9_000, "1": 9_001}
     (k0, c0, tip0), (k1, c1, tip1) = recorder.sent
     assert (k0, k1) == ("key-0", "key-1") and tip0 == tip1 == 500_000_000
     assert isinstance(c0, ModelChunk) and (c0.digest, c0.index, c0.count, c0.data) == (digest(MODELS[0]), 0, 1,
@@ -73,7 +64,7 @@ def test_each_validator_reveals_at_once_from_its_own_key_with_a_lower_tip_confir
 
 def test_a_reveal_that_reached_l1_before_a_report_is_sent_again_and_the_resend_is_what_counts():
     recorder = FakeL1Recorder({"report-0": 10, "chunk-1": 11, "report-1": 12, "chunk-2": 13, "chunk-3": 14})
-    recorder._reveal(RECORD)
+    recorder._reveal(1)
     assert [(k, m) for k, m, _ in recorder.sent] == [("key-0", recorder.sent[0][1]), ("key-1", recorder.sent[1][1]),
                                                     ("key-0", recorder.sent[0][1])]  # validator 0's chunk, again
     assert recorder.sent[2][2] is None                                              # at the normal fee
