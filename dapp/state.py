@@ -745,7 +745,7 @@ def _round_close(state: State, m: RoundClose, sender: str, advance: Advance) -> 
     amount = min(task.validator_reward, escrow) if eligible else 0
     if eligible:
         stakes[winner] += amount
-        balances[winner] = balances.get(winner, 0) + amount
+        balances = _credit(balances, winner, amount)
         outputs.append(Notice(ValidatorRewarded(m.task_id, m.round, winner, best_group, distances[best_group],
                                                 amount, stakes[winner])))
     escrow -= amount
