@@ -354,7 +354,7 @@ class RollupRecorder:
                 raise RollupRejected(f"the rollup's inspect of task {self.task_id} answered {answer.status}")
         producer, task = (json.loads(a.reports[0]) for a in answers)
         try:
-            return Schedule.from_inspect(producer, task, self.terms.contest_blocks)
+            return Schedule.from_inspect(producer, task)
         except ValueError as err:  # the task ended without this run (someone else closed or cancelled it)
             raise RollupRejected(str(err)) from None
 

@@ -65,18 +65,13 @@ class Schedule:
     reports_in: frozenset[int]  # the groups that reported
 
     @classmethod
-    def from_inspect(cls, producer: dict[str, Any], task: dict[str, Any], contest_blocks: int) -> Schedule:
-        """From the JSON of `producer/<id>` and `task/<id>` (dapp/inspect_routes.py); `contest_blocks` is the
-        task's contest window, from which the contest deadline is derived when the answer does not state it
-        (the elected producer's turn lasts until D + close_blocks, and D = C + contest_blocks)."""
+    def from_inspect(cls, producer: dict[str, Any], task: dict[str, Any]) -> Schedule:
+        """From the JSON of `producer/<id>` and `task/<id>` (dapp/inspect_routes.py)."""
         if producer.get("finished"):
             raise ValueError(f"task {producer.get('task_id')} is over: no round to close")
-        turns = tuple(Turn(t["producer"].lower(), int(t["until_block"])) for t in producer["turns"])
-        contest = producer.get("contest_deadline")
-        if contest is None:
-            contest = turns[0].until_block - int(task["close_blocks"]) - contest_blocks
         return cls(round=int(producer["round"]), report_deadline=int(producer["report_deadline"]),
-                   contest_deadline=int(contest), turns=turns,
+                   contest_deadline=int(producer["contest_deadline"]),
+                   turns=tuple(Turn(t["producer"].lower(), int(t["until_block"])) for t in producer["turns"]),
                    groups=int(task["groups"]), reports_in=frozenset(int(g) for g in task["reports_in"]))
 
     @property

@@ -61,14 +61,10 @@ def test_a_turn_whose_window_has_passed_is_lost_and_no_usable_producer_means_no_
 def test_the_schedule_is_read_from_the_rollups_inspect_answers():
     producer = {"finished": False, "round": 3, "report_deadline": 40, "contest_deadline": 43,
                 "turns": [{"producer": A.upper().replace("0X", "0x"), "until_block": 51}]}
-    s = Schedule.from_inspect(producer, {"groups": 2, "reports_in": [1], "close_blocks": 5}, contest_blocks=3)
+    s = Schedule.from_inspect(producer, {"groups": 2, "reports_in": [1]})
     assert (s.round, s.report_deadline, s.contest_deadline, s.turns, s.missing) == (3, 40, 43, (Turn(A, 51),), (0,))
-    # An answer that does not state the contest deadline: derived from the elected one's turn (D + close_blocks).
-    del producer["contest_deadline"]
-    task = {"groups": 2, "reports_in": [1], "close_blocks": 5}
-    assert Schedule.from_inspect(producer, task, 3).contest_deadline == 43
     with pytest.raises(ValueError, match="over"):
-        Schedule.from_inspect({"finished": True, "task_id": 1}, {}, 3)
+        Schedule.from_inspect({"finished": True, "task_id": 1}, {})
 
 
 @pytest.mark.parametrize("silent, validators, rounds, message", [
