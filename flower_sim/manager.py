@@ -7,7 +7,8 @@ validators' FRQ1 models in validator (group) order, so its digest is the one the
 states, and the next round trains from `dequantize` of exactly those bits (also when no rollup records the run).
 Its files: `round-NNN.frq` (the global's FRQ1 bytes) beside each validator's `round-NNN-validator-V.frq`.
 Accuracies for metrics.json stay Keras's on the dequantized weights over the whole held-out test set; the
-global's accuracy by the rollup's integer inference (`dapp.qnn`) on the public test set is recorded beside it.
+global's accuracy by the rollup's integer inference (`dapp.qnn`) on the public test set is recorded beside it
+when no rollup records the run (when one does, its own numbers go to metrics.json: `rollup` in each round).
 
 Best validator (the seed paper: "the contribution closest to the average of all validators"): the
 validator whose aggregated model's accuracy on the manager's test set is closest to the global model's
@@ -148,7 +149,8 @@ class RoundCloser:
         started = time.perf_counter()
         global_score = self.manager.evaluate(global_weights)
         scores = [self.manager.evaluate(from_frq1(r.model)) for r in rounds]
-        integer_bps = self.manager.integer_accuracy(global_bytes)
+        # With a rollup, its GlobalModel notice states this number for the same bits: not computed twice (~1 s).
+        integer_bps = self.manager.integer_accuracy(global_bytes) if self.rollup is None else None
         scoring_s = time.perf_counter() - started
         file_name, digest = self.manager.save_global(server_round, global_bytes)
         self._global = global_bytes

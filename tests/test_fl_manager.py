@@ -68,6 +68,7 @@ def test_a_validator_silent_on_the_rollup_is_left_out_of_the_global_as_the_rollu
     rollup = SimpleNamespace(averaged=lambda r, validators: [v for v in validators if v != 1])
     closed = _closer(tmp_path, rollup=rollup).close(1, [_round(v, m) for v, m in enumerate(models)])
     assert closed.record.global_digest == digest(models[0])  # the mean of one model is that model, byte for byte
+    assert closed.record.global_integer_bps is None  # the rollup states it (GlobalModel): not computed twice
 
 
 def test_the_round_close_tells_the_observers_each_report_once_then_the_close(tmp_path):
