@@ -119,8 +119,9 @@ def rounds_table(notices: list[RollupOutput], task_id: int | None) -> Table:
         if rec is None:
             continue  # a round still open: its reports are in, its close is not
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(rec.timestamp))
+        models = " · ".join(f"g{g} {acc}" for g, acc in sorted(row["models"])) or "—"
         table.add_row(str(task), str(round_), when, bps(rec.global_accuracy_bps),
-                      bps(rec.accumulated_accuracy_bps), " · ".join(f"g{g} {acc}" for g, acc in sorted(row["models"])) or "—", str(row["positive"]),
+                      bps(rec.accumulated_accuracy_bps), models, str(row["positive"]),
                       str(row["negative"]), format_wei(rec.trainer_paid), row.get("rewarded", "—"),
                       "; ".join(row["penalised"]) or "—", "; ".join(row["skipped"]) or "—",
                       "; ".join(row["missed"]) or "—", row.get("producer", "— (last round)"),

@@ -52,6 +52,7 @@ SILENT_BAD = [
     (["--silent-from-round", "2"], "--silent-from-round needs --silent-validator"),
     (["--silent-validator", "0", "--report-blocks", "0"], "--report-blocks must be a number of L1 blocks"),
     (["--close-blocks", str(2**32)], "--close-blocks must be a number of L1 blocks"),
+    (["--contest-blocks", "0"], "--contest-blocks must be a number of L1 blocks"),
 ]
 
 
@@ -73,3 +74,9 @@ def test_a_silent_validator_the_demo_cannot_stage_is_a_one_line_error_before_any
 def test_the_demo_options_become_its_typed_config(argv, silent, windows, tmp_path):
     config = demo_config(build_parser().parse_args(["demo", "--out", str(tmp_path), *argv]))
     assert (config.silent, (config.report_blocks, config.close_blocks)) == (silent, windows)
+    assert config.contest_blocks is None  # the runs' default (rollup_roles.RUN_CONTEST_BLOCKS)
+
+
+def test_the_contest_window_is_an_option_of_the_demo(tmp_path):
+    config = demo_config(build_parser().parse_args(["demo", "--out", str(tmp_path), "--contest-blocks", "5"]))
+    assert config.contest_blocks == 5

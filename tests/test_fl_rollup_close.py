@@ -1,6 +1,6 @@
 """Each validator reveals its model as soon as the last group has reported, before the reports are confirmed (a
-lower priority fee, so that in a shared block the reveals follow the reports); a reveal that still reached L1 before a report is turned away by the rollup
-(reveals open once every group reported) and is sent again. After the close, the rollup's global model must be the
+lower priority fee, so that in a shared block the reveals follow the reports); a reveal that still reached L1
+before a report is turned away by the rollup (reveals open once every group reported) and is sent again. After the close, the rollup's global model must be the
 manager's, bit for bit, or the run stops.
 
 The chain is replaced by fakes here (the ordering cannot be forced on anvil); the whole recorder runs against real

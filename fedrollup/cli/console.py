@@ -111,7 +111,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
     p = command("audit", "re-derive every notice from the L1 inputs, prove each on L1, check model files",
                 [common])
-    p.add_argument("--run-dir", type=Path, help="the FL run folder whose model files (.frq) to check against the digests")
+    p.add_argument("--run-dir", type=Path,
+                   help="the FL run folder whose model files (.frq) to check against the digests")
     p.add_argument("--no-force", action="store_true",
                    help="never mine blocks to close the last epoch (a real chain); just wait for its claim")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the node and the claims")
