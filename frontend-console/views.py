@@ -82,12 +82,10 @@ def rounds_table(notices: list[RollupOutput], task_id: int | None) -> Table:
     skipped for missing the report deadline, the producers that missed their close deadline, next producer."""
     table = Table(title="rounds recorded on the rollup (accuracies: the rollup's own, on the public test set)",
                   title_justify="left")
-    for name in ("task", "round", "block time (UTC)", "global acc", "accumulated", "group model accs", "positive",
-                 "negative", "paid to trainers", "validator reward", "penalised", "skipped", "missed close",
-                 "next producer", "escrow left"):
-        table.add_column(name, justify="left" if name in ("validator reward", "next producer", "skipped",
-                                                          "missed close", "penalised") else "right",
-                         no_wrap=name in ("block time (UTC)", "next producer", "group model accs"))
+    for name in ("task", "round", "closed (UTC)", "global", "accum.", "group models", "Pos/Neg", "paid to trainers",
+                 "validator reward", "late or penalised", "next producer", "escrow left"):
+        table.add_column(name, justify="left" if name in ("validator reward", "next producer", "late or penalised")
+                         else "right", no_wrap=name in ("closed (UTC)", "next producer", "group models"))
     by_round: dict[tuple[int, int], dict[str, Any]] = {}
     for o in notices:
         m = o.message
@@ -101,7 +99,7 @@ def rounds_table(notices: list[RollupOutput], task_id: int | None) -> Table:
         elif isinstance(m, RoundRecorded):
             row["record"] = m
         elif isinstance(m, ValidatorRewarded):
-            row["rewarded"] = f"group {m.group} +{format_wei(m.amount)}"
+            row["rewarded"] = f"g{m.group} +{format_wei(m.amount)}"
         elif isinstance(m, ProducerElected):
             row["producer"] = _short(fields(o)["producer"])
         elif isinstance(m, ModelScored) and m.kind == BLOB_VALIDATOR_MODEL:
@@ -118,14 +116,14 @@ def rounds_table(notices: list[RollupOutput], task_id: int | None) -> Table:
         rec: RoundRecorded | None = row.get("record")
         if rec is None:
             continue  # a round still open: its reports are in, its close is not
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(rec.timestamp))
+        when = time.strftime("%m-%d %H:%M:%S", time.gmtime(rec.timestamp))
         models = " · ".join(f"g{g} {acc}" for g, acc in sorted(row["models"])) or "—"
+        trouble = row["skipped"] + [f"missed close {m}" for m in row["missed"]] + [
+            f"penalised {p}" for p in row["penalised"]]
         table.add_row(str(task), str(round_), when, bps(rec.global_accuracy_bps),
-                      bps(rec.accumulated_accuracy_bps), models, str(row["positive"]),
-                      str(row["negative"]), format_wei(rec.trainer_paid), row.get("rewarded", "—"),
-                      "; ".join(row["penalised"]) or "—", "; ".join(row["skipped"]) or "—",
-                      "; ".join(row["missed"]) or "—", row.get("producer", "— (last round)"),
-                      format_wei(rec.escrow_left))
+                      bps(rec.accumulated_accuracy_bps), models, f"{row['positive']}/{row['negative']}",
+                      format_wei(rec.trainer_paid), row.get("rewarded", "—"), "; ".join(trouble) or "—",
+                      row.get("producer", "— (last round)"), format_wei(rec.escrow_left))
     return table
 
 
