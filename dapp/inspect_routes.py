@@ -11,7 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from eth_utils import to_checksum_address
 
-from dapp.schema import CANCEL_NAMES, ROLE_NAMES, RULE_NAMES, normalize_address
+from dapp import qmodel
+from dapp.schema import CANCEL_NAMES, DISPUTE_NAMES, ROLE_NAMES, RULE_NAMES, normalize_address
 from dapp.state import State
 from dapp.task import RoundRecord, Task
 
@@ -72,11 +73,20 @@ def task_info(state: State, arg: str, query: dict[str, str]) -> dict[str, Any]:
             "named_validators": [_addr(a) for a in t.seats], "trainers_per_group": t.trainers_per_group,
             "trainer_approval": t.trainer_approval, "admitted": list(t.group_admitted),
             "created_block": t.created_block, "registration_deadline": t.registration_deadline,
-            "report_blocks": t.report_blocks, "close_blocks": t.close_blocks,
+            "report_blocks": t.report_blocks, "close_blocks": t.close_blocks, "contest_blocks": t.contest_blocks,
+            "challenges_per_round": t.challenges_per_round, "model_arch": qmodel.ARCHS[t.model_arch].name,
+            "test_set_digest": "0x" + t.test_set_digest.hex(), "test_set_size": t.test_set_size,
+            "test_set_posted": t.test_set is not None,
             "report_deadline": None if t.over else t.report_deadline(),
+            "contest_deadline": None if t.over else t.contest_deadline(),
+            "response_deadline": None if t.over else t.response_deadline(),
             "latest_end_block": t.latest_end_block(),
             "trainers": list(t.group_trainers), "validators": len(t.validators()),
-            "reports_in": [g for g, r in enumerate(t.reports) if r is not None]}
+            "reports_in": [g for g, r in enumerate(t.reports) if r is not None],
+            "revealed": [g for g, r in enumerate(t.reports) if r is not None and r.model_digest in t.models],
+            "disputes": [{"trainer": _addr(d.trainer), "group": d.group, "kind": DISPUTE_NAMES[d.kind],
+                          "update_digest": "0x" + d.update_digest.hex(), "posted": d.update_digest in t.scores}
+                         for d in t.disputes.values()]}
 
 
 def _only(query: dict[str, str], allowed: set[str]) -> None:
@@ -104,11 +114,12 @@ def _round(r: RoundRecord) -> dict[str, Any]:
             "missed_producers": [_addr(a) for a in r.missed_producers],
             "global_digest": "0x" + r.global_digest.hex(), "global_accuracy_bps": r.global_accuracy_bps,
             "accumulated_accuracy_bps": r.accumulated_accuracy_bps,
-            "validator_accuracy_bps": list(r.validator_accuracy_bps),
+            "validator_accuracy_bps": list(r.validator_accuracy_bps),  # public, by the rollup; None: not revealed
             "groups": [{"group": g, "validator": _addr(rep.validator),
-                        "validator_accuracy_bps": rep.validator_accuracy_bps,
+                        "reported_accuracy_bps": rep.validator_accuracy_bps,  # on its own data (the MAD reference)
+                        "public_accuracy_bps": r.validator_accuracy_bps[g],
                         "model_digest": "0x" + rep.model_digest.hex(), "positives": rep.positives,
-                        "negatives": rep.negatives, "trainer_paid_wei": str(rep.paid)}
+                        "negatives": rep.negatives, "trainer_paid_wei": str(r.paid[g])}
                        for g, rep in enumerate(r.reports) if rep is not None],
             "skipped_groups": [g for g, rep in enumerate(r.reports) if rep is None],
             "rewarded_validator": _addr(r.rewarded_validator), "rewarded_group": r.rewarded_group,
@@ -137,7 +148,8 @@ def producer(state: State, arg: str, query: dict[str, str]) -> dict[str, Any]:
     order = t.producer_order()
     return {"task_id": t.task_id, "finished": False, "round": t.current_round, "producer": _addr(t.producer),
             "stake_wei": str(t.stakes.get(t.producer, 0)), "round_start": t.current_start(),
-            "report_deadline": t.report_deadline(),
+            "report_deadline": t.report_deadline(), "contest_deadline": t.contest_deadline(),
+            "response_deadline": t.response_deadline(),
             "turns": [{"producer": _addr(a), "until_block": t.close_deadline(i)} for i, a in enumerate(order)]}
 
 

@@ -225,10 +225,12 @@ def create_task(chain: Chain, task_id: int = 1, groups: int = 2, rounds: int = 3
 
 
 def signed(trainer_address: str, task_id: int, round_: int, update_digest: bytes, samples: int,
-           group: int | None = None) -> bytes:
-    """The trainer's EIP-712 Update signature (64 bytes) as the rollup checks it in a report."""
-    group = _GROUP[trainer_address] if group is None else group
-    return sign(key_of(trainer_address), DOMAIN, Update(task_id, round_, group, update_digest, samples))
+           group: int | None = None, domain: Domain = DOMAIN) -> bytes:
+    """The trainer's EIP-712 Update signature (64 bytes) as the rollup checks it in a report (an address without a
+    test key gets a stranger's signature)."""
+    group = _GROUP.get(trainer_address, 0) if group is None else group
+    key = _KEYS.get(trainer_address) or key_of(keyed("stranger"))
+    return sign(key, domain, Update(task_id, round_, group, update_digest, samples))
 
 
 def receipt(group: int, trainer_address: str, task_id: int, round_: int, update_digest: bytes,
@@ -238,7 +240,8 @@ def receipt(group: int, trainer_address: str, task_id: int, round_: int, update_
 
 
 def report(task_id: int, round_: int, validator_bps: int, scores: dict[str, int], samples: int = 600,
-           model: bytes | None = None, updates: dict[str, bytes] | None = None) -> ValidatorReport:
+           model: bytes | None = None, updates: dict[str, bytes] | None = None,
+           domain: Domain = DOMAIN) -> ValidatorReport:
     """A validator's signed report: every trainer signs its update (`update_of` unless given); the validator
     commits to ``model`` (default `validator_model` of the first trainer's group, or group 0)."""
     words, digests, sigs = [], [], []
@@ -246,7 +249,7 @@ def report(task_id: int, round_: int, validator_bps: int, scores: dict[str, int]
         digest = qmodel.digest((updates or {}).get(t) or update_of(t, round_))
         words.append(pack_contribution(t, bps, samples))
         digests.append(digest)
-        sigs.append(signed(t, task_id, round_, digest, samples))
+        sigs.append(signed(t, task_id, round_, digest, samples, domain=domain))
     group = _GROUP.get(next(iter(scores), ""), 0)
     model = model if model is not None else validator_model(group, round_)
     return ValidatorReport(task_id, round_, validator_bps, qmodel.digest(model), tuple(words), tuple(digests),
@@ -277,6 +280,16 @@ def close_when_due(chain: Chain, task_id: int, round_: int, producer: str) -> Ac
     if chain.block < due:
         chain.mine_to(due)
     return chain.send(producer, close(task_id, round_))
+
+
+def settle(chain: Chain, task_id: int, round_: int, producer: str) -> Accepted:
+    """Reveal every reported group's default model (`validator_model`), then close when due: what a round
+    needs after its reports for the payments to happen."""
+    for g, rep in enumerate(chain.task(task_id).reports):
+        model = validator_model(g, round_)
+        if rep is not None and rep.model_digest == qmodel.digest(model):
+            post_blob(chain, validator(g), task_id, round_, model)
+    return close_when_due(chain, task_id, round_, producer)
 
 
 def play_round(chain: Chain, task_id: int, round_: int, producer: str, groups: int = 2,
@@ -358,13 +371,16 @@ class FakeRollupServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
+    CHAIN_ID, APP = 31337, addr(0xA99)
+    DOMAIN = Domain(CHAIN_ID, APP)  # what its advances deliver: sign with it
+
     def add_advance(self, sender: str, payload: bytes | Message, index: int, timestamp: int = 1_700_000_000,
-                    prev_randao: bytes = bytes(32)) -> None:
+                    prev_randao: bytes = bytes(32), block: int | None = None) -> None:
         if isinstance(payload, Message):
             payload = payload.encode()
         self.queue.append({"request_type": "advance_state", "data": {
-            "metadata": {"chain_id": 31337, "app_contract": addr(0xA99),
-                         "msg_sender": sender, "block_number": 100 + index, "block_timestamp": timestamp,
+            "metadata": {"chain_id": self.CHAIN_ID, "app_contract": self.APP, "msg_sender": sender,
+                         "block_number": 100 + index if block is None else block, "block_timestamp": timestamp,
                          "prev_randao": "0x" + prev_randao.hex(), "input_index": index},
             "payload": "0x" + payload.hex()}})
 

@@ -8,15 +8,16 @@ import subprocess
 import sys
 
 import pytest
-from dapp_fixtures import (task_message, MILLI, PORTAL, PUBLISHER, STRANGER, FakeRollupServer, close, report, trainer,
-                           validator)
+from dapp_fixtures import (MILLI, PORTAL, PUBLISHER, STRANGER, TEST_SET, FakeRollupServer, close, report,
+                           task_message, trainer, validator, validator_model)
 
 import dapp.backend
+from dapp import qmodel
 from dapp.backend import Backend, run
 from dapp.portal import encode_ether_deposit
 from dapp.rollup_client import RollupClient, RollupServerError, from_hex
-from dapp.schema import (ROLE_TRAINER, ROLE_VALIDATOR, Register, RewardPaid, TaskCreated, Withdraw,
-                         Withdrawal, decode_notice, encode_deposit_data)
+from dapp.schema import (ROLE_TRAINER, ROLE_VALIDATOR, ModelChunk, Register, RewardPaid, TaskCreated, TestSetChunk,
+                         Withdraw, Withdrawal, decode_notice, encode_deposit_data)
 
 
 @pytest.fixture
@@ -27,18 +28,22 @@ def server():
 
 
 def queue_one_round(server: FakeRollupServer) -> int:
-    """A 1-group, 1-round task with one trainer, played to the end, then a withdrawal."""
+    """A 1-group, 1-round task with one trainer, played to the end (the close after the contest window's 5 blocks),
+    then a withdrawal."""
+    model = validator_model(0, 1)
     inputs = [
         (PUBLISHER, task_message(2500, 1, 1, 4 * MILLI, 3 * MILLI, 1 * MILLI)),
+        (PUBLISHER, TestSetChunk(1, 0, 1, TEST_SET)),
         (PORTAL, encode_ether_deposit(PUBLISHER, 5 * MILLI, encode_deposit_data(1))),
         (validator(0), Register(1, ROLE_VALIDATOR, 0)),
         (trainer(0, 0), Register(1, ROLE_TRAINER, 0)),
-        (validator(0), report(1, 1, 9000, {trainer(0, 0): 8000})),
-        (PUBLISHER, close(1, 1, 9100, [9050])),
+        (validator(0), report(1, 1, 9000, {trainer(0, 0): 8000}, model=model, domain=server.DOMAIN)),
+        (validator(0), ModelChunk(1, 1, qmodel.digest(model), 0, 1, model)),
+        (PUBLISHER, close(1, 1)),
         (trainer(0, 0), Withdraw()),
     ]
     for i, (sender, payload) in enumerate(inputs):
-        server.add_advance(sender, payload, i)
+        server.add_advance(sender, payload, i, block=100 + i + (10 if i >= 7 else 0))
     return len(inputs)
 
 
@@ -133,7 +138,8 @@ def test_inspect_routes_answer_in_json(server):
     assert stakes["participants"][1]["stake_wei"] == str(3 * MILLI)
     assert stakes["participants"][1]["balance_wei"] == "0", "the trainer withdrew"
     (r1,) = rounds["rounds"]
-    assert (r1["global_accuracy_bps"], r1["groups"][0]["positives"], r1["rewarded_group"]) == (9100, 1, 0)
+    assert (r1["global_accuracy_bps"], r1["groups"][0]["positives"], r1["rewarded_group"]) == (10_000, 1, 0)
+    assert (r1["groups"][0]["reported_accuracy_bps"], r1["groups"][0]["public_accuracy_bps"]) == (9000, 10_000)
     assert no_rounds["rounds"] == []
     assert producer == {"task_id": 1, "finished": True, "round": None, "producer": None, "stake_wei": None,
                         "report_deadline": None, "turns": []}

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import copy
 
-from dapp_fixtures import PORTAL, PUBLISHER, STRANGER, Chain, create_task, trainer, validator
+from dapp_fixtures import (PORTAL, PUBLISHER, STRANGER, Chain, band_model, chunks, contest, create_task, receipt,
+                           report, trainer, update_of, validator, validator_model)
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from dapp import qmodel
 from dapp.portal import encode_ether_deposit
-from dapp.schema import (CancelTask, CreateTask, Register, RoundClose, ValidatorReport, Withdraw, Withdrawal,
-                         encode_deposit_data, pack_contribution)
+from dapp.schema import (CancelTask, Challenge, Contest, CreateTask, ModelChunk, Register, RoundClose, TestSetChunk,
+                         ValidatorReport, Withdraw, Withdrawal, encode_deposit_data, pack_contribution)
 from dapp.state import Advance, Notice, Rejected, State, Voucher, apply
 
 PEOPLE = [PUBLISHER, STRANGER, validator(0), validator(1)] + [trainer(g, i) for g in range(2) for i in range(2)]
@@ -21,45 +23,71 @@ bps = st.one_of(st.integers(0, 10_000), st.integers(0, 0xFFFF))
 wei = st.integers(0, 5 * 10**15)
 words = st.builds(pack_contribution, st.sampled_from(PEOPLE), bps, st.integers(0, 10**6))
 
+digests = st.binary(min_size=32, max_size=32)
 messages = st.one_of(
     st.builds(CreateTask, st.integers(0, 10_000), st.integers(0, 3), st.integers(0, 3), wei, wei, wei,
-              st.lists(st.sampled_from(PEOPLE), max_size=3).map(tuple), st.integers(0, 3), st.integers(0, 20),
-              st.integers(0, 20), st.integers(0, 20)),
+              st.lists(st.sampled_from(PEOPLE), max_size=3).map(tuple), digests, st.integers(0, 40),
+              st.integers(0, 5), st.integers(0, 3), st.integers(0, 20), st.integers(0, 20), st.integers(0, 20)),
     st.builds(CancelTask, task_ids),
     st.builds(Register, task_ids, st.integers(0, 2), st.integers(0, 2)),
-    st.builds(ValidatorReport, task_ids, rounds, bps, st.binary(min_size=32, max_size=32),
-              st.lists(words, max_size=4).map(tuple)),
-    st.builds(RoundClose, task_ids, rounds, st.binary(min_size=32, max_size=32), bps,
-              st.lists(bps, max_size=3).map(tuple)),
+    st.builds(TestSetChunk, task_ids, st.integers(0, 2), st.integers(0, 2), st.binary(max_size=64)),
+    st.builds(ValidatorReport, task_ids, rounds, bps, digests, st.lists(words, max_size=4).map(tuple),
+              st.lists(digests, max_size=4).map(tuple), st.lists(digests, max_size=4).map(tuple),
+              st.lists(digests, max_size=4).map(tuple)),
+    st.builds(ModelChunk, task_ids, rounds, digests, st.integers(0, 2), st.integers(0, 2), st.binary(max_size=64)),
+    st.builds(Contest, task_ids, rounds, digests, st.integers(0, 10**6), digests, digests),
+    st.builds(Challenge, task_ids, rounds, st.sampled_from(PEOPLE)),
+    st.builds(RoundClose, task_ids, rounds),
     st.just(Withdraw()),
 )
+MINE = ""  # a "sender" that lets blocks pass instead of sending an input (payload: how many)
+models = st.sampled_from([band_model(), band_model(dead=(1,)), band_model(dead=(2, 3), salt=5), b"FRQ1 junk"])
+
+
+def reveal(sender: str, round_: int, blob: bytes) -> tuple[str, bytes]:
+    (part,) = chunks(blob)
+    return sender, ModelChunk(1, round_, qmodel.digest(blob), 0, 1, part).encode()
 
 
 @st.composite
 def plausible_round_inputs(draw) -> tuple[str, bytes]:
-    """Reports and closes for task 1 of the setup, often valid, so the reward paths are exercised."""
+    """Signed reports, reveals, contests, challenges and closes for task 1 of the setup, often valid, so that the
+    reward, penalty and dispute paths are exercised."""
     round_ = draw(st.integers(1, 2))
-    if draw(st.booleans()):
-        g = draw(st.integers(0, 1))
+    g = draw(st.integers(0, 1))
+    kind = draw(st.sampled_from(["report", "reveal", "contest", "challenge", "update", "close"]))
+    if kind == "report":
         team = draw(st.lists(st.sampled_from([trainer(g, 0), trainer(g, 1)]), max_size=2, unique=True))
-        contributions = tuple(pack_contribution(t, draw(bps), draw(st.integers(1, 1000))) for t in team)
-        return validator(g), ValidatorReport(1, round_, draw(bps), bytes(32), contributions).encode()
-    sender = draw(st.sampled_from([PUBLISHER, validator(0), validator(1)]))
-    accs = draw(st.lists(st.integers(0, 10_000), min_size=2, max_size=2))
-    return sender, RoundClose(1, round_, bytes(32), draw(st.integers(0, 10_000)), tuple(accs)).encode()
+        scores = {t: draw(bps) for t in team}
+        return validator(g), report(1, round_, draw(bps), scores, model=draw(models)).encode()
+    if kind == "reveal":
+        return reveal(draw(st.sampled_from(PEOPLE)), round_, draw(models))
+    t = trainer(g, draw(st.integers(0, 1)))
+    if kind == "contest":
+        update = update_of(t, round_)
+        signature = receipt(g, t, 1, round_, qmodel.digest(update), 600) if draw(st.booleans()) else bytes(64)
+        return t, contest(1, round_, t, update, 600, signature).encode()
+    if kind == "challenge":
+        return PUBLISHER, Challenge(1, round_, t).encode()
+    if kind == "update":
+        return reveal(draw(st.sampled_from(PEOPLE)), round_, update_of(t, round_))
+    return draw(st.sampled_from([PUBLISHER, validator(0), validator(1)])), RoundClose(1, round_).encode()
 
 
 @st.composite
 def whole_rounds(draw) -> list[tuple[str, bytes]]:
-    """Both groups' reports then a close for one round of task 1: a round often played in full."""
+    """Both groups' reports, their reveals, blocks passing, then a close for one round of task 1: a round often
+    played in full."""
     round_ = draw(st.integers(1, 2))
     block = []
     for g in (0, 1):
-        contributions = tuple(pack_contribution(trainer(g, i), draw(bps), 100) for i in (0, 1))
-        block.append((validator(g), ValidatorReport(1, round_, draw(bps), bytes(32), contributions).encode()))
+        scores = {trainer(g, i): draw(bps) for i in (0, 1)}
+        block.append((validator(g), report(1, round_, draw(bps), scores, samples=100,
+                                           model=validator_model(g, round_)).encode()))
+    block += [reveal(validator(g), round_, validator_model(g, round_)) for g in (0, 1) if draw(st.booleans())]
+    block.append((MINE, bytes([draw(st.integers(0, 12))])))
     sender = draw(st.sampled_from([PUBLISHER, validator(0), validator(1)]))
-    accs = tuple(draw(st.integers(0, 10_000)) for _ in (0, 1))
-    block.append((sender, RoundClose(1, round_, bytes(32), draw(st.integers(0, 10_000)), accs).encode()))
+    block.append((sender, RoundClose(1, round_).encode()))
     return block
 
 
@@ -107,6 +135,9 @@ def test_random_inputs_never_crash_and_rejects_change_nothing(setup, sequence, r
     deposited = withdrawn = 0
     accepted: list[tuple[Advance, list]] = []
     for sender, payload in sequence:
+        if sender == MINE:
+            chain.mine(payload[0])
+            continue
         adv = chain.advance(sender, payload)
         before = copy.deepcopy(chain.state)
         try:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from dapp_fixtures import (ETH, MILLI, PORTAL, PUBLISHER, STRANGER, Chain, addr, close, create_task,
-                           play_round, report, task_message, trainer, validator)
+from dapp_fixtures import (ETH, MILLI, PORTAL, PUBLISHER, STRANGER, Chain, addr, band_model, close, close_when_due,
+                           create_task, play_round, post_blob, post_test_set, report, settle, task_message, trainer, validator)
 from eth_utils import keccak
 
 from dapp.portal import encode_ether_deposit
@@ -31,6 +31,7 @@ def test_task_starts_only_when_escrow_covers_every_round():
     c = Chain()
     c.send(PUBLISHER, task_message(2500, 3, 2, 10 * MILLI, 2 * MILLI, 1 * MILLI))
     assert c.of_type(TaskCreated)[0].required_escrow == 33 * MILLI
+    post_test_set(c, 1)
     c.send(validator(0), Register(1, ROLE_VALIDATOR, 0))
     c.send(validator(1), Register(1, ROLE_VALIDATOR, 1))
     c.deposit(PUBLISHER, 20 * MILLI, encode_deposit_data(1))
@@ -119,6 +120,9 @@ def test_rollup_classifies_with_mad_at_the_boundary(chain):
     chain.send(validator(0), report(1, 1, 8000, {trainer(0, 0): 6000, trainer(0, 1): 5999}))
     classified = {n.trainer: n.positive for n in chain.of_type(ContributionClassified)}
     assert classified == {trainer(0, 0): True, trainer(0, 1): False}
+    assert chain.of_type(RewardPaid) == [], "the report pays nothing: payments wait for disputes, at the close"
+    chain.send(validator(1), report(1, 1, 8000, {}))
+    settle(chain, 1, 1, PUBLISHER)
     assert [n.trainer for n in chain.of_type(RewardPaid)] == [trainer(0, 0)]
 
 
@@ -128,20 +132,24 @@ def test_positives_paid_best_score_first_until_group_budget_runs_out():
     create_task(c, trainers_per_group=4, budget=10 * MILLI, per_positive=2 * MILLI)
     scores = {trainer(0, 3): 8800, trainer(0, 1): 9000, trainer(0, 0): 8700, trainer(0, 2): 8900}
     c.send(validator(0), report(1, 1, 9000, scores))
+    c.send(validator(1), report(1, 1, 9000, {}))
+    settle(c, 1, 1, PUBLISHER)
     paid = [(n.trainer, n.amount) for n in c.of_type(RewardPaid)]
     assert paid == [(trainer(0, 1), 2 * MILLI), (trainer(0, 2), 2 * MILLI), (trainer(0, 3), 1 * MILLI)]
     assert c.state.balance(trainer(0, 0)) == 0
-    assert c.state.tasks[1].escrow == 3 * 11 * MILLI - 5 * MILLI
+    assert c.state.tasks[1].escrow == 3 * 11 * MILLI - 5 * MILLI - 1 * MILLI  # and the validator reward
 
 
 def test_positives_with_the_same_score_share_what_is_left_pro_rata():
     c = Chain()
     create_task(c, trainers_per_group=4, budget=10 * MILLI, per_positive=2 * MILLI)
     c.send(validator(0), report(1, 1, 9000, {trainer(0, i): 8500 for i in (3, 1, 0, 2)}))
+    c.send(validator(1), report(1, 1, 9000, {}))
+    settle(c, 1, 1, PUBLISHER)
     # 5 mETH cannot pay 4 x 2 mETH: each gets a quarter, in report order
     assert [(n.trainer, n.amount) for n in c.of_type(RewardPaid)] == [
         (trainer(0, i), 5 * MILLI // 4) for i in (3, 1, 0, 2)]
-    assert c.state.tasks[1].escrow == 3 * 11 * MILLI - 5 * MILLI
+    assert c.state.tasks[1].escrow == 3 * 11 * MILLI - 5 * MILLI - 1 * MILLI
 
 
 def test_a_low_address_cannot_buy_its_place_in_the_payment_order():
@@ -151,6 +159,8 @@ def test_a_low_address_cannot_buy_its_place_in_the_payment_order():
     create_task(c, trainers_per_group=2, budget=4 * MILLI, per_positive=2 * MILLI)  # 2 mETH: one reward
     low, high = sorted([trainer(0, 0), trainer(0, 1)], key=lambda a: int(a, 16))
     c.send(validator(0), report(1, 1, 9000, {low: 6800, high: 9900}))
+    c.send(validator(1), report(1, 1, 9000, {}))
+    settle(c, 1, 1, PUBLISHER)
     assert [(n.trainer, n.amount) for n in c.of_type(RewardPaid)] == [(high, 2 * MILLI)]
     assert c.state.balance(low) == 0
 
@@ -179,7 +189,8 @@ def test_validator_report_rejects(chain, sender, scores, why):
 
 def test_report_rejects_duplicate_trainer_wrong_round_and_second_report(chain):
     dup = report(1, 1, 9000, {trainer(0, 0): 8000})
-    dup = type(dup)(1, 1, 9000, dup.model_digest, dup.contributions * 2)
+    dup = type(dup)(1, 1, 9000, dup.model_digest, dup.contributions * 2, dup.update_digests * 2, dup.sig_r * 2,
+                    dup.sig_vs * 2)
     assert f"trainer {trainer(0, 0)} appears twice" in chain.reject(validator(0), dup)
     assert chain.reject(validator(0), report(1, 2, 9000, {})) == "task 1 is in round 1, not round 2"
     assert "validator accuracy 10001 bps is above 10000" in chain.reject(validator(0), report(1, 1, 10_001, {}))
@@ -193,41 +204,49 @@ def test_report_rejects_duplicate_trainer_wrong_round_and_second_report(chain):
 def test_round_close_only_by_elected_producer_with_every_report_in(chain):
     chain.send(validator(0), report(1, 1, 9000, {}))
     chain.send(validator(1), report(1, 1, 9000, {}))
-    wrong = chain.reject(validator(0), close(1, 1, 9000, [9000, 9000]))
+    chain.mine_to(chain.task().contest_deadline() + 1)
+    wrong = chain.reject(validator(0), close(1, 1))
     assert f"only {PUBLISHER} may close round 1 of task 1" in wrong
 
 
 def test_round_close_waits_for_every_report_until_the_report_deadline(chain):
     chain.send(validator(0), report(1, 1, 9000, {}))
-    assert "still lacks the report of group(s) 1" in chain.reject(PUBLISHER, close(1, 1, 9000, [9000, 9000]))
+    assert "still lacks the report of group(s) 1" in chain.reject(PUBLISHER, close(1, 1))
     chain.send(validator(1), report(1, 1, 9000, {}))
-    assert "1 validator accuracies for 2 groups" in chain.reject(PUBLISHER, close(1, 1, 9000, [9000]))
-    assert "global accuracy 10001 bps" in chain.reject(PUBLISHER, close(1, 1, 10_001, [9000, 9000]))
-    chain.send(PUBLISHER, close(1, 1, 9000, [9000, 9000]))
+    deadline = chain.task().contest_deadline()
+    assert f"open for reveals, contests and challenges until block {deadline}" in chain.reject(PUBLISHER, close(1, 1))
+    settle(chain, 1, 1, PUBLISHER)
     assert chain.state.tasks[1].current_round == 2
 
 
 def test_validator_reward_goes_to_model_closest_to_global_accuracy(chain):
-    play_round(chain, 1, 1, PUBLISHER, global_bps=9100, group_bps=[9050, 9120])
+    # group 0's model misses class 1 (9,000 bps on the public set), group 1's is perfect; their mean keeps
+    # class 1 at half weight: 10,000 bps. The rollup measures all three itself.
+    play_round(chain, 1, 1, PUBLISHER, models={0: band_model(dead=(1,)), 1: band_model()})
     rewarded = chain.of_type(ValidatorRewarded)[-1]
-    assert (rewarded.validator, rewarded.group, rewarded.distance_bps) == (validator(1), 1, 20)
+    assert (rewarded.validator, rewarded.group, rewarded.distance_bps) == (validator(1), 1, 0)
+    assert chain.of_type(RoundRecorded)[-1].global_accuracy_bps == 10_000
     assert chain.state.tasks[1].stakes[validator(1)] == 1 * MILLI
 
 
 def test_validator_reward_exact_tie_goes_to_lower_group(chain):
-    play_round(chain, 1, 1, PUBLISHER, global_bps=9100, group_bps=[9130, 9070])
+    play_round(chain, 1, 1, PUBLISHER, models={0: band_model(dead=(1,)), 1: band_model(dead=(2,))})
     assert chain.of_type(ValidatorRewarded)[-1].group == 0
 
 
 def test_flpos_greatest_stake_produces_then_ties_go_to_round_winner(chain):
-    play_round(chain, 1, 1, PUBLISHER, global_bps=9100, group_bps=[9000, 9100])
+    play_round(chain, 1, 1, PUBLISHER, models={0: band_model(dead=(1,)), 1: band_model()})
     elected = chain.of_type(ProducerElected)[-1]
     assert (elected.round, elected.producer, elected.rule) == (2, validator(1), RULE_GREATEST_STAKE)
+    round2 = {0: band_model(salt=7), 1: band_model(dead=(1,))}
     for g in range(2):
-        chain.send(validator(g), report(1, 2, 9000, {}))
-    assert f"only {validator(1)} may close round 2" in chain.reject(PUBLISHER, close(1, 2, 9000, [9000, 9000]))
+        chain.send(validator(g), report(1, 2, 9000, {}, model=round2[g]))
+    for g in range(2):
+        post_blob(chain, validator(g), 1, 2, round2[g])
+    chain.mine_to(chain.task().contest_deadline() + 1)
+    assert f"only {validator(1)} may close round 2" in chain.reject(PUBLISHER, close(1, 2))
     # round 2: group 0 wins -> stakes tie at 1 mETH each -> this round's winner (group 0) produces
-    chain.send(validator(1), close(1, 2, 9100, [9100, 9000]))
+    chain.send(validator(1), close(1, 2))
     elected = chain.of_type(ProducerElected)[-1]
     assert (elected.round, elected.producer, elected.rule) == (3, validator(0), RULE_BEST_CONTRIBUTION)
 
@@ -252,11 +271,12 @@ def test_flpos_puts_validators_that_reported_before_those_that_did_not():
 
 
 def test_round_recorded_has_stakes_accuracies_and_budget_left(chain):
-    play_round(chain, 1, 1, PUBLISHER, global_bps=9100, group_bps=[9000, 9100])
-    play_round(chain, 1, 2, validator(1), global_bps=9201, group_bps=[9000, 9100])
+    play_round(chain, 1, 1, PUBLISHER, models={0: band_model(dead=(1,)), 1: band_model()})
+    # round 2: 7,000 and 8,000 bps; classes 1 and 2 are dead in both, class 3 at half weight in the mean: 8,000
+    play_round(chain, 1, 2, validator(1), models={0: band_model(dead=(1, 2, 3)), 1: band_model(dead=(1, 2))})
     rec = chain.of_type(RoundRecorded)[-1]
-    assert rec.round == 2 and rec.global_accuracy_bps == 9201
-    assert rec.accumulated_accuracy_bps == (9100 + 9201) // 2
+    assert rec.round == 2 and rec.global_accuracy_bps == 8000
+    assert rec.accumulated_accuracy_bps == (10_000 + 8000) // 2
     page = chain.of_type(TrainerStakes)[-1]
     assert rec.trainers == 6 and (page.round, page.first) == (2, 0)
     assert page.trainers == tuple(trainer(g, i) for g in range(2) for i in range(3))
@@ -265,7 +285,7 @@ def test_round_recorded_has_stakes_accuracies_and_budget_left(chain):
     assert page.stakes == (2 * share,) * 6
     assert rec.validators == (validator(0), validator(1)) and rec.validator_stakes == (0, 2 * MILLI)
     assert rec.trainer_paid == 6 * share and rec.escrow_left == 33 * MILLI - 2 * (6 * share + MILLI)
-    assert rec.timestamp == chain.timestamp + 12 * (chain.index - 1)
+    assert rec.timestamp == chain.timestamp + 12 * (chain.block - 1 - 10)
 
 
 def test_budget_exhausts_exactly_and_leftover_returns_to_publisher_after_last_round():

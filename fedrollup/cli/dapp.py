@@ -69,8 +69,11 @@ def _field_value(abi_type: str, text: str, name: str):
             raise ConfigError(f"{name} is true or false, got {text!r}")
         return text.lower() in ("true", "1")
     if abi_type.startswith("bytes"):
-        raw = bytes.fromhex(text.removeprefix("0x"))
-        if len(raw) != 32:
+        try:
+            raw = bytes.fromhex(text.removeprefix("0x"))
+        except ValueError:
+            raise ConfigError(f"{name} is hex bytes, got {text[:40]!r}") from None
+        if abi_type == "bytes32" and len(raw) != 32:
             raise ConfigError(f"{name} must be 32 bytes of hex, got {len(raw)}")
         return raw
     return int(text, 0)
