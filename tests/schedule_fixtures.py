@@ -14,9 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
-from dapp_fixtures import Chain, band_model, post_blob, post_test_set, report
-from dapp.schema import (ROLE_TRAINER, ROLE_VALIDATOR, CancelTask, Register, RewardPaid, RoundClose, TaskCancelled,
-                         TaskFinished, TaskFunded, ValidatorRewarded, encode_deposit_data)
+from dapp_fixtures import (MILLI, PORTAL, PUBLISHER, STRANGER, TEST_SET, Chain, band_model, post_blob, post_test_set,
+                           report, task_message, trainer, validator, validator_model)
+from dapp import qmodel
+from dapp.eip712 import Domain
+from dapp.portal import encode_ether_deposit
+from dapp.schema import (ROLE_TRAINER, ROLE_VALIDATOR, CancelTask, ModelChunk, Register, RewardPaid, RoundClose,
+                         TaskCancelled, TaskFinished, TaskFunded, TestSetChunk, ValidatorRewarded, Withdraw,
+                         encode_deposit_data)
 from dapp.task import Task
 
 
@@ -188,3 +193,28 @@ def refunded(chain: Chain, task_id: int) -> int:
     """What the task's end gave back to its publisher (TaskFinished or TaskCancelled)."""
     [end] = [n for n in chain.of_type(TaskFinished) + chain.of_type(TaskCancelled) if n.task_id == task_id]
     return end.refund
+
+
+# ------------------------------------------------------------------ one task in a few inputs (node and replay tests)
+
+
+def one_round_inputs(domain: Domain) -> list[tuple[str, bytes, int]]:
+    """A task created, its test set posted, funded and joined, a stranger's input rejected, round 1 reported
+    (signed under ``domain``, the chain and application the inputs will carry), its model revealed, closed once
+    the contest window has passed, a reward withdrawn (a voucher): ``(sender, payload, L1 block)`` of each input."""
+    model, team = validator_model(0, 1), {trainer(0, 0): 8000, trainer(0, 1): 3000}
+    steps = [
+        (PUBLISHER, task_message(2500, 1, 1, 4 * MILLI, 3 * MILLI, 1 * MILLI).encode()),
+        (PUBLISHER, TestSetChunk(1, 0, 1, TEST_SET).encode()),
+        (PORTAL, encode_ether_deposit(PUBLISHER, 5 * MILLI, encode_deposit_data(1))),
+        (validator(0), Register(1, ROLE_VALIDATOR, 0).encode()),
+        *[(t, Register(1, ROLE_TRAINER, 0).encode()) for t in team],
+        (STRANGER, b"\x12\x34\x56\x78"),
+        (validator(0), report(1, 1, 9000, team, model=model, domain=domain).encode()),
+        (validator(0), ModelChunk(1, 1, qmodel.digest(model), 0, 1, model).encode()),
+        (PUBLISHER, RoundClose(1, 1).encode()),
+        (trainer(0, 0), Withdraw().encode()),
+    ]
+    contest_blocks = task_message().contest_blocks  # the report is the last one: the close is due this much later
+    return [(sender, payload, 10 + i + (contest_blocks if i >= len(steps) - 2 else 0))
+            for i, (sender, payload) in enumerate(steps)]
