@@ -117,7 +117,8 @@ def test_the_command_line_says_the_verdict_and_fails_on_a_difference(recorded, t
     bad = tampered(recorded, tmp_path, f"UPDATE report SET raw_data = x'00' WHERE input_index = {STRANGER_INPUT}")
     assert dispatch(parser.parse_args(["chain", "replay", "--db", str(bad)]), "fedrollup") == 1
     out = capsys.readouterr().out
-    assert f"DIFFERS input {STRANGER_INPUT}: report 0" in out and out.splitlines()[-1].startswith("REPLAY DIFFERS at 1 inputs")
+    assert f"DIFFERS input {STRANGER_INPUT}: report 0" in out
+    assert out.splitlines()[-1].startswith("REPLAY DIFFERS at 1 inputs")
 
 
 def test_a_missing_or_empty_database_is_one_line_error(tmp_path, capsys):
