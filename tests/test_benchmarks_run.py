@@ -22,7 +22,7 @@ def bench(name: str, *args: str) -> str:
 def test_dapp_throughput_measures_the_backend_alone_and_behind_the_rollup_http_api():
     out = bench("dapp_throughput", "--rounds", "2", "--http-rounds", "2", "--repeats", "1")
     assert "state machine alone (baseline)" in out and "python -m dapp via the node's rollup HTTP API" in out
-    assert "ValidatorReport for 10 trainers: 516 bytes" in out
+    assert "ValidatorReport for 10 trainers: 1668 bytes" in out  # 4 + 8 x 32 + 4 x 32 + 10 x 128
 
 
 def test_node_latency_measures_latency_burst_and_gas_on_anvil():
