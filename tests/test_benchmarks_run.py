@@ -20,7 +20,7 @@ def bench(name: str, *args: str) -> str:
 
 
 def test_dapp_throughput_measures_the_backend_alone_and_behind_the_rollup_http_api():
-    out = bench("dapp_throughput", "--rounds", "2", "--http-rounds", "2", "--repeats", "1")
+    out = bench("dapp_throughput", "--rounds", "2", "--http-rounds", "2", "--repeats", "1", "--test-images", "20")
     assert "state machine alone (baseline)" in out and "python -m dapp via the node's rollup HTTP API" in out
     assert "ValidatorReport for 10 trainers: 1668 bytes" in out  # 4 + 8 x 32 + 4 x 32 + 10 x 128
 
@@ -42,12 +42,13 @@ def test_e2e_compares_rounds_with_and_without_the_rollup():
 
 
 def test_dapp_scale_states_a_bound_per_input_type_and_checks_the_output_limits():
-    out = bench("dapp_scale", "--scales", "50", "100", "--repeats", "1", "--http-scale", "50")
-    for name in ("Register (the last trainer)", "ValidatorReport (a full group)", "RoundClose (every trainer's stake)",
+    out = bench("dapp_scale", "--scales", "40", "100", "--repeats", "1", "--http-scale", "40", "--test-images", "20")
+    for name in ("Register (the last trainer)", "ValidatorReport (a full group, signed)",
+                 "ModelChunk (a CNN revealed, scored)", "RoundClose (mean of 20, every stake)",
                  "Withdraw (a paid trainer)", "CancelTask (refund voucher)", "Ether deposit funding the task"):
         assert name in out
     assert "Bound at 100 trainers: every input <" in out and "every input and output within the limits" in out
-    assert "through `python -m dapp` behind the node's rollup HTTP server, 50 trainers" in out
+    assert "through `python -m dapp` behind the node's rollup HTTP server, 40 trainers" in out
 
 
 def test_model_posts_prices_each_encoding_on_anvil_and_times_the_rollups_scoring():
