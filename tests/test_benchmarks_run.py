@@ -54,12 +54,12 @@ def test_dapp_scale_states_a_bound_per_input_type_and_checks_the_output_limits()
 def test_model_posts_prices_each_encoding_on_anvil_and_times_the_rollups_scoring():
     out = bench("model_posts", "--quick")
     lines = {tuple(line.split()[:2]): line for line in out.splitlines()
-             if line.split()[:1] in (["today"], ["int8"], ["float16"])}
+             if line.split()[:1] in (["before"], ["int8"], ["float16"])}
     rows = {key: line.split() for key, line in lines.items()}
-    assert set(rows) == {(e, a) for e in ("today", "int8", "float16") for a in ("cnn", "cnn10")}
+    assert set(rows) == {(e, a) for e in ("before", "int8", "float16") for a in ("cnn", "cnn10")}
     # the design's sizes (dapp.qmodel's encoded sizes, 2 bytes per float16 parameter) and chunk counts
     assert rows["int8", "cnn"][2:4] == ["57,540", "1"] and rows["int8", "cnn10"][2:4] == ["589,076", "10"]
     assert rows["float16", "cnn"][2:4] == ["113,428", "2"] and rows["float16", "cnn10"][2:4] == ["1,171,796", "19"]
     gas = {key: int(row[4].replace(",", "")) for key, row in rows.items()}
-    assert gas["today", "cnn"] < gas["int8", "cnn"] < gas["float16", "cnn"] < gas["int8", "cnn10"]
+    assert gas["before", "cnn"] < gas["int8", "cnn"] < gas["float16", "cnn"] < gas["int8", "cnn10"]
     assert "n/a: --quick" in lines["int8", "cnn"] and "not a Cartesi Machine" in out
