@@ -6,8 +6,9 @@ funded, round 1 is played with a full ValidatorReport per group (every trainer P
 trainer: a 500-trainer report checks 500 signatures), every validator reveals its CNN (scored by the rollup on the
 test set), the publisher closes (the rollup averages the 20 models, scores the mean and pays every trainer: the
 most outputs an input can have), then a trainer withdraws and, round 2 left silent past its report deadline, the
-publisher cancels. Every input goes through `dapp.state.apply`, the machine's rules, as the backend runs them. Each measured input is applied `--repeats` times to the same state (the state is
-immutable, so every repeat does the same work), and its outputs are encoded as the backend posts them.
+publisher cancels. Every input goes through `dapp.state.apply`, the machine's rules, as the backend runs them.
+Each measured input is applied `--repeats` times to the same state (the state is immutable, so every repeat does
+the same work), and its outputs are encoded as the backend posts them.
 Measured per input type: median and max time, the number of outputs and the largest one's bytes (its call
 encoding, what the machine's 2 MiB tx buffer must hold), against dapp.schema's limits; baseline: the
 smallest scale in the same run. The total time of the whole registration shows what per-input work adds up to.

@@ -79,8 +79,7 @@ class Cast:
     test_set: bool = True  # False: the publisher never posts the public test set
     withholders: frozenset[tuple[int, str]] = frozenset()  # (round, producer) who lets its turn pass
     seats_after: int = 0  # blocks after CreateTask before the named validators register
-    lazy: bool = False  # the validators report in the last blocks before the deadline; a producer closes at the
-    # last block of its turn
+    lazy: bool = False  # reports in the last blocks before their deadline, each close at the last block of its turn
     quit_after: int | None = None  # after this many honest inputs, only the publisher's CancelTask comes
 
 
