@@ -496,6 +496,8 @@ def _model_chunk(state: State, m: ModelChunk, sender: str, advance: Advance) -> 
         if block > deadline:
             raise Rejected(f"disputed updates of round {m.round} of task {m.task_id} had to be posted by block "
                            f"{deadline}")
+        if not (task.reveal_open(block) and block <= task.contest_deadline()):
+            committed = []  # the same bytes as a committed model: a reveal only inside the reveal window
     elif committed:
         if not task.reveal_open(block):
             raise Rejected(f"validator models of round {m.round} of task {m.task_id} are revealed once every group "
@@ -543,6 +545,11 @@ def _score(blob: bytes, task: Task) -> int | None:
 
 
 def _dispute_window(task: Task, m: Contest | Challenge, block: int) -> None:
+    """Disputes are filed once every group reported or the report deadline passed (the deadlines are then
+    fixed: a Contested notice states the response deadline for good), until the contest deadline."""
+    if not task.reveal_open(block):
+        raise Rejected(f"contests and challenges of round {m.round} of task {m.task_id} open once every group "
+                       f"reported or after the report deadline (block {task.report_deadline()})")
     deadline = task.contest_deadline()
     if block > deadline:
         raise Rejected(f"contests and challenges of round {m.round} of task {m.task_id} closed at block {deadline}")
@@ -738,7 +745,7 @@ def _round_close(state: State, m: RoundClose, sender: str, advance: Advance) -> 
     amount = min(task.validator_reward, escrow) if eligible else 0
     if eligible:
         stakes[winner] += amount
-        balances[winner] = balances.get(winner, 0) + amount
+        balances = _credit(balances, winner, amount)
         outputs.append(Notice(ValidatorRewarded(m.task_id, m.round, winner, best_group, distances[best_group],
                                                 amount, stakes[winner])))
     escrow -= amount
