@@ -24,7 +24,7 @@ import gc
 import statistics
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from dapp import qmodel
 from dapp.portal import CANONICAL_ETHER_PORTAL, encode_ether_deposit
