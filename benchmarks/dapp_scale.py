@@ -1,17 +1,21 @@
 """Benchmark: the slowest input of the rollup's rules, and its largest output, as a task grows to 10,000 trainers.
 
-Workload per scale (participants = trainers; 5 groups x trainers_per_group, so 10,000 = 5 x the 2,000 cap):
-CreateTask, every trainer and validator registers, the task is funded, round 1 is played with a full
-ValidatorReport per group (every trainer Positive and paid: the most outputs a report can have), closed by the
-publisher, then a trainer withdraws and, round 2 left silent past its report deadline, the publisher cancels. Every input goes through `dapp.state.apply`, the machine's rules, as
-the backend runs them. Each measured input is applied `--repeats` times to the same state (the state is
-immutable, so every repeat does the same work), and its outputs are encoded as the backend posts them.
+Workload per scale (participants = trainers; 20 groups x trainers_per_group, so 10,000 = 20 x the 500 cap):
+CreateTask, the public test set (--test-images seeded images), every trainer and validator registers, the task is
+funded, round 1 is played with a full ValidatorReport per group (every trainer Positive, each entry signed by its
+trainer: a 500-trainer report checks 500 signatures), every validator reveals its CNN (scored by the rollup on the
+test set), the publisher closes (the rollup averages the 20 models, scores the mean and pays every trainer: the
+most outputs an input can have), then a trainer withdraws and, round 2 left silent past its report deadline, the
+publisher cancels. Every input goes through `dapp.state.apply`, the machine's rules, as the backend runs them.
+Each measured input is applied `--repeats` times to the same state (the state is immutable, so every repeat does
+the same work), and its outputs are encoded as the backend posts them.
 Measured per input type: median and max time, the number of outputs and the largest one's bytes (its call
 encoding, what the machine's 2 MiB tx buffer must hold), against dapp.schema's limits; baseline: the
 smallest scale in the same run. The total time of the whole registration shows what per-input work adds up to.
 The inputs of one scale (`--http-scale`) are then fed to `python -m dapp` behind the node's rollup HTTP server,
 as the host-mode node runs it, for what one HTTP POST per output adds.
 Run: .venv/bin/python -m benchmarks.dapp_scale [--scales 100 1000 10000] [--repeats 7] [--http-scale 1000]
+     [--test-images 200]
 """
 from __future__ import annotations
 
@@ -20,26 +24,33 @@ import gc
 import statistics
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
+from dapp import qmodel
 from dapp.portal import CANONICAL_ETHER_PORTAL, encode_ether_deposit
-from dapp.schema import (MAX_INPUT_PAYLOAD, MAX_OUTPUT_BYTES, MAX_OUTPUTS_PER_INPUT, ROLE_TRAINER,
-                         ROLE_VALIDATOR, CancelTask, CreateTask, Register, RoundClose, ValidatorReport, Withdraw,
-                         encode_deposit_data, normalize_address, pack_contribution)
-from benchmarks.dapp_throughput import request_data
+from dapp.schema import (MAX_INPUT_PAYLOAD, MAX_OUTPUT_BYTES, MAX_OUTPUTS_PER_INPUT, MAX_TASK_TRAINERS,
+                         MAX_TRAINERS_PER_GROUP, ROLE_TRAINER, ROLE_VALIDATOR, CancelTask, CreateTask, Register,
+                         RoundClose, ValidatorReport, Withdraw, encode_deposit_data, normalize_address)
 from dapp.state import Accepted, Advance, Notice, State, Voucher, apply
 from rollups_node.machine import HostMachine
 from rollups_node.outputs import encode_notice, encode_voucher
 
+from benchmarks.dapp_throughput import APP, CHAIN_ID, CNN, DOMAIN, request_data
+from benchmarks.rollup_inputs import Signer, model, model_chunks, public_test_set, set_chunks, signed_report, signer
+
 PORTAL = normalize_address(CANONICAL_ETHER_PORTAL)
-GROUPS = 5
+GROUPS = MAX_TASK_TRAINERS // MAX_TRAINERS_PER_GROUP  # 20
 MILLI = 10**15
 PUBLISHER = "0x" + f"{0xA11CE:040x}"
-VALIDATORS = tuple("0x" + f"{0x7A110 + g:040x}" for g in range(GROUPS))
+VALIDATORS = tuple(signer(f"validator {g}").address for g in range(GROUPS))
 
 
-def trainer(i: int) -> str:
-    return "0x" + f"{0x100000 + i:040x}"
+def trainer(i: int) -> Signer:
+    return signer(f"trainer {i}")
+
+
+def validator_model(group: int) -> bytes:
+    return model(CNN, group)
 
 
 @dataclass
@@ -91,7 +102,8 @@ class Run:
 
     def advance(self, sender: str, payload: bytes) -> Advance:
         adv = Advance(sender, payload, input_index=self.index, block_number=self.block,
-                      block_timestamp=1_700_000_000 + 12 * self.block, prev_randao=self.block.to_bytes(32, "big"))
+                      block_timestamp=1_700_000_000 + 12 * self.block, prev_randao=self.block.to_bytes(32, "big"),
+                      chain_id=CHAIN_ID, app_contract=APP)
         self.index, self.block = self.index + 1, self.block + 1
         return adv
 
@@ -116,47 +128,59 @@ class Run:
 
 def full_report(group: int, per_group: int) -> ValidatorReport:
     """Every trainer of the group, all Positive (the most outputs: each is classified and paid), scores spread
-    so that ties are pairs at most."""
-    words = tuple(pack_contribution(trainer(group * per_group + i), 8000 + i % 1500, 600) for i in range(per_group))
-    return ValidatorReport(1, 1, 9000, bytes([group + 1]) * 32, words)
+    so that ties are pairs at most; each entry signed by its trainer."""
+    scores = [(trainer(group * per_group + i), 8000 + i % 1500) for i in range(per_group)]
+    return signed_report(DOMAIN, 1, 1, group, 9000, validator_model(group), scores)
 
 
-def measure_scale(scale: int, repeats: int) -> tuple[list[Row], float, Run]:
+def measure_scale(scale: int, repeats: int, test_images: int) -> tuple[list[Row], float, Run]:
     """Every input type at `scale` trainers; the seconds the whole registration took; the run."""
     per_group = scale // GROUPS
     per_positive, validator_reward = 2 * MILLI, 1 * MILLI
     budget = GROUPS * per_group * per_positive  # pays every Positive
     rounds, report_blocks = 2, 100
     run, rows = Run(), []
+    test_set = public_test_set(test_images)
     run.send(PUBLISHER, CreateTask(2500, rounds, GROUPS, budget, per_positive, validator_reward, VALIDATORS,
-                                   per_group, registration_blocks=scale + 1000, report_blocks=report_blocks,
-                                   close_blocks=50).encode())
+                                   qmodel.digest(test_set), test_images, CNN, per_group,
+                                   registration_blocks=scale + 1000, report_blocks=report_blocks, close_blocks=50,
+                                   contest_blocks=GROUPS + 5).encode())  # room for every reveal
+    for chunk in set_chunks(1, test_set):
+        run.send(PUBLISHER, chunk.encode())
     for g in range(GROUPS):
         run.send(VALIDATORS[g], Register(1, ROLE_VALIDATOR, g).encode())
+    trainers = [trainer(i).address for i in range(scale)]  # their keys derived now, not in the timing
     start = time.perf_counter()
     for i in range(scale - 1):
-        run.send(trainer(i), Register(1, ROLE_TRAINER, i // per_group).encode())
+        run.send(trainers[i], Register(1, ROLE_TRAINER, i // per_group).encode())
     registration = time.perf_counter() - start
-    row, last = run.measure(scale, "Register (the last trainer)", trainer(scale - 1),
+    row, last = run.measure(scale, "Register (the last trainer)", trainers[-1],
                             Register(1, ROLE_TRAINER, GROUPS - 1).encode(), repeats)
     rows.append(row)
     run.keep(row.name, last)
     registration += statistics.median(row.seconds)
     escrow = rounds * (budget + validator_reward)
     rows.append(run.measure(scale, "Ether deposit crediting a balance", PORTAL,
-                            encode_ether_deposit(trainer(0), MILLI), repeats)[0])
+                            encode_ether_deposit(trainer(0).address, MILLI), repeats)[0])
     row, fund = run.measure(scale, "Ether deposit funding the task", PORTAL,
                             encode_ether_deposit(PUBLISHER, escrow, encode_deposit_data(1)), repeats)
     rows.append(row)
     run.keep(row.name, fund)
+    row, adv = run.measure(scale, "ValidatorReport (a full group, signed)", VALIDATORS[0],
+                           full_report(0, per_group).encode(), repeats)
+    rows.append(row)
+    run.keep(row.name, adv)
+    for g in range(1, GROUPS):
+        run.send(VALIDATORS[g], full_report(g, per_group).encode())
     for g in range(GROUPS):
-        row, adv = run.measure(scale, "ValidatorReport (a full group)", VALIDATORS[g],
-                               full_report(g, per_group).encode(), repeats)
+        [chunk] = model_chunks(1, 1, validator_model(g))  # the CNN fits one chunk
+        row, adv = run.measure(scale, "ModelChunk (a CNN revealed, scored)", VALIDATORS[g], chunk.encode(),
+                               repeats if g == 0 else 1)
         if g == 0:
             rows.append(row)
         run.keep(row.name, adv)
-    row, close = run.measure(scale, "RoundClose (every trainer's stake)", PUBLISHER,
-                             RoundClose(1, 1, b"\xc1" * 32, 9100, tuple(9000 + g for g in range(GROUPS))).encode(),
+    run.block = run.state.tasks[1].contest_deadline() + 1
+    row, close = run.measure(scale, "RoundClose (mean of 20, every stake)", PUBLISHER, RoundClose(1, 1).encode(),
                              repeats)
     rows.append(row)
     run.keep(row.name, close)
@@ -195,14 +219,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=7, help="applications of each measured input")
     parser.add_argument("--http-scale", type=int, default=1000,
                         help="trainers of the run also fed through the rollup HTTP API (0: none)")
+    parser.add_argument("--test-images", type=int, default=200, help="images in the public test set")
     args = parser.parse_args(argv)
     if any(s % GROUPS or not GROUPS <= s <= 10_000 for s in args.scales + [args.http_scale or GROUPS]):
         parser.error(f"every scale is a multiple of {GROUPS} in {GROUPS}..10000")
 
-    results = {scale: measure_scale(scale, args.repeats) for scale in args.scales}
+    results = {scale: measure_scale(scale, args.repeats, args.test_images) for scale in args.scales}
     base = args.scales[0]
-    print(f"Every input type at {', '.join(f'{s:,}' for s in args.scales)} trainers ({GROUPS} groups), "
-          f"dapp.state.apply + output encoding, {args.repeats} repeats; baseline: {base:,} trainers")
+    print(f"Every input type at {', '.join(f'{s:,}' for s in args.scales)} trainers ({GROUPS} groups, the demo's "
+          f"CNN, a public test set of {args.test_images} images), dapp.state.apply + output encoding, "
+          f"{args.repeats} repeats; baseline: {base:,} trainers")
     print(f"{'input':40} {'trainers':>8} {'median ms':>10} {'max ms':>8} {'x base':>7} {'outputs':>8} "
           f"{'largest output B':>17} {'input B':>8}")
     for i in range(len(results[base][0])):
@@ -219,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds = results[scale][1]
         print(f"  {scale:>6,} trainers: {seconds:7.2f} s, {1000 * seconds / scale:.3f} ms per Register on average")
     if args.http_scale:
-        http = time_http(measure_scale(args.http_scale, 1)[2])
+        http = time_http(measure_scale(args.http_scale, 1, args.test_images)[2])
         print(f"\nThe same inputs through `python -m dapp` behind the node's rollup HTTP server, {args.http_scale:,} "
               f"trainers (host mode: one HTTP POST per output; a Cartesi Machine writes them to its tx buffer)")
         print(f"{'input':40} {'median ms':>10} {'max ms':>8} {'outputs':>8} {'ms per output':>14}")

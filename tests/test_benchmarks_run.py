@@ -20,9 +20,9 @@ def bench(name: str, *args: str) -> str:
 
 
 def test_dapp_throughput_measures_the_backend_alone_and_behind_the_rollup_http_api():
-    out = bench("dapp_throughput", "--rounds", "2", "--http-rounds", "2", "--repeats", "1")
+    out = bench("dapp_throughput", "--rounds", "2", "--http-rounds", "2", "--repeats", "1", "--test-images", "20")
     assert "state machine alone (baseline)" in out and "python -m dapp via the node's rollup HTTP API" in out
-    assert "ValidatorReport for 10 trainers: 516 bytes" in out
+    assert "ValidatorReport for 10 trainers: 1668 bytes" in out  # 4 + 8 x 32 + 4 x 32 + 10 x 128
 
 
 def test_node_latency_measures_latency_burst_and_gas_on_anvil():
@@ -42,23 +42,24 @@ def test_e2e_compares_rounds_with_and_without_the_rollup():
 
 
 def test_dapp_scale_states_a_bound_per_input_type_and_checks_the_output_limits():
-    out = bench("dapp_scale", "--scales", "50", "100", "--repeats", "1", "--http-scale", "50")
-    for name in ("Register (the last trainer)", "ValidatorReport (a full group)", "RoundClose (every trainer's stake)",
+    out = bench("dapp_scale", "--scales", "40", "100", "--repeats", "1", "--http-scale", "40", "--test-images", "20")
+    for name in ("Register (the last trainer)", "ValidatorReport (a full group, signed)",
+                 "ModelChunk (a CNN revealed, scored)", "RoundClose (mean of 20, every stake)",
                  "Withdraw (a paid trainer)", "CancelTask (refund voucher)", "Ether deposit funding the task"):
         assert name in out
     assert "Bound at 100 trainers: every input <" in out and "every input and output within the limits" in out
-    assert "through `python -m dapp` behind the node's rollup HTTP server, 50 trainers" in out
+    assert "through `python -m dapp` behind the node's rollup HTTP server, 40 trainers" in out
 
 
 def test_model_posts_prices_each_encoding_on_anvil_and_times_the_rollups_scoring():
     out = bench("model_posts", "--quick")
     lines = {tuple(line.split()[:2]): line for line in out.splitlines()
-             if line.split()[:1] in (["today"], ["int8"], ["float16"])}
+             if line.split()[:1] in (["before"], ["int8"], ["float16"])}
     rows = {key: line.split() for key, line in lines.items()}
-    assert set(rows) == {(e, a) for e in ("today", "int8", "float16") for a in ("cnn", "cnn10")}
+    assert set(rows) == {(e, a) for e in ("before", "int8", "float16") for a in ("cnn", "cnn10")}
     # the design's sizes (dapp.qmodel's encoded sizes, 2 bytes per float16 parameter) and chunk counts
     assert rows["int8", "cnn"][2:4] == ["57,540", "1"] and rows["int8", "cnn10"][2:4] == ["589,076", "10"]
     assert rows["float16", "cnn"][2:4] == ["113,428", "2"] and rows["float16", "cnn10"][2:4] == ["1,171,796", "19"]
     gas = {key: int(row[4].replace(",", "")) for key, row in rows.items()}
-    assert gas["today", "cnn"] < gas["int8", "cnn"] < gas["float16", "cnn"] < gas["int8", "cnn10"]
+    assert gas["before", "cnn"] < gas["int8", "cnn"] < gas["float16", "cnn"] < gas["int8", "cnn10"]
     assert "n/a: --quick" in lines["int8", "cnn"] and "not a Cartesi Machine" in out

@@ -9,19 +9,21 @@ from collections import Counter
 from dataclasses import replace
 
 import pytest
-from dapp_fixtures import MILLI, PUBLISHER, STRANGER, Chain, close, task_message, trainer, validator
+from dapp_fixtures import (MILLI, PUBLISHER, STRANGER, Chain, close, task_message, trainer, validator,
+                           validator_model)
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from schedule_fixtures import Cast, Eager, refunded, run_task, unspent_escrow
 
 from dapp.schema import (CANCEL_GROUPS_SILENT, CANCEL_NAMES, CANCEL_NO_PRODUCER, ROLE_VALIDATOR, CancelTask,
-                         DepositCredited, GroupSkipped, ProducerMissed, Register, RewardPaid, TaskCancelled,
-                         TaskFinished, ValidatorRewarded, Withdraw, Withdrawal, encode_deposit_data)
+                         ContributionClassified, DepositCredited, GroupSkipped, ModelChunk, ProducerMissed, Register,
+                         RewardPaid, TaskCancelled, TaskFinished, ValidatorPenalized, ValidatorRewarded, Withdraw,
+                         Withdrawal, encode_deposit_data)
 from dapp.state import Voucher
 from dapp.task import Task
 
 ATTACKS = ("squat", "stranger closes", "out of turn close", "early cancel", "stranger cancels", "stranger deposit",
-           "withdraw")
+           "withdraw", "reveal out of its window")
 
 
 class Drawn:
@@ -39,6 +41,9 @@ class Drawn:
     def bps(self) -> int:
         return self.data.draw(st.integers(0, 10_000), label="bps")
 
+    def dead(self) -> frozenset[int]:
+        return self.data.draw(st.frozensets(st.integers(0, 9), max_size=3), label="dead classes")
+
 
 def attacker(data: st.DataObject):
     """Now and then an input the rules must refuse (or, for a deposit or withdrawal, keep to its sender)."""
@@ -52,14 +57,14 @@ def attacker(data: st.DataObject):
         if kind == "squat":
             chain.reject(STRANGER, Register(task.task_id, ROLE_VALIDATOR, data.draw(st.integers(0, task.groups - 1))))
         elif kind == "stranger closes":
-            chain.reject(STRANGER, close(task.task_id, round_, 9000, [9000] * task.groups))
+            chain.reject(STRANGER, close(task.task_id, round_))
         elif kind == "out of turn close":
             if task.started(block):
                 order = task.producer_order()
                 parties = [p for p in parties if p != order[min(task.turn_at(block), len(order) - 1)]]
             if parties:
                 sender = data.draw(st.sampled_from(parties))
-                chain.reject(sender, close(task.task_id, round_, 9000, [9000] * task.groups))
+                chain.reject(sender, close(task.task_id, round_))
         elif kind == "early cancel":  # the driver cancels as soon as the task is stalled: here it is not
             chain.reject(task.publisher, CancelTask(task.task_id))
         elif kind == "stranger cancels":
@@ -68,6 +73,8 @@ def attacker(data: st.DataObject):
             escrow = task.escrow
             chain.deposit(STRANGER, data.draw(st.integers(1, 9)), encode_deposit_data(task.task_id))
             assert chain.state.tasks[task.task_id].escrow == escrow
+        elif kind == "reveal out of its window":
+            reveal_out_of_its_window(chain, task, block)
         else:
             who = data.draw(st.sampled_from(parties + [STRANGER, trainer(0, 0)]))
             if chain.state.balance(who):
@@ -75,6 +82,14 @@ def attacker(data: st.DataObject):
             else:
                 chain.reject(who, Withdraw())
     return attack
+
+
+def reveal_out_of_its_window(chain: Chain, task: Task, block: int) -> None:
+    """A committed model sent before the reveals open or after the contest deadline (or again) is refused."""
+    committed = [rep for rep in task.reports if rep is not None]
+    if committed and not (task.reveal_open(block) and block <= task.contest_deadline()):
+        chain.reject(committed[0].validator, ModelChunk(task.task_id, task.current_round, committed[0].model_digest,
+                                                        0, 1, validator_model(0, task.current_round)))
 
 
 FUNDINGS = ("exact", "exact in two", "over", "part", "none")
@@ -92,7 +107,8 @@ def tasks(draw, staffed: bool) -> tuple[dict, Cast]:
     terms = dict(rounds=rounds, groups=groups, budget=budget, per_positive=per_positive,
                  validator_reward=validator_reward, validators=seats, trainers_per_group=cap,
                  registration_blocks=draw(st.integers(4 if staffed else 1, 30)),
-                 report_blocks=draw(st.integers(1, 10)), close_blocks=draw(st.integers(1, 4)))
+                 report_blocks=draw(st.integers(1, 10)), close_blocks=draw(st.integers(1, 4)),
+                 contest_blocks=draw(st.integers(1, 4)))
     required = rounds * (budget + validator_reward)
     funding = draw(st.sampled_from(FUNDINGS[:3] if staffed else FUNDINGS))
     deposits = {"none": (), "part": (draw(st.integers(0, max(0, required - 1))),), "exact": (required,),
@@ -103,10 +119,13 @@ def tasks(draw, staffed: bool) -> tuple[dict, Cast]:
                 trainers=tuple(tuple(trainer(g, i) for i in range(draw(st.integers(0, cap)))) for g in range(groups)),
                 silent_reports=frozenset(draw(st.sets(st.tuples(st.integers(1, rounds), st.integers(0, groups - 1)),
                                                      max_size=2))),
+                unrevealed=frozenset(draw(st.sets(st.tuples(st.integers(1, rounds), st.integers(0, groups - 1)),
+                                                  max_size=2))),
+                test_set=staffed or draw(st.sampled_from((True, True, True, False))),
                 withholders=frozenset((r, p) for r in range(1, rounds + 1)
                                       for p in draw(st.sets(st.sampled_from(parties),
                                                             max_size=len(parties) - staffed))),
-                seats_after=draw(st.integers(0, terms["registration_blocks"])), lazy_close=draw(st.booleans()),
+                seats_after=draw(st.integers(0, terms["registration_blocks"])), lazy=draw(st.booleans()),
                 quit_after=draw(st.one_of(st.none(), st.integers(0, 40))))
     return terms, cast
 
@@ -146,7 +165,7 @@ def outcome(chain: Chain) -> None:
     t = chain.state.tasks[1]
     event("finished" if t.finished else f"cancelled: {CANCEL_NAMES[t.cancelled]}")
     event(f"rounds closed: {len(t.history)}")
-    for kind in (GroupSkipped, ProducerMissed):
+    for kind in (GroupSkipped, ProducerMissed, ValidatorPenalized):
         if chain.of_type(kind):
             event(f"some {kind.__name__}")
 
@@ -174,9 +193,10 @@ def test_all_honest_the_task_finishes_and_only_the_budget_dust_returns():
 def test_everyone_but_the_publisher_quits_after_the_reports_the_publisher_still_gets_its_escrow_back():
     chain = play(dict(rounds=2, groups=2, trainers_per_group=1, registration_blocks=10),
                  Cast(deposits=(22 * MILLI,), seated=frozenset({0, 1}), trainers=((trainer(0, 0),), (trainer(1, 0),)),
-                      withholders=frozenset({(1, PUBLISHER), (2, PUBLISHER)}), quit_after=7), Eager())
+                      withholders=frozenset({(1, PUBLISHER), (2, PUBLISHER)}), quit_after=8), Eager())
     [cancelled] = chain.of_type(TaskCancelled)
-    assert (cancelled.reason, cancelled.refund) == (CANCEL_NO_PRODUCER, 22 * MILLI - 2 * 2 * MILLI)
+    assert chain.of_type(ContributionClassified) and not chain.of_type(RewardPaid)  # reported, paid only at a close
+    assert (cancelled.reason, cancelled.refund) == (CANCEL_NO_PRODUCER, 22 * MILLI)
 
 
 def test_silent_groups_after_round_one_the_publisher_cancels():
@@ -188,18 +208,21 @@ def test_silent_groups_after_round_one_the_publisher_cancels():
 
 
 def test_the_slowest_schedule_the_rules_allow_ends_within_the_bound():
-    """Seats taken at the window's last block, then every round closed by the last producer in its order at the
-    last block of its turn: the latest a task can finish. Every producer missing the last round instead lets
-    the publisher cancel one block later, still within `Task.latest_end_block` (which has one block to spare)."""
-    terms = dict(rounds=2, groups=2, trainers_per_group=1, registration_blocks=20, report_blocks=10, close_blocks=5)
+    """Seats taken at the window's last block, reports in the last blocks before their deadline (so the contest
+    and response windows count from it), then every round closed by the last producer in its order at the last
+    block of its turn: the latest a task can finish. Every producer missing the last round instead lets the
+    publisher cancel one block later, still within `Task.latest_end_block` (which has one block to spare)."""
+    terms = dict(rounds=2, groups=2, trainers_per_group=1, registration_blocks=20, report_blocks=10, close_blocks=5,
+                 contest_blocks=5)
     window_end = 10 + 20  # CreateTask lands in block 10
     slowest = Cast(deposits=(22 * MILLI,), seated=frozenset({0, 1}), trainers=((), ()), seats_after=19,
                    withholders=frozenset({(1, PUBLISHER), (1, validator(0)), (2, validator(0)), (2, validator(1))}),
-                   lazy_close=True)
+                   lazy=True)
     chain = play(terms, slowest, Eager())
-    assert chain.state.tasks[1].history[0].block == window_end + 10 + 3 * 5  # v1, the third producer
+    per_round = 10 + 2 * 5 + 3 * 5  # report window, contest and response windows, three turns to close
+    assert chain.state.tasks[1].history[0].block == window_end + per_round  # v1, the third producer
     finished = chain.state.tasks[1].history[-1].block
-    assert finished == window_end + 2 * (10 + 3 * 5) == chain.state.tasks[1].latest_end_block() - 2
+    assert finished == window_end + 2 * per_round == chain.state.tasks[1].latest_end_block() - 2
     stuck = replace(slowest, withholders=slowest.withholders | {(2, PUBLISHER)})
     chain = play(terms, stuck, Eager())
     assert chain.of_type(TaskCancelled)[0].reason == CANCEL_NO_PRODUCER

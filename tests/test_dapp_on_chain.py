@@ -1,6 +1,7 @@
 """End to end on the local rollup stack (anvil + official @cartesi/rollups 2.2.0 contracts + host-mode node):
-a task funded through the real EtherPortal, a round played from each role's own key, and the trainer's
-Withdraw voucher executed on L1 paying real Ether."""
+a task funded through the real EtherPortal and its public test set posted, a round played from each role's own
+key (the trainer's signature under the real chain id and Application, the validator's model revealed, the close
+after the contest window), and the trainer's Withdraw voucher executed on L1 paying real Ether."""
 from __future__ import annotations
 
 import subprocess
@@ -16,11 +17,14 @@ from contracts_config.anvil import free_port
 from contracts_config.deploy import ANVIL_KEY_0
 from contracts_config.deployment import load
 from contracts_config.transactions import call_function, connect, send_transaction
-from dapp_fixtures import task_message
+from dapp_fixtures import TEST_SET, task_message, update_of, validator_model
+from onchain_fixtures import Entry, signed_report
 
-from dapp.schema import (ROLE_TRAINER, ROLE_VALIDATOR, Register, RoundClose, TaskFunded,
-                         ValidatorReport, Withdraw, Withdrawal, decode_notice, encode_deposit_data,
-                         pack_contribution)
+from dapp import qmodel
+from dapp.eip712 import Domain
+from dapp.schema import (ROLE_TRAINER, ROLE_VALIDATOR, ModelChunk, Register, RoundClose, TaskFunded, Withdraw,
+                         Withdrawal, decode_notice, encode_deposit_data)
+from dapp.schema import TestSetChunk as SetChunk  # a Test* name would be collected by pytest
 
 MILLI = 10**15
 
@@ -48,14 +52,18 @@ def test_round_on_the_local_rollup_stack_pays_a_trainer_on_l1(tmp_path: Path):
         def send(key: str, message) -> None:
             call_function(w3, key, input_box.functions.addInput(app, message.encode()))
 
-        send(ANVIL_KEY_0, task_message(2500, 1, 1, 4 * MILLI, 3 * MILLI, 1 * MILLI,
-                                        validators=(validator.address.lower(),)))
+        created = task_message(2500, 1, 1, 4 * MILLI, 3 * MILLI, 1 * MILLI, validators=(validator.address.lower(),))
+        send(ANVIL_KEY_0, created)
+        send(ANVIL_KEY_0, SetChunk(1, 0, 1, TEST_SET))
         call_function(w3, ANVIL_KEY_0, portal.functions.depositEther(app, encode_deposit_data(1)), value=5 * MILLI)
         send(validator.key.hex(), Register(1, ROLE_VALIDATOR, 0))
         send(trainer.key.hex(), Register(1, ROLE_TRAINER, 0))
-        contribution = pack_contribution(trainer.address, 8000, 600)
-        send(validator.key.hex(), ValidatorReport(1, 1, 9000, b"\x11" * 32, (contribution,)))
-        send(ANVIL_KEY_0, RoundClose(1, 1, b"\x22" * 32, 9100, (9050,)))
+        model = validator_model(0, 1)
+        entry = Entry(trainer.key.hex(), 8000, update_of(trainer.address.lower(), 1))
+        send(validator.key.hex(), signed_report(Domain(w3.eth.chain_id, app), 1, 1, 0, 9000, model, [entry]))
+        send(validator.key.hex(), ModelChunk(1, 1, qmodel.digest(model), 0, 1, model))
+        w3.provider.make_request("anvil_mine", [hex(created.contest_blocks + 1)])  # past the contest window
+        send(ANVIL_KEY_0, RoundClose(1, 1))
         send(trainer.key.hex(), Withdraw())
 
         rpc = f"http://127.0.0.1:{node_port}/rpc"
@@ -65,10 +73,10 @@ def test_round_on_the_local_rollup_stack_pays_a_trainer_on_l1(tmp_path: Path):
             return requests.post(rpc, json=body, timeout=10).json()["result"]["data"]
 
         deadline = time.monotonic() + 60
-        while int(call("cartesi_getProcessedInputCount", application="fedrollup"), 16) < 7:
-            assert time.monotonic() < deadline, "the node did not process the 7 inputs within 60 s"
+        while int(call("cartesi_getProcessedInputCount", application="fedrollup"), 16) < 9:
+            assert time.monotonic() < deadline, "the node did not process the 9 inputs within 60 s"
             time.sleep(0.5)
-        assert [i["status"] for i in call("cartesi_listInputs", application="fedrollup")] == ["ACCEPTED"] * 7
+        assert [i["status"] for i in call("cartesi_listInputs", application="fedrollup")] == ["ACCEPTED"] * 9
         outputs = call("cartesi_listOutputs", application="fedrollup")
         notices = [decode_notice(bytes.fromhex(o["decoded_data"]["payload"][2:])) for o in outputs
                    if o["decoded_data"]["type"] == "Notice"]

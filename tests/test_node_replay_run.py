@@ -10,11 +10,12 @@ import threading
 from pathlib import Path
 
 import pytest
-from dapp_fixtures import task_message, MILLI, PORTAL, PUBLISHER, STRANGER, close, report, trainer, validator
+from dapp_fixtures import PORTAL, STRANGER
 from riscv64_rootfs import REPO, ROOTFS, needs_riscv64, run_with_dapp
+from schedule_fixtures import one_round_inputs
 
-from dapp.portal import ETHER_PORTAL_ENV, encode_ether_deposit
-from dapp.schema import ROLE_TRAINER, ROLE_VALIDATOR, Register, Withdraw, encode_deposit_data
+from dapp.eip712 import Domain
+from dapp.portal import ETHER_PORTAL_ENV
 from fedrollup.cli.entry import dispatch
 from fedrollup.cli import build_parser
 from rollups_node.advancer import Advancer
@@ -27,16 +28,12 @@ from rollups_node.sqlite_repository import SqliteRepository
 
 HOST_BACKEND = [sys.executable, "-m", "dapp"]
 APP = "0x" + "a9" * 20
-INPUTS = [  # a task funded, joined, one round closed, a reward withdrawn (a voucher), a stranger rejected
-    (PUBLISHER, task_message(2500, 1, 1, 4 * MILLI, 3 * MILLI, 1 * MILLI).encode()),
-    (PORTAL, encode_ether_deposit(PUBLISHER, 5 * MILLI, encode_deposit_data(1))),
-    (validator(0), Register(1, ROLE_VALIDATOR, 0).encode()),
-    (trainer(0, 0), Register(1, ROLE_TRAINER, 0).encode()),
-    (STRANGER, b"\x12\x34\x56\x78"),
-    (validator(0), report(1, 1, 9000, {trainer(0, 0): 8000}).encode()),
-    (PUBLISHER, close(1, 1, 9100, [9050]).encode()),
-    (trainer(0, 0), Withdraw().encode()),
-]
+# A task created with its test set, funded, joined, a stranger rejected, one round reported, revealed and closed,
+# a reward withdrawn (a voucher): every kind of result.
+INPUTS = one_round_inputs(Domain(31337, APP))
+STRANGER_INPUT = next(i for i, (sender, _, _) in enumerate(INPUTS) if sender == STRANGER)  # rejected, a report
+WITHDRAW_INPUT = len(INPUTS) - 1  # its Withdrawal notice and voucher
+SUMMARY = f"{len(INPUTS)} inputs ({len(INPUTS) - 1} accepted, 1 rejected)"
 
 
 def record(db: Path) -> None:
@@ -45,10 +42,10 @@ def record(db: Path) -> None:
     repo.save_application(Application(name="t", address=APP, consensus="0x" + "c0" * 20, input_box="0x" + "b0" * 20,
                                       input_box_block=1, template_hash="0x" + "00" * 32, epoch_length=10,
                                       data_availability="0x", chain_id=31337))
-    repo.add_inputs([Input(index=i, epoch_index=i // 4, block_number=10 + i, block_timestamp=1_700_000_000 + 12 * i,
+    repo.add_inputs([Input(index=i, epoch_index=i // 4, block_number=block, block_timestamp=1_700_000_000 + 12 * i,
                            chain_id=31337, app_contract=APP, sender=sender, prev_randao=i, payload=payload,
                            raw_data=b"raw" + payload, transaction_reference=f"0x{i:064x}")
-                     for i, (sender, payload) in enumerate(INPUTS)], 100)
+                     for i, (sender, payload, block) in enumerate(INPUTS)], 100)
     machine = HostMachine(HOST_BACKEND, finish_timeout=5.0)
     machine.start()
     try:
@@ -76,18 +73,20 @@ def tampered(recorded: Path, tmp_path: Path, sql: str) -> Path:
 def test_the_same_backend_replays_a_run_identically(recorded, tmp_path):
     result = replay_run(recorded, HOST_BACKEND, work_dir=tmp_path)
     assert result.identical, result.differences
-    assert result.inputs == len(INPUTS) and result.statuses == {"ACCEPTED": 7, "REJECTED": 1}
+    assert result.inputs == len(INPUTS) and result.statuses == {"ACCEPTED": len(INPUTS) - 1, "REJECTED": 1}
     repo = SqliteRepository(recorded)
     assert repo.list_outputs(output_type=VOUCHER)[1] == 1  # the withdraw's voucher is among the compared outputs
     repo.close()
-    assert result.verdict().startswith("REPLAY IDENTICAL: 8 inputs (7 accepted, 1 rejected)")
+    assert result.verdict().startswith(f"REPLAY IDENTICAL: {SUMMARY}")
 
 
 @pytest.mark.parametrize("sql, expected", [
     ("UPDATE output SET raw_data = CAST(raw_data || x'00' AS BLOB) WHERE \"index\" = 3", "output 0 differs from byte"),
-    ("UPDATE report SET raw_data = x'00' WHERE input_index = 4", "input 4: report 0 differs from byte 0"),
-    ("UPDATE input SET status = 'ACCEPTED' WHERE \"index\" = 4", "input 4: status REJECTED, recorded ACCEPTED"),
-    ("DELETE FROM output WHERE input_index = 7", "input 7: 2 outputs, recorded 0"),
+    (f"UPDATE report SET raw_data = x'00' WHERE input_index = {STRANGER_INPUT}",
+     f"input {STRANGER_INPUT}: report 0 differs from byte 0"),
+    (f"UPDATE input SET status = 'ACCEPTED' WHERE \"index\" = {STRANGER_INPUT}",
+     f"input {STRANGER_INPUT}: status REJECTED, recorded ACCEPTED"),
+    (f"DELETE FROM output WHERE input_index = {WITHDRAW_INPUT}", f"input {WITHDRAW_INPUT}: 2 outputs, recorded 0"),
     ("UPDATE input SET outputs_hash = '0x00' WHERE \"index\" = 2", "input 2: outputs Merkle root"),
 ])
 def test_every_kind_of_divergence_is_named(recorded, tmp_path, sql, expected):
@@ -101,7 +100,8 @@ def test_a_backend_with_other_rules_differs(recorded, tmp_path, monkeypatch):
     """A machine built with another EtherPortal address rejects the deposit: the replay names that input."""
     monkeypatch.setenv(ETHER_PORTAL_ENV, "0x" + "11" * 20)
     result = replay_run(recorded, HOST_BACKEND, work_dir=tmp_path)
-    assert result.differences[0] == "input 1: status REJECTED, recorded ACCEPTED"
+    deposit = next(i for i, (sender, _, _) in enumerate(INPUTS) if sender == PORTAL)
+    assert result.differences[0] == f"input {deposit}: status REJECTED, recorded ACCEPTED"
 
 
 def test_the_recorded_database_is_only_read(recorded, tmp_path):
@@ -114,10 +114,11 @@ def test_the_command_line_says_the_verdict_and_fails_on_a_difference(recorded, t
     parser = build_parser()
     assert dispatch(parser.parse_args(["chain", "replay", "--db", str(recorded)]), "fedrollup") == 0
     assert capsys.readouterr().out.splitlines()[-1].startswith("REPLAY IDENTICAL")
-    bad = tampered(recorded, tmp_path, "UPDATE report SET raw_data = x'00' WHERE input_index = 4")
+    bad = tampered(recorded, tmp_path, f"UPDATE report SET raw_data = x'00' WHERE input_index = {STRANGER_INPUT}")
     assert dispatch(parser.parse_args(["chain", "replay", "--db", str(bad)]), "fedrollup") == 1
     out = capsys.readouterr().out
-    assert "DIFFERS input 4: report 0" in out and out.splitlines()[-1].startswith("REPLAY DIFFERS at 1 inputs")
+    assert f"DIFFERS input {STRANGER_INPUT}: report 0" in out
+    assert out.splitlines()[-1].startswith("REPLAY DIFFERS at 1 inputs")
 
 
 def test_a_missing_or_empty_database_is_one_line_error(tmp_path, capsys):
@@ -144,13 +145,13 @@ def test_the_riscv64_backend_under_qemu_gives_every_result_byte_for_byte(recorde
     assert same.returncode == 0, same.stdout + same.stderr
     assert "riscv64 Linux (QEMU user emulation), Python 3." in same.stdout
     assert same.stdout.splitlines()[-1].startswith(
-        "== riscv-replay: verdict: REPLAY IDENTICAL: 8 inputs (7 accepted, 1 rejected)")
-    bad = tampered(recorded, tmp_path, "UPDATE report SET raw_data = x'00' WHERE input_index = 4")
+        f"== riscv-replay: verdict: REPLAY IDENTICAL: {SUMMARY}")
+    bad = tampered(recorded, tmp_path, f"UPDATE report SET raw_data = x'00' WHERE input_index = {STRANGER_INPUT}")
     differs = subprocess.run([str(REPLAY_SH), str(ROOTFS), str(bad)], capture_output=True, text=True, timeout=600)
     assert differs.returncode == 1, differs.stdout + differs.stderr
     assert differs.stdout.splitlines()[-1].startswith("== riscv-replay: verdict: REPLAY DIFFERS at 1 inputs")
     riscv64_part = differs.stdout.split("2/2 the riscv64 backend")[1]
-    assert "DIFFERS input 4: report 0 differs from byte 0" in riscv64_part
+    assert f"DIFFERS input {STRANGER_INPUT}: report 0 differs from byte 0" in riscv64_part
 
 
 # The backend program whose printed digest must be the same on the host and on riscv64: the rollup's integer
