@@ -54,7 +54,7 @@ def run_recorded(cfg: SimulationConfig, out: Path, block_time: float) -> dict:
         recorder = RollupRecorder(cfg, stack.deployment, stack.node)
         recorder.open_task(cfg.rounds)
         clock = RoundClock()
-        result = simulate(cfg, out, observer=Observers(recorder, clock))
+        result = simulate(cfg, out, observer=Observers(recorder, clock), rollup=recorder)
         return {"round_s": clock.round_seconds(), "chain_s": recorder.timings.per_round_s[1:],
                 "accuracy": result.records[-1].global_accuracy, "setup_s": recorder.timings.setup_s}
 

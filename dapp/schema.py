@@ -237,6 +237,7 @@ class TestSetChunk(Message):
     """The publisher posts its public test set (``labels u8[N] ‖ pixels u8[N x 784]``) in chunks."""
 
     KIND: ClassVar[str] = "input"
+    __test__ = False  # not a pytest test class (the name starts with Test)
     task_id: int = abi("uint64")
     index: int = abi("uint16")
     count: int = abi("uint16")
@@ -349,6 +350,7 @@ class TestSetPosted(Message):
     """The task's public test set is complete and hashes to the digest its CreateTask committed to."""
 
     KIND: ClassVar[str] = "notice"
+    __test__ = False  # not a pytest test class (the name starts with Test)
     task_id: int = abi("uint64")
     digest: bytes = abi("bytes32")
     size: int = abi("uint32")
