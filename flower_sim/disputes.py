@@ -7,7 +7,7 @@ Once a round's reports are in and the validators' models revealed, before the cl
   as the rollup will (`dapp.qnn`) and contests when the task's rule upholds it against the validator model's public
   accuracy: it sends `Contest` and posts its update (`ModelChunk`s) in the same breath;
 * the **publisher** challenges the reported Positives whose score is implausible (`implausible`: more than
-  `CHALLENGE_MARGIN_BPS` above the validator's own reference accuracy, or above `CHALLENGE_CEILING_BPS`), the
+  `CHALLENGE_MARGIN_BPS` above the median Positive of the same report, or above `CHALLENGE_CEILING_BPS`), the
   highest first, at most the task's challenges per group and round;
 * a **validator** whose Positive is challenged posts the update in its defence when the rule would keep it
   Positive on the public numbers; otherwise it posts nothing (the round then waits for the response deadline).
@@ -17,6 +17,7 @@ Once a round's reports are in and the validators' models revealed, before the cl
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import median_low
 from typing import Any
 
 from common import accounts
@@ -29,21 +30,26 @@ from dapp.state import format_wei
 from flower_sim.records import ValidatorReport as RoundReport
 from flower_sim.rollup_inputs import model_chunks
 
-CHALLENGE_MARGIN_BPS = 1_000  # a Positive more than 10 points above its validator's own reference accuracy ...
+CHALLENGE_MARGIN_BPS = 1_000  # a Positive more than 10 points above the median Positive of its report ...
 CHALLENGE_CEILING_BPS = 9_900  # ... or above 99 %, is implausible: the publisher challenges it
 NO_RECEIPT = bytes(32)
 
 
-def implausible(accuracy_bps: int, validator_accuracy_bps: int) -> bool:
-    """The publisher's policy: a reported score it does not believe."""
-    return accuracy_bps > min(validator_accuracy_bps + CHALLENGE_MARGIN_BPS, CHALLENGE_CEILING_BPS)
+def implausible(accuracy_bps: int, median_bps: int) -> bool:
+    """The publisher's policy: a reported score it does not believe, against the median Positive of the report
+    (trainers of one group, scored on the same private data, land within a few points of each other)."""
+    return accuracy_bps > min(median_bps + CHALLENGE_MARGIN_BPS, CHALLENGE_CEILING_BPS)
 
 
 def challenges(classified: list[ContributionClassified], per_group: int) -> list[ContributionClassified]:
     """The Positives the publisher challenges: the implausible ones, highest score first (then by report order),
     at most ``per_group`` in each group."""
+    positives: dict[int, list[int]] = {}
+    for c in classified:
+        if c.positive:
+            positives.setdefault(c.group, []).append(c.accuracy_bps)
+    suspects = [c for c in classified if c.positive and implausible(c.accuracy_bps, median_low(positives[c.group]))]
     picked: list[ContributionClassified] = []
-    suspects = [c for c in classified if c.positive and implausible(c.accuracy_bps, c.validator_accuracy_bps)]
     for c in sorted(suspects, key=lambda c: -c.accuracy_bps):
         if sum(p.group == c.group for p in picked) < per_group:
             picked.append(c)
@@ -109,8 +115,8 @@ class DisputeDesk:
         picks = challenges([c for g in sorted(classified) for c in classified[g]], self.per_group)
         for c in picks:
             self.r.say(f"the publisher challenges {self.r.who(c.trainer)}'s score of {pct(c.accuracy_bps)} in "
-                       f"validator {c.group}'s report of round {round_}: implausible against the validator's own "
-                       f"{pct(c.validator_accuracy_bps)}")
+                       f"validator {c.group}'s report of round {round_}: implausible (the validator's own reference "
+                       f"scores {pct(c.validator_accuracy_bps)})")
             sent.append((f"the publisher's challenge of {self.r.who(c.trainer)}",
                          self.r._send(self.r.manager_key, Challenge(self.r.task_id, round_, c.trainer))))
         challenged = [n for n in self._confirm(sent) if isinstance(n, Contested) and n.kind == DISPUTE_CHALLENGED]

@@ -138,11 +138,15 @@ def test_a_friend_reported_at_100_percent_is_challenged_and_the_validator_cannot
 
 # ------------------------------------------------------------------------------------------- pure parts
 def test_the_publisher_challenges_implausible_positives_highest_first_within_its_limit():
-    def c(group, bps, validator_bps=9000, positive=True):
-        return ContributionClassified(1, 2, group, "0x" + f"{bps:040x}", bps, validator_bps, 10, positive)
-    assert implausible(10_000, 9_500) and implausible(9_000, 7_900) and not implausible(9_000, 8_000)
-    picked = challenges([c(0, 9950), c(0, 10_000), c(0, 10_000, positive=False), c(1, 9000), c(0, 9990)], 2)
-    assert [(p.group, p.accuracy_bps) for p in picked] == [(0, 10_000), (0, 9990)]
+    def c(group, bps, positive=True):
+        return ContributionClassified(1, 2, group, "0x" + f"{bps:040x}", bps, 3000, 10, positive)
+    assert implausible(9_950, 9_500) and implausible(9_001, 8_000) and not implausible(9_000, 8_000)
+    # Round 1's scores sit far above the validator's own reference (3000 here): nobody is challenged for that.
+    assert challenges([c(0, 5200), c(0, 5300), c(0, 5100), c(1, 5000), c(1, 5400)], 2) == []
+    group0 = [c(0, 9000), c(0, 9100), c(0, 9200), c(0, 9950), c(0, 10_000), c(0, 10_000, positive=False)]
+    picked = challenges(group0 + [c(1, 9000), c(1, 9100)], 1)
+    assert [(p.group, p.accuracy_bps) for p in picked] == [(0, 10_000)]
+    assert [p.accuracy_bps for p in challenges(group0, 2)] == [10_000, 9950]
 
 
 @pytest.mark.parametrize("text, message", [
