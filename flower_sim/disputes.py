@@ -12,7 +12,9 @@ Once a round's reports are in and the validators' models revealed, before the cl
 * a **validator** whose Positive is challenged posts the update in its defence when the rule would keep it
   Positive on the public numbers; otherwise it posts nothing (the round then waits for the response deadline).
 
-`DisputeDesk` does this for a `RollupRecorder` and says each dispute, and its verdict at the close, in words.
+`DisputeDesk` does this for a `RollupRecorder` and says each dispute, and its verdict at the close, in words. It
+acts where the parties' evidence is, in a run of one process (the reports carry the updates' bytes); across the
+emulated network the updates stay on the validators' hosts and it files nothing.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from dapp.state import format_wei
 from flower_sim.records import ValidatorReport as RoundReport
 from flower_sim.rollup_inputs import model_chunks
 
-CHALLENGE_MARGIN_BPS = 1_000  # a Positive more than 10 points above the median Positive of its report ...
+CHALLENGE_MARGIN_BPS = 2_000  # a Positive more than 20 points above the median Positive of its report ...
 CHALLENGE_CEILING_BPS = 9_900  # ... or above 99 %, is implausible: the publisher challenges it
 NO_RECEIPT = bytes(32)
 
@@ -106,6 +108,8 @@ class DisputeDesk:
     def file(self, round_: int, model_bps: dict[str, int]) -> None:
         """Every dispute of the round, each from its party's key, confirmed (a refused one is said, not fatal)."""
         reports = self.reports.pop(round_, {})
+        if not any(honest.updates for honest, _, _ in reports.values()):
+            return  # the updates' bytes are on the validators' hosts (the emulated network): no party here holds them
         classified = {g: [n for n in self.r._notices(self.r._input_index(tx)) if isinstance(n, ContributionClassified)]
                       for g, (_, _, tx) in reports.items()}
         sent: list[tuple[str, Any]] = []
@@ -183,7 +187,11 @@ class DisputeDesk:
     def tell(self, notices: list) -> None:
         """The close's verdicts, in words: who, what, the public accuracies, who is paid first, the stake cut."""
         cuts = {(n.group, n.validator.lower()): n.stake_cut for n in notices if isinstance(n, ValidatorPenalized)}
-        paid = {n.trainer.lower() for n in notices if isinstance(n, RewardPaid)}
+        group_of = {address.lower(): self.r.cfg.group_of(t) for t, address in enumerate(self.r.trainer_addresses)}
+        first: dict[int, str] = {}  # group -> the first trainer the close paid in it
+        for n in notices:
+            if isinstance(n, RewardPaid):
+                first.setdefault(group_of.get(n.trainer.lower(), -1), n.trainer.lower())
         for n in notices:
             if not isinstance(n, ContestResolved):
                 continue
@@ -196,6 +204,6 @@ class DisputeDesk:
                 self.r.say(f"the rollup rejected {what}: {scores}; {v} keeps its stake")
                 continue
             cut = format_wei(cuts.get((n.group, validator), 0))
-            pay = f"{who} is not paid" if n.kind == DISPUTE_CHALLENGED or n.trainer.lower() not in paid \
-                else f"{who} is paid first"
+            pay = f"{who} is paid first" if n.kind != DISPUTE_CHALLENGED and first.get(n.group) == n.trainer.lower() \
+                else f"{who} is not paid"
             self.r.say(f"the rollup upheld {what}: {scores}; {pay}, {v}'s stake is cut by {cut}")

@@ -17,6 +17,12 @@ report deadline has passed (the rollup skips the silent group; the others reveal
 validator was elected producer, until its close deadline has passed, and the next producer in the election
 order closes. At the end the publisher withdraws what the rollup refunded it (`withdraw_refund`).
 
+Disputes (`disputes.DisputeDesk`): after each round's reveals, a trainer left out of its group's report or
+reported Negative contests from its own key when the rule would uphold it, the publisher challenges implausible
+Positives, a challenged validator defends what it can; the close waits for the response deadline while a disputed
+update is missing. A validator made to lie (`cheating.CheatingValidator`, `--cheating-validator`) changes only the
+report it sends; its trainers keep what the honest report gave them (their receipts and updates).
+
 Accounts come from `common.accounts` (one per role, derived by index); on a dev chain the roles that
 have no Ether are funded from account 0, which owns the contracts.
 """
@@ -104,6 +110,7 @@ class RollupRecorder:
                              for t in range(cfg.trainers)]
         self.key_of = {L1.address(k): k for k in [self.manager_key, *self.validator_keys, *self.trainer_keys]}
         self.validator_addresses = [L1.address(k) for k in self.validator_keys]
+        self.trainer_addresses = [L1.address(k) for k in self.trainer_keys]
         self.name_of = {L1.address(self.manager_key): "the publisher",
                         **{a: f"validator {v}" for v, a in enumerate(self.validator_addresses)},
                         **{L1.address(k): f"trainer {t}" for t, k in enumerate(self.trainer_keys)}}

@@ -5,8 +5,10 @@ SuperLink in a deployment), and one Flower strategy. A round is the strategy's o
 `configure_train` -> `send_and_receive` -> `aggregate_train`; around it the validator scores every reply on
 its data for the record, computes every update's digest (keccak256 of its FRQ1 bytes) and checks the trainer's
 `Update` signature when the run records on a rollup, writes its aggregated model as FRQ1 (`dapp.qmodel`: the bits
-it commits to and reveals on the rollup, `round-NNN-validator-V.frq`) and reports the round. It can sign a
-trainer's `Receipt` for any update it received (`receipt`): what a trainer it left out contests with.
+it commits to and reveals on the rollup, `round-NNN-validator-V.frq`) and reports the round. When the run records
+on a rollup it signs each trainer's `Receipt` for the update it received (`receipt`; it rides in the contribution,
+for the trainer to keep: what a trainer left out contests with) and keeps each update's FRQ1 bytes in the report
+(`updates`: what a disputed update is posted with).
 
 Strategies (`--strategy`): `mad` (MadFedAvg), and Flower's own `fedavg` (no validation), `krum`,
 `median` (FedMedian) and `trimmed` (FedTrimmedAvg), all applied to the group's replies only.

@@ -6,9 +6,11 @@ tests/test_e2e_demo.py). The updates and models are real `logreg` models scored 
 from __future__ import annotations
 
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from eth_utils import to_checksum_address
 
 from common import accounts
 from common.errors import ConfigError
@@ -16,6 +18,7 @@ from dapp.schema import (DISPUTE_CHALLENGED, DISPUTE_DROPPED, DISPUTE_MISJUDGED,
                          Contested, ContestResolved, ContributionClassified, RewardPaid,
                          ValidatorPenalized, ValidatorRewarded)
 from dapp.qmodel import digest as qmodel_digest
+from dapp.state import format_wei
 from flower_sim.cheating import CheatingValidator, Lie
 from flower_sim.data import make_splits
 from flower_sim.disputes import challenges, implausible
@@ -23,7 +26,9 @@ from flower_sim.manager import global_model
 from flower_sim.quantize import save_frq1, to_frq1
 from flower_sim.records import Contribution, RoundRecord, ValidatorReport
 from flower_sim.signatures import sign
+from frontend_console.views import disputes_table
 from rollup_fakes import CFG, TERMS, FakeRollup, recorder_on
+from test_console_late import text
 from rollups_client.l1 import L1
 
 DISPUTE_TERMS = replace(TERMS, contest_blocks=40)  # the fake chain moves a block per input and per look
@@ -140,9 +145,9 @@ def test_a_friend_reported_at_100_percent_is_challenged_and_the_validator_cannot
 def test_the_publisher_challenges_implausible_positives_highest_first_within_its_limit():
     def c(group, bps, positive=True):
         return ContributionClassified(1, 2, group, "0x" + f"{bps:040x}", bps, 3000, 10, positive)
-    assert implausible(9_950, 9_500) and implausible(9_001, 8_000) and not implausible(9_000, 8_000)
-    # Round 1's scores sit far above the validator's own reference (3000 here): nobody is challenged for that.
-    assert challenges([c(0, 5200), c(0, 5300), c(0, 5100), c(1, 5000), c(1, 5400)], 2) == []
+    assert implausible(9_950, 9_500) and implausible(8_001, 6_000) and not implausible(8_000, 6_000)
+    # Round 1's scores sit far above the validator's own reference (3000 here) and spread: nobody is challenged.
+    assert challenges([c(0, 5200), c(0, 4300), c(0, 6100), c(1, 5000), c(1, 5400)], 2) == []
     group0 = [c(0, 9000), c(0, 9100), c(0, 9200), c(0, 9950), c(0, 10_000), c(0, 10_000, positive=False)]
     picked = challenges(group0 + [c(1, 9000), c(1, 9100)], 1)
     assert [(p.group, p.accuracy_bps) for p in picked] == [(0, 10_000)]
@@ -189,3 +194,24 @@ def test_the_cheater_lies_about_its_best_honest_positive_or_its_malicious_friend
                                                                               None)  # before its round: the truth
     assert str(Lie(2, 0, "drop", 4)) == ("validator 0 cheats in round 2: it leaves trainer 4 out of its report, "
                                          "although it handed trainer 4 a signed receipt")
+
+
+def test_the_console_disputes_table_shows_who_what_the_public_accuracies_the_verdict_the_cut_and_the_pay(monkeypatch,
+                                                                                                        tmp_path):
+    rollup, recorder, _ = run(monkeypatch, tmp_path, "drop")
+    notices = [o for o in rollup.decoded() if o.message is not None]
+    (verdict,), (penalty,) = rollup.all(ContestResolved), rollup.all(ValidatorPenalized)
+    paid = next(p for p in rollup.all(RewardPaid) if p.round == 2 and p.trainer == verdict.trainer)
+    rows = [line for line in text(disputes_table(notices, 1)).splitlines() if line.startswith("│")]
+    assert len(rows) == 1  # the one dispute
+    cells = [c.strip() for c in rows[0].strip("│").split("│")]
+    assert cells == ["1", "2", "0", to_checksum_address(verdict.trainer), "dropped trainer", f"{verdict.update_bps / 100:.2f}%",
+                     f"{verdict.validator_bps / 100:.2f}%", "yes: against the validator",
+                     format_wei(penalty.stake_cut), format_wei(paid.amount)]
+    assert len([line for line in text(disputes_table(notices, 2)).splitlines() if line.startswith("│")]) == 0
+
+
+def test_a_dispute_of_a_round_not_closed_yet_shows_as_pending():
+    filed = Contested(1, 2, 0, "0x" + "ab" * 20, DISPUTE_DROPPED, bytes(32), 77)
+    shown = text(disputes_table([SimpleNamespace(message=filed, name="Contested", index=0)], None))
+    assert "due by block 77" in shown and "pending" in shown
