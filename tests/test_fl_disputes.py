@@ -25,6 +25,7 @@ from flower_sim.disputes import challenges, implausible
 from flower_sim.manager import global_model
 from flower_sim.quantize import save_frq1, to_frq1
 from flower_sim.records import Contribution, RoundRecord, ValidatorReport
+from flower_sim.rollup_schedule import Schedule, plan_close
 from flower_sim.signatures import sign
 from frontend_console.views import disputes_table
 from rollup_fakes import CFG, TERMS, FakeRollup, recorder_on
@@ -36,8 +37,8 @@ ROUNDS = 2
 
 
 def centroid_weights(bias_nudge: float) -> list[np.ndarray]:
-    """A logreg that scores every image against each digit's mean image (about 60% on the public set here); ``bias_nudge`` on
-    class 0's bias gives every model a digest of its own at the same accuracy."""
+    """A logreg that scores every image against each digit's mean image (about 60% on the public set here);
+    ``bias_nudge`` on class 0's bias gives every model a digest of its own at the same accuracy."""
     data = make_splits(CFG.split_spec()).test
     x, y = np.asarray(data.x, dtype=np.float64).reshape(len(data), -1), np.asarray(data.y)
     means = np.stack([x[y == k].mean(axis=0) for k in range(10)])
@@ -187,7 +188,8 @@ def test_the_cheater_lies_about_its_best_honest_positive_or_its_malicious_friend
     sent, lie = drop.lie(r, None, 2, 7)
     assert lie == Lie(2, 0, "drop", 4) and [c.trainer_id for c in sent.contributions] == [3, 5, 6]
     sent, lie = CheatingValidator(0, "misjudge").lie(r, None, 2, 7)
-    assert [(c.trainer_id, c.accuracy_bps, c.accepted) for c in sent.contributions if c.trainer_id == 4] == [(4, 0, False)]
+    misjudged = [(c.trainer_id, c.accuracy_bps, c.accepted) for c in sent.contributions if c.trainer_id == 4]
+    assert misjudged == [(4, 0, False)]
     assert CheatingValidator(0, "friend").target(r) == 5  # a malicious trainer of the group
     assert CheatingValidator(0, "friend").target(report(contribution(3, 9000), contribution(4, 8000))) == 4
     assert drop.lie(report(contribution(3, 9000), round_=1), None, 2, 7) == (report(contribution(3, 9000), round_=1),
@@ -215,3 +217,15 @@ def test_a_dispute_of_a_round_not_closed_yet_shows_as_pending():
     filed = Contested(1, 2, 0, "0x" + "ab" * 20, DISPUTE_DROPPED, bytes(32), 77)
     shown = text(disputes_table([SimpleNamespace(message=filed, name="Contested", index=0)], None))
     assert "due by block 77" in shown and "pending" in shown
+
+
+def test_the_close_waits_for_the_response_deadline_only_while_a_disputed_update_is_missing():
+    a = "0x" + "aa" * 20
+    producer = {"round": 2, "report_deadline": 40, "contest_deadline": 44, "response_deadline": 48,
+                "turns": [{"producer": a, "until_block": 52}]}
+    task = {"groups": 2, "reports_in": [0, 1], "disputes": [{"posted": True}, {"posted": False}]}
+    waiting = Schedule.from_inspect(producer, task)
+    assert waiting.disputes_pending == 1
+    assert plan_close(waiting, now=30, silent=frozenset(), held=frozenset({a})).first_block == 49
+    posted = Schedule.from_inspect(producer, {**task, "disputes": [{"posted": True}]})
+    assert plan_close(posted, now=30, silent=frozenset(), held=frozenset({a})).first_block == 45
