@@ -131,7 +131,8 @@ def test_a_dropped_trainer_contests_is_paid_first_and_its_validator_is_penalised
         assert re.search(rf"the rollup upheld trainer {victim}'s contest: its update scores [0-9.]+% on the public "
                          rf"test set against the validator's [0-9.]+%; trainer {victim} is paid first, validator 0's "
                          rf"stake is cut by", stdout), stdout[-3000:]
-        assert re.search(r"│ dropped trainer\s+│ [0-9.]+% │ [0-9.]+% │ yes: against the validator", stdout)
+        assert re.search(r"│ dropped trainer\s+│\s+[0-9.]+% │\s+[0-9.]+% │ yes: against the validator", stdout), \
+            stdout[-3000:]
 
         # The node's own notices say the same.
         chain = json.loads((out / "chain" / "chain.json").read_text())
