@@ -22,6 +22,7 @@ from rich.console import Console
 
 from fedrollup.stack import local_stack
 from flower_sim import models
+from flower_sim.cheating import CheatingValidator
 from flower_sim.config import SimulationConfig
 from flower_sim.console import run_with_display
 from flower_sim.rollup_schedule import SilentValidator
@@ -30,6 +31,9 @@ from flower_sim.rollup_schedule import SilentValidator
 # waits ~20 s for its report deadline (a demo round trains in ~3-4 s) and a silent producer's turn 8 s more.
 SILENT_REPORT_BLOCKS = 20
 SILENT_CLOSE_BLOCKS = 8
+# The contest window (and the response window after it) with --cheating-validator, unless given: on 1 s blocks,
+# room for the manager's close of the FL round, the reveals, and each dispute scored on the public test set and sent.
+CHEAT_CONTEST_BLOCKS = 12
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,7 @@ class DemoConfig:
     report_blocks: int | None = None  # L1 blocks a round's reports are accepted; None: the protocol's default
     close_blocks: int | None = None  # L1 blocks of each producer's turn to close; None: the protocol's default
     contest_blocks: int | None = None  # L1 blocks of a round's contest window (and of its response window)
+    cheating: CheatingValidator | None = None  # a validator that lies in its reports (the contest path)
 
 
 def run_demo(config: DemoConfig) -> int:
@@ -65,22 +70,24 @@ def run_demo(config: DemoConfig) -> int:
     print(f"== starting the dev chain, the Cartesi contracts and the rollups node (logs in {chain_dir}/)")
     with local_stack(chain_dir, block_time=config.block_time, epoch_length=config.epoch_length,
                      l1_port=config.l1_port, node_port=config.node_port, keep=config.keep_chain) as stack:
-        verdict = _run_recorded(cfg, out, stack, terms, config.silent)
+        verdict = _run_recorded(cfg, out, stack, terms, config.silent, config.cheating)
     print(verdict)  # the last line: the audit's verdict
     return 0 if verdict.startswith("AUDIT PASSED") else 1
 
 
-def _run_recorded(cfg, out: Path, stack, terms, silent: SilentValidator | None) -> str:
+def _run_recorded(cfg, out: Path, stack, terms, silent: SilentValidator | None,
+                  cheating: CheatingValidator | None = None) -> str:
     """Record a federated run on `stack`, withdraw the publisher's refund and audit it; returns the audit's
     one-line verdict."""
     from flower_sim.rollup_roles import RollupRecorder  # heavy: web3 (0.7 s), as in run_demo
     from frontend_console.audit import AuditFailure, audit  # heavy: web3, as above
-    from frontend_console.views import producers_table, refunds_table, rounds_table  # heavy: eth_abi, as above
+    from frontend_console.views import (disputes_table, producers_table, refunds_table,  # heavy: eth_abi, as above
+                                        rounds_table)
     from rollups_client.l1 import L1  # heavy: web3, as above
 
     console = Console()
     deployment, node = stack.deployment, stack.node
-    recorder = RollupRecorder(cfg, deployment, node, terms=terms, silent=silent,
+    recorder = RollupRecorder(cfg, deployment, node, terms=terms, silent=silent, cheating=cheating,
                               say=lambda text: console.print(f"  [chain] {text}", markup=False))
     # Keras loads before the task opens: round 1's report window starts when the last validator registers.
     models.configure_tensorflow(cfg.seed)
@@ -93,6 +100,10 @@ def _run_recorded(cfg, out: Path, stack, terms, silent: SilentValidator | None) 
         who = "the validator the rollup elects to close it" if silent.validator is None \
             else f"validator {silent.validator}"
         console.print(f"== from round {silent.from_round} on, {who} goes silent on the rollup")
+    if cheating:
+        console.print(f"== from round {cheating.from_round} on, validator {cheating.validator} lies in its reports "
+                      f"({cheating.kind}; disputes within {terms.contest_blocks} L1 blocks of a round's last report, "
+                      f"disputed updates within {terms.contest_blocks} more)")
     start = time.perf_counter()
     run_with_display(cfg, out, observers=[recorder], rollup=recorder)
     elapsed = time.perf_counter() - start
@@ -107,6 +118,8 @@ def _run_recorded(cfg, out: Path, stack, terms, silent: SilentValidator | None) 
     notices = [o for o in node.notices() if o.message is not None]
     console.print(rounds_table(notices, recorder.task_id))
     console.print(producers_table(notices, recorder.task_id))
+    if cheating:
+        console.print(disputes_table(notices, recorder.task_id))
     console.print(refunds_table(notices, recorder.task_id))
     try:
         report = audit(node, l1, run_dir=out, progress=lambda text: console.print(f"  [audit] {text}", markup=False))

@@ -43,11 +43,12 @@ class Contribution:
     attacked: bool
     update_digest: bytes = b""  # keccak256 of the update's FRQ1 bytes, as the validator computed it
     signature: bytes = b""  # the trainer's EIP-712 `Update` signature (64 bytes); empty when the run signs nothing
+    receipt: bytes = b""  # the validator's EIP-712 `Receipt` for this update (64 bytes), which the trainer keeps
 
     @classmethod
     def from_dict(cls, document: dict) -> Contribution:
         fields = dict(document)
-        for name in ("update_digest", "signature"):
+        for name in ("update_digest", "signature", "receipt"):
             fields[name] = bytes.fromhex(fields.get(name, ""))
         return cls(**fields)
 
@@ -69,6 +70,9 @@ class ValidatorReport:
     validation_s: float
     aggregation_s: float
     model: bytes = field(default=b"", repr=False, compare=False)  # its FRQ1 bytes, for observers; not in as_dict
+    # trainer id -> its update's FRQ1 bytes (what the trainer keeps of its own update, and the validator received):
+    # the evidence a disputed update is posted with; for observers in this process, not in as_dict
+    updates: dict[int, bytes] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def accepted(self) -> int:
@@ -84,7 +88,7 @@ class ValidatorReport:
 
     def as_dict(self) -> dict:
         document = asdict(self)
-        del document["model"]
+        del document["model"], document["updates"]
         return json_ready(document)
 
     @classmethod

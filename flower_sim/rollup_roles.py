@@ -17,6 +17,12 @@ report deadline has passed (the rollup skips the silent group; the others reveal
 validator was elected producer, until its close deadline has passed, and the next producer in the election
 order closes. At the end the publisher withdraws what the rollup refunded it (`withdraw_refund`).
 
+Disputes (`disputes.DisputeDesk`): after each round's reveals, a trainer left out of its group's report or
+reported Negative contests from its own key when the rule would uphold it, the publisher challenges implausible
+Positives, a challenged validator defends what it can; the close waits for the response deadline while a disputed
+update is missing. A validator made to lie (`cheating.CheatingValidator`, `--cheating-validator`) changes only the
+report it sends; its trainers keep what the honest report gave them (their receipts and updates).
+
 Accounts come from `common.accounts` (one per role, derived by index); on a dev chain the roles that
 have no Ether are funded from account 0, which owns the contracts.
 """
@@ -38,8 +44,10 @@ from dapp.schema import (DEFAULT_CLOSE_BLOCKS, DEFAULT_REGISTRATION_BLOCKS, DEFA
                          ProducerElected, ProducerMissed, Register, RoundClose, TaskCreated, TestSetPosted,
                          ValidatorPenalized, Withdraw, encode_deposit_data)
 from dapp.state import format_wei
+from flower_sim.cheating import CheatingValidator
 from flower_sim.config import SimulationConfig
 from flower_sim.data import make_splits, public_test_set
+from flower_sim.disputes import DisputeDesk
 from flower_sim.records import RoundRecord
 from flower_sim.records import ValidatorReport as RoundReport
 from flower_sim.rollup_inputs import model_chunks, public_set_chunks, validator_report
@@ -91,9 +99,10 @@ class RollupRecorder:
 
     def __init__(self, cfg: SimulationConfig, deployment: Deployment, node: NodeClient,
                  terms: TaskTerms = TaskTerms(), say: Say = lambda _: None,
-                 silent: SilentValidator | None = None) -> None:
+                 silent: SilentValidator | None = None, cheating: CheatingValidator | None = None) -> None:
         self.cfg, self.deployment, self.node, self.terms, self.say = cfg, deployment, node, terms, say
-        self.silent = silent
+        self.silent, self.cheating = silent, cheating
+        self.desk: DisputeDesk | None = None  # the disputes' side, once the task is open
         self.l1 = L1(deployment.rpc_url, deployment)
         self.manager_key = accounts.private_key(accounts.MANAGER_INDEX)
         self.validator_keys = [accounts.private_key(accounts.validator_index(g)) for g in range(cfg.validators)]
@@ -101,6 +110,7 @@ class RollupRecorder:
                              for t in range(cfg.trainers)]
         self.key_of = {L1.address(k): k for k in [self.manager_key, *self.validator_keys, *self.trainer_keys]}
         self.validator_addresses = [L1.address(k) for k in self.validator_keys]
+        self.trainer_addresses = [L1.address(k) for k in self.trainer_keys]
         self.name_of = {L1.address(self.manager_key): "the publisher",
                         **{a: f"validator {v}" for v, a in enumerate(self.validator_addresses)},
                         **{L1.address(k): f"trainer {t}" for t, k in enumerate(self.trainer_keys)}}
@@ -182,6 +192,7 @@ class RollupRecorder:
         deposit = self.l1.send_deposit(self.manager_key, escrow, encode_deposit_data(self.task_id))
         self._confirm("the budget deposit", deposit)
         self._post_test_set(create, test_set)
+        self.desk = DisputeDesk(self, test_set, create.mad_bps, create.challenges_per_round, RollupRejected)
         self.say(f"{cfg.validators} validators and {cfg.trainers} trainers register for task {self.task_id}")
         sent = [("validator registration", self._send(k, Register(self.task_id, ROLE_VALIDATOR, g)))
                 for g, k in enumerate(self.validator_keys)]
@@ -243,13 +254,20 @@ class RollupRecorder:
                      f"training)")
             return
         trainers = [L1.address(k).lower() for k in self.trainer_keys]
+        honest, lie = report, None
+        if self.cheating is not None:
+            report, lie = self.cheating.lie(report, self.signing_task(), self.cfg.validators, self.cfg.seed)
+        if lie is not None:
+            self.say(str(lie))
         try:
             message = validator_report(self.task_id, report, trainers)
         except ValueError as err:  # an unsigned entry: the rollup would reject the whole report
             raise RollupRejected(f"validator {report.validator_id} cannot report round {report.round}: {err}") \
                 from None
-        self.pending.append((f"validator {report.validator_id}'s report of round {report.round}",
-                             self._send(self.validator_keys[report.validator_id], message)))
+        tx = self._send(self.validator_keys[report.validator_id], message)
+        self.pending.append((f"validator {report.validator_id}'s report of round {report.round}", tx))
+        if self.desk is not None:
+            self.desk.reported(honest, report, tx)
         committed = self.committed.setdefault(report.round, {})
         committed[report.validator_id] = (report.model_digest, report.model)
         if len(committed) == self.cfg.validators:  # every group reported: the reveals are open from the last report
@@ -263,9 +281,13 @@ class RollupRecorder:
         start = time.perf_counter()
         silent = self._silent_addresses(record.round)
         scores = self._reveal(record.round)
+        if self.desk is not None:
+            self.desk.file(record.round, scores)
         index = self._close(RoundClose(task_id=self.task_id, round=record.round), silent)
         notices = self._notices(index)
         self._tell_late(notices)
+        if self.desk is not None:
+            self.desk.tell(notices)
         self.figures[record.round] = {"close_input": index, "models_bps": scores,
                                       **self._check_global(record, notices)}
         elected = [n for n in notices if isinstance(n, ProducerElected)]
@@ -363,7 +385,10 @@ class RollupRecorder:
             why = "is silent" if turn.producer in silent else "is not a role of this run"
             self.say(f"{self.who(turn.producer)}, whose turn it is to close round {round_}, {why}: waiting for "
                      f"its close deadline at block {turn.until_block}")
-        if plan.turn == 0:
+        if plan.turn == 0 and schedule.disputes_pending:
+            self.say(f"{self.who(plan.producer)} closes round {round_} once its response window ends at block "
+                     f"{plan.first_block - 1}: {schedule.disputes_pending} disputed update(s) are still missing")
+        elif plan.turn == 0:
             self.say(f"{self.who(plan.producer)} closes round {round_} once its contest window ends at block "
                      f"{schedule.contest_deadline}")
         else:

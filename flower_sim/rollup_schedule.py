@@ -63,6 +63,8 @@ class Schedule:
     turns: tuple[Turn, ...]  # who may close, in order
     groups: int
     reports_in: frozenset[int]  # the groups that reported
+    response_deadline: int | None = None  # the last block for disputed updates (None: contest_deadline + 0)
+    disputes_pending: int = 0  # disputes whose update is not posted yet: the close waits for the response deadline
 
     @classmethod
     def from_inspect(cls, producer: dict[str, Any], task: dict[str, Any]) -> Schedule:
@@ -72,16 +74,22 @@ class Schedule:
         return cls(round=int(producer["round"]), report_deadline=int(producer["report_deadline"]),
                    contest_deadline=int(producer["contest_deadline"]),
                    turns=tuple(Turn(t["producer"].lower(), int(t["until_block"])) for t in producer["turns"]),
-                   groups=int(task["groups"]), reports_in=frozenset(int(g) for g in task["reports_in"]))
+                   groups=int(task["groups"]), reports_in=frozenset(int(g) for g in task["reports_in"]),
+                   response_deadline=producer.get("response_deadline"),
+                   disputes_pending=sum(not d["posted"] for d in task.get("disputes", ())))
 
     @property
     def missing(self) -> tuple[int, ...]:
         return tuple(g for g in range(self.groups) if g not in self.reports_in)
 
     def opens(self, turn: int) -> int:
-        """The first block at which turn ``turn`` may close (the elected one: once the contest window is over and
-        nothing disputed is outstanding, which this run never files)."""
-        return self.contest_deadline + 1 if turn == 0 else self.turns[turn - 1].until_block + 1
+        """The first block at which turn ``turn`` may close (the elected one: once the contest window is over, and
+        once the response window is too while a disputed update is still missing)."""
+        if turn > 0:
+            return self.turns[turn - 1].until_block + 1
+        if self.disputes_pending and self.response_deadline is not None:
+            return int(self.response_deadline) + 1
+        return self.contest_deadline + 1
 
 
 @dataclass(frozen=True)

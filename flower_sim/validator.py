@@ -5,8 +5,10 @@ SuperLink in a deployment), and one Flower strategy. A round is the strategy's o
 `configure_train` -> `send_and_receive` -> `aggregate_train`; around it the validator scores every reply on
 its data for the record, computes every update's digest (keccak256 of its FRQ1 bytes) and checks the trainer's
 `Update` signature when the run records on a rollup, writes its aggregated model as FRQ1 (`dapp.qmodel`: the bits
-it commits to and reveals on the rollup, `round-NNN-validator-V.frq`) and reports the round. It can sign a
-trainer's `Receipt` for any update it received (`receipt`): what a trainer it left out contests with.
+it commits to and reveals on the rollup, `round-NNN-validator-V.frq`) and reports the round. When the run records
+on a rollup it signs each trainer's `Receipt` for the update it received (`receipt`; it rides in the contribution,
+for the trainer to keep: what a trainer left out contests with) and keeps each update's FRQ1 bytes in the report
+(`updates`: what a disputed update is posted with).
 
 Strategies (`--strategy`): `mad` (MadFedAvg), and Flower's own `fedavg` (no validation), `krum`,
 `median` (FedMedian) and `trimmed` (FedTrimmedAvg), all applied to the group's replies only.
@@ -14,7 +16,7 @@ Strategies (`--strategy`): `mad` (MadFedAvg), and Flower's own `fedavg` (no vali
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +98,7 @@ class Evidence:
     update_digest: bytes
     samples: int
     signature: bytes  # empty when the run records on no rollup
+    update: bytes = field(default=b"", repr=False, compare=False)  # the update's FRQ1 bytes
 
 
 class Validator:
@@ -136,7 +139,8 @@ class Validator:
         t4 = time.perf_counter()
         weights = arrays.to_numpy_ndarrays() if arrays is not None else global_weights
         contributions = [replace(c, update_digest=evidence[c.trainer_id].update_digest,
-                                 signature=evidence[c.trainer_id].signature)
+                                 signature=evidence[c.trainer_id].signature,
+                                 receipt=self.receipt(server_round, c.trainer_id) if self.rollup else b"")
                          for c in self._contributions(replies, scored, metrics)]
         validation_s = getattr(self.strategy, "validation_s", scoring_s)
         reference = getattr(self.strategy, "reference_score", None)
@@ -148,6 +152,7 @@ class Validator:
             own_accuracy=reference.accuracy if reference else None,
             own_accuracy_bps=reference.bps if reference else None,
             contributions=tuple(contributions), model_file=path.name, model_digest=model_digest, model=model,
+            updates={t: e.update for t, e in evidence.items()} if self.rollup else {},
             training_s=t2 - t1, validation_s=validation_s,
             aggregation_s=(t4 - t3) + (t1 - t0) - (validation_s if isinstance(self.strategy, MadFedAvg) else 0.0))
         return ValidatorRound(model=model, report=report)
@@ -159,11 +164,11 @@ class Validator:
         for reply in replies:
             m = reply.content["metrics"]
             trainer_id, samples = int(m["trainer-id"]), int(m["num-examples"])
-            update_digest = digest(to_frq1(reply.content["arrays"].to_numpy_ndarrays()))
-            signature = b""
+            update = to_frq1(reply.content["arrays"].to_numpy_ndarrays())
+            update_digest, signature = digest(update), b""
             if self.rollup is not None:
                 signature = self._checked_signature(server_round, trainer_id, reply, update_digest, samples)
-            kept[trainer_id] = Evidence(update_digest, samples, signature)
+            kept[trainer_id] = Evidence(update_digest, samples, signature, update if self.rollup else b"")
         return kept
 
     def _checked_signature(self, server_round: int, trainer_id: int, reply: Message, update_digest: bytes,

@@ -8,9 +8,10 @@ from typing import Any
 
 from rich.table import Table
 
-from dapp.schema import (BLOB_VALIDATOR_MODEL, CANCEL_NAMES, PENALTY_NAMES, RULE_NAMES, GroupSkipped, ModelScored,
-                         ProducerElected, ProducerMissed, RoundRecorded, TaskCancelled, TaskCreated, TaskFinished,
-                         TrainerStakes, ValidatorPenalized, ValidatorRewarded, Withdrawal)
+from dapp.schema import (BLOB_VALIDATOR_MODEL, CANCEL_NAMES, DISPUTE_CHALLENGED, DISPUTE_NAMES, PENALTY_CHALLENGE,
+                         PENALTY_CONTEST, PENALTY_NAMES, RULE_NAMES, Contested, ContestResolved, GroupSkipped,
+                         ModelScored, ProducerElected, ProducerMissed, RewardPaid, RoundRecorded, TaskCancelled,
+                         TaskCreated, TaskFinished, TrainerStakes, ValidatorPenalized, ValidatorRewarded, Withdrawal)
 from dapp.state import format_wei
 from rollups_client.outputs import RollupOutput
 from rollups_node.model import Report
@@ -169,6 +170,48 @@ def producers_table(notices: list[RollupOutput], task_id: int | None) -> Table:
             table.add_row(str(m.task_id), str(m.round), fields(o)["producer"], "—",
                           f"missed its close deadline at block {m.close_deadline}: the turn went to "
                           f"{fields(o)['next_producer']}")
+    return table
+
+
+def disputes_table(notices: list[RollupOutput], task_id: int | None) -> Table:
+    """Every dispute the rollup settled: who (trainer, the validator's group), what (a dropped or misjudged trainer's
+    contest, the publisher's challenge of a Positive), the disputed update's and the validator model's accuracy on
+    the public test set, the verdict, the validator's stake cut and what the trainer was paid that round."""
+    table = Table(title="disputes settled by the rollup (accuracies: the rollup's own, on the public test set)",
+                  title_justify="left")
+    for name in ("task", "round", "group", "trainer", "kind", "update", "validator model", "upheld",
+                 "validator's stake cut", "trainer paid"):
+        table.add_column(name, justify="left" if name in ("trainer", "kind", "upheld") else "right")
+    filed: dict[tuple[int, int, str], Contested] = {}
+    resolved: list[tuple[ContestResolved, str]] = []
+    cuts: dict[tuple[int, int, int, int], list[int]] = {}  # (task, round, group, reason) -> the cuts, in order
+    paid: dict[tuple[int, int, str], int] = {}
+    for o in notices:
+        m = o.message
+        if task_id is not None and getattr(m, "task_id", None) != task_id:
+            continue
+        if isinstance(m, Contested):
+            filed[(m.task_id, m.round, m.trainer.lower())] = m
+        elif isinstance(m, ContestResolved):
+            resolved.append((m, fields(o)["trainer"]))
+        elif isinstance(m, ValidatorPenalized) and m.reason in (PENALTY_CONTEST, PENALTY_CHALLENGE):
+            cuts.setdefault((m.task_id, m.round, m.group, m.reason), []).append(m.stake_cut)
+        elif isinstance(m, RewardPaid):
+            paid[(m.task_id, m.round, m.trainer.lower())] = m.amount
+    for m, trainer in resolved:
+        reason = PENALTY_CHALLENGE if m.kind == DISPUTE_CHALLENGED else PENALTY_CONTEST
+        cut = cuts.get((m.task_id, m.round, m.group, reason), []) if m.upheld else []
+        key = (m.task_id, m.round, m.trainer.lower())
+        table.add_row(str(m.task_id), str(m.round), str(m.group), trainer, DISPUTE_NAMES.get(m.kind, str(m.kind)),
+                      bps(m.update_bps) if m.posted else "not posted",
+                      bps(m.validator_bps) if m.validator_bps else "not revealed",
+                      "yes: against the validator" if m.upheld else "no",
+                      format_wei(cut.pop(0)) if cut else "—",
+                      format_wei(paid[key]) if key in paid else "—")
+    for (task, round_, trainer), m in filed.items():  # filed, not settled yet: the round is still open
+        if not any((r.task_id, r.round, r.trainer.lower()) == (task, round_, trainer) for r, _ in resolved):
+            table.add_row(str(task), str(round_), str(m.group), m.trainer, DISPUTE_NAMES.get(m.kind, str(m.kind)),
+                          f"due by block {m.response_deadline}", "—", "pending", "—", "—")
     return table
 
 

@@ -12,6 +12,7 @@ from dapp.portal import encode_ether_deposit
 from dapp.state import Notice, Rejected, Voucher
 from dapp_fixtures import DOMAIN, PORTAL, Chain
 from flower_sim import rollup_roles
+from flower_sim.cheating import CheatingValidator
 from flower_sim.config import SimulationConfig
 from flower_sim.rollup_roles import RollupRecorder, TaskTerms
 from flower_sim.rollup_schedule import SilentValidator
@@ -101,11 +102,13 @@ CFG = SimulationConfig(trainers=4, validators=2, rounds=3, model="logreg")
 TERMS = TaskTerms(registration_blocks=50, report_blocks=12, close_blocks=4)
 
 
-def recorder_on(rollup: FakeRollup, monkeypatch, silent: SilentValidator | None) -> tuple[RollupRecorder, list]:
+def recorder_on(rollup: FakeRollup, monkeypatch, silent: SilentValidator | None, terms: TaskTerms = TERMS,
+                cheating: CheatingValidator | None = None) -> tuple[RollupRecorder, list]:
     monkeypatch.setattr(rollup_roles, "L1", type("FakeL1", (L1,), {"__new__": lambda cls, *a: rollup}))
     said: list[str] = []
     deployment = SimpleNamespace(rpc_url="fake", chain_id=DOMAIN.chain_id, application=DOMAIN.verifying_contract)
-    recorder = RollupRecorder(CFG, deployment, rollup, terms=TERMS, say=said.append, silent=silent)
+    recorder = RollupRecorder(CFG, deployment, rollup, terms=terms, say=said.append, silent=silent,
+                              cheating=cheating)
     recorder._fund_roles = lambda: None
     recorder.POLL_S = 0
     return recorder, said

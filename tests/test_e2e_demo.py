@@ -103,3 +103,57 @@ def test_a_validator_silent_mid_task_is_skipped_its_turn_fails_over_the_refund_i
     assert re.search(rf"finished .*│ {re.escape(refund[1])} ETH │ credited to its balance", stdout)
     assert re.search(rf"withdrawal of its balance .*│ {re.escape(refund[1])} ETH │ voucher", stdout)
     assert "the publisher executed its voucher (output" in stdout and f": {refund[1]} ETH paid" in stdout
+
+
+# A validator that drops an honest trainer from its report of round 2, on the real parts: the trainer contests with
+# its receipt from its own key and posts its update; the rollup upholds it. Half-second blocks: the contest window
+# (and the response window) 20 blocks, room for the manager's close and the dispute's scoring.
+CHEATING = ["--rounds", "2", "--trainers", "4", "--attack", "none", "--block-time", "0.5", "--epoch-length", "4",
+            "--cheating-validator", "0:drop", "--contest-blocks", "20"]
+
+
+def test_a_dropped_trainer_contests_is_paid_first_and_its_validator_is_penalised_on_anvil_and_the_node(tmp_path):
+    from contracts_config.deployment import load  # the node's notices, read after the run (web3: slow tests only)
+    from dapp.schema import Contested, ContestResolved, RewardPaid, ValidatorPenalized, ValidatorRewarded  # as above
+    from rollups_client.node import NodeClient  # as above
+
+    out = tmp_path / "run"
+    process = demo(*CHEATING, "--out", str(out), "--keep-chain", env={**os.environ, "COLUMNS": "300"})
+    try:
+        stdout, _ = process.communicate(timeout=600)
+        assert process.returncode == 0, stdout[-3000:]
+        assert stdout.strip().splitlines()[-1].startswith("AUDIT PASSED: "), stdout[-3000:]
+        lied = re.search(r"validator 0 cheats in round 2: it leaves trainer (\d) out of its report", stdout)
+        assert lied, stdout[-3000:]
+        victim = int(lied[1])
+        assert f"trainer {victim} was left out of validator 0's report of round 2 although it holds a receipt: it " \
+               f"contests and posts its update (57,540 bytes" in stdout
+        assert re.search(rf"the rollup upheld trainer {victim}'s contest: its update scores [0-9.]+% on the public "
+                         rf"test set against the validator's [0-9.]+%; trainer {victim} is paid first, validator 0's "
+                         rf"stake is cut by", stdout), stdout[-3000:]
+        assert re.search(r"│ dropped trainer\s+│\s+[0-9.]+% │\s+[0-9.]+% │ yes: against the validator", stdout), \
+            stdout[-3000:]
+
+        # The node's own notices say the same.
+        chain = json.loads((out / "chain" / "chain.json").read_text())
+        node = NodeClient.at(chain["node_url"], load(out / "chain" / "deployment.json").application)
+        notices = [o.message for o in node.notices() if o.message is not None]
+        (contested,) = [n for n in notices if isinstance(n, Contested)]
+        (verdict,) = [n for n in notices if isinstance(n, ContestResolved)]
+        assert (contested.round, contested.group, verdict.upheld, verdict.posted) == (2, 0, True, True)
+        round2 = [n for n in notices if getattr(n, "round", None) == 2]
+        # Groups are paid in order, group 0 first: its first payment is the contester's.
+        first_paid = next(n for n in round2 if isinstance(n, RewardPaid))
+        assert first_paid.trainer.lower() == contested.trainer.lower()
+        (penalty,) = [n for n in round2 if isinstance(n, ValidatorPenalized)]
+        assert penalty.group == 0
+        assert all(n.group != 0 for n in round2 if isinstance(n, ValidatorRewarded))
+    finally:
+        if process.poll() is None:
+            process.kill()
+        state = out / "chain" / "chain.json"
+        if state.exists():
+            for name in ("anvil_pid", "node_pid"):
+                pid = json.loads(state.read_text()).get(name)
+                if pid and alive(pid):
+                    os.kill(pid, signal.SIGTERM)

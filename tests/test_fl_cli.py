@@ -8,6 +8,8 @@ import pytest
 
 from fedrollup.cli import build_parser, main
 from fedrollup.cli.demo import demo_config
+from fedrollup.demo import CHEAT_CONTEST_BLOCKS
+from flower_sim.cheating import CheatingValidator
 from flower_sim.rollup_schedule import SilentValidator
 
 BAD_OPTIONS = [
@@ -53,6 +55,12 @@ SILENT_BAD = [
     (["--silent-validator", "0", "--report-blocks", "0"], "--report-blocks must be a number of L1 blocks"),
     (["--close-blocks", str(2**32)], "--close-blocks must be a number of L1 blocks"),
     (["--contest-blocks", "0"], "--contest-blocks must be a number of L1 blocks"),
+    (["--cheating-validator", "0"], "--cheating-validator must be G:drop|misjudge|friend"),
+    (["--cheating-validator", "0:steal"], "--cheating-validator must be G:drop|misjudge|friend"),
+    (["--cheating-validator", "2:drop"], "names validator 2, the run has validators 0..1"),
+    (["--cheating-validator", "0:drop", "--cheat-from-round", "6"], "--cheat-from-round must be a round in 1..5"),
+    (["--cheat-from-round", "2"], "--cheat-from-round needs --cheating-validator"),
+    (["--cheating-validator", "0:drop", "--silent-validator", "1"], "use one per run"),
 ]
 
 
@@ -75,6 +83,17 @@ def test_the_demo_options_become_its_typed_config(argv, silent, windows, tmp_pat
     config = demo_config(build_parser().parse_args(["demo", "--out", str(tmp_path), *argv]))
     assert (config.silent, (config.report_blocks, config.close_blocks)) == (silent, windows)
     assert config.contest_blocks is None  # the runs' default (rollup_roles.RUN_CONTEST_BLOCKS)
+
+
+@pytest.mark.parametrize("argv,cheating,contest_blocks", [
+    (["--cheating-validator", "1:Misjudge"], CheatingValidator(1, "misjudge", 2), CHEAT_CONTEST_BLOCKS),
+    (["--cheating-validator", "0:friend", "--cheat-from-round", "1", "--contest-blocks", "20"],
+     CheatingValidator(0, "friend", 1), 20),
+])
+def test_a_cheating_validator_becomes_the_demos_typed_config_with_a_wider_contest_window(argv, cheating,
+                                                                                         contest_blocks, tmp_path):
+    config = demo_config(build_parser().parse_args(["demo", "--out", str(tmp_path), *argv]))
+    assert (config.cheating, config.contest_blocks, config.silent) == (cheating, contest_blocks, None)
 
 
 def test_the_contest_window_is_an_option_of_the_demo(tmp_path):

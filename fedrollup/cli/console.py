@@ -2,7 +2,7 @@
 
 Modelled on the official Cartesi frontend console (`input send`, `ether deposit`, `notice list`,
 `voucher list`, `report list`, `notice validate`, `voucher execute`, `inspect`) but for Rollups v2
-(JSON-RPC reader, v2 proofs), plus fedrollup's own `rounds`, `stakes`, `producers` and `audit`.
+(JSON-RPC reader, v2 proofs), plus fedrollup's own `rounds`, `stakes`, `producers`, `refunds`, `disputes` and `audit`.
 """
 from __future__ import annotations
 
@@ -104,7 +104,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                        ("stakes", "every trainer's and validator's stake after the latest round"),
                        ("producers", "the block producer elected by stake (FLPoS) for each round, and who "
                                      "missed its close deadline"),
-                       ("refunds", "what went back to publishers: TaskFinished, TaskCancelled, withdrawals")):
+                       ("refunds", "what went back to publishers: TaskFinished, TaskCancelled, withdrawals"),
+                       ("disputes", "every contest and challenge: who, the public accuracies, the verdict, the "
+                                    "validator's stake cut, what the trainer was paid")):
         p = command(name, what, [common])
         p.add_argument("--task", type=int, help="only this task")
         p.set_defaults(func=_domain_table, table=name)
@@ -316,7 +318,7 @@ def _domain_table(args: argparse.Namespace) -> int:
     _, _, node = _context(args)
     notices = [o for o in _decoded_outputs(args, node) if o.message is not None]
     builder = {"rounds": views.rounds_table, "stakes": views.stakes_table, "producers": views.producers_table,
-               "refunds": views.refunds_table}
+               "refunds": views.refunds_table, "disputes": views.disputes_table}
     table = builder[args.table](notices, args.task)
     data = [views.output_json(o) for o in notices if args.task is None or o.message.as_dict().get("task_id") == args.task]
     _print(args, data, table)

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 
 from common.errors import ConfigError
 from fedrollup import demo
 from fedrollup.cli.simulate import add_simulation_options, output_folder, simulation_config
+from flower_sim.cheating import KINDS, CheatingValidator
 from flower_sim.rollup_schedule import ELECTED, SilentValidator
 
 
@@ -33,7 +35,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                             f"{demo.SILENT_CLOSE_BLOCKS} with --silent-validator)")
     chain.add_argument("--contest-blocks", type=int, default=unset,
                        help="L1 blocks after a round's last report for reveals, contests and challenges (and as "
-                            "many again for disputed updates); each round's close waits for them (default 2)")
+                            "many again for disputed updates); each round's close waits for them (default 2, or "
+                            f"{demo.CHEAT_CONTEST_BLOCKS} with --cheating-validator)")
     late = p.add_argument_group("a validator that goes silent mid-task")
     late.add_argument("--silent-validator", metavar="G", default=unset,
                       help=f"validator G (0-based) withholds its rollup inputs, its reports and, when elected, its "
@@ -41,6 +44,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                            f"elects to close the first silent round, which always shows a producer failover")
     late.add_argument("--silent-from-round", type=int, metavar="R", default=unset,
                       help="the first round it is silent in (default 2)")
+    cheat = p.add_argument_group("a validator that lies in its reports (the contest path)")
+    cheat.add_argument("--cheating-validator", metavar="G:HOW", default=unset,
+                       help=f"validator G lies about one trainer of its group in its rollup reports, HOW one of "
+                            f"{', '.join(KINDS)}: drop leaves an honest trainer out (it contests with its receipt), "
+                            f"misjudge reports it at 0%% (it contests), friend reports a sybil's noise update at "
+                            f"100%% (the publisher challenges it); the rollup settles each dispute on its public "
+                            f"test set")
+    cheat.add_argument("--cheat-from-round", type=int, metavar="R", default=unset,
+                       help="the first round it lies in (default 2)")
     p.set_defaults(func=run)
 
 
@@ -65,6 +77,19 @@ def silent_validator(args: argparse.Namespace, validators: int, rounds: int) -> 
     return silent.validate(validators, rounds)
 
 
+def cheating_validator(args: argparse.Namespace, cfg) -> CheatingValidator | None:
+    """--cheating-validator G:drop|misjudge|friend [--cheat-from-round R], checked against the run."""
+    given, from_round = getattr(args, "cheating_validator", None), getattr(args, "cheat_from_round", None)
+    if given is None:
+        if from_round is not None:
+            raise ConfigError("--cheat-from-round needs --cheating-validator")
+        return None
+    if getattr(args, "silent_validator", None) is not None:
+        raise ConfigError("--cheating-validator and --silent-validator stage one misbehaviour each: use one per run")
+    sizes = Counter(cfg.group_of(t) for t in range(cfg.trainers))
+    return CheatingValidator.parse(given, from_round).validate(cfg.validators, cfg.rounds, sizes)
+
+
 def _blocks(value: int | None, default: int | None, option: str) -> int | None:
     if value is None:
         return default
@@ -82,14 +107,16 @@ def demo_config(args: argparse.Namespace) -> demo.DemoConfig:
                             "--report-blocks")
     close_blocks = _blocks(getattr(args, "close_blocks", None), demo.SILENT_CLOSE_BLOCKS if silent else None,
                            "--close-blocks")
-    contest_blocks = _blocks(getattr(args, "contest_blocks", None), None, "--contest-blocks")
+    cheating = cheating_validator(args, cfg)
+    contest_blocks = _blocks(getattr(args, "contest_blocks", None), demo.CHEAT_CONTEST_BLOCKS if cheating else None,
+                             "--contest-blocks")
     out = output_folder(args, cfg, kind="demo")
     return demo.DemoConfig(simulation=cfg, out=out, block_time=args.block_time, epoch_length=args.epoch_length,
                            l1_port=args.l1_port, node_port=args.node_port,
                            reward_wei=_wei(args.reward, "--reward"),
                            validator_reward_wei=_wei(args.validator_reward, "--validator-reward"),
                            keep_chain=args.keep_chain, silent=silent, report_blocks=report_blocks,
-                           close_blocks=close_blocks, contest_blocks=contest_blocks)
+                           close_blocks=close_blocks, contest_blocks=contest_blocks, cheating=cheating)
 
 
 def run(args: argparse.Namespace) -> int:
