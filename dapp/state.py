@@ -666,13 +666,15 @@ def _global(task: Task, revealed: list[int]) -> _Global:
     return _Global(blob, qmodel.digest(blob), qnn.accuracy(mean, _test_set(task)), tuple(revealed))
 
 
-def _verdict(task: Task, d: Dispute, model_bps: dict[int, int | None]) -> tuple[bool, int | None, int | None]:
-    """(upheld against the validator, the update's public accuracy, the validator model's)."""
+def _verdict(task: Task, d: Dispute, model_bps: dict[int, int | None],
+             global_bps: int) -> tuple[bool, int | None, int | None]:
+    """(upheld against the validator, the update's public accuracy, the validator model's). The update is judged
+    with the task's rule against the validator's revealed model, or, when the validator revealed none, against the
+    round's global model (so a validator that withholds its model cannot make any posted update win, nor lose)."""
     update, model = task.scores.get(d.update_digest), model_bps.get(d.group)
-    if d.kind == DISPUTE_CHALLENGED:
-        upheld = update is None or model is None or not is_positive(update, model, task.mad_bps)
-    else:
-        upheld = update is not None and (model is None or is_positive(update, model, task.mad_bps))
+    reference = model if model is not None else global_bps
+    passes = update is not None and is_positive(update, reference, task.mad_bps)
+    upheld = not passes if d.kind == DISPUTE_CHALLENGED else passes
     return upheld, update, model
 
 
@@ -701,7 +703,7 @@ def _round_close(state: State, m: RoundClose, sender: str, advance: Advance) -> 
     upheld: list[Dispute] = []
     contest_bps: dict[str, int] = {}
     for d in task.disputes.values():
-        won, update, model = _verdict(task, d, model_bps)
+        won, update, model = _verdict(task, d, model_bps, glob.accuracy_bps)
         outputs.append(Notice(ContestResolved(m.task_id, m.round, d.group, d.trainer, d.kind, won, update is not None,
                                               update or 0, model or 0)))
         if won:

@@ -174,3 +174,36 @@ def test_challenge_rules(chain):
     c2.send(validator(1), report(1, 1, 9000, {}))
     c2.send(PUBLISHER, Challenge(1, 1, FRIEND))
     assert "its limit is 1" in c2.reject(PUBLISHER, Challenge(1, 1, OTHER))
+
+
+# ------------------------------------------------------------------ a validator that withholds its model
+
+
+def round2_unrevealed(chain: Chain, scores: dict[str, int], updates: dict[str, bytes]) -> None:
+    """Round 2 with validator 0 committing a model it never reveals (group 1 reveals a perfect one)."""
+    chain.send(validator(0), report(1, 2, 9000, scores, model=validator_model(0, 2), updates=updates))
+    chain.send(validator(1), report(1, 2, 9000, {trainer(1, 0): 8800}, model=validator_model(1, 2)))
+    post_blob(chain, validator(1), 1, 2, validator_model(1, 2))
+
+
+@pytest.mark.parametrize("update, upheld", [(GOOD, True), (BAD, False)])
+def test_without_the_validators_model_a_contest_is_judged_against_the_global_model(chain, update, upheld):
+    """A validator that withholds its model must not make every posted update win (a junk update would be paid
+    first) nor every contest lose: the reference is then the round's global model (here group 1's, 10,000 bps)."""
+    round2_unrevealed(chain, {HONEST: 1000}, {HONEST: update})
+    chain.send(HONEST, contest(1, 2, HONEST, update))
+    post_blob(chain, HONEST, 1, 2, update)
+    close_when_due(chain, 1, 2, chain.task().producer)
+    verdict = chain.of_type(ContestResolved)[-1]
+    assert (verdict.upheld, verdict.validator_bps) == (upheld, 0)
+    assert (HONEST in dict(paid(chain, 2))) == upheld
+
+
+@pytest.mark.parametrize("update, upheld", [(GOOD, False), (BAD, True)])
+def test_without_the_validators_model_a_challenge_is_judged_against_the_global_model(chain, update, upheld):
+    round2_unrevealed(chain, {FRIEND: 9900}, {FRIEND: update})
+    chain.send(PUBLISHER, Challenge(1, 2, FRIEND))
+    post_blob(chain, FRIEND, 1, 2, update)
+    close_when_due(chain, 1, 2, chain.task().producer)
+    assert chain.of_type(ContestResolved)[-1].upheld == upheld
+    assert (FRIEND in dict(paid(chain, 2))) != upheld
