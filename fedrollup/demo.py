@@ -93,7 +93,7 @@ def _run_recorded(cfg, out: Path, stack, terms, silent: SilentValidator | None,
     models.configure_tensorflow(cfg.seed)
     console.print("== the manager publishes the task on the rollup; trainers and validators register")
     recorder.open_task(cfg.rounds)
-    console.print(f"== {cfg.rounds} federated rounds, each recorded on the rollup before the next starts"
+    console.print(f"== {cfg.rounds} federated rounds, each closed on the rollup while the next one trains"
                   + (f" (reports within {terms.report_blocks} L1 blocks of a round's start, each producer's turn "
                      f"{terms.close_blocks} blocks)" if silent else ""))
     if silent:
@@ -107,7 +107,7 @@ def _run_recorded(cfg, out: Path, stack, terms, silent: SilentValidator | None,
     start = time.perf_counter()
     run_with_display(cfg, out, observers=[recorder], rollup=recorder)
     elapsed = time.perf_counter() - start
-    chain_s = sum(recorder.timings.per_round_s)
+    chain_s = sum(recorder.timings.per_round_s) + recorder.timings.final_s
     console.print(f"{cfg.rounds} rounds took {elapsed:.0f} s, of which {chain_s:.1f} s "
                   f"({100 * chain_s / max(elapsed, 1e-9):.0f}%) waiting for the rollup; opening the task took "
                   f"{recorder.timings.setup_s:.1f} s")

@@ -201,9 +201,9 @@ class DisputeDesk:
             scores = (f"its update scores {pct(n.update_bps)} on the public test set against the validator's "
                       f"{pct(n.validator_bps or None)}" if n.posted else "its update was not posted")
             if not n.upheld:
-                self.r.say(f"the rollup rejected {what}: {scores}; {v} keeps its stake")
+                self.r.say(f"in round {n.round}, the rollup rejected {what}: {scores}; {v} keeps its stake")
                 continue
             cut = format_wei(cuts.get((n.group, validator), 0))
             pay = f"{who} is paid first" if n.kind != DISPUTE_CHALLENGED and first.get(n.group) == n.trainer.lower() \
                 else f"{who} is not paid"
-            self.r.say(f"the rollup upheld {what}: {scores}; {pay}, {v}'s stake is cut by {cut}")
+            self.r.say(f"in round {n.round}, the rollup upheld {what}: {scores}; {pay}, {v}'s stake is cut by {cut}")

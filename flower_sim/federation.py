@@ -72,4 +72,6 @@ def run_federation(cfg: SimulationConfig, grid: Grid, splits: Splits, out_dir: P
         closed = closer.close(rnd, outcomes)
         global_weights = closed.global_weights
         records.append(closed.record)
+    if rollup is not None:
+        rollup.finish()  # the last round's close (the rollup closes each round beside the next one's training)
     return records

@@ -5,8 +5,9 @@ recomputes); `as_dict` turns them into hex for JSON, `from_dict` back.
 Accuracies are carried as exact integer basis points (`dapp.mad.accuracy_bps`), which is what the chain
 records, and as floats for people. `RoundObserver` is the per-round hook: the round loop calls
 `on_validator_report` once per validator after it has judged and aggregated its group, and
-`on_round_closed` once the manager has built the global model. An observer may block (e.g. wait for the
-rollup to accept the inputs) and may raise to stop the run before the next round starts.
+`on_round_closed` once the manager has built the global model. An observer may block and may raise to stop
+the run (the rollup recorder hands a round's close to a worker and raises its error before the next round's first
+report is sent).
 """
 from __future__ import annotations
 
@@ -163,6 +164,9 @@ class RollupLink(Protocol):
 
     def round_figures(self, server_round: int) -> dict | None:
         """The rollup's own numbers for a closed round (its scores, its global model), for metrics.json."""
+
+    def finish(self) -> None:
+        """After the last round: wait until the rollup has closed it (raises if it could not)."""
 
 
 class Observers:

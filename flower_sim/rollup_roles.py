@@ -8,8 +8,16 @@ with the trainer's own `Update` signature), reveals its model (`ModelChunk`s fro
 has reported, and the producer whose turn it is sends the number-free RoundClose once the contest window has
 passed; the rollup averages the revealed models and scores them itself. The recorder checks that the rollup's
 `GlobalModel` is bit for bit the manager's (the run stops if not) and keeps the rollup's numbers per round
-(`round_figures`: each model's public accuracy, the global's). The next round starts only once the rollup has
-answered with the next ProducerElected notice. If the rollup rejects an input, the run stops with its reason.
+(`round_figures`: each model's public accuracy, the global's). If the rollup rejects an input, the run stops with
+its reason.
+
+The chain never stalls a round: `on_round_closed(r)` hands round r's close (the reveals confirmed, the disputes, the
+contest window, the RoundClose, the check of the rollup's GlobalModel, the next ProducerElected) to one background
+worker thread and returns at once, so round r+1 trains meanwhile (it needs nothing of the rollup's answer: the
+manager's global model is the rollup's, bit for bit, which the worker checks). Before the recorder sends anything of
+round r+1 (its first `on_validator_report`), and at the end of the run (`finish`), the round loop waits for round r's
+close and raises its error, if any: the run stops before any input of round r+1 is sent (a GlobalModel mismatch in
+round r then wastes round r+1's training, and the log says so). One thread at a time uses the L1 and node clients.
 
 It follows the rollup's schedule (`rollup_schedule`): a validator made silent from some round on withholds
 its rollup inputs (report, reveal, close); the recorder then waits, watching L1's block numbers, until the
@@ -32,6 +40,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from common import accounts
@@ -86,10 +95,13 @@ class RollupRejected(FedrollupError):
 
 @dataclass
 class ChainTimings:
-    """Seconds the round loop spent blocked on the rollup, per round (the chain's share of a round)."""
+    """Seconds the round loop spent blocked on the rollup, per round (the chain's share of a round): round r's
+    entry counts the wait for round r-1's close (before r's first report is sent), r's reports and reveals sent, and
+    the hand-over of r's close to the worker; `final_s` the wait for the last round's close after the loop."""
 
     setup_s: float = 0.0
     per_round_s: list[float] = field(default_factory=list)
+    final_s: float = 0.0
 
 
 class RollupRecorder:
@@ -123,6 +135,8 @@ class RollupRecorder:
         self.figures: dict[int, dict] = {}  # round -> the rollup's numbers (`round_figures`)
         self.committed: dict[int, dict[int, tuple[bytes, bytes]]] = {}  # round -> validator -> (digest, FRQ1 model)
         self.reveals: dict[int, list] = {}  # round -> the reveals sent, (validator, ModelChunk, tx hash)
+        self._worker: ThreadPoolExecutor | None = None  # closes one round at a time, beside the round loop
+        self._closing: tuple[int, Future] | None = None  # (round, its close) handed to the worker, not yet awaited
 
     # ------------------------------------------------------------------ plumbing
     def _send(self, key: str, message: Message | None = None, payload: bytes | None = None,
@@ -227,8 +241,23 @@ class RollupRecorder:
 
     def round_figures(self, server_round: int) -> dict | None:
         """The rollup's numbers for a closed round (for metrics.json): each revealed model's public accuracy, the
-        global model's digest and accuracy, the close's input, penalties."""
+        global model's digest and accuracy, the close's input, penalties. Waits for that round's close if it is
+        still with the worker."""
+        if self._closing is not None and self._closing[0] == server_round:
+            self._await_close()
         return self.figures.get(server_round)
+
+    def finish(self) -> None:
+        """The end of the run's rounds: wait for the last round's close (its error, if any, is raised here); call
+        it before the audit and `withdraw_refund`."""
+        start = time.perf_counter()
+        try:
+            self._await_close()
+        finally:
+            self.timings.final_s += time.perf_counter() - start
+            if self._worker is not None:
+                self._worker.shutdown()
+                self._worker = None
 
     # ------------------------------------------------------------------ RoundObserver
     def _is_silent(self, round_: int, validator: int) -> bool:
@@ -245,7 +274,12 @@ class RollupRecorder:
 
     def on_validator_report(self, report: RoundReport) -> None:
         """Send the validator's report now (a silent validator withholds it); the rollup's answer is awaited
-        when the round closes."""
+        when the round closes. Nothing of round r+1 is sent before round r's close is confirmed."""
+        start = time.perf_counter()
+        try:
+            self._await_close(next_round=report.round)
+        finally:
+            self._blocked(report.round, time.perf_counter() - start)
         start = time.perf_counter()
         if self._is_silent(report.round, report.validator_id):
             self.withheld.add(report.round)
@@ -275,10 +309,32 @@ class RollupRecorder:
         self._blocked(report.round, time.perf_counter() - start)
 
     def on_round_closed(self, record: RoundRecord) -> None:
-        """Each validator that reported reveals its model; once the contest window has passed, the producer whose
-        turn it is closes the round; the rollup's global model must be the manager's. Then wait for the rollup
-        to elect the next producer."""
+        """Hand the round's close to the worker and return: the round loop trains the next round meanwhile."""
         start = time.perf_counter()
+        self._await_close(next_round=record.round)  # a round closed without a report: its predecessor's first
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollup-close")
+        self._closing = (record.round, self._worker.submit(self._close_round, record))
+        self._blocked(record.round, time.perf_counter() - start)
+
+    def _await_close(self, next_round: int | None = None) -> None:
+        """Wait for the close handed to the worker, if any, and raise its error here (the rollup's one-line
+        reason); ``next_round``: the round whose input waits for it (its training, if done, is wasted)."""
+        if self._closing is None:
+            return
+        (round_, close), self._closing = self._closing, None
+        try:
+            close.result()
+        except RollupRejected:
+            if next_round is not None and next_round > round_:
+                self.say(f"round {round_}'s close failed: the run stops before round {next_round} sends anything "
+                         f"to the rollup (round {next_round}'s training, done meanwhile, is wasted)")
+            raise
+
+    def _close_round(self, record: RoundRecord) -> None:
+        """Each validator that reported reveals its model; once the contest window has passed, the producer whose
+        turn it is closes the round; the rollup's global model must be the manager's. Then the rollup elects the
+        next producer (in the worker thread)."""
         silent = self._silent_addresses(record.round)
         scores = self._reveal(record.round)
         if self.desk is not None:
@@ -299,7 +355,6 @@ class RollupRecorder:
             self._resolve_elected(elected[0])
         else:
             self.say(f"round {record.round} recorded on the rollup (input {index}); task {self.task_id} finished")
-        self._blocked(record.round, time.perf_counter() - start)
 
     def _send_reveals(self, round_: int) -> list:
         """Each validator that reported sends its model's chunks from its own key, with a lower priority fee than
@@ -332,8 +387,8 @@ class RollupRecorder:
             for n in self._notices(self._confirm(what, tx)):
                 if isinstance(n, ModelScored):
                     scores[str(n.group)] = n.accuracy_bps
-                    self.say(f"the rollup scored group {n.group}'s model at {n.accuracy_bps / 100:.2f}% on the "
-                             f"public test set")
+                    self.say(f"the rollup scored group {n.group}'s model of round {round_} at "
+                             f"{n.accuracy_bps / 100:.2f}% on the public test set")
         return scores
 
     def _check_global(self, record: RoundRecord, notices: list[Message]) -> dict:
@@ -441,6 +496,7 @@ class RollupRecorder:
         """The publisher withdraws its balance on the rollup (what TaskFinished or a deposit credited it): a
         Withdraw input, answered with a voucher paid on L1 once its epoch's claim is accepted. Returns the
         wei withdrawn (0: nothing to withdraw, no input sent)."""
+        self.finish()  # the last round's close first (a no-op once the run called it)
         publisher = L1.address(self.manager_key)
         answer = self.node.inspect(f"balance/{publisher}".encode())
         balance = int(json.loads(answer.reports[0])["balance_wei"]) if answer.reports else 0

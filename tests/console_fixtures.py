@@ -90,6 +90,7 @@ def record_history(recorder: RollupRecorder, cfg: SimulationConfig, run_dir: Pat
             round=rnd, global_accuracy=0.9, global_accuracy_bps=9002, global_loss=0.3, global_model_file=name,
             global_digest=save_frq1(run_dir / name, glob), best_validator=0, validators=tuple(results),
             contributions=(), global_model=glob))
+    recorder.finish()  # the last round's close, handed to the recorder's worker
 
 
 @contextlib.contextmanager

@@ -79,6 +79,7 @@ def record_rounds(recorder, run_dir) -> dict[int, int]:
             round=rnd, global_accuracy=0.8, global_accuracy_bps=8000, global_loss=0.3,
             global_model_file=f"round-{rnd:03d}.frq", global_digest=save_frq1(run_dir / f"round-{rnd:03d}.frq", glob),
             best_validator=0, validators=(), contributions=(), global_model=glob))
+    recorder.finish()  # the last round's close, handed to the recorder's worker
     return groups
 
 

@@ -113,14 +113,17 @@ def run(spec: dict) -> int:
         timings = round_timings(results, uploads, [r.report for r in received], closed.averaging_s,
                                 closed.scoring_s, closed.observers_s, now - round_started)
         metrics.add_to_round(server_round, timings=timings,
-                             upload_per_validator={str(v): uploads[v] for v in sorted(uploads)},
-                             **({"rollup": recorder.round_figures(server_round)} if recorder else {}))
+                             upload_per_validator={str(v): uploads[v] for v in sorted(uploads)})
         round_started = now
         records.append(replace(closed.record, timings=timings))
         print(f"round {server_round} closed: global accuracy {closed.record.global_accuracy:.4f}, "
               f"{timings['wall_s']:.1f} s (training {timings['training_s']:.1f}, network "
               f"{timings['network_s']:.1f} with the slowest upload {timings['upload_s']:.2f}, "
               f"chain {timings['chain_s']:.1f})", flush=True)
+    if recorder is not None:  # the last round's close (each round closes on the rollup beside the next's training)
+        recorder.finish()
+        for server_round in range(1, cfg.rounds + 1):
+            metrics.add_to_round(server_round, rollup=recorder.round_figures(server_round))
     metrics.add(elapsed_s=time.perf_counter() - started_run)
     plot_accuracy(out / "accuracy.png", records, f"{cfg.strategy}, attack {cfg.attack}, emulated edge network")
     if recorder is not None:
