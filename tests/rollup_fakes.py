@@ -5,10 +5,12 @@ node in tests/test_e2e_demo.py."""
 from __future__ import annotations
 
 import json
+import threading
 from types import SimpleNamespace
 
 from dapp.inspect_routes import InspectError, answer
 from dapp.portal import encode_ether_deposit
+from dapp.schema import MessageDecodeError, decode_input
 from dapp.state import Notice, Rejected, Voucher
 from dapp_fixtures import DOMAIN, PORTAL, Chain
 from flower_sim import rollup_roles
@@ -33,6 +35,10 @@ class FakeRollup:
         self.outputs: dict[int, tuple] = {}
         self.blocks_of: dict[int, int] = {}
         self.priority_fee = 2
+        # ("sent" | "confirmed", message type name, round) in the order the recorder's threads did them
+        self.events: list[tuple[str, str, int | None]] = []
+        self.kinds: dict[int, tuple[str, int | None]] = {}  # input index -> (message type name, round)
+        self.lock = threading.Lock()  # the recorder's worker and the round loop may both call (one at a time)
 
     # L1
     def balance(self, address: str) -> int:
@@ -45,6 +51,21 @@ class FakeRollup:
         return self._apply(PORTAL, encode_ether_deposit(L1.address(key), value, data))
 
     def _apply(self, sender: str, payload: bytes) -> int:
+        with self.lock:
+            self.kinds[self.chain.index] = ("deposit", None) if sender == PORTAL else self.kind_of(payload)
+            self.events.append(("sent", *self.kinds[self.chain.index]))
+            return self._apply_now(sender, payload)
+
+    @staticmethod
+    def kind_of(payload: bytes) -> tuple[str, int | None]:
+        """An input's message type and round (None: not a round's input)."""
+        try:
+            message = decode_input(payload)
+        except MessageDecodeError:
+            return "undecodable", None
+        return type(message).__name__, getattr(message, "round", None)
+
+    def _apply_now(self, sender: str, payload: bytes) -> int:
         index, block = self.chain.index, self.chain.block
         self.blocks_of[index] = block
         try:
@@ -58,12 +79,20 @@ class FakeRollup:
         return tx_hash
 
     def block_number(self) -> int:
-        self.chain.mine(1)
-        return self.chain.block - 1
+        with self.lock:
+            self.chain.mine(1)
+            return self.chain.block - 1
 
     # the node
     def input_status(self, index: int) -> str:
-        return self.statuses.get(index, "NONE")
+        status = self.statuses.get(index, "NONE")
+        if status != "NONE":
+            self.confirmed(index)
+        return status
+
+    def confirmed(self, index: int) -> None:
+        """The recorder learns input `index`'s fate (a hook for tests that hold a close's confirmation)."""
+        self.events.append(("confirmed", *self.kinds[index]))
 
     def reports(self, input_index: int) -> list:
         return [SimpleNamespace(raw_data=self.reasons[input_index])]
