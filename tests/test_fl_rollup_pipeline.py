@@ -18,24 +18,25 @@ from flower_sim.records import RoundRecord
 from flower_sim.rollup_roles import RollupRejected
 from rollup_fakes import CFG, FakeRollup, recorder_on
 
-HOLD_LIMIT_S = 60  # a deadlock guard only: the held close is released by the round loop's next step
+HOLD_LIMIT_S = 60  # a deadlock guard only: a held close is released by the round loop's wait for it
 
 
 class HeldCloses(FakeRollup):
-    """Holds the confirmation of round r's RoundClose until the round loop has moved on to round r+1 (its first
-    report) or to the end of the run (`finish`): a close awaited inside `on_round_closed` would never be released."""
+    """Holds the confirmation of round r's RoundClose until the round loop waits for that close (an input of
+    round r+1 sent meanwhile would be logged before the confirmation; a close awaited inside `on_round_closed`
+    would never be released)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.moved_on: dict[int, threading.Event] = {}
+        self.waited: dict[int, threading.Event] = {}
 
-    def step(self, round_: int) -> threading.Event:
-        return self.moved_on.setdefault(round_, threading.Event())
+    def wait_for(self, round_: int) -> threading.Event:
+        return self.waited.setdefault(round_, threading.Event())
 
     def confirmed(self, index: int) -> None:
         kind, round_ = self.kinds[index]
-        if kind == "RoundClose" and not self.step(round_).wait(HOLD_LIMIT_S):
-            raise AssertionError(f"round {round_}'s close was awaited before the round loop moved on")
+        if kind == "RoundClose" and not self.wait_for(round_).wait(HOLD_LIMIT_S):
+            raise AssertionError(f"the round loop never waited for round {round_}'s close")
         super().confirmed(index)
 
 
@@ -43,23 +44,24 @@ def test_round_r_plus_1_sends_nothing_before_round_rs_close_is_confirmed_and_tra
                                                                                             tmp_path):
     rollup = HeldCloses()
     recorder, said = recorder_on(rollup, monkeypatch, None)
-    report, finish = recorder.on_validator_report, recorder.finish
+    await_close, on_round_closed = recorder._await_close, recorder.on_round_closed
 
-    def next_report(r) -> None:  # the round loop reaches round r's reports: round r-1's close may go on
-        rollup.step(r.round - 1).set()
-        report(r)
+    def awaited(*args, **kwargs) -> None:  # the round loop waits for the close with the worker: release it
+        if recorder._closing is not None:
+            rollup.wait_for(recorder._closing[0]).set()
+        await_close(*args, **kwargs)
 
-    def last() -> None:
-        rollup.step(CFG.rounds).set()
-        finish()
+    def handed_over(record: RoundRecord) -> None:
+        on_round_closed(record)
+        rollup.events.append(("returned", "on_round_closed", record.round))
 
-    recorder.on_validator_report, recorder.finish = next_report, last
+    recorder._await_close, recorder.on_round_closed = awaited, handed_over
     record_history(recorder, CFG, tmp_path)
     assert rollup.chain.state.tasks[1].finished and "REJECTED" not in rollup.statuses.values()
-    for r in range(1, CFG.rounds):
+    for r in range(1, CFG.rounds + 1):
         close = rollup.events.index(("confirmed", "RoundClose", r))
-        first_of_next = min(i for i, (what, _, round_) in enumerate(rollup.events) if what == "sent" and round_ == r + 1)
-        assert close < first_of_next, rollup.events
+        assert rollup.events.index(("returned", "on_round_closed", r)) < close  # round r+1 trains meanwhile
+        assert all(i > close for i, (what, _, round_) in enumerate(rollup.events) if what == "sent" and round_ == r + 1)
     # The log stays in order, each line naming its round.
     recorded = [s for s in said if " recorded on the rollup" in s]
     assert [s.split()[1] for s in recorded] == [str(r) for r in range(1, CFG.rounds + 1)], recorded
