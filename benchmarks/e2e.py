@@ -4,8 +4,8 @@ In one run, on identical seeds and splits: the federated rounds alone (the basel
 recorded on the local rollup stack (anvil + the official contracts + the host-mode node + the backend) for
 each block time asked for. A round's wall time is measured from one round's close to the next (round 1, which
 also loads TensorFlow and the data, is left out of the medians); the chain's share is the time the round loop
-spent blocked on the rollup (validators' reports confirmed, RoundClose from the elected producer confirmed,
-the next producer read back).
+spent blocked on the rollup (`timings.per_round_s`: the reports and reveals sent and, since the recorder closes
+round r beside round r+1's training, the wait for round r's close before round r+1's first report).
 
 Run: .venv/bin/python -m benchmarks.e2e [--rounds 4] [--trainers 20] [--block-times 1,0.25]
 """
