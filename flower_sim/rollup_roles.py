@@ -325,7 +325,7 @@ class RollupRecorder:
         (round_, close), self._closing = self._closing, None
         try:
             close.result()
-        except RollupRejected:
+        except Exception:  # the worker's error, raised here as it is (the rollup's one-line reason)
             if next_round is not None and next_round > round_:
                 self.say(f"round {round_}'s close failed: the run stops before round {next_round} sends anything "
                          f"to the rollup (round {next_round}'s training, done meanwhile, is wasted)")
