@@ -137,6 +137,32 @@ def test_hole_a_junk_update_contested_against_an_unrevealed_validator_is_paid_be
     assert FRIEND not in paid(chain, 2)
 
 
+def test_hole_in_a_one_group_task_a_junk_model_still_wins_the_validator_reward():
+    """ATTACK (the one validator of a groups=1 task): reveal any valid model, however bad. The global model is the
+    mean of one model, i.e. that model, so its distance to the global is always 0 and the validator is always
+    rewarded; combined with the challenge rule judging updates against that same model, a junk model also makes
+    every challenge of its friends fail, at no cost at all. GAIN: the validator reward every round for no work
+    (here a 1,000-bps model after a 10,000-bps global), plus unchallengeable friends.
+    FIX: dapp/state.py `_round_close`, `eligible`: also require the model to pass the task's rule against a
+    reference it does not set, e.g. `is_positive(model_bps[g], previous global accuracy, madBps)` (from round 2),
+    or reward accuracy rather than only the distance to the global when one group is revealed."""
+    c = Chain()
+    create_task(c, groups=1, rounds=2, contest_blocks=20)
+    c.send(validator(0), report(1, 1, 9000, {FRIEND: 8800}, model=validator_model(0, 1)))
+    post_blob(c, validator(0), 1, 1, validator_model(0, 1))
+    close_when_due(c, 1, 1, PUBLISHER)
+    assert c.of_type(GlobalModel)[-1].accuracy_bps == 10_000
+    c.send(validator(0), report(1, 2, 9000, {FRIEND: 9900, HONEST: 8800}, model=WEAK,
+                                updates={FRIEND: JUNK, HONEST: GOOD}))
+    post_blob(c, validator(0), 1, 2, WEAK)
+    c.send(PUBLISHER, Challenge(1, 2, FRIEND))
+    post_blob(c, FRIEND, 1, 2, JUNK)
+    close_when_due(c, 1, 2, c.task().producer)
+    assert c.of_type(GlobalModel)[-1].accuracy_bps == 1_000
+    assert not c.of_type(ContestResolved)[-1].upheld  # the junk friend survives the challenge (and is paid)
+    assert [r.round for r in c.of_type(ValidatorRewarded)] == [1], "a 1,000-bps model won the round-2 reward"
+
+
 # ================================================================== attacks the rules stop (passing)
 
 
