@@ -168,14 +168,17 @@ def test_hole_in_a_one_group_task_a_junk_model_still_wins_the_validator_reward()
 
 def test_a_trainer_signature_from_another_round_or_group_does_not_verify(chain):
     """A validator replays a trainer's round-1 Update signature in round 2, or uses one the trainer made for
-    another group: the signed struct names task, round and group, so neither recovers to the trainer."""
+    another group or task: the signed struct names task, round and group, so none recovers to the trainer."""
     old = report(1, 1, 9000, {HONEST: 8800}, updates={HONEST: GOOD})
     why = chain.reject(validator(0), replace(old, round=2))
     assert f"trainer {HONEST}'s Update signature was made by" in why
     from dapp_fixtures import signed
-    sig = signed(HONEST, 1, 2, qmodel.digest(GOOD), 600, group=1)
-    forged = replace(report(1, 2, 9000, {HONEST: 8800}, updates={HONEST: GOOD}), sig_r=(sig[:32],), sig_vs=(sig[32:],))
-    assert "Update signature was made by" in chain.reject(validator(0), forged)
+    fresh = report(1, 2, 9000, {HONEST: 8800}, updates={HONEST: GOOD})
+    for task_id, group in ((1, 1), (2, 0)):  # signed for group 1, or for task 2
+        sig = signed(HONEST, task_id, 2, qmodel.digest(GOOD), 600, group=group)
+        forged = replace(fresh, sig_r=(sig[:32],), sig_vs=(sig[32:],))
+        assert "Update signature was made by" in chain.reject(validator(0), forged)
+    chain.send(validator(0), fresh)
 
 
 def test_an_empty_report_is_accepted_and_its_dropped_trainers_still_contest(chain):
@@ -312,3 +315,19 @@ def test_a_reveal_after_the_contest_deadline_of_bytes_that_are_also_a_disputed_u
     close_when_due(chain, 1, 2, validator(0))
     assert chain.of_type(GlobalModel)[-1].groups == (1,)
     assert PENALTY_UNREVEALED in [p.reason for p in chain.of_type(ValidatorPenalized) if p.round == 2]
+
+
+def test_bytes_that_are_both_a_committed_model_and_a_disputed_update_posted_in_the_reveal_window_count_as_both(
+        chain):
+    """Inside the reveal window one post of such bytes answers the dispute and reveals the model: one ModelScored per
+    role, the group is averaged, nobody is penalised for it."""
+    mine = validator_model(0, 2)
+    chain.send(validator(0), report(1, 2, 9000, {HONEST: 1000}, model=mine, updates={HONEST: mine}))
+    group1_reports_and_reveals(chain)
+    post_blob(chain, validator(1), 1, 2, validator_model(1, 2))
+    chain.send(HONEST, contest(1, 2, HONEST, mine))
+    post_blob(chain, HONEST, 1, 2, mine)
+    assert [(n.group, n.kind) for n in chain.of_type(ModelScored)][-2:] == [(0, 0), (0, BLOB_CONTESTED_UPDATE)]
+    close_when_due(chain, 1, 2, validator(0))
+    assert chain.of_type(GlobalModel)[-1].groups == (0, 1)
+    assert [p.reason for p in chain.of_type(ValidatorPenalized) if p.round == 2] == [PENALTY_CONTEST]
