@@ -7,12 +7,12 @@ from dataclasses import replace
 
 import pytest
 from dapp_fixtures import (MILLI, PUBLISHER, STRANGER, Chain, band_model, close, close_when_due, contest, create_task,
-                           post_blob, receipt, report, trainer, validator, validator_model)
+                           post_blob, receipt, report, signed, task_message, trainer, validator, validator_model)
 
 from dapp import qmodel
 from dapp.schema import (BLOB_CONTESTED_UPDATE, PENALTY_CONTEST, PENALTY_UNREVEALED, CancelTask, Challenge,
-                         ContestResolved, GlobalModel, ModelScored, RewardPaid, TaskCancelled, TaskFinished,
-                         ValidatorPenalized, ValidatorRewarded, Withdraw)
+                         ContestResolved, GlobalModel, ModelChunk, ModelScored, RewardPaid, TaskCancelled,
+                         TaskFinished, ValidatorPenalized, ValidatorRewarded, Withdraw)
 
 GOOD = band_model(salt=-7)                       # 10,000 bps on the public set
 WEAK = band_model(dead=range(1, 10), salt=-9)    # 1,000 bps: a valid model that predicts class 0 only
@@ -172,7 +172,6 @@ def test_a_trainer_signature_from_another_round_or_group_does_not_verify(chain):
     old = report(1, 1, 9000, {HONEST: 8800}, updates={HONEST: GOOD})
     why = chain.reject(validator(0), replace(old, round=2))
     assert f"trainer {HONEST}'s Update signature was made by" in why
-    from dapp_fixtures import signed
     fresh = report(1, 2, 9000, {HONEST: 8800}, updates={HONEST: GOOD})
     for task_id, group in ((1, 1), (2, 0)):  # signed for group 1, or for task 2
         sig = signed(HONEST, task_id, 2, qmodel.digest(GOOD), 600, group=group)
@@ -214,7 +213,6 @@ def test_each_deadline_is_inclusive_and_the_next_block_is_refused(chain):
     chain.mine_to(response_dl)
     post_blob(chain, HONEST, 1, 2, GOOD)                               # exactly the response deadline
     friend_update = report(1, 2, 0, {FRIEND: 0}).update_digests[0]
-    from dapp.schema import ModelChunk
     assert "had to be posted by block" in chain.reject(FRIEND, ModelChunk(1, 2, friend_update, 0, 1, b"x"))
     chain.send(validator(0), close(1, 2))                              # response deadline + 2: turn 0
     assert [v.upheld for v in chain.of_type(ContestResolved)] == [True, True]
@@ -294,7 +292,6 @@ def test_hole_the_publisher_sets_its_own_challenge_cap():
     FIX: dapp/state.py `_create_task`: cap `challengesPerRound` (e.g. <= max(1, trainersPerGroup // 10)), and
     make a challenge cost a bond forfeited to the trainer when not upheld (or keep voided pay out of the
     publisher's refund)."""
-    from dapp_fixtures import task_message
     c = Chain()
     assert "challenges" in c.reject(PUBLISHER, task_message(trainers_per_group=3, challenges_per_round=255))
 
