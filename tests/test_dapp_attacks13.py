@@ -1,6 +1,6 @@
 """Issue 13, attacked: each party (validator, producer, publisher, trainer, stranger) against the rules that move
-money or reputation. A FAILING test here is a hole (its docstring: the attack, who gains what, the suggested fix);
-a passing one is an attack the rules stop that no other test covered."""
+money or reputation. Each test plays one attack and asserts what stops it; where the review found a hole, the
+docstring keeps the attack, who would have gained what, and the fix ("FIX:", now in the rules)."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -50,37 +50,29 @@ def paid(chain: Chain, round_: int) -> dict[str, int]:
 # ================================================================== holes (failing until fixed)
 
 
-def test_hole_a_validator_copies_another_groups_commitment_and_wins_the_reward_without_a_model():
-    """ATTACK (validator of group 0): wait for group 1's report on L1 and commit to the SAME model digest in its own
-    report, with no model of its own. Group 1's honest reveal then counts as group 0's reveal too (`_model_chunk`
-    lists every group whose report commits to the digest): group 0 is "revealed", escapes the unrevealed penalty,
-    ties group 1 at distance 0 from the global model, and wins the validator reward on the lower-group tie-break
-    (and the stake, hence the next producer election). Commit-before-reveal stops copying the bytes, not copying
-    the commitment. GAIN: the validator reward (1 mETH/round) and the producer seat, for nothing; the honest
-    validator, whose model it is, gets nothing.
-    FIX: bind the commitment to its validator: refuse in `_validator_report` (dapp/state.py, after the
-    `already reported` check) a `modelDigest` another group committed in this round, or better commit to
-    keccak256(abi.encode(validator, round, modelDigest)) and reveal (validator, model) so copying a commitment
-    reveals nothing; in `_model_chunk` (dapp/state.py `committed = [...]`) credit only the first committer."""
+def test_a_validator_cannot_copy_another_groups_commitment():
+    """ATTACK (validator of group 0): wait for group 1's report on L1 and commit to the SAME model digest, with no
+    model of its own; group 1's honest reveal would then have counted as group 0's too (no unrevealed penalty, a
+    tie at distance 0 from the global, the reward on the lower-group tie-break, the producer seat).
+    STOPPED: a digest another group committed this round is refused (`_validator_report`). Residual: a copier that
+    front-runs the honest report gets the honest one refused; the honest validator re-commits a re-encoded model
+    (another digest) before the report deadline, and the copier, holding no bytes, is penalised as unrevealed."""
     c = Chain()
     create_task(c, rounds=3, contest_blocks=20)
     honest = validator_model(1, 1)
     c.send(validator(1), report(1, 1, 9000, {trainer(1, 0): 8800}, model=honest))
-    c.send(validator(0), report(1, 1, 9000, {trainer(0, 0): 8800}, model=honest))  # the copied commitment
-    post_blob(c, validator(1), 1, 1, honest)  # only the honest validator ever holds these bytes
-    close_when_due(c, 1, 1, PUBLISHER)
-    assert c.of_type(ValidatorRewarded)[-1].validator == validator(1), "the copier won the validator reward"
-    assert [p.validator for p in c.of_type(ValidatorPenalized) if p.reason == PENALTY_UNREVEALED] == [validator(0)]
+    why = c.reject(validator(0), report(1, 1, 9000, {trainer(0, 0): 8800}, model=honest))
+    assert "is already committed by group 1 in round 1: each validator commits its own model" in why
 
 
-def test_hole_a_validator_defeats_the_publishers_challenge_by_revealing_a_weak_model(chain):
-    """ATTACK (validator + sybil friend): report the friend Positive at 99% with a junk update (1,000 bps), and
+def test_a_weak_model_does_not_lower_the_bar_of_a_challenge(chain):
+    """STOPPED by judging disputes against max(v, this round's global, the previous global). ATTACK (validator + sybil friend): report the friend Positive at 99% with a junk update (1,000 bps), and
     commit/reveal a deliberately weak model (1,000 bps). The publisher challenges the friend; the friend posts its
     junk; the rollup judges it with `is_positive(u, v)` where `v` is the ACCUSED validator's own model, so
     1,000 >= 0.75 x 1,000 and the challenge fails. GAIN: the friend is paid first (2 mETH of the group's 5), the
     honest Positives share what is left; the validator gives up only the validator reward (no penalty at all).
     The README's "validator + sybil trainers | the publisher challenges" is thereby void.
-    FIX: `_verdict` (dapp/state.py) should judge disputes against a reference the accused validator does not pick
+    FIX (applied): `_verdict` (dapp/state.py) should judge disputes against a reference the accused validator does not pick
     alone, e.g. max(v, the round's global accuracy `glob.accuracy_bps`, the previous global's), and penalise a
     revealed model far below the global (pass `glob` into `_verdict`)."""
     chain.send(validator(0), report(1, 2, 9000, {FRIEND: 9900, HONEST: 8800, OTHER: 8800},
@@ -97,14 +89,14 @@ def test_hole_a_validator_defeats_the_publishers_challenge_by_revealing_a_weak_m
     assert FRIEND not in paid(chain, 2)
 
 
-def test_hole_an_honest_challenged_positive_loses_its_pay_when_its_validator_does_not_reveal(chain):
-    """ATTACK (publisher, alone or with a validator that goes silent after its report): challenge the group's
+def test_an_honest_challenged_positive_keeps_its_pay_when_its_validator_does_not_reveal(chain):
+    """STOPPED (the reference is then the global model). ATTACK (publisher, alone or with a validator that goes silent after its report): challenge the group's
     Positives when its validator has not revealed (or agree with it not to). `_verdict` upholds a challenge
     whenever `v` is missing, even though the challenged update WAS posted and scores 10,000 bps. GAIN: the
     publisher recovers the honest trainers' pay (it stays in escrow and returns at TaskFinished); the honest
     trainer loses it although PROTOCOL.md, RoundClose step 3, promises "a validator's fault does not cost its
     trainers their pay".
-    FIX: dapp/state.py `_verdict`, challenged branch: when `model is None`, judge `update` against the round's
+    FIX (applied): dapp/state.py `_verdict`, challenged branch: when `model is None`, judge `update` against the round's
     global accuracy (or the previous global's); void only an update not posted or failing that reference."""
     chain.send(validator(0), report(1, 2, 9000, {HONEST: 8800}, updates={HONEST: GOOD}))  # never revealed
     group1_reports_and_reveals(chain)
@@ -116,14 +108,14 @@ def test_hole_an_honest_challenged_positive_loses_its_pay_when_its_validator_doe
     assert paid(chain, 2).get(HONEST) == 2 * MILLI
 
 
-def test_hole_a_junk_update_contested_against_an_unrevealed_validator_is_paid_before_the_positives(chain):
-    """ATTACK (trainer with a junk update, or a validator paying a friend): the validator reports the trainer
+def test_a_junk_update_contested_against_an_unrevealed_validator_is_dismissed(chain):
+    """STOPPED (the reference is then the global model). ATTACK (trainer with a junk update, or a validator paying a friend): the validator reports the trainer
     Negative (rightly: its update scores 1,000 bps) and does not reveal its model; the trainer contests as
     misjudged and posts the junk. `_verdict` upholds any posted, decodable update when `v` is missing, and upheld
     contesters are paid FIRST. GAIN: 2 mETH to a junk update ahead of every honest Positive of the group (with a
     tight budget, an honest Positive is crowded out); a colluding validator with no stake loses nothing (its
     penalties cut min(validatorReward, 0) = 0).
-    FIX: dapp/state.py `_verdict`, contest branch: when `model is None`, require `is_positive(update, reference,
+    FIX (applied): dapp/state.py `_verdict`, contest branch: when `model is None`, require `is_positive(update, reference,
     madBps)` with the reference the round's global accuracy (else the previous global's), not `True`."""
     chain.send(validator(0), report(1, 2, 9000, {FRIEND: 500, HONEST: 8800}, updates={FRIEND: JUNK, HONEST: GOOD}))
     group1_reports_and_reveals(chain)
@@ -137,13 +129,14 @@ def test_hole_a_junk_update_contested_against_an_unrevealed_validator_is_paid_be
     assert FRIEND not in paid(chain, 2)
 
 
-def test_hole_in_a_one_group_task_a_junk_model_still_wins_the_validator_reward():
-    """ATTACK (the one validator of a groups=1 task): reveal any valid model, however bad. The global model is the
+def test_in_a_one_group_task_a_junk_model_neither_wins_the_reward_nor_shields_its_friends():
+    """STOPPED: a model below the task's rule against the previous global earns no validator reward, and disputes
+    are judged against the previous global too. ATTACK (the one validator of a groups=1 task): reveal any valid model, however bad. The global model is the
     mean of one model, i.e. that model, so its distance to the global is always 0 and the validator is always
     rewarded; combined with the challenge rule judging updates against that same model, a junk model also makes
     every challenge of its friends fail, at no cost at all. GAIN: the validator reward every round for no work
     (here a 1,000-bps model after a 10,000-bps global), plus unchallengeable friends.
-    FIX: dapp/state.py `_round_close`, `eligible`: also require the model to pass the task's rule against a
+    FIX (applied): dapp/state.py `_round_close`, `eligible`: also require the model to pass the task's rule against a
     reference it does not set, e.g. `is_positive(model_bps[g], previous global accuracy, madBps)` (from round 2),
     or reward accuracy rather than only the distance to the global when one group is revealed."""
     c = Chain()
@@ -159,7 +152,7 @@ def test_hole_in_a_one_group_task_a_junk_model_still_wins_the_validator_reward()
     post_blob(c, FRIEND, 1, 2, JUNK)
     close_when_due(c, 1, 2, c.task().producer)
     assert c.of_type(GlobalModel)[-1].accuracy_bps == 1_000
-    assert not c.of_type(ContestResolved)[-1].upheld  # the junk friend survives the challenge (and is paid)
+    assert c.of_type(ContestResolved)[-1].upheld, "the junk friend must not survive the challenge"
     assert [r.round for r in c.of_type(ValidatorRewarded)] == [1], "a 1,000-bps model won the round-2 reward"
 
 
@@ -265,14 +258,14 @@ def test_a_one_group_task_with_a_dispute_never_answered_ends_within_latest_end_b
     assert c.of_type(TaskCancelled)[-1].refund == 2 * (10 * MILLI + 1 * MILLI)
 
 
-def test_hole_every_producer_missed_but_the_publisher_cannot_cancel_until_the_report_deadline():
-    """ATTACK (producers, by silence): when every group reports early, the contest, response and close deadlines
+def test_when_every_producer_missed_before_the_report_deadline_the_publisher_can_cancel_at_once():
+    """STOPPED: `Task.stalled` sees the missed turns as soon as every group reported. ATTACK (producers, by silence): when every group reports early, the contest, response and close deadlines
     all fall before the round's report deadline. Once every producer's turn has passed, RoundClose answers
     "every producer ... missed its close deadline ...; its publisher may cancel the task", but CancelTask is
     refused ("can still go on"), because `Task.stalled` returns None while `block <= report_deadline`. Nobody can
     move the task until the report deadline: a dead window of up to `reportBlocks` blocks per round. IMPACT: a
     delay only (still inside `latest_end_block`), and a RoundClose error message that is false.
-    FIX: dapp/task.py `stalled`: test CANCEL_NO_PRODUCER before the `block <= deadline` return when every group
+    FIX (applied): dapp/task.py `stalled`: test CANCEL_NO_PRODUCER before the `block <= deadline` return when every group
     has reported (or when `block > response_deadline()`), i.e. whenever `_close_turn` would say every turn passed."""
     c = one_group_task_with_an_unanswered_dispute()
     task = c.task()
@@ -282,14 +275,14 @@ def test_hole_every_producer_missed_but_the_publisher_cannot_cancel_until_the_re
     c.send(PUBLISHER, CancelTask(1))
 
 
-def test_hole_the_publisher_sets_its_own_challenge_cap():
-    """ATTACK (publisher): `challengesPerRound`, the cap that PROTOCOL.md and the README present as what limits
+def test_the_publisher_cannot_challenge_every_positive():
+    """STOPPED: `challengesPerRound` is at most one in ten of a group's trainers (at least 2). ATTACK (publisher): `challengesPerRound`, the cap that PROTOCOL.md and the README present as what limits
     the publisher's challenges ("a few per group and round"), is chosen by the publisher itself in CreateTask, up
     to 255. With it the publisher challenges EVERY Positive, for the price of one tiny input each; each honest
     trainer (or its validator) must then post its update (~2.4 M gas for the demo CNN, 10 inputs for cnn10) by the
     response deadline, or its pay is voided and returns to the publisher at TaskFinished and its validator is
     penalised (stake cut, no reward, put last in the election). A lost challenge costs the publisher nothing.
-    FIX: dapp/state.py `_create_task`: cap `challengesPerRound` (e.g. <= max(1, trainersPerGroup // 10)), and
+    FIX (applied): dapp/state.py `_create_task`: cap `challengesPerRound` (e.g. <= max(1, trainersPerGroup // 10)), and
     make a challenge cost a bond forfeited to the trainer when not upheld (or keep voided pay out of the
     publisher's refund)."""
     c = Chain()
