@@ -21,6 +21,7 @@ from dapp.portal import MalformedDeposit, decode_ether_deposit
 from dapp.rewards import election_order, pay_in_order, ranked_tiers
 from dapp.schema import (
     BLOB_CHALLENGED_UPDATE, BLOB_CONTESTED_UPDATE, BLOB_VALIDATOR_MODEL, CANCEL_NAMES, CHUNK_DATA,
+    DEFAULT_CHALLENGES_PER_ROUND,
     DISPUTE_CHALLENGED, DISPUTE_DROPPED, DISPUTE_MISJUDGED, DISPUTE_NAMES, MAX_CHUNKS, MAX_TASK_TRAINERS,
     MAX_TEST_SET, MAX_TRAINERS_PER_GROUP, PENALTY_CHALLENGE, PENALTY_CONTEST, PENALTY_UNREVEALED, ROLE_NAMES,
     ROLE_TRAINER, ROLE_VALIDATOR, RULE_NAMES, STAKES_PAGE, AdmitTrainers, BlobRejected, CancelTask, Challenge,
@@ -255,6 +256,10 @@ def _create_task(state: State, m: CreateTask, sender: str, advance: Advance) -> 
             raise Rejected(f"{name} must be at least 1 block, got 0")
     if not 1 <= m.test_set_size <= MAX_TEST_SET:
         raise Rejected(f"a public test set of {m.test_set_size} images is not in 1..{MAX_TEST_SET}")
+    cap = max(DEFAULT_CHALLENGES_PER_ROUND, m.trainers_per_group // 10)
+    if m.challenges_per_round > cap:
+        raise Rejected(f"{m.challenges_per_round} challenges per group and round is above {cap} (one in ten of the "
+                       f"group's {m.trainers_per_group} trainers, at least {DEFAULT_CHALLENGES_PER_ROUND})")
     if m.model_arch not in qmodel.ARCHS:
         raise Rejected(f"model architecture {m.model_arch} is unknown (known: "
                        + ", ".join(f"{a.id} {a.name}" for a in qmodel.ARCHS.values()) + ")")
@@ -370,6 +375,10 @@ def _validator_report(state: State, m: ValidatorReport, sender: str, advance: Ad
                        f"this report came in block {advance.block_number}")
     if task.reports[me.group] is not None:
         raise Rejected(f"validator {sender} already reported round {m.round} of task {m.task_id}")
+    copied = [g for g, r in enumerate(task.reports) if r is not None and r.model_digest == m.model_digest]
+    if copied:
+        raise Rejected(f"model 0x{m.model_digest.hex()[:12]}… is already committed by group {copied[0]} in round "
+                       f"{m.round}: each validator commits its own model")
     _check_bps("validator accuracy", m.validator_accuracy_bps)
     n = len(m.contributions)
     if not len(m.update_digests) == len(m.sig_r) == len(m.sig_vs) == n:
@@ -666,14 +675,19 @@ def _global(task: Task, revealed: list[int]) -> _Global:
     return _Global(blob, qmodel.digest(blob), qnn.accuracy(mean, _test_set(task)), tuple(revealed))
 
 
+def _bar(task: Task, model: int | None, global_bps: int) -> int:
+    """The public accuracy a disputed update is judged against with the task's rule: the highest of the validator's
+    revealed model's, this round's global model's and the previous round's. No party to the dispute sets it: a
+    validator that withholds its model or reveals a weak one lowers nothing."""
+    previous = task.history[-1].global_accuracy_bps if task.history else 0
+    return max(model or 0, global_bps, previous)
+
+
 def _verdict(task: Task, d: Dispute, model_bps: dict[int, int | None],
              global_bps: int) -> tuple[bool, int | None, int | None]:
-    """(upheld against the validator, the update's public accuracy, the validator model's). The update is judged
-    with the task's rule against the validator's revealed model, or, when the validator revealed none, against the
-    round's global model (so a validator that withholds its model cannot make any posted update win, nor lose)."""
+    """(upheld against the validator, the update's public accuracy, the validator model's)."""
     update, model = task.scores.get(d.update_digest), model_bps.get(d.group)
-    reference = model if model is not None else global_bps
-    passes = update is not None and is_positive(update, reference, task.mad_bps)
+    passes = update is not None and is_positive(update, _bar(task, model, global_bps), task.mad_bps)
     upheld = not passes if d.kind == DISPUTE_CHALLENGED else passes
     return upheld, update, model
 
@@ -740,7 +754,9 @@ def _round_close(state: State, m: RoundClose, sender: str, advance: Advance) -> 
 
     # Validator reward: among the revealed, unpenalised groups whose validator did not let its turn to close
     # pass, the model closest to the global one by public accuracy; ties -> lower group. None: it stays in escrow.
-    eligible = [g for g in revealed if g not in penalised and reports[g].validator not in order[:turn]]
+    previous = task.history[-1].global_accuracy_bps if task.history else 0
+    eligible = [g for g in revealed if g not in penalised and reports[g].validator not in order[:turn]
+                and is_positive(model_bps[g], previous, task.mad_bps)]  # no reward for a model below the task's rule
     distances = {g: abs(model_bps[g] - glob.accuracy_bps) for g in revealed}
     best_group = min(eligible, key=lambda g: (distances[g], g)) if eligible else -1
     winner = reports[best_group].validator if eligible else ""

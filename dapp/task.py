@@ -264,11 +264,12 @@ class Task:
         if self.start_block is None:
             return CANCEL_NO_VALIDATOR if block > self.registration_deadline else None
         deadline = self.report_deadline()
-        if deadline is None or block <= deadline:
+        if deadline is None:
             return None
-        if all(r is None for r in self.reports):
+        if block > deadline and all(r is None for r in self.reports):
             return CANCEL_GROUPS_SILENT
-        if self.turn_at(block) >= len(self.producer_order()):
+        # every group may report early: the close turns then all pass before the report deadline
+        if (self.all_reported() or block > deadline) and self.turn_at(block) >= len(self.producer_order()):
             return CANCEL_NO_PRODUCER
         return None
 

@@ -171,7 +171,7 @@ def test_challenge_rules(chain):
     create_task(c2, challenges_per_round=1)
     c2.send(validator(0), report(1, 1, 9000, {FRIEND: 9900, OTHER: 9900}))
     assert "open once every group reported" in c2.reject(PUBLISHER, Challenge(1, 1, FRIEND))
-    c2.send(validator(1), report(1, 1, 9000, {}))
+    c2.send(validator(1), report(1, 1, 9000, {}, group=1))
     c2.send(PUBLISHER, Challenge(1, 1, FRIEND))
     assert "its limit is 1" in c2.reject(PUBLISHER, Challenge(1, 1, OTHER))
 

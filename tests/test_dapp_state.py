@@ -121,7 +121,7 @@ def test_rollup_classifies_with_mad_at_the_boundary(chain):
     classified = {n.trainer: n.positive for n in chain.of_type(ContributionClassified)}
     assert classified == {trainer(0, 0): True, trainer(0, 1): False}
     assert chain.of_type(RewardPaid) == [], "the report pays nothing: payments wait for disputes, at the close"
-    chain.send(validator(1), report(1, 1, 8000, {}))
+    chain.send(validator(1), report(1, 1, 8000, {}, group=1))
     settle(chain, 1, 1, PUBLISHER)
     assert [n.trainer for n in chain.of_type(RewardPaid)] == [trainer(0, 0)]
 
@@ -132,7 +132,7 @@ def test_positives_paid_best_score_first_until_group_budget_runs_out():
     create_task(c, trainers_per_group=4, budget=10 * MILLI, per_positive=2 * MILLI)
     scores = {trainer(0, 3): 8800, trainer(0, 1): 9000, trainer(0, 0): 8700, trainer(0, 2): 8900}
     c.send(validator(0), report(1, 1, 9000, scores))
-    c.send(validator(1), report(1, 1, 9000, {}))
+    c.send(validator(1), report(1, 1, 9000, {}, group=1))
     settle(c, 1, 1, PUBLISHER)
     paid = [(n.trainer, n.amount) for n in c.of_type(RewardPaid)]
     assert paid == [(trainer(0, 1), 2 * MILLI), (trainer(0, 2), 2 * MILLI), (trainer(0, 3), 1 * MILLI)]
@@ -144,7 +144,7 @@ def test_positives_with_the_same_score_share_what_is_left_pro_rata():
     c = Chain()
     create_task(c, trainers_per_group=4, budget=10 * MILLI, per_positive=2 * MILLI)
     c.send(validator(0), report(1, 1, 9000, {trainer(0, i): 8500 for i in (3, 1, 0, 2)}))
-    c.send(validator(1), report(1, 1, 9000, {}))
+    c.send(validator(1), report(1, 1, 9000, {}, group=1))
     settle(c, 1, 1, PUBLISHER)
     # 5 mETH cannot pay 4 x 2 mETH: each gets a quarter, in report order
     assert [(n.trainer, n.amount) for n in c.of_type(RewardPaid)] == [
@@ -159,7 +159,7 @@ def test_a_low_address_cannot_buy_its_place_in_the_payment_order():
     create_task(c, trainers_per_group=2, budget=4 * MILLI, per_positive=2 * MILLI)  # 2 mETH: one reward
     low, high = sorted([trainer(0, 0), trainer(0, 1)], key=lambda a: int(a, 16))
     c.send(validator(0), report(1, 1, 9000, {low: 6800, high: 9900}))
-    c.send(validator(1), report(1, 1, 9000, {}))
+    c.send(validator(1), report(1, 1, 9000, {}, group=1))
     settle(c, 1, 1, PUBLISHER)
     assert [(n.trainer, n.amount) for n in c.of_type(RewardPaid)] == [(high, 2 * MILLI)]
     assert c.state.balance(low) == 0
@@ -203,7 +203,7 @@ def test_report_rejects_duplicate_trainer_wrong_round_and_second_report(chain):
 
 def test_round_close_only_by_elected_producer_with_every_report_in(chain):
     chain.send(validator(0), report(1, 1, 9000, {}))
-    chain.send(validator(1), report(1, 1, 9000, {}))
+    chain.send(validator(1), report(1, 1, 9000, {}, group=1))
     chain.mine_to(chain.task().contest_deadline() + 1)
     wrong = chain.reject(validator(0), close(1, 1))
     assert f"only {PUBLISHER} may close round 1 of task 1" in wrong
@@ -212,7 +212,7 @@ def test_round_close_only_by_elected_producer_with_every_report_in(chain):
 def test_round_close_waits_for_every_report_until_the_report_deadline(chain):
     chain.send(validator(0), report(1, 1, 9000, {}))
     assert "still lacks the report of group(s) 1" in chain.reject(PUBLISHER, close(1, 1))
-    chain.send(validator(1), report(1, 1, 9000, {}))
+    chain.send(validator(1), report(1, 1, 9000, {}, group=1))
     deadline = chain.task().contest_deadline()
     assert f"open for reveals, contests and challenges until block {deadline}" in chain.reject(PUBLISHER, close(1, 1))
     settle(chain, 1, 1, PUBLISHER)
