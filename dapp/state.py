@@ -679,8 +679,7 @@ def _bar(task: Task, model: int | None, global_bps: int) -> int:
     """The public accuracy a disputed update is judged against with the task's rule: the highest of the validator's
     revealed model's, this round's global model's and the previous round's. No party to the dispute sets it: a
     validator that withholds its model or reveals a weak one lowers nothing."""
-    previous = task.history[-1].global_accuracy_bps if task.history else 0
-    return max(model or 0, global_bps, previous)
+    return max(model or 0, global_bps, task.previous_global_bps)
 
 
 def _verdict(task: Task, d: Dispute, model_bps: dict[int, int | None],
@@ -754,9 +753,9 @@ def _round_close(state: State, m: RoundClose, sender: str, advance: Advance) -> 
 
     # Validator reward: among the revealed, unpenalised groups whose validator did not let its turn to close
     # pass, the model closest to the global one by public accuracy; ties -> lower group. None: it stays in escrow.
-    previous = task.history[-1].global_accuracy_bps if task.history else 0
     eligible = [g for g in revealed if g not in penalised and reports[g].validator not in order[:turn]
-                and is_positive(model_bps[g], previous, task.mad_bps)]  # no reward for a model below the task's rule
+                # no reward for a model below the task's rule against the previous global
+                and is_positive(model_bps[g], task.previous_global_bps, task.mad_bps)]
     distances = {g: abs(model_bps[g] - glob.accuracy_bps) for g in revealed}
     best_group = min(eligible, key=lambda g: (distances[g], g)) if eligible else -1
     winner = reports[best_group].validator if eligible else ""

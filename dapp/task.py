@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from dapp.qnn import RECORD as TEST_RECORD
 from dapp.schema import (CANCEL_GROUPS_SILENT, CANCEL_NO_PRODUCER, CANCEL_NO_TEST_SET, CANCEL_NO_VALIDATOR,
-                         CANCEL_UNFUNDED, CHUNK_DATA, ROLE_TRAINER, ROLE_VALIDATOR)
+                         CANCEL_UNFUNDED, ROLE_TRAINER, ROLE_VALIDATOR)
 
 
 @dataclass(frozen=True)
@@ -151,6 +150,11 @@ class Task:
         return self.finished or self.cancelled is not None
 
     @property
+    def previous_global_bps(self) -> int:
+        """The public accuracy of the last recorded round's global model (0 before any round closed)."""
+        return self.history[-1].global_accuracy_bps if self.history else 0
+
+    @property
     def group_budget(self) -> int:
         return self.round_trainer_budget // self.groups
 
@@ -172,10 +176,6 @@ class Task:
     def registration_deadline(self) -> int:
         """The last block at which Register and a funding deposit are accepted."""
         return self.created_block + self.registration_blocks
-
-    @property
-    def test_set_chunks(self) -> int:
-        return -(-self.test_set_size * TEST_RECORD // CHUNK_DATA)
 
     @property
     def start_block(self) -> int | None:

@@ -293,6 +293,21 @@ def settle(chain: Chain, task_id: int, round_: int, producer: str) -> Accepted:
     return close_when_due(chain, task_id, round_, producer)
 
 
+def played_round_one(audit: bool = False, **terms) -> Chain:
+    """Task 1 (2 groups of 3 trainers, 5 mETH per group and round, 2 mETH per Positive, 20-block windows: room for
+    every input of a test, each taking a block), round 1 played honestly: validator 0 then has a stake of 1 mETH
+    (a penalty has something to cut) and closes round 2."""
+    c = Chain(audit=audit)
+    create_task(c, rounds=3, contest_blocks=20, **terms)
+    for g in (0, 1):
+        c.send(validator(g), report(1, 1, 9000, {trainer(g, i): 8800 for i in range(3)}, model=validator_model(g, 1)))
+    for g in (0, 1):
+        post_blob(c, validator(g), 1, 1, validator_model(g, 1))
+    close_when_due(c, 1, 1, PUBLISHER)
+    assert c.task().stakes[validator(0)] == 1 * MILLI
+    return c
+
+
 def play_round(chain: Chain, task_id: int, round_: int, producer: str, groups: int = 2,
                trainers_per_group: int = 3, validator_bps: int = 9000, trainer_bps: int = 8800,
                models: dict[int, bytes] | None = None) -> Accepted:

@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from dapp_fixtures import (MILLI, PUBLISHER, STRANGER, Chain, band_model, close, close_when_due, contest, create_task,
-                           post_blob, receipt, report, signed, task_message, trainer, validator, validator_model)
+from dapp_fixtures import (MILLI, PUBLISHER, STRANGER, Chain, band_model, close, close_when_due, contest,
+                           create_task, played_round_one, post_blob, receipt, report, signed, task_message, trainer,
+                           validator, validator_model)
 
 from dapp import qmodel
 from dapp.schema import (BLOB_CONTESTED_UPDATE, PENALTY_CONTEST, PENALTY_UNREVEALED, CancelTask, Challenge,
@@ -18,20 +19,6 @@ GOOD = band_model(salt=-7)                       # 10,000 bps on the public set
 WEAK = band_model(dead=range(1, 10), salt=-9)    # 1,000 bps: a valid model that predicts class 0 only
 JUNK = band_model(dead=range(1, 10), salt=-11)   # 1,000 bps, another digest
 FRIEND, HONEST, OTHER = trainer(0, 0), trainer(0, 1), trainer(0, 2)
-
-
-def played_round_one(audit: bool = False, **terms) -> Chain:
-    """Task 1 (2 groups of 3 trainers, 5 mETH per group and round, 2 mETH per Positive, 20-block windows), round 1
-    played honestly: validator 0 then has a stake of 1 mETH and closes round 2."""
-    c = Chain(audit=audit)
-    create_task(c, rounds=3, contest_blocks=20, **terms)
-    for g in (0, 1):
-        c.send(validator(g), report(1, 1, 9000, {trainer(g, i): 8800 for i in range(3)}, model=validator_model(g, 1)))
-    for g in (0, 1):
-        post_blob(c, validator(g), 1, 1, validator_model(g, 1))
-    close_when_due(c, 1, 1, PUBLISHER)
-    assert c.task().stakes[validator(0)] == 1 * MILLI
-    return c
 
 
 @pytest.fixture
@@ -66,13 +53,15 @@ def test_a_validator_cannot_copy_another_groups_commitment():
 
 
 def test_a_weak_model_does_not_lower_the_bar_of_a_challenge(chain):
-    """STOPPED by judging disputes against max(v, this round's global, the previous global). ATTACK (validator + sybil friend): report the friend Positive at 99% with a junk update (1,000 bps), and
+    """STOPPED by judging disputes against max(v, this round's global, the previous global). ATTACK (validator + sybil
+    friend): report the friend Positive at 99% with a junk update (1,000 bps), and
     commit/reveal a deliberately weak model (1,000 bps). The publisher challenges the friend; the friend posts its
     junk; the rollup judges it with `is_positive(u, v)` where `v` is the ACCUSED validator's own model, so
     1,000 >= 0.75 x 1,000 and the challenge fails. GAIN: the friend is paid first (2 mETH of the group's 5), the
     honest Positives share what is left; the validator gives up only the validator reward (no penalty at all).
     The README's "validator + sybil trainers | the publisher challenges" is thereby void.
-    FIX (applied): `_verdict` (dapp/state.py) should judge disputes against a reference the accused validator does not pick
+    FIX (applied): `_verdict` (dapp/state.py) should judge disputes against a reference the accused validator does not
+    pick
     alone, e.g. max(v, the round's global accuracy `glob.accuracy_bps`, the previous global's), and penalise a
     revealed model far below the global (pass `glob` into `_verdict`)."""
     chain.send(validator(0), report(1, 2, 9000, {FRIEND: 9900, HONEST: 8800, OTHER: 8800},
@@ -90,7 +79,8 @@ def test_a_weak_model_does_not_lower_the_bar_of_a_challenge(chain):
 
 
 def test_an_honest_challenged_positive_keeps_its_pay_when_its_validator_does_not_reveal(chain):
-    """STOPPED (the reference is then the global model). ATTACK (publisher, alone or with a validator that goes silent after its report): challenge the group's
+    """STOPPED (the reference is then the global model). ATTACK (publisher, alone or with a validator that goes silent
+    after its report): challenge the group's
     Positives when its validator has not revealed (or agree with it not to). `_verdict` upholds a challenge
     whenever `v` is missing, even though the challenged update WAS posted and scores 10,000 bps. GAIN: the
     publisher recovers the honest trainers' pay (it stays in escrow and returns at TaskFinished); the honest
@@ -109,13 +99,15 @@ def test_an_honest_challenged_positive_keeps_its_pay_when_its_validator_does_not
 
 
 def test_a_junk_update_contested_against_an_unrevealed_validator_is_dismissed(chain):
-    """STOPPED (the reference is then the global model). ATTACK (trainer with a junk update, or a validator paying a friend): the validator reports the trainer
+    """STOPPED (the reference is then the global model). ATTACK (trainer with a junk update, or a validator paying a
+    friend): the validator reports the trainer
     Negative (rightly: its update scores 1,000 bps) and does not reveal its model; the trainer contests as
     misjudged and posts the junk. `_verdict` upholds any posted, decodable update when `v` is missing, and upheld
     contesters are paid FIRST. GAIN: 2 mETH to a junk update ahead of every honest Positive of the group (with a
     tight budget, an honest Positive is crowded out); a colluding validator with no stake loses nothing (its
     penalties cut min(validatorReward, 0) = 0).
-    FIX (applied): dapp/state.py `_verdict`, contest branch: when `model is None`, require `is_positive(update, reference,
+    FIX (applied): dapp/state.py `_verdict`, contest branch: when `model is None`, require `is_positive(update,
+    reference,
     madBps)` with the reference the round's global accuracy (else the previous global's), not `True`."""
     chain.send(validator(0), report(1, 2, 9000, {FRIEND: 500, HONEST: 8800}, updates={FRIEND: JUNK, HONEST: GOOD}))
     group1_reports_and_reveals(chain)
@@ -131,7 +123,8 @@ def test_a_junk_update_contested_against_an_unrevealed_validator_is_dismissed(ch
 
 def test_in_a_one_group_task_a_junk_model_neither_wins_the_reward_nor_shields_its_friends():
     """STOPPED: a model below the task's rule against the previous global earns no validator reward, and disputes
-    are judged against the previous global too. ATTACK (the one validator of a groups=1 task): reveal any valid model, however bad. The global model is the
+    are judged against the previous global too. ATTACK (the one validator of a groups=1 task): reveal any valid model,
+    however bad. The global model is the
     mean of one model, i.e. that model, so its distance to the global is always 0 and the validator is always
     rewarded; combined with the challenge rule judging updates against that same model, a junk model also makes
     every challenge of its friends fail, at no cost at all. GAIN: the validator reward every round for no work
@@ -259,13 +252,15 @@ def test_a_one_group_task_with_a_dispute_never_answered_ends_within_latest_end_b
 
 
 def test_when_every_producer_missed_before_the_report_deadline_the_publisher_can_cancel_at_once():
-    """STOPPED: `Task.stalled` sees the missed turns as soon as every group reported. ATTACK (producers, by silence): when every group reports early, the contest, response and close deadlines
+    """STOPPED: `Task.stalled` sees the missed turns as soon as every group reported. ATTACK (producers, by silence):
+    when every group reports early, the contest, response and close deadlines
     all fall before the round's report deadline. Once every producer's turn has passed, RoundClose answers
     "every producer ... missed its close deadline ...; its publisher may cancel the task", but CancelTask is
     refused ("can still go on"), because `Task.stalled` returns None while `block <= report_deadline`. Nobody can
     move the task until the report deadline: a dead window of up to `reportBlocks` blocks per round. IMPACT: a
     delay only (still inside `latest_end_block`), and a RoundClose error message that is false.
-    FIX (applied): dapp/task.py `stalled`: test CANCEL_NO_PRODUCER before the `block <= deadline` return when every group
+    FIX (applied): dapp/task.py `stalled`: test CANCEL_NO_PRODUCER before the `block <= deadline` return when every
+    group
     has reported (or when `block > response_deadline()`), i.e. whenever `_close_turn` would say every turn passed."""
     c = one_group_task_with_an_unanswered_dispute()
     task = c.task()
@@ -276,7 +271,8 @@ def test_when_every_producer_missed_before_the_report_deadline_the_publisher_can
 
 
 def test_the_publisher_cannot_challenge_every_positive():
-    """STOPPED: `challengesPerRound` is at most one in ten of a group's trainers (at least 2). ATTACK (publisher): `challengesPerRound`, the cap that PROTOCOL.md and the README present as what limits
+    """STOPPED: `challengesPerRound` is at most one in ten of a group's trainers (at least 2). ATTACK (publisher):
+    `challengesPerRound`, the cap that PROTOCOL.md and the README present as what limits
     the publisher's challenges ("a few per group and round"), is chosen by the publisher itself in CreateTask, up
     to 255. With it the publisher challenges EVERY Positive, for the price of one tiny input each; each honest
     trainer (or its validator) must then post its update (~2.4 M gas for the demo CNN, 10 inputs for cnn10) by the

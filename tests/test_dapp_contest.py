@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 from dapp_fixtures import (MILLI, PUBLISHER, STRANGER, Chain, band_model, close, close_when_due, contest,
-                           create_task, post_blob, receipt, report, trainer, validator, validator_model)
+                           create_task, played_round_one, post_blob, receipt, report, trainer, validator,
+                           validator_model)
 
 from dapp import qmodel
 from dapp.schema import (DISPUTE_CHALLENGED, DISPUTE_DROPPED, DISPUTE_MISJUDGED, PENALTY_CHALLENGE, PENALTY_CONTEST,
@@ -18,18 +19,7 @@ FRIEND, HONEST, OTHER = trainer(0, 0), trainer(0, 1), trainer(0, 2)
 
 @pytest.fixture
 def chain() -> Chain:
-    """Task 1: 2 groups of 3 trainers, 5 mETH per group per round, 2 mETH per Positive; round 1 played honestly
-    (validator 0's stake is then 1 mETH, so a penalty has something to cut). Windows of 20 blocks: room for
-    every input of a test (each takes a block)."""
-    c = Chain()
-    create_task(c, rounds=3, contest_blocks=20)
-    for g in (0, 1):
-        c.send(validator(g), report(1, 1, 9000, {trainer(g, i): 8800 for i in range(3)}, model=validator_model(g, 1)))
-    for g in (0, 1):
-        post_blob(c, validator(g), 1, 1, validator_model(g, 1))
-    close_when_due(c, 1, 1, PUBLISHER)
-    assert c.task().stakes[validator(0)] == 1 * MILLI
-    return c
+    return played_round_one()
 
 
 def round2(chain: Chain, scores: dict[str, int], updates: dict[str, bytes] | None = None) -> None:
