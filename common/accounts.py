@@ -4,6 +4,10 @@ On the dev chain the mnemonic is anvil's well-known "test test … junk"; a user
 (or one private key per role) in production. The index layout used by `fedrollup demo` is documented in
 the README: 0 owns the contracts and submits claims, 1 is the manager (task publisher), then one per
 validator, then one per trainer.
+
+Quorum members vote on epochs with their own claim keys, BIP-44 account 1' (m/44'/60'/1'/0/i for member
+i+1), never with their role key: a role's FL process sends inputs while its node sends claims, and two
+processes filling nonces from one account collide.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ MNEMONIC_ENV = "FEDROLLUP_MNEMONIC"
 
 OWNER_INDEX = 0
 MANAGER_INDEX = 1
+CLAIMER_BIP44_ACCOUNT = 1
 
 
 def mnemonic() -> str:
@@ -24,13 +29,24 @@ def mnemonic() -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def private_key(index: int, phrase: str | None = None) -> str:
+def private_key(index: int, phrase: str | None = None, bip44_account: int = 0) -> str:
     """The 0x-hex private key of account `index` of `phrase` (default $FEDROLLUP_MNEMONIC or the dev one)."""
     if index < 0:
         raise ValueError(f"account index must be >= 0, got {index}")
     Account.enable_unaudited_hdwallet_features()
-    account = Account.from_mnemonic(phrase or mnemonic(), account_path=f"m/44'/60'/0'/0/{index}")
+    account = Account.from_mnemonic(phrase or mnemonic(), account_path=f"m/44'/60'/{bip44_account}'/0/{index}")
     return "0x" + bytes(account.key).hex()
+
+
+def claimer_key(member: int, phrase: str | None = None) -> str:
+    """The claim key of Quorum member `member` (1-based, the contract's validator ID)."""
+    if member < 1:
+        raise ValueError(f"Quorum members are numbered from 1, got {member}")
+    return private_key(member - 1, phrase, bip44_account=CLAIMER_BIP44_ACCOUNT)
+
+
+def claimer_address(member: int, phrase: str | None = None) -> str:
+    return Account.from_key(claimer_key(member, phrase)).address
 
 
 def address(index: int, phrase: str | None = None) -> str:

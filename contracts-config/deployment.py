@@ -6,10 +6,15 @@ Format of `contracts-config/deployments/<name>.json`::
      "application_name": "fedrollup", "deployment_block": 5, "input_box_block": 2,
      "epoch_length": 10,
      "template_hash": "0x…", "owner": "0x…",
-     "contracts": {"InputBox": "0x…", "EtherPortal": "0x…", "Authority": "0x…", "Application": "0x…"},
-     "abis": {"InputBox": "node_modules/@cartesi/rollups/out/InputBox.sol/InputBox.json", …}}
+     "contracts": {"InputBox": "0x…", "EtherPortal": "0x…", "QuorumFactory": "0x…", "Quorum": "0x…",
+                   "Application": "0x…"},
+     "abis": {"InputBox": "node_modules/@cartesi/rollups/out/InputBox.sol/InputBox.json", …},
+     "consensus_type": "QUORUM", "members": [{"address": "0x…", "role": "manager"}, …], "deployer": "0x…"}
 
 `deployment_block` is the Application's, `input_box_block` the InputBox's (where a reader starts).
+`consensus_type` is `QUORUM` (contracts `QuorumFactory` and `Quorum`, `members` in ID order, `owner` the zero
+address: the deployer renounced it) or `AUTHORITY` (contract `Authority`, owned by `owner`, no members);
+files written before the Quorum existed have neither field and load as AUTHORITY.
 ABI paths are relative to `contracts-config/`; `Deployment.abi(name)` resolves and loads them.
 """
 from __future__ import annotations
@@ -39,6 +44,9 @@ class Deployment:
     owner: str
     contracts: dict[str, str]
     abis: dict[str, str]
+    consensus_type: str = "AUTHORITY"
+    members: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    deployer: str = ""
 
     @property
     def application(self) -> str:
@@ -53,8 +61,21 @@ class Deployment:
         return self.contracts["EtherPortal"]
 
     @property
-    def authority(self) -> str:
-        return self.contracts["Authority"]
+    def consensus(self) -> str:
+        """The Application's outputs Merkle root validator: the Quorum or the Authority."""
+        return self.contracts["Quorum" if self.is_quorum else "Authority"]
+
+    @property
+    def is_quorum(self) -> bool:
+        return self.consensus_type == "QUORUM"
+
+    @property
+    def consensus_abi_name(self) -> str:
+        return "Quorum" if self.is_quorum else "Authority"
+
+    def member_role(self, address: str) -> str:
+        """The role a member address was given at deployment ('' for a non-member)."""
+        return next((m["role"] for m in self.members if m["address"].lower() == address.lower()), "")
 
     def abi(self, contract: str) -> list[dict]:
         """The ABI of `contract` (one of the keys of `contracts`), read from its official artifact."""

@@ -29,21 +29,39 @@ class Stack:
         return self.run_dir / "deployment.json"
 
 
-def free_port() -> int:
+def free_port(run: int = 1) -> int:
+    """A free loopback port (the first of `run` consecutive free ports)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            first = s.getsockname()[1]
+        if first + run <= 65536 and all(_free(first + i) for i in range(1, run)):
+            return first
+
+
+def _free(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 @contextlib.contextmanager
 def local_stack(run_dir: Path, block_time: float = 1.0, epoch_length: int = 10, l1_port: int = 0,
-                node_port: int = 0, keep: bool = False) -> Iterator[Stack]:
+                node_port: int = 0, keep: bool = False, consensus: str = "authority",
+                members: int = 3) -> Iterator[Stack]:
+    """Under `consensus="quorum"` every member runs its own node (ports from `node_port` up); `Stack.node`
+    is member 1's (the manager's)."""
     from rollups_client.node import NodeClient  # heavy: eth_abi (keeps --help instant)
     from rollups_node.chain import chain_down, chain_up  # heavy: web3
 
     chain_up(ChainUpConfig(run_dir=run_dir, host="127.0.0.1", l1_port=l1_port or free_port(),
-                           node_port=node_port or free_port(), block_time=block_time, epoch_length=epoch_length,
-                           name="stack", deployment_file=run_dir / "deployment.json"))
+                           node_port=node_port or free_port(members if consensus == "quorum" else 1),
+                           block_time=block_time, epoch_length=epoch_length,
+                           name="stack", deployment_file=run_dir / "deployment.json", consensus=consensus,
+                           members=members))
     try:
         deployment = load(run_dir / "deployment.json")
         node_url = json.loads((run_dir / "chain.json").read_text())["node_url"]

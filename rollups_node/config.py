@@ -12,10 +12,17 @@ from contracts_config.anvil import DEFAULT_PORT as DEFAULT_L1_PORT
 from contracts_config.deployment import DEFAULT_NAME
 
 OWNER_KEY_ENV = "FEDROLLUP_OWNER_KEY"
+CLAIMER_KEY_ENV = "FEDROLLUP_CLAIMER_KEY"  # a Quorum member's claim key (its node votes with it)
 CORS_ORIGINS_ENV = "FEDROLLUP_CORS_ORIGINS"  # as the real node's CARTESI_JSONRPC_CORS_ALLOWED_ORIGINS
 DEFAULT_RUN_DIR = Path("runs/chain")
 DEFAULT_HTTP_PORT = 6751  # the node's /rpc and /inspect (the Cartesi CLI's proxy port)
 DEFAULT_EPOCH_LENGTH = 10
+DEFAULT_MEMBERS = 3
+
+
+def member_role(member: int) -> str:
+    """The role of Quorum member `member` (1-based) in fedrollup's layout: the manager, then the validators."""
+    return "manager" if member == 1 else f"validator of group {member - 2}"
 ZERO_TEMPLATE_HASH = "0x" + "00" * 32
 
 
@@ -38,6 +45,9 @@ class ChainUpConfig:
     template_hash: str = ZERO_TEMPLATE_HASH
     backend_command: str | None = None  # None: this Python's `-m dapp`
     deployment_file: Path | None = None  # None: contracts-config/deployments/<name>.json
+    consensus: str = "quorum"  # or "authority" (one key settles: one-party dev runs)
+    members: int = DEFAULT_MEMBERS  # Quorum members, each with its own node: the manager, then one per validator
+    nodes: str = "local"  # "none": deploy only (each member starts its own node elsewhere)
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,8 @@ class ChainDeployConfig:
     epoch_length: int = DEFAULT_EPOCH_LENGTH
     template_hash: str = ZERO_TEMPLATE_HASH
     out: Path | None = None  # None: contracts-config/deployments/<name>.json
+    consensus: str = "authority"
+    member: tuple[str, ...] = ()  # the Quorum's member addresses, in ID order
 
 
 @dataclass(frozen=True)
@@ -58,7 +70,9 @@ class NodeOptions:
 
     deployment: Path | None = None  # None: $FEDROLLUP_DEPLOYMENT, else contracts-config/deployments/local.json
     db: Path = DEFAULT_RUN_DIR / "node.sqlite"
-    key: str | None = None  # None: $FEDROLLUP_OWNER_KEY, else the dev chain's first account
+    key: str | None = None  # the claim key; None: $FEDROLLUP_CLAIMER_KEY, $FEDROLLUP_OWNER_KEY, dev account 0
+    claims: bool = True  # False: reader mode, no votes (the real node's CARTESI_FEATURE_CLAIM_SUBMISSION_ENABLED)
+    late_votes: bool = True
     host: str = "127.0.0.1"
     port: int = DEFAULT_HTTP_PORT
     rpc: str | None = None  # None: the deployment's

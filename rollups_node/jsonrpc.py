@@ -77,7 +77,7 @@ def application_json(app: Application, processed: int, last_read_block: int, dea
     return {"name": app.name, "iapplication_address": app.address, "iconsensus_address": app.consensus,
             "iinputbox_address": app.input_box, "template_hash": app.template_hash,
             "epoch_length": _hex(app.epoch_length), "data_availability": app.data_availability,
-            "consensus_type": "AUTHORITY", "state": app.state, "reason": None,
+            "consensus_type": app.consensus_type, "state": app.state, "reason": app.reason,
             "iinputbox_block": _hex(app.input_box_block), "last_epoch_check_block": checked,
             "last_input_check_block": checked, "last_output_check_block": checked,
             "last_tournament_check_block": "0x0", "processed_inputs": _hex(processed),

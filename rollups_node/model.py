@@ -33,6 +33,11 @@ class Application:
     state: str = "ENABLED"
     created_at: str = ""
     updated_at: str = ""
+    consensus_type: str = "AUTHORITY"  # AUTHORITY or QUORUM, read from L1 (IQuorum's ERC-165 interface id)
+    reason: Optional[str] = None  # why the application is INOPERABLE
+
+
+APP_ENABLED, APP_INOPERABLE = "ENABLED", "INOPERABLE"
 
 
 @dataclasses.dataclass

@@ -14,10 +14,10 @@ from web3 import Web3
 
 from contracts_config.deployment import Deployment
 from contracts_config.deploy import DATA_AVAILABILITY_INPUT_BOX
-from contracts_config.transactions import connect
+from contracts_config.transactions import address_of, connect
 from common.errors import ConfigError
 from rollups_node.advancer import Advancer, ReplayDivergence
-from rollups_node.claimer import Claimer
+from rollups_node.claimer import IQUORUM_INTERFACE_ID, AuthorityClaimer, make_claimer
 from rollups_node.config import DEFAULT_HTTP_PORT
 from rollups_node.evmreader import EvmReader
 from rollups_node.inspector import Inspector
@@ -37,7 +37,7 @@ DEFAULT_BACKEND = [sys.executable, "-m", "dapp"]
 class NodeConfig:
     deployment: Deployment
     database: Path
-    owner_key: str  # the Authority owner's key: the claimer signs submitClaim with it
+    claimer_key: Optional[str]  # signs submitClaim: the Authority owner's or a Quorum member's; None: no votes
     backend_command: list[str] = dataclasses.field(default_factory=lambda: list(DEFAULT_BACKEND))
     http_host: str = "127.0.0.1"
     http_port: int = DEFAULT_HTTP_PORT
@@ -47,6 +47,7 @@ class NodeConfig:
     backend_log: Optional[Path] = None
     rpc_url: Optional[str] = None  # defaults to the deployment's
     cors_origins: str = ""  # browser origins allowed to call /rpc and /inspect (comma-separated)
+    late_votes: bool = True  # a Quorum member votes on epochs a majority settled without it
 
 
 class Node:
@@ -71,9 +72,16 @@ class Node:
                                 self.repository.application().epoch_length)
         self._stop = threading.Event()
         self.advancer = Advancer(self.repository, self.machine, self.tree, self.tree_lock, self._stop)
-        authority = self.w3.eth.contract(address=deployment.authority, abi=deployment.abi("Authority"))
-        self.claimer = Claimer(self.w3, self.repository, authority, deployment.application, config.owner_key,
-                               self.tree, self.tree_lock)
+        app = self.repository.application()
+        try:
+            self.claimer = make_claimer(self.w3, self.repository, app.consensus, app.consensus_type,
+                                        deployment.abi(deployment.consensus_abi_name), deployment.application,
+                                        config.claimer_key, self.tree, self.tree_lock, late_votes=config.late_votes)
+            if isinstance(self.claimer, AuthorityClaimer) and config.claimer_key:
+                self._check_authority_owner(config.claimer_key)
+        except ConfigError:
+            self.repository.close()
+            raise
         self.http: Optional[NodeHttpServer] = None
         self._inputs_arrived = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -81,7 +89,7 @@ class Node:
 
     def _register_application(self) -> None:
         """Record the application as L1 describes it: the InputBox from its data availability, its
-        outputs Merkle root validator (the Authority), its template hash and epoch length."""
+        outputs Merkle root validator (a Quorum or an Authority), its template hash and epoch length."""
         d = self.config.deployment
         stored = self.repository.application()
         if stored and (stored.address.lower() != d.application.lower() or stored.chain_id != d.chain_id):
@@ -94,16 +102,30 @@ class Node:
             raise ConfigError(f"application {d.application} does not take its inputs from the InputBox "
                              f"{d.input_box} (data availability 0x{availability.hex()})")
         consensus = app.functions.getOutputsMerkleRootValidator().call()
-        if consensus.lower() != d.authority.lower():
-            raise ConfigError(f"application {d.application} is validated by {consensus}, not by the Authority "
-                             f"{d.authority} of the deployment file")
-        epoch_length = self.w3.eth.contract(address=consensus, abi=d.abi("Authority")).functions.getEpochLength().call()
+        if consensus.lower() != d.consensus.lower():
+            raise ConfigError(f"application {d.application} is validated by {consensus}, not by the "
+                             f"{d.consensus_abi_name} {d.consensus} of the deployment file (migrated?)")
+        validator = self.w3.eth.contract(address=consensus, abi=d.abi(d.consensus_abi_name))
+        consensus_type = "QUORUM" if validator.functions.supportsInterface(IQUORUM_INTERFACE_ID).call() \
+            else "AUTHORITY"
+        if consensus_type != d.consensus_type:
+            raise ConfigError(f"the consensus {consensus} is a {consensus_type}, the deployment file says "
+                             f"{d.consensus_type}")
+        epoch_length = validator.functions.getEpochLength().call()
         self.repository.save_application(Application(
             name=d.application_name, address=d.application, consensus=consensus, input_box=d.input_box,
             input_box_block=d.input_box_block, epoch_length=epoch_length,
             template_hash="0x" + bytes(app.functions.getTemplateHash().call()).hex(),
-            data_availability="0x" + availability.hex(), chain_id=d.chain_id,
+            data_availability="0x" + availability.hex(), chain_id=d.chain_id, consensus_type=consensus_type,
+            state=stored.state if stored else "ENABLED", reason=stored.reason if stored else None,
             created_at=stored.created_at if stored else ""))
+
+    def _check_authority_owner(self, key: str) -> None:
+        authority = self.claimer.consensus
+        owner, me = authority.functions.owner().call(), address_of(key)
+        if owner != me:
+            raise ConfigError(f"the Authority {authority.address} is owned by {owner}, not by the claim key's "
+                             f"account {me}: pass the owner's key, or --no-claims to only read")
 
     def _check_database_matches_chain(self) -> None:
         """A restarted anvil puts the same CREATE2 addresses on a chain without our inputs: refuse that."""

@@ -1,4 +1,4 @@
-"""Running the node in the foreground: logging, owner key, signals, and a clean stop."""
+"""Running the node in the foreground: logging, claim key, signals, and a clean stop."""
 from __future__ import annotations
 
 import logging
@@ -8,9 +8,9 @@ import sys
 
 from common.errors import ConfigError
 from contracts_config.deploy import ANVIL_KEY_0
-from contracts_config.deployment import load
+from contracts_config.deployment import Deployment, load
 from rollups_node.advancer import ReplayDivergence
-from rollups_node.config import CORS_ORIGINS_ENV, OWNER_KEY_ENV, NodeOptions, backend_command
+from rollups_node.config import CLAIMER_KEY_ENV, CORS_ORIGINS_ENV, OWNER_KEY_ENV, NodeOptions, backend_command
 from rollups_node.machine import MachineError
 from rollups_node.node import DEFAULT_BACKEND, Node, NodeConfig
 
@@ -24,13 +24,21 @@ def configure_logging(level: str = "INFO") -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def owner_key(given: str | None, chain_id: int) -> str:
-    key = given or os.environ.get(OWNER_KEY_ENV)
+def claim_key(given: str | None, deployment: Deployment, claims: bool = True) -> str | None:
+    """The key the claimer votes with: --key, $FEDROLLUP_CLAIMER_KEY, $FEDROLLUP_OWNER_KEY (Authority only),
+    anvil's account 0 for an Authority on the dev chain; None with --no-claims (the node only reads)."""
+    if not claims:
+        return None
+    key = given or os.environ.get(CLAIMER_KEY_ENV) or (None if deployment.is_quorum else os.environ.get(OWNER_KEY_ENV))
     if key:
         return key
-    if chain_id == DEV_CHAIN_ID:
+    if deployment.is_quorum:
+        raise ConfigError(f"a Quorum member's node votes with its claim key: pass --key or set {CLAIMER_KEY_ENV} "
+                          "(or --no-claims to only read)")
+    if deployment.chain_id == DEV_CHAIN_ID:
         return ANVIL_KEY_0
-    raise ConfigError(f"the claimer needs the Authority owner's key: pass --key or set {OWNER_KEY_ENV}")
+    raise ConfigError(f"the claimer needs the Authority owner's key: pass --key or set {OWNER_KEY_ENV} "
+                      "(or --no-claims to only read)")
 
 
 def run_node_foreground(options: NodeOptions) -> int:
@@ -38,7 +46,7 @@ def run_node_foreground(options: NodeOptions) -> int:
     deployment = load(options.deployment)
     options.db.parent.mkdir(parents=True, exist_ok=True)
     config = NodeConfig(deployment=deployment, database=options.db,
-                        owner_key=owner_key(options.key, deployment.chain_id),
+                        claimer_key=claim_key(options.key, deployment, options.claims), late_votes=options.late_votes,
                         backend_command=backend_command(options.backend_command) or list(DEFAULT_BACKEND),
                         http_host=options.host, http_port=options.port, rollup_http_port=options.rollup_http_port,
                         finish_timeout=options.finish_timeout, backend_log=options.backend_log, rpc_url=options.rpc,

@@ -17,7 +17,8 @@ CREATE TABLE IF NOT EXISTS application (
     name TEXT PRIMARY KEY, address TEXT NOT NULL, consensus TEXT NOT NULL, input_box TEXT NOT NULL,
     input_box_block INTEGER NOT NULL, template_hash TEXT NOT NULL, epoch_length INTEGER NOT NULL,
     data_availability TEXT NOT NULL, chain_id INTEGER NOT NULL, state TEXT NOT NULL,
-    created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL, consensus_type TEXT NOT NULL DEFAULT 'AUTHORITY',
+    reason TEXT);
 CREATE TABLE IF NOT EXISTS reader_state (id INTEGER PRIMARY KEY CHECK (id = 0), last_read_block INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS input (
     "index" INTEGER PRIMARY KEY, epoch_index INTEGER NOT NULL, block_number INTEGER NOT NULL,
@@ -69,6 +70,10 @@ class SqliteRepository:
         columns = {row["name"] for row in self._db.execute("PRAGMA table_info(input)")}
         if "log_index" not in columns:  # a database written before inputs kept their log index
             self._db.execute("ALTER TABLE input ADD COLUMN log_index INTEGER NOT NULL DEFAULT 0")
+        columns = {row["name"] for row in self._db.execute("PRAGMA table_info(application)")}
+        if "consensus_type" not in columns:  # a database written before the node knew the Quorum
+            self._db.execute("ALTER TABLE application ADD COLUMN consensus_type TEXT NOT NULL DEFAULT 'AUTHORITY'")
+            self._db.execute("ALTER TABLE application ADD COLUMN reason TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -102,6 +107,9 @@ class SqliteRepository:
                       list(row.values())),
                      ("INSERT OR IGNORE INTO reader_state (id, last_read_block) VALUES (0, ?)",
                       [app.input_box_block - 1])])
+
+    def set_application_state(self, state: str, reason: Optional[str]) -> None:
+        self._write([("UPDATE application SET state = ?, reason = ?, updated_at = ?", (state, reason, now()))])
 
     def last_read_block(self) -> int:
         rows = self._query("SELECT last_read_block FROM reader_state")

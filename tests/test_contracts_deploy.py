@@ -25,11 +25,11 @@ def test_contracts_land_on_canonical_addresses_and_are_wired_together(chain):
     assert deployment.ether_portal == CANONICAL_ADDRESSES["EtherPortal"]
     w3 = connect(chain)
     app = w3.eth.contract(address=deployment.application, abi=deployment.abi("Application"))
-    authority = w3.eth.contract(address=deployment.authority, abi=deployment.abi("Authority"))
+    authority = w3.eth.contract(address=deployment.consensus, abi=deployment.abi("Authority"))
     portal = w3.eth.contract(address=deployment.ether_portal, abi=deployment.abi("EtherPortal"))
     assert app.functions.getDataAvailability().call() == bytes.fromhex("b12c9ede") + encode(
         ["address"], [deployment.input_box])
-    assert app.functions.getOutputsMerkleRootValidator().call() == deployment.authority
+    assert app.functions.getOutputsMerkleRootValidator().call() == deployment.consensus
     assert app.functions.getTemplateHash().call() == bytes.fromhex("ab" * 32)
     assert app.functions.owner().call() == address_of(ANVIL_KEY_0) == deployment.owner
     assert authority.functions.getEpochLength().call() == 7

@@ -32,6 +32,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     help="the backend the node runs (default: this Python's `-m dapp`)")
     up.add_argument("--deployment-file", type=Path, default=d.deployment_file,
                     help="where to write the deployment (default contracts-config/deployments/<name>.json)")
+    up.add_argument("--consensus", choices=("quorum", "authority"), default=d.consensus,
+                    help="quorum (default): a majority of --members settles each epoch, each member with its own "
+                         "node and claim key; authority: one key settles alone (one-party dev runs)")
+    up.add_argument("--members", type=int, default=d.members,
+                    help=f"Quorum members: the manager, then one per validator (default {d.members})")
+    up.add_argument("--nodes", choices=("local", "none"), default=d.nodes,
+                    help="local (default): start every member's node here; none: deploy only")
     up.set_defaults(func=_up)
 
     down = actions.add_parser("down", help="stop the node, the backend and anvil")
@@ -47,6 +54,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     deploy.add_argument("--key", default=os.environ.get(OWNER_KEY_ENV),
                         help=f"a funded private key, the owner of Authority and Application (env {OWNER_KEY_ENV})")
     _add_contract_options(deploy)
+    deploy.add_argument("--consensus", choices=("quorum", "authority"), default="authority",
+                        help="authority (default: --key's account settles) or quorum (the --member addresses)")
+    deploy.add_argument("--member", action="append", default=[], metavar="ADDRESS",
+                        help="a Quorum member's claim address, once per member in ID order (--consensus quorum)")
     deploy.add_argument("--out", type=Path, default=None, help="deployment file (default deployments/<name>.json)")
     deploy.set_defaults(func=_deploy)
 
@@ -97,6 +108,7 @@ def _status(args: argparse.Namespace) -> int:
 def _deploy(args: argparse.Namespace) -> int:
     from rollups_node.chain import chain_deploy  # heavy: web3
 
+    args.member = tuple(args.member)
     return chain_deploy(config_from(ChainDeployConfig, args))
 
 

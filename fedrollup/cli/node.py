@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from fedrollup.cli.args import config_from
-from rollups_node.config import CORS_ORIGINS_ENV, OWNER_KEY_ENV, NodeOptions
+from rollups_node.config import CLAIMER_KEY_ENV, CORS_ORIGINS_ENV, OWNER_KEY_ENV, NodeOptions
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -17,8 +17,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "else contracts-config/deployments/local.json)")
     parser.add_argument("--db", type=Path, default=d.db, help="the node's SQLite database")
     parser.add_argument("--key", default=d.key,
-                        help=f"the Authority owner's private key, for claims (env {OWNER_KEY_ENV}; "
-                             "on the anvil dev chain the first dev account)")
+                        help=f"the claim key: a Quorum member's (env {CLAIMER_KEY_ENV}) or the Authority owner's "
+                             f"(env {OWNER_KEY_ENV}; on the anvil dev chain the first dev account)")
+    parser.add_argument("--no-claims", dest="claims", action="store_false",
+                        help="reader mode: vote on no epoch, only record what L1 settled (any key, no key)")
+    parser.add_argument("--no-late-votes", dest="late_votes", action="store_false",
+                        help="a Quorum member does not vote on epochs a majority already settled without it")
     parser.add_argument("--host", default=d.host, help="address to serve /rpc and /inspect on")
     parser.add_argument("--port", type=int, default=d.port, help="port to serve /rpc and /inspect on (default 6751)")
     parser.add_argument("--rpc", default=d.rpc, help="L1 JSON-RPC URL (default: the deployment's)")
