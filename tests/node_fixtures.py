@@ -46,22 +46,24 @@ def fresh_deployment(rpc_url: str, epoch_length: int = 4) -> Deployment:
 
 
 def node_command(deployment_path: Path, db: Path, port: int, backend: list[str],
-                 rollup_http_port: int = 0) -> list[str]:
+                 rollup_http_port: int = 0, key: str = ANVIL_KEY_0) -> list[str]:
     return [sys.executable, "-m", "fedrollup", "node", "--deployment", str(deployment_path), "--db", str(db),
             "--port", str(port), "--backend-command", " ".join(backend), "--finish-timeout", "2",
-            "--key", ANVIL_KEY_0, "--rollup-http-port", str(rollup_http_port)]
+            "--key", key, "--rollup-http-port", str(rollup_http_port)]
 
 
 @contextlib.contextmanager
 def node_process(deployment: Deployment, folder: Path, backend: list[str] = ECHO_BACKEND,
-                 port: int | None = None, rollup_http_port: int = 0) -> Iterator[tuple[str, subprocess.Popen]]:
+                 port: int | None = None, rollup_http_port: int = 0, key: str = ANVIL_KEY_0,
+                 extra: tuple[str, ...] = ()) -> Iterator[tuple[str, subprocess.Popen]]:
     """Run `python -m fedrollup node` as its own process (it can be killed like a real node); yield its URL.
-    `rollup_http_port`: where the backend's rollup HTTP API listens (0: any free port)."""
+    `rollup_http_port`: where the backend's rollup HTTP API listens (0: any free port); `key`: its claim key."""
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "deployment.json"
     path.write_text(deployment.to_json())
     port = port or free_port()
     log = open(folder / "node.log", "ab")
-    command = node_command(path, folder / "node.sqlite", port, backend, rollup_http_port)
+    command = [*node_command(path, folder / "node.sqlite", port, backend, rollup_http_port, key), *extra]
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
