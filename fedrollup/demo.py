@@ -54,6 +54,7 @@ class DemoConfig:
     close_blocks: int | None = None  # L1 blocks of each producer's turn to close; None: the protocol's default
     contest_blocks: int | None = None  # L1 blocks of a round's contest window (and of its response window)
     cheating: CheatingValidator | None = None  # a validator that lies in its reports (the contest path)
+    consensus: str = "quorum"  # who settles epochs: a Quorum of the manager and the validators, or an Authority
 
 
 def run_demo(config: DemoConfig) -> int:
@@ -67,9 +68,14 @@ def run_demo(config: DemoConfig) -> int:
     terms = TaskTerms(reward_per_positive=config.reward_wei, validator_reward=config.validator_reward_wei,
                       **windows)
     chain_dir = out / "chain"
-    print(f"== starting the dev chain, the Cartesi contracts and the rollups node (logs in {chain_dir}/)")
+    members = 1 + cfg.validators
+    print("== starting the dev chain, the Cartesi contracts and " + (
+        f"a Quorum of {members} members (the manager and each validator), each running its own rollups node"
+        if config.consensus == "quorum" else "the rollups node (one Authority key settles)")
+        + f" (logs in {chain_dir}/)")
     with local_stack(chain_dir, block_time=config.block_time, epoch_length=config.epoch_length,
-                     l1_port=config.l1_port, node_port=config.node_port, keep=config.keep_chain) as stack:
+                     l1_port=config.l1_port, node_port=config.node_port, keep=config.keep_chain,
+                     consensus=config.consensus, members=members) as stack:
         verdict = _run_recorded(cfg, out, stack, terms, config.silent, config.cheating)
     print(verdict)  # the last line: the audit's verdict
     return 0 if verdict.startswith("AUDIT PASSED") else 1

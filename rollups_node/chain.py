@@ -28,6 +28,7 @@ from rollups_node.config import CLAIMER_KEY_ENV, OWNER_KEY_ENV, ChainDeployConfi
 
 STATE_FILE = "chain.json"
 NODE_COMMAND = [sys.executable, "-m", "fedrollup", "node"]  # the node in the foreground (`fedrollup node`)
+OTHER_MEMBERS_NICENESS = 10
 CLAIM_KEY_FUNDING = 10 ** 18  # wei per member claim key on the dev chain (a vote costs < 0.2 M gas)
 
 
@@ -89,7 +90,7 @@ def _stop(pid: int | None, what: str, timeout: float = 20.0) -> None:
 
 
 def _start_node(deployment_path: Path, folder: Path, host: str, port: int, key: str,
-                backend_command: str | None) -> subprocess.Popen:
+                backend_command: str | None, niceness: int = 0) -> subprocess.Popen:
     folder.mkdir(parents=True, exist_ok=True)
     database = folder / "node.sqlite"
     for stale in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
@@ -101,7 +102,7 @@ def _start_node(deployment_path: Path, folder: Path, host: str, port: int, key: 
     with open(folder / "node.log", "ab") as out:  # the key travels by environment, never on the command line
         return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=dict(os.environ, **{CLAIMER_KEY_ENV: key, OWNER_KEY_ENV: key}),
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=(lambda: os.nice(niceness)) if niceness else None)
 
 
 def _member_folder(run_dir: Path, member: int) -> Path:
@@ -160,8 +161,10 @@ def chain_up(config: ChainUpConfig) -> int:
         for member in range(1, node_count + 1):
             folder = _member_folder(run_dir, member)
             member_key = claimer_key(member) if deployment.is_quorum else key
+            # On one machine the other members' nodes yield the CPU to the manager's (which the roles read) and to
+            # the FL run: a majority settles all the same, a little later; in a deployment each has its own machine.
             processes.append(_start_node(deployment_path, folder, host, config.node_port + member - 1, member_key,
-                                         config.backend_command))
+                                         config.backend_command, niceness=OTHER_MEMBERS_NICENESS if member > 1 else 0))
             url = f"http://{url_host(host)}:{config.node_port + member - 1}"
             nodes.append({"member": member, "role": member_role(member) if deployment.is_quorum else "authority",
                           "address": claimer_address(member) if deployment.is_quorum else deployment.owner,

@@ -125,14 +125,16 @@ def bring_up(network, options: TopologyOptions) -> TopologyServices:
     chain = None
     if not options.no_chain:
         started = time.monotonic()
-        print("starting the chain host: anvil, the Cartesi contracts, the rollups node and backend ...")
+        print("starting the chain host (anvil, the Cartesi contracts, a Quorum of the manager and the validators), "
+              "then each member's rollups node and backend on its own host ...")
         chain = chain_host.start_chain(processes)
         probe_host = next(iter(first.values()))
         checks["chain_id_seen_from_" + probe_host] = chain_host.chain_id_from(processes, probe_host, chain)
         checks["node_alive_from_" + probe_host] = chain_host.node_alive_from(processes, probe_host, chain)
         checks["chain_up_s"] = round(time.monotonic() - started, 2)
         print(f"chain host up in {checks['chain_up_s']} s: L1 {chain.l1_rpc_url} (chain id "
-              f"{checks['chain_id_seen_from_' + probe_host]} seen from {probe_host}), node {chain.node_url}")
+              f"{checks['chain_id_seen_from_' + probe_host]} seen from {probe_host}); members' nodes: "
+              + ", ".join(f"{h} {u}" for h, u in chain.members))
     started = time.monotonic()
     flower = flower_services.start_superlinks(processes, topo, tls=not options.insecure)
     print("SuperLinks listening: " + ", ".join(f"{v} on {a}" for v, a in flower.addresses.items())

@@ -26,6 +26,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        help="ETH per round to the validator closest to the global model")
     chain.add_argument("--keep-chain", action="store_true",
                        help="leave anvil and the node running afterwards, for the console")
+    chain.add_argument("--consensus", choices=("quorum", "authority"), default="quorum",
+                       help="who settles each epoch: a Quorum of the manager and the validators, each with its own "
+                            "node and claim key (a majority needed), or one Authority key")
     unset = argparse.SUPPRESS  # defaults said in the help text: a missing option stays missing from args
     chain.add_argument("--report-blocks", type=int, default=unset,
                        help="L1 blocks after a round's start within which its reports are accepted (default: the "
@@ -116,7 +119,8 @@ def demo_config(args: argparse.Namespace) -> demo.DemoConfig:
                            reward_wei=_wei(args.reward, "--reward"),
                            validator_reward_wei=_wei(args.validator_reward, "--validator-reward"),
                            keep_chain=args.keep_chain, silent=silent, report_blocks=report_blocks,
-                           close_blocks=close_blocks, contest_blocks=contest_blocks, cheating=cheating)
+                           close_blocks=close_blocks, contest_blocks=contest_blocks, cheating=cheating,
+                           consensus=args.consensus)
 
 
 def run(args: argparse.Namespace) -> int:
