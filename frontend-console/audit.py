@@ -1,12 +1,18 @@
-"""The audit: trust no log. Three independent checks of everything the rollup recorded.
+"""The audit: trust no log. Four independent checks of everything the rollup recorded.
 
 1. **Re-derive.** Read every input straight from the InputBox on L1 (each checked against its on-chain
    hash), replay them through the rollup's own rules (`dapp.state.apply`, the code the machine runs), and
    compare, output by output, with what the node says the rollup emitted: every classification, reward,
    stake and producer, and every input's status.
-2. **Prove.** Check every output against the claim settled on L1 with `Application.validateOutput` (on a dev
+2. **Settle.** Check who settles the claims, from L1: the Application's validator is the deployment's
+   consensus and was never switched; a Quorum's Application has no owner, its members are the deployment's and
+   the canonical QuorumFactory made it. Then, from the re-derived outputs (not the node's), rebuild the
+   cumulative outputs Merkle tree and require every epoch with inputs to have exactly one accepted claim, and
+   every accepted claim to be the re-derived root at its epoch's end: a root settled by a colluding majority or
+   an Authority with extra outputs fails, named with who voted for it. Dissenting and silent members are named.
+3. **Prove.** Check every output against the claim settled on L1 with `Application.validateOutput` (on a dev
    chain the audit can mine blocks so the last epoch closes and is claimed).
-3. **Files.** When the run folder is at hand, check each round's model file against the digest recorded for it
+4. **Files.** When the run folder is at hand, check each round's model file against the digest recorded for it
    (keccak256 of its FRQ1 bytes, `dapp.qmodel.digest`; global model: `round-NNN.frq`; validator V's model:
    `round-NNN-validator-V.frq`).
 
@@ -19,15 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from contracts_config.deployment import Deployment
 from dapp import qmodel
 from dapp.state import Notice, Rejected, State, Voucher, apply
 from frontend_console.views import fields
-from rollups_client.l1 import L1
+from rollups_client.l1 import L1, ConsensusInfo, EpochClaims
 from rollups_client.node import NodeClient
 from rollups_client.outputs import RollupOutput, decode_output
 from rollups_node.advance import advance_of
+from rollups_node.merkle import OutputsTree
 from rollups_node.model import Input
-from rollups_node.outputs import encode_notice, encode_voucher
+from rollups_node.outputs import encode_notice, encode_voucher, output_hash
 
 Progress = Callable[[str], None]
 
@@ -46,14 +54,29 @@ class AuditReport:
     files_checked: int = 0
     files_missing: int = 0
     rounds: int = 0
+    consensus: str = ""  # "QUORUM" or "AUTHORITY", as L1 says
+    settled_epochs: int = 0  # epochs whose accepted claim is the re-derived root
+    dissenting_votes: int = 0  # votes of members for another root than the one settled
+    silent_votes: int = 0  # members that did not vote on a settled epoch
     checks: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # not failures: who dissented or stayed silent, and where
 
     def verdict(self) -> str:
         files = (f"{self.files_checked} model files match their digests" if self.files_checked
                  else "no model files checked")
+        settled = ""
+        if self.consensus == "QUORUM":
+            settled = (f"; {_count(self.settled_epochs, 'epoch')} settled by the Quorum "
+                       f"({_count(self.dissenting_votes, 'dissenting vote')}, {self.silent_votes} silent)")
+        elif self.consensus:
+            settled = f"; {_count(self.settled_epochs, 'epoch')} settled by the Authority"
         return (f"AUDIT PASSED: {self.inputs} inputs re-derived from L1 ({self.accepted} accepted, "
                 f"{self.rejected} rejected), {self.outputs} outputs identical, {self.proven} proven on L1 "
-                f"against settled claims, {self.rounds} rounds; {files}")
+                f"against settled claims, {self.rounds} rounds; {files}{settled}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 @dataclass(frozen=True)
@@ -127,27 +150,131 @@ def wait_until_processed(node: NodeClient, count: int, timeout: float, progress:
         time.sleep(0.5)
 
 
-def wait_for_proofs(node: NodeClient, l1: L1, force: bool, timeout: float, progress: Progress) -> list[RollupOutput]:
-    """Every output with its proof, once its epoch's claim is accepted on L1 (a proof appears when the claim is
-    computed, before L1 accepts it); on a dev chain with `force`, mine blocks so that the last epoch closes."""
-    deadline, mined = time.monotonic() + timeout, False
+def wait_for_proofs(node: NodeClient, l1: L1, epochs: set[int], force: bool, timeout: float,
+                    progress: Progress) -> list[RollupOutput]:
+    """Every output with its proof, once L1 accepted a claim for its epoch and for every epoch in `epochs` (the
+    epochs with inputs). L1's ClaimAccepted events decide, not the node (a proof appears when the node computed
+    its claim, before L1 accepts it); on a dev chain with `force`, mine blocks so that the last epoch closes."""
+    deadline, mined, length = time.monotonic() + timeout, False, l1.deployment.epoch_length
     while True:
         outputs = node.outputs()
-        accepted = node.accepted_epochs()
-        pending = [o for o in outputs if o.siblings is None or o.epoch_index not in accepted]
-        if not pending:
+        settled = {last // length for last, claims in l1.claims().items() if claims.accepted}
+        pending = [o for o in outputs if o.siblings is None or o.epoch_index not in settled]
+        unsettled = sorted(epochs - settled)
+        if not pending and not unsettled:
             return outputs
         if time.monotonic() > deadline:
-            raise AuditFailure(f"{len(pending)} outputs (first: output {pending[0].index}, epoch "
-                               f"{pending[0].epoch_index}) have no accepted claim on L1 after {timeout:.0f} s")
+            if pending:
+                raise AuditFailure(f"{len(pending)} outputs (first: output {pending[0].index}, epoch "
+                                   f"{pending[0].epoch_index}) have no accepted claim on L1 after {timeout:.0f} s")
+            raise AuditFailure(f"epoch {unsettled[0]} ({_blocks(unsettled[0], length)}) has inputs but no "
+                               f"accepted claim on L1 after {timeout:.0f} s")
+        waiting = f"{len(pending)} outputs" if pending else f"{len(unsettled)} epochs with inputs"
         if force and not mined:
-            progress(f"{len(pending)} outputs await their epoch's claim: mining "
-                     f"{l1.deployment.epoch_length} blocks to close the epoch")
-            l1.mine(l1.deployment.epoch_length + 1)
+            progress(f"{waiting} await their epoch's claim: mining {length} blocks to close the epoch")
+            l1.mine(length + 1)
             mined = True
         else:
-            progress(f"{len(pending)} outputs await their epoch's claim")
+            progress(f"{waiting} await their epoch's claim")
         time.sleep(0.5)
+
+
+def _blocks(epoch: int, length: int) -> str:
+    return f"blocks {epoch * length}–{(epoch + 1) * length - 1}"
+
+
+def _root(root: bytes) -> str:
+    return "0x" + root.hex()
+
+
+def check_consensus(info: ConsensusInfo, deployment: Deployment) -> None:
+    """Settle (a) and (b): the Application is settled by the deployment's consensus, as deployed, for good."""
+    if info.validator.lower() != deployment.consensus.lower():
+        raise AuditFailure(f"the Application's claims are settled by {info.validator}, not by the deployment's "
+                           f"{deployment.consensus_abi_name} {deployment.consensus}")
+    if info.migrations:
+        raise AuditFailure(f"the Application's validator was changed after its deployment (to "
+                           f"{', '.join(info.migrations)}): its owner chose who settles")
+    if info.type != deployment.consensus_type:
+        raise AuditFailure(f"the deployment file says {deployment.consensus_type}, L1 says {info.type}")
+    if info.epoch_length != deployment.epoch_length:
+        raise AuditFailure(f"the consensus's epochs are {info.epoch_length} blocks long, the deployment's "
+                           f"{deployment.epoch_length}")
+    if not info.is_quorum:
+        return
+    if int(info.app_owner, 16):
+        raise AuditFailure(f"the Application still has an owner ({info.app_owner}), who can swap its Quorum for a "
+                           "consensus of its own")
+    deployed = [m["address"].lower() for m in deployment.members]
+    if [m.lower() for m in info.members] != deployed:
+        raise AuditFailure(f"the Quorum's members on L1 ({', '.join(info.members)}) are not the deployment's "
+                           f"({', '.join(deployed)})")
+    if not info.factory_code_matches:
+        raise AuditFailure(f"the QuorumFactory at {info.factory} does not run the @cartesi/rollups 2.2.0 code")
+    if not info.factory_predicts_validator:
+        raise AuditFailure(f"the Quorum {info.validator} is not the one the QuorumFactory makes for its members "
+                           "and epoch length")
+
+
+def check_settled_roots(inputs: list[Input], expected: list[Expected], claims: dict[int, EpochClaims],
+                        length: int, read_block: int, name: Callable[[str], str]) -> list[int]:
+    """Settle (c): each epoch with inputs has exactly one accepted claim, and every accepted claim of an epoch
+    ending by `read_block` (or with inputs) is the root of the cumulative outputs tree built from the re-derived
+    outputs at that epoch's end; returns the last blocks of the epochs checked."""
+    tree = OutputsTree([output_hash(raw) for exp in expected for raw in exp.outputs])
+    ends, size = [], 0  # (block number, outputs up to that input) per input, in L1 order
+    for item, exp in zip(inputs, expected):
+        size += len(exp.outputs)
+        ends.append((item.block_number, size))
+    for epoch in sorted({item.block_number // length for item in inputs}):
+        claim = claims.get((epoch + 1) * length - 1)
+        if claim is None or not claim.accepted:
+            raise AuditFailure(f"epoch {epoch} ({_blocks(epoch, length)}) has inputs but no claim accepted on L1")
+    checked = []
+    with_inputs = {item.block_number // length for item in inputs}
+    for last, claim in claims.items():
+        epoch = last // length
+        if not claim.accepted or (last > read_block and epoch not in with_inputs):
+            continue  # nothing settled yet, or the epoch of inputs newer than the audit
+        if len(claim.accepted) > 1:
+            raise AuditFailure(f"epoch {epoch} ({_blocks(epoch, length)}) was settled {len(claim.accepted)} times")
+        want = tree.root(max([n for block, n in ends if block <= last], default=0))
+        settled = claim.accepted[0]
+        if settled != want:
+            voters = ", ".join(name(m) for m in claim.voters_of(settled)) or "nobody on record"
+            raise AuditFailure(f"epoch {epoch} ({_blocks(epoch, length)}): L1 settled the outputs root "
+                               f"{_root(settled)} (voted by {voters}), but the outputs re-derived from L1's inputs "
+                               f"give {_root(want)}")
+        checked.append(last)
+    return checked
+
+
+def settle(l1: L1, inputs: list[Input], expected: list[Expected], read_block: int, report: AuditReport) -> None:
+    """The Settle check (see the module's doc); fills the report's settlement fields and notes."""
+    deployment = l1.deployment
+    info = l1.consensus_info()
+    check_consensus(info, deployment)
+
+    def name(address: str) -> str:
+        role = deployment.member_role(address) or ("the Authority's owner" if not info.is_quorum else "")
+        return f"{role} ({address})" if role else address
+
+    claims = l1.claims()
+    checked = check_settled_roots(inputs, expected, claims, deployment.epoch_length, read_block, name)
+    report.consensus, report.settled_epochs = info.type, len(checked)
+    for last in checked if info.is_quorum else ():
+        claim, epoch = claims[last], last // deployment.epoch_length
+        for member in info.members:
+            vote = claim.votes.get(member)
+            if vote is None:
+                report.silent_votes += 1
+                report.notes.append(f"epoch {epoch}: {name(member)} did not vote")
+            elif vote != claim.accepted[0]:
+                report.dissenting_votes += 1
+                report.notes.append(f"epoch {epoch}: {name(member)} voted {_root(vote)}, not the settled "
+                                    f"{_root(claim.accepted[0])}")
+    who = f"the Quorum of {len(info.members)}" if info.is_quorum else f"the Authority owned by {info.members[0]}"
+    report.checks.append(f"{len(checked)} epochs settled by {who}, each on the re-derived outputs root")
 
 
 def prove(outputs: list[RollupOutput], l1: L1, progress: Progress) -> int:
@@ -181,9 +308,10 @@ def check_files(state: State, run_dir: Path, report: AuditReport) -> None:
 
 def audit(node: NodeClient, l1: L1, run_dir: Path | None = None, force_claims: bool = True,
           timeout: float = 120.0, progress: Progress = lambda _: None) -> AuditReport:
-    """Run the three checks; returns the report or raises AuditFailure naming the first discrepancy."""
+    """Run the four checks; returns the report or raises AuditFailure naming the first discrepancy."""
     report = AuditReport()
     progress("reading every input from the InputBox on L1")
+    read_block = l1.block_number()
     inputs = l1.inputs()
     report.inputs = len(inputs)
     wait_until_processed(node, len(inputs), timeout, progress)
@@ -191,11 +319,14 @@ def audit(node: NodeClient, l1: L1, run_dir: Path | None = None, force_claims: b
     progress(f"re-deriving {len(inputs)} inputs with the rollup's rules")
     expected, state = rederive(inputs, l1.deployment.ether_portal)
     statuses = node.input_statuses()
-    outputs = wait_for_proofs(node, l1, force_claims, timeout, progress)
+    outputs = wait_for_proofs(node, l1, {item.epoch_index for item in inputs}, force_claims, timeout, progress)
     report.accepted, report.rejected = compare(expected, statuses, outputs)
     report.outputs = len(outputs)
     report.rounds = sum(len(t.history) for t in state.tasks.values())
     report.checks.append(f"{len(outputs)} outputs equal to the re-derived ones")
+
+    progress("checking who settled each epoch on L1, and what")
+    settle(l1, inputs, expected, read_block, report)
 
     progress(f"validating {len(outputs)} outputs against the claims on L1")
     report.proven = prove(outputs, l1, progress)

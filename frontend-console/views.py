@@ -1,10 +1,10 @@
 """Decoded, human-readable views of the rollup's outputs and reports: every fedrollup notice by name and field,
-and the domain tables auditors ask for (rounds, stakes, producers)."""
+the domain tables auditors ask for (rounds, stakes, producers), and the consensus's votes on each epoch."""
 from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from rich.table import Table
 
@@ -15,6 +15,9 @@ from dapp.schema import (BLOB_VALIDATOR_MODEL, CANCEL_NAMES, DISPUTE_CHALLENGED,
 from dapp.state import format_wei
 from rollups_client.outputs import RollupOutput
 from rollups_node.model import Report
+
+if TYPE_CHECKING:  # web3 is heavy (0.7 s): the tables that do not need it stay quick to import
+    from rollups_client.l1 import ConsensusInfo, EpochClaims
 
 
 def fields(o: RollupOutput) -> dict[str, Any]:
@@ -235,4 +238,48 @@ def refunds_table(notices: list[RollupOutput], task_id: int | None) -> Table:
             # Withdraw emits its voucher right before this notice (dapp/state.py, _withdraw)
             table.add_row("—", "withdrawal of its balance", fields(o)["account"], format_wei(m.amount),
                           f"voucher, output {o.index - 1} (`console voucher execute --index {o.index - 1}`)")
+    return table
+
+
+def _root(root: bytes | None) -> str:
+    return "0x" + root.hex()[:8] + "…" if root is not None else "—"
+
+
+def epoch_votes(claims: EpochClaims, info: ConsensusInfo, role: Callable[[str], str]) -> dict[str, Any]:
+    """One epoch's claims as the console shows them: the settled root, how many members voted it, and each
+    member's vote ("✓" for the settled root, "✗ 0x…" for another, "silent" for none) by role."""
+    length, settled = info.epoch_length, claims.accepted_root
+    first = claims.last_block + 1 - length
+    tally = {root: len(claims.voters_of(root)) for root in claims.votes.values()}
+    in_favour = tally.get(settled, 0) if settled is not None else max(tally.values(), default=0)
+    members = []
+    for address in info.members:
+        vote = claims.votes.get(address)
+        mark = ("silent" if vote is None else "✓" if vote == settled else
+                f"✗ {_root(vote)}" if settled is not None else f"voted {_root(vote)}")
+        members.append({"member": address, "role": role(address) or _short(address), "vote": mark,
+                        "root": None if vote is None else "0x" + vote.hex()})
+    return {"epoch": claims.last_block // length, "first_block": first, "last_block": claims.last_block,
+            "accepted_root": None if settled is None else "0x" + settled.hex(),
+            "accepted_times": len(claims.accepted), "in_favour": in_favour, "members": members,
+            "needs": info.majority}
+
+
+def votes_table(claims: dict[int, EpochClaims], info: ConsensusInfo, role: Callable[[str], str]) -> Table:
+    """One row per epoch that has a claim on L1 (`L1.claims()`): its blocks, the root L1 settled, how many of
+    the members voted it against the majority needed, and each member's vote by `role(address)`."""
+    kind = (f"the Quorum of {len(info.members)} members at {info.validator}" if info.is_quorum
+            else f"the Authority at {info.validator}, owned by {info.members[0]}")
+    table = Table(title=f"votes on each epoch's outputs root: {kind} (a root settles with {info.majority} "
+                        f"vote{'s' if info.majority > 1 else ''})", title_justify="left")
+    for name in ("epoch", "blocks", "settled root", "votes", "members"):
+        table.add_column(name, justify="right" if name == "epoch" else "left", no_wrap=name != "members")
+    for item in claims.values():
+        row = epoch_votes(item, info, role)
+        settled = _root(item.accepted_root) if item.accepted else "not settled"
+        if row["accepted_times"] > 1:
+            settled += f" (settled {row['accepted_times']} times)"
+        table.add_row(str(row["epoch"]), f"{row['first_block']}–{row['last_block']}", settled,
+                      f"{row['in_favour']}/{len(info.members)} (needs {row['needs']})",
+                      ", ".join(f"{m['role']} {m['vote']}" for m in row["members"]))
     return table

@@ -1,8 +1,10 @@
 """The rollup's L1 side, for every role and the auditors: send inputs (InputBox.addInput) and Ether deposits
 (EtherPortal) from a role's own key, read the inputs straight from the InputBox (checked against its hashes),
-and validate notices and execute vouchers on the Application contract."""
+validate notices and execute vouchers on the Application contract, and read who settles the application's
+claims (`consensus_info`) and how each member voted on each epoch (`claims`), from L1 alone."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from eth_utils import keccak
@@ -10,6 +12,8 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError
 
 from common.errors import ConfigError, FedrollupError
+from contracts_config import artifacts
+from contracts_config.deploy import CANONICAL_ADDRESSES
 from contracts_config.deployment import Deployment
 from contracts_config.transactions import address_of, call_function, connect, send_transaction
 from rollups_node.evmreader import read_inputs
@@ -31,8 +35,51 @@ def explain(err: Exception) -> str:
     return text
 
 
+IQUORUM_INTERFACE_ID = bytes.fromhex("3c925a62")  # ERC-165 id of IQuorum (rollups-contracts v2.2.0)
+
+
 class Reverted(FedrollupError):
     """A transaction was mined but reverted."""
+
+
+@dataclass(frozen=True)
+class ConsensusInfo:
+    """Who settles the application's claims, as L1 says (not the deployment file)."""
+
+    validator: str  # the Application's current outputs Merkle root validator
+    type: str  # "QUORUM" (it supports IQuorum) or "AUTHORITY"
+    members: tuple[str, ...]  # the Quorum's members in ID order (ID = position + 1); an Authority: its owner
+    epoch_length: int  # the consensus's
+    app_owner: str  # the Application's owner (the zero address once renounced)
+    migrations: tuple[str, ...]  # every validator the Application was switched to after its deployment
+    factory: str | None = None  # the QuorumFactory checked (a Quorum only)
+    factory_code_matches: bool | None = None  # its runtime code is the 2.2.0 artifact's deployedBytecode
+    factory_predicts_validator: bool | None = None  # calculateQuorumAddress(members, epoch length, 0) = validator
+
+    @property
+    def is_quorum(self) -> bool:
+        return self.type == "QUORUM"
+
+    @property
+    def majority(self) -> int:
+        """How many members must vote the same root for it to be accepted (1 + n/2; an Authority: 1)."""
+        return len(self.members) // 2 + 1
+
+
+@dataclass
+class EpochClaims:
+    """What the consensus recorded for the epoch ending at block `last_block`."""
+
+    last_block: int
+    accepted: list[bytes] = field(default_factory=list)  # the roots of its ClaimAccepted events (one, or none yet)
+    votes: dict[str, bytes] = field(default_factory=dict)  # member (checksum address) -> the root it submitted
+
+    @property
+    def accepted_root(self) -> bytes | None:
+        return self.accepted[0] if self.accepted else None
+
+    def voters_of(self, root: bytes) -> list[str]:
+        return [member for member, voted in self.votes.items() if voted == root]
 
 
 class L1:
@@ -131,6 +178,66 @@ class L1:
             raise ConfigError(f"output {index} cannot be executed: {explain(err)}") from None
         receipt = call_function(self.w3, key, fn)
         return "0x" + bytes(receipt["transactionHash"]).hex()
+
+    # ------------------------------------------------------------------ settlement
+    def _contract(self, address: str, name: str) -> Any:
+        return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=artifacts.abi(name))
+
+    def validator(self) -> tuple[Any, bool]:
+        """The Application's current outputs Merkle root validator (a contract with its kind's ABI), and whether
+        it is a Quorum (ERC-165: it supports IQuorum)."""
+        address = self.application.functions.getOutputsMerkleRootValidator().call()
+        probe = self._contract(address, "Quorum")
+        try:
+            is_quorum = bool(probe.functions.supportsInterface(IQUORUM_INTERFACE_ID).call())
+        except (ContractLogicError, ValueError):
+            is_quorum = False
+        return (probe if is_quorum else self._contract(address, "Authority")), is_quorum
+
+    def consensus_info(self) -> ConsensusInfo:
+        """The validator's kind, members and epoch length, the Application's owner, whether the Application was
+        ever switched to another validator, and for a Quorum whether the canonical 2.2.0 QuorumFactory made it."""
+        validator, is_quorum = self.validator()
+        fn = validator.functions
+        epoch_length = fn.getEpochLength().call()
+        members = (tuple(fn.validatorById(i).call() for i in range(1, fn.numOfValidators().call() + 1))
+                   if is_quorum else (fn.owner().call(),))
+        changed = self.application.events.OutputsMerkleRootValidatorChanged().get_logs(
+            from_block=self.deployment.deployment_block)
+        info = ConsensusInfo(
+            validator=validator.address, type="QUORUM" if is_quorum else "AUTHORITY", members=members,
+            epoch_length=epoch_length, app_owner=self.application.functions.owner().call(),
+            migrations=tuple(e["args"]["newOutputsMerkleRootValidator"] for e in changed))
+        if not is_quorum:
+            return info
+        address = self.deployment.contracts.get("QuorumFactory", CANONICAL_ADDRESSES["QuorumFactory"])
+        factory = self._contract(address, "QuorumFactory")
+        code = bytes(self.w3.eth.get_code(factory.address))
+        expected = artifacts.load_artifact("QuorumFactory")["deployedBytecode"]["object"].removeprefix("0x")
+        matches = bool(code) and code == bytes.fromhex(expected)
+        predicted = (factory.functions.calculateQuorumAddress(list(members), epoch_length, bytes(32)).call()
+                     if matches else None)
+        return replace(info, factory=factory.address, factory_code_matches=matches,
+                       factory_predicts_validator=predicted == validator.address)
+
+    def claims(self) -> dict[int, EpochClaims]:
+        """Every claim submitted to and accepted by the application's current validator since the application's
+        deployment, by the epoch's last block (`lastProcessedBlockNumber`), in block order."""
+        (validator, _), app = self.validator(), self.application.address
+        found: dict[int, EpochClaims] = {}
+        start = self.deployment.deployment_block
+        for event in (validator.events.ClaimSubmitted, validator.events.ClaimAccepted):
+            for entry in sorted(event().get_logs(argument_filters={"appContract": app}, from_block=start),
+                                key=lambda e: (e["blockNumber"], e["logIndex"])):
+                args = entry["args"]
+                epoch = found.setdefault(args["lastProcessedBlockNumber"],
+                                         EpochClaims(args["lastProcessedBlockNumber"]))
+                root = bytes(args["outputsMerkleRoot"])
+                if "submitter" in args:
+                    epoch.votes.setdefault(args["submitter"], root)
+                else:
+                    epoch.accepted.append(root)
+        return dict(sorted(found.items()))
 
     def mine(self, blocks: int) -> None:
         """Dev chains only (anvil): mine `blocks` blocks now, so that the current epoch can close."""

@@ -66,6 +66,9 @@ def test_audit_passes_on_the_honest_history_and_checks_every_model_file(history)
     assert report.outputs == report.proven > 0
     assert report.rounds == 2
     assert report.files_checked == 2 * (1 + CFG.validators) and report.files_missing == 0
+    # Settle: every epoch with inputs settled once by the deployment's Authority, on the re-derived root
+    assert report.consensus == "AUTHORITY" and report.settled_epochs >= 2 and report.notes == []
+    assert report.verdict().endswith(f"; {report.settled_epochs} epochs settled by the Authority")
 
 
 def test_audit_names_a_notice_whose_reward_was_altered(history):

@@ -2,7 +2,8 @@
 
 Modelled on the official Cartesi frontend console (`input send`, `ether deposit`, `notice list`,
 `voucher list`, `report list`, `notice validate`, `voucher execute`, `inspect`) but for Rollups v2
-(JSON-RPC reader, v2 proofs), plus fedrollup's own `rounds`, `stakes`, `producers`, `refunds`, `disputes` and `audit`.
+(JSON-RPC reader, v2 proofs), plus fedrollup's own `rounds`, `stakes`, `producers`, `refunds`, `disputes`,
+`votes` and `audit`.
 """
 from __future__ import annotations
 
@@ -110,6 +111,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         p = command(name, what, [common])
         p.add_argument("--task", type=int, help="only this task")
         p.set_defaults(func=_domain_table, table=name)
+
+    p = command("votes", "per epoch, from L1: the outputs root the consensus settled and how each member voted",
+                [common])
+    p.set_defaults(func=_votes)
 
     p = command("audit", "re-derive every notice from the L1 inputs, prove each on L1, check model files",
                 [common])
@@ -320,8 +325,19 @@ def _domain_table(args: argparse.Namespace) -> int:
     builder = {"rounds": views.rounds_table, "stakes": views.stakes_table, "producers": views.producers_table,
                "refunds": views.refunds_table, "disputes": views.disputes_table}
     table = builder[args.table](notices, args.task)
-    data = [views.output_json(o) for o in notices if args.task is None or o.message.as_dict().get("task_id") == args.task]
+    data = [views.output_json(o) for o in notices
+            if args.task is None or o.message.as_dict().get("task_id") == args.task]
     _print(args, data, table)
+    return 0
+
+
+def _votes(args: argparse.Namespace) -> int:
+    from frontend_console.views import epoch_votes, votes_table  # heavy: eth_abi (keeps --help instant)
+
+    l1, _ = _l1(args)
+    info, claims = l1.consensus_info(), l1.claims()
+    role = l1.deployment.member_role if info.is_quorum else (lambda address: "owner")
+    _print(args, [epoch_votes(c, info, role) for c in claims.values()], votes_table(claims, info, role))
     return 0
 
 
@@ -337,6 +353,9 @@ def _audit(args: argparse.Namespace) -> int:
         print(json.dumps({"passed": False, "discrepancy": str(failure)}) if args.json
               else f"AUDIT FAILED: {failure}")
         return 1
+    if not args.json:
+        for note in report.notes:  # dissenting and silent members: not failures while the true root settled
+            print(f"  note: {note}")
     print(json.dumps({"passed": True, "verdict": report.verdict(), **{k: v for k, v in vars(report).items()}})
           if args.json else report.verdict())
     return 0
