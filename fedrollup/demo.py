@@ -87,8 +87,8 @@ def _run_recorded(cfg, out: Path, stack, terms, silent: SilentValidator | None,
     one-line verdict."""
     from flower_sim.rollup_roles import RollupRecorder  # heavy: web3 (0.7 s), as in run_demo
     from frontend_console.audit import AuditFailure, audit  # heavy: web3, as above
-    from frontend_console.views import (disputes_table, producers_table, refunds_table,  # heavy: eth_abi, as above
-                                        rounds_table)
+    from frontend_console.views import (disputes_table, member_roles, producers_table,  # heavy: eth_abi, as above
+                                        refunds_table, rounds_table, votes_table)
     from rollups_client.l1 import L1  # heavy: web3, as above
 
     console = Console()
@@ -131,6 +131,8 @@ def _run_recorded(cfg, out: Path, stack, terms, silent: SilentValidator | None,
         report = audit(node, l1, run_dir=out, progress=lambda text: console.print(f"  [audit] {text}", markup=False))
     except AuditFailure as failure:
         return f"AUDIT FAILED: {failure}"
+    info = l1.consensus_info()  # every epoch is settled now: the audit waited for each output's claim
+    console.print(votes_table(l1.claims(), info, member_roles(deployment, info)))
     if refund:
         _pay_refund(node, l1, recorder, console)
     console.print(f"run folder {out}/ · chain logs {stack.run_dir}/ · deployment {stack.deployment_path}")

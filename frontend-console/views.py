@@ -265,6 +265,11 @@ def epoch_votes(claims: EpochClaims, info: ConsensusInfo, role: Callable[[str], 
             "needs": info.majority}
 
 
+def member_roles(deployment, info: ConsensusInfo) -> Callable[[str], str]:
+    """Who a voting address is: its role in the deployment file (a Quorum member), or the Authority's owner."""
+    return deployment.member_role if info.is_quorum else (lambda address: "owner")
+
+
 def votes_table(claims: dict[int, EpochClaims], info: ConsensusInfo, role: Callable[[str], str]) -> Table:
     """One row per epoch that has a claim on L1 (`L1.claims()`): its blocks, the root L1 settled, how many of
     the members voted it against the majority needed, and each member's vote by `role(address)`."""

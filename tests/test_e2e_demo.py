@@ -43,6 +43,11 @@ def test_demo_records_every_round_on_the_rollup_and_ends_with_a_passed_audit(tmp
     assert process.returncode == 0, stdout[-3000:]
     last = stdout.strip().splitlines()[-1]
     assert last.startswith("AUDIT PASSED: ") and "2 rounds" in last and "6 model files match" in last, last
+    # settled by a Quorum of the manager and the two validators, each with its own node and database
+    assert re.search(r"; \d+ epochs? settled by the Quorum \(0 dissenting votes", last), last
+    assert "the Quorum of 3 members" in stdout and "manager ✓" in stdout
+    for member in (2, 3):
+        assert "accepted on L1" in (out / "chain" / f"member-{member}" / "node.log").read_text()
 
     metrics = json.loads((out / "metrics.json").read_text())
     attackers = set(metrics["malicious_trainers"])

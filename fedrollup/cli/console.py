@@ -332,11 +332,11 @@ def _domain_table(args: argparse.Namespace) -> int:
 
 
 def _votes(args: argparse.Namespace) -> int:
-    from frontend_console.views import epoch_votes, votes_table  # heavy: eth_abi (keeps --help instant)
+    from frontend_console.views import epoch_votes, member_roles, votes_table  # heavy: eth_abi (keeps --help instant)
 
     l1, _ = _l1(args)
     info, claims = l1.consensus_info(), l1.claims()
-    role = l1.deployment.member_role if info.is_quorum else (lambda address: "owner")
+    role = member_roles(l1.deployment, info)
     _print(args, [epoch_votes(c, info, role) for c in claims.values()], votes_table(claims, info, role))
     return 0
 
