@@ -105,12 +105,13 @@ def renounce_ownership(w3: Web3, key: str, application: str) -> None:
 def deploy(rpc_url: str, key: str, *, name: str = DEFAULT_NAME, epoch_length: int = DEFAULT_EPOCH_LENGTH,
            template_hash: str = DEFAULT_TEMPLATE_HASH, application_name: str = DEFAULT_APPLICATION_NAME,
            owner: str | None = None, consensus: str = "authority", members: list[str] | None = None,
-           member_roles: list[str] | None = None) -> Deployment:
+           member_roles: list[str] | None = None, member_accounts: list[str] | None = None) -> Deployment:
     """Deploy (or find) InputBox, EtherPortal, the consensus and the Application at `rpc_url`, paying with `key`.
 
     `consensus="authority"`: `owner` (default `key`'s account) owns the Authority (submits claims) and the
     Application. `consensus="quorum"`: `members` (addresses, at least one) vote on every epoch, and the
-    Application is left without an owner; `member_roles` names each member for people (default "member i").
+    Application is left without an owner; `member_roles` names each member for people (default "member i"),
+    `member_accounts` gives each member's role account (the key its FL role sends inputs from), if known.
     Different `template_hash`, `epoch_length` or members give distinct Application addresses.
     """
     if epoch_length <= 0:
@@ -140,6 +141,11 @@ def deploy(rpc_url: str, key: str, *, name: str = DEFAULT_NAME, epoch_length: in
         if len(roles) != len(addresses):
             raise ConfigError(f"{len(roles)} member roles for {len(addresses)} members")
         member_list = [{"address": a, "role": r} for a, r in zip(addresses, roles)]
+        if member_accounts is not None:
+            if len(member_accounts) != len(addresses):
+                raise ConfigError(f"{len(member_accounts)} member role accounts for {len(addresses)} members")
+            for member, account in zip(member_list, member_accounts):
+                member["role_address"] = Web3.to_checksum_address(account)
         contracts["QuorumFactory"], contracts["Quorum"] = deploy_quorum(w3, key, addresses, epoch_length)
         validator, app_owner = contracts["Quorum"], deployer
     else:

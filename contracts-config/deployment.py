@@ -9,11 +9,13 @@ Format of `contracts-config/deployments/<name>.json`::
      "contracts": {"InputBox": "0x…", "EtherPortal": "0x…", "QuorumFactory": "0x…", "Quorum": "0x…",
                    "Application": "0x…"},
      "abis": {"InputBox": "node_modules/@cartesi/rollups/out/InputBox.sol/InputBox.json", …},
-     "consensus_type": "QUORUM", "members": [{"address": "0x…", "role": "manager"}, …], "deployer": "0x…"}
+     "consensus_type": "QUORUM", "members": [{"address": "0x…", "role": "manager", "role_address": "0x…"}, …],
+     "deployer": "0x…"}
 
 `deployment_block` is the Application's, `input_box_block` the InputBox's (where a reader starts).
 `consensus_type` is `QUORUM` (contracts `QuorumFactory` and `Quorum`, `members` in ID order, `owner` the zero
-address: the deployer renounced it) or `AUTHORITY` (contract `Authority`, owned by `owner`, no members);
+address: the deployer renounced it; a member's `role_address`, when given, is the account its FL role sends
+inputs from, its `address` the claim key's) or `AUTHORITY` (contract `Authority`, owned by `owner`, no members);
 files written before the Quorum existed have neither field and load as AUTHORITY.
 ABI paths are relative to `contracts-config/`; `Deployment.abi(name)` resolves and loads them.
 """

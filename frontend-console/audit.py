@@ -249,7 +249,8 @@ def check_settled_roots(inputs: list[Input], expected: list[Expected], claims: d
     return checked
 
 
-def settle(l1: L1, inputs: list[Input], expected: list[Expected], read_block: int, report: AuditReport) -> None:
+def settle(l1: L1, inputs: list[Input], expected: list[Expected], read_block: int, report: AuditReport,
+           state: State | None = None) -> None:
     """The Settle check (see the module's doc); fills the report's settlement fields and notes."""
     deployment = l1.deployment
     info = l1.consensus_info()
@@ -273,8 +274,21 @@ def settle(l1: L1, inputs: list[Input], expected: list[Expected], read_block: in
                 report.dissenting_votes += 1
                 report.notes.append(f"epoch {epoch}: {name(member)} voted {_root(vote)}, not the settled "
                                     f"{_root(claim.accepted[0])}")
+    if info.is_quorum and state is not None:
+        report.notes += voteless_validators(state, deployment)
     who = f"the Quorum of {len(info.members)}" if info.is_quorum else f"the Authority owned by {info.members[0]}"
     report.checks.append(f"{len(checked)} epochs settled by {who}, each on the re-derived outputs root")
+
+
+def voteless_validators(state: State, deployment: Deployment) -> list[str]:
+    """A task's named validator whose account is no Quorum member's role account is paid by the rules but has
+    no vote on settlement: say so (members chosen at deployment; a new set means a new Quorum)."""
+    roles = {m["role_address"].lower() for m in deployment.members if m.get("role_address")}
+    if not roles:
+        return []  # the deployment file does not bind members to role accounts
+    return [f"task {task.task_id}: the validator of group {group} ({seat}) has no vote on settlement: it is no "
+            "Quorum member" for task in state.tasks.values() for group, seat in enumerate(task.seats)
+            if seat.lower() not in roles]
 
 
 def prove(outputs: list[RollupOutput], l1: L1, progress: Progress) -> int:
@@ -326,7 +340,7 @@ def audit(node: NodeClient, l1: L1, run_dir: Path | None = None, force_claims: b
     report.checks.append(f"{len(outputs)} outputs equal to the re-derived ones")
 
     progress("checking who settled each epoch on L1, and what")
-    settle(l1, inputs, expected, read_block, report)
+    settle(l1, inputs, expected, read_block, report, state)
 
     progress(f"validating {len(outputs)} outputs against the claims on L1")
     report.proven = prove(outputs, l1, progress)

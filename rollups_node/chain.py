@@ -19,7 +19,7 @@ from pathlib import Path
 import requests
 
 from contracts_config.anvil import check_bind_address, port_is_free, start_anvil, url_host
-from common.accounts import claimer_address, claimer_key
+from common.accounts import MANAGER_INDEX, address, claimer_address, claimer_key, validator_index
 from contracts_config.deploy import ANVIL_KEY_0, CONSENSUS_KINDS, deploy
 from contracts_config.deployment import Deployment, default_path, save
 from contracts_config.transactions import connect, send_transaction
@@ -123,8 +123,9 @@ def _deploy_local(config: ChainUpConfig, rpc_url: str, key: str) -> Deployment:
     for address in members:  # each member votes from its own claim key, funded from the deployer's
         if w3.eth.get_balance(address) < CLAIM_KEY_FUNDING // 2:
             send_transaction(w3, key, {"to": address, "value": CLAIM_KEY_FUNDING})
+    accounts = [address(MANAGER_INDEX)] + [address(validator_index(g)) for g in range(config.members - 1)]
     return deploy(rpc_url, key, name=config.name, epoch_length=config.epoch_length, template_hash=config.template_hash,
-                  consensus="quorum", members=members,
+                  consensus="quorum", members=members, member_accounts=accounts,
                   member_roles=[member_role(i) for i in range(1, config.members + 1)])
 
 

@@ -23,6 +23,8 @@ DEFAULT_MEMBERS = 3
 def member_role(member: int) -> str:
     """The role of Quorum member `member` (1-based) in fedrollup's layout: the manager, then the validators."""
     return "manager" if member == 1 else f"validator of group {member - 2}"
+
+
 ZERO_TEMPLATE_HASH = "0x" + "00" * 32
 
 

@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 from dataclasses import dataclass
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,8 @@ from contracts_config import artifacts
 from contracts_config.deploy import ANVIL_KEY_0, ZERO_ADDRESS, deploy
 from contracts_config.deployment import Deployment
 from contracts_config.transactions import address_of, call_function, connect, send_transaction
-from frontend_console.audit import AuditFailure, AuditReport, check_consensus, rederive, settle
+from frontend_console.audit import (AuditFailure, AuditReport, check_consensus, rederive, settle,
+                                     voteless_validators)
 from frontend_console.views import votes_table
 from node_fixtures import deposit_ether, running_anvil
 from rollups_client.l1 import L1, ConsensusInfo, EpochClaims
@@ -246,3 +248,17 @@ def test_the_audit_refuses_an_application_whose_validator_was_swapped(chain):
     back = Deployment(**{**deployment.__dict__, "contracts": {**deployment.contracts, "Authority": other}})
     with pytest.raises(AuditFailure, match=rf"validator was changed after its deployment \(to {other}\)"):
         check_consensus(l1.consensus_info(), back)
+
+
+def test_a_task_validator_outside_the_quorum_is_named_as_having_no_vote():
+    member, outsider = "0x" + "aa" * 20, "0x" + "bb" * 20
+    deployment = Deployment(name="t", chain_id=1, rpc_url="", application_name="a", deployment_block=0,
+                            input_box_block=0, epoch_length=EPOCH, template_hash="0x" + "00" * 32, owner=ZERO_ADDRESS,
+                            contracts={}, abis={}, consensus_type="QUORUM",
+                            members=[{"address": "0x" + "11" * 20, "role": "validator of group 0",
+                                      "role_address": Web3.to_checksum_address(member)}])
+    state = SimpleNamespace(tasks={3: SimpleNamespace(task_id=3, seats=(member, outsider))})
+    assert voteless_validators(state, deployment) == [
+        f"task 3: the validator of group 1 ({outsider}) has no vote on settlement: it is no Quorum member"]
+    unbound = Deployment(**{**deployment.__dict__, "members": [{"address": "0x" + "11" * 20, "role": "member 1"}]})
+    assert voteless_validators(state, unbound) == []  # a file that does not bind members to role accounts

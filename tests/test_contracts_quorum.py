@@ -22,6 +22,7 @@ MEMBERS = 3
 INVALID_OUTPUTS_MERKLE_ROOT = "0x44a192ff"
 NOT_FIRST_CLAIM = "0x7e942645"
 OWNABLE_UNAUTHORIZED = "0x118cdaa7"
+DEV_KEY_ADDRESSES = [Web3().eth.account.from_key(key).address for key in DEV_KEYS]
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +102,10 @@ def test_a_second_deploy_reuses_everything_and_the_file_round_trips(chain, tmp_p
                    template_hash=first.template_hash)
     assert again == first and connect(chain).eth.block_number == block  # nothing sent
     assert load(save(first, tmp_path / "q.json")) == first
+    bound = deploy(chain, ANVIL_KEY_0, epoch_length=EPOCH, consensus="quorum",
+                   members=[m["address"] for m in first.members], member_accounts=[DEV_KEY_ADDRESSES[1]] * 3,
+                   template_hash=first.template_hash)
+    assert [m["role_address"] for m in bound.members] == [DEV_KEY_ADDRESSES[1]] * 3
 
 
 @pytest.mark.parametrize("members, message", [([], "at least one member"),
