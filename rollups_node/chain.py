@@ -19,7 +19,8 @@ from pathlib import Path
 import requests
 
 from contracts_config.anvil import check_bind_address, port_is_free, start_anvil, url_host
-from common.accounts import MANAGER_INDEX, address, claimer_address, claimer_key, validator_index
+from common import accounts
+from common.accounts import claimer_address, claimer_key
 from contracts_config.deploy import ANVIL_KEY_0, CONSENSUS_KINDS, deploy
 from contracts_config.deployment import Deployment, default_path, save
 from contracts_config.transactions import connect, send_transaction
@@ -123,9 +124,10 @@ def _deploy_local(config: ChainUpConfig, rpc_url: str, key: str) -> Deployment:
     for address in members:  # each member votes from its own claim key, funded from the deployer's
         if w3.eth.get_balance(address) < CLAIM_KEY_FUNDING // 2:
             send_transaction(w3, key, {"to": address, "value": CLAIM_KEY_FUNDING})
-    accounts = [address(MANAGER_INDEX)] + [address(validator_index(g)) for g in range(config.members - 1)]
+    roles = [accounts.address(accounts.MANAGER_INDEX)] + [accounts.address(accounts.validator_index(g))
+                                                          for g in range(config.members - 1)]
     return deploy(rpc_url, key, name=config.name, epoch_length=config.epoch_length, template_hash=config.template_hash,
-                  consensus="quorum", members=members, member_accounts=accounts,
+                  consensus="quorum", members=members, member_accounts=roles,
                   member_roles=[member_role(i) for i in range(1, config.members + 1)])
 
 

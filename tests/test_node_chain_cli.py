@@ -14,6 +14,8 @@ import pytest
 import requests
 
 from contracts_config.anvil import free_port, rpc_answers
+from common import accounts
+from common.accounts import claimer_address
 from contracts_config.deployment import load
 from node_fixtures import ECHO_BACKEND, REPO, add_input, outputs_of, wait_until
 
@@ -74,8 +76,17 @@ def test_chain_up_serves_inputs_and_chain_down_stops_everything(tmp_path):
         assert "0x1b51e2992A2755Ba4D6F7094032DF91991a0Cfac" in up.stdout
         deployment = load(deployment_file)
         assert deployment.rpc_url == f"http://127.0.0.1:{l1_port}"
+        # a Quorum of 3 by default: the manager's and each validator's claim key, bound to the role's account,
+        # each member's node on its own port, all healthy
+        assert deployment.consensus_type == "QUORUM"
+        assert [(m["address"], m["role"], m["role_address"]) for m in deployment.members] == [
+            (claimer_address(1), "manager", accounts.address(accounts.MANAGER_INDEX)),
+            (claimer_address(2), "validator of group 0", accounts.address(accounts.validator_index(0))),
+            (claimer_address(3), "validator of group 1", accounts.address(accounts.validator_index(1)))]
+        assert [n["url"] for n in state["nodes"]] == [f"http://127.0.0.1:{node_port + i}" for i in range(3)]
 
-        assert fedrollup("chain", "status", "--run-dir", str(run_dir)).returncode == 0
+        status = fedrollup("chain", "status", "--run-dir", str(run_dir))
+        assert status.returncode == 0 and status.stdout.count("healthy") == 3, status.stdout
         add_input(deployment, b"through the stack")
         url = f"http://127.0.0.1:{node_port}"
         outs = wait_until(lambda: outputs_of(url, "fedrollup"), 20, "the notice")
@@ -90,7 +101,7 @@ def test_chain_up_serves_inputs_and_chain_down_stops_everything(tmp_path):
 
         down = fedrollup("chain", "down", "--run-dir", str(run_dir))
         assert down.returncode == 0
-        assert not alive(state["anvil_pid"]) and not alive(state["node_pid"])
+        assert not alive(state["anvil_pid"]) and not any(alive(n["pid"]) for n in state["nodes"])
         assert fedrollup("chain", "status", "--run-dir", str(run_dir)).returncode == 1
         assert "accepted" in (run_dir / "node.log").read_text()
 
