@@ -121,8 +121,8 @@ class Claimer:
         return 0
 
     def diverged(self, epoch: Epoch, reason: str) -> None:
+        self.repository.set_application_state(APP_INOPERABLE, reason)  # first: a reader seeing the epoch sees both
         self.repository.set_epoch_status(epoch.index, EPOCH_CLAIM_REJECTED)
-        self.repository.set_application_state(APP_INOPERABLE, reason)
         log.error("application INOPERABLE: %s (the node keeps serving reads; it votes no more)", reason)
 
     def send(self, epoch: Epoch):

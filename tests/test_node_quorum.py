@@ -181,7 +181,9 @@ def test_a_minority_settles_nothing_until_a_majority_is_back(deployment, tmp_pat
     with member_node(deployment, tmp_path, 1) as (url1, _):
         add_input(deployment, b"only the manager is up")
         last = q.close_epoch()
-        wait_until(lambda: q.voted(last, 1), 60, "member 1 to vote")
+        wait_until(lambda: epoch_status(url1, deployment.application, epoch_of(last)) == "CLAIM_SUBMITTED", 60,
+                   "member 1 to vote")
+        assert q.voted(last, 1)
         q.close_epoch()  # L1 moves on; one vote of three is still no settlement
         assert q.accepted(last) == []
         assert epoch_status(url1, deployment.application, epoch_of(last)) == "CLAIM_SUBMITTED"
