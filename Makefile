@@ -9,7 +9,7 @@ export FLWR_TELEMETRY_ENABLED := 0
 export FLWR_DISABLE_UPDATE_CHECK := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: setup demo test bench clean topology-deps riscv-rootfs riscv-replay
+.PHONY: setup demo test bench clean topology-deps browser-deps riscv-rootfs riscv-replay
 
 setup: $(STAMP) $(NPM_STAMP)
 
@@ -43,14 +43,25 @@ topology-deps: setup
 	echo "$(CURDIR)/$(VENV)/debian-mininet" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/debian-mininet.pth"
 	$(BIN)/python -c "import mininet.net, mininet.nodelib; print('== Mininet', mininet.net.VERSION, 'importable from $(VENV)')"
 
+# The explorer's browser (`fedrollup console serve --screenshot`, tests/test_console_explorer.py): Debian's
+# Chromium and its WebDriver, installed with apt when missing (needs root).
+BROWSER_APT := chromium chromium-driver
+browser-deps:
+	@missing=""; for p in $(BROWSER_APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "== installing$$missing with apt (the explorer's headless browser; needs root)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
 demo: setup
 	$(BIN)/fedrollup demo $(DEMO_ARGS)
 
-# As root, the tests also get Mininet (topology-deps) and the riscv64 root file system (riscv-rootfs: about
-# 6.5 minutes the first time, then cached); without root the emulated-network and riscv64 tests skip, saying so.
+# As root, the tests also get Mininet (topology-deps), Chromium (browser-deps) and the riscv64 root file system
+# (riscv-rootfs: about 6.5 minutes the first time, then cached); without root the emulated-network, browser and
+# riscv64 tests skip, saying so.
 test: setup
-	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory topology-deps riscv-rootfs; \
-	else echo "== not root: the emulated-network and riscv64 tests will be skipped (sudo make test runs them)"; fi
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory topology-deps browser-deps riscv-rootfs; \
+	else echo "== not root: the emulated-network, browser and riscv64 tests will be skipped (sudo make test runs them)"; fi
 	$(BIN)/python -m pytest $(TEST_ARGS)
 
 # The backend on riscv64 (QEMU user emulation, a Debian riscv64 root file system with dapp/requirements.txt):

@@ -80,6 +80,45 @@ def bps(value: int) -> str:
     return f"{value / 100:.2f}%"
 
 
+def round_rows(notices: list[RollupOutput], task_id: int | None) -> list[dict[str, Any]]:
+    """Per closed round, in order, what the rollup recorded: its `RoundRecorded` (`record`), the group models'
+    accuracies (`models`: (group, bps)), accepted/rejected contributions, the rewarded validator (`rewarded`:
+    its ValidatorRewarded), the next producer, and what went wrong (`skipped`, `missed`, `penalised`: text)."""
+    by_round: dict[tuple[int, int], dict[str, Any]] = {}
+    for o in notices:
+        m = o.message
+        if m is None or not hasattr(m, "round") or (task_id is not None and m.task_id != task_id):
+            continue
+        key = (m.task_id, m.round) if not isinstance(m, ProducerElected) else (m.task_id, m.round - 1)
+        row = by_round.setdefault(key, {"task": key[0], "round": key[1], "positive": 0, "negative": 0, "skipped": [],
+                                        "missed": [], "models": [], "penalised": []})
+        if o.name == "ContributionClassified":
+            row["positive" if m.positive else "negative"] += 1
+        elif isinstance(m, RoundRecorded):
+            row["record"] = m
+        elif isinstance(m, ValidatorRewarded):
+            row["rewarded"] = m
+        elif isinstance(m, ProducerElected):
+            row["producer"] = fields(o)["producer"]
+        elif isinstance(m, ModelScored) and m.kind == BLOB_VALIDATOR_MODEL:
+            row["models"].append((m.group, m.accuracy_bps))
+        elif isinstance(m, ValidatorPenalized):
+            row["penalised"].append(f"group {m.group} ({PENALTY_NAMES.get(m.reason, m.reason)})")
+        elif isinstance(m, GroupSkipped):
+            row["skipped"].append(f"group {m.group} (late after block {m.report_deadline})")
+        elif isinstance(m, ProducerMissed):
+            shown = fields(o)
+            row["missed"].append(f"{_short(shown['producer'])} (block {m.close_deadline}) → "
+                                 f"{_short(shown['next_producer'])}")
+    # a round without its RoundRecorded is still open: its reports are in, its close is not
+    return [row for _, row in sorted(by_round.items()) if "record" in row]
+
+
+def round_trouble(row: dict[str, Any]) -> list[str]:
+    """What went wrong in a round: skipped groups, missed closes, penalised validators."""
+    return row["skipped"] + [f"missed close {m}" for m in row["missed"]] + [f"penalised {p}" for p in row["penalised"]]
+
+
 def rounds_table(notices: list[RollupOutput], task_id: int | None) -> Table:
     """Per round: the global model's accuracy and each group model's, as the rollup scored them on the public test
     set, accepted/rejected contributions, rewards paid, the rewarded validator, penalised validators, the groups
@@ -90,49 +129,22 @@ def rounds_table(notices: list[RollupOutput], task_id: int | None) -> Table:
                  "validator reward", "late or penalised", "next producer", "escrow left"):
         table.add_column(name, justify="left" if name in ("validator reward", "next producer", "late or penalised")
                          else "right", no_wrap=name in ("closed (UTC)", "next producer", "group models"))
-    by_round: dict[tuple[int, int], dict[str, Any]] = {}
-    for o in notices:
-        m = o.message
-        if m is None or not hasattr(m, "round") or (task_id is not None and m.task_id != task_id):
-            continue
-        key = (m.task_id, m.round) if not isinstance(m, ProducerElected) else (m.task_id, m.round - 1)
-        row = by_round.setdefault(key, {"positive": 0, "negative": 0, "skipped": [], "missed": [], "models": [],
-                                        "penalised": []})
-        if o.name == "ContributionClassified":
-            row["positive" if m.positive else "negative"] += 1
-        elif isinstance(m, RoundRecorded):
-            row["record"] = m
-        elif isinstance(m, ValidatorRewarded):
-            row["rewarded"] = f"g{m.group} +{format_wei(m.amount)}"
-        elif isinstance(m, ProducerElected):
-            row["producer"] = _short(fields(o)["producer"])
-        elif isinstance(m, ModelScored) and m.kind == BLOB_VALIDATOR_MODEL:
-            row["models"].append((m.group, bps(m.accuracy_bps)))
-        elif isinstance(m, ValidatorPenalized):
-            row["penalised"].append(f"group {m.group} ({PENALTY_NAMES.get(m.reason, m.reason)})")
-        elif isinstance(m, GroupSkipped):
-            row["skipped"].append(f"group {m.group} (late after block {m.report_deadline})")
-        elif isinstance(m, ProducerMissed):
-            shown = fields(o)
-            row["missed"].append(f"{_short(shown['producer'])} (block {m.close_deadline}) → "
-                                 f"{_short(shown['next_producer'])}")
-    for (task, round_), row in sorted(by_round.items()):
-        rec: RoundRecorded | None = row.get("record")
-        if rec is None:
-            continue  # a round still open: its reports are in, its close is not
+    for row in round_rows(notices, task_id):
+        rec: RoundRecorded = row["record"]
         when = time.strftime("%m-%d %H:%M:%S", time.gmtime(rec.timestamp))
-        models = " · ".join(f"g{g} {acc}" for g, acc in sorted(row["models"])) or "—"
-        trouble = row["skipped"] + [f"missed close {m}" for m in row["missed"]] + [
-            f"penalised {p}" for p in row["penalised"]]
-        table.add_row(str(task), str(round_), when, bps(rec.global_accuracy_bps),
+        models = " · ".join(f"g{g} {bps(acc)}" for g, acc in sorted(row["models"])) or "—"
+        rewarded = row.get("rewarded")
+        table.add_row(str(row["task"]), str(row["round"]), when, bps(rec.global_accuracy_bps),
                       bps(rec.accumulated_accuracy_bps), models, f"{row['positive']}/{row['negative']}",
-                      format_wei(rec.trainer_paid), row.get("rewarded", "—"), "; ".join(trouble) or "—",
-                      row.get("producer", "— (last round)"), format_wei(rec.escrow_left))
+                      format_wei(rec.trainer_paid),
+                      f"g{rewarded.group} +{format_wei(rewarded.amount)}" if rewarded else "—",
+                      "; ".join(round_trouble(row)) or "—",
+                      _short(row["producer"]) if "producer" in row else "— (last round)", format_wei(rec.escrow_left))
     return table
 
 
-def stakes_table(notices: list[RollupOutput], task_id: int | None) -> Table:
-    """The stakes of every trainer and validator as the latest recorded round of each task states them (the
+def stake_rows(notices: list[RollupOutput], task_id: int | None) -> list[dict[str, Any]]:
+    """Every trainer's and validator's stake as the latest recorded round of each task states them (the
     validators' in its RoundRecorded, the trainers' in the TrainerStakes pages that follow it)."""
     latest: dict[int, RoundRecorded] = {}
     pages: dict[tuple[int, int], list[TrainerStakes]] = {}
@@ -142,16 +154,23 @@ def stakes_table(notices: list[RollupOutput], task_id: int | None) -> Table:
             latest[m.task_id] = m
         elif isinstance(m, TrainerStakes):
             pages.setdefault((m.task_id, m.round), []).append(m)
+    rows = []
+    for task, rec in sorted(latest.items()):
+        trainer_pages = sorted(pages.get((task, rec.round), []), key=lambda p: p.first)
+        groups = [("validator", rec.validators, rec.validator_stakes)]
+        groups += [("trainer", p.trainers, p.stakes) for p in trainer_pages]
+        rows += [{"task": task, "round": rec.round, "role": role, "address": address, "stake": stake}
+                 for role, addresses, stakes in groups for address, stake in zip(addresses, stakes)]
+    return rows
+
+
+def stakes_table(notices: list[RollupOutput], task_id: int | None) -> Table:
+    """The stakes of every trainer and validator after the latest recorded round of each task."""
     table = Table(title="stakes (cumulative rewards) after the latest recorded round", title_justify="left")
     for name in ("task", "round", "role", "address", "stake"):
         table.add_column(name, justify="right" if name in ("task", "round", "stake") else "left")
-    for task, rec in sorted(latest.items()):
-        trainer_pages = sorted(pages.get((task, rec.round), []), key=lambda p: p.first)
-        rows = [("validator", rec.validators, rec.validator_stakes)]
-        rows += [("trainer", p.trainers, p.stakes) for p in trainer_pages]
-        for role, addresses, stakes in rows:
-            for address, stake in zip(addresses, stakes):
-                table.add_row(str(task), str(rec.round), role, address, format_wei(stake))
+    for row in stake_rows(notices, task_id):
+        table.add_row(str(row["task"]), str(row["round"]), row["role"], row["address"], format_wei(row["stake"]))
     return table
 
 

@@ -93,6 +93,26 @@ def record_history(recorder: RollupRecorder, cfg: SimulationConfig, run_dir: Pat
     recorder.finish()  # the last round's close, handed to the recorder's worker
 
 
+HISTORY_CFG = SimulationConfig(trainers=4, validators=2, rounds=2, model="logreg")
+
+
+@contextlib.contextmanager
+def recorded_history(folder: Path, cfg: SimulationConfig = HISTORY_CFG) -> Iterator[History]:
+    """A fresh anvil with an Authority deployment, the node with the real backend, and `cfg`'s rounds recorded
+    on it (`record_history`); its model files in `folder/run`."""
+    from node_fixtures import DAPP_BACKEND, fresh_deployment, node_process, running_anvil
+
+    run_dir = folder / "run"
+    run_dir.mkdir()
+    with running_anvil() as rpc_url:
+        deployment = fresh_deployment(rpc_url, epoch_length=4)
+        with node_process(deployment, folder, backend=DAPP_BACKEND) as (url, _process):
+            node = NodeClient.at(url, deployment.application)
+            recorder = RollupRecorder(cfg, deployment, node)
+            record_history(recorder, cfg, run_dir)
+            yield History(deployment, url, node, folder / "node.sqlite", run_dir, recorder)
+
+
 @contextlib.contextmanager
 def tampered_output(db: Path, index: int, raw: bytes) -> Iterator[None]:
     """Replace output `index`'s bytes in the node's database (an operator lying), then put them back."""

@@ -15,35 +15,24 @@ from pathlib import Path
 
 import pytest
 
-from console_fixtures import ATTACKER, History, record_history, tampered_output
+from console_fixtures import ATTACKER, HISTORY_CFG, History, recorded_history, tampered_output
 from dapp.schema import CreateTask, DepositCredited, RewardPaid, TaskCreated, TaskFunded, TrainerStakes, Withdraw
 from dapp.state import format_wei
-from flower_sim.config import SimulationConfig
-from flower_sim.rollup_roles import RollupRecorder, RollupRejected
+from flower_sim.rollup_roles import RollupRejected
 from frontend_console.audit import AuditFailure, audit
-from node_fixtures import DAPP_BACKEND, fresh_deployment, node_process, running_anvil
 from rollups_client.l1 import L1
-from rollups_client.node import NodeClient
 from rollups_client.outputs import RollupOutput
 from rollups_node.outputs import encode_notice
 
 pytestmark = pytest.mark.slow
-CFG = SimulationConfig(trainers=4, validators=2, rounds=2, model="logreg")
+CFG = HISTORY_CFG
 FRONTEND_CONSOLE = str(Path(sys.executable).parent / "frontend-console")  # the installed console script
 
 
 @pytest.fixture(scope="module")
 def history(tmp_path_factory) -> History:
-    folder = tmp_path_factory.mktemp("console")
-    run_dir = folder / "run"
-    run_dir.mkdir()
-    with running_anvil() as rpc_url:
-        deployment = fresh_deployment(rpc_url, epoch_length=4)
-        with node_process(deployment, folder, backend=DAPP_BACKEND) as (url, _process):
-            node = NodeClient.at(url, deployment.application)
-            recorder = RollupRecorder(CFG, deployment, node)
-            record_history(recorder, CFG, run_dir)
-            yield History(deployment, url, node, folder / "node.sqlite", run_dir, recorder)
+    with recorded_history(tmp_path_factory.mktemp("console"), CFG) as recorded:
+        yield recorded
 
 
 def console(history: History, *args: str) -> subprocess.CompletedProcess:

@@ -3,7 +3,7 @@
 Modelled on the official Cartesi frontend console (`input send`, `ether deposit`, `notice list`,
 `voucher list`, `report list`, `notice validate`, `voucher execute`, `inspect`) but for Rollups v2
 (JSON-RPC reader, v2 proofs), plus fedrollup's own `rounds`, `stakes`, `producers`, `refunds`, `disputes`,
-`votes` and `audit`.
+`votes`, `audit` and `serve` (the explorer, a web page).
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import decimal
 import json
 import re
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,17 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p = command("votes", "per epoch, from L1: the outputs root the consensus settled and how each member voted",
                 [common])
     p.set_defaults(func=_votes)
+
+    p = command("serve", "the explorer: a local web page over the node's JSON-RPC and L1 (tasks, rounds and stakes "
+                         "plotted, participants, producers, votes, every output's L1 state, the audit's verdict)",
+                [common])
+    p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default loopback)")
+    p.add_argument("--port", type=int, default=8780, help="the port (default 8780; 0 picks a free one)")
+    p.add_argument("--run-dir", type=Path,
+                   help="the FL run folder, so that the page's audit also checks its model files (.frq)")
+    p.add_argument("--screenshot", type=Path, metavar="PNG",
+                   help="save a picture of the page (headless Chromium) once the audit's verdict is in, then exit")
+    p.set_defaults(func=_serve)
 
     p = command("audit", "re-derive every notice from the L1 inputs, prove each on L1, check model files",
                 [common])
@@ -359,6 +371,36 @@ def _audit(args: argparse.Namespace) -> int:
     print(json.dumps({"passed": True, "verdict": report.verdict(), **{k: v for k, v in vars(report).items()}})
           if args.json else report.verdict())
     return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from frontend_console.explorer_server import Explorer, make_server  # heavy: web3 (0.7 s)
+
+    l1, node = _l1(args)
+    explorer = Explorer(node, l1, run_dir=args.run_dir)
+    server = make_server(explorer, args.host, args.port)
+    explorer.start_audit()
+    host, port = server.server_address[:2]
+    url = f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/"
+    if args.screenshot is None:
+        print(f"the explorer is at {url} (the audit runs in the background; Ctrl-C stops)", flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+        return 0
+    from frontend_console.screenshot import screenshot  # heavy: selenium
+
+    threading.Thread(target=server.serve_forever, name="explorer", daemon=True).start()
+    try:
+        verdict = screenshot(url, args.screenshot)
+    finally:
+        server.shutdown()
+        server.server_close()
+    print(f"{args.screenshot}: the explorer of {l1.deployment.application}; {verdict}")
+    return 0 if verdict.startswith("AUDIT PASSED") else 1
 
 
 def main(argv: list[str] | None = None) -> int:
