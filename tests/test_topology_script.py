@@ -113,6 +113,7 @@ def test_the_mobile_station_slows_down_as_it_walks_away():
     (lambda net: net.addStation("sta3", position="50,50,0"), "not linked into the network: sta3"),
     (lambda net: net.addLink("sta1", "ap1", bw=54), "not bw"),
     (lambda net: net.addHost("x", role="router"), "role"),
+    (lambda net: net.addHost("manager2", role="manager"), "named 'mgr'"),
     (lambda net: net.addStation("sta1"), "added twice"),
     (lambda net: net.mobility("sta2", "start", time=0, position="50,50,0"), "both a mobility 'start' and a 'stop'"),
     (lambda net: (net.mobility("sta2", "start", time=0, position="50,50,0"),

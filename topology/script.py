@@ -26,6 +26,7 @@ from topology.radio import radio_link, station_links
 from topology.topo import EdgeTopology, Interface, Link, Node, Rates
 
 HOST_ROLES = ("validator", "manager", "chain")
+FIXED_NAMES = {"manager": "mgr", "chain": "chain"}
 
 
 @dataclass
@@ -94,6 +95,9 @@ class Mininet_wifi:  # noqa: N801 - Mininet-WiFi's own spelling, so scripts read
         """A wired host: `role` is validator, manager or chain (anvil and the rollup stack)."""
         if role not in HOST_ROLES:
             raise ConfigError(f"a host's role is one of {', '.join(HOST_ROLES)}, not {role!r}")
+        if role in FIXED_NAMES and name != FIXED_NAMES[role]:
+            raise ConfigError(f"the {role} host is named {FIXED_NAMES[role]!r} (the run's services look for it "
+                              f"by that name), not {name!r}")
         return self._add(ScriptNode(name, role, _position(position)))
 
     def by_role(self, role: str) -> list[ScriptNode]:
