@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -103,3 +104,17 @@ def test_stations_associate_after_the_radios_are_configured_and_the_propagation_
     assert len(associations) == len(topo.stations)
     assert min(associations) > configured
     assert net.named("setPropagationModel")[0][1] == topo.propagation
+
+
+def test_a_scripts_mobile_station_moves_in_mininet_wifi_as_the_script_says(built):
+    from topology.script import load_script
+
+    # `built` leaves the stand-in modules in place for this build
+    topo = load_script(Path(__file__).resolve().parent.parent / "topology" / "scripts" / "mobile_station.py")
+    net = net_module._build_wifi(topo)
+    assert [kw for _, kw in net.named("startMobility")] == [{"time": 0}]
+    assert [(args[1], kw) for args, kw in net.named("mobility")] == [
+        ("start", {"time": 0.0, "position": "105,100,0"}), ("stop", {"time": 90.0, "position": "155,100,0"}),
+        ("start", {"time": 0.0, "position": "45,100,0"}), ("stop", {"time": 90.0, "position": "95,100,0"})]
+    assert [kw for _, kw in net.named("stopMobility")] == [{"time": 90.0}]
+    assert [kw["channel"] for _, kw in net.named("addAccessPoint")] == ["6"]

@@ -89,7 +89,8 @@ def choose_emulator(probes: Probes = Probes(), want_wired: bool = False) -> Emul
     missing = [what for what, ok in (("the mn_wifi package", has_wifi), ("the mac80211_hwsim kernel module", has_hwsim))
                if not ok]
     reason = "asked for the wired network" if want_wired else f"missing {' and '.join(missing)}"
-    limitations = ("radio: association, signal strength, propagation and mobility (stations are wired hosts "
-                   "on a LinuxBridge per access point)",
+    limitations = ("radio: association, signal and rate control (stations are wired hosts on a LinuxBridge per "
+                   "access point; each station's link rate comes from its position under the propagation model, "
+                   "topology/radio.py, and a mobile station's is set again each round)",
                    "shared air time of a cell: each station's radio link is shaped on its own (TCLink/HTB)") + no_netem
     return EmulatorChoice(MININET_WIRED, f"wired Mininet fallback: {reason}", netem, limitations)

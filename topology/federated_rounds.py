@@ -122,6 +122,7 @@ def run_rounds(network, processes: HostProcesses, flower, chain, cfg: Simulation
         + (f" (task open on the rollup at {chain.node_url})" if chain else ""))
     peak, peak_by_host, per_round_bytes, runs_ended = 0, {}, [], None
     last, host_of = station_bytes(network), host_namespaces(network)
+    radio, moving_since = [network.radio_links(0.0)], time.monotonic()  # each round's radio links (mobility)
 
     def take_announcements() -> None:
         """The manager's "closed round N" lines: each closes a round of station bytes."""
@@ -132,6 +133,10 @@ def run_rounds(network, processes: HostProcesses, flower, chain, cfg: Simulation
                 per_round_bytes.append(bytes_since(last, now))
                 last = now
                 say(f"round {len(per_round_bytes)} closed by the manager")
+                if len(per_round_bytes) < cfg.rounds:
+                    radio.append(network.radio_links(time.monotonic() - moving_since))
+                    for name in topo.mobility:
+                        say(f"{name} moved: {describe_radio(name, radio[-1][name])} for round {len(radio)}")
 
     while manager.alive:
         if time.monotonic() - started > timeout_s * max(1, cfg.rounds):
@@ -158,8 +163,8 @@ def run_rounds(network, processes: HostProcesses, flower, chain, cfg: Simulation
         if run.popen.returncode != 0:
             raise RuntimeError(f"`flwr run` on {name} failed: {run.log_tail(5)}")
     metrics = RunMetrics(json.loads(figures.read_text()))  # the manager's: rounds, timings, uploads, rollup
-    for number, sent in enumerate(per_round_bytes, 1):
-        metrics.add_to_round(number, bytes_per_station=sent)
+    for number, (sent, links) in enumerate(zip(per_round_bytes, radio), 1):
+        metrics.add_to_round(number, bytes_per_station=sent, radio_per_station=links)
     metrics.add(topology={"stations": len(topo.stations), "validators": len(topo.validators),
                           "peak_pss_bytes": peak, "peak_pss_bytes_by_host": peak_by_host,
                           "memory_estimate_20_stations": memory_estimate(peak_by_host, 20),
@@ -176,6 +181,15 @@ def run_rounds(network, processes: HostProcesses, flower, chain, cfg: Simulation
             "global_accuracy": [r["global_accuracy"] for r in document["rounds"]],
             "memory_estimate_20_stations": document["topology"]["memory_estimate_20_stations"],
             "rollup": document.get("rollup"), "audit": document["audit"]}
+
+
+def describe_radio(station: str, link: dict) -> str:
+    """One station's radio link in words: where, how far from its AP, signal and rate."""
+    if "rssi_dbm" not in link:
+        return f"{link['mbps']:g} Mbit/s"
+    return (f"at {','.join(f'{c:g}' for c in link['position'])}, {link['distance_m']:g} m from "
+            f"{link['access_point']}, {link['rssi_dbm']} dBm, {link['phy_mbps']:g} Mb/s PHY -> "
+            f"{link['mbps']:g} Mbit/s")
 
 
 def audit_run(processes: HostProcesses, chain, out: Path, host: str = "mgr", timeout_s: float = 300.0) -> dict:

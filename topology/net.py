@@ -10,12 +10,15 @@ import os
 import signal
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from common.errors import ConfigError
 from topology import clean
 from topology.emulator import MININET_WIFI, EmulatorChoice
+from topology.radio import station_links
 from topology.topo import EdgeTopology
 
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
@@ -59,8 +62,9 @@ def _build_wifi(topo: EdgeTopology) -> Any:
     """Mininet-WiFi as its users write it: APs and stations with positions, ranges and a propagation model
     (wmediumd interference), validators, manager and chain as wired hosts, TCLink bandwidth on wired links.
     The APs run standalone (no controller), like bridges. `radio_mbps` does not apply here: the radio's rate
-    is the 802.11 mode's under the propagation model. It runs only where mac80211_hwsim exists; its calls are
-    checked against Mininet-WiFi's API in tests/test_topology_wifi_builder.py."""
+    is the 802.11 mode's under the propagation model. A script's mobility becomes Mininet-WiFi's. It runs only
+    where mac80211_hwsim exists; its calls are checked against Mininet-WiFi's API in
+    tests/test_topology_wifi_builder.py."""
     from mininet.link import TCLink  # optional: Mininet, only with `make topology-deps`
     from mn_wifi.link import wmediumd  # optional: Mininet-WiFi, only where it is installed
     from mn_wifi.net import Mininet_wifi  # optional: Mininet-WiFi
@@ -70,6 +74,7 @@ def _build_wifi(topo: EdgeTopology) -> Any:
                        autoSetMacs=False, waitConnected=False)
     channels = topo.wifi.get("channels") or [1]
     radio_links = {link.a.node: link for link in topo.links if link.kind == "radio"}
+    stations = {}
     for node in topo.nodes:
         position = ",".join(f"{c:g}" for c in node.position)
         if node.role == "access_point":
@@ -77,7 +82,8 @@ def _build_wifi(topo: EdgeTopology) -> Any:
                                channel=str(channels[(node.group - 1) % len(channels)]), position=position,
                                range=node.range_m, failMode="standalone")
         elif node.role == "station":
-            net.addStation(node.name, ip=radio_links[node.name].a.ip, position=position, range=node.range_m)
+            stations[node.name] = net.addStation(node.name, ip=radio_links[node.name].a.ip, position=position,
+                                                 range=node.range_m)
         else:
             net.addHost(node.name, ip=None)
     net.setPropagationModel(**topo.propagation)
@@ -88,6 +94,12 @@ def _build_wifi(topo: EdgeTopology) -> Any:
             continue
         net.addLink(link.a.node, link.b.node, cls=TCLink, bw=link.mbps,
                     params1={"ip": link.a.ip} if link.a.ip else {}, params2={"ip": link.b.ip} if link.b.ip else {})
+    if topo.mobility:  # Mininet-WiFi moves them itself; its clock starts with the network, not the rounds
+        net.startMobility(time=0)
+        for name, track in topo.mobility.items():
+            for event, (seconds, *xyz) in zip(("start", "stop"), track):
+                net.mobility(stations[name], event, time=seconds, position=",".join(f"{c:g}" for c in xyz))
+        net.stopMobility(time=max(track[1][0] for track in topo.mobility.values()))
     return net
 
 
@@ -250,6 +262,38 @@ class EmulatedNetwork:
             if interface.strip() != "lo" and len(fields) >= 9:
                 counters[interface.strip()] = (int(fields[0]), int(fields[8]))
         return counters
+
+    def radio_links(self, seconds: float) -> dict[str, dict]:
+        """Each station's radio link `seconds` after the federated rounds began, for metrics.json: position,
+        distance to its AP, signal (dBm), PHY rate and `mbps`, the rate its link runs at. On the wired fallback
+        a mobile station's link is first re-shaped (TCLink) to the rate its position then gives
+        (`topology.radio`); on Mininet-WiFi the radio moves it, and `mbps` is the model's estimate."""
+        wifi = self.choice.name == MININET_WIFI
+        shaped = {link.a.node: link.mbps for link in self.topo.links if link.kind == "radio"}
+        try:
+            links = station_links(self.topo, seconds)
+        except ConfigError as err:  # a hand-edited topology file with a station out of range: rates as given
+            return {s.name: {"position": list(s.position), "mbps": shaped[s.name], "note": str(err)}
+                    for s in self.topo.stations}
+        report = {}
+        for name, radio in links.items():
+            if name in self.topo.mobility and not wifi and radio.mbps != shaped[name]:
+                self._shape(name, radio.access_point, radio.mbps)
+            rate = radio.mbps if name in self.topo.mobility or wifi else shaped[name]
+            report[name] = {**radio.as_dict(), "mbps": round(rate, 4),
+                            "emulated_by": "mininet-wifi" if wifi else "tclink"}
+        return report
+
+    def _shape(self, station: str, access_point: str, mbps: float) -> None:
+        """Set the bandwidth of a station's radio link, both ways (TCLink/HTB), keeping delay and loss."""
+        rates = self.topo.rates
+        extra = {"delay": f"{rates.radio_delay_ms:g}ms"} if rates.radio_delay_ms else {}
+        extra.update({"loss": rates.radio_loss_pct} if rates.radio_loss_pct else {})
+        for link in self.net.linksBetween(self.host(station), self.host(access_point)):
+            for intf in (link.intf1, link.intf2):
+                intf.config(bw=mbps, **extra)
+        self.topo.links = [replace(link, mbps=mbps) if link.kind == "radio" and link.a.node == station else link
+                           for link in self.topo.links]  # the topology says what runs now
 
     def ping(self, source: str, destination: str, count: int = 1) -> bool:
         out = self.host(source).cmd(f"ping -c {count} -W 2 {self.topo.address(destination)}")

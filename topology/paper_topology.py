@@ -22,6 +22,8 @@ from topology.emulator import EmulatorUnavailable, choose_emulator
 from topology.flower_services import DEFAULT_CLIENTAPP_ISOLATION
 from topology.net import EmulatedNetwork
 from topology.processes import HostProcesses
+from topology.radio import describe_rates
+from topology.script import load_script
 from topology.topo import EdgeTopology, Rates, paper_topology
 from topology.traffic import bytes_since, station_bytes
 
@@ -40,6 +42,7 @@ class TopologyOptions:
     radio_delay_ms: float = 0.0
     radio_loss: float = 0.0                 # percent
     topo: Path | None = None                # a topology file; overrides the network options above
+    script: Path | None = None              # a topology script (topology/scripts/*.py); overrides them too
     wired: bool = False                     # the wired Mininet network even where WiFi runs
     rounds: int = 1                         # federated rounds (0: none)
     out: Path | None = None                 # None: runs/<time>-topology
@@ -103,6 +106,10 @@ def run_federation(network, services: TopologyServices, options: TopologyOptions
 
 
 def topology_from(options: TopologyOptions) -> EdgeTopology:
+    if options.topo and options.script:
+        raise ConfigError("give either --topo or --script, not both")
+    if options.script:
+        return load_script(options.script)
     if options.topo:
         return EdgeTopology.load(options.topo)
     rates = Rates(options.radio_mbps, options.ap_mbps, options.backbone_mbps, options.radio_delay_ms,
@@ -190,6 +197,7 @@ def run(options: TopologyOptions) -> int:
     print(f"network: {len(topo.stations)} stations in {len(topo.validators)} groups, validators "
           f"{', '.join(f'{v.name} {topo.address(v.name)}' for v in topo.validators)}, manager "
           f"{topo.address('mgr')}, chain {topo.address('chain')}; run folder {out}")
+    print(describe_rates(topo))
     summary: dict = {"emulator": choice.name, "reason": choice.reason, "cannot_emulate": list(choice.limitations),
                      "stations": len(topo.stations), "validators": len(topo.validators)}
     try:

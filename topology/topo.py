@@ -87,6 +87,8 @@ class EdgeTopology:
     rates: Rates = field(default_factory=Rates)
     propagation: dict = field(default_factory=lambda: {"model": "logDistance", "exp": 3})
     wifi: dict = field(default_factory=lambda: {"mode": "g", "channels": [1, 6, 11]})
+    # a mobile station's track, Mininet-WiFi's mobility(start, stop): {station: [[t0, x, y, z], [t1, x, y, z]]}
+    mobility: dict = field(default_factory=dict)
 
     # -- lookups -------------------------------------------------------------------------------------
     def node(self, name: str) -> Node:
@@ -133,7 +135,7 @@ class EdgeTopology:
     # -- file -----------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
         return {"format": FORMAT, "rates": asdict(self.rates), "propagation": self.propagation,
-                "wifi": self.wifi, "nodes": [asdict(n) for n in self.nodes],
+                "wifi": self.wifi, "mobility": self.mobility, "nodes": [asdict(n) for n in self.nodes],
                 "links": [asdict(link) for link in self.links]}
 
     @classmethod
@@ -146,7 +148,8 @@ class EdgeTopology:
             links = [Link(a=Interface(**k["a"]), b=Interface(**k["b"]), kind=k["kind"], mbps=k["mbps"])
                      for k in data["links"]]
             topo = cls(nodes=nodes, links=links, rates=Rates(**data.get("rates", {})),
-                       propagation=data.get("propagation", {}), wifi=data.get("wifi", {}))
+                       propagation=data.get("propagation", {}), wifi=data.get("wifi", {}),
+                       mobility=data.get("mobility", {}))
         except (KeyError, TypeError) as err:
             raise ConfigError(f"malformed topology file: {err}") from None
         topo.check()
@@ -186,6 +189,11 @@ class EdgeTopology:
             raise ConfigError("a topology needs at least one validator and one station")
         if any(not self.group(v.group) for v in self.validators):
             raise ConfigError("every validator group needs at least one station")
+        for name, track in self.mobility.items():
+            if name not in names or self.node(name).role != "station":
+                raise ConfigError(f"mobility names {name!r}, which is not a station")
+            if len(track) != 2 or any(len(point) != 4 for point in track) or track[1][0] < track[0][0]:
+                raise ConfigError(f"{name}'s mobility must be [[t0, x, y, z], [t1, x, y, z]] with t1 >= t0")
 
 
 def paper_topology(stations: int = 20, validators: int = 2, rates: Rates | None = None,

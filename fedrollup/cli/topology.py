@@ -13,6 +13,8 @@ from flower_sim.models import MODELS
 from topology.clean import clean
 from topology.flower_services import CLIENTAPP_ISOLATION
 from topology.paper_topology import TopologyOptions, run
+from topology.radio import describe_rates
+from topology.script import load_script
 from topology.topo import paper_topology
 
 
@@ -29,6 +31,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     describe = actions.add_parser("describe", help="print (or --save) the topology file; no root needed")
     describe.add_argument("--stations", type=int, default=TopologyOptions.stations)
     describe.add_argument("--validators", type=int, default=TopologyOptions.validators)
+    describe.add_argument("--script", type=Path, default=None, metavar="FILE",
+                          help="describe a topology script's network (and each station's rate) instead")
     describe.add_argument("--save", type=Path, default=None, metavar="FILE", help="write the topology file here")
     describe.set_defaults(func=_describe)
     clean = actions.add_parser("clean", help="remove what crashed runs left behind (processes, namespaces, "
@@ -50,6 +54,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     net.add_argument("--radio-loss", type=float, default=d.radio_loss, help="radio link loss in %% (needs netem)")
     net.add_argument("--topo", type=Path, default=d.topo, metavar="FILE",
                      help="a topology file (JSON, see `fedrollup topology describe`); overrides the options above")
+    net.add_argument("--script", type=Path, default=d.script, metavar="FILE",
+                     help="a Mininet-WiFi style topology script (topology/scripts/*.py): stations, access points, "
+                          "positions, ranges, propagation model, mobility; overrides the options above")
     net.add_argument("--wired", action="store_true", help="use the wired Mininet network even where WiFi runs")
     run_group = parser.add_argument_group("run")
     run_group.add_argument("--rounds", type=int, default=d.rounds, help="federated rounds")
@@ -82,7 +89,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _describe(args: argparse.Namespace) -> int:
-    topo = paper_topology(args.stations, args.validators)
+    topo = load_script(args.script) if args.script else paper_topology(args.stations, args.validators)
     if args.save:
         print(f"topology file written to {topo.save(args.save)}")
         return 0
@@ -94,6 +101,7 @@ def _describe(args: argparse.Namespace) -> int:
     print(f"manager mgr {', '.join(topo.addresses('mgr'))}; chain {topo.address('chain')}")
     print(f"rates: radio {topo.rates.radio_mbps:g}, AP {topo.rates.ap_mbps:g}, "
           f"backbone {topo.rates.backbone_mbps:g} Mbit/s")
+    print(describe_rates(topo))
     return 0
 
 
