@@ -48,3 +48,20 @@ def test_no_emulator_without_root_or_without_mininet():
 
 def test_an_absent_kernel_module_is_reported_absent():
     assert kernel_module_available("fedrollup_no_such_module") is False
+
+
+def test_the_cli_is_mininet_wifis_where_it_runs_and_mininets_on_the_fallback(monkeypatch):
+    import sys
+    import types
+
+    from topology.paper_topology import open_cli
+
+    opened = []
+    for name in ("mn_wifi", "mn_wifi.cli", "mininet", "mininet.cli", "mininet.log"):
+        module = types.ModuleType(name)
+        module.CLI = lambda net, _name=name: opened.append((_name, net))
+        module.setLogLevel = lambda level: None
+        monkeypatch.setitem(sys.modules, name, module)
+    open_cli("wifi-net", wifi=True)
+    open_cli("wired-net", wifi=False)
+    assert opened == [("mn_wifi.cli", "wifi-net"), ("mininet.cli", "wired-net")]

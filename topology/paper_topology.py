@@ -18,7 +18,7 @@ from flower_sim.config import SimulationConfig
 from topology import chain_host, flower_services
 from topology.clean import leftovers
 from topology.echo_round import run_echo_rounds
-from topology.emulator import EmulatorUnavailable, choose_emulator
+from topology.emulator import MININET_WIFI, EmulatorUnavailable, choose_emulator
 from topology.flower_services import DEFAULT_CLIENTAPP_ISOLATION
 from topology.net import EmulatedNetwork
 from topology.processes import HostProcesses
@@ -103,6 +103,20 @@ def run_federation(network, services: TopologyServices, options: TopologyOptions
     else:  # the last line of the summary: the audit's verdict
         print(audit["verdict"] if audit["passed"] else f"{audit['verdict']} (audit log {audit['log']})")
     return figures
+
+
+def open_cli(net, wifi: bool) -> None:
+    """Mininet-WiFi's own CLI where it runs (it knows stations' positions, `sta1 iw dev` …), else Mininet's."""
+    from mininet.log import setLogLevel  # optional: Mininet, only with `make topology-deps`
+
+    if wifi:
+        from mn_wifi.cli import CLI  # optional: Mininet-WiFi, where the machine has it
+    else:
+        from mininet.cli import CLI  # optional: Mininet, only with `make topology-deps`
+    setLogLevel("output")  # the CLI prints its answers at this level
+    print(f"{'Mininet-WiFi' if wifi else 'Mininet'} CLI: try `sta1 ping -c1 val1`, `val1 ss -tn`, `exit` to tear "
+          "everything down")
+    CLI(net)
 
 
 def topology_from(options: TopologyOptions) -> EdgeTopology:
@@ -214,11 +228,7 @@ def run(options: TopologyOptions) -> int:
             (out / "topology-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
             print(f"summary written to {out / 'topology-summary.json'}")
             if not options.no_cli:
-                from mininet.cli import CLI  # optional: Mininet, only with `make topology-deps`
-                from mininet.log import setLogLevel  # optional: Mininet
-                setLogLevel("output")  # the CLI prints its answers at this level
-                print("Mininet CLI: try `sta1 ping -c1 val1`, `val1 ss -tn`, `exit` to tear everything down")
-                CLI(network.net)
+                open_cli(network.net, wifi=choice.name == MININET_WIFI)
         rest = leftovers(network.run_id)
         print(f"network torn down in {network.stop_s:.1f} s; left behind: {rest.describe()}")
     except RuntimeError as err:
