@@ -57,8 +57,12 @@ def local_stack(run_dir: Path, block_time: float = 1.0, epoch_length: int = 10, 
     from rollups_client.node import NodeClient  # heavy: eth_abi (keeps --help instant)
     from rollups_node.chain import chain_down, chain_up  # heavy: web3
 
+    nodes = members if consensus == "quorum" else 1
+    if not l1_port and not node_port:  # one run of free ports: L1, then a node per member
+        l1_port = free_port(1 + nodes)
+        node_port = l1_port + 1
     chain_up(ChainUpConfig(run_dir=run_dir, host="127.0.0.1", l1_port=l1_port or free_port(),
-                           node_port=node_port or free_port(members if consensus == "quorum" else 1),
+                           node_port=node_port or free_port(nodes),
                            block_time=block_time, epoch_length=epoch_length,
                            name="stack", deployment_file=run_dir / "deployment.json", consensus=consensus,
                            members=members))

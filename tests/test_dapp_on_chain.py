@@ -13,7 +13,7 @@ import pytest
 import requests
 from eth_account import Account
 
-from contracts_config.anvil import free_port
+from fedrollup.stack import free_port
 from contracts_config.deploy import ANVIL_KEY_0
 from contracts_config.deployment import load
 from contracts_config.transactions import call_function, connect, send_transaction
@@ -35,7 +35,8 @@ def fedrollup(*args: str) -> None:
 
 @pytest.mark.slow
 def test_round_on_the_local_rollup_stack_pays_a_trainer_on_l1(tmp_path: Path):
-    l1_port, node_port = free_port(), free_port()
+    l1_port = free_port(4)  # L1, then the three Quorum members' nodes
+    node_port = l1_port + 1
     fedrollup("chain", "up", "--run-dir", str(tmp_path), "--l1-port", str(l1_port), "--node-port", str(node_port),
               "--name", "dapp-test", "--deployment-file", str(tmp_path / "deployment.json"))
     try:

@@ -43,4 +43,5 @@ def test_moving_a_station_away_lowers_its_rate_and_slows_its_round_not_its_bytes
     # the same model crosses the link: the bytes stay (Flower's polling adds a little with a longer round) ...
     assert after["bytes_per_station"]["sta2"] == pytest.approx(before["bytes_per_station"]["sta2"], rel=0.2)
     # ... at 1/54 of the rate: the round's network share grows by seconds
-    assert after["timings"]["network_s"] > before["timings"]["network_s"] + 3.0, (before["timings"], after["timings"])
+    # 8.3 s more on an idle machine (3.1 → 11.4 s), 2.5 s more under a full `make test` (5.8 → 8.2 s)
+    assert after["timings"]["network_s"] > before["timings"]["network_s"] + 1.0, (before["timings"], after["timings"])
