@@ -45,6 +45,11 @@ class SimulationConfig:
     lr: float = 0.1
     validator_epochs: int = 1
     trim_beta: float = 0.2
+    fraction_train: float = 1.0  # share of each group's trainers a validator samples per round (Flower's)
+
+    def sampled(self, group_size: int) -> int:
+        """How many of a group's `group_size` trainers train each round: Flower's int(n × fraction), at least 1."""
+        return max(1, int(group_size * self.fraction_train))
 
     @property
     def mad_bps(self) -> int:
@@ -119,6 +124,7 @@ class SimulationConfig:
         need(self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}")
         need(self.lr > 0, f"--lr must be positive, got {self.lr}")
         need(0 <= self.trim_beta < 0.5, f"--trim-beta must be in [0, 0.5), got {self.trim_beta}")
+        need(0 < self.fraction_train <= 1, f"--fraction-train must be in (0, 1], got {self.fraction_train}")
         if self.data:
             need(Path(self.data).is_file(), f"--data file not found: {self.data}")
         else:

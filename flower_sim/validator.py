@@ -15,6 +15,7 @@ Strategies (`--strategy`): `mad` (MadFedAvg), and Flower's own `fedavg` (no vali
 """
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -61,8 +62,10 @@ class ValidatorJudge:
 
 
 def make_strategy(cfg: SimulationConfig, judge: ValidatorJudge, group_size: int) -> FedAvg:
-    """The group's strategy; every one samples all of the group's trainers each round."""
-    common = dict(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=group_size,
+    """The group's strategy; each round it samples `cfg.sampled(group_size)` of the group's trainers (Flower's
+    `fraction_train`, drawn with Python's `random`, seeded per round by `run_round`), once all are connected."""
+    sampled = cfg.sampled(group_size)
+    common = dict(fraction_train=cfg.fraction_train, fraction_evaluate=0.0, min_train_nodes=sampled,
                   min_available_nodes=group_size)
     if cfg.strategy == "mad":
         return MadFedAvg(judge, mad_bps=cfg.mad_bps, **common)
@@ -71,7 +74,7 @@ def make_strategy(cfg: SimulationConfig, judge: ValidatorJudge, group_size: int)
     if cfg.strategy == "krum":
         # Krum needs n > 2f + 2: assume the malicious share of the run, capped at what n allows.
         expected = -(-cfg.malicious_count // cfg.validators)
-        return Krum(num_malicious_nodes=max(0, min(expected, (group_size - 3) // 2)), **common)
+        return Krum(num_malicious_nodes=max(0, min(expected, (sampled - 3) // 2)), **common)
     if cfg.strategy == "median":
         return FedMedian(**common)
     if cfg.strategy == "trimmed":
@@ -125,6 +128,11 @@ class Validator:
         """Send the global model to the group, judge and aggregate the replies, save and report."""
         global_arrays = ArrayRecord(global_weights)
         t0 = time.perf_counter()
+        if self.cfg.fraction_train < 1:
+            # Flower samples the round's trainers with Python's `random`: seeded per run, round and validator, the
+            # sample is the same whatever else drew from `random` before (imports, other validators)
+            seed = np.random.SeedSequence([self.cfg.seed, server_round, self.validator_id, 3]).generate_state(1)[0]
+            random.seed(int(seed))
         messages = list(self.strategy.configure_train(server_round, global_arrays, self.train_config(),
                                                       self.grid))
         t1 = time.perf_counter()

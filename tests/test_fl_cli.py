@@ -22,6 +22,8 @@ BAD_OPTIONS = [
     (["--attack-prob", "2"], "--attack-prob"),
     (["--rounds", "0"], "--rounds"),
     (["--trainers", "4000", "--validators", "1"], "too few"),
+    (["--fraction-train", "0"], "--fraction-train"),
+    (["--fraction-train", "1.5"], "--fraction-train"),
 ]
 
 

@@ -97,3 +97,16 @@ def test_every_baseline_strategy_runs_a_round_and_records_every_contribution(str
     accepted = [v.accepted for v in record.validators]
     assert accepted == ([1, 1] if strategy == "krum" else [3, 3])
     assert record.global_accuracy > 0.5
+
+
+def test_each_validator_samples_a_share_of_its_trainers_per_round_the_same_for_a_seed(tmp_path):
+    cfg = SimulationConfig(rounds=3, trainers=8, validators=2, fraction_train=0.5, attack="none", model="logreg",
+                           local_epochs=1, seed=5).validate()
+    runs = [simulate(cfg, tmp_path / name).records for name in ("a", "b")]
+    sampled = [[sorted(c.trainer_id for c in r.contributions) for r in records] for records in runs]
+    assert sampled[0] == sampled[1]  # the same seed samples the same trainers
+    for trainers in sampled[0]:
+        assert [sum(1 for t in trainers if cfg.group_of(t) == g) for g in (0, 1)] == [2, 2]  # 4 per group, half
+    assert len({tuple(t) for t in sampled[0]}) > 1  # another sample in another round
+    doc = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert doc["config"]["fraction_train"] == 0.5 and [len(r["contributions"]) for r in doc["rounds"]] == [4, 4, 4]

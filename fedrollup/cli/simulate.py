@@ -46,6 +46,9 @@ def add_simulation_options(p: argparse.ArgumentParser) -> None:
                     help="epochs the validator trains its own reference model (the paper: 1)")
     fl.add_argument("--trim-beta", type=float, default=d.trim_beta,
                     help="fraction cut at each end by --strategy trimmed")
+    fl.add_argument("--fraction-train", type=float, default=d.fraction_train, metavar="FRACTION",
+                    help="share of each group's trainers its validator samples each round (Flower's fraction_train; "
+                         "at least one; 1 = all)")
     at = p.add_argument_group("attacks")
     at.add_argument("--attack", choices=ATTACKS, default=d.attack,
                     help="behaviour of malicious trainers: gaussian noise on the update, sign-flipped "
