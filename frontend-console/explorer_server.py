@@ -100,7 +100,8 @@ def make_server(explorer: Explorer, host: str = "127.0.0.1", port: int = 0) -> T
     """The explorer's HTTP server, bound (port 0: any free port); `serve_forever()` runs it."""
     try:
         server = ThreadingHTTPServer((host, port), handler_for(explorer))
-    except OSError as err:
-        raise ConfigError(f"cannot serve the explorer on {host}:{port}: {err.strerror}") from None
+    except (OSError, OverflowError) as err:
+        raise ConfigError(f"cannot serve the explorer on {host}:{port}: {getattr(err, 'strerror', None) or err}") \
+            from None
     server.daemon_threads = True
     return server

@@ -376,6 +376,8 @@ def _audit(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from frontend_console.explorer_server import Explorer, make_server  # heavy: web3 (0.7 s)
 
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port} is not a TCP port (0-65535; 0 picks a free one)")
     l1, node = _l1(args)
     explorer = Explorer(node, l1, run_dir=args.run_dir)
     server = make_server(explorer, args.host, args.port)
