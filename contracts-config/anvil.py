@@ -58,11 +58,23 @@ def url_host(host: str) -> str:
     return "127.0.0.1" if host == "0.0.0.0" else host
 
 
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
+def free_port(run: int = 1) -> int:
+    """A TCP port on loopback that nothing listens on right now (the first of `run` consecutive ones)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            first = sock.getsockname()[1]
+        if first + run <= 65536 and all(_port_free(first + i) for i in range(1, run)):
+            return first
+
+
+def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def rpc_answers(url: str) -> bool:

@@ -9,6 +9,7 @@ from common.errors import ConfigError
 
 CONTRACTS_CONFIG_DIR = Path(__file__).resolve().parent
 ARTIFACTS_DIR = CONTRACTS_CONFIG_DIR / "node_modules" / "@cartesi" / "rollups" / "out"
+IQUORUM_INTERFACE_ID = bytes.fromhex("3c925a62")  # ERC-165 id of IQuorum (rollups-contracts v2.2.0)
 ANVIL_BINARY = CONTRACTS_CONFIG_DIR / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from contracts_config.anvil import free_port
 from contracts_config.deployment import load
 from rollups_node.config import ChainUpConfig
 
@@ -27,25 +27,6 @@ class Stack:
     @property
     def deployment_path(self) -> Path:
         return self.run_dir / "deployment.json"
-
-
-def free_port(run: int = 1) -> int:
-    """A free loopback port (the first of `run` consecutive free ports)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            first = s.getsockname()[1]
-        if first + run <= 65536 and all(_free(first + i) for i in range(1, run)):
-            return first
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 @contextlib.contextmanager

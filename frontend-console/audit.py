@@ -29,7 +29,7 @@ from contracts_config.deployment import Deployment
 from dapp import qmodel
 from dapp.state import Notice, Rejected, State, Voucher, apply
 from frontend_console.views import fields
-from rollups_client.l1 import L1, ConsensusInfo, EpochClaims
+from rollups_client.l1 import L1, ConsensusInfo, EpochClaims, settled_epochs
 from rollups_client.node import NodeClient
 from rollups_client.outputs import RollupOutput, decode_output
 from rollups_node.advance import advance_of
@@ -158,7 +158,7 @@ def wait_for_proofs(node: NodeClient, l1: L1, epochs: set[int], force: bool, tim
     deadline, mined, length = time.monotonic() + timeout, False, l1.deployment.epoch_length
     while True:
         outputs = node.outputs()
-        settled = {last // length for last, claims in l1.claims().items() if claims.accepted}
+        settled = settled_epochs(l1.claims(), length)
         pending = [o for o in outputs if o.siblings is None or o.epoch_index not in settled]
         unsettled = sorted(epochs - settled)
         if not pending and not unsettled:

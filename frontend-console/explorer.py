@@ -16,7 +16,7 @@ from dapp.schema import ProducerElected, ProducerMissed, RULE_NAMES, TaskCancell
 from dapp.state import format_wei
 from frontend_console.views import (epoch_votes, fields, member_roles, output_json, round_rows, round_trouble,
                                     stake_rows)
-from rollups_client.l1 import L1, EpochClaims
+from rollups_client.l1 import L1, settled_epochs
 from rollups_client.node import NodeClient
 from rollups_client.outputs import RollupOutput
 
@@ -47,11 +47,6 @@ def snapshot(node: NodeClient, l1: L1) -> dict[str, Any]:
         "votes": [epoch_votes(c, info, role) for c in claims.values()],
         "outputs": [validated(o, l1, settled) for o in outputs],
     }
-
-
-def settled_epochs(claims: dict[int, EpochClaims], epoch_length: int) -> set[int]:
-    """The indices of the epochs whose root the consensus accepted on L1."""
-    return {last // epoch_length for last, claim in claims.items() if claim.accepted}
 
 
 def validated(o: RollupOutput, l1: L1, settled: set[int]) -> dict[str, Any]:

@@ -35,9 +35,6 @@ def explain(err: Exception) -> str:
     return text
 
 
-IQUORUM_INTERFACE_ID = bytes.fromhex("3c925a62")  # ERC-165 id of IQuorum (rollups-contracts v2.2.0)
-
-
 class Reverted(FedrollupError):
     """A transaction was mined but reverted."""
 
@@ -80,6 +77,11 @@ class EpochClaims:
 
     def voters_of(self, root: bytes) -> list[str]:
         return [member for member, voted in self.votes.items() if voted == root]
+
+
+def settled_epochs(claims: dict[int, EpochClaims], epoch_length: int) -> set[int]:
+    """The indices of the epochs whose root the consensus accepted on L1 (`claims`: `L1.claims()`)."""
+    return {last // epoch_length for last, claim in claims.items() if claim.accepted}
 
 
 class L1:
@@ -189,7 +191,7 @@ class L1:
         address = self.application.functions.getOutputsMerkleRootValidator().call()
         probe = self._contract(address, "Quorum")
         try:
-            is_quorum = bool(probe.functions.supportsInterface(IQUORUM_INTERFACE_ID).call())
+            is_quorum = bool(probe.functions.supportsInterface(artifacts.IQUORUM_INTERFACE_ID).call())
         except (ContractLogicError, ValueError):
             is_quorum = False
         return (probe if is_quorum else self._contract(address, "Authority")), is_quorum

@@ -35,7 +35,6 @@ from rollups_node.repository import Repository
 log = logging.getLogger("rollups_node.claimer")
 
 NOT_FIRST_CLAIM = "0x7e942645"
-IQUORUM_INTERFACE_ID = bytes.fromhex("3c925a62")  # ERC-165 id of IQuorum (rollups-contracts v2.2.0)
 
 
 def _short(root: str | bytes) -> str:

@@ -12,12 +12,13 @@ from typing import Optional
 from eth_abi import decode
 from web3 import Web3
 
+from contracts_config import artifacts
 from contracts_config.deployment import Deployment
 from contracts_config.deploy import DATA_AVAILABILITY_INPUT_BOX
 from contracts_config.transactions import address_of, connect
 from common.errors import ConfigError
 from rollups_node.advancer import Advancer, ReplayDivergence
-from rollups_node.claimer import IQUORUM_INTERFACE_ID, AuthorityClaimer, make_claimer
+from rollups_node.claimer import AuthorityClaimer, make_claimer
 from rollups_node.config import DEFAULT_HTTP_PORT
 from rollups_node.evmreader import EvmReader
 from rollups_node.inspector import Inspector
@@ -106,7 +107,7 @@ class Node:
             raise ConfigError(f"application {d.application} is validated by {consensus}, not by the "
                              f"{d.consensus_abi_name} {d.consensus} of the deployment file (migrated?)")
         validator = self.w3.eth.contract(address=consensus, abi=d.abi(d.consensus_abi_name))
-        consensus_type = "QUORUM" if validator.functions.supportsInterface(IQUORUM_INTERFACE_ID).call() \
+        consensus_type = "QUORUM" if validator.functions.supportsInterface(artifacts.IQUORUM_INTERFACE_ID).call() \
             else "AUTHORITY"
         if consensus_type != d.consensus_type:
             raise ConfigError(f"the consensus {consensus} is a {consensus_type}, the deployment file says "

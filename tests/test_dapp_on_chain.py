@@ -13,7 +13,7 @@ import pytest
 import requests
 from eth_account import Account
 
-from fedrollup.stack import free_port
+from contracts_config.anvil import free_port
 from contracts_config.deploy import ANVIL_KEY_0
 from contracts_config.deployment import load
 from contracts_config.transactions import call_function, connect, send_transaction

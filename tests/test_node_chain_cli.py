@@ -14,7 +14,6 @@ import pytest
 import requests
 
 from contracts_config.anvil import free_port, rpc_answers
-from fedrollup.stack import free_port as free_port_run
 from common import accounts
 from common.accounts import claimer_address
 from contracts_config.deployment import load
@@ -53,7 +52,7 @@ class ChainUp:
 def chain_up(tmp_path: Path, *options: str) -> Iterator[ChainUp]:
     """`fedrollup chain up` on free ports with the echo backend; kills whatever it left running afterwards."""
     run_dir, deployment_file = tmp_path / "chain", tmp_path / "deployment.json"
-    l1_port = free_port_run(4)  # L1, then the three Quorum members' nodes
+    l1_port = free_port(4)  # L1, then the three Quorum members' nodes
     node_port = l1_port + 1
     up = fedrollup("chain", "up", *options, "--run-dir", str(run_dir), "--l1-port", str(l1_port), "--node-port",
                    str(node_port), "--block-time", "0.5", "--epoch-length", "4", "--deployment-file",
