@@ -36,6 +36,7 @@ Q_MAX = 127
 S_MAX = 2**32 - 1
 B_MIN, B_MAX = -2**31, 2**31 - 1
 MAX_AVERAGED = 255  # G * 127 * 2**32 stays below 2**48: every sum fits int64
+QOS_INPUTS = 12     # features of one QoS measurement window (flower_sim.qos_data), each a uint8 0..255
 
 
 class QModelError(ValueError):
@@ -70,7 +71,8 @@ class LayerShape:
 
 @dataclass(frozen=True)
 class Arch:
-    """A model architecture of `flower_sim/models.py`, as shapes (28x28x1 input, Keras order)."""
+    """A model architecture of `flower_sim/models.py`, as shapes (Keras order): 28x28x1 digits, or for `qos`
+    QOS_INPUTS uint8 features."""
 
     id: int
     name: str
@@ -98,6 +100,7 @@ ARCHS: dict[int, Arch] = {a.id: a for a in (
     _arch(3, "logreg", ("dense", (784, 10)),),
     _arch(4, "cnn10", ("conv", (3, 3, 1, 32)), ("conv", (3, 3, 32, 64)), ("dense", (1600, 352)),
           ("dense", (352, 10))),
+    _arch(5, "qos", ("dense", (QOS_INPUTS, 32)), ("dense", (32, 16)), ("dense", (16, 2))),
 )}
 
 
@@ -119,7 +122,7 @@ class QLayer:
 
 @dataclass(frozen=True)
 class QModel:
-    arch: int                 # a key of ARCHS: 1 cnn, 2 mlp, 3 logreg, 4 cnn10
+    arch: int                 # a key of ARCHS: 1 cnn, 2 mlp, 3 logreg, 4 cnn10, 5 qos
     layers: tuple[QLayer, ...]
 
 

@@ -43,8 +43,8 @@ def logreg(q: list[int], scale: int, biases: list[int]) -> QModel:
 
 def test_param_counts():
     assert {a.name: a.params for a in ARCHS.values()} == {
-        "cnn": 56_714, "mlp": 101_770, "logreg": 7_850, "cnn10": 585_898}
-    assert {a.id: a.name for a in ARCHS.values()} == {1: "cnn", 2: "mlp", 3: "logreg", 4: "cnn10"}
+        "cnn": 56_714, "mlp": 101_770, "logreg": 7_850, "cnn10": 585_898, "qos": 978}
+    assert {a.id: a.name for a in ARCHS.values()} == {1: "cnn", 2: "mlp", 3: "logreg", 4: "cnn10", 5: "qos"}
 
 
 def test_encoded_sizes():
@@ -92,7 +92,7 @@ def test_the_layout_is_keras_order_little_endian():
     (lambda d: d + b"\0", "7892 bytes, got 7893"),
     (lambda d: b"", "not an FRQ1 model"),
     (lambda d: b"FRQ2" + d[4:], "not an FRQ1 model"),
-    (lambda d: d[:4] + b"\x05" + d[5:], "unknown architecture 5"),
+    (lambda d: d[:4] + b"\x06" + d[5:], "unknown architecture 6"),
     (lambda d: d[:4] + b"\x00" + d[5:], "unknown architecture 0"),
     (lambda d: d[:4] + b"\x01" + d[5:], "has 4 layers, the header says 1"),   # a logreg body under the cnn header
     (lambda d: d[:5] + b"\x02" + d[6:], "has 1 layers, the header says 2"),
