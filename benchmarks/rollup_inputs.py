@@ -24,7 +24,7 @@ SAMPLES = 6000
 def public_test_set(images: int) -> bytes:
     """A public test set of `images` seeded images, in the rollup's format (``labels u8[N] ‖ pixels u8[N x 784]``)."""
     seeded = qnn.seeded_images(images)
-    return seeded.labels.astype(np.uint8).tobytes() + seeded.pixels.astype(np.uint8).tobytes()
+    return seeded.labels.astype(np.uint8).tobytes() + seeded.inputs.astype(np.uint8).tobytes()
 
 
 def model(arch: int, salt: int) -> bytes:

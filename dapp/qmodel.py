@@ -71,12 +71,18 @@ class LayerShape:
 
 @dataclass(frozen=True)
 class Arch:
-    """A model architecture of `flower_sim/models.py`, as shapes (Keras order): 28x28x1 digits, or for `qos`
-    QOS_INPUTS uint8 features."""
+    """A model architecture of `flower_sim/models.py`, as shapes (Keras order), and what one input is: a 28x28x1
+    digit, or for `qos` QOS_INPUTS features of one measurement window, each a uint8 0..255 (scale 1/255)."""
 
     id: int
     name: str
     layers: tuple[LayerShape, ...]
+    inputs: tuple[int, ...] = (28, 28, 1)
+    grouped: bool = False  # its test set names each row's group (the QoS cell), for per-group figures
+
+    @property
+    def classes(self) -> int:
+        return self.layers[-1].cout
 
     @property
     def params(self) -> int:
@@ -87,11 +93,12 @@ class Arch:
         return HEADER_SIZE + sum(layer.encoded_size for layer in self.layers)
 
 
-def _arch(arch_id: int, name: str, *layers: tuple[str, tuple[int, ...]]) -> Arch:
+def _arch(arch_id: int, name: str, *layers: tuple[str, tuple[int, ...]], inputs: tuple[int, ...] = (28, 28, 1),
+          grouped: bool = False) -> Arch:
     """Every layer but the last is per-channel with ReLU; the last (the logits) is per-tensor, no ReLU."""
     last = len(layers) - 1
     return Arch(arch_id, name, tuple(LayerShape(kind, kernel, per_tensor=i == last, relu=i != last)
-                                     for i, (kind, kernel) in enumerate(layers)))
+                                     for i, (kind, kernel) in enumerate(layers)), inputs, grouped)
 
 
 ARCHS: dict[int, Arch] = {a.id: a for a in (
@@ -100,7 +107,8 @@ ARCHS: dict[int, Arch] = {a.id: a for a in (
     _arch(3, "logreg", ("dense", (784, 10)),),
     _arch(4, "cnn10", ("conv", (3, 3, 1, 32)), ("conv", (3, 3, 32, 64)), ("dense", (1600, 352)),
           ("dense", (352, 10))),
-    _arch(5, "qos", ("dense", (QOS_INPUTS, 32)), ("dense", (32, 16)), ("dense", (16, 2))),
+    _arch(5, "qos", ("dense", (QOS_INPUTS, 32)), ("dense", (32, 16)), ("dense", (16, 2)), inputs=(QOS_INPUTS,),
+          grouped=True),
 )}
 
 

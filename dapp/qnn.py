@@ -2,7 +2,8 @@
 
 Issue-13 design §2.2, after Jacob et al. 2018 (arXiv:1712.05877 §2) and gemmlowp's output stage, integers only:
 
-- input: the raw pixels 0..255, scale 1/255, zero point 0;
+- input: the raw pixels 0..255 (or a QoS window's uint8 features, `dapp.qmodel.QOS_INPUTS`), scale 1/255, zero
+  point 0;
 - every layer: ``acc = sum(x * q) + b_acc[c]`` in int64, clamped to int32, where ``b_acc[c] = rha(B[c] / 2**24 /
   (s_in * s_w[c]))`` (clamped to int32) is computed once per model with exact fractions;
 - hidden layers (ReLU fused): ``y = min((max(acc, 0) * M0[c] + 2**(n[c] - 1)) >> n[c], 255)`` (uint8, zero point 0),
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -33,12 +35,11 @@ import numpy as np
 from eth_utils import keccak
 
 from dapp.mad import accuracy_bps
-from dapp.qmodel import (ARCHS, B_MAX, B_MIN, BIAS_BITS, Q_MAX, SCALE_BITS, S_MAX, QLayer, QModel, arch_named,
-                         round_half_away)
+from dapp.qmodel import (ARCHS, B_MAX, B_MIN, BIAS_BITS, Q_MAX, SCALE_BITS, S_MAX, Arch, QLayer, QModel,
+                         arch_named, round_half_away)
 
 SIDE = 28
 PIXELS = SIDE * SIDE
-RECORD = 1 + PIXELS           # test set: labels u8[N] | pixels u8[N * 784]
 CALIBRATION_IMAGES = 100
 BATCH = 64                    # images per numpy step: cnn10 conv1 accumulators = 64 * 26 * 26 * 32 * 8 B = 11 MB
 U8_MAX = 255
@@ -55,12 +56,13 @@ class QnnError(ValueError):
 
 @dataclass(frozen=True, eq=False)
 class TestSet:
-    """The public test set: labels and 28x28x1 images, every value an int64."""
+    """The public test set: labels and inputs (28x28x1 images or QoS feature rows), every value an int64."""
 
-    labels: np.ndarray   # (N,)
-    pixels: np.ndarray   # (N, 28, 28, 1), 0..255
+    labels: np.ndarray                 # (N,)
+    inputs: np.ndarray                 # (N, *arch.inputs), 0..255
+    groups: Optional[np.ndarray] = None  # (N,): each row's group, for a grouped architecture (QoS cells)
 
-    __test__ = False     # not a pytest test class
+    __test__ = False                   # not a pytest test class
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,13 +83,22 @@ class IntegerNet:
     constants: tuple[LayerConstants, ...]
 
 
-def parse_test_set(data: bytes) -> TestSet:
-    """The test set `data` holds (``labels u8[N] | pixels u8[N * 784]``, design §3), QnnError if malformed."""
-    if not data or len(data) % RECORD:
-        raise QnnError(f"a test set is N * {RECORD} bytes with N >= 1, got {len(data)} bytes")
-    count = len(data) // RECORD
+def record_size(arch: Arch) -> int:
+    """Bytes per test-set row: its label, its group for a grouped architecture, its input."""
+    return 1 + arch.grouped + math.prod(arch.inputs)
+
+
+def parse_test_set(data: bytes, arch: Arch) -> TestSet:
+    """The test set `data` holds for models of `arch` — ``labels u8[N] | pixels u8[N * 784]`` (design §3), or for a
+    grouped architecture ``labels u8[N] | groups u8[N] | inputs u8[N * F]`` — QnnError if malformed."""
+    record = record_size(arch)
+    if not data or len(data) % record:
+        raise QnnError(f"a test set for {arch.name} models is N * {record} bytes with N >= 1, got {len(data)} bytes")
+    count = len(data) // record
     raw = np.frombuffer(bytes(data), dtype=np.uint8).astype(np.int64)
-    return TestSet(raw[:count].copy(), raw[count:].reshape(count, SIDE, SIDE, 1).copy())
+    start = 2 * count if arch.grouped else count
+    groups = raw[count:start].copy() if arch.grouped else None
+    return TestSet(raw[:count].copy(), raw[start:].reshape(count, *arch.inputs).copy(), groups)
 
 
 def fixed_point(ratio: Fraction) -> tuple[int, int]:
@@ -111,9 +122,10 @@ def fixed_point(ratio: Fraction) -> tuple[int, int]:
 
 
 def calibrate(model: QModel, images: np.ndarray) -> IntegerNet:
-    """The model's integer network, its activation scales calibrated on `images` (int64, (C, 28, 28, 1), C >= 1)."""
+    """The model's integer network, its activation scales calibrated on `images` (int64, (C, *arch.inputs),
+    C >= 1)."""
     _check_model(model)
-    _check_images(images)
+    _check_images(images, ARCHS[model.arch])
     if not len(images):
         raise QnnError("calibration needs at least one image")
     scale, x, constants = INPUT_SCALE, images, []
@@ -137,8 +149,8 @@ def calibrate(model: QModel, images: np.ndarray) -> IntegerNet:
 
 
 def logits(net: IntegerNet, images: np.ndarray) -> np.ndarray:
-    """The int64 logits (N, classes) of `images` (int64, (N, 28, 28, 1)), BATCH images at a time."""
-    _check_images(images)
+    """The int64 logits (N, classes) of `images` (int64, (N, *arch.inputs)), BATCH images at a time."""
+    _check_images(images, ARCHS[net.model.arch])
     out = [_batch_logits(net, images[i:i + BATCH]) for i in range(0, len(images), BATCH)]
     return np.concatenate(out) if out else np.zeros((0, net.model.layers[-1].q.shape[-1]), dtype=np.int64)
 
@@ -148,14 +160,22 @@ def predictions(net: IntegerNet, images: np.ndarray) -> np.ndarray:
     return np.argmax(logits(net, images), axis=1).astype(np.int64)
 
 
-def accuracy(model: QModel, test_set: TestSet) -> int:
-    """`model`'s accuracy on `test_set` in basis points, calibrated on its first min(100, N) images."""
+def classify(model: QModel, test_set: TestSet) -> np.ndarray:
+    """`model`'s predicted class of every row of `test_set`, calibrated on its first min(100, N) rows."""
     classes = model.layers[-1].q.shape[-1] if model.layers else 0
     if len(test_set.labels) and int(test_set.labels.max()) >= classes:
         raise QnnError(f"a label is {int(test_set.labels.max())}, the model has {classes} classes")
-    net = calibrate(model, test_set.pixels[:CALIBRATION_IMAGES])
-    correct = int(np.count_nonzero(predictions(net, test_set.pixels) == test_set.labels))
-    return accuracy_bps(correct, len(test_set.labels))
+    return predictions(calibrate(model, test_set.inputs[:CALIBRATION_IMAGES]), test_set.inputs)
+
+
+def accuracy_of(predicted: np.ndarray, test_set: TestSet) -> int:
+    """The accuracy of `predicted` classes against `test_set`'s labels, in basis points."""
+    return accuracy_bps(int(np.count_nonzero(predicted == test_set.labels)), len(test_set.labels))
+
+
+def accuracy(model: QModel, test_set: TestSet) -> int:
+    """`model`'s accuracy on `test_set` in basis points, calibrated on its first min(100, N) rows."""
+    return accuracy_of(classify(model, test_set), test_set)
 
 
 def _batch_logits(net: IntegerNet, x: np.ndarray) -> np.ndarray:
@@ -231,14 +251,15 @@ def _check_model(model: QModel) -> None:
             raise QnnError(f"layer {index}: weights must be int64")
     if len(layers[-1].scales) != 1:
         raise QnnError("the last layer is per-tensor (its logits share one unit)")
-    first = layers[0].q.shape
-    if (first[2] != 1) if layers[0].kind == "conv" else (first[0] != PIXELS):
-        raise QnnError(f"the first layer takes 28x28x1 images, its kernel is {first}")
+    first, inputs = layers[0].q.shape, ARCHS[model.arch].inputs
+    takes = (len(inputs) == 3 and first[2] == inputs[-1]) if layers[0].kind == "conv" else first[0] == math.prod(inputs)
+    if not takes:
+        raise QnnError(f"the first layer takes inputs of shape {inputs}, its kernel is {first}")
 
 
-def _check_images(images: np.ndarray) -> None:
-    if images.dtype != np.int64 or images.shape[1:] != (SIDE, SIDE, 1):
-        raise QnnError("images are an int64 array of shape (N, 28, 28, 1)")
+def _check_images(images: np.ndarray, arch: Arch) -> None:
+    if images.dtype != np.int64 or images.shape[1:] != arch.inputs:
+        raise QnnError(f"inputs are an int64 array of shape (N, {', '.join(map(str, arch.inputs))})")
 
 
 # --- the golden selftest and the benchmark: a seeded cnn and seeded images, no file ---------------------------------
@@ -271,7 +292,7 @@ def seeded_images(count: int) -> TestSet:
 
 def selftest_digest() -> bytes:
     """keccak256 of the int64 little-endian logits of the seeded cnn on 16 seeded images (calibrated on them)."""
-    images = seeded_images(SELFTEST_IMAGES).pixels
+    images = seeded_images(SELFTEST_IMAGES).inputs
     return keccak(logits(calibrate(seeded_model(), images), images).astype("<i8").tobytes())
 
 
@@ -279,9 +300,9 @@ def bench(count: int, arch: int = 1) -> str:
     """One line: a seeded model's calibration and forward over `count` seeded images on this machine."""
     test_set, model = seeded_images(count), seeded_model(arch)
     start = time.perf_counter()
-    net = calibrate(model, test_set.pixels[:CALIBRATION_IMAGES])
+    net = calibrate(model, test_set.inputs[:CALIBRATION_IMAGES])
     calibrated = time.perf_counter()
-    predictions(net, test_set.pixels)
+    predictions(net, test_set.inputs)
     done = time.perf_counter()
     return (f"{ARCHS[arch].name}: calibration on {min(count, CALIBRATION_IMAGES)} images {calibrated - start:.3f} s, "
             f"forward of {count} images {done - calibrated:.3f} s = {count / (done - calibrated):.0f} images/s")

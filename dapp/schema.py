@@ -395,6 +395,23 @@ class GlobalModel(Message):
 
 
 @dataclass(frozen=True)
+class CellCompliance(Message):
+    """A grouped task's (QoS) compliance figures for one group (cell), from the round's global model on the public
+    test set's rows of that cell: class 1 is "SLA violated". Counts, so an auditor derives any rate exactly: the
+    predicted violation rate is predicted_violations / sessions, recall true_positives / actual_violations."""
+
+    KIND: ClassVar[str] = "notice"
+    task_id: int = abi("uint64")
+    round: int = abi("uint16")
+    group: int = abi("uint8")
+    sessions: int = abi("uint32")  # test rows of this cell
+    correct: int = abi("uint32")  # rows the global model classifies right
+    predicted_violations: int = abi("uint32")
+    actual_violations: int = abi("uint32")
+    true_positives: int = abi("uint32")  # predicted and actual violations
+
+
+@dataclass(frozen=True)
 class Contested(Message):
     """A dispute was filed; the disputed update must be posted (ModelChunk) by ``response_deadline``."""
 
@@ -611,7 +628,8 @@ INPUTS: tuple[type[Message], ...] = (CreateTask, AdmitTrainers, Register, TestSe
                                      Contest, Challenge, RoundClose, CancelTask, Withdraw)
 NOTICES: tuple[type[Message], ...] = (TaskCreated, TaskFunded, DepositCredited, TrainersAdmitted, ParticipantRegistered,
                                       TestSetPosted, ContributionClassified, BlobRejected, ModelScored, Contested,
-                                      ContestResolved, ValidatorPenalized, GlobalModel, RewardPaid, GroupSkipped,
+                                      ContestResolved, ValidatorPenalized, GlobalModel, CellCompliance, RewardPaid,
+                                      GroupSkipped,
                                       ProducerMissed,
                                       ValidatorRewarded, RoundRecorded, TrainerStakes, ProducerElected,
                                       TaskFinished, TaskCancelled, Withdrawal)

@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Mapping, Union
 
+import numpy as np
+
 from dapp import qmodel, qnn
 from dapp.eip712 import Domain, Receipt, SignatureError, Update, signer
 from dapp.mad import BPS, is_positive
@@ -25,10 +27,10 @@ from dapp.schema import (
     DISPUTE_CHALLENGED, DISPUTE_DROPPED, DISPUTE_MISJUDGED, DISPUTE_NAMES, MAX_CHUNKS, MAX_TASK_TRAINERS,
     MAX_TEST_SET, MAX_TRAINERS_PER_GROUP, PENALTY_CHALLENGE, PENALTY_CONTEST, PENALTY_UNREVEALED, ROLE_NAMES,
     ROLE_TRAINER, ROLE_VALIDATOR, RULE_NAMES, STAKES_PAGE, AdmitTrainers, BlobRejected, CancelTask, Challenge,
-    Contest, ContestResolved, Contested, ContributionClassified, CreateTask, DepositCredited, GlobalModel,
-    GroupSkipped, Message, MessageDecodeError, ModelChunk, ModelScored, ParticipantRegistered, ProducerElected,
-    ProducerMissed, Register, RewardPaid, RoundClose, RoundRecorded, TaskCancelled, TaskCreated, TaskFinished,
-    TaskFunded, TestSetChunk, TestSetPosted, TrainersAdmitted, TrainerStakes, ValidatorPenalized, ValidatorReport,
+    CellCompliance, Contest, ContestResolved, Contested, ContributionClassified, CreateTask, DepositCredited,
+    GlobalModel, GroupSkipped, Message, MessageDecodeError, ModelChunk, ModelScored, ParticipantRegistered,
+    ProducerElected, ProducerMissed, Register, RewardPaid, RoundClose, RoundRecorded, TaskCancelled, TaskCreated,
+    TaskFinished, TaskFunded, TestSetChunk, TestSetPosted, TrainersAdmitted, TrainerStakes, ValidatorPenalized, ValidatorReport,
     ValidatorRewarded, Withdraw, Withdrawal, decode_input, normalize_address, unpack_contribution,
 )
 from dapp.task import Dispute, Entry, GroupReport, Participant, RoundRecord, Task
@@ -424,14 +426,15 @@ def _check_signer(domain: Domain, message, signature: bytes, expected: str, what
 
 # ------------------------------------------------------------------------- blobs: test set, models, updates
 
-_TEST_SETS: dict[bytes, qnn.TestSet] = {}  # parsed test sets by content (a cache: parsing is pure)
+_TEST_SETS: dict[tuple[bytes, int], qnn.TestSet] = {}  # parsed by (content, architecture): parsing is pure
 
 
 def _test_set(task: Task) -> qnn.TestSet:
     assert task.test_set is not None, "scoring needs the posted test set"
-    parsed = _TEST_SETS.get(task.test_set_digest)
+    key = (task.test_set_digest, task.model_arch)
+    parsed = _TEST_SETS.get(key)
     if parsed is None:
-        parsed = _TEST_SETS[task.test_set_digest] = qnn.parse_test_set(task.test_set)
+        parsed = _TEST_SETS[key] = qnn.parse_test_set(task.test_set, qmodel.ARCHS[task.model_arch])
     return parsed
 
 
@@ -469,13 +472,13 @@ def _test_set_chunk(state: State, m: TestSetChunk, sender: str, advance: Advance
     if task.test_set is not None:
         raise Rejected(f"the test set of task {m.task_id} is already posted")
     uploads, blob = _take_chunk(task, task.test_set_digest, sender, m.index, m.count, m.data,
-                                task.test_set_size * qnn.RECORD)
+                                task.test_set_size * qnn.record_size(qmodel.ARCHS[task.model_arch]))
     task = replace(task, uploads=uploads)
     outputs: tuple[Output, ...] = ()
     summary = f"TestSetChunk task {m.task_id} chunk {m.index + 1} of {m.count} — accepted"
     if blob is not None:
         problem = "it does not hash to the committed digest" if qmodel.digest(blob) != task.test_set_digest \
-            else _bad_labels(blob, task.test_set_size)
+            else _bad_rows(blob, task)
         if problem:
             outputs = (Notice(BlobRejected(m.task_id, 0, task.test_set_digest, sender)),)
             summary += f"; the test set was dropped: {problem}"
@@ -486,9 +489,15 @@ def _test_set_chunk(state: State, m: TestSetChunk, sender: str, advance: Advance
     return Accepted(replace(state, tasks=_put(state.tasks, m.task_id, task)), outputs, summary)
 
 
-def _bad_labels(blob: bytes, size: int) -> str:
+def _bad_rows(blob: bytes, task: Task) -> str:
+    """Why a complete test set cannot score the task's models: a label above the last class, or (grouped
+    architectures) a row of a group the task does not have; "" when it can."""
+    arch, size = qmodel.ARCHS[task.model_arch], task.test_set_size
     top = max(blob[:size])
-    return f"a label is {top}, above class 9" if top > 9 else ""
+    if top >= arch.classes:
+        return f"a label is {top}, above class {arch.classes - 1}"
+    group = max(blob[size:2 * size]) if arch.grouped else 0
+    return f"a row is of group {group}, the task has {task.groups} groups" if group >= task.groups else ""
 
 
 def _model_chunk(state: State, m: ModelChunk, sender: str, advance: Advance) -> Accepted:
@@ -660,6 +669,7 @@ class _Global:
     digest: bytes
     accuracy_bps: int
     groups: tuple[int, ...]  # averaged this round; empty: the previous global stands
+    predicted: np.ndarray | None = None  # its class for every public test row, when averaged this round
 
 
 def _global(task: Task, revealed: list[int]) -> _Global:
@@ -672,7 +682,20 @@ def _global(task: Task, revealed: list[int]) -> _Global:
     models = [qmodel.decode(task.models[task.reports[g].model_digest]) for g in revealed]  # type: ignore[union-attr]
     mean = qmodel.average(models)
     blob = qmodel.encode(mean)
-    return _Global(blob, qmodel.digest(blob), qnn.accuracy(mean, _test_set(task)), tuple(revealed))
+    predicted = qnn.classify(mean, _test_set(task))
+    return _Global(blob, qmodel.digest(blob), qnn.accuracy_of(predicted, _test_set(task)), tuple(revealed), predicted)
+
+
+def _compliance(task: Task, round_: int, predicted: np.ndarray) -> list[Output]:
+    """Per group (cell) of a grouped task, the global model's figures on that cell's public test rows."""
+    test = _test_set(task)
+    outputs: list[Output] = []
+    for g in range(task.groups):
+        rows = test.groups == g
+        said, truth, right = (predicted == 1) & rows, (test.labels == 1) & rows, (predicted == test.labels) & rows
+        counts = [int(np.count_nonzero(c)) for c in (rows, right, said, truth, said & truth)]
+        outputs.append(Notice(CellCompliance(task.task_id, round_, g, *counts)))
+    return outputs
 
 
 def _bar(task: Task, model: int | None, global_bps: int) -> int:
@@ -710,6 +733,8 @@ def _round_close(state: State, m: RoundClose, sender: str, advance: Advance) -> 
     if glob.groups:
         outputs.append(Notice(GlobalModel(m.task_id, m.round, glob.digest, glob.accuracy_bps, glob.groups,
                                           glob.model)))
+        if qmodel.ARCHS[task.model_arch].grouped:
+            outputs += _compliance(task, m.round, glob.predicted)
 
     # Disputes, then penalties: an unrevealed model, each dispute upheld against the validator.
     stakes = dict(task.stakes)

@@ -25,7 +25,7 @@ from typing import Any
 from common import accounts
 from dapp import qnn
 from dapp.mad import is_positive
-from dapp.qmodel import QModelError, decode
+from dapp.qmodel import Arch, QModelError, decode
 from dapp.schema import (DISPUTE_CHALLENGED, DISPUTE_DROPPED, DISPUTE_MISJUDGED, Challenge, Contest, Contested,
                          ContestResolved, ContributionClassified, RewardPaid, ValidatorPenalized)
 from dapp.state import format_wei
@@ -88,10 +88,10 @@ class DisputeDesk:
     """The trainers', the publisher's and the validators' dispute logic for one `RollupRecorder` (``recorder``:
     its keys, its `_send`/`_confirm`/`_notices`, its `say` and `who`)."""
 
-    def __init__(self, recorder: Any, test_set: bytes, mad_bps: int, challenges_per_round: int,
+    def __init__(self, recorder: Any, test_set: bytes, arch: Arch, mad_bps: int, challenges_per_round: int,
                  rejected: type[Exception]) -> None:
         self.r, self.mad_bps, self.per_group, self.rejected = recorder, mad_bps, challenges_per_round, rejected
-        self.test_set = qnn.parse_test_set(test_set)
+        self.test_set = qnn.parse_test_set(test_set, arch)
         self.reports: dict[int, dict[int, tuple[RoundReport, RoundReport, Any]]] = {}  # round -> group -> ...
 
     def reported(self, honest: RoundReport, sent: RoundReport, tx) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from dapp import qnn
-from dapp.qmodel import average, decode, encode
+from dapp.qmodel import arch_named, average, decode, encode
 from flower_sim import models
 from flower_sim.data import Dataset, public_test_set
 from flower_sim.models import Score
@@ -65,7 +65,7 @@ class Manager:
     def public_test(self) -> qnn.TestSet:
         """The task's public test set (the first images of the held-out one) as the rollup parses it."""
         if self._public is None:
-            self._public = qnn.parse_test_set(public_test_set(self.test))
+            self._public = qnn.parse_test_set(public_test_set(self.test), arch_named(self.model_kind))
         return self._public
 
     def integer_accuracy(self, model: bytes) -> int:

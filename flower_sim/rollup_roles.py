@@ -47,6 +47,7 @@ from common import accounts
 from common.errors import FedrollupError
 from contracts_config.deployment import Deployment
 from dapp.eip712 import Domain
+from dapp.qnn import record_size
 from dapp.qmodel import arch_named, digest
 from dapp.schema import (DEFAULT_CLOSE_BLOCKS, DEFAULT_REGISTRATION_BLOCKS, DEFAULT_REPORT_BLOCKS, PENALTY_NAMES,
                          ROLE_TRAINER, ROLE_VALIDATOR, CreateTask, GlobalModel, GroupSkipped, Message, ModelScored,
@@ -197,7 +198,8 @@ class RollupRecorder:
                                                    default=1),
                             registration_blocks=t.registration_blocks, report_blocks=t.report_blocks,
                             close_blocks=t.close_blocks, test_set_digest=digest(test_set),
-                            test_set_size=len(test_set) // (1 + 28 * 28), model_arch=arch_named(cfg.model).id,
+                            test_set_size=len(test_set) // record_size(arch_named(cfg.model)),
+                            model_arch=arch_named(cfg.model).id,
                             contest_blocks=t.contest_blocks)
         escrow = rounds * (create.round_trainer_budget + create.validator_reward)
         index = self._confirm("CreateTask", self._send(self.manager_key, create))
@@ -206,7 +208,8 @@ class RollupRecorder:
         deposit = self.l1.send_deposit(self.manager_key, escrow, encode_deposit_data(self.task_id))
         self._confirm("the budget deposit", deposit)
         self._post_test_set(create, test_set)
-        self.desk = DisputeDesk(self, test_set, create.mad_bps, create.challenges_per_round, RollupRejected)
+        self.desk = DisputeDesk(self, test_set, arch_named(cfg.model), create.mad_bps, create.challenges_per_round,
+                                RollupRejected)
         self.say(f"{cfg.validators} validators and {cfg.trainers} trainers register for task {self.task_id}")
         sent = [("validator registration", self._send(k, Register(self.task_id, ROLE_VALIDATOR, g)))
                 for g, k in enumerate(self.validator_keys)]

@@ -208,13 +208,13 @@ def post_test_set(chain: Chain, task_id: int, data: bytes = TEST_SET, sender: st
 def create_task(chain: Chain, task_id: int = 1, groups: int = 2, rounds: int = 3, mad_bps: int = 2500,
                 budget: int = 10 * MILLI, per_positive: int = 2 * MILLI, validator_reward: int = 1 * MILLI,
                 trainers_per_group: int = 3, fund: bool = True, seats: Iterable[int] | None = None,
-                **terms) -> None:
+                test_set: bytes = TEST_SET, **terms) -> None:
     """Publish, fund (exactly the required escrow) and register N trainers per group and the named validator
     of every group in ``seats`` (default: all). ``task_id`` is the id the rollup is expected to assign."""
     created = chain.send(PUBLISHER, task_message(mad_bps, rounds, groups, budget, per_positive, validator_reward,
                                                  **terms))
     assert created.outputs[0].message.task_id == task_id, "the rollup assigned another task id"
-    post_test_set(chain, task_id)
+    post_test_set(chain, task_id, test_set)
     if fund:
         chain.deposit(PUBLISHER, rounds * (budget + validator_reward), encode_deposit_data(task_id))
     for g in range(groups):

@@ -34,7 +34,7 @@ def commit_all(chain: Chain, round_: int, models: dict[int, bytes], claimed_bps:
 
 
 def public(model: bytes) -> int:
-    return qnn.accuracy(qmodel.decode(model), qnn.parse_test_set(TEST_SET))
+    return qnn.accuracy(qmodel.decode(model), qnn.parse_test_set(TEST_SET, qmodel.ARCHS[1]))
 
 
 def test_producer_capture_records_the_true_numbers_and_does_not_reward_the_liar(chain):

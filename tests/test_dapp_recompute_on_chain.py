@@ -84,7 +84,7 @@ def recomputed(global_model: GlobalModel, revealed: list[bytes]) -> int:
     accuracy that mean's on the public test set, both recomputed here; the accuracy."""
     mean = qmodel.average([qmodel.decode(m) for m in revealed])
     assert global_model.model == qmodel.encode(mean) and global_model.digest == qmodel.digest(global_model.model)
-    accuracy = qnn.accuracy(mean, qnn.parse_test_set(TEST_SET))
+    accuracy = qnn.accuracy(mean, qnn.parse_test_set(TEST_SET, qmodel.ARCHS[1]))
     assert global_model.accuracy_bps == accuracy
     return accuracy
 

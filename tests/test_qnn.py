@@ -27,6 +27,7 @@ CNN_R5 = REPO / "tests" / "data" / "cnn-r5.frq"
 # (py3.11) and 1.21.5 (py3.10, the machine's apt version); riscv64 (QEMU user, trixie rootfs, numpy 2.2.4, py3.13);
 # and the pure-Python reference.
 GOLDEN = "0x93f59ca6dbd13f0243b18a3556ff3a1ea917815337997e09b922c4fa6873777b"
+CNN, QOS = arch_named("cnn"), arch_named("qos")
 
 
 def flat(pixels: np.ndarray) -> list[list[int]]:
@@ -45,7 +46,7 @@ def uniform_model(arch: int, hidden: tuple[int, int, int], last: tuple[int, int,
 
 @pytest.mark.parametrize("arch", ["cnn", "mlp", "logreg"])
 def test_numpy_equals_pure_python_bit_for_bit(arch):
-    images = qnn.seeded_images(5).pixels
+    images = qnn.seeded_images(5).inputs
     model = qnn.seeded_model(arch_named(arch).id)
     got = qnn.logits(qnn.calibrate(model, images), images)
     assert got.tolist() == reference_logits(model, flat(images))
@@ -61,7 +62,7 @@ def test_golden_logits_digest():
 
 
 def test_golden_logits_equal_the_reference():
-    images = qnn.seeded_images(qnn.SELFTEST_IMAGES).pixels
+    images = qnn.seeded_images(qnn.SELFTEST_IMAGES).inputs
     expected = reference_logits(qnn.seeded_model(), flat(images))
     assert "0x" + keccak(np.array(expected, dtype=np.int64).astype("<i8").tobytes()).hex() == GOLDEN
 
@@ -71,7 +72,7 @@ def test_accumulator_bounds_worst_case(arch):
     """Largest weights, pixels 255 everywhere, hidden biases that saturate int32 and the smallest scale (so M0 meets
     an accumulator of 2**31 - 1): the int64 forward stays exact, i.e. equals Python's unbounded integers."""
     shapes = ARCHS[arch].layers
-    images = np.full((2, 28, 28, 1), 255, dtype=np.int64)
+    images = np.full((2, *ARCHS[arch].inputs), 255, dtype=np.int64)
     fan_in = shapes[-1].weights // shapes[-1].cout
     top = uniform_model(arch, (Q_MAX, 1, B_MAX), (Q_MAX, S_MAX, 0))
     got = qnn.logits(qnn.calibrate(top, images), images)
@@ -126,14 +127,14 @@ def test_all_arrays_int64():
     """NEP 50 guard: no small dtype (uint8 pixels, int8 weights) and no float ever enters the arithmetic, so numpy
     1.21 (the machine's) and 2.x promote identically."""
     test_set = qnn.parse_test_set(qnn.seeded_images(3).labels.astype(np.uint8).tobytes()
-                                  + qnn.seeded_images(3).pixels.astype(np.uint8).tobytes())
-    assert test_set.labels.dtype == test_set.pixels.dtype == np.int64
+                                  + qnn.seeded_images(3).inputs.astype(np.uint8).tobytes(), CNN)
+    assert test_set.labels.dtype == test_set.inputs.dtype == np.int64
     model = qnn.seeded_model()
     tracked = QModel(model.arch, tuple(QLayer(layer.kind, layer.q.view(Int64Only), layer.scales, layer.biases,
                                               layer.relu) for layer in model.layers))
     Int64Only.seen = set()
-    net = qnn.calibrate(tracked, test_set.pixels.view(Int64Only))
-    out = qnn.predictions(net, test_set.pixels.view(Int64Only))
+    net = qnn.calibrate(tracked, test_set.inputs.view(Int64Only))
+    out = qnn.predictions(net, test_set.inputs.view(Int64Only))
     assert Int64Only.seen == {"int64"}
     assert out.dtype == np.int64
     for const in net.constants:
@@ -188,7 +189,7 @@ def test_ties_go_to_the_lowest_class():
 def test_calibration_reads_only_the_first_100_images():
     """Image 101 is brighter than any before it: it must not change the activation scales (design §2.2)."""
     seeded = qnn.seeded_images(100)
-    pixels = np.concatenate([seeded.pixels, np.full((1, 28, 28, 1), 255, dtype=np.int64)])
+    pixels = np.concatenate([seeded.inputs, np.full((1, 28, 28, 1), 255, dtype=np.int64)])
     labels = np.concatenate([seeded.labels, np.array([3], dtype=np.int64)])
     model = qnn.seeded_model(arch_named("mlp").id)
     expected = reference_logits(model, flat(pixels), calibration=100)
@@ -202,16 +203,16 @@ def test_calibration_reads_only_the_first_100_images():
 def test_parse_test_set_layout():
     labels = bytes([7, 0, 9])
     pixels = bytes(range(256)) * 9 + bytes(3 * 784 - 9 * 256)
-    parsed = qnn.parse_test_set(labels + pixels)
-    assert parsed.labels.tolist() == [7, 0, 9]
-    assert parsed.pixels.shape == (3, 28, 28, 1)
-    assert parsed.pixels[0, 0, :3, 0].tolist() == [0, 1, 2] and int(parsed.pixels[0, 9, 3, 0]) == 255
+    parsed = qnn.parse_test_set(labels + pixels, CNN)
+    assert parsed.labels.tolist() == [7, 0, 9] and parsed.groups is None
+    assert parsed.inputs.shape == (3, 28, 28, 1)
+    assert parsed.inputs[0, 0, :3, 0].tolist() == [0, 1, 2] and int(parsed.inputs[0, 9, 3, 0]) == 255
 
 
 @pytest.mark.parametrize("size", [0, 784, 785 + 1, 2 * 785 - 1])
 def test_malformed_test_set_rejected(size):
     with pytest.raises(qnn.QnnError, match="N \\* 785 bytes"):
-        qnn.parse_test_set(bytes(size))
+        qnn.parse_test_set(bytes(size), CNN)
 
 
 def test_label_beyond_the_classes_rejected():
@@ -246,12 +247,12 @@ def held_out_digits(count: int) -> qnn.TestSet:
     """The first `count` of the manager's held-out digits for seed 42 (flower_sim.data.make_splits), raw 0..255."""
     table = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.uint8)
     rows = table[np.random.default_rng(42).permutation(len(table))[:count]]
-    return qnn.parse_test_set(rows[:, -1].tobytes() + rows[:, :-1].tobytes())
+    return qnn.parse_test_set(rows[:, -1].tobytes() + rows[:, :-1].tobytes(), CNN)
 
 
 def float_accuracy_bps(weights: list[np.ndarray], test_set: qnn.TestSet) -> int:
     """The same network in float64 (what Keras computes, up to float rounding), on pixels / 255."""
-    x = test_set.pixels / 255.0
+    x = test_set.inputs / 255.0
     for index in range(0, len(weights), 2):
         kernel, bias = weights[index].astype(np.float64), weights[index + 1].astype(np.float64)
         if kernel.ndim == 4:
@@ -280,7 +281,7 @@ def test_int8_accuracy_within_50_bps_of_float():
 def test_zero_scale_channels_keep_their_biases():
     """A channel of scale 0 (all its weights 0, as an average of opposite models can give) still adds its bias, as
     the float network does: a dead hidden unit outputs relu(b), an all-zero last layer predicts its largest bias."""
-    images = qnn.seeded_images(4).pixels
+    images = qnn.seeded_images(4).inputs
     biases = (-(1 << 24), 0, 3 << 20, 1 << 20, 0, 0, 0, 5 << 20, 0, 0)
     silent = QModel(3, (QLayer("dense", np.zeros((784, 10), dtype=np.int64), (0,), biases, False),))
     assert qnn.predictions(qnn.calibrate(silent, images), images).tolist() == [7] * 4
@@ -295,3 +296,40 @@ def test_zero_scale_channels_keep_their_biases():
     assert got.tolist() == reference_logits(model, flat(images))
     one_off = QModel(model.arch, (QLayer("dense", q, dead.scales, (0,) * 5 + hidden.biases[5:], True), last))
     assert got.tolist() != qnn.logits(qnn.calibrate(one_off, images), images).tolist()
+
+
+def qos_rows(count: int) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray]:
+    """A QoS test set of `count` seeded rows as posted (labels | groups | features) and its three parts."""
+    rng = np.random.default_rng(7)
+    labels = rng.integers(0, 2, count).astype(np.uint8)
+    groups = (np.arange(count) % 3).astype(np.uint8)
+    features = rng.integers(0, 256, (count, QOS.inputs[0])).astype(np.uint8)
+    return labels.tobytes() + groups.tobytes() + features.tobytes(), labels, groups, features
+
+
+def test_qos_test_set_layout_names_each_rows_cell():
+    data, labels, groups, features = qos_rows(5)
+    parsed = qnn.parse_test_set(data, QOS)
+    assert parsed.labels.tolist() == labels.tolist() and parsed.groups.tolist() == [0, 1, 2, 0, 1]
+    assert parsed.inputs.shape == (5, 12) and parsed.inputs.tolist() == features.tolist()
+    with pytest.raises(qnn.QnnError, match="N \\* 14 bytes"):
+        qnn.parse_test_set(data[:-1], QOS)
+    with pytest.raises(qnn.QnnError, match="shape \\(N, 28, 28, 1\\)"):  # a digits model cannot score QoS rows
+        qnn.calibrate(qnn.seeded_model(), parsed.inputs)
+
+
+def test_qos_model_matches_the_float_network_and_the_reference():
+    """A trained-like QoS model (seeded weights of arch 5) scores feature rows exactly as the pure-Python reference,
+    and its integer predictions agree with the float network's on nearly every row."""
+    _, labels, _, features = qos_rows(200)
+    model = qnn.seeded_model(QOS.id)
+    rows = features.astype(np.int64)
+    net = qnn.calibrate(model, rows[:qnn.CALIBRATION_IMAGES])
+    assert qnn.logits(net, rows[:20]).tolist() == reference_logits(model, rows[:qnn.CALIBRATION_IMAGES].tolist())[:20]
+    x = rows / 255.0
+    weights = dequantize(model)
+    for index in range(0, len(weights), 2):
+        x = x @ weights[index].astype(np.float64) + weights[index + 1]
+        x = np.maximum(x, 0) if index < len(weights) - 2 else x
+    agree = np.mean(np.argmax(x, axis=1) == qnn.predictions(net, rows))
+    assert agree >= 0.95
