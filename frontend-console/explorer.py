@@ -14,8 +14,8 @@ from typing import Any
 
 from dapp.schema import ProducerElected, ProducerMissed, RULE_NAMES, TaskCancelled, TaskCreated, TaskFinished
 from dapp.state import format_wei
-from frontend_console.views import (epoch_votes, fields, member_roles, output_json, round_rows, round_trouble,
-                                    stake_rows)
+from frontend_console.views import (cell_text, epoch_votes, fields, member_roles, output_json, round_rows,
+                                    round_trouble, stake_rows)
 from rollups_client.l1 import L1, settled_epochs
 from rollups_client.node import NodeClient
 from rollups_client.outputs import RollupOutput
@@ -85,6 +85,7 @@ def rounds(notices: list[RollupOutput]) -> list[dict[str, Any]]:
             "validator_reward": {"group": rewarded.group, "amount": wei(rewarded.amount)} if rewarded else None,
             "trouble": round_trouble(row), "next_producer": row.get("producer"),
             "escrow_left": wei(rec.escrow_left),
+            "cells": [{**c.as_dict(), "text": cell_text(c)} for c in row["cells"]],
             "validator_stakes": [{"address": a, "stake": wei(s)} for a, s in zip(rec.validators,
                                                                                 rec.validator_stakes)]})
     return shown

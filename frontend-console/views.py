@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any, Callable
 from rich.table import Table
 
 from dapp.schema import (BLOB_VALIDATOR_MODEL, CANCEL_NAMES, DISPUTE_CHALLENGED, DISPUTE_NAMES, PENALTY_CHALLENGE,
-                         PENALTY_CONTEST, PENALTY_NAMES, RULE_NAMES, Contested, ContestResolved, GroupSkipped,
-                         ModelScored, ProducerElected, ProducerMissed, RewardPaid, RoundRecorded, TaskCancelled,
-                         TaskCreated, TaskFinished, TrainerStakes, ValidatorPenalized, ValidatorRewarded, Withdrawal)
+                         PENALTY_CONTEST, PENALTY_NAMES, RULE_NAMES, CellCompliance, Contested, ContestResolved,
+                         GroupSkipped, ModelScored, ProducerElected, ProducerMissed, RewardPaid, RoundRecorded,
+                         TaskCancelled, TaskCreated, TaskFinished, TrainerStakes, ValidatorPenalized, ValidatorRewarded, Withdrawal)
 from dapp.state import format_wei
 from rollups_client.outputs import RollupOutput
 from rollups_node.model import Report
@@ -83,7 +83,8 @@ def bps(value: int) -> str:
 def round_rows(notices: list[RollupOutput], task_id: int | None) -> list[dict[str, Any]]:
     """Per closed round, in order, what the rollup recorded: its `RoundRecorded` (`record`), the group models'
     accuracies (`models`: (group, bps)), accepted/rejected contributions, the rewarded validator (`rewarded`:
-    its ValidatorRewarded), the next producer, and what went wrong (`skipped`, `missed`, `penalised`: text)."""
+    its ValidatorRewarded), the next producer, what went wrong (`skipped`, `missed`, `penalised`: text), and for a
+    QoS task each cell's `CellCompliance` (`cells`)."""
     by_round: dict[tuple[int, int], dict[str, Any]] = {}
     for o in notices:
         m = o.message
@@ -91,7 +92,7 @@ def round_rows(notices: list[RollupOutput], task_id: int | None) -> list[dict[st
             continue
         key = (m.task_id, m.round) if not isinstance(m, ProducerElected) else (m.task_id, m.round - 1)
         row = by_round.setdefault(key, {"task": key[0], "round": key[1], "positive": 0, "negative": 0, "skipped": [],
-                                        "missed": [], "models": [], "penalised": []})
+                                        "missed": [], "models": [], "penalised": [], "cells": []})
         if o.name == "ContributionClassified":
             row["positive" if m.positive else "negative"] += 1
         elif isinstance(m, RoundRecorded):
@@ -100,6 +101,8 @@ def round_rows(notices: list[RollupOutput], task_id: int | None) -> list[dict[st
             row["rewarded"] = m
         elif isinstance(m, ProducerElected):
             row["producer"] = fields(o)["producer"]
+        elif isinstance(m, CellCompliance):
+            row["cells"].append(m)
         elif isinstance(m, ModelScored) and m.kind == BLOB_VALIDATOR_MODEL:
             row["models"].append((m.group, m.accuracy_bps))
         elif isinstance(m, ValidatorPenalized):
@@ -114,6 +117,16 @@ def round_rows(notices: list[RollupOutput], task_id: int | None) -> list[dict[st
     return [row for _, row in sorted(by_round.items()) if "record" in row]
 
 
+def share(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "—"
+
+
+def cell_text(c: CellCompliance) -> str:
+    """One cell's compliance as an auditor reads it: predicted violation rate (actual, the model's recall)."""
+    return (f"cell {c.group}: {share(c.predicted_violations, c.sessions)} predicted in violation "
+            f"(actual {share(c.actual_violations, c.sessions)}, recall {share(c.true_positives, c.actual_violations)})")
+
+
 def round_trouble(row: dict[str, Any]) -> list[str]:
     """What went wrong in a round: skipped groups, missed closes, penalised validators."""
     return row["skipped"] + [f"missed close {m}" for m in row["missed"]] + [f"penalised {p}" for p in row["penalised"]]
@@ -122,14 +135,19 @@ def round_trouble(row: dict[str, Any]) -> list[str]:
 def rounds_table(notices: list[RollupOutput], task_id: int | None) -> Table:
     """Per round: the global model's accuracy and each group model's, as the rollup scored them on the public test
     set, accepted/rejected contributions, rewards paid, the rewarded validator, penalised validators, the groups
-    skipped for missing the report deadline, the producers that missed their close deadline, next producer."""
+    skipped for missing the report deadline, the producers that missed their close deadline, next producer; for a
+    QoS task, each cell's predicted SLA-violation rate on its public test sessions."""
     table = Table(title="rounds recorded on the rollup (accuracies: the rollup's own, on the public test set)",
                   title_justify="left")
+    rows = round_rows(notices, task_id)
+    qos = any(row["cells"] for row in rows)
     for name in ("task", "round", "closed (UTC)", "global", "accum.", "group models", "Pos/Neg", "paid to trainers",
-                 "validator reward", "late or penalised", "next producer", "escrow left"):
-        table.add_column(name, justify="left" if name in ("validator reward", "next producer", "late or penalised")
-                         else "right", no_wrap=name in ("closed (UTC)", "next producer", "group models"))
-    for row in round_rows(notices, task_id):
+                 "validator reward", "late or penalised", "next producer", "escrow left") + (
+                     ("SLA compliance per cell",) if qos else ()):
+        table.add_column(name, justify="left" if name in ("validator reward", "next producer", "late or penalised",
+                                                          "SLA compliance per cell") else "right",
+                         no_wrap=name in ("closed (UTC)", "next producer", "group models"))
+    for row in rows:
         rec: RoundRecorded = row["record"]
         when = time.strftime("%m-%d %H:%M:%S", time.gmtime(rec.timestamp))
         models = " · ".join(f"g{g} {bps(acc)}" for g, acc in sorted(row["models"])) or "—"
@@ -139,7 +157,8 @@ def rounds_table(notices: list[RollupOutput], task_id: int | None) -> Table:
                       format_wei(rec.trainer_paid),
                       f"g{rewarded.group} +{format_wei(rewarded.amount)}" if rewarded else "—",
                       "; ".join(round_trouble(row)) or "—",
-                      _short(row["producer"]) if "producer" in row else "— (last round)", format_wei(rec.escrow_left))
+                      _short(row["producer"]) if "producer" in row else "— (last round)", format_wei(rec.escrow_left),
+                      *(["\n".join(cell_text(c) for c in row["cells"]) or "—"] if qos else []))
     return table
 
 

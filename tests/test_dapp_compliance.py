@@ -4,6 +4,8 @@ SLA violations and the true positives (`CellCompliance`), so an auditor reads "c
 violation" from notices and can re-derive it. A test set that names a cell the task does not have is dropped."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 from dapp_fixtures import (PUBLISHER, Chain, close_when_due, create_task, play_round, post_test_set, report,
                            task_message, trainer, validator)
@@ -12,6 +14,10 @@ from eth_utils import keccak
 from dapp import qmodel
 from dapp.qmodel import QOS_INPUTS, Q_MAX, QLayer, QModel
 from dapp.schema import BlobRejected, CellCompliance, GlobalModel, TestSetPosted
+from frontend_console.explorer import rounds
+from frontend_console.views import rounds_table
+from rich.console import Console
+from rollups_client.outputs import RollupOutput
 
 QOS = qmodel.arch_named("qos")
 HIGH, LOW = 200, 20
@@ -68,6 +74,21 @@ def test_each_round_records_every_cells_compliance_from_the_global_model():
             for c in cells] == [(1, 0, 4, 3, 2, 1, 1), (1, 1, 6, 5, 2, 3, 2)]
     notices = chain.notices
     assert notices.index(cells[0]) == notices.index(glob) + 1  # right after the model they describe
+
+
+def test_the_console_and_the_explorer_show_each_cells_predicted_violations():
+    chain = qos_chain()
+    play_round(chain, 1, 1, PUBLISHER, models={0: flags_model(1), 1: flags_model(2)})
+    outputs = [RollupOutput(i, i, 0, "Notice", b"", n.encode(), message=n) for i, n in enumerate(chain.notices)]
+    console = Console(width=400, record=True)
+    console.print(rounds_table(outputs, 1))
+    shown = console.export_text()
+    assert "SLA compliance per cell" in shown
+    assert "cell 0: 50.0% predicted in violation (actual 25.0%, recall 100.0%)" in shown
+    assert "cell 1: 33.3% predicted in violation (actual 50.0%, recall 66.7%)" in shown
+    cells = json.loads(json.dumps(rounds(outputs)))[0]["cells"]  # the explorer page's JSON
+    assert [(c["group"], c["sessions"], c["predicted_violations"]) for c in cells] == [(0, 4, 2), (1, 6, 2)]
+    assert cells[1]["text"].startswith("cell 1: 33.3% predicted in violation")
 
 
 def test_a_round_without_a_new_global_model_records_no_compliance():
