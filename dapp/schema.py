@@ -50,7 +50,7 @@ STAKES_PAGE = 1_000  # trainers per TrainerStakes notice (64,256 bytes)
 # so that a full ModelChunk is 4 + 6 x 32 + 32 + 64,960 = 65,188 bytes, inside MAX_INPUT_PAYLOAD.
 CHUNK_DATA = 64_960
 MAX_CHUNKS = 64  # 4.1 MB per blob: the 10x model (589,076 B) needs 10
-MAX_TEST_SET = 2_000  # images in a task's public test set: bounds the rollup's scoring per model
+MAX_TEST_SET = 2_000  # samples (images, QoS windows) in a task's public test set: bounds the rollup's scoring per model
 DEFAULT_CONTEST_BLOCKS = 20
 DEFAULT_CHALLENGES_PER_ROUND = 2
 
@@ -193,7 +193,7 @@ class CreateTask(Message):
     validator_reward: int = abi("uint256")
     validators: tuple[str, ...] = abi("address[]")  # the validator named for each group, by group
     test_set_digest: bytes = abi("bytes32")  # keccak256 of the public test set the publisher posts (TestSetChunk)
-    test_set_size: int = abi("uint32")  # images in it, 1..MAX_TEST_SET
+    test_set_size: int = abi("uint32")  # samples in it, 1..MAX_TEST_SET
     model_arch: int = abi("uint8")  # dapp.qmodel architecture id of every model and update (1 = the demo CNN)
     trainers_per_group: int = abi("uint32", DEFAULT_TRAINERS_PER_GROUP)
     registration_blocks: int = abi("uint32", DEFAULT_REGISTRATION_BLOCKS)
@@ -234,7 +234,8 @@ class Register(Message):
 
 @dataclass(frozen=True)
 class TestSetChunk(Message):
-    """The publisher posts its public test set (``labels u8[N] ‖ pixels u8[N x 784]``) in chunks."""
+    """The publisher posts its public test set (``labels u8[N] ‖ pixels u8[N x 784]``, or for QoS ``labels ‖ cells
+    ‖ features u8[N x 12]``) in chunks."""
 
     KIND: ClassVar[str] = "input"
     __test__ = False  # not a pytest test class (the name starts with Test)

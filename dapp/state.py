@@ -257,7 +257,7 @@ def _create_task(state: State, m: CreateTask, sender: str, advance: Advance) -> 
         if getattr(m, name) < 1:
             raise Rejected(f"{name} must be at least 1 block, got 0")
     if not 1 <= m.test_set_size <= MAX_TEST_SET:
-        raise Rejected(f"a public test set of {m.test_set_size} images is not in 1..{MAX_TEST_SET}")
+        raise Rejected(f"a public test set of {m.test_set_size} samples is not in 1..{MAX_TEST_SET}")
     cap = max(DEFAULT_CHALLENGES_PER_ROUND, m.trainers_per_group // 10)
     if m.challenges_per_round > cap:
         raise Rejected(f"{m.challenges_per_round} challenges per group and round is above {cap} (one in ten of the "
@@ -287,7 +287,7 @@ def _create_task(state: State, m: CreateTask, sender: str, advance: Advance) -> 
     return Accepted(replace(state, tasks=_put(state.tasks, task_id, task)), (Notice(notice),),
                     f"CreateTask {task_id} by {short(sender)} — accepted, {m.rounds} round(s), {m.groups} group(s),"
                     f" needs {format_wei(task.required_escrow)}, registration until block "
-                    f"{task.registration_deadline}; test set of {m.test_set_size} images "
+                    f"{task.registration_deadline}; test set of {m.test_set_size} samples "
                     f"0x{m.test_set_digest.hex()[:12]}…, model {qmodel.ARCHS[m.model_arch].name}")
 
 
@@ -485,7 +485,7 @@ def _test_set_chunk(state: State, m: TestSetChunk, sender: str, advance: Advance
         else:
             task = replace(task, test_set=blob, test_set_block=advance.block_number)
             outputs = (Notice(TestSetPosted(m.task_id, task.test_set_digest, task.test_set_size)),)
-            summary += f"; public test set of {task.test_set_size} images posted"
+            summary += f"; public test set of {task.test_set_size} samples posted"
     return Accepted(replace(state, tasks=_put(state.tasks, m.task_id, task)), outputs, summary)
 
 

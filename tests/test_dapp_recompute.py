@@ -210,8 +210,8 @@ def test_round_one_waits_for_the_public_test_set_and_only_the_committed_one_coun
 
 
 @pytest.mark.parametrize("terms, why", [
-    ({"test_set_size": 0}, "a public test set of 0 images is not in 1..2000"),
-    ({"test_set_size": 2001}, "a public test set of 2001 images is not in 1..2000"),
+    ({"test_set_size": 0}, "a public test set of 0 samples is not in 1..2000"),
+    ({"test_set_size": 2001}, "a public test set of 2001 samples is not in 1..2000"),
     ({"model_arch": 9}, "model architecture 9 is unknown"),
     ({"contest_blocks": 0}, "contest_blocks must be at least 1 block"),
 ])
