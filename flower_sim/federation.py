@@ -39,7 +39,9 @@ def build_validators(cfg: SimulationConfig, grid: Grid, splits: Splits, out_dir:
     node_of = trainer_nodes(grid)
     missing = sorted(set(range(cfg.trainers)) - set(node_of))
     if missing:
-        raise RuntimeError(f"trainers {missing} did not answer: is every SuperNode connected?")
+        raise RuntimeError(f"trainers {missing} did not answer ({len(node_of)} of {cfg.trainers} reached): is every "
+                           f"SuperNode connected? (`flwr run .`: --federation-config "
+                           f"\"num-supernodes={cfg.trainers}\")")
     validators = []
     for v in range(cfg.validators):
         nodes = [node_of[t] for t in range(cfg.trainers) if cfg.group_of(t) == v]

@@ -103,15 +103,20 @@ class GroupGrid(Grid):
     def get_node_ids(self) -> Iterable[int]:
         return list(self.node_ids)
 
-    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+    def _ours(self, messages: Iterable[Message]) -> list[Message]:
         messages = list(messages)
         outside = [m.metadata.dst_node_id for m in messages if m.metadata.dst_node_id not in self.node_ids]
         if outside:
             raise ValueError(f"nodes {outside} are not in this validator's group")
-        return self.grid.push_messages(messages)
+        return messages
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        return self.grid.push_messages(self._ours(messages))
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
         return self.grid.pull_messages(message_ids)
 
     def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:
-        return self.pull_messages(self.push_messages(messages))
+        """The underlying grid's own wait: a runtime's Grid (Flower's simulation or deployment engine) answers
+        asynchronously, so a pull right after the push would find nothing yet."""
+        return self.grid.send_and_receive(self._ours(messages), timeout=timeout)

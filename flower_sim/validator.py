@@ -136,7 +136,8 @@ class Validator:
         messages = list(self.strategy.configure_train(server_round, global_arrays, self.train_config(),
                                                       self.grid))
         t1 = time.perf_counter()
-        replies = list(self.grid.send_and_receive(messages))
+        # in trainer order: a runtime's grid answers in arrival order, and the aggregate's float sums follow it
+        replies = sorted(self.grid.send_and_receive(messages), key=lambda r: int(r.content["metrics"]["trainer-id"]))
         t2 = time.perf_counter()
         evidence = self.evidence[server_round] = self._evidence(server_round, replies)
         # Baselines do not judge; score their replies for the record before aggregating, because some
