@@ -86,8 +86,10 @@ class GroupGrid(Grid):
     """A validator's view of the grid: the same delivery, restricted to its group's node ids."""
 
     def __init__(self, grid: Grid, node_ids: Iterable[int]) -> None:
+        """`node_ids` in trainer order, kept: Flower samples a round's trainers from this list by position, so the
+        same seed samples the same trainers on every engine (a runtime's node ids are random numbers)."""
         self.grid = grid
-        self.node_ids = sorted(node_ids)
+        self.node_ids = list(node_ids)
 
     def set_run(self, run: Run) -> None:
         self.grid.set_run(run)
