@@ -49,6 +49,12 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys, argv, message):
     assert not (tmp_path / "q.csv").exists()
 
 
+def test_a_folder_is_not_a_csv(tmp_path, capsys):
+    assert main(["topology", "--measure-qos", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (f"fedrollup topology: error: --measure-qos names a folder ({tmp_path}); "
+                                       "give the CSV file to write\n")
+
+
 def test_progress_line_says_load_goodput_and_rtt_per_cell_and_window():
     measured = [Measurement(0, "sta1", 6, 2, 2.14, 12.0), Measurement(0, "sta2", 6, 2, 6.31, 48.2),
                 Measurement(0, "sta3", 6, 2, 0.0, 3.5)]

@@ -131,7 +131,10 @@ def load_schedule(stations: list[str], windows: int, seed: int, cell: int = 0) -
     return [frozenset(s for s, states in zip(stations, chains) if states[w]) for w in range(windows)]
 
 
-def check_options(windows: int, window_s: float) -> None:
+def check_options(out: Path, windows: int, window_s: float) -> None:
+    """Refuse what would fail only after minutes of measuring."""
+    if Path(out).is_dir():
+        raise ConfigError(f"--measure-qos names a folder ({out}); give the CSV file to write")
     if not 1 <= windows <= MAX_WINDOWS:
         raise ConfigError(f"--windows must be between 1 and {MAX_WINDOWS}, got {windows}")
     if not 0.2 <= window_s <= 30:
@@ -180,9 +183,10 @@ class QosProbe:
                     str(math.ceil(self.window_s) + 2), validator])
                 pings[station.name] = (ping, lines)
         for process in senders + [p for p, _ in pings.values()]:
-            wait_until(lambda: not process.alive, self.window_s + 20, f"{process.name} on {process.host}",
+            wait_until(lambda process=process: not process.alive, self.window_s + 20, f"{process.name} on {process.host}",
                        interval_s=0.05)
-            if process.popen.returncode not in ((0,) if process.name == "qos-send" else (0, 1)):  # 1: ping unanswered
+            allowed = (0,) if process.name == "qos-send" else (0, 1)  # ping exits 1 when no reply came back
+            if process.popen.returncode not in allowed:
                 raise RuntimeError(f"{process.name} on {process.host} failed: {process.log_tail(2)}")
         received = self._received(active)
         rows = []
@@ -278,7 +282,7 @@ def write_csv(rows: list[dict], path: Path) -> Path:
 
 def run(options: TopologyOptions) -> int:
     """`fedrollup topology --measure-qos OUT.csv`: build the network, measure, write the CSV, tear down."""
-    check_options(options.windows, options.window_s)
+    check_options(options.measure_qos, options.windows, options.window_s)
     topo = topology_from(options)
     try:
         choice = choose_emulator(want_wired=options.wired)
