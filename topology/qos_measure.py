@@ -183,8 +183,8 @@ class QosProbe:
                     str(math.ceil(self.window_s) + 2), validator])
                 pings[station.name] = (ping, lines)
         for process in senders + [p for p, _ in pings.values()]:
-            wait_until(lambda process=process: not process.alive, self.window_s + 20, f"{process.name} on {process.host}",
-                       interval_s=0.05)
+            wait_until(lambda process=process: not process.alive, self.window_s + 20,
+                       f"{process.name} on {process.host}", interval_s=0.05)
             allowed = (0,) if process.name == "qos-send" else (0, 1)  # ping exits 1 when no reply came back
             if process.popen.returncode not in allowed:
                 raise RuntimeError(f"{process.name} on {process.host} failed: {process.log_tail(2)}")
