@@ -3,6 +3,7 @@ root), and one short measurement on a real two-station cell (root): goodput with
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import pytest
 
@@ -11,9 +12,11 @@ from tests.topology_fixtures import needs_mininet
 from topology.emulator import choose_emulator
 from topology.net import EmulatedNetwork
 from topology.qos_measure import COLUMNS, DUTY, Measurement, describe_window, load_schedule, measure, write_csv
-from topology.script import Mininet_wifi
+from topology.script import Mininet_wifi, load_script
 
 STATIONS = [f"sta{k}" for k in range(1, 6)]
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "flower_sim" / "qos_sample" / "emulated.csv"
 
 
 def test_the_same_seed_gives_the_same_load_and_another_seed_or_cell_another():
@@ -62,6 +65,25 @@ def test_progress_line_says_load_goodput_and_rtt_per_cell_and_window():
                                                    "Mbit/s, RTT 3.5–48.2 ms")
     idle = [Measurement(1, "sta4", 0, 0, 0.0, 0.05)]
     assert describe_window(1, 0, 3, idle) == "cell 2, window 1/3: no station active, RTT 0.1–0.1 ms"
+
+
+def test_the_shipped_sample_is_what_its_readme_says_it_is():
+    """Its senders are exactly those seed 42's schedule turns on in qos_cells.py (change the schedule: measure
+    the sample again), each within its link; it stays small enough to ship."""
+    assert SAMPLE.stat().st_size <= 200_000
+    with open(SAMPLE) as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0]) == COLUMNS
+    topo = load_script(ROOT / "topology" / "scripts" / "qos_cells.py")
+    windows = 1 + max(int(r["window"]) for r in rows)
+    assert len(rows) == windows * len(topo.stations)
+    for validator in topo.validators:
+        schedule = load_schedule([s.name for s in topo.group(validator.group)], windows, 42, validator.group - 1)
+        for row in (r for r in rows if int(r["cell"]) == validator.group - 1):
+            active = schedule[int(row["window"])]
+            assert (float(row["goodput_mbps"]) > 0) == (row["station"] in active), row
+            assert int(row["active_stations"]) == len(active), row
+            assert float(row["goodput_mbps"]) <= float(row["link_mbps"]), row
 
 
 def two_stations():
