@@ -74,7 +74,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     fl.add_argument("--attack", choices=ATTACKS, default=d.attack, help="behaviour of malicious trainers")
     fl.add_argument("--malicious", type=float, default=d.malicious, metavar="FRACTION",
                     help="fraction of trainers that are malicious")
-    fl.add_argument("--seed", type=int, default=d.seed, help="seed of splits, attackers, training")
+    fl.add_argument("--seed", type=int, default=d.seed,
+                    help="seed of splits, attackers, training (and of the --measure-qos load schedule)")
     run_group.add_argument("--no-chain", action="store_true", help="do not start the chain host's rollup stack")
     run_group.add_argument("--insecure", action="store_true",
                            help="Flower without TLS (default: TLS with run certs)")
