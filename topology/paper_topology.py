@@ -59,6 +59,9 @@ class TopologyOptions:
     clientapp_isolation: str = DEFAULT_CLIENTAPP_ISOLATION
     no_cli: bool = False
     verbose: bool = False                   # Mininet's own log lines too
+    measure_qos: Path | None = None         # a CSV: measure QoS per station and window instead of the run
+    windows: int = 40                       # QoS measurement windows
+    window_s: float = 1.0                   # seconds of one window
 
 
 @dataclass

@@ -13,6 +13,7 @@ from flower_sim.models import MODELS
 from topology.clean import clean
 from topology.flower_services import CLIENTAPP_ISOLATION
 from topology.paper_topology import TopologyOptions, run
+from topology.qos_measure import run as measure_qos
 from topology.radio import describe_rates
 from topology.script import load_script
 from topology.topo import paper_topology
@@ -73,7 +74,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     fl.add_argument("--attack", choices=ATTACKS, default=d.attack, help="behaviour of malicious trainers")
     fl.add_argument("--malicious", type=float, default=d.malicious, metavar="FRACTION",
                     help="fraction of trainers that are malicious")
-    fl.add_argument("--seed", type=int, default=d.seed, help="seed of splits, attackers, training")
+    fl.add_argument("--seed", type=int, default=d.seed,
+                    help="seed of splits, attackers, training (and of the --measure-qos load schedule)")
     run_group.add_argument("--no-chain", action="store_true", help="do not start the chain host's rollup stack")
     run_group.add_argument("--insecure", action="store_true",
                            help="Flower without TLS (default: TLS with run certs)")
@@ -82,10 +84,18 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
                                 "subprocess: Flower's default fresh process per message")
     run_group.add_argument("--no-cli", action="store_true", help="do not open the Mininet CLI at the end")
     run_group.add_argument("--verbose", action="store_true", help="Mininet's own log lines too")
+    qos = parser.add_argument_group("QoS measurement (instead of the federated run)")
+    qos.add_argument("--measure-qos", type=Path, default=d.measure_qos, metavar="OUT.csv",
+                     help="build the network only and write per station and window its TCP goodput to its validator "
+                          "and ping RTT under a seeded on/off load (--seed) to this CSV (topology/qos_measure.py)")
+    qos.add_argument("--windows", type=int, default=d.windows, help="QoS measurement windows")
+    qos.add_argument("--window-seconds", dest="window_s", type=float, default=d.window_s,
+                     help="seconds of one QoS measurement window")
 
 
 def _run(args: argparse.Namespace) -> int:
-    return run(config_from(TopologyOptions, args))
+    options = config_from(TopologyOptions, args)
+    return measure_qos(options) if options.measure_qos else run(options)
 
 
 def _describe(args: argparse.Namespace) -> int:
