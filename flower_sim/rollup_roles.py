@@ -198,7 +198,7 @@ class RollupRecorder:
                             registration_blocks=t.registration_blocks, report_blocks=t.report_blocks,
                             close_blocks=t.close_blocks, test_set_digest=digest(test_set),
                             test_set_size=len(test_set) // (1 + 28 * 28), model_arch=arch_named(cfg.model).id,
-                            contest_blocks=t.contest_blocks)
+                            contest_blocks=t.contest_blocks, **cfg.dp_params().onchain(rounds))
         escrow = rounds * (create.round_trainer_budget + create.validator_reward)
         index = self._confirm("CreateTask", self._send(self.manager_key, create))
         self.task_id = next(n.task_id for n in self._notices(index) if isinstance(n, TaskCreated))
