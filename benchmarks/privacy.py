@@ -32,6 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from common import dp_accountant  # noqa: E402
 from common.errors import ConfigError  # noqa: E402
 from flower_sim.config import SimulationConfig  # noqa: E402
 from flower_sim.simulation import simulate  # noqa: E402
@@ -65,6 +66,10 @@ def spread(values: list[float]) -> str:
     mean = statistics.fmean(values)
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{100 * mean:.1f} ± {100 * sd:.1f}"
+
+
+def number(x: float) -> str:
+    return f"{x:.3g}" if x < 1000 else f"{x:,.0f}"
 
 
 def plot(path: Path, epsilons: list[float], cells: dict, title: str) -> None:
@@ -145,12 +150,16 @@ def main(argv: list[str] | None = None) -> int:
                         f"round; {title}; δ = {args.delta:g} (Gaussian, L2 clip {args.clip:g}), Laplace L1 clip "
                         f"{args.clip_l1:g}", title_justify="left")
     table.add_column("ε per round", justify="right")
+    table.add_column(f"total ε, {args.rounds} rounds (Gaussian at δ / Laplace)", justify="right")
     for mechanism in MECHANISMS:
         table.add_column(f"{mechanism} · mad", justify="right")
         table.add_column(f"{mechanism} · fedavg", justify="right")
         table.add_column(f"{mechanism} · honest rejected (mad)", justify="right")
     for epsilon in epsilons:
-        row = ["∞ (no DP)" if math.isinf(epsilon) else f"{epsilon:g}"]
+        row = ["∞ (no DP)" if math.isinf(epsilon) else f"{epsilon:g}",
+               "—" if math.isinf(epsilon) else
+               f"{number(dp_accountant.total_epsilon('gaussian', epsilon, args.delta, args.rounds))} / "
+               f"{number(dp_accountant.total_epsilon('laplace', epsilon, 0.0, args.rounds))}"]
         for mechanism in MECHANISMS:
             key = "none" if math.isinf(epsilon) else mechanism
             mad, fedavg = cells[(key, "mad", epsilon)], cells[(key, "fedavg", epsilon)]

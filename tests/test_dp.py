@@ -3,21 +3,29 @@ the rollup records in the task, and the audit's re-accounting of it."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, RecordDict
 
 from common import dp_accountant
 from common.errors import ConfigError
 from dapp import schema
 from dapp.dp_budget import DpBudget
+from dapp.eip712 import Domain
+from dapp.qmodel import digest
 from dapp.inspect_routes import task_info
 from dapp.schema import DP_GAUSSIAN, DP_LAPLACE, DP_NONE, TaskCreated, decode_input, decode_notice
 from dapp_fixtures import PUBLISHER, Chain, task_message
 from fedrollup.cli import main
+from flower_sim import models, trainer
 from flower_sim.config import SimulationConfig
+from flower_sim.grid import NODE_ID_OFFSET, InProcessGrid
 from flower_sim.outputs import RunMetrics
 from flower_sim.privacy import Budget, DpParams, clip, norm, privatize
+from flower_sim.quantize import to_frq1
+from flower_sim.signatures import RollupTask
 from frontend_console.audit import AuditFailure, check_privacy
 from frontend_console.views import tasks_table
 from rich.console import Console
@@ -225,3 +233,38 @@ def test_the_audit_fails_a_recorded_total_below_the_accounted_one_and_passes_the
     chain.send(PUBLISHER, task_message(rounds=3, **understated))
     with pytest.raises(AuditFailure, match="task 2 records a total ε of .* accounts to"):
         check_privacy(chain.state)
+
+
+# --------------------------------------------------------------------------------- the trainer, end to end
+
+
+def trainer_reply(cfg: SimulationConfig, trainer_id: int) -> Message:
+    """One round-1 train instruction to `trainer_id` through the in-process grid, as a validator sends it on a
+    rollup run (the reply carries the trainer's signed evidence)."""
+    grid = InProcessGrid(trainer.app, cfg.trainers, cfg.to_run_config())
+    task = RollupTask(1, Domain(31337, "0x" + "ab" * 20))
+    instruction = ConfigRecord({"server-round": 1, "local-epochs": 1, **task.train_config(0)})
+    arrays = ArrayRecord(models.initial_weights(cfg.model, cfg.seed))
+    message = grid.create_message(RecordDict({"arrays": arrays, "config": instruction}), MessageType.TRAIN,
+                                  NODE_ID_OFFSET + trainer_id, "1")
+    (reply,) = grid.send_and_receive([message])
+    return reply
+
+
+@pytest.mark.slow
+def test_an_honest_trainer_signs_its_noised_update_and_a_firing_attacker_sends_its_poison_unnoised():
+    base = SimulationConfig(trainers=4, validators=2, rounds=1, model="logreg", attack="scaled", malicious=0.25)
+    attacker = next(iter(base.malicious_trainers))
+    honest = next(t for t in range(base.trainers) if t not in base.malicious_trainers)
+    noised = replace(base, dp="gaussian", dp_epsilon=1.0)
+    global_weights = models.initial_weights(base.model, base.seed)
+    clean, private = trainer_reply(base, honest), trainer_reply(noised, honest)
+    sent = private.content["arrays"].to_numpy_ndarrays()
+    assert private.content["evidence"]["update-digest"] == digest(to_frq1(sent))  # signed after the noise
+    assert trainer_reply(noised, honest).content["evidence"]["update-digest"] == digest(to_frq1(sent))  # seeded
+    update = [s - g for s, g in zip(sent, global_weights)]
+    clean_update = [c - g for c, g in zip(clean.content["arrays"].to_numpy_ndarrays(), global_weights)]
+    assert norm(update, 2) > 10 * norm(clean_update, 2)  # σ ≈ 7 per weight: the noise dominates
+    poisoned = [a.numpy() for a in trainer_reply(base, attacker).content["arrays"].values()]
+    assert all(np.array_equal(p, a.numpy()) for p, a in
+               zip(poisoned, trainer_reply(noised, attacker).content["arrays"].values()))
