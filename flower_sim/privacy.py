@@ -11,8 +11,9 @@ Why not Flower's `LocalDpMod` (flwr 1.41, `flwr.client.mod.localdp_mod`): it is 
 the ClientApp returns, i.e. after our trainer has signed its update digest (the validator would then find a digest
 that does not match the update it receives); it converts through the legacy FitIns/FitRes records; it draws its
 noise from NumPy's global generator (not our per-trainer seed); its σ = Δ·√(2 ln(1.25/δ))/ε is the classic
-calibration, valid only for ε ≤ 1; and it has no Laplace mechanism. Its clipping (`compute_clip_model_update`,
-FlatClip) divides by the update's norm without a guard for a zero update, so the few lines below do both steps.
+calibration, valid only for ε ≤ 1; and it has no Laplace mechanism. Its helpers (`flwr.supercore.
+differential_privacy`; 1.41 has no `flwr.common.differential_privacy`) clip in L2 only and divide by the update's
+norm with no guard for a zero update (ZeroDivisionError), so the few lines below do both steps.
 
 Attackers: a malicious trainer whose attack fires this round sends its poisoned update as is (no clipping, no noise:
 it does not keep the protocol); when its attack does not fire it behaves honestly and adds the noise like everyone.
