@@ -261,7 +261,6 @@ def test_an_honest_trainer_signs_its_noised_update_and_a_firing_attacker_sends_i
     clean, private = trainer_reply(base, honest), trainer_reply(noised, honest)
     sent = private.content["arrays"].to_numpy_ndarrays()
     assert private.content["evidence"]["update-digest"] == digest(to_frq1(sent))  # signed after the noise
-    assert trainer_reply(noised, honest).content["evidence"]["update-digest"] == digest(to_frq1(sent))  # seeded
     update = [s - g for s, g in zip(sent, global_weights)]
     clean_update = [c - g for c, g in zip(clean.content["arrays"].to_numpy_ndarrays(), global_weights)]
     assert norm(update, 2) > 10 * norm(clean_update, 2)  # σ ≈ 7 per weight: the noise dominates
