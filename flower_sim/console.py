@@ -10,6 +10,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from flower_sim.config import SimulationConfig
+from flower_sim.privacy import Budget
 from flower_sim.records import Observers, RollupLink, RoundObserver, RoundRecord, ValidatorReport
 
 
@@ -70,6 +71,8 @@ def run_with_display(cfg: SimulationConfig, out: Path, observers: Sequence[Round
     console.print(f"[bold]fedrollup simulate[/]: {cfg.trainers} trainers in {cfg.validators} groups, "
                   f"strategy {cfg.strategy} (MAD {cfg.mad:g}), attack {cfg.attack} on "
                   f"{cfg.malicious_count} trainers, {cfg.rounds} rounds, model {cfg.model}, seed {cfg.seed}")
+    if cfg.dp != "none":
+        console.print(Budget.account(cfg.dp_params(), cfg.rounds, cfg.dp_delta).describe())
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("loading TensorFlow and the data", total=cfg.rounds * (cfg.validators + 1))

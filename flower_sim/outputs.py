@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from flower_sim.config import SimulationConfig
+from flower_sim.privacy import Budget
 from flower_sim.records import RoundRecord, ValidatorReport
 
 SCHEMA_VERSION = 1
@@ -20,8 +21,13 @@ class RunMetrics:
 
     @classmethod
     def start(cls, cfg: SimulationConfig, data_source: str) -> "RunMetrics":
-        return cls({"schema": SCHEMA_VERSION, "config": cfg.as_dict(), "data_source": data_source,
-                    "malicious_trainers": sorted(cfg.malicious_trainers), "elapsed_s": 0.0, "rounds": []})
+        """The document before round 1, with the run's accounted privacy budget ("privacy", each round's
+        "privacy_epsilon" once it closes) when the trainers add DP noise."""
+        document = {"schema": SCHEMA_VERSION, "config": cfg.as_dict(), "data_source": data_source,
+                    "malicious_trainers": sorted(cfg.malicious_trainers), "elapsed_s": 0.0, "rounds": []}
+        if cfg.dp != "none":
+            document["privacy"] = Budget.account(cfg.dp_params(), cfg.rounds, cfg.dp_delta).as_dict()
+        return cls(document)
 
     @property
     def rounds(self) -> list[dict]:
@@ -32,6 +38,8 @@ class RunMetrics:
 
     def on_round_closed(self, record: RoundRecord) -> None:
         self.rounds.append(record.as_dict())
+        if "privacy" in self.document:  # ε each trainer has spent after this round
+            self.rounds[-1]["privacy_epsilon"] = self.document["privacy"]["epsilon_after_round"][record.round - 1]
 
     def add_to_round(self, server_round: int, **figures: object) -> None:
         """Set figures of a closed round (a key it has, such as "timings", keeps its place)."""

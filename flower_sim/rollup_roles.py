@@ -200,7 +200,7 @@ class RollupRecorder:
                             close_blocks=t.close_blocks, test_set_digest=digest(test_set),
                             test_set_size=len(test_set) // record_size(arch_named(cfg.model)),
                             model_arch=arch_named(cfg.model).id,
-                            contest_blocks=t.contest_blocks)
+                            contest_blocks=t.contest_blocks, **cfg.dp_params().onchain(rounds))
         escrow = rounds * (create.round_trainer_budget + create.validator_reward)
         index = self._confirm("CreateTask", self._send(self.manager_key, create))
         self.task_id = next(n.task_id for n in self._notices(index) if isinstance(n, TaskCreated))

@@ -6,11 +6,12 @@ fallback), and the attack knobs from the run config. Whether it is malicious is 
 (`SimulationConfig.malicious_trainers`), exactly as the simulation's ground truth records it.
 
 Reply: ArrayRecord "arrays" (its local weights, possibly poisoned) and MetricRecord "metrics" with
-"num-examples", "train-loss", "trainer-id" and "attacked". "attacked" is simulation ground truth for the
-metrics only; no validator strategy reads it. When the run records on a rollup (the instruction carries
-"task-id", "chain-id", "application" and "group", `signatures.RollupTask`), the reply also carries ConfigRecord
-"evidence": "update-digest" (keccak256 of its update's FRQ1 bytes) and "signature", its EIP-712 `Update`
-signature from its own key (`common.accounts`), which its validator puts in its report.
+"num-examples", "train-loss", "trainer-id" and "attacked". With --dp the update (local − global) is clipped and
+noised (`privacy.privatize`, seeded by `trainer_seed`) before it is signed and sent. "attacked" is simulation
+ground truth for the metrics only; no validator strategy reads it. When the run records on a rollup (the
+instruction carries "task-id", "chain-id", "application" and "group", `signatures.RollupTask`), the reply also
+carries ConfigRecord "evidence": "update-digest" (keccak256 of its update's FRQ1 bytes) and "signature", its
+EIP-712 `Update` signature from its own key (`common.accounts`), which its validator puts in its report.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from flwr.clientapp import ClientApp
 
 from common import accounts
 from dapp.qmodel import digest
-from flower_sim import attacks, models
+from flower_sim import attacks, models, privacy
 from flower_sim.config import SimulationConfig
 from flower_sim.data import make_splits
 from flower_sim.quantize import to_frq1
@@ -61,6 +62,8 @@ def train(msg: Message, context: Context) -> Message:
                                  batch_size=batch_size, seed=seed)
     if fires:
         weights = attacks.poison_weights(behaviour, global_weights, weights, rng)
+    else:  # an attack that fires is sent as is; everyone else keeps the DP promise (flower_sim.privacy)
+        weights = privacy.privatize(cfg.dp_params(), global_weights, weights, seed)
     metrics = MetricRecord({"num-examples": len(data), "train-loss": loss, "trainer-id": trainer_id,
                             "attacked": int(fires)})
     content = RecordDict({"arrays": ArrayRecord(weights), "metrics": metrics})

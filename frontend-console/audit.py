@@ -1,4 +1,4 @@
-"""The audit: trust no log. Four independent checks of everything the rollup recorded.
+"""The audit: trust no log. Five independent checks of everything the rollup recorded.
 
 1. **Re-derive.** Read every input straight from the InputBox on L1 (each checked against its on-chain
    hash), replay them through the rollup's own rules (`dapp.state.apply`, the code the machine runs), and
@@ -12,7 +12,11 @@
    an Authority with extra outputs fails, named with who voted for it. Dissenting and silent members are named.
 3. **Prove.** Check every output against the claim settled on L1 with `Application.validateOutput` (on a dev
    chain the audit can mine blocks so the last epoch closes and is claimed).
-4. **Files.** When the run folder is at hand, check each round's model file against the digest recorded for it
+4. **Privacy.** Re-compute each task's total ε from the per-round budget it records (CreateTask's dp_* fields)
+   with dp-accounting (`common.dp_accountant`, as the trainers account it): a recorded total below the accounted
+   one understates the privacy the trainers give up, and fails. (The noise itself happens on the trainers' devices:
+   no one but the trainer can check it was added.)
+5. **Files.** When the run folder is at hand, check each round's model file against the digest recorded for it
    (keccak256 of its FRQ1 bytes, `dapp.qmodel.digest`; global model: `round-NNN.frq`; validator V's model:
    `round-NNN-validator-V.frq`).
 
@@ -25,8 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from common.dp_accountant import total_epsilon_milli
 from contracts_config.deployment import Deployment
 from dapp import qmodel
+from dapp.schema import DP_EPSILON_SCALE, DP_NAMES, DP_NONE
 from dapp.state import Notice, Rejected, State, Voucher, apply
 from frontend_console.views import fields
 from rollups_client.l1 import L1, ConsensusInfo, EpochClaims, settled_epochs
@@ -301,6 +307,24 @@ def prove(outputs: list[RollupOutput], l1: L1, progress: Progress) -> int:
     return len(outputs)
 
 
+def check_privacy(state: State) -> int:
+    """Each task's recorded total ε against the accounting of its recorded per-round ε and δ over its rounds;
+    returns how many tasks promise differential privacy."""
+    promised = 0
+    for task in state.tasks.values():
+        dp = task.dp
+        if dp.mechanism == DP_NONE:
+            continue
+        promised += 1
+        accounted = total_epsilon_milli(DP_NAMES[dp.mechanism], dp.epsilon_milli, dp.delta_atto, task.rounds)
+        if dp.total_epsilon_milli < accounted:
+            raise AuditFailure(f"task {task.task_id} records a total ε of "
+                               f"{dp.total_epsilon_milli / DP_EPSILON_SCALE:g} for its {task.rounds} rounds, but its "
+                               f"per-round budget ({dp.words()}) accounts to "
+                               f"{accounted / DP_EPSILON_SCALE:g}: the promise understates what trainers give up")
+    return promised
+
+
 def check_files(state: State, run_dir: Path, report: AuditReport) -> None:
     """Each recorded digest against its `.frq` file in `run_dir` (missing files are counted, not failed)."""
     for task in state.tasks.values():
@@ -338,6 +362,10 @@ def audit(node: NodeClient, l1: L1, run_dir: Path | None = None, force_claims: b
     report.outputs = len(outputs)
     report.rounds = sum(len(t.history) for t in state.tasks.values())
     report.checks.append(f"{len(outputs)} outputs equal to the re-derived ones")
+
+    promised = check_privacy(state)
+    if promised:
+        report.checks.append(f"the total ε of {_count(promised, 'task')} with differential privacy re-accounted")
 
     progress("checking who settled each epoch on L1, and what")
     settle(l1, inputs, expected, read_block, report, state)

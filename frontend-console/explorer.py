@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dapp.dp_budget import DpBudget
 from dapp.schema import ProducerElected, ProducerMissed, RULE_NAMES, TaskCancelled, TaskCreated, TaskFinished
 from dapp.state import format_wei
 from frontend_console.views import (cell_text, epoch_votes, fields, member_roles, output_json, round_rows,
@@ -65,7 +66,8 @@ def tasks(notices: list[RollupOutput]) -> list[dict[str, Any]]:
         if isinstance(m, TaskCreated):
             found[m.task_id] = {"task": m.task_id, "publisher": m.publisher, "rounds": m.rounds, "groups": m.groups,
                                 "validators": list(m.validators), "mad_bps": m.mad_bps,
-                                "escrow": wei(m.required_escrow), "state": "open"}
+                                "escrow": wei(m.required_escrow), "state": "open",
+                                "privacy": DpBudget.of(m).words()}
         elif isinstance(m, TaskFinished) and m.task_id in found:
             found[m.task_id].update(state="finished", refund=wei(m.refund))
         elif isinstance(m, TaskCancelled) and m.task_id in found:

@@ -1,5 +1,5 @@
 """Decoded, human-readable views of the rollup's outputs and reports: every fedrollup notice by name and field,
-the domain tables auditors ask for (rounds, stakes, producers), and the consensus's votes on each epoch."""
+the domain tables auditors ask for (tasks, rounds, stakes, producers), and the consensus's votes on each epoch."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,9 @@ from rich.table import Table
 from dapp.schema import (BLOB_VALIDATOR_MODEL, CANCEL_NAMES, DISPUTE_CHALLENGED, DISPUTE_NAMES, PENALTY_CHALLENGE,
                          PENALTY_CONTEST, PENALTY_NAMES, RULE_NAMES, CellCompliance, Contested, ContestResolved,
                          GroupSkipped, ModelScored, ProducerElected, ProducerMissed, RewardPaid, RoundRecorded,
-                         TaskCancelled, TaskCreated, TaskFinished, TrainerStakes, ValidatorPenalized, ValidatorRewarded, Withdrawal)
+                         TaskCancelled, TaskCreated, TaskFinished, TrainerStakes, ValidatorPenalized, ValidatorRewarded,
+                         Withdrawal)
+from dapp.dp_budget import DpBudget
 from dapp.state import format_wei
 from rollups_client.outputs import RollupOutput
 from rollups_node.model import Report
@@ -190,6 +192,19 @@ def stakes_table(notices: list[RollupOutput], task_id: int | None) -> Table:
         table.add_column(name, justify="right" if name in ("task", "round", "stake") else "left")
     for row in stake_rows(notices, task_id):
         table.add_row(str(row["task"]), str(row["round"]), row["role"], row["address"], format_wei(row["stake"]))
+    return table
+
+
+def tasks_table(notices: list[RollupOutput], task_id: int | None) -> Table:
+    """Every task as created: its terms and the privacy budget its publisher promised its trainers, in words."""
+    table = Table(title="tasks: terms and the privacy budget promised to trainers", title_justify="left")
+    for name in ("task", "publisher", "rounds", "groups", "MAD", "escrow", "privacy"):
+        table.add_column(name, justify="right" if name in ("task", "rounds", "groups", "MAD", "escrow") else "left")
+    for o in notices:
+        m = o.message
+        if isinstance(m, TaskCreated) and task_id in (None, m.task_id):
+            table.add_row(str(m.task_id), fields(o)["publisher"], str(m.rounds), str(m.groups), bps(m.mad_bps),
+                          format_wei(m.required_escrow), DpBudget.of(m).words())
     return table
 
 

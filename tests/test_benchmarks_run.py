@@ -63,3 +63,11 @@ def test_model_posts_prices_each_encoding_on_anvil_and_times_the_rollups_scoring
     gas = {key: int(row[4].replace(",", "")) for key, row in rows.items()}
     assert gas["before", "cnn"] < gas["int8", "cnn"] < gas["float16", "cnn"] < gas["int8", "cnn10"]
     assert "n/a: --quick" in lines["int8", "cnn"] and "not a Cartesi Machine" in out
+
+
+def test_privacy_prints_accuracy_and_honest_rejections_against_epsilon(tmp_path):
+    out = bench("privacy", "--rounds", "1", "--trainers", "4", "--seeds", "1", "--epsilons", "8", "--mechanisms",
+                "gaussian", "--model", "logreg", "--out", str(tmp_path), "--plot", str(tmp_path / "privacy.png"))
+    assert "honest updates rejected by MAD" in out and "gaussian · fedavg" in out and "laplace" not in out
+    assert "8 / 8" in out  # one round's total ε is the round's, for both mechanisms
+    assert (tmp_path / "privacy.png").is_file() and (tmp_path / "privacy.json").is_file()

@@ -101,7 +101,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                                                     "producer/1, task/1, balance/0x…")
     p.set_defaults(func=_inspect)
 
-    for name, what in (("rounds", "per round: accuracy, contributions, rewards, skipped groups, missed closes, "
+    for name, what in (("tasks", "every task's terms and the privacy budget (differential privacy) promised to its "
+                                 "trainers"),
+                       ("rounds", "per round: accuracy, contributions, rewards, skipped groups, missed closes, "
                                   "the next producer"),
                        ("stakes", "every trainer's and validator's stake after the latest round"),
                        ("producers", "the block producer elected by stake (FLPoS) for each round, and who "
@@ -334,7 +336,8 @@ def _domain_table(args: argparse.Namespace) -> int:
 
     _, _, node = _context(args)
     notices = [o for o in _decoded_outputs(args, node) if o.message is not None]
-    builder = {"rounds": views.rounds_table, "stakes": views.stakes_table, "producers": views.producers_table,
+    builder = {"tasks": views.tasks_table, "rounds": views.rounds_table, "stakes": views.stakes_table,
+               "producers": views.producers_table,
                "refunds": views.refunds_table, "disputes": views.disputes_table}
     table = builder[args.table](notices, args.task)
     data = [views.output_json(o) for o in notices

@@ -8,6 +8,7 @@ import argparse
 import time
 from pathlib import Path
 
+from common.dp_accountant import MECHANISMS
 from common.errors import ConfigError
 from fedrollup.cli.args import config_from
 from flower_sim.attacks import ATTACKS
@@ -63,6 +64,16 @@ def add_simulation_options(p: argparse.ArgumentParser) -> None:
     at.add_argument("--boost", type=float, default=d.boost, help="factor of a scaled attacker's update")
     at.add_argument("--signflip-k", type=float, default=d.signflip_k,
                     help="signflip sends global - k x update")
+    dp = p.add_argument_group("differential privacy of the trainers' updates")
+    dp.add_argument("--dp", choices=MECHANISMS, default=d.dp,
+                    help="each honest trainer clips its update and adds noise before signing and sending it: "
+                         "gaussian (L2 clip, analytic Gaussian σ) or laplace (L1 clip, b = 2C/ε); the budget is "
+                         "accounted per round and in total, and promised in the task on the rollup")
+    dp.add_argument("--dp-epsilon", type=float, default=d.dp_epsilon, metavar="EPS", help="ε per round")
+    dp.add_argument("--dp-delta", type=float, default=d.dp_delta, metavar="DELTA",
+                    help="δ per round and of the total (gaussian; laplace is pure ε-DP, δ = 0)")
+    dp.add_argument("--dp-clip", type=float, default=d.dp_clip, metavar="C",
+                    help="clipping norm of an update (local − global weights): L2 for gaussian, L1 for laplace")
     da = p.add_argument_group("data and model")
     da.add_argument("--data", default="", metavar="PATH",
                     help="Keras-format mnist.npz (x_train, y_train, x_test, y_test); default: the 5,000 "

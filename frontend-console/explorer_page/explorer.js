@@ -73,7 +73,7 @@ function renderTask(task, snap) {
   const section = el("section", { id: `task-${task.task}` },
     el("h2", {}, `Task ${task.task} — ${task.state}, ${rounds.length} of ${task.rounds} rounds closed`),
     el("p", { class: "hint" }, `publisher ${task.publisher} · ${task.groups} groups · MAD ${pct(task.mad_bps)} · `
-      + `escrow ${task.escrow.text}`));
+      + `escrow ${task.escrow.text} · privacy: ${task.privacy}`));
   if (rounds.length) {
     const accuracy = [{ name: "global model", points: rounds.map((r) => [r.round, r.global_bps / 100]) },
       { name: "accumulated", points: rounds.map((r) => [r.round, r.accumulated_bps / 100]) }];
