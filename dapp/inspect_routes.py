@@ -79,6 +79,7 @@ def task_info(state: State, arg: str, query: dict[str, str]) -> dict[str, Any]:
                         "delta_atto": t.dp.delta_atto, "clip_micro": t.dp.clip_micro,
                         "total_epsilon_milli": t.dp.total_epsilon_milli, "words": t.dp.words()},
             "test_set_digest": "0x" + t.test_set_digest.hex(), "test_set_size": t.test_set_size,
+            "initial_model_digest": "0x" + t.initial_model_digest.hex(),
             "test_set_posted": t.test_set is not None,
             "report_deadline": None if t.over else t.report_deadline(),
             "contest_deadline": None if t.over else t.contest_deadline(),

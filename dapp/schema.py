@@ -218,6 +218,9 @@ class CreateTask(Message):
     dp_delta_atto: int = abi("uint64", 0)  # δ per round and of the total × 10^18 (0 for Laplace)
     dp_clip_micro: int = abi("uint64", 0)  # clipping norm C × 10^6 (L2 for Gaussian, L1 for Laplace)
     dp_total_epsilon_milli: int = abi("uint32", 0)  # ε of all the task's rounds at δ, accounted, × 1000
+    # keccak256 of the FRQ1 model round 1 trains from (0: not committed): a round's starting model may be committed
+    # by several validators (each kept it, having accepted nothing), any other model by one only
+    initial_model_digest: bytes = abi("bytes32", bytes(32))
 
 
 @dataclass(frozen=True)
@@ -365,6 +368,7 @@ class TaskCreated(Message):
     dp_delta_atto: int = abi("uint64", 0)
     dp_clip_micro: int = abi("uint64", 0)
     dp_total_epsilon_milli: int = abi("uint32", 0)
+    initial_model_digest: bytes = abi("bytes32", bytes(32))
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,8 @@ from dapp.schema import (
     CellCompliance, Contest, ContestResolved, Contested, ContributionClassified, CreateTask, DepositCredited,
     GlobalModel, GroupSkipped, Message, MessageDecodeError, ModelChunk, ModelScored, ParticipantRegistered,
     ProducerElected, ProducerMissed, Register, RewardPaid, RoundClose, RoundRecorded, TaskCancelled, TaskCreated,
-    TaskFinished, TaskFunded, TestSetChunk, TestSetPosted, TrainersAdmitted, TrainerStakes, ValidatorPenalized, ValidatorReport,
-    ValidatorRewarded, Withdraw, Withdrawal, decode_input, normalize_address, unpack_contribution,
+    TaskFinished, TaskFunded, TestSetChunk, TestSetPosted, TrainersAdmitted, TrainerStakes, ValidatorPenalized,
+    ValidatorReport, ValidatorRewarded, Withdraw, Withdrawal, decode_input, normalize_address, unpack_contribution,
 )
 from dapp.task import Dispute, Entry, GroupReport, Participant, RoundRecord, Task
 
@@ -163,6 +163,12 @@ def _running(task: Task, block: int) -> None:
                        f"{task.registration_deadline}, with at least one")
 
 
+def _starting_digest(task: Task) -> bytes:
+    """The digest of the model the current round trains from: the last global model, or the committed initial one
+    (zero when none was committed: then nothing is exempt from the copy rule)."""
+    return qmodel.digest(task.global_model) if task.global_model else task.initial_model_digest
+
+
 def _check_round(task: Task, round_: int) -> None:
     if round_ != task.current_round:
         raise Rejected(f"task {task.task_id} is in round {task.current_round}, not round {round_}")
@@ -277,6 +283,7 @@ def _create_task(state: State, m: CreateTask, sender: str, advance: Advance) -> 
                 close_blocks=m.close_blocks, test_set_digest=m.test_set_digest, test_set_size=m.test_set_size,
                 model_arch=m.model_arch, contest_blocks=m.contest_blocks,
                 challenges_per_round=m.challenges_per_round, dp=dp, trainer_approval=m.trainer_approval,
+                initial_model_digest=m.initial_model_digest,
                 reports=(None,) * m.groups, group_trainers=(0,) * m.groups, group_admitted=(0,) * m.groups)
     if task.required_escrow > UINT256_MAX:
         raise Rejected(f"required escrow {m.rounds} x ({m.round_trainer_budget} + {m.validator_reward}) "
@@ -288,7 +295,7 @@ def _create_task(state: State, m: CreateTask, sender: str, advance: Advance) -> 
                          m.trainers_per_group, task.registration_deadline, m.report_blocks, m.close_blocks,
                          m.trainer_approval, m.test_set_digest, m.test_set_size, m.model_arch, m.contest_blocks,
                          m.challenges_per_round, dp.mechanism, dp.epsilon_milli, dp.delta_atto, dp.clip_micro,
-                         dp.total_epsilon_milli)
+                         dp.total_epsilon_milli, m.initial_model_digest)
     return Accepted(replace(state, tasks=_put(state.tasks, task_id, task)), (Notice(notice),),
                     f"CreateTask {task_id} by {short(sender)} — accepted, {m.rounds} round(s), {m.groups} group(s),"
                     f" needs {format_wei(task.required_escrow)}, registration until block "
@@ -384,7 +391,7 @@ def _validator_report(state: State, m: ValidatorReport, sender: str, advance: Ad
     if task.reports[me.group] is not None:
         raise Rejected(f"validator {sender} already reported round {m.round} of task {m.task_id}")
     copied = [g for g, r in enumerate(task.reports) if r is not None and r.model_digest == m.model_digest]
-    if copied:
+    if copied and m.model_digest != _starting_digest(task):
         raise Rejected(f"model 0x{m.model_digest.hex()[:12]}… is already committed by group {copied[0]} in round "
                        f"{m.round}: each validator commits its own model")
     _check_bps("validator accuracy", m.validator_accuracy_bps)

@@ -109,6 +109,7 @@ class Task:
     contest_blocks: int = 1
     challenges_per_round: int = 0
     dp: DpBudget = DpBudget()  # the privacy budget its publisher promised its trainers (recorded, not enforced)
+    initial_model_digest: bytes = bytes(32)  # the model round 1 trains from, as CreateTask committed it (0: none)
     trainer_approval: bool = False
     test_set: bytes | None = None  # the public test set, once posted complete and matching its digest
     test_set_block: int | None = None

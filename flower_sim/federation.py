@@ -59,20 +59,20 @@ def run_federation(cfg: SimulationConfig, grid: Grid, splits: Splits, out_dir: P
     manager = Manager(cfg.model, cfg.seed, splits.test, out_dir)
     closer = RoundCloser(manager, observer, rollup)
     validators = build_validators(cfg, grid, splits, out_dir, rollup.signing_task() if rollup else None)
-    global_weights = manager.initial_weights()
+    global_weights, global_model = manager.initial_weights(), b""
     records = []
     for rnd in range(1, cfg.rounds + 1):
         outcomes = []
         for validator in validators:
             say(f"round {rnd}: validator {validator.validator_id} sends the global model to its "
                 f"{len(validator.grid.get_node_ids())} trainers, judges and aggregates their updates")
-            outcome = validator.run_round(rnd, global_weights)
+            outcome = validator.run_round(rnd, global_weights, global_model)
             outcomes.append(outcome)
             closer.report(outcome.report)
         say(f"round {rnd}: manager averages {len(outcomes)} validator models (int8, as the rollup does) and scores "
             f"them on the test set")
         closed = closer.close(rnd, outcomes)
-        global_weights = closed.global_weights
+        global_weights, global_model = closed.global_weights, closed.record.global_model
         records.append(closed.record)
     if rollup is not None:
         rollup.finish()  # the last round's close (the rollup closes each round beside the next one's training)

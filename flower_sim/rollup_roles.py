@@ -54,11 +54,13 @@ from dapp.schema import (DEFAULT_CLOSE_BLOCKS, DEFAULT_REGISTRATION_BLOCKS, DEFA
                          ProducerElected, ProducerMissed, Register, RoundClose, TaskCreated, TestSetPosted,
                          ValidatorPenalized, Withdraw, encode_deposit_data)
 from dapp.state import format_wei
+from flower_sim import models
 from flower_sim.cheating import CheatingValidator
 from flower_sim.config import SimulationConfig
 from flower_sim.data import make_splits, public_test_set
 from flower_sim.disputes import DisputeDesk
 from flower_sim.records import RoundRecord
+from flower_sim.quantize import to_frq1
 from flower_sim.records import ValidatorReport as RoundReport
 from flower_sim.rollup_inputs import model_chunks, public_set_chunks, validator_report
 from flower_sim.rollup_schedule import ClosePlan, Schedule, SilentValidator, plan_close
@@ -200,7 +202,8 @@ class RollupRecorder:
                             close_blocks=t.close_blocks, test_set_digest=digest(test_set),
                             test_set_size=len(test_set) // record_size(arch_named(cfg.model)),
                             model_arch=arch_named(cfg.model).id,
-                            contest_blocks=t.contest_blocks, **cfg.dp_params().onchain(rounds))
+                            contest_blocks=t.contest_blocks, **cfg.dp_params().onchain(rounds),
+                            initial_model_digest=digest(to_frq1(models.initial_weights(cfg.model, cfg.seed))))
         escrow = rounds * (create.round_trainer_budget + create.validator_reward)
         index = self._confirm("CreateTask", self._send(self.manager_key, create))
         self.task_id = next(n.task_id for n in self._notices(index) if isinstance(n, TaskCreated))

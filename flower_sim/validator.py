@@ -124,8 +124,12 @@ class Validator:
         return ConfigRecord({"local-epochs": self.cfg.local_epochs, "batch-size": self.cfg.batch_size,
                              "lr": self.cfg.lr, **rollup})
 
-    def run_round(self, server_round: int, global_weights: list[np.ndarray]) -> ValidatorRound:
-        """Send the global model to the group, judge and aggregate the replies, save and report."""
+    def run_round(self, server_round: int, global_weights: list[np.ndarray],
+                  global_model: bytes = b"") -> ValidatorRound:
+        """Send the global model to the group, judge and aggregate the replies, save and report. `global_model`: the
+        FRQ1 bytes `global_weights` came from, committed as they are when the validator keeps the global model
+        (re-quantizing an averaged model does not give its bytes back, and the rollup lets several validators commit
+        the round's starting model, never another one twice)."""
         global_arrays = ArrayRecord(global_weights)
         t0 = time.perf_counter()
         if self.cfg.fraction_train < 1:
@@ -153,7 +157,8 @@ class Validator:
                          for c in self._contributions(replies, scored, metrics)]
         validation_s = getattr(self.strategy, "validation_s", scoring_s)
         reference = getattr(self.strategy, "reference_score", None)
-        model = to_frq1(weights)
+        kept = all(np.array_equal(w, g) for w, g in zip(weights, global_weights))
+        model = global_model if kept and global_model else to_frq1(weights)
         path = self.out_dir / f"round-{server_round:03d}-validator-{self.validator_id}.frq"
         model_digest = save_frq1(path, model)
         report = ValidatorReport(

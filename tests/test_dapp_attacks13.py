@@ -52,6 +52,36 @@ def test_a_validator_cannot_copy_another_groups_commitment():
     assert "is already committed by group 1 in round 1: each validator commits its own model" in why
 
 
+def test_every_validator_may_keep_the_rounds_starting_model():
+    """LIVENESS (found with MAD under strong DP noise): when both groups reject every update, both validators keep the
+    model the round started from and commit the same digest; refusing the second stalled the task. The starting model
+    is exempt from the copy rule (round 1: `initialModelDigest` of CreateTask; later: the last GlobalModel); anyone
+    holds its bytes, so a copier gains nothing by it. One reveal serves both groups; the global stays that model."""
+    start = validator_model(0, 0)
+    c = Chain()
+    create_task(c, rounds=3, contest_blocks=20, initial_model_digest=qmodel.digest(start))
+    for g in (0, 1):
+        c.send(validator(g), report(1, 1, 9000, {trainer(g, 0): 8800}, model=start))
+    post_blob(c, STRANGER, 1, 1, start)
+    assert [(n.group, n.digest) for n in c.of_type(ModelScored)] == [(0, qmodel.digest(start)),
+                                                                      (1, qmodel.digest(start))]
+    close_when_due(c, 1, 1, PUBLISHER)
+    (glob,) = c.of_type(GlobalModel)
+    assert glob.groups == (0, 1) and not c.of_type(ValidatorPenalized)
+    for g in (0, 1):  # round 2 starts from that global model: both may keep it again
+        c.send(validator(g), report(1, 2, 9000, {trainer(g, 0): 8800}, model=glob.model))
+    assert [r.model_digest for r in c.task().reports] == [glob.digest, glob.digest]
+
+
+def test_without_a_committed_initial_model_round_one_copies_stay_refused():
+    c = Chain()
+    create_task(c, rounds=3, contest_blocks=20)
+    start = validator_model(0, 0)
+    c.send(validator(1), report(1, 1, 9000, {trainer(1, 0): 8800}, model=start))
+    assert "each validator commits its own model" in c.reject(validator(0), report(1, 1, 9000, {trainer(0, 0): 8800},
+                                                                                  model=start))
+
+
 def test_a_weak_model_does_not_lower_the_bar_of_a_challenge(chain):
     """STOPPED by judging disputes against max(v, this round's global, the previous global). ATTACK (validator + sybil
     friend): report the friend Positive at 99% with a junk update (1,000 bps), and

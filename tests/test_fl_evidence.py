@@ -15,7 +15,8 @@ from dapp.qmodel import digest
 from flower_sim.config import SimulationConfig
 from flower_sim.grid import GroupGrid, InProcessGrid
 from flower_sim.models import Score
-from flower_sim.quantize import to_frq1
+from flower_sim.manager import global_model
+from flower_sim.quantize import from_frq1, to_frq1
 from flower_sim.signatures import RollupTask
 from flower_sim.trainer import signed_update
 from flower_sim.validator import EvidenceError, Validator
@@ -104,3 +105,25 @@ def test_a_signature_over_another_update_stops_the_validator_in_one_line(tmp_pat
     validator = validator_1(signing_app(forged=frozenset({3})), tmp_path)
     with pytest.raises(EvidenceError, match=r"^trainer 3 signed update [0-9a-f]{16}…, its validator received "):
         validator.run_round(1, weights_of(0))
+
+
+class RejectingJudge(ReadingJudge):
+    """Every update scores 0 bps: MAD rejects them all and the validator keeps the global model."""
+
+    def score(self, arrays: ArrayRecord) -> Score:
+        return Score(correct=0, total=10_000, loss=0.0)
+
+
+def test_a_validator_that_accepts_nothing_commits_the_global_models_own_bytes(tmp_path):
+    """The rollup lets several validators commit the round's starting model, identified by its digest; re-quantizing
+    an averaged model does not give its bytes back, so the validator commits the bytes it was given."""
+    rng = np.random.default_rng(5)
+    models = [to_frq1([rng.normal(0, 0.1, (784, 10)).astype(np.float32), np.zeros(10, np.float32)]) for _ in "ab"]
+    global_bytes = global_model(models)
+    assert to_frq1(from_frq1(global_bytes)) != global_bytes  # what a re-quantizing validator would have committed
+    grid = InProcessGrid(signing_app(), CFG.trainers, CFG.to_run_config())
+    validator = Validator(1, GroupGrid(grid, sorted(grid.get_node_ids())[2:]), RejectingJudge(), CFG, frozenset(),
+                          tmp_path, rollup=TASK)
+    outcome = validator.run_round(2, from_frq1(global_bytes), global_bytes)
+    assert not any(c.accepted for c in outcome.report.contributions)
+    assert outcome.model == global_bytes and outcome.report.model_digest == digest(global_bytes)
