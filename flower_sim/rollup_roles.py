@@ -365,8 +365,13 @@ class RollupRecorder:
     def _send_reveals(self, round_: int) -> list:
         """Each validator that reported sends its model's chunks from its own key, with a lower priority fee than
         the reports (in a shared block they follow the reports, and the reveal is open)."""
-        tip, sent = max(1, self.l1.priority_fee // 2), []
+        tip, sent, revealed = max(1, self.l1.priority_fee // 2), [], set()
         for v, (model_digest, model) in sorted(self.committed.pop(round_).items()):
+            if model_digest in revealed:  # validators that accepted nothing all keep the round's starting model
+                self.say(f"validator {v} kept the same model as another group (the round's starting model): one "
+                         f"reveal serves both")
+                continue
+            revealed.add(model_digest)
             chunks = model_chunks(self.task_id, round_, model_digest, model)
             self.say(f"validator {v} reveals its model of round {round_} ({len(model):,} bytes, {len(chunks)} "
                      f"input{'s' if len(chunks) > 1 else ''})")
