@@ -30,7 +30,7 @@ from dapp import qnn
 from dapp.qmodel import average, decode, encode
 from flower_sim import models
 from flower_sim.data import Dataset, public_test_set
-from flower_sim.models import Score
+from flower_sim.models import TASK_MODELS, Score
 from flower_sim.quantize import from_frq1, save_frq1
 from flower_sim.records import RollupLink, RoundObserver, RoundRecord, ValidatorReport, ValidatorResult
 from flower_sim.validator import ValidatorRound
@@ -68,9 +68,21 @@ class Manager:
             self._public = qnn.parse_test_set(public_test_set(self.test))
         return self._public
 
-    def integer_accuracy(self, model: bytes) -> int:
-        """`model`'s accuracy in bps by the rollup's integer inference on the public test set."""
-        return qnn.accuracy(decode(model), self.public_test)
+    @property
+    def qos(self) -> bool:
+        return self.model_kind in TASK_MODELS["qos"]
+
+    def integer_accuracy(self, model: bytes) -> int | None:
+        """`model`'s accuracy in bps by the rollup's integer inference on the public test set; None for the QoS task,
+        whose integer inference the rollup side (`dapp.qnn`) does not compute yet."""
+        return None if self.qos else qnn.accuracy(decode(model), self.public_test)
+
+    def violations(self, score: Score) -> dict[str, float]:
+        """The QoS task's per-round figures of the global model's `score` (RoundRecord's keys); none for MNIST."""
+        if not self.qos:
+            return {}
+        return {"global_violation_precision": score.precision, "global_violation_recall": score.recall,
+                "test_violation_rate": score.actual_positive / score.total}
 
     def initial_weights(self) -> list[np.ndarray]:
         return models.initial_weights(self.model_kind, self.seed)
@@ -148,6 +160,7 @@ class RoundCloser:
         averaging_s = time.perf_counter() - started
         started = time.perf_counter()
         global_score = self.manager.evaluate(global_weights)
+        violations = self.manager.violations(global_score)
         scores = [self.manager.evaluate(from_frq1(r.model)) for r in rounds]
         # With a rollup, its GlobalModel notice states this number for the same bits: not computed twice (~1 s).
         integer_bps = self.manager.integer_accuracy(global_bytes) if self.rollup is None else None
@@ -164,7 +177,8 @@ class RoundCloser:
             global_loss=global_score.loss, global_model_file=file_name, global_digest=digest,
             best_validator=closest_validator([s.bps for s in scores], global_score.bps), validators=results,
             contributions=tuple(c for r in reports for c in r.contributions),
-            timings=timings(reports, averaging_s), global_integer_bps=integer_bps, global_model=global_bytes)
+            timings=timings(reports, averaging_s), global_integer_bps=integer_bps, global_model=global_bytes,
+            **violations)
         if self.observer is not None:
             started = time.perf_counter()
             self.observer.on_round_closed(record)
