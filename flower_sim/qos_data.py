@@ -192,7 +192,7 @@ def _lognormal(rng: np.random.Generator, median: float, p90: float, size: tuple[
 def cell_load(rng: np.random.Generator, stations: int, windows: int) -> np.ndarray:
     """Stations of a cell transferring in each window: a busy hour (its own peak and time) plus AR(1) noise."""
     hours = (np.arange(windows) * WINDOW_MINUTES / 60.0) % 24
-    busy_hour, peak, quiet = rng.uniform(9, 21), rng.uniform(0.45, 0.95), rng.uniform(0.05, 0.2)
+    busy_hour, peak, quiet = rng.uniform(9, 21), rng.uniform(0.35, 0.65), rng.uniform(0.05, 0.15)
     distance = np.minimum(np.abs(hours - busy_hour), 24 - np.abs(hours - busy_hour))
     share = quiet + (peak - quiet) * np.exp(-(distance / 3.0) ** 2)
     noise = np.zeros(windows)

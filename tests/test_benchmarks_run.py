@@ -63,3 +63,10 @@ def test_model_posts_prices_each_encoding_on_anvil_and_times_the_rollups_scoring
     gas = {key: int(row[4].replace(",", "")) for key, row in rows.items()}
     assert gas["before", "cnn"] < gas["int8", "cnn"] < gas["float16", "cnn"] < gas["int8", "cnn10"]
     assert "n/a: --quick" in lines["int8", "cnn"] and "not a Cartesi Machine" in out
+
+
+def test_qos_compares_federated_runs_with_the_centralized_bound(tmp_path):
+    out = bench("qos", "--seeds", "1", "--rounds", "1", "--trainers", "4", "--out", str(tmp_path))
+    for row in ("federated, mad", "federated, fedavg", "centralized bound", "always compliant"):
+        assert row in out
+    assert "violation recall" in out and (tmp_path / "results.json").is_file()
