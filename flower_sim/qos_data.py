@@ -6,15 +6,16 @@ Where each quantity comes from (docs/researchers.md, "The QoS task", has the cit
   sample `qos_sample/emulated.csv`, measured on our own topology's wired fallback (`topology/`: Mininet-WiFi's
   propagation model, the 802.11 rate table, TCLink rate limits). LTE and 5G cells scale that link rate so their
   median station gets the published median (`TECHNOLOGIES`).
-* **Goodput and queueing RTT as a function of (link rate, stations transferring at once)**: a least-squares fit on
-  the emulated sample (`EmulatedFit`: log goodput = a + b log link + c log active; RTT = r0 + r1 / link +
-  r2 active / link), with the sample's own residual spread as multiplicative noise.
+* **Goodput and RTT under load**: each window draws one measured sending window of the emulated sample at the
+  station's link rate and its cell's load (`EmulatedTable`: the nearest measured load when its own was not), so
+  the emulator's own spread and the tie between goodput and RTT are kept; an LTE or 5G link f times faster has
+  f times the goodput and 1/f of the queueing RTT.
 * **What the kernel cannot emulate** (netem): the path's base delay, the access hop's latency, jitter and loss,
   and their time dynamics, per technology from published measurements where we could check a figure, otherwise
   stated assumptions. Loss and delay spikes follow a two-state (Gilbert-Elliott) Markov chain per station, whose
   bad state is likelier under load and at weak signal: the persistence a model can learn to predict.
-* **Load over time**: per cell, a diurnal busy hour plus AR(1) noise sets how many of its stations transfer in
-  each 10-minute window.
+* **Load over time**: per cell, a diurnal busy hour plus AR(1) noise sets how many stations send at once on its
+  access point in each 10-minute window, within the range the sample measured.
 
 Every station sees only its own cell (technology, load, its own link): non-IID by construction. Trainer i is
 station i of cell `group_of(i)`; each validator's private set is the windows of `VALIDATOR_STATIONS` other
@@ -108,33 +109,41 @@ TECHNOLOGIES = (
     Technology("5g", 2, 130.0, 25.0, 10.0, 30.0, 0.05, 4.0, 100.0),
 )
 P_BAD = 0.01          # per-window chance a station's channel turns bad, idle cell, strong signal (assumption)
-P_RECOVER = 0.35      # per-window chance a bad channel recovers: bad spells last ~3 windows (assumption)
+LOAD_PEAK = (0.6, 1.0)  # a cell's busy-hour load, share of the most stations the sample had sending at once
+P_RECOVER = 0.25      # per-window chance a bad channel recovers: bad spells last ~4 windows, 40 min (assumption)
 
 
 @dataclass(frozen=True)
-class EmulatedFit:
-    """Goodput and queueing RTT as functions of (link rate, active stations), fitted on the emulated sample."""
+class EmulatedTable:
+    """The emulated sample's sending windows by (link rate, active stations): a generated window at a measured link
+    rate and load draws one measured (goodput, RTT) pair of that rate and load, of the nearest measured load when
+    its own was not measured. The pairs keep the emulator's own spread and the tie between goodput and RTT."""
 
-    goodput: tuple[float, float, float]   # a, b, c: log goodput = a + b log link + c log active
-    goodput_sigma: float                  # std of the log residuals
-    rtt: tuple[float, float, float]       # r0, r1, r2: RTT = r0 + r1 / link + r2 active / link (ms)
-    rtt_sigma: float                      # std of log(observed / fitted RTT)
-    stations: np.ndarray                  # (n, 3): distance_m, rssi_dbm, link_mbps of each emulated station
-    rows: int
+    links: np.ndarray                              # the measured link rates, ascending
+    max_active: int                                # the most stations the sample had sending at once
+    pairs: dict[tuple[int, int], np.ndarray]       # (link index, active) -> (k, 2): goodput Mbit/s, RTT ms
+    nearest: np.ndarray                            # (links, max_active + 1): the measured load nearest each load
+    stations: np.ndarray                           # (n, 3): distance_m, rssi_dbm, link_mbps of each station
+    measurements: int
     source: str
 
-    def goodput_mbps(self, link: np.ndarray, active: np.ndarray) -> np.ndarray:
-        a, b, c = self.goodput
-        return np.exp(a + b * np.log(link) + c * np.log(np.maximum(active, 1)))
-
-    def queueing_ms(self, link: np.ndarray, active: np.ndarray) -> np.ndarray:
-        """The RTT the load adds over an idle link (the fit less its intercept), never negative."""
-        _, r1, r2 = self.rtt
-        return np.maximum(r1 / link + r2 * np.maximum(active, 1) / link, 0.0)
+    def draw(self, rng: np.random.Generator, link_index: np.ndarray, active: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """Goodput and RTT for windows at `links[link_index]` with `active` stations sending (same shapes)."""
+        load = self.nearest[link_index, np.clip(active, 1, self.max_active).astype(np.int64)]
+        u = rng.random(link_index.shape)
+        goodput, rtt = np.empty(link_index.shape), np.empty(link_index.shape)
+        for (li, a), pairs in self.pairs.items():
+            here = (link_index == li) & (load == a)
+            picked = pairs[np.minimum((u[here] * len(pairs)).astype(np.int64), len(pairs) - 1)]
+            goodput[here], rtt[here] = picked[:, 0], picked[:, 1]
+        return goodput, rtt
 
 
 def read_emulated(path: Path) -> dict[str, np.ndarray]:
-    """The emulated sample's columns (`SAMPLE_COLUMNS`); ValueError when the file lacks one or has no rows."""
+    """The emulated sample's columns (`SAMPLE_COLUMNS`); ValueError when the file lacks one or has no rows. An idle
+    station's goodput is 0 and an RTT no ping came back for is empty (NaN here), as `topology/qos_measure.py`
+    writes them."""
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         missing = [c for c in SAMPLE_COLUMNS if c not in (reader.fieldnames or ())]
@@ -144,28 +153,35 @@ def read_emulated(path: Path) -> dict[str, np.ndarray]:
     if not rows:
         raise ValueError(f"{path} has no measurements")
     numeric = [c for c in SAMPLE_COLUMNS if c != "station"]
-    columns = {c: np.array([float(r[c]) for r in rows]) for c in numeric}
+    columns = {c: np.array([float(r[c]) if r[c] != "" else math.nan for r in rows]) for c in numeric}
     columns["station"] = np.array([f"{r['cell']}/{r['station']}" for r in rows])
     return columns
 
 
 @lru_cache(maxsize=2)
-def emulated_fit(path: Path = SAMPLE_PATH) -> EmulatedFit:
-    """The least-squares fits on the emulated sample (read once per process)."""
+def emulated_table(path: Path = SAMPLE_PATH) -> EmulatedTable:
+    """The emulated sample's table (read once per process) of the windows in which the station itself sent (goodput
+    > 0) and an RTT came back: what a station measures while it transfers, as every generated window does."""
     c = read_emulated(path)
     ok = (c["goodput_mbps"] > 0) & (c["link_mbps"] > 0) & (c["active_stations"] >= 1) & (c["rtt_ms"] > 0)
-    link, active, good, rtt = (c[k][ok] for k in ("link_mbps", "active_stations", "goodput_mbps", "rtt_ms"))
-    design = np.column_stack([np.ones_like(link), np.log(link), np.log(active)])
-    g, *_ = np.linalg.lstsq(design, np.log(good), rcond=None)
-    g_sigma = float(np.std(np.log(good) - design @ g))
-    rdesign = np.column_stack([np.ones_like(link), 1.0 / link, active / link])
-    r, *_ = np.linalg.lstsq(rdesign, rtt, rcond=None)
-    fitted = np.maximum(rdesign @ r, 1e-3)
-    r_sigma = float(np.std(np.log(rtt / fitted)))
-    _, first = np.unique(c["station"], return_index=True)
-    stations = np.column_stack([c["distance_m"], c["rssi_dbm"], c["link_mbps"]])[np.sort(first)]
-    return EmulatedFit(tuple(float(v) for v in g), g_sigma, tuple(float(v) for v in r), r_sigma, stations,
-                       int(ok.sum()), path.name)
+    if not ok.any():
+        raise ValueError(f"{path} has no window with a transfer and an RTT")
+    links = np.unique(c["link_mbps"][ok])
+    link_index = np.searchsorted(links, c["link_mbps"][ok])
+    active = c["active_stations"][ok].astype(np.int64)
+    measured = np.column_stack([c["goodput_mbps"][ok], c["rtt_ms"][ok]])
+    pairs = {(int(li), int(a)): measured[(link_index == li) & (active == a)]
+             for li, a in sorted(set(zip(link_index.tolist(), active.tolist())))}
+    max_active = int(active.max())
+    nearest = np.zeros((len(links), max_active + 1), dtype=np.int64)
+    for li in range(len(links)):
+        loads = np.array([a for (i, a) in pairs if i == li])
+        nearest[li] = [loads[np.argmin(np.abs(loads - a) * 2 + (loads > a))] for a in range(max_active + 1)]
+    sending = c["link_mbps"] > 0
+    _, first = np.unique(c["station"][sending], return_index=True)
+    stations = np.column_stack([c["distance_m"], c["rssi_dbm"], c["link_mbps"]])[sending][np.sort(first)]
+    stations = stations[np.isin(stations[:, 2], links)]  # stations whose link rate was measured sending
+    return EmulatedTable(links, max_active, pairs, nearest, stations, int(ok.sum()), path.name)
 
 
 @dataclass(frozen=True)
@@ -189,16 +205,17 @@ def _lognormal(rng: np.random.Generator, median: float, p90: float, size: tuple[
     return median * np.exp(sigma * rng.standard_normal(size))
 
 
-def cell_load(rng: np.random.Generator, stations: int, windows: int) -> np.ndarray:
-    """Stations of a cell transferring in each window: a busy hour (its own peak and time) plus AR(1) noise."""
+def cell_load(rng: np.random.Generator, max_active: int, windows: int) -> np.ndarray:
+    """Stations sending at once on a cell's access point in each window, 1..`max_active` (the emulated range): a
+    busy hour (its own peak share and time) plus AR(1) noise."""
     hours = (np.arange(windows) * WINDOW_MINUTES / 60.0) % 24
-    busy_hour, peak, quiet = rng.uniform(9, 21), rng.uniform(0.35, 0.65), rng.uniform(0.05, 0.15)
+    busy_hour, peak, quiet = rng.uniform(9, 21), rng.uniform(LOAD_PEAK[0], LOAD_PEAK[1]), rng.uniform(0.05, 0.3)
     distance = np.minimum(np.abs(hours - busy_hour), 24 - np.abs(hours - busy_hour))
     share = quiet + (peak - quiet) * np.exp(-(distance / 3.0) ** 2)
     noise = np.zeros(windows)
     for t in range(1, windows):
         noise[t] = 0.8 * noise[t - 1] + rng.normal(0.0, 0.06)
-    return np.clip(np.rint((share + noise) * stations), 1, stations)
+    return np.clip(np.rint((share + noise) * max_active), 1, max_active)
 
 
 def cell_technologies(cells: int) -> list[str]:
@@ -206,21 +223,22 @@ def cell_technologies(cells: int) -> list[str]:
     return [TECHNOLOGIES[c % len(TECHNOLOGIES)].name for c in range(cells)]
 
 
-def generate(spec: SplitSpec, stations_per_cell: list[int], fit: EmulatedFit) -> Windows:
+def generate(spec: SplitSpec, stations_per_cell: list[int], table: EmulatedTable) -> Windows:
     """`WINDOWS` labelled windows for every station; cell c has `stations_per_cell[c]` stations, in order."""
     rng = np.random.default_rng([spec.seed, 0x905])
     steps = WINDOWS + 2  # one window before the first labelled one (its "previous"), one after the last (its label)
     hours = (np.arange(steps) * WINDOW_MINUTES / 60.0) % 24
-    emulated_median = float(np.median(fit.stations[:, 2]))
+    emulated_median = float(np.median(table.stations[:, 2]))
     columns: list[dict[str, np.ndarray]] = []
     labels, cells = [], []
     for cell, n in enumerate(stations_per_cell):
         tech = TECHNOLOGIES[cell % len(TECHNOLOGIES)]
-        picked = fit.stations[rng.integers(0, len(fit.stations), size=n)]
+        picked = table.stations[rng.integers(0, len(table.stations), size=n)]
         rssi = picked[:, 1]
-        link = picked[:, 2] * ((tech.median_link_mbps / emulated_median) if tech.median_link_mbps else 1.0)
-        active = cell_load(rng, n, steps)[None, :].repeat(n, axis=0)          # (n, steps)
-        load_share = active / n
+        scale = (tech.median_link_mbps / emulated_median) if tech.median_link_mbps else 1.0
+        link = picked[:, 2] * scale
+        active = cell_load(rng, table.max_active, steps)[None, :].repeat(n, axis=0)          # (n, steps)
+        load_share = active / table.max_active
         weak = np.clip((-60.0 - rssi) / 20.0, 0.0, 1.0)[:, None]              # 0 at -60 dBm, 1 at -80 dBm
         p_bad = P_BAD * (1 + 3 * load_share) * (1 + 2 * weak)
         bad = np.zeros((n, steps), dtype=bool)
@@ -230,11 +248,11 @@ def generate(spec: SplitSpec, stations_per_cell: list[int], fit: EmulatedFit) ->
             enter = rng.random(n) < p_bad[:, t]
             bad[:, t] = np.where(bad[:, t - 1], stay, enter)
         shape = (n, steps)
-        link2 = link[:, None].repeat(steps, axis=1)
+        link_index = np.searchsorted(table.links, picked[:, 2])[:, None].repeat(steps, axis=1)
+        goodput, queueing = table.draw(rng, link_index, active)
+        goodput, queueing = goodput * scale, queueing / scale  # a link `scale` times faster drains its queue sooner
         loss = np.where(bad, tech.loss_bad_pct, tech.loss_good_pct) * np.exp(0.5 * rng.standard_normal(shape))
-        throughput = (fit.goodput_mbps(link2, active) * np.exp(fit.goodput_sigma * rng.standard_normal(shape))
-                      * np.clip(1 - loss / 10.0, 0.05, 1.0))
-        queueing = fit.queueing_ms(link2, active) * np.exp(fit.rtt_sigma * rng.standard_normal(shape))
+        throughput = goodput * np.clip(1 - loss / 10.0, 0.05, 1.0)
         access = _lognormal(rng, tech.access_median_ms, tech.access_p90_ms, shape)
         rtt = tech.path_rtt_ms + access + queueing + bad * tech.bad_extra_ms * rng.uniform(0.5, 1.5, shape)
         jitter = ((0.3 * access + 0.2 * queueing + bad * 0.3 * tech.bad_extra_ms)
@@ -288,9 +306,9 @@ def _dataset(windows: Windows, rows: np.ndarray) -> Dataset:
 
 def make_qos_splits(spec: SplitSpec, sample: Path = SAMPLE_PATH) -> Splits:
     """The QoS task's split for `spec` (`flower_sim.data.make_splits` dispatches here and caches it)."""
-    fit = emulated_fit(sample)
+    table = emulated_table(sample)
     sizes, trainer_ids, validator_ids, test_ids = station_layout(spec)
-    windows = generate(spec, sizes, fit)
+    windows = generate(spec, sizes, table)
     trainer_index = tuple(_rows(windows, [s]) for ids in trainer_ids for s in ids)
     validator_index = tuple(_rows(windows, ids) for ids in validator_ids)
     test_rows = _rows(windows, [s for ids in test_ids for s in ids])
@@ -302,7 +320,8 @@ def make_qos_splits(spec: SplitSpec, sample: Path = SAMPLE_PATH) -> Splits:
         validator_index=validator_index, trainer_index=trainer_index,
         source=f"QoS windows of {sum(sizes)} stations in {len(sizes)} cells "
                f"({', '.join(cell_technologies(len(sizes)))}), "
-               f"{WINDOWS} windows each; throughput and queueing fitted on {fit.source} ({fit.rows} measurements)",
+               f"{WINDOWS} windows each; goodput and RTT drawn from {table.source} ({table.measurements} sending "
+               f"windows)",
         test_groups=windows.cell[test_rows])
 
 

@@ -12,9 +12,9 @@ import numpy as np
 TASKS = ("mnist", "qos")
 PUBLIC_TEST_SIZE = 500  # rows of the manager's test set that form the task's public test set (the rollup's)
 # The QoS task's SLA (a window violates it when any bound is crossed); defaults make violations a rare class
-SLA_MBPS = 1.5       # minimum throughput, Mbit/s
-SLA_RTT_MS = 150.0   # maximum round-trip time, ms
-SLA_LOSS_PCT = 2.5   # maximum packet loss, %
+SLA_MBPS = 2.0       # minimum throughput, Mbit/s
+SLA_RTT_MS = 200.0   # maximum round-trip time, ms
+SLA_LOSS_PCT = 2.0   # maximum packet loss, %
 
 
 @dataclass(frozen=True)

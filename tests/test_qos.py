@@ -14,7 +14,7 @@ from fedrollup.cli import main
 from flower_sim import qos_data
 from flower_sim.attacks import flip_labels
 from flower_sim.config import SimulationConfig
-from flower_sim.qos_data import (FEATURE_SCALES, QOS_FEATURES, WINDOWS, emulated_fit, generate, make_qos_splits,
+from flower_sim.qos_data import (FEATURE_SCALES, QOS_FEATURES, WINDOWS, emulated_table, generate, make_qos_splits,
                                  parse_public_test_set, public_test_set, read_emulated, station_layout, violated)
 from flower_sim.splits import SplitSpec
 
@@ -48,9 +48,8 @@ def test_features_are_bytes_over_255_and_named_as_the_rollups_architecture_count
 
 
 def test_each_label_is_the_next_windows_sla_not_the_current_ones():
-    fit = emulated_fit(FIXTURE)
     sizes, *_ = station_layout(SPEC)
-    w = generate(SPEC, sizes, fit)
+    w = generate(SPEC, sizes, emulated_table(FIXTURE))
     x = w.features.astype(np.float32) / 255
     same_station = w.station[1:] == w.station[:-1]
     # the next row's "previous window" columns are this row's current ones, byte for byte
@@ -101,15 +100,29 @@ def test_the_public_test_set_bytes_round_trip():
     assert np.array_equal(features.astype(np.float32) / np.float32(255), splits.test.x[:100])
 
 
-def test_the_fit_recovers_how_goodput_falls_with_load_and_the_reader_names_a_missing_column(tmp_path):
-    fit = emulated_fit(FIXTURE)
-    _, per_link, per_active = fit.goodput
-    assert per_link == pytest.approx(1.0, abs=0.1) and per_active == pytest.approx(-0.9, abs=0.1)
-    assert fit.queueing_ms(np.array([5.0]), np.array([4])) > fit.queueing_ms(np.array([20.0]), np.array([1]))
+def test_a_window_draws_a_measured_sending_window_of_its_link_rate_and_nearest_load(tmp_path):
+    table = emulated_table(FIXTURE)
+    sample = read_emulated(FIXTURE)
+    sent = sample["goodput_mbps"] > 0
+    link_index = np.repeat(np.arange(len(table.links)), 40).reshape(-1, 8)
+    active = np.tile(np.arange(1, 9), (len(link_index), 1))  # loads up to 8, beyond the sample's
+    goodput, rtt = table.draw(np.random.default_rng(3), link_index, active)
+    for li, a, g, r in zip(link_index.ravel(), active.ravel(), goodput.ravel(), rtt.ravel()):
+        load = table.nearest[li, min(a, table.max_active)]
+        same = sent & (sample["link_mbps"] == table.links[li]) & (sample["active_stations"] == load)
+        assert ((sample["goodput_mbps"] == g) & (sample["rtt_ms"] == r) & same).any()
+    assert table.max_active == int(sample["active_stations"][sent].max())
+
+
+def test_the_reader_names_a_missing_column_and_reads_an_empty_rtt_as_missing(tmp_path):
     broken = tmp_path / "broken.csv"
     broken.write_text(FIXTURE.read_text().replace("rtt_ms", "delay"))
     with pytest.raises(ValueError, match="rtt_ms"):
         read_emulated(broken)
+    lines = FIXTURE.read_text().splitlines()
+    no_ping = tmp_path / "no_ping.csv"
+    no_ping.write_text("\n".join([lines[0], lines[1].rsplit(",", 1)[0] + ","]) + "\n")
+    assert np.isnan(read_emulated(no_ping)["rtt_ms"]).all()
 
 
 def test_a_label_flipper_swaps_violation_and_compliance():
@@ -142,8 +155,8 @@ def test_options_that_do_not_fit_the_task_give_one_line(argv, words, capsys):
 def test_a_short_qos_run_records_violation_figures_and_catches_violations(tmp_path):
     out = tmp_path / "run"
     assert main(["simulate", "--task", "qos", "--rounds", "2", "--trainers", "4", "--validators", "2",
-                 "--strategy", "fedavg", "--attack", "labelflip", "--malicious", "0.25", "--lr", "0.3",
-                 "--batch-size", "8", "--out", str(out)]) == 0
+                 "--attack", "labelflip", "--malicious", "0.25", "--lr", "0.3", "--batch-size", "8",
+                 "--local-epochs", "5", "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["config"]["task"] == "qos" and metrics["config"]["model"] == "qos"
     last = metrics["rounds"][-1]
