@@ -1,14 +1,16 @@
 """QoS task benchmark: federated SLA-violation prediction (MAD and FedAvg, 20 trainers) against a centralized bound.
 
 For every seed, the same data (`flower_sim.qos_data`: each station's own windows, non-IID by cell), the same
-initial model and the same SGD settings; no attack. The centralized bound is the same Keras model trained on the
-union of all trainers' windows for the same epochs budget (rounds x local epochs, `benchmarks.robustness`), scored
-on the same test set. Also shown: the always-compliant model (predicts no violation), the floor a model must beat.
+initial model and the same SGD settings; without attack, and with 30% label flippers (each swaps violation and
+compliance on half its windows), where MAD's validation should matter. The centralized bound is the same Keras
+model trained on the union of all trainers' windows for the same epochs budget (rounds x local epochs,
+`benchmarks.robustness`), scored on the same test set. Also shown: the always-compliant model (predicts no
+violation), the floor a model must beat.
 
     .venv/bin/python -m benchmarks.qos [--quick] [--seeds 1,2,3] [--rounds 10] [--out runs/bench-qos]
 
 Prints mean ± standard deviation over the seeds of accuracy, violation precision and violation recall (class 1,
-the rare class) of the final global model, and saves them as JSON.
+the rare class) of the final global model, and how many label flippers' updates MAD rejected; saves them as JSON.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import json
 import os
 import time
 from dataclasses import replace
+from itertools import product
 from pathlib import Path
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
@@ -33,6 +36,8 @@ from flower_sim.config import SimulationConfig  # noqa: E402
 from flower_sim.simulation import simulate  # noqa: E402
 
 FIGURES = ("accuracy", "precision", "recall")
+SCENARIOS = {"": dict(attack="none", malicious=0.0),
+             ", labelflip 30%": dict(attack="labelflip", malicious=0.3, flip_fraction=0.5)}
 
 
 def spread(values: list[float]) -> str:
@@ -58,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     results: dict[str, dict[str, list[float]]] = {}
     rates: list[float] = []
+    judged = {"malicious": [0, 0], "honest": [0, 0]}  # MAD under attack: [rejected, all] updates
 
     def keep(name: str, accuracy: float, precision: float, recall: float) -> None:
         row = results.setdefault(name, {f: [] for f in FIGURES})
@@ -66,13 +72,18 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     for seed in seeds:
-        for strategy in ("mad", "fedavg"):
-            cfg = replace(base, seed=seed, strategy=strategy).validate()
-            last = simulate(cfg, out / f"seed{seed}-{strategy}").records[-1]
-            keep(f"federated, {strategy}", last.global_accuracy, last.global_violation_precision,
+        for (scenario, attack), strategy in product(SCENARIOS.items(), ("mad", "fedavg")):
+            cfg = replace(base, seed=seed, strategy=strategy, **attack).validate()
+            records = simulate(cfg, out / f"seed{seed}-{strategy}-{cfg.attack}").records
+            last = records[-1]
+            keep(f"federated, {strategy}{scenario}", last.global_accuracy, last.global_violation_precision,
                  last.global_violation_recall)
-            console.print(f"seed {seed} · {strategy:<6} accuracy {100 * last.global_accuracy:.1f}%, violation "
-                          f"recall {100 * last.global_violation_recall:.1f}%, precision "
+            if strategy == "mad" and cfg.attack != "none":
+                for c in (c for r in records for c in r.contributions):
+                    judged["malicious" if c.malicious else "honest"][0] += not c.accepted
+                    judged["malicious" if c.malicious else "honest"][1] += 1
+            console.print(f"seed {seed} · {strategy}{scenario}: accuracy {100 * last.global_accuracy:.1f}%, "
+                          f"violation recall {100 * last.global_violation_recall:.1f}%, precision "
                           f"{100 * last.global_violation_precision:.1f}%")
         bound = centralized_scores(replace(base, seed=seed))[-1]
         keep("centralized bound", bound.accuracy, bound.precision, bound.recall)
@@ -91,6 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, row in results.items():
         table.add_row(name, *[spread(row[f]) for f in FIGURES])
     console.print(table)
+    (bad, bad_all), (good, good_all) = judged["malicious"], judged["honest"]
+    if bad_all:
+        console.print(f"MAD under label flipping rejected {bad} of the flippers' {bad_all} updates "
+                      f"({100 * bad / bad_all:.0f}%) and {good} of the {good_all} honest ones "
+                      f"({100 * good / good_all:.1f}%)")
     console.print(f"{time.perf_counter() - started:.0f} s")
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"config": base.as_dict(), "seeds": seeds, "violation_rate": rates,

@@ -104,7 +104,8 @@ def _blocks(value: int | None, default: int | None, option: str) -> int | None:
 def demo_config(args: argparse.Namespace) -> demo.DemoConfig:
     cfg = simulation_config(args)
     if cfg.task == "qos":  # until the rollup scores QoS models on its test set (dapp/qnn, issue 17's rollup side)
-        raise ConfigError("the demo records --task mnist only for now; `fedrollup simulate --task qos` runs the QoS task")
+        raise ConfigError("the demo records --task mnist only for now; `fedrollup simulate --task qos` runs the QoS "
+                          "task")
     if args.block_time <= 0 or args.epoch_length <= 0:
         raise ConfigError("--block-time and --epoch-length must be positive")
     silent = silent_validator(args, cfg.validators, cfg.rounds)
