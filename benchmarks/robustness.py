@@ -48,6 +48,11 @@ def centralized_curve(cfg) -> list[float]:
     """Upper bound: the same model and optimizer trained on the union of all trainers' data, from the same
     initial weights, `local_epochs` epochs per round (so after round r it has had the epochs a federated
     trainer has had); its test accuracy after each round. The bound is the last value."""
+    return [s.accuracy for s in centralized_scores(cfg)]
+
+
+def centralized_scores(cfg) -> list[models.Score]:
+    """`centralized_curve`'s model scored after each round (accuracy, and the class-1 counts the QoS task reports)."""
     splits = make_splits(cfg.split_spec())
     x = np.concatenate([t.x for t in splits.trainers])
     y = np.concatenate([t.y for t in splits.trainers])
@@ -57,7 +62,7 @@ def centralized_curve(cfg) -> list[float]:
         seed = int(np.random.SeedSequence([cfg.seed, rnd, 3]).generate_state(1)[0])
         weights, _ = models.train(model, weights, x, y, epochs=cfg.local_epochs, batch_size=cfg.batch_size,
                                   seed=seed)
-        curve.append(models.score(model, weights, splits.test.x, splits.test.y).accuracy)
+        curve.append(models.score(model, weights, splits.test.x, splits.test.y))
     return curve
 
 

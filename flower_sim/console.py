@@ -18,11 +18,23 @@ def pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.1f}%"
 
 
+def violations(record: RoundRecord) -> str:
+    """The QoS task's round figures in words ("" for MNIST)."""
+    if record.global_violation_recall is None:
+        return ""
+    return (f"; it predicts {pct(record.global_violation_recall)} of the next-window SLA violations (recall), "
+            f"{pct(record.global_violation_precision)} of its alarms are real (precision); "
+            f"{pct(record.test_violation_rate)} of the test windows are violations")
+
+
 def round_table(records: list[RoundRecord], cfg: SimulationConfig) -> Table:
     table = Table(title=f"{cfg.strategy} · attack {cfg.attack} · {cfg.trainers} trainers / "
                         f"{cfg.validators} validators", title_justify="left")
     table.add_column("round", justify="right")
     table.add_column("global acc", justify="right")
+    qos = cfg.task == "qos"
+    if qos:
+        table.add_column("violation recall / precision", justify="right")
     for v in range(cfg.validators):
         table.add_column(f"V{v} own / model", justify="right")
     table.add_column("accepted", justify="right")
@@ -34,6 +46,7 @@ def round_table(records: list[RoundRecord], cfg: SimulationConfig) -> Table:
         t = r.timings
         table.add_row(
             str(r.round), pct(r.global_accuracy),
+            *([f"{pct(r.global_violation_recall)} / {pct(r.global_violation_precision)}"] if qos else []),
             *[f"{pct(v.own_accuracy)} / {pct(v.aggregated_accuracy)}" for v in r.validators],
             str(sum(v.accepted for v in r.validators)), str(sum(v.rejected for v in r.validators)),
             str(sum(v.rejected_malicious for v in r.validators)), f"V{r.best_validator}",
@@ -58,7 +71,7 @@ class ProgressObserver:
                if record.global_integer_bps is not None else "") + ", "
             f"{sum(v.accepted for v in record.validators)} accepted, "
             f"{sum(v.rejected for v in record.validators)} rejected "
-            f"({sum(v.rejected_malicious for v in record.validators)} of them malicious)")
+            f"({sum(v.rejected_malicious for v in record.validators)} of them malicious)" + violations(record))
 
 
 def run_with_display(cfg: SimulationConfig, out: Path, observers: Sequence[RoundObserver] = (),
@@ -70,7 +83,9 @@ def run_with_display(cfg: SimulationConfig, out: Path, observers: Sequence[Round
     console = Console(stderr=False)
     console.print(f"[bold]fedrollup simulate[/]: {cfg.trainers} trainers in {cfg.validators} groups, "
                   f"strategy {cfg.strategy} (MAD {cfg.mad:g}), attack {cfg.attack} on "
-                  f"{cfg.malicious_count} trainers, {cfg.rounds} rounds, model {cfg.model}, seed {cfg.seed}")
+                  f"{cfg.malicious_count} trainers, {cfg.rounds} rounds, task {cfg.task}, model {cfg.model}, seed "
+                  f"{cfg.seed}" + (f", SLA: at least {cfg.sla_mbps:g} Mbit/s, RTT at most {cfg.sla_rtt_ms:g} ms, loss "
+                                   f"at most {cfg.sla_loss_pct:g} %" if cfg.task == "qos" else ""))
     if cfg.dp != "none":
         console.print(Budget.account(cfg.dp_params(), cfg.rounds, cfg.dp_delta).describe())
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())

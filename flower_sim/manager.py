@@ -29,8 +29,8 @@ import numpy as np
 from dapp import qnn
 from dapp.qmodel import arch_named, average, decode, encode
 from flower_sim import models
-from flower_sim.data import Dataset, public_test_set
-from flower_sim.models import Score
+from flower_sim.data import Splits, rollup_test_set
+from flower_sim.models import TASK_MODELS, Score
 from flower_sim.quantize import from_frq1, save_frq1
 from flower_sim.records import RollupLink, RoundObserver, RoundRecord, ValidatorReport, ValidatorResult
 from flower_sim.validator import ValidatorRound
@@ -54,23 +54,35 @@ def global_model(validator_models: Sequence[bytes]) -> bytes:
 class Manager:
     """Holds the test set and writes the global model of every round."""
 
-    def __init__(self, model_kind: str, seed: int, test: Dataset, out_dir: Path) -> None:
+    def __init__(self, model_kind: str, seed: int, splits: Splits, out_dir: Path) -> None:
         self.model_kind = model_kind
         self.seed = seed
-        self.test = test
+        self.splits = splits
+        self.test = splits.test
         self.out_dir = out_dir
         self._public: qnn.TestSet | None = None
 
     @property
     def public_test(self) -> qnn.TestSet:
-        """The task's public test set (the first images of the held-out one) as the rollup parses it."""
+        """The task's public test set (the first rows of the held-out one) as the rollup parses it."""
         if self._public is None:
-            self._public = qnn.parse_test_set(public_test_set(self.test), arch_named(self.model_kind))
+            self._public = qnn.parse_test_set(rollup_test_set(self.splits), arch_named(self.model_kind))
         return self._public
+
+    @property
+    def qos(self) -> bool:
+        return self.model_kind in TASK_MODELS["qos"]
 
     def integer_accuracy(self, model: bytes) -> int:
         """`model`'s accuracy in bps by the rollup's integer inference on the public test set."""
         return qnn.accuracy(decode(model), self.public_test)
+
+    def violations(self, score: Score) -> dict[str, float]:
+        """The QoS task's per-round figures of the global model's `score` (RoundRecord's keys); none for MNIST."""
+        if not self.qos:
+            return {}
+        return {"global_violation_precision": score.precision, "global_violation_recall": score.recall,
+                "test_violation_rate": score.actual_positive / score.total}
 
     def initial_weights(self) -> list[np.ndarray]:
         return models.initial_weights(self.model_kind, self.seed)
@@ -148,6 +160,7 @@ class RoundCloser:
         averaging_s = time.perf_counter() - started
         started = time.perf_counter()
         global_score = self.manager.evaluate(global_weights)
+        violations = self.manager.violations(global_score)
         scores = [self.manager.evaluate(from_frq1(r.model)) for r in rounds]
         # With a rollup, its GlobalModel notice states this number for the same bits: not computed twice (~1 s).
         integer_bps = self.manager.integer_accuracy(global_bytes) if self.rollup is None else None
@@ -164,7 +177,8 @@ class RoundCloser:
             global_loss=global_score.loss, global_model_file=file_name, global_digest=digest,
             best_validator=closest_validator([s.bps for s in scores], global_score.bps), validators=results,
             contributions=tuple(c for r in reports for c in r.contributions),
-            timings=timings(reports, averaging_s), global_integer_bps=integer_bps, global_model=global_bytes)
+            timings=timings(reports, averaging_s), global_integer_bps=integer_bps, global_model=global_bytes,
+            **violations)
         if self.observer is not None:
             started = time.perf_counter()
             self.observer.on_round_closed(record)

@@ -1,4 +1,5 @@
-"""The Keras models (small CNN, the paper's SGD logistic regression, a small MLP, a 10x CNN) and how we score them.
+"""The Keras models (small CNN, the paper's SGD logistic regression, a small MLP, a 10x CNN; the QoS task's MLP) and
+how we score them.
 
 Models are built once per process and role and then reused with `set_weights` (rebuilding or recompiling
 a Keras model re-traces its training function, which costs more than training 175 samples). All models
@@ -12,8 +13,10 @@ from functools import lru_cache
 import numpy as np
 
 from dapp.mad import accuracy_bps
+from dapp.qmodel import QOS_INPUTS
 
-MODELS = ("cnn", "mlp", "logreg", "cnn10")
+MODELS = ("cnn", "mlp", "logreg", "cnn10", "qos")
+TASK_MODELS = {"mnist": ("cnn", "mlp", "logreg", "cnn10"), "qos": ("qos",)}  # which models fit which task
 EVAL_BATCH = 1_000
 
 
@@ -30,11 +33,16 @@ def configure_tensorflow(seed: int) -> None:
 
 
 def build_model(kind: str, lr: float):
-    """A compiled Keras model for 28x28 grey digits; weights are seeded by the caller's global seed."""
+    """A compiled Keras model for 28x28 grey digits, or for `qos` the QoS task's MLP (`dapp.qmodel` arch 5: the
+    QOS_INPUTS features as u8 / 255, two classes); weights are seeded by the caller's global seed."""
     import keras  # heavy: TensorFlow (3 s), loaded when a model is built
     from keras import layers  # heavy: TensorFlow, as above
 
-    if kind == "cnn":
+    shape, classes = (28, 28, 1), 10
+    if kind == "qos":
+        shape, classes = (QOS_INPUTS,), 2
+        body = [layers.Dense(32, activation="relu"), layers.Dense(16, activation="relu")]
+    elif kind == "cnn":
         body = [layers.Conv2D(16, 3, activation="relu"), layers.MaxPooling2D(),
                 layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(),
                 layers.Flatten(), layers.Dense(64, activation="relu")]
@@ -48,7 +56,7 @@ def build_model(kind: str, lr: float):
         body = [layers.Flatten()]
     else:
         raise ValueError(f"unknown model {kind!r}")
-    model = keras.Sequential([keras.Input((28, 28, 1)), *body, layers.Dense(10, activation="softmax")])
+    model = keras.Sequential([keras.Input(shape), *body, layers.Dense(classes, activation="softmax")])
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=lr),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
@@ -70,11 +78,15 @@ def initial_weights(kind: str, seed: int) -> list[np.ndarray]:
 
 @dataclass(frozen=True)
 class Score:
-    """A model's result on one evaluation set: exact counts, so accuracy in bps is reproducible."""
+    """A model's result on one evaluation set: exact counts, so accuracy in bps is reproducible. The class-1 counts
+    are the QoS task's violations (the rare class): caught, predicted and actual."""
 
     correct: int
     total: int
     loss: float
+    true_positive: int = 0
+    predicted_positive: int = 0
+    actual_positive: int = 0
 
     @property
     def bps(self) -> int:
@@ -84,15 +96,27 @@ class Score:
     def accuracy(self) -> float:
         return self.correct / self.total
 
+    @property
+    def precision(self) -> float:
+        """Class 1's precision: the share of predicted violations that are real (0 when none is predicted)."""
+        return self.true_positive / self.predicted_positive if self.predicted_positive else 0.0
+
+    @property
+    def recall(self) -> float:
+        """Class 1's recall: the share of real violations predicted (0 when there is none)."""
+        return self.true_positive / self.actual_positive if self.actual_positive else 0.0
+
 
 def score(model, weights: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> Score:
     """Accuracy (exact counts) and mean cross-entropy of `weights` on (x, y)."""
     model.set_weights(weights)
     probs = np.concatenate([np.asarray(model.predict_on_batch(x[i:i + EVAL_BATCH]))
                             for i in range(0, len(x), EVAL_BATCH)])
-    correct = int(np.sum(np.argmax(probs, axis=1) == y))
+    predicted = np.argmax(probs, axis=1)
     loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], 1e-7, 1.0))))
-    return Score(correct=correct, total=len(y), loss=loss)
+    return Score(correct=int(np.sum(predicted == y)), total=len(y), loss=loss,
+                 true_positive=int(np.sum((predicted == 1) & (y == 1))), predicted_positive=int(np.sum(predicted == 1)),
+                 actual_positive=int(np.sum(y == 1)))
 
 
 def _train_step(model):

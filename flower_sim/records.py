@@ -19,6 +19,9 @@ if TYPE_CHECKING:  # type hints only: signatures imports eth-account
     from flower_sim.signatures import RollupTask
 
 
+QOS_KEYS = ("global_violation_precision", "global_violation_recall", "test_violation_rate")
+
+
 def json_ready(value):
     """`value` with every bytes (a digest) as hex, for JSON."""
     if isinstance(value, bytes):
@@ -138,10 +141,18 @@ class RoundRecord:
     timings: dict[str, float] = field(default_factory=dict)
     global_integer_bps: int | None = None
     global_model: bytes = field(default=b"", repr=False, compare=False)
+    # the QoS task only (None otherwise, and then not in as_dict): the global model's precision and recall on the
+    # violation class over the manager's test set, and the share of that set's windows that are violations
+    global_violation_precision: float | None = None
+    global_violation_recall: float | None = None
+    test_violation_rate: float | None = None
 
     def as_dict(self) -> dict:
         document = asdict(self)
         del document["global_model"]
+        for key in QOS_KEYS:
+            if document[key] is None:
+                del document[key]
         return json_ready(document)
 
 

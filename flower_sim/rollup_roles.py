@@ -57,7 +57,7 @@ from dapp.state import format_wei
 from flower_sim import models
 from flower_sim.cheating import CheatingValidator
 from flower_sim.config import SimulationConfig
-from flower_sim.data import make_splits, public_test_set
+from flower_sim.data import make_splits, rollup_test_set
 from flower_sim.disputes import DisputeDesk
 from flower_sim.records import RoundRecord
 from flower_sim.quantize import to_frq1
@@ -191,7 +191,7 @@ class RollupRecorder:
         start = time.perf_counter()
         self._fund_roles()
         cfg, t = self.cfg, self.terms
-        test_set = public_test_set(make_splits(cfg.split_spec()).test)
+        test_set = rollup_test_set(make_splits(cfg.split_spec()))
         create = CreateTask(mad_bps=round(cfg.mad * 10_000), rounds=rounds,
                             groups=cfg.validators, round_trainer_budget=t.budget(cfg.trainers),
                             reward_per_positive=t.reward_per_positive, validator_reward=t.validator_reward,

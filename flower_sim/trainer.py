@@ -54,7 +54,7 @@ def train(msg: Message, context: Context) -> Message:
     fires = attacks.attack_fires(behaviour, rng)
     labels = data.y
     if fires and behaviour.kind == "labelflip":
-        labels = attacks.flip_labels(data.y, behaviour.flip_fraction, rng)
+        labels = attacks.flip_labels(data.y, behaviour.flip_fraction, rng, cfg.classes)
 
     global_weights = msg.content["arrays"].to_numpy_ndarrays()
     model = models.shared_model(cfg.model, lr, "trainer")

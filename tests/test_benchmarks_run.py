@@ -71,3 +71,10 @@ def test_privacy_prints_accuracy_and_honest_rejections_against_epsilon(tmp_path)
     assert "honest updates rejected by MAD" in out and "gaussian · fedavg" in out and "laplace" not in out
     assert "8 / 8" in out  # one round's total ε is the round's, for both mechanisms
     assert (tmp_path / "privacy.png").is_file() and (tmp_path / "privacy.json").is_file()
+
+
+def test_qos_compares_federated_runs_with_the_centralized_bound(tmp_path):
+    out = bench("qos", "--seeds", "1", "--rounds", "1", "--trainers", "4", "--out", str(tmp_path))
+    for row in ("federated, mad", "federated, fedavg", "centralized bound", "always compliant"):
+        assert row in out
+    assert "violation recall" in out and (tmp_path / "results.json").is_file()

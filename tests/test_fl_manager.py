@@ -31,6 +31,7 @@ def _closer(tmp_path, observer=None, rollup=None):
     from flower_sim.quantize import save_frq1
 
     manager = SimpleNamespace(evaluate=lambda w: Score(9_000, 10_000, 0.1), integer_accuracy=lambda m: 8_800,
+                              violations=lambda score: {},  # an MNIST manager: no QoS figures
                               save_global=lambda r, m: (f"round-{r:03d}.frq",
                                                         save_frq1(tmp_path / f"round-{r:03d}.frq", m)))
     return RoundCloser(manager, observer, rollup)

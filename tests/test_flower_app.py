@@ -27,8 +27,9 @@ APP = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["flwr"]["app"
 def test_the_apps_run_config_is_simulates_options_with_their_defaults():
     """`flwr run . -c "rounds=3 strategy='krum'"` takes exactly `fedrollup simulate`'s options (Flower refuses a key
     the app does not declare), with the same defaults, plus "out"."""
-    assert APP["config"] == {**SimulationConfig().to_run_config(), "out": ""}
+    assert APP["config"] == {**SimulationConfig().to_run_config(), "model": "", "out": ""}  # "": the task's model
     assert SimulationConfig.from_run_config(APP["config"]) == SimulationConfig()
+    assert SimulationConfig.from_run_config({**APP["config"], "task": "qos"}).validate().model == "qos"
 
 
 def test_the_components_are_our_server_and_client_apps():

@@ -84,7 +84,7 @@ def run(spec: dict) -> int:
     out = Path(spec["out"])
     models.configure_tensorflow(cfg.seed)
     splits = make_splits(cfg.split_spec())
-    manager = Manager(cfg.model, cfg.seed, splits.test, out)
+    manager = Manager(cfg.model, cfg.seed, splits, out)
     exchange = Exchange()
     server = serve(exchange, spec["host"], int(spec["port"]))
     recorder = None

