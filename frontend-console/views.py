@@ -6,6 +6,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
+from rich.console import Group, RenderableType
 from rich.table import Table
 
 from dapp.schema import (BLOB_VALIDATOR_MODEL, CANCEL_NAMES, DISPUTE_CHALLENGED, DISPUTE_NAMES, PENALTY_CHALLENGE,
@@ -134,21 +135,18 @@ def round_trouble(row: dict[str, Any]) -> list[str]:
     return row["skipped"] + [f"missed close {m}" for m in row["missed"]] + [f"penalised {p}" for p in row["penalised"]]
 
 
-def rounds_table(notices: list[RollupOutput], task_id: int | None) -> Table:
+def rounds_table(notices: list[RollupOutput], task_id: int | None) -> RenderableType:
     """Per round: the global model's accuracy and each group model's, as the rollup scored them on the public test
     set, accepted/rejected contributions, rewards paid, the rewarded validator, penalised validators, the groups
     skipped for missing the report deadline, the producers that missed their close deadline, next producer; for a
-    QoS task, each cell's predicted SLA-violation rate on its public test sessions."""
+    QoS task, then, each cell's SLA compliance per round (`compliance_table`)."""
     table = Table(title="rounds recorded on the rollup (accuracies: the rollup's own, on the public test set)",
                   title_justify="left")
     rows = round_rows(notices, task_id)
-    qos = any(row["cells"] for row in rows)
     for name in ("task", "round", "closed (UTC)", "global", "accum.", "group models", "Pos/Neg", "paid to trainers",
-                 "validator reward", "late or penalised", "next producer", "escrow left") + (
-                     ("SLA compliance per cell",) if qos else ()):
-        table.add_column(name, justify="left" if name in ("validator reward", "next producer", "late or penalised",
-                                                          "SLA compliance per cell") else "right",
-                         no_wrap=name in ("closed (UTC)", "next producer", "group models"))
+                 "validator reward", "late or penalised", "next producer", "escrow left"):
+        table.add_column(name, justify="left" if name in ("validator reward", "next producer", "late or penalised")
+                         else "right", no_wrap=name in ("closed (UTC)", "next producer", "group models"))
     for row in rows:
         rec: RoundRecorded = row["record"]
         when = time.strftime("%m-%d %H:%M:%S", time.gmtime(rec.timestamp))
@@ -159,8 +157,23 @@ def rounds_table(notices: list[RollupOutput], task_id: int | None) -> Table:
                       format_wei(rec.trainer_paid),
                       f"g{rewarded.group} +{format_wei(rewarded.amount)}" if rewarded else "—",
                       "; ".join(round_trouble(row)) or "—",
-                      _short(row["producer"]) if "producer" in row else "— (last round)", format_wei(rec.escrow_left),
-                      *(["\n".join(cell_text(c) for c in row["cells"]) or "—"] if qos else []))
+                      _short(row["producer"]) if "producer" in row else "— (last round)", format_wei(rec.escrow_left))
+    return Group(table, compliance_table(rows)) if any(row["cells"] for row in rows) else table
+
+
+def compliance_table(rows: list[dict[str, Any]]) -> Table:
+    """A QoS task's `CellCompliance` notices: per round and cell (group), the round's global model on that cell's
+    public test sessions: the share predicted in SLA violation, the actual share, recall and accuracy."""
+    table = Table(title="SLA compliance per cell (the round's global model on each cell's public test sessions)",
+                  title_justify="left")
+    for name in ("task", "round", "cell", "sessions", "predicted in violation", "actual violations",
+                 "violation recall", "accuracy"):
+        table.add_column(name, justify="right")
+    for row in rows:
+        for c in row["cells"]:
+            table.add_row(str(row["task"]), str(row["round"]), str(c.group), str(c.sessions),
+                          share(c.predicted_violations, c.sessions), share(c.actual_violations, c.sessions),
+                          share(c.true_positives, c.actual_violations), share(c.correct, c.sessions))
     return table
 
 

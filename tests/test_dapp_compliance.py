@@ -84,8 +84,10 @@ def test_the_console_and_the_explorer_show_each_cells_predicted_violations():
     console.print(rounds_table(outputs, 1))
     shown = console.export_text()
     assert "SLA compliance per cell" in shown
-    assert "cell 0: 50.0% predicted in violation (actual 25.0%, recall 100.0%)" in shown
-    assert "cell 1: 33.3% predicted in violation (actual 50.0%, recall 66.7%)" in shown
+    rows = {tuple(c.strip() for c in line.split("│")[1:4]): [c.strip() for c in line.split("│")[4:-1]]
+            for line in shown.splitlines() if line.startswith("│") and line.count("│") == 9}
+    assert rows[("1", "1", "0")] == ["4", "50.0%", "25.0%", "100.0%", "75.0%"]  # sessions, predicted, actual, recall
+    assert rows[("1", "1", "1")] == ["6", "33.3%", "50.0%", "66.7%", "83.3%"]   # and the cell's accuracy
     cells = json.loads(json.dumps(rounds(outputs)))[0]["cells"]  # the explorer page's JSON
     assert [(c["group"], c["sessions"], c["predicted_violations"]) for c in cells] == [(0, 4, 2), (1, 6, 2)]
     assert cells[1]["text"].startswith("cell 1: 33.3% predicted in violation")

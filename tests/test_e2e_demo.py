@@ -81,8 +81,10 @@ def test_ctrl_c_stops_every_process_the_demo_started(tmp_path):
 
 # The smallest run that shows both late outcomes: 2 rounds, the validator elected to close round 2 silent from
 # it. Half-second blocks: a round's reports get 12 s (a round here trains in ~3-5 s), a producer's turn 2 s.
+# The QoS task (issue 17) here: liveness does not depend on the task, and its compliance per cell is read from notices.
 SILENT = ["--rounds", "2", "--trainers", "4", "--attack", "none", "--block-time", "0.5", "--epoch-length", "4",
-          "--silent-validator", "elected", "--silent-from-round", "2", "--report-blocks", "24", "--close-blocks", "4"]
+          "--silent-validator", "elected", "--silent-from-round", "2", "--report-blocks", "24", "--close-blocks", "4",
+          "--task", "qos", "--lr", "0.3", "--batch-size", "8"]
 
 
 def test_a_validator_silent_mid_task_is_skipped_its_turn_fails_over_the_refund_is_paid_and_the_audit_passes(tmp_path):
@@ -108,6 +110,10 @@ def test_a_validator_silent_mid_task_is_skipped_its_turn_fails_over_the_refund_i
     assert re.search(rf"finished .*│ {re.escape(refund[1])} ETH │ credited to its balance", stdout)
     assert re.search(rf"withdrawal of its balance .*│ {re.escape(refund[1])} ETH │ voucher", stdout)
     assert "the publisher executed its voucher (output" in stdout and f": {refund[1]} ETH paid" in stdout
+    # The QoS task's compliance, per round and cell, from the rollup's CellCompliance notices: 2 rounds x 2 cells.
+    assert "SLA compliance per cell" in stdout
+    cells = re.findall(r"│\s+1 │\s+([12]) │\s+([01]) │\s+(\d+) │\s+([0-9.]+%) │\s+([0-9.]+%) │", stdout)
+    assert sorted((r, c) for r, c, *_ in cells) == [("1", "0"), ("1", "1"), ("2", "0"), ("2", "1")], stdout[-4000:]
 
 
 # A validator that drops an honest trainer from its report of round 2, on the real parts: the trainer contests with
