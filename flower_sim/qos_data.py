@@ -332,13 +332,3 @@ def public_test_set(test: Dataset, groups: np.ndarray, size: int = PUBLIC_TEST_S
     features = np.rint(np.asarray(test.x[:n], dtype=np.float64) * 255.0).astype(np.uint8)
     return (test.y[:n].astype(np.uint8).tobytes() + np.asarray(groups[:n]).astype(np.uint8).tobytes()
             + features.reshape(n, QOS_INPUTS).tobytes())
-
-
-def parse_public_test_set(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(labels, groups, features u8 (N, 12)) of `public_test_set`'s bytes; ValueError if the length is off."""
-    record = 2 + QOS_INPUTS
-    if len(data) % record:
-        raise ValueError(f"a QoS test set is {record} bytes per row, got {len(data)} bytes")
-    n = len(data) // record
-    raw = np.frombuffer(data, dtype=np.uint8)
-    return raw[:n].copy(), raw[n:2 * n].copy(), raw[2 * n:].reshape(n, QOS_INPUTS).copy()

@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dapp.qmodel import QOS_INPUTS
+from dapp import qnn
+from dapp.qmodel import QOS_INPUTS, arch_named
 from fedrollup.cli import main
 from flower_sim import qos_data
 from flower_sim.attacks import flip_labels
 from flower_sim.config import SimulationConfig
 from flower_sim.qos_data import (FEATURE_SCALES, QOS_FEATURES, WINDOWS, emulated_table, generate, make_qos_splits,
-                                 parse_public_test_set, public_test_set, read_emulated, station_layout, violated)
+                                 public_test_set, read_emulated, station_layout, violated)
 from flower_sim.splits import SplitSpec
 
 FIXTURE = Path(__file__).parent / "data" / "qos_emulated.csv"
@@ -94,10 +95,11 @@ def test_the_public_test_set_bytes_round_trip():
     splits = make_qos_splits(SPEC, FIXTURE)
     data = public_test_set(splits.test, splits.test_groups, size=100)
     assert len(data) == 100 * (2 + QOS_INPUTS)
-    labels, groups, features = parse_public_test_set(data)
-    assert np.array_equal(labels, splits.test.y[:100]) and np.array_equal(groups, splits.test_groups[:100])
-    assert np.array_equal(features, np.rint(splits.test.x[:100] * 255).astype(np.uint8))
-    assert np.array_equal(features.astype(np.float32) / np.float32(255), splits.test.x[:100])
+    parsed = qnn.parse_test_set(data, arch_named("qos"))  # as the rollup reads it
+    assert np.array_equal(parsed.labels, splits.test.y[:100])
+    assert np.array_equal(parsed.groups, splits.test_groups[:100])
+    assert np.array_equal(parsed.inputs, np.rint(splits.test.x[:100] * 255).astype(np.int64))
+    assert np.array_equal(parsed.inputs.astype(np.float32) / np.float32(255), splits.test.x[:100])
 
 
 def test_a_window_draws_a_measured_sending_window_of_its_link_rate_and_nearest_load(tmp_path):
