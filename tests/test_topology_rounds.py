@@ -49,6 +49,9 @@ def test_the_network_decides_trainers_and_validators_the_options_the_rest():
                                                                                             "logreg", 7)
     with pytest.raises(Exception, match="evenly"):
         simulation_config(paper_topology(stations=5, validators=2), options)
+    qos = simulation_config(paper_topology(stations=6, validators=2), TopologyOptions(task="qos"))
+    assert (qos.task, qos.model) == ("qos", "qos")  # each station trains on its own QoS windows
+    assert simulation_config(paper_topology(stations=6, validators=2), TopologyOptions()).model == "cnn"
 
 
 def test_validators_wait_for_the_global_model_and_hand_theirs_back():

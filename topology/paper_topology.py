@@ -49,7 +49,8 @@ class TopologyOptions:
     echo_rounds: int = 1                    # Flower rounds that only move a payload, to measure the network
     echo_bytes: int = 400_000
     strategy: str = _FL.strategy
-    model: str = _FL.model
+    task: str = _FL.task                    # mnist, or qos (each station forecasts its own SLA violations)
+    model: str = ""                         # "": the task's model
     local_epochs: int = _FL.local_epochs
     attack: str = _FL.attack
     malicious: float = _FL.malicious

@@ -10,6 +10,7 @@ from fedrollup.cli.args import config_from
 from flower_sim.attacks import ATTACKS
 from flower_sim.config import STRATEGIES
 from flower_sim.models import MODELS
+from flower_sim.splits import TASKS
 from topology.clean import clean
 from topology.flower_services import CLIENTAPP_ISOLATION
 from topology.paper_topology import TopologyOptions, run
@@ -69,7 +70,10 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--echo-bytes", type=int, default=d.echo_bytes, help="payload of an echo round, bytes")
     fl = parser.add_argument_group("federation (as `fedrollup simulate`)")
     fl.add_argument("--strategy", choices=STRATEGIES, default=d.strategy, help="validator strategy")
-    fl.add_argument("--model", choices=MODELS, default=d.model, help="model trained by the stations")
+    fl.add_argument("--task", choices=TASKS, default=d.task,
+                    help="mnist digits, or qos: each station forecasts its own SLA violations (README, The QoS task)")
+    fl.add_argument("--model", choices=MODELS, default=d.model, help="model trained by the stations (default: the "
+                    "task's: cnn for mnist, qos for qos)")
     fl.add_argument("--local-epochs", type=int, default=d.local_epochs, help="trainer epochs per round")
     fl.add_argument("--attack", choices=ATTACKS, default=d.attack, help="behaviour of malicious trainers")
     fl.add_argument("--malicious", type=float, default=d.malicious, metavar="FRACTION",
