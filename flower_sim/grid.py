@@ -20,9 +20,9 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable
 
-from flwr.app import Context, Message, RecordDict
+from flwr.app import Context, Error, Message, RecordDict
 from flwr.clientapp import ClientApp
-from flwr.common.constant import SUPERLINK_NODE_ID
+from flwr.common.constant import SUPERLINK_NODE_ID, ErrorCode
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 from flwr.supercore.task_identity import TaskIdentity
@@ -69,7 +69,11 @@ class InProcessGrid(Grid):
         for msg in sorted(messages, key=lambda m: m.metadata.dst_node_id):
             msg_id = str(next(self._ids))
             msg.metadata.__dict__["_message_id"] = msg_id
-            reply = self.client_app(message=msg, context=self.contexts[msg.metadata.dst_node_id])
+            try:
+                reply = self.client_app(message=msg, context=self.contexts[msg.metadata.dst_node_id])
+            except Exception as err:  # as Flower's runtimes do: the ClientApp's failure is its reply, not the run's
+                reply = Message(Error(ErrorCode.CLIENT_APP_RAISED_EXCEPTION, f"{type(err).__name__}: {err}"),
+                                reply_to=msg)
             reply.metadata.__dict__["_message_id"] = str(next(self._ids))
             self._replies[msg_id] = reply
             ids.append(msg_id)

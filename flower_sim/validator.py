@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import random
 import time
+from logging import WARNING
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message
+from flwr.common.logger import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg, FedMedian, FedTrimmedAvg, Krum
 
@@ -141,7 +143,14 @@ class Validator:
                                                       self.grid))
         t1 = time.perf_counter()
         # in trainer order: a runtime's grid answers in arrival order, and the aggregate's float sums follow it
-        replies = sorted(self.grid.send_and_receive(messages), key=lambda r: int(r.content["metrics"]["trainer-id"]))
+        shapes = [w.shape for w in global_weights]
+        answered = list(self.grid.send_and_receive(messages))
+        failed = [r.error.reason for r in answered if r.has_error()]
+        if answered and len(failed) == len(answered):  # a bug or a broken setup, not one faulty trainer: say it
+            raise FedrollupError(f"validator {self.validator_id}: every trainer's ClientApp failed in round "
+                                 f"{server_round}, e.g. {failed[0]}")
+        replies = sorted((r for r in answered if self._judgeable(server_round, r, shapes)),
+                         key=lambda r: int(r.content["metrics"]["trainer-id"]))
         t2 = time.perf_counter()
         evidence = self.evidence[server_round] = self._evidence(server_round, replies)
         # Baselines do not judge; score their replies for the record before aggregating, because some
@@ -170,6 +179,20 @@ class Validator:
             training_s=t2 - t1, validation_s=validation_s,
             aggregation_s=(t4 - t3) + (t1 - t0) - (validation_s if isinstance(self.strategy, MadFedAvg) else 0.0))
         return ValidatorRound(model=model, report=report)
+
+    def _judgeable(self, server_round: int, reply: Message, shapes: list[tuple[int, ...]]) -> bool:
+        """An update of the global model's shapes with every weight finite; any other is dropped from the round (not
+        judged, not reported, not paid): one diverged or malicious trainer's NaN would stop the round for all."""
+        if reply.has_error():  # the trainer's ClientApp failed (Flower's runtimes, and our grid, reply with why)
+            log(WARNING, "validator %d, round %d: a trainer's ClientApp failed (%s); no update from it",
+                self.validator_id, server_round, reply.error.reason)
+            return False
+        weights = reply.content["arrays"].to_numpy_ndarrays()
+        if [w.shape for w in weights] == shapes and all(np.isfinite(w).all() for w in weights):
+            return True
+        log(WARNING, "validator %d, round %d: trainer %s sent an update that is no finite model of the task's "
+            "shape; dropped", self.validator_id, server_round, reply.content["metrics"]["trainer-id"])
+        return False
 
     def _evidence(self, server_round: int, replies: list[Message]) -> dict[int, Evidence]:
         """Each update's digest as this validator computes it from the arrays it received, and, when the run records

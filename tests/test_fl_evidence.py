@@ -10,6 +10,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, 
 from flwr.clientapp import ClientApp
 
 from common import accounts
+from common.errors import FedrollupError
 from dapp.eip712 import Domain, signer
 from dapp.qmodel import digest
 from flower_sim.config import SimulationConfig
@@ -127,3 +128,55 @@ def test_a_validator_that_accepts_nothing_commits_the_global_models_own_bytes(tm
     outcome = validator.run_round(2, from_frq1(global_bytes), global_bytes)
     assert not any(c.accepted for c in outcome.report.contributions)
     assert outcome.model == global_bytes and outcome.report.model_digest == digest(global_bytes)
+
+
+def test_a_trainer_whose_update_is_not_a_finite_model_is_dropped_not_the_round(tmp_path):
+    """A diverged trainer (NaN after strong DP noise) or a malicious one (NaN, wrong shapes) once stopped the whole
+    run in the validator's digest of its update; now only that update is dropped (not judged, reported or paid)."""
+    app = signing_app()
+    broken = ClientApp()
+
+    @broken.train()
+    def train(msg: Message, context: Context) -> Message:
+        reply = app(msg, context)
+        if int(context.node_config["partition-id"]) == 3:
+            weights = reply.content["arrays"].to_numpy_ndarrays()
+            weights[0][0, 0] = np.nan
+            reply.content["arrays"] = ArrayRecord(weights)
+        return reply
+    grid = InProcessGrid(broken, CFG.trainers, CFG.to_run_config())
+    validator = Validator(1, GroupGrid(grid, sorted(grid.get_node_ids())[2:]), ReadingJudge(), CFG, frozenset(),
+                          tmp_path, rollup=TASK)
+    outcome = validator.run_round(1, weights_of(0))
+    assert [c.trainer_id for c in outcome.report.contributions] == [2]
+
+
+def test_a_trainer_whose_clientapp_fails_costs_only_its_own_update(tmp_path):
+    """In process as on Flower's runtimes: a ClientApp that raises (e.g. signing a diverged update) is its error
+    reply; the validator judges the others."""
+    app = signing_app()
+    failing = ClientApp()
+
+    @failing.train()
+    def train(msg: Message, context: Context) -> Message:
+        if int(context.node_config["partition-id"]) == 2:
+            raise ValueError("weights must be finite")
+        return app(msg, context)
+    grid = InProcessGrid(failing, CFG.trainers, CFG.to_run_config())
+    validator = Validator(1, GroupGrid(grid, sorted(grid.get_node_ids())[2:]), ReadingJudge(), CFG, frozenset(),
+                          tmp_path, rollup=TASK)
+    assert [c.trainer_id for c in validator.run_round(1, weights_of(0)).report.contributions] == [3]
+
+
+def test_when_every_trainers_clientapp_fails_the_run_stops_saying_why(tmp_path):
+    """Not one faulty trainer but a bug or a broken setup: stopping beats a run of empty rounds."""
+    failing = ClientApp()
+
+    @failing.train()
+    def train(msg: Message, context: Context) -> Message:
+        raise ValueError("no partition here")
+    grid = InProcessGrid(failing, CFG.trainers, CFG.to_run_config())
+    validator = Validator(1, GroupGrid(grid, sorted(grid.get_node_ids())[2:]), ReadingJudge(), CFG, frozenset(),
+                          tmp_path, rollup=TASK)
+    with pytest.raises(FedrollupError, match="every trainer's ClientApp failed in round 1, e.g. ValueError: no part"):
+        validator.run_round(1, weights_of(0))
