@@ -6,20 +6,25 @@ Application address, as the rollup checks it."""
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Iterator
 
 import pytest
-from dapp_fixtures import LOGREG, TEST_SET, TEST_SET_SIZE, chunks
+import requests
+from dapp_fixtures import LOGREG, TEST_SET, TEST_SET_SIZE, chunks, task_message, update_of, validator_model
 from eth_account import Account
 from eth_utils import keccak
 
 from attack_fixtures import chain_id_of, ether_the_rules_hold
 from common import accounts
-from contracts_config.transactions import send_transaction
+from contracts_config.deploy import ANVIL_KEY_0
+from contracts_config.deployment import Deployment
+from contracts_config.transactions import call_function, connect, send_transaction
 from dapp import qmodel
 from dapp.eip712 import Domain, Receipt, Update
-from dapp.schema import (CreateTask, Message, ModelChunk, ValidatorReport, encode_deposit_data,
+from dapp.schema import (ROLE_TRAINER, ROLE_VALIDATOR, CreateTask, Message, ModelChunk, Register, RoundClose,
+                         TaskFunded, ValidatorReport, Withdraw, Withdrawal, decode_notice, encode_deposit_data,
                          pack_contribution)
 from dapp.schema import TestSetChunk as SetChunk  # a Test* name would be collected by pytest
 from flower_sim.signatures import sign
@@ -197,3 +202,63 @@ def receipt(domain: Domain, validator_key: str, task_id: int, round_: int, train
 
 def of(notices: list[Message], kind: type) -> list:
     return [n for n in notices if isinstance(n, kind)]
+
+
+def a_round_pays_a_trainer_on_l1(d: Deployment, node_url: str) -> None:
+    """On a stack `fedrollup chain up` started (anvil mining a block every interval, the official contracts, the
+    node and `python -m dapp`): a task funded through the real EtherPortal and its public test set posted, a round
+    played from each role's own key (the trainer's signature under the real chain id and Application, the
+    validator's model revealed, the close after the contest window), and the trainer's Withdraw voucher executed
+    on L1 paying real Ether."""
+    w3 = connect(d.rpc_url)
+    app = d.contracts["Application"]
+    input_box = w3.eth.contract(address=d.contracts["InputBox"], abi=d.abi("InputBox"))
+    portal = w3.eth.contract(address=d.contracts["EtherPortal"], abi=d.abi("EtherPortal"))
+    application = w3.eth.contract(address=app, abi=d.abi("Application"))
+    validator, trainer = Account.create(), Account.create()
+    for account in (validator, trainer):
+        send_transaction(w3, ANVIL_KEY_0, {"to": account.address, "value": 10**18})
+
+    def send(key: str, message) -> None:
+        call_function(w3, key, input_box.functions.addInput(app, message.encode()))
+
+    created = task_message(2500, 1, 1, 4 * MILLI, 3 * MILLI, 1 * MILLI, validators=(validator.address.lower(),))
+    send(ANVIL_KEY_0, created)
+    send(ANVIL_KEY_0, SetChunk(1, 0, 1, TEST_SET))
+    call_function(w3, ANVIL_KEY_0, portal.functions.depositEther(app, encode_deposit_data(1)), value=5 * MILLI)
+    send(validator.key.hex(), Register(1, ROLE_VALIDATOR, 0))
+    send(trainer.key.hex(), Register(1, ROLE_TRAINER, 0))
+    model = validator_model(0, 1)
+    entry = Entry(trainer.key.hex(), 8000, update_of(trainer.address.lower(), 1))
+    send(validator.key.hex(), signed_report(Domain(w3.eth.chain_id, app), 1, 1, 0, 9000, model, [entry]))
+    send(validator.key.hex(), ModelChunk(1, 1, qmodel.digest(model), 0, 1, model))
+    w3.provider.make_request("anvil_mine", [hex(created.contest_blocks + 1)])  # past the contest window
+    send(ANVIL_KEY_0, RoundClose(1, 1))
+    send(trainer.key.hex(), Withdraw())
+
+    def call(method: str, **params):
+        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+        return requests.post(node_url + "/rpc", json=body, timeout=10).json()["result"]["data"]
+
+    deadline = time.monotonic() + 60
+    while int(call("cartesi_getProcessedInputCount", application="fedrollup"), 16) < 9:
+        assert time.monotonic() < deadline, "the node did not process the 9 inputs within 60 s"
+        time.sleep(0.1)
+    assert [i["status"] for i in call("cartesi_listInputs", application="fedrollup")] == ["ACCEPTED"] * 9
+    outputs = call("cartesi_listOutputs", application="fedrollup")
+    notices = [decode_notice(bytes.fromhex(o["decoded_data"]["payload"][2:])) for o in outputs
+               if o["decoded_data"]["type"] == "Notice"]
+    funded = next(n for n in notices if isinstance(n, TaskFunded))
+    assert funded.funder == Account.from_key(ANVIL_KEY_0).address.lower() and funded.funded
+    assert notices[-1] == Withdrawal(trainer.address.lower(), 3 * MILLI)
+
+    (voucher,) = [o for o in outputs if o["decoded_data"]["type"] == "Voucher"]
+    while call("cartesi_getEpoch", application="fedrollup",
+               epoch_index=voucher["epoch_index"])["status"] != "CLAIM_ACCEPTED":
+        assert time.monotonic() < deadline + 60, "the epoch holding the voucher was not claimed"
+        time.sleep(0.1)
+    proven = call("cartesi_getOutput", application="fedrollup", output_index=voucher["index"])
+    proof = (int(proven["index"], 16), [bytes.fromhex(s[2:]) for s in proven["output_hashes_siblings"]])
+    before = w3.eth.get_balance(trainer.address)
+    call_function(w3, ANVIL_KEY_0, application.functions.executeOutput(bytes.fromhex(proven["raw_data"][2:]), proof))
+    assert w3.eth.get_balance(trainer.address) - before == 3 * MILLI

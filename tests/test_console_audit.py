@@ -19,7 +19,7 @@ from console_fixtures import ATTACKER, HISTORY_CFG, History, recorded_history, t
 from dapp.schema import CreateTask, DepositCredited, RewardPaid, TaskCreated, TaskFunded, TrainerStakes, Withdraw
 from dapp.state import format_wei
 from flower_sim.rollup_roles import RollupRejected
-from frontend_console.audit import AuditFailure, audit
+from frontend_console.audit import AuditFailure, AuditReport, audit
 from rollups_client.l1 import L1
 from rollups_client.outputs import RollupOutput
 from rollups_node.outputs import encode_notice
@@ -33,6 +33,13 @@ FRONTEND_CONSOLE = str(Path(sys.executable).parent / "frontend-console")  # the 
 def history(tmp_path_factory) -> History:
     with recorded_history(tmp_path_factory.mktemp("console"), CFG) as recorded:
         yield recorded
+
+
+@pytest.fixture(scope="module", autouse=True)
+def honest_audit(history) -> AuditReport:
+    """The audit of the history as recorded, taken before the module's first test (autouse), so before any test
+    sends more inputs (a rejected withdrawal, deposits), whatever order the tests run in."""
+    return audit(history.node, L1(history.deployment.rpc_url, history.deployment), run_dir=history.run_dir)
 
 
 def console(history: History, *args: str) -> subprocess.CompletedProcess:
@@ -49,8 +56,8 @@ def first_notice(history: History, kind: type) -> tuple[RollupOutput, object]:
     raise AssertionError(f"no {kind.__name__} notice")
 
 
-def test_audit_passes_on_the_honest_history_and_checks_every_model_file(history):
-    report = audit(history.node, L1(history.deployment.rpc_url, history.deployment), run_dir=history.run_dir)
+def test_audit_passes_on_the_honest_history_and_checks_every_model_file(honest_audit):
+    report = honest_audit
     assert report.rejected == 0 and report.accepted == report.inputs
     assert report.outputs == report.proven > 0
     assert report.rounds == 2

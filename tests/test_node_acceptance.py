@@ -137,27 +137,3 @@ def test_the_node_refuses_a_database_from_another_chain(tmp_path):
         command = node_command(tmp_path / "deployment.json", tmp_path / "node.sqlite", 0, ECHO_BACKEND)
         result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "fresh --db" in result.stderr and "Traceback" not in result.stderr
-
-
-def test_the_running_node_survives_the_attacks_and_loses_nothing(chain, tmp_path):
-    """The issue's attacks on a real `fedrollup node` (L1, claimer, backend): the node answers after each, and
-    the inputs sent around them are all processed, their outputs listed and provable on L1."""
-    deployment = fresh_deployment(chain)
-    with node_process(deployment, tmp_path) as (url, process):
-        add_input(deployment, b"notices:2")
-        wait_until(lambda: processed(url, "fedrollup") == 1, 30, "the first input processed")
-        nested = requests.post(url + "/rpc", data=b"[" * 100_000 + b"]" * 100_000, timeout=30).json()
-        assert nested["error"]["code"] == -32600
-        batch = [{"jsonrpc": "2.0", "id": i, "method": "cartesi_listOutputs",
-                  "params": {"application": "fedrollup", "limit": 10_000}} for i in range(400)]
-        assert requests.post(url + "/rpc", json=batch, timeout=30).json()["error"]["code"] == -32005
-        big = rpc(url, "cartesi_listOutputs", application="fedrollup", offset=1 << 63)
-        assert big["data"] == []
-        add_input(deployment, b"notices:2")
-        wait_until(lambda: processed(url, "fedrollup") == 2, 30, "the input sent after the attacks processed")
-        assert process.poll() is None and rpc(url, "cartesi_getChainId")["data"] == hex(deployment.chain_id)
-        outs = wait_until(lambda: claimed(url, "fedrollup", 4), 30, "both inputs' outputs claimed")
-        w3 = connect(deployment.rpc_url)
-        app = w3.eth.contract(address=deployment.application, abi=deployment.abi("Application"))
-        for out in outs:
-            app.functions.validateOutput(bytes.fromhex(out["raw_data"][2:]), proof_of(out)).call()

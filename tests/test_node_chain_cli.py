@@ -1,4 +1,5 @@
-"""`fedrollup chain up / status / down`: real background processes, URLs printed, clear errors, clean stop."""
+"""`fedrollup chain up / status / down`: real background processes, URLs printed, a round on the real backend
+that pays a trainer on L1, clear errors, clean stop."""
 from __future__ import annotations
 
 import contextlib
@@ -17,7 +18,8 @@ from contracts_config.anvil import free_port, rpc_answers
 from common import accounts
 from common.accounts import claimer_address
 from contracts_config.deployment import load
-from node_fixtures import ECHO_BACKEND, REPO, add_input, outputs_of, wait_until
+from node_fixtures import ECHO_BACKEND, REPO
+from onchain_fixtures import a_round_pays_a_trainer_on_l1
 
 pytestmark = pytest.mark.slow
 
@@ -49,14 +51,16 @@ class ChainUp:
 
 
 @contextlib.contextmanager
-def chain_up(tmp_path: Path, *options: str) -> Iterator[ChainUp]:
-    """`fedrollup chain up` on free ports with the echo backend; kills whatever it left running afterwards."""
+def chain_up(tmp_path: Path, *options: str, echo: bool = True) -> Iterator[ChainUp]:
+    """`fedrollup chain up` on free ports with the echo backend (`echo=False`: its default, `python -m dapp`);
+    kills whatever it left running afterwards."""
     run_dir, deployment_file = tmp_path / "chain", tmp_path / "deployment.json"
     l1_port = free_port(4)  # L1, then the three Quorum members' nodes
     node_port = l1_port + 1
+    backend = ("--backend-command", " ".join(ECHO_BACKEND)) if echo else ()
     up = fedrollup("chain", "up", *options, "--run-dir", str(run_dir), "--l1-port", str(l1_port), "--node-port",
                    str(node_port), "--block-time", "0.5", "--epoch-length", "4", "--deployment-file",
-                   str(deployment_file), "--backend-command", " ".join(ECHO_BACKEND))
+                   str(deployment_file), *backend)
     state = json.loads((run_dir / "chain.json").read_text()) if (run_dir / "chain.json").exists() else {}
     try:
         yield ChainUp(up, state, run_dir, deployment_file, l1_port, node_port)
@@ -66,8 +70,8 @@ def chain_up(tmp_path: Path, *options: str) -> Iterator[ChainUp]:
                 os.killpg(pid, 9)
 
 
-def test_chain_up_serves_inputs_and_chain_down_stops_everything(tmp_path):
-    with chain_up(tmp_path) as chain:
+def test_chain_up_serves_a_paid_round_and_chain_down_stops_everything(tmp_path):
+    with chain_up(tmp_path, echo=False) as chain:
         up, state, run_dir, deployment_file = chain.up, chain.state, chain.run_dir, chain.deployment_file
         l1_port, node_port = chain.l1_port, chain.node_port
         assert up.returncode == 0, up.stderr
@@ -88,10 +92,8 @@ def test_chain_up_serves_inputs_and_chain_down_stops_everything(tmp_path):
 
         status = fedrollup("chain", "status", "--run-dir", str(run_dir))
         assert status.returncode == 0 and status.stdout.count("healthy") == 3, status.stdout
-        add_input(deployment, b"through the stack")
-        url = f"http://127.0.0.1:{node_port}"
-        outs = wait_until(lambda: outputs_of(url, "fedrollup"), 20, "the notice")
-        assert outs[0]["decoded_data"]["payload"] == "0x" + b"through the stack".hex()
+        # the real backend behind the manager's node: a round played from each role's key pays a trainer on L1
+        a_round_pays_a_trainer_on_l1(deployment, f"http://127.0.0.1:{node_port}")
 
         again = fedrollup("chain", "up", "--run-dir", str(run_dir), "--l1-port", str(l1_port))
         assert again.returncode == 2 and "already running" in again.stderr and "Traceback" not in again.stderr

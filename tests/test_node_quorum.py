@@ -7,7 +7,6 @@ wall-clock block times.
 """
 from __future__ import annotations
 
-import contextlib
 import subprocess
 import sys
 
@@ -19,8 +18,8 @@ from common.accounts import claimer_address, claimer_key
 from contracts_config import artifacts
 from contracts_config.deploy import ANVIL_KEY_0, deploy
 from contracts_config.transactions import connect, send_transaction
-from node_fixtures import (DEV_KEYS, ECHO_BACKEND, add_input, deposit_ether, node_process, outputs_of, proof_of,
-                           rpc, running_anvil, wait_until)
+from node_fixtures import (DEV_KEYS, ECHO_BACKEND, add_input, deposit_ether, node_process, node_processes, outputs_of,
+                           proof_of, rpc, running_anvil, wait_until)
 from rollups_client.l1 import L1
 from rollups_node.merkle import OutputsTree
 from rollups_node.outputs import encode_notice, encode_voucher, output_hash
@@ -105,6 +104,12 @@ def member_node(deployment, tmp_path, member: int, folder: str | None = None, ba
                         key=claimer_key(member), extra=extra)
 
 
+def member_nodes(deployment, tmp_path, *members: int, backends: dict[int, list[str]] | None = None):
+    """The members' nodes started together (each as `member_node` starts it); their URLs and processes."""
+    return node_processes(deployment, *(dict(folder=tmp_path / f"member-{m}", key=claimer_key(m),
+                                             backend=(backends or {}).get(m, ECHO_BACKEND)) for m in members))
+
+
 def test_a_lying_member_is_outvoted_and_its_voucher_cannot_execute(deployment, tmp_path):
     q = Quorum(deployment)
     payee, liar = Web3.to_checksum_address("0x" + "ab" * 20), claimer_address(1)
@@ -121,8 +126,8 @@ def test_a_lying_member_is_outvoted_and_its_voucher_cannot_execute(deployment, t
     send_transaction(q.w3, claimer_key(1), q.contract.functions.submitClaim(
         deployment.application, last, forged_tree.root()).build_transaction({"from": liar}))
 
-    with contextlib.ExitStack() as nodes:
-        urls = [nodes.enter_context(member_node(deployment, tmp_path, m))[0] for m in (2, 3)]
+    with member_nodes(deployment, tmp_path, 2, 3) as nodes:
+        urls = [url for url, _ in nodes]
         for url in urls:
             wait_until(lambda: epoch_status(url, deployment.application, epoch_of(last)) == "CLAIM_ACCEPTED", 60,
                        "the honest members' claim to be accepted")
@@ -145,18 +150,15 @@ def test_a_lying_member_is_outvoted_and_its_voucher_cannot_execute(deployment, t
 
 def test_settlement_goes_on_with_a_member_killed_and_the_member_catches_up(deployment, tmp_path):
     q = Quorum(deployment)
-    with contextlib.ExitStack() as nodes:
-        urls = {m: nodes.enter_context(member_node(deployment, tmp_path, m)) for m in (1, 2)}
-        with member_node(deployment, tmp_path, 3) as (url3, process3):
-            add_input(deployment, b"round 1")
-            first = q.close_epoch()
-            wait_until(lambda: epoch_status(url3, deployment.application, epoch_of(first)) == "CLAIM_ACCEPTED", 60,
-                       "epoch 1 accepted by all three")
-            process3.kill()  # SIGKILL: no clean stop
-            process3.wait()
+    with member_nodes(deployment, tmp_path, 1, 2, 3) as ((url1, _), _, (url3, process3)):
+        add_input(deployment, b"round 1")
+        first = q.close_epoch()
+        wait_until(lambda: epoch_status(url3, deployment.application, epoch_of(first)) == "CLAIM_ACCEPTED", 60,
+                   "epoch 1 accepted by all three")
+        process3.kill()  # SIGKILL: no clean stop
+        process3.wait()
         add_input(deployment, b"round 2")
         second = q.close_epoch()
-        url1 = urls[1][0]
         wait_until(lambda: epoch_status(url1, deployment.application, epoch_of(second)) == "CLAIM_ACCEPTED", 60,
                    "epoch 2 accepted with member 3 down")
         assert not q.voted(second, 3) and len(q.accepted(second)) == 1
@@ -196,10 +198,7 @@ def test_a_minority_settles_nothing_until_a_majority_is_back(deployment, tmp_pat
 def test_a_node_that_computes_another_root_stops_voting_and_keeps_serving_reads(deployment, tmp_path):
     q = Quorum(deployment)
     other = [*ECHO_BACKEND, "--prefix", "other:"]  # a backend that diverges: its outputs differ
-    with contextlib.ExitStack() as nodes:
-        for m in (1, 2):
-            nodes.enter_context(member_node(deployment, tmp_path, m))
-        url3, _ = nodes.enter_context(member_node(deployment, tmp_path, 3, backend=other))
+    with member_nodes(deployment, tmp_path, 1, 2, 3, backends={3: other}) as (_, _, (url3, _)):
         add_input(deployment, b"hello")
         last = q.close_epoch()
         wait_until(lambda: epoch_status(url3, deployment.application, epoch_of(last)) == "CLAIM_REJECTED", 60,
