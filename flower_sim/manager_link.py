@@ -36,15 +36,19 @@ from flower_sim.validator import ValidatorRound
 CLOSED = "manager closed round"  # the announcement's words: "manager closed round 3"
 
 
-def weights_to_bytes(weights: list[np.ndarray]) -> bytes:
+def weights_to_bytes(weights: list[np.ndarray], frq1: bytes = b"") -> bytes:
+    """The global model as `.npz`: its float weights, and `frq1`, the FRQ1 bytes they came from (a closed round's
+    global), which a validator that keeps the global commits as they are (re-quantizing changes them)."""
     buffer = io.BytesIO()
-    np.savez(buffer, *weights)
+    np.savez(buffer, *weights, frq1=np.frombuffer(frq1, dtype=np.uint8))
     return buffer.getvalue()
 
 
-def weights_from_bytes(data: bytes) -> list[np.ndarray]:
+def weights_from_bytes(data: bytes) -> tuple[list[np.ndarray], bytes]:
+    """(weights, FRQ1 bytes or b"") of `weights_to_bytes`' output."""
     with np.load(io.BytesIO(data)) as npz:
-        return [npz[f"arr_{i}"] for i in range(len(npz.files))]
+        weights = [npz[f"arr_{i}"] for i in range(len(npz.files)) if f"arr_{i}" in npz.files]
+        return weights, npz["frq1"].tobytes() if "frq1" in npz.files else b""
 
 
 def round_document(outcome: ValidatorRound, timings: dict[str, float]) -> dict:
@@ -60,15 +64,16 @@ def round_from(document: dict) -> ValidatorRound:
 
 
 # ---------------------------------------------------------------------------------------------- the client
-def fetch_global(manager: str, server_round: int, timeout_s: float) -> tuple[list[np.ndarray], float]:
-    """The global model for `server_round`, waiting until the manager has it; (weights, download seconds)."""
+def fetch_global(manager: str, server_round: int, timeout_s: float) -> tuple[list[np.ndarray], bytes, float]:
+    """The global model for `server_round`, waiting until the manager has it; (weights, its FRQ1 bytes or b"",
+    download seconds)."""
     deadline = time.monotonic() + timeout_s
     while True:
         started = time.perf_counter()
         try:
             with urllib.request.urlopen(f"{manager}/global/{server_round}", timeout=60) as answer:
                 data = answer.read()
-            return weights_from_bytes(data), time.perf_counter() - started
+            return (*weights_from_bytes(data), time.perf_counter() - started)
         except urllib.error.HTTPError as err:
             if err.code != 404 or time.monotonic() > deadline:
                 raise RuntimeError(f"the manager did not give the global model of round {server_round}: {err}")

@@ -90,9 +90,10 @@ def main(grid: Grid, context: Context) -> None:
                           cfg, cfg.malicious_trainers, out)
     setup = {"serverapp_setup_s": time.perf_counter() - setup_started}
     for server_round in range(1, cfg.rounds + 1):
-        global_weights, fetch_s = fetch_global(manager, server_round, float(config.get("wait-global-s", 900)))
+        global_weights, global_model, fetch_s = fetch_global(manager, server_round,
+                                                             float(config.get("wait-global-s", 900)))
         if server_round == 1:  # the task is open once round 1's global is served: the stations sign for it
             validator.rollup = fetch_task(manager)
-        outcome = validator.run_round(server_round, global_weights)
+        outcome = validator.run_round(server_round, global_weights, global_model)
         timings = {**timed.last, "fetch_global_s": fetch_s, **(setup if server_round == 1 else {})}
         post_result(manager, server_round, validator_id, round_document(outcome, timings))

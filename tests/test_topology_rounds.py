@@ -61,9 +61,10 @@ def test_validators_wait_for_the_global_model_and_hand_theirs_back():
     url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         weights = [np.arange(6, dtype=np.float32).reshape(2, 3), np.ones(3, dtype=np.float32)]
-        threading.Timer(0.5, exchange.publish, (1, weights_to_bytes(weights))).start()  # published late
-        got, seconds = fetch_global(url, 1, timeout_s=10)
+        threading.Timer(0.5, exchange.publish, (1, weights_to_bytes(weights, b"FRQ1..."))).start()  # published late
+        got, frq1, seconds = fetch_global(url, 1, timeout_s=10)
         assert all(np.array_equal(a, b) for a, b in zip(got, weights)) and seconds < 5
+        assert frq1 == b"FRQ1..."  # the bytes a validator that keeps the global commits as they are
         document = {"report": {"round": 1}, "timings": {}, "weights": base64.b64encode(b"m" * 30_000).decode()}
         upload = post_result(url, 1, 1, document)
         post_result(url, 1, 0, {"report": {"round": 1}, "timings": {}, "weights": ""})
@@ -85,7 +86,8 @@ def test_validators_wait_for_the_global_model_and_hand_theirs_back():
         assert fetch_task(url) == task
     finally:
         server.shutdown()
-    assert [a.shape for a in weights_from_bytes(weights_to_bytes(weights))] == [(2, 3), (3,)]
+    assert [a.shape for a in weights_from_bytes(weights_to_bytes(weights))[0]] == [(2, 3), (3,)]
+    assert weights_from_bytes(weights_to_bytes(weights))[1] == b""  # round 1: floats only
 
 
 def test_memory_scales_per_station_from_the_median_station():

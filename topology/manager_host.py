@@ -107,7 +107,7 @@ def run(spec: dict) -> int:
         results = exchange.wait_all(server_round, cfg.validators, float(spec.get("round_timeout_s", 1800)))
         received = received_rounds(server_round, results, out)
         closed = closer.close(server_round, received, timings=no_timings)
-        exchange.publish(server_round + 1, weights_to_bytes(closed.global_weights))
+        exchange.publish(server_round + 1, weights_to_bytes(closed.global_weights, closed.record.global_model))
         now = time.perf_counter()
         uploads = exchange.wait_uploads(server_round, cfg.validators, 60.0)  # sent right after the models
         timings = round_timings(results, uploads, [r.report for r in received], closed.averaging_s,
