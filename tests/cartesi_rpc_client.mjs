@@ -20,7 +20,8 @@ try {
   missingInputCode = err.code;
 }
 console.log(JSON.stringify({
-  chainId, application: app.iapplication_address, consensus: app.consensus_type,
+  chainId, application: app.iapplication_address, consensus: app.consensus_type, state: app.state,
+  reason: app.reason,
   inputs: inputs.map((i) => i.index), input1: input1.status,
   voucherDestination: vouchers[0].decoded_data.destination, epochRoot: epoch.outputs_merkle_root,
   tournaments, missingInputCode,

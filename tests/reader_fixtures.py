@@ -14,15 +14,18 @@ SENDER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 OTHER = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
 
 
-def seeded_repository(path: Path, claimed: bool = False) -> SqliteRepository:
+def seeded_repository(path: Path, claimed: bool = False, quorum: bool = False) -> SqliteRepository:
     """Three inputs (accepted, rejected, unprocessed) in epochs 1 and 2, a notice and a voucher, two reports;
-    `claimed`: epoch 1's claim computed (outputs proven) and accepted on L1."""
+    `claimed`: epoch 1's claim computed (outputs proven) and accepted on L1; `quorum`: the application is settled by
+    a Quorum and its node turned it INOPERABLE (what a member node that diverged from L1 answers)."""
     repo = SqliteRepository(path)
     input_box = "0x1b51e2992A2755Ba4D6F7094032DF91991a0Cfac"
     repo.save_application(Application(name="fedrollup", address=APP, consensus="0x" + "22" * 20,
                                       input_box=input_box, input_box_block=1, template_hash="0x" + "00" * 32,
                                       epoch_length=4, chain_id=31337,  # DataAvailability.InputBox(input_box):
-                                      data_availability="0xb12c9ede" + input_box[2:].lower().rjust(64, "0")))
+                                      data_availability="0xb12c9ede" + input_box[2:].lower().rjust(64, "0"),
+                                      **({"consensus_type": "QUORUM", "state": "INOPERABLE",
+                                          "reason": "L1 settled another outputs root for epoch 1"} if quorum else {})))
     inputs = [Input(index=i, epoch_index=(5 + 2 * i) // 4, block_number=5 + 2 * i, block_timestamp=1700000000 + i,
                     chain_id=31337, app_contract=APP, sender=SENDER if i != 2 else OTHER, prev_randao=i,
                     payload=b"p%d" % i, raw_data=b"raw%d" % i, transaction_reference="0x" + "aa" * 32, log_index=i)

@@ -66,12 +66,25 @@ def validator(schema_name: str) -> jsonschema.Draft202012Validator:
                                             "components": {"schemas": SCHEMAS}})
 
 
-@pytest.fixture(params=[False, True], ids=["open-epochs", "claimed-epoch"])
+@pytest.fixture(params=[(False, False), (True, False), (True, True)],
+                ids=["open-epochs", "claimed-epoch", "quorum-inoperable"])
 def reader(request, tmp_path):
-    repo = seeded_repository(tmp_path / "node.sqlite", claimed=request.param)
+    claimed, quorum = request.param
+    repo = seeded_repository(tmp_path / "node.sqlite", claimed=claimed, quorum=quorum)
     reader = JsonRpcReader(repo, 31337)
-    reader.claimed = request.param
+    reader.claimed = claimed
     yield reader
+    repo.close()
+
+
+def test_a_quorum_members_inoperable_application_is_answered_as_the_real_node_does(tmp_path):
+    """What a Quorum member's node answers once L1 settled another root: QUORUM, INOPERABLE and why, in the shape of
+    the real node's document (the other tests run every method against this application too)."""
+    repo = seeded_repository(tmp_path / "node.sqlite", claimed=True, quorum=True)
+    reply = call(JsonRpcReader(repo, 31337), "cartesi_getApplication", {"application": "fedrollup"})["result"]
+    validator(METHODS["cartesi_getApplication"][1]).validate(reply)
+    assert (reply["data"]["consensus_type"], reply["data"]["state"]) == ("QUORUM", "INOPERABLE")
+    assert reply["data"]["reason"] == "L1 settled another outputs root for epoch 1"
     repo.close()
 
 
@@ -121,10 +134,11 @@ def test_rpc_discover_serves_this_nodes_openrpc_document(reader):
     assert refs and all(name in served["components"][kind] for kind, name in refs)
 
 
-@pytest.fixture
-def node_url(tmp_path):
-    """The node's HTTP server on loopback over the seeded database (no L1, no backend needed to read)."""
-    repo = seeded_repository(tmp_path / "node.sqlite", claimed=True)
+@pytest.fixture(params=[False, True], ids=["authority", "quorum-inoperable"])
+def node_url(request, tmp_path):
+    """The node's HTTP server on loopback over the seeded database (no L1, no backend needed to read); also as a
+    Quorum member's node that turned the application INOPERABLE."""
+    repo = seeded_repository(tmp_path / "node.sqlite", claimed=True, quorum=request.param)
     server = NodeHttpServer("127.0.0.1", 0, JsonRpcReader(repo, 31337), inspector=None, healthy=lambda: True,
                             cors=["http://localhost:5173"])
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -187,8 +201,9 @@ NODE_MODULES = REPO / "contracts-config" / "node_modules"
 CARTESI_RPC = NODE_MODULES / "@cartesi" / "rpc" / "dist" / "index.js"
 
 
-def test_cartesis_typescript_client_reads_the_node(node_url):
-    """@cartesi/rpc 2.0.0-alpha.19 (pinned in contracts-config/package.json, installed by `make setup`)."""
+def test_cartesis_typescript_client_reads_the_node(node_url, request):
+    """@cartesi/rpc 2.0.0-alpha.19 (pinned in contracts-config/package.json, installed by `make setup`), on an
+    Authority's node and on a Quorum member's node that turned the application INOPERABLE."""
     assert CARTESI_RPC.exists(), "run `make setup` (npm ci in contracts-config/) to install @cartesi/rpc"
     script = REPO / "tests" / "cartesi_rpc_client.mjs"
     run = subprocess.run(["node", str(script), str(CARTESI_RPC), node_url + "/rpc", "fedrollup"],
@@ -196,7 +211,10 @@ def test_cartesis_typescript_client_reads_the_node(node_url):
     assert run.returncode == 0, run.stderr
     seen = json.loads(run.stdout)
     assert seen["chainId"] == "0x7a69"
-    assert seen["application"] == APP and seen["consensus"] == "AUTHORITY"
+    quorum = request.node.callspec.params["node_url"]  # the fixture's parameter: a Quorum member's node
+    assert seen["application"] == APP
+    assert (seen["consensus"], seen["state"]) == (("QUORUM", "INOPERABLE") if quorum else ("AUTHORITY", "ENABLED"))
+    assert (seen["reason"] is not None) == quorum
     assert seen["inputs"] == ["0x0", "0x1", "0x2"] and seen["input1"] == "REJECTED"
     assert seen["voucherDestination"] == OTHER
     assert seen["epochRoot"] == "0x" + "33" * 32 and seen["tournaments"] == []
