@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import random
 import shutil
 import socket
 import subprocess
@@ -58,14 +59,24 @@ def url_host(host: str) -> str:
     return "127.0.0.1" if host == "0.0.0.0" else host
 
 
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+FREE_PORTS_FROM = 20_000  # below the kernel's ephemeral range (32768 up by default)
+
+
 def free_port(run: int = 1) -> int:
-    """A TCP port on loopback that nothing listens on right now (the first of `run` consecutive ones)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            first = sock.getsockname()[1]
-        if first + run <= 65536 and all(_port_free(first + i) for i in range(1, run)):
+    """The first of `run` consecutive TCP ports on loopback that nothing uses right now, chosen below the kernel's
+    ephemeral range: a port from that range can be taken by any client socket (web3's to anvil, say) between this
+    check and the server's bind, which once made a node fail to start ("Address already in use")."""
+    try:
+        low = int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32_768
+    rng = random.SystemRandom()
+    for _ in range(1_000):
+        first = rng.randrange(FREE_PORTS_FROM, max(FREE_PORTS_FROM + 1, low - run))
+        if all(_port_free(first + i) for i in range(run)):
             return first
+    raise OSError(f"no {run} consecutive free TCP ports on loopback between {FREE_PORTS_FROM} and {low}")
 
 
 def _port_free(port: int) -> bool:

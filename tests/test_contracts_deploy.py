@@ -82,3 +82,16 @@ def test_an_unreachable_chain_and_a_missing_anvil_are_one_line_errors(tmp_path, 
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ConfigError, match="anvil is missing"):
         anvil_module.start_anvil(port)
+
+
+def test_free_ports_come_from_below_the_ephemeral_range_and_are_free():
+    """A node's port chosen from the kernel's ephemeral range could be taken by a client socket before the node binds
+    it (it once failed a demo with "Address already in use"): ports come from below that range."""
+    import socket  # local: only this test opens sockets itself
+    low = int(anvil_module.EPHEMERAL_RANGE.read_text().split()[0])
+    for _ in range(20):
+        first = anvil_module.free_port(4)
+        assert anvil_module.FREE_PORTS_FROM <= first and first + 3 < low
+        for port in range(first, first + 4):
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", port))
