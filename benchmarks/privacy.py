@@ -33,6 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from benchmarks.qos import QOS_BATCH_SIZE, QOS_LR  # noqa: E402
 from common import dp_accountant  # noqa: E402
 from flower_sim.config import SimulationConfig  # noqa: E402
 from flower_sim.simulation import simulate  # noqa: E402
@@ -43,8 +44,8 @@ STRATEGIES = ("mad", "fedavg")
 
 def run_config(args: argparse.Namespace, seed: int, strategy: str, mechanism: str, epsilon: float) -> SimulationConfig:
     """The run of one cell: no attack, `epsilon` per round (∞: no DP). The QoS task trains with the QoS
-    benchmark's settings (lr 0.3, batch 8: `benchmarks.qos`), MNIST with simulate's."""
-    qos = {"lr": 0.3, "batch_size": 8} if args.task == "qos" else {}
+    benchmark's settings (`benchmarks.qos.QOS_LR`, `QOS_BATCH_SIZE`), MNIST with simulate's."""
+    qos = {"lr": QOS_LR, "batch_size": QOS_BATCH_SIZE} if args.task == "qos" else {}
     base = SimulationConfig(rounds=args.rounds, trainers=args.trainers, validators=2, model=args.model, seed=seed,
                             attack="none", malicious=0.0, strategy=strategy, task=args.task, **qos)
     if math.isinf(epsilon):

@@ -29,7 +29,7 @@ import numpy as np
 from dapp import qnn
 from dapp.qmodel import arch_named, average, decode, encode
 from flower_sim import models
-from flower_sim.data import Splits, rollup_test_set
+from flower_sim.data import Dataset, Splits, rollup_test_set
 from flower_sim.models import TASK_MODELS, Score
 from flower_sim.quantize import from_frq1, save_frq1
 from flower_sim.records import RollupLink, RoundObserver, RoundRecord, ValidatorReport, ValidatorResult
@@ -58,9 +58,13 @@ class Manager:
         self.model_kind = model_kind
         self.seed = seed
         self.splits = splits
-        self.test = splits.test
         self.out_dir = out_dir
         self._public: qnn.TestSet | None = None
+
+    @property
+    def test(self) -> Dataset:
+        """The manager's held-out test set."""
+        return self.splits.test
 
     @property
     def public_test(self) -> qnn.TestSet:
