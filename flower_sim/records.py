@@ -48,6 +48,10 @@ class Contribution:
     update_digest: bytes = b""  # keccak256 of the update's FRQ1 bytes, as the validator computed it
     signature: bytes = b""  # the trainer's EIP-712 `Update` signature (64 bytes); empty when the run signs nothing
     receipt: bytes = b""  # the validator's EIP-712 `Receipt` for this update (64 bytes), which the trainer keeps
+    # --strategy trust (`dapp.trust_rule`): the update's direction against the validator's own update (cosine, bps)
+    # and its size against it (hundredths); 0 for every other strategy
+    cosine_bps: int = 0
+    norm_centi: int = 0
 
     @classmethod
     def from_dict(cls, document: dict) -> Contribution:

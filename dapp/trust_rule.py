@@ -1,0 +1,109 @@
+"""The project's own validation rule, `trust`, and the trainers' standing across rounds (issue 14). Integers only.
+
+MAD (`dapp.mad`) compares a trainer's model with a fresh one-epoch model: on non-IID data an honest trainer whose
+partition holds two digits scores far below it and is rejected. `trust` judges what an update *does*, the way
+FLTrust (Cao et al., NDSS 2021) does: the validator trains its own update δ_v from the global model on its private
+data and, for each trainer's update δ_i, reports
+
+  * its direction, cos(δ_i, δ_v) in basis points (−10,000..10,000): an honest update on any partition still
+    points, on the whole, where the validator's own data pulls (measured +0.05 … +0.71 in round 1); a reversed
+    update points away;
+  * its size, ‖δ_i‖ / ‖δ_v‖ in hundredths: a boosted or noised update is many times the group's usual size.
+
+The rollup re-derives every verdict from those numbers: an update is accepted when its cosine is positive and
+its size is at most `NORM_LIMIT` times the median size of the updates in the same report (a median, so fewer
+than half of the group cannot move it), and its trainer is not banned. The same functions decide in the validator
+(`flower_sim.trust_strategy`), so the two planes agree bit for bit, as they do for MAD.
+
+Standing: every trainer of a `trust` task has a score (0..`SCORE_MAX`, `SCORE_START` when it joins) that rises by
+`SCORE_GAIN` with each accepted update and falls by `SCORE_LOSS` with each rejected one. The score weighs what it
+is paid (`payout`) and how much its update counts in its validator's average (`aggregation_weight`).
+`STRIKES_TO_BAN` rejections in a row ban it for `BAN_ROUNDS` rounds, doubled with each further ban; while banned
+its updates are rejected and unpaid and its standing waits; when the ban ends it comes back with its strikes
+cleared and the score it had, and earns trust back round by round.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+COSINE_SCALE = 10_000  # cosine in basis points
+NORM_SCALE = 100  # size ratio in hundredths
+MAX_NORM = 0xFFFF  # the report's 16 bits: a size ratio above 655.35 is reported as this
+NORM_LIMIT = 3  # accepted sizes: at most 3 x the report's median size
+
+SCORE_MAX = 10_000
+SCORE_START = 5_000  # a newcomer is paid half until it has shown its updates are sound
+SCORE_GAIN = 1_000
+SCORE_LOSS = 2_500
+STRIKES_TO_BAN = 3
+BAN_ROUNDS = 3
+
+
+def cosine_bps(cosine: float) -> int:
+    """A cosine (float, from the validator's arithmetic) as the integer basis points the report carries."""
+    return max(-COSINE_SCALE, min(COSINE_SCALE, round(cosine * COSINE_SCALE)))
+
+
+def norm_centi(ratio: float) -> int:
+    """A size ratio ‖δ_i‖ / ‖δ_v‖ as the report's hundredths, capped at `MAX_NORM`; not finite -> the cap."""
+    if not ratio == ratio or ratio == float("inf"):  # NaN or inf: an update no finite arithmetic measures
+        return MAX_NORM
+    return max(0, min(MAX_NORM, round(ratio * NORM_SCALE)))
+
+
+def median_norm(norms: Sequence[int]) -> int:
+    """The lower median of a report's sizes (0 for an empty report): what fewer than half cannot move."""
+    ordered = sorted(norms)
+    return ordered[(len(ordered) - 1) // 2] if ordered else 0
+
+
+def accepted(cosine: int, norm: int, median: int) -> bool:
+    """The rule on one update: pointing the validator's way (cosine > 0) and at most `NORM_LIMIT` x the median size.
+
+    Exactly `NORM_LIMIT` x the median counts as accepted; a cosine of exactly 0 does not."""
+    return cosine > 0 and norm <= NORM_LIMIT * median
+
+
+def verdicts(measures: Sequence[tuple[int, int]]) -> list[bool]:
+    """The rule on a whole report: (cosine bps, size centi) per update, in report order -> accepted or not."""
+    median = median_norm([n for _, n in measures])
+    return [accepted(c, n, median) for c, n in measures]
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A trainer's standing in one task: its score, rejections in a row, bans so far, last banned round (0: none)."""
+
+    score: int = SCORE_START
+    strikes: int = 0
+    bans: int = 0
+    banned_until: int = 0
+
+    def banned(self, round_: int) -> bool:
+        return round_ <= self.banned_until
+
+
+def after_round(standing: Standing, round_: int, was_accepted: bool) -> Standing:
+    """The standing after `round_`'s verdict on one of its updates. A banned trainer's standing does not move."""
+    if standing.banned(round_):
+        return standing
+    if was_accepted:
+        return replace(standing, score=min(SCORE_MAX, standing.score + SCORE_GAIN), strikes=0)
+    score, strikes = max(0, standing.score - SCORE_LOSS), standing.strikes + 1
+    if strikes < STRIKES_TO_BAN:
+        return replace(standing, score=score, strikes=strikes)
+    return Standing(score=score, strikes=0, bans=standing.bans + 1,
+                    banned_until=round_ + BAN_ROUNDS * (1 << standing.bans))
+
+
+def payout(reward: int, standing: Standing) -> int:
+    """What an accepted update earns: the task's reward per Positive times the trainer's score (after the round)."""
+    return reward * standing.score // SCORE_MAX
+
+
+def aggregation_weight(samples: int, standing: Standing) -> int:
+    """How much an accepted update counts in its validator's average: its samples times its trainer's score. Not its
+    cosine (FLTrust's weight): on two-digit partitions honest cosines differ tenfold, and weighting by them starves
+    the digits whose trainers point least the validator's way."""
+    return samples * standing.score
