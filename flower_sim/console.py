@@ -72,6 +72,9 @@ class ProgressObserver:
             f"{sum(v.accepted for v in record.validators)} accepted, "
             f"{sum(v.rejected for v in record.validators)} rejected "
             f"({sum(v.rejected_malicious for v in record.validators)} of them malicious)" + violations(record))
+        for c in record.contributions:
+            if c.reason:
+                self.console.print(f"  trainer {c.trainer_id} (validator {c.validator_id}) rejected: {c.reason}")
 
 
 def run_with_display(cfg: SimulationConfig, out: Path, observers: Sequence[RoundObserver] = (),
@@ -82,10 +85,11 @@ def run_with_display(cfg: SimulationConfig, out: Path, observers: Sequence[Round
 
     console = Console(stderr=False)
     console.print(f"[bold]fedrollup simulate[/]: {cfg.trainers} trainers in {cfg.validators} groups, "
-                  f"strategy {cfg.strategy} (MAD {cfg.mad:g}), attack {cfg.attack} on "
-                  f"{cfg.malicious_count} trainers, {cfg.rounds} rounds, task {cfg.task}, model {cfg.model}, seed "
-                  f"{cfg.seed}" + (f", SLA: at least {cfg.sla_mbps:g} Mbit/s, RTT at most {cfg.sla_rtt_ms:g} ms, loss "
-                                   f"at most {cfg.sla_loss_pct:g} %" if cfg.task == "qos" else ""))
+                  f"strategy {cfg.strategy}" + (f" (MAD {cfg.mad:g})" if cfg.strategy == "mad" else "")
+                  + f", attack {cfg.attack} on {cfg.malicious_count} trainers, {cfg.rounds} rounds, task {cfg.task}, "
+                  f"model {cfg.model}, seed {cfg.seed}"
+                  + (f", SLA: at least {cfg.sla_mbps:g} Mbit/s, RTT at most {cfg.sla_rtt_ms:g} ms, loss at most "
+                     f"{cfg.sla_loss_pct:g} %" if cfg.task == "qos" else ""))
     if cfg.dp != "none":
         console.print(Budget.account(cfg.dp_params(), cfg.rounds, cfg.dp_delta).describe())
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())

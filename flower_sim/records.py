@@ -52,6 +52,7 @@ class Contribution:
     # and its size against it (hundredths); 0 for every other strategy
     cosine_bps: int = 0
     norm_centi: int = 0
+    reason: str = ""  # why a validating strategy (mad, trust) rejected it, in words; "" when accepted or not judged
 
     @classmethod
     def from_dict(cls, document: dict) -> Contribution:

@@ -10,14 +10,15 @@ on a rollup it signs each trainer's `Receipt` for the update it received (`recei
 for the trainer to keep: what a trainer left out contests with) and keeps each update's FRQ1 bytes in the report
 (`updates`: what a disputed update is posted with).
 
-Strategies (`--strategy`): `mad` (MadFedAvg), and Flower's own `fedavg` (no validation), `krum`,
-`median` (FedMedian) and `trimmed` (FedTrimmedAvg), all applied to the group's replies only.
+Strategies (`--strategy`): `mad` (MadFedAvg), `trust` (TrustFedAvg, the project's own rule), and Flower's own
+`fedavg` (no validation), `krum`, `median` (FedMedian) and `trimmed` (FedTrimmedAvg), all applied to the group's
+replies only.
 """
 from __future__ import annotations
 
 import random
 import time
-from logging import WARNING
+from logging import INFO, WARNING
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -34,21 +35,25 @@ from dapp.qmodel import digest
 from flower_sim import models
 from flower_sim.config import SimulationConfig
 from flower_sim.data import Dataset
+from flower_sim.judging import JudgingFedAvg
 from flower_sim.mad_strategy import MadFedAvg
 from flower_sim.models import Score
 from flower_sim.quantize import save_frq1, to_frq1
 from flower_sim.records import Contribution, ValidatorReport
 from flower_sim.signatures import RollupTask, sign
+from flower_sim.trust_strategy import TrustFedAvg
 
 
 class ValidatorJudge:
-    """The validator's private data and models: trains its reference model and scores received ones."""
+    """The validator's private data and models: trains its reference model and scores received ones. The last
+    reference's weights stay in `reference_weights` (`trust` measures updates against them: trained once a round)."""
 
     def __init__(self, validator_id: int, data: Dataset, cfg: SimulationConfig) -> None:
         self.validator_id = validator_id
         self.data = data
         self.cfg = cfg
         self.round = 0
+        self.reference_weights: list[np.ndarray] = []
 
     def reference(self, global_arrays: ArrayRecord) -> Score:
         self.round += 1
@@ -56,6 +61,7 @@ class ValidatorJudge:
         seed = int(np.random.SeedSequence([self.cfg.seed, self.round, self.validator_id, 2]).generate_state(1)[0])
         weights, _ = models.train(model, global_arrays.to_numpy_ndarrays(), self.data.x, self.data.y,
                                   epochs=self.cfg.validator_epochs, batch_size=self.cfg.batch_size, seed=seed)
+        self.reference_weights = weights
         return models.score(model, weights, self.data.x, self.data.y)
 
     def score(self, arrays: ArrayRecord) -> Score:
@@ -71,6 +77,8 @@ def make_strategy(cfg: SimulationConfig, judge: ValidatorJudge, group_size: int)
                   min_available_nodes=group_size)
     if cfg.strategy == "mad":
         return MadFedAvg(judge, mad_bps=cfg.mad_bps, **common)
+    if cfg.strategy == "trust":
+        return TrustFedAvg(judge, **common)
     if cfg.strategy == "fedavg":
         return FedAvg(**common)
     if cfg.strategy == "krum":
@@ -120,6 +128,8 @@ class Validator:
         self.malicious = malicious
         self.out_dir = out_dir
         self.strategy = make_strategy(cfg, judge, len(list(grid.get_node_ids())))
+        # mad and trust judge every reply themselves (scores, verdicts); the baselines' replies are scored here
+        self.judging = isinstance(self.strategy, JudgingFedAvg)
 
     def train_config(self) -> ConfigRecord:
         rollup = self.rollup.train_config(self.validator_id) if self.rollup is not None else {}
@@ -155,10 +165,14 @@ class Validator:
         evidence = self.evidence[server_round] = self._evidence(server_round, replies)
         # Baselines do not judge; score their replies for the record before aggregating, because some
         # Flower strategies (FedMedian) consume the replies' arrays while aggregating.
-        scored, scoring_s = ([], 0.0) if isinstance(self.strategy, MadFedAvg) else self._score_replies(replies)
+        scored, scoring_s = ([], 0.0) if self.judging else self._score_replies(replies)
         t3 = time.perf_counter()
         arrays, metrics = self.strategy.aggregate_train(server_round, replies)
         t4 = time.perf_counter()
+        for d in self.strategy.decisions if self.judging else ():
+            if not d.positive:
+                log(INFO, "validator %d, round %d: trainer %d rejected: %s", self.validator_id, server_round,
+                    d.trainer_id, d.reason)
         weights = arrays.to_numpy_ndarrays() if arrays is not None else global_weights
         contributions = [replace(c, update_digest=evidence[c.trainer_id].update_digest,
                                  signature=evidence[c.trainer_id].signature,
@@ -177,7 +191,7 @@ class Validator:
             contributions=tuple(contributions), model_file=path.name, model_digest=model_digest, model=model,
             updates={t: e.update for t, e in evidence.items()} if self.rollup else {},
             training_s=t2 - t1, validation_s=validation_s,
-            aggregation_s=(t4 - t3) + (t1 - t0) - (validation_s if isinstance(self.strategy, MadFedAvg) else 0.0))
+            aggregation_s=(t4 - t3) + (t1 - t0) - (validation_s if self.judging else 0.0))
         return ValidatorRound(model=model, report=report)
 
     def _judgeable(self, server_round: int, reply: Message, shapes: list[tuple[int, ...]]) -> bool:
@@ -254,10 +268,12 @@ class Validator:
 
     def _contributions(self, replies: list[Message], scored, metrics) -> list[Contribution]:
         """Every reply with its accuracy on the validator's data and whether the strategy used it."""
-        if isinstance(self.strategy, MadFedAvg):
+        if self.judging:
             attacked = {int(r.content["metrics"]["trainer-id"]): bool(r.content["metrics"]["attacked"])
                         for r in replies}
-            return [self._contribution(d.trainer_id, d.score, d.num_examples, d.positive, attacked[d.trainer_id])
+            return [replace(self._contribution(d.trainer_id, d.score, d.num_examples, d.positive,
+                                               attacked[d.trainer_id]),
+                            cosine_bps=d.cosine_bps, norm_centi=d.norm_centi, reason=d.reason)
                     for d in self.strategy.decisions]
         krum_pick = None
         if isinstance(self.strategy, Krum) and metrics is not None:

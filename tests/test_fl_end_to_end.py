@@ -110,3 +110,19 @@ def test_each_validator_samples_a_share_of_its_trainers_per_round_the_same_for_a
     assert len({tuple(t) for t in sampled[0]}) > 1  # another sample in another round
     doc = json.loads((tmp_path / "a" / "metrics.json").read_text())
     assert doc["config"]["fraction_train"] == 0.5 and [len(r["contributions"]) for r in doc["rounds"]] == [4, 4, 4]
+
+
+def test_the_trust_strategy_rejects_a_sign_flipper_in_round_one_and_says_why(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["simulate", "--strategy", "trust", "--rounds", "1", "--trainers", "4", "--validators", "1",
+                 "--attack", "signflip", "--malicious", "0.25", "--model", "logreg", "--local-epochs", "1",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    doc = json.loads((out / "metrics.json").read_text())
+    (attacker,) = doc["malicious_trainers"]
+    (record,) = doc["rounds"]
+    assert record["validators"][0]["own_accuracy_bps"] is not None  # the reference's, as for MAD
+    for c in record["contributions"]:
+        assert c["accepted"] == (c["trainer_id"] != attacker), c
+        assert (c["cosine_bps"] < 0) == (c["trainer_id"] == attacker) and c["norm_centi"] > 0
+    assert f"trainer {attacker} (validator 0) rejected: its update points away from the validator's" in printed
