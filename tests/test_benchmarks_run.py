@@ -78,3 +78,11 @@ def test_qos_compares_federated_runs_with_the_centralized_bound(tmp_path):
     for row in ("federated, mad", "federated, fedavg", "centralized bound", "always compliant"):
         assert row in out
     assert "violation recall" in out and (tmp_path / "results.json").is_file()
+
+
+def test_fairness_prints_accuracy_and_rejections_per_cell(tmp_path):
+    out = bench("fairness", "--rounds", "1", "--seeds", "1", "--trainers", "4", "--model", "logreg", "--partitions",
+                "iid", "--attacks", "signflip", "--strategies", "trust", "--out", str(tmp_path), "--figure",
+                str(tmp_path / "fairness.png"))
+    assert "cell 2/2: iid × none × fedavg, seed 42" in out and "clean FedAvg baseline" in out
+    assert (tmp_path / "fairness.png").is_file() and len(list(tmp_path.glob("*.json"))) == 2

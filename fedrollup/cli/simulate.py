@@ -39,8 +39,9 @@ def add_simulation_options(p: argparse.ArgumentParser) -> None:
     fl.add_argument("--trainers", type=int, default=d.trainers, help="trainers, split evenly into groups")
     fl.add_argument("--validators", type=int, default=d.validators, help="validators (one group each)")
     fl.add_argument("--strategy", choices=STRATEGIES, default=d.strategy,
-                    help="mad: the paper's validator; fedavg: no validation; krum, median, trimmed: "
-                         "Flower's robust aggregators, per validator group")
+                    help="mad: the paper's validator; trust: the project's own (direction and size of each "
+                         "update against the validator's, with reputation); fedavg: no validation; krum, median, "
+                         "trimmed: Flower's robust aggregators, per validator group")
     fl.add_argument("--mad", type=float, default=d.mad,
                     help="Maximum Acceptable Deviation: Positive when accuracy >= (1 - MAD) x the "
                          "validator's own accuracy (0.25 = 2500 basis points)")
