@@ -44,6 +44,7 @@ os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 # after the environment above: Flower and TensorFlow read it when they load
+import numpy as np  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
@@ -241,7 +242,6 @@ def plot(path: Path, results: dict, partitions: list[str], attacks: list[str], s
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # after matplotlib.use("Agg"): no display backend
-    import numpy as np  # with matplotlib: the heatmaps' arrays
 
     rows = 2 if "trust" in strategies else 1
     fig, axes = plt.subplots(rows, len(partitions), figsize=(1.1 * len(attacks) * len(partitions) + 1.5,
@@ -252,7 +252,7 @@ def plot(path: Path, results: dict, partitions: list[str], attacks: list[str], s
                          for s in strategies])
         draw(axes[0][col], grid, strategies, attacks, f"{partition}: final accuracy %", "viridis", (0, 100))
         if rows == 2:
-            rates = np.array([[100 * (mean(results[(partition, a, "trust")][key]) or 0.0) for a in attacks]
+            rates = np.array([[percent(mean(results[(partition, a, "trust")][key])) for a in attacks]
                               for key in ("honest_rejected", "malicious_rejected")])
             draw(axes[1][col], rates, ["trust: honest rej.", "trust: malicious rej."], attacks,
                  f"{partition}: trust's rejections %", "magma", (0, 100))
@@ -260,6 +260,11 @@ def plot(path: Path, results: dict, partitions: list[str], attacks: list[str], s
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def percent(rate: float | None) -> float:
+    """A rate as a heatmap's percent; none (no malicious contribution to reject) as NaN, drawn blank with "—"."""
+    return float("nan") if rate is None else 100 * rate
 
 
 def draw(ax, grid, rows: list[str], columns: list[str], title: str, cmap: str, limits: tuple[int, int]) -> None:
@@ -270,7 +275,7 @@ def draw(ax, grid, rows: list[str], columns: list[str], title: str, cmap: str, l
     ax.set_title(title, fontsize=9)
     for i in range(len(rows)):
         for j in range(len(columns)):
-            ax.text(j, i, f"{grid[i][j]:.1f}", ha="center", va="center", fontsize=7,
+            ax.text(j, i, "—" if np.isnan(grid[i][j]) else f"{grid[i][j]:.1f}", ha="center", va="center", fontsize=7,
                     color="white" if grid[i][j] < 60 else "black")
 
 
