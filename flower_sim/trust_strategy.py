@@ -42,15 +42,14 @@ def measures(update: np.ndarray, own: np.ndarray) -> tuple[int, int]:
 
 
 def reason(cosine: int, norm: int, median: int, banned_until: int) -> str:
-    """Why an update was rejected, in words ("" when it was not)."""
+    """Why a rejected update was rejected, in words; each part of the rule is asked alone (the direction with a size
+    of 0, the size with a cosine of 1), so the words follow `trust_rule.accepted` whatever its thresholds."""
     if banned_until:
         return f"its trainer is banned until round {banned_until} after {trust_rule.STRIKES_TO_BAN} rejections in a row"
-    if cosine <= 0:
+    if not trust_rule.accepted(cosine, 0, median):
         return f"its update points away from the validator's (cos {cosine / trust_rule.COSINE_SCALE:+.2f})"
-    if not trust_rule.accepted(cosine, norm, median):
-        return (f"its update is {norm / max(median, 1):.1f} x the group's median size (at most "
-                f"{trust_rule.NORM_LIMIT} x accepted)")
-    return ""
+    return (f"its update is {norm / max(median, 1):.1f} x the group's median size (at most {trust_rule.NORM_LIMIT} x "
+            f"accepted)")
 
 
 class TrustFedAvg(JudgingFedAvg):
@@ -84,8 +83,9 @@ class TrustFedAvg(JudgingFedAvg):
             before = self.standings.get(trainer, Standing())
             banned = before.banned(server_round)
             accepted = verdict and not banned
+            why = "" if accepted else reason(cosine, norm, median, before.banned_until if banned else 0)
             decision = self.decision(reply, self.scored(reply), accepted, cosine_bps=cosine, norm_centi=norm,
-                                     reason=reason(cosine, norm, median, before.banned_until if banned else 0))
+                                     reason=why)
             if accepted:
                 self.weights[trainer] = trust_rule.aggregation_weight(decision.num_examples, before)
             self.standings[trainer] = trust_rule.after_round(before, server_round, accepted)

@@ -78,7 +78,7 @@ def test_a_cosine_of_one_basis_point_is_accepted_and_one_of_zero_or_below_is_not
     play(grid, strategy, 1)
     assert verdicts(strategy) == {0: True, 1: False, 2: False, 3: True}
     assert [d.cosine_bps for d in strategy.decisions] == [1, 0, -1, 10_000]
-    assert "points away" in strategy.decisions[2].reason
+    assert "points away" in strategy.decisions[2].reason and strategy.decisions[0].reason == ""
 
 
 def test_a_size_of_exactly_three_times_the_median_is_accepted_one_hundredth_more_is_not():
