@@ -32,8 +32,8 @@ from dapp.schema import (
     GlobalModel, GroupSkipped, Message, MessageDecodeError, ModelChunk, ModelScored, ParticipantRegistered,
     ProducerElected, ProducerMissed, Register, RewardPaid, RoundClose, RoundRecorded, TaskCancelled, TaskCreated,
     TaskFinished, TaskFunded, TestSetChunk, TestSetPosted, TrainersAdmitted, TrainerStakes, TrainerStanding,
-    ValidatorPenalized, ValidatorReport, ValidatorRewarded, Withdraw, Withdrawal, Contribution, decode_input,
-    normalize_address, unpack_contribution, VALIDATION_NAMES, VALIDATION_TRUST,
+    VALIDATION_NAMES, VALIDATION_TRUST, Contribution, ValidatorPenalized, ValidatorReport, ValidatorRewarded, Withdraw,
+    Withdrawal, decode_input, normalize_address, unpack_contribution,
 )
 from dapp.task import Dispute, Entry, GroupReport, Participant, RoundRecord, Task
 from dapp.trust_rule import Standing
