@@ -438,8 +438,9 @@ def _validator_report(state: State, m: ValidatorReport, sender: str, advance: Ad
 
 
 def _verdicts(task: Task, round_: int, contributions: list[Contribution]) -> list[bool | None]:
-    """A trust task's verdict on each reported update (`dapp.trust_rule`: measures in range, direction, size against
-    the report's median, the trainer not banned); None for a MAD task, whose verdict needs only each accuracy."""
+    """A trust task's verdict on each reported update (`dapp.trust_rule`: measures in range, size against the report's
+    median, direction with the benefit of the doubt for a trusted trainer, not banned); None for a MAD task, whose
+    verdict needs only each accuracy."""
     if task.validation != VALIDATION_TRUST:
         if any(c.cosine_bps or c.norm_centi for c in contributions):
             raise Rejected(f"task {task.task_id} validates with {VALIDATION_NAMES[task.validation]}: a contribution's "
@@ -449,8 +450,8 @@ def _verdicts(task: Task, round_: int, contributions: list[Contribution]) -> lis
         if not -trust_rule.COSINE_SCALE <= c.cosine_bps <= trust_rule.COSINE_SCALE:
             raise Rejected(f"the cosine of trainer {c.trainer}'s update, {c.cosine_bps} bps, is not in "
                            f"-{trust_rule.COSINE_SCALE}..{trust_rule.COSINE_SCALE}")
-    measured = trust_rule.verdicts([(c.cosine_bps, c.norm_centi) for c in contributions])
-    return [ok and not task.standing(c.trainer).banned(round_) for c, ok in zip(contributions, measured)]
+    return trust_rule.verdicts([(c.cosine_bps, c.norm_centi) for c in contributions],
+                               [task.standing(c.trainer) for c in contributions], round_)
 
 
 def _check_signer(domain: Domain, message, signature: bytes, expected: str, what: str) -> None:

@@ -53,19 +53,38 @@ def paid(chain: Chain, round_: int) -> dict[str, int]:
 # ----------------------------------------------------------------------------- the rule, pure
 
 
+NEW, TRUSTED = Standing(), Standing(score=6000)
+
+
+def judged(measures: list[tuple[int, int]], standing: Standing = NEW, round_: int = 1) -> list[bool]:
+    return verdicts(measures, [standing] * len(measures), round_)
+
+
 def test_the_rule_at_its_boundaries():
-    # lower median of (100, 100, 300) is 100: exactly 3x passes, one hundredth more does not; cosine 0 never passes
-    assert verdicts([(1, 100), (5000, 100), (5000, 300)]) == [True, True, True]
-    assert verdicts([(0, 100), (5000, 100), (5000, 301)]) == [False, True, False]
-    assert verdicts([(-1, 100)]) == [False]
-    assert verdicts([]) == []
+    # lower median of (100, 100, 300) is 100: exactly 3x passes, one hundredth more does not; for a newcomer a cosine
+    # of 0 does not pass
+    assert judged([(1, 100), (5000, 100), (5000, 300)]) == [True, True, True]
+    assert judged([(0, 100), (5000, 100), (5000, 301)]) == [False, True, False]
+    assert judged([(-1, 100)]) == [False]
+    assert judged([]) == []
+
+
+def test_a_trusted_trainer_gets_the_benefit_of_the_doubt_and_loses_it_with_a_rejection():
+    assert NEW.trusted is False and TRUSTED.trusted is True
+    assert judged([(0, 100), (-1999, 100), (-2000, 100)], TRUSTED) == [True, True, False]
+    assert judged([(-1999, 100)], Standing(score=5999)) == [False]
+    assert not after_round(TRUSTED, 2, False).trusted  # a strike: the doubt is gone until it is accepted again
+    assert after_round(after_round(Standing(score=9000), 2, False), 3, True).trusted
+    assert judged([(5000, 100), (5000, 100), (-100, 400)], TRUSTED) == [True, True, False]  # size is never doubted
+    assert "points away from the validator's (cos -0.20, trusted: the floor is -0.20)" in trust_rule.rejection(
+        -2000, 100, 100, TRUSTED, 1)
 
 
 def test_a_minority_cannot_move_the_median_but_a_majority_can():
     honest, boosted = (5000, 100), (5000, 1000)
-    assert verdicts([honest, honest, boosted]) == [True, True, False]
-    assert verdicts([honest, honest, boosted, boosted]) == [True, True, False, False]  # lower median: still honest
-    assert verdicts([honest, boosted, boosted]) == [True, True, True]  # most of the group boosted: it passes
+    assert judged([honest, honest, boosted]) == [True, True, False]
+    assert judged([honest, honest, boosted, boosted]) == [True, True, False, False]  # lower median: still honest
+    assert judged([honest, boosted, boosted]) == [True, True, True]  # most of the group boosted: it passes
 
 
 def test_measures_from_floats_are_clamped_integers():
@@ -169,6 +188,14 @@ def test_a_trainer_that_keeps_attacking_is_banned_unpaid_unheard_then_comes_back
 
 def s_without_round(s: TrainerStanding) -> Standing:
     return Standing(s.score, s.strikes, s.bans, s.banned_until)
+
+
+def test_on_chain_the_doubt_goes_to_those_the_rollup_trusts():
+    chain = trust_chain()
+    play(chain, 1, {A: GOOD, B: (-1500, 100), C: GOOD})  # round 1: nobody is trusted, B's slight reversal fails
+    play(chain, 2, {A: (-1500, 100), B: (-1500, 100), C: (-2000, 100)}, producer=next_producer(chain))
+    # A (6,000, no strike) is trusted: passes above -0.2; B (a strike) is not; C is trusted but at exactly -0.2
+    assert [verdict(chain, 2, t) for t in (A, B, C)] == [True, False, False]
 
 
 def test_boosted_and_noised_minorities_are_rejected_in_their_own_report():
