@@ -12,7 +12,8 @@ from urllib.parse import parse_qs, urlsplit
 from eth_utils import to_checksum_address
 
 from dapp import qmodel
-from dapp.schema import CANCEL_NAMES, DISPUTE_NAMES, DP_NAMES, ROLE_NAMES, RULE_NAMES, normalize_address
+from dapp.schema import (CANCEL_NAMES, DISPUTE_NAMES, DP_NAMES, ROLE_NAMES, ROLE_TRAINER, RULE_NAMES, VALIDATION_NAMES,
+                         VALIDATION_TRUST, normalize_address)
 from dapp.state import State
 from dapp.task import RoundRecord, Task
 
@@ -21,9 +22,9 @@ class InspectError(ValueError):
     """An inspect path that names no route, no task or a malformed value."""
 
 
-MAX_PATH = 256
+MAX_PATH = 256  # longer than any route with its filters; a longer path is refused before it is parsed
 PARTICIPANTS_PAGE = 1_000  # participants per stakes/<id> answer (~200 KB of JSON, far below a report's 2 MiB)
-ROUNDS_PAGE = 50  # rounds per rounds/<id> answer (with 255 groups, ~2 KB a group: ~1 MiB at most)  # longer than any route with its filters; a longer path is refused before it is parsed
+ROUNDS_PAGE = 50  # rounds per rounds/<id> answer (with 255 groups, ~2 KB a group: ~1 MiB at most)
 # ASCII digits only ("²".isdigit() is true) and at most 20 of them (2^64 has 20): int() never sees a huge string
 NUMBER = re.compile(r"[0-9]{1,20}")
 
@@ -75,6 +76,7 @@ def task_info(state: State, arg: str, query: dict[str, str]) -> dict[str, Any]:
             "created_block": t.created_block, "registration_deadline": t.registration_deadline,
             "report_blocks": t.report_blocks, "close_blocks": t.close_blocks, "contest_blocks": t.contest_blocks,
             "challenges_per_round": t.challenges_per_round, "model_arch": qmodel.ARCHS[t.model_arch].name,
+            "validation": VALIDATION_NAMES[t.validation],
             "privacy": {"mechanism": DP_NAMES[t.dp.mechanism], "epsilon_milli": t.dp.epsilon_milli,
                         "delta_atto": t.dp.delta_atto, "clip_micro": t.dp.clip_micro,
                         "total_epsilon_milli": t.dp.total_epsilon_milli, "words": t.dp.words()},
@@ -110,7 +112,17 @@ def stakes(state: State, arg: str, query: dict[str, str]) -> dict[str, Any]:
     return {"task_id": t.task_id, "from": first, "total": len(t.participants), "next": following,
             "participants": [{"address": _addr(p.address), "role": ROLE_NAMES[p.role], "group": p.group,
                               "stake_wei": str(t.stakes[p.address]),
-                              "balance_wei": str(state.balance(p.address))} for p in page]}
+                              "balance_wei": str(state.balance(p.address)), **_standing(t, p.address, p.role)}
+                             for p in page]}
+
+
+def _standing(t: Task, address: str, role: int) -> dict[str, Any]:
+    """A trust task's trainer standing (score, strikes, bans, last banned round); nothing for anyone else."""
+    if t.validation != VALIDATION_TRUST or role != ROLE_TRAINER:
+        return {}
+    s = t.standing(address)
+    return {"standing": {"score": s.score, "strikes": s.strikes, "bans": s.bans, "banned_until": s.banned_until,
+                         "banned": s.banned(t.current_round)}}
 
 
 def _round(r: RoundRecord) -> dict[str, Any]:

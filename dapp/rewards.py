@@ -5,14 +5,7 @@ from typing import Mapping
 
 from eth_utils import keccak
 
-from dapp.schema import RULE_BEST_CONTRIBUTION, RULE_GREATEST_STAKE, RULE_RANDAO_DRAW, Contribution
-
-
-def positive_rewards(positives: list[Contribution], reward: int, budget: int) -> list[tuple[str, int]]:
-    """What each Positive of a group earns from the group's budget: the best scores first; Positives with the
-    same score share pro rata what is left when it cannot pay them all in full (wei that do not divide stay
-    in escrow). Never by address, so no key can buy its place. In report order within a score."""
-    return pay_in_order(ranked_tiers([(c.trainer, c.accuracy_bps) for c in positives]), reward, budget)
+from dapp.schema import RULE_BEST_CONTRIBUTION, RULE_GREATEST_STAKE, RULE_RANDAO_DRAW
 
 
 def ranked_tiers(scored: list[tuple[str, int]]) -> list[list[str]]:
@@ -23,19 +16,22 @@ def ranked_tiers(scored: list[tuple[str, int]]) -> list[list[str]]:
     return [by_score[score] for score in sorted(by_score, reverse=True)]
 
 
-def pay_in_order(tiers: list[list[str]], reward: int, budget: int) -> list[tuple[str, int]]:
-    """Pay ``reward`` to each trainer, tier by tier, from ``budget``; a tier the rest cannot pay in full shares it
-    pro rata (wei that do not divide stay in escrow, or pay a later, smaller tier)."""
+def pay_in_order(tiers: list[list[str]], amounts: Mapping[str, int], budget: int) -> list[tuple[str, int]]:
+    """Pay each trainer its amount, tier by tier, from ``budget``; a tier the rest cannot pay in full shares it in
+    proportion to the amounts (equal amounts: equal shares; wei that do not divide stay in escrow, or pay a later,
+    smaller tier). Never by address, so no key can buy its place."""
     paid: list[tuple[str, int]] = []
     left = budget
     for tied in tiers:
-        if not tied:
+        wanted = sum(amounts[t] for t in tied)
+        if wanted == 0:
             continue
-        amount = min(reward, left // len(tied))
-        if amount == 0:
+        shares = [(t, amounts[t] if wanted <= left else amounts[t] * left // wanted) for t in tied]
+        shares = [(t, a) for t, a in shares if a > 0]
+        if not shares:
             break
-        paid += [(trainer, amount) for trainer in tied]
-        left -= amount * len(tied)
+        paid += shares
+        left -= sum(a for _, a in shares)
     return paid
 
 

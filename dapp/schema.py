@@ -97,6 +97,11 @@ CANCEL_NAMES = {CANCEL_UNFUNDED: "unfunded when its registration window closed",
                 CANCEL_NO_PRODUCER: "every producer in the election order missed its close deadline",
                 CANCEL_NO_TEST_SET: "its public test set was not posted in its registration window"}
 
+# CreateTask.validation: the rule that decides each reported update (docs/PROTOCOL.md, "Validation rules").
+VALIDATION_MAD = 0  # the seed paper's Maximum Acceptable Deviation on the validator's accuracies (dapp.mad)
+VALIDATION_TRUST = 1  # direction and size of the update against the validator's own, with standing (dapp.trust_rule)
+VALIDATION_NAMES = {VALIDATION_MAD: "mad", VALIDATION_TRUST: "trust"}
+
 # ProducerElected.rule: why this validator produces the next round (see docs/PROTOCOL.md).
 RULE_GREATEST_STAKE = 0
 RULE_BEST_CONTRIBUTION = 1
@@ -221,6 +226,7 @@ class CreateTask(Message):
     # keccak256 of the FRQ1 model round 1 trains from (0: not committed): a round's starting model may be committed
     # by several validators (each kept it, having accepted nothing), any other model by one only
     initial_model_digest: bytes = abi("bytes32", bytes(32))
+    validation: int = abi("uint8", VALIDATION_MAD)  # VALIDATION_*: how reported updates are judged
 
 
 @dataclass(frozen=True)
@@ -369,6 +375,7 @@ class TaskCreated(Message):
     dp_clip_micro: int = abi("uint64", 0)
     dp_total_epsilon_milli: int = abi("uint32", 0)
     initial_model_digest: bytes = abi("bytes32", bytes(32))
+    validation: int = abi("uint8", VALIDATION_MAD)
 
 
 @dataclass(frozen=True)
@@ -531,6 +538,8 @@ class ContributionClassified(Message):
     validator_accuracy_bps: int = abi("uint16")
     samples: int = abi("uint80")
     positive: bool = abi("bool")
+    cosine_bps: int = abi("int16", 0)  # trust tasks: the update's direction against the validator's own update
+    norm_centi: int = abi("uint16", 0)  # trust tasks: its size against it, in hundredths
 
 
 @dataclass(frozen=True)
@@ -541,6 +550,21 @@ class RewardPaid(Message):
     trainer: str = abi("address")
     amount: int = abi("uint256")
     stake: int = abi("uint256")
+
+
+@dataclass(frozen=True)
+class TrainerStanding(Message):
+    """Trust tasks: a reported trainer's standing after the round's close (`dapp.trust_rule.Standing`)."""
+
+    KIND: ClassVar[str] = "notice"
+    task_id: int = abi("uint64")
+    round: int = abi("uint16")
+    trainer: str = abi("address")
+    accepted: bool = abi("bool")  # its update's final verdict this round (after disputes)
+    score: int = abi("uint16")  # 0..10,000: weighs its pay and its update's weight in its validator's average
+    strikes: int = abi("uint8")  # rejections in a row
+    bans: int = abi("uint8")
+    banned_until: int = abi("uint16")  # last round of its current or last ban (0: never banned)
 
 
 @dataclass(frozen=True)
@@ -655,7 +679,7 @@ INPUTS: tuple[type[Message], ...] = (CreateTask, AdmitTrainers, Register, TestSe
 NOTICES: tuple[type[Message], ...] = (TaskCreated, TaskFunded, DepositCredited, TrainersAdmitted, ParticipantRegistered,
                                       TestSetPosted, ContributionClassified, BlobRejected, ModelScored, Contested,
                                       ContestResolved, ValidatorPenalized, GlobalModel, CellCompliance, RewardPaid,
-                                      GroupSkipped,
+                                      TrainerStanding, GroupSkipped,
                                       ProducerMissed,
                                       ValidatorRewarded, RoundRecorded, TrainerStakes, ProducerElected,
                                       TaskFinished, TaskCancelled, Withdrawal)
@@ -700,40 +724,54 @@ def decode_notice(payload: bytes) -> Message:
 
 # ------------------------------------------------------------------ packed trainer contributions
 
-SAMPLES_BITS = 80
-ACCURACY_SHIFT = SAMPLES_BITS
-ADDRESS_SHIFT = SAMPLES_BITS + 16
+SAMPLES_BITS = 48
+NORM_SHIFT = SAMPLES_BITS
+COSINE_SHIFT = SAMPLES_BITS + 16
+ACCURACY_SHIFT = SAMPLES_BITS + 32
+ADDRESS_SHIFT = SAMPLES_BITS + 48
 MAX_SAMPLES = (1 << SAMPLES_BITS) - 1
 
 
 @dataclass(frozen=True)
 class Contribution:
-    """One trainer's update as its validator scored it."""
+    """One trainer's update as its validator scored it (for a trust task also measured: direction and size)."""
 
     trainer: str  # lowercase 0x address
     accuracy_bps: int
     samples: int
+    cosine_bps: int = 0  # signed: -10,000..10,000
+    norm_centi: int = 0
 
 
-def pack_contribution(trainer: str, accuracy_bps: int, samples: int) -> int:
-    """One 32-byte word = ``abi.encodePacked(address trainer, uint16 accuracyBps, uint80 samples)``.
+def pack_contribution(trainer: str, accuracy_bps: int, samples: int, cosine_bps: int = 0, norm_centi: int = 0) -> int:
+    """One 32-byte word = ``abi.encodePacked(address trainer, uint16 accuracyBps, int16 cosineBps, uint16 normCenti,
+    uint48 samples)``.
 
-    Bits 255..96 trainer address, bits 95..80 accuracy in basis points, bits 79..0 sample count.
+    Bits 255..96 trainer address, 95..80 accuracy in basis points, 79..64 cosine in basis points (two's
+    complement), 63..48 size in hundredths, 47..0 sample count. A MAD report leaves cosine and size 0.
     """
     if not 0 <= accuracy_bps <= 0xFFFF:
         raise ValueError(f"accuracy {accuracy_bps} bps does not fit 16 bits")
+    if not -0x8000 <= cosine_bps <= 0x7FFF:
+        raise ValueError(f"cosine {cosine_bps} bps does not fit a signed 16-bit value")
+    if not 0 <= norm_centi <= 0xFFFF:
+        raise ValueError(f"size {norm_centi} hundredths does not fit 16 bits")
     if not 0 <= samples <= MAX_SAMPLES:
         raise ValueError(f"sample count {samples} does not fit {SAMPLES_BITS} bits")
     address = int(normalize_address(trainer), 16)
-    return (address << ADDRESS_SHIFT) | (accuracy_bps << ACCURACY_SHIFT) | samples
+    return ((address << ADDRESS_SHIFT) | (accuracy_bps << ACCURACY_SHIFT) | ((cosine_bps & 0xFFFF) << COSINE_SHIFT)
+            | (norm_centi << NORM_SHIFT) | samples)
 
 
 def unpack_contribution(word: int) -> Contribution:
     """Inverse of `pack_contribution` (every 256-bit word unpacks; range checks are the rollup's)."""
     address = word >> ADDRESS_SHIFT
+    cosine = (word >> COSINE_SHIFT) & 0xFFFF
     return Contribution(trainer="0x" + address.to_bytes(20, "big").hex(),
                         accuracy_bps=(word >> ACCURACY_SHIFT) & 0xFFFF,
-                        samples=word & MAX_SAMPLES)
+                        samples=word & MAX_SAMPLES,
+                        cosine_bps=cosine - 0x10000 if cosine & 0x8000 else cosine,
+                        norm_centi=(word >> NORM_SHIFT) & 0xFFFF)
 
 
 # ----------------------------------------------------------------------- EtherPortal deposit data

@@ -16,7 +16,7 @@ from typing import Mapping, Union
 
 import numpy as np
 
-from dapp import qmodel, qnn
+from dapp import qmodel, qnn, trust_rule
 from dapp.dp_budget import DpBudget
 from dapp.eip712 import Domain, Receipt, SignatureError, Update, signer
 from dapp.mad import BPS, is_positive
@@ -31,10 +31,12 @@ from dapp.schema import (
     CellCompliance, Contest, ContestResolved, Contested, ContributionClassified, CreateTask, DepositCredited,
     GlobalModel, GroupSkipped, Message, MessageDecodeError, ModelChunk, ModelScored, ParticipantRegistered,
     ProducerElected, ProducerMissed, Register, RewardPaid, RoundClose, RoundRecorded, TaskCancelled, TaskCreated,
-    TaskFinished, TaskFunded, TestSetChunk, TestSetPosted, TrainersAdmitted, TrainerStakes, ValidatorPenalized,
-    ValidatorReport, ValidatorRewarded, Withdraw, Withdrawal, decode_input, normalize_address, unpack_contribution,
+    TaskFinished, TaskFunded, TestSetChunk, TestSetPosted, TrainersAdmitted, TrainerStakes, TrainerStanding,
+    VALIDATION_NAMES, VALIDATION_TRUST, Contribution, ValidatorPenalized, ValidatorReport, ValidatorRewarded, Withdraw,
+    Withdrawal, decode_input, normalize_address, unpack_contribution,
 )
 from dapp.task import Dispute, Entry, GroupReport, Participant, RoundRecord, Task
+from dapp.trust_rule import Standing
 
 UINT256_MAX = (1 << 256) - 1
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -275,6 +277,9 @@ def _create_task(state: State, m: CreateTask, sender: str, advance: Advance) -> 
     dp = DpBudget.of(m)
     if (problem := dp.problem()) is not None:
         raise Rejected(problem)
+    if m.validation not in VALIDATION_NAMES:
+        raise Rejected(f"validation rule {m.validation} is unknown (known: "
+                       + ", ".join(f"{k} {v}" for k, v in VALIDATION_NAMES.items()) + ")")
     task = Task(task_id=task_id, publisher=sender, mad_bps=m.mad_bps, rounds=m.rounds, groups=m.groups,
                 round_trainer_budget=m.round_trainer_budget, reward_per_positive=m.reward_per_positive,
                 validator_reward=m.validator_reward, seats=tuple(m.validators),
@@ -283,7 +288,7 @@ def _create_task(state: State, m: CreateTask, sender: str, advance: Advance) -> 
                 close_blocks=m.close_blocks, test_set_digest=m.test_set_digest, test_set_size=m.test_set_size,
                 model_arch=m.model_arch, contest_blocks=m.contest_blocks,
                 challenges_per_round=m.challenges_per_round, dp=dp, trainer_approval=m.trainer_approval,
-                initial_model_digest=m.initial_model_digest,
+                initial_model_digest=m.initial_model_digest, validation=m.validation,
                 reports=(None,) * m.groups, group_trainers=(0,) * m.groups, group_admitted=(0,) * m.groups)
     if task.required_escrow > UINT256_MAX:
         raise Rejected(f"required escrow {m.rounds} x ({m.round_trainer_budget} + {m.validator_reward}) "
@@ -295,13 +300,13 @@ def _create_task(state: State, m: CreateTask, sender: str, advance: Advance) -> 
                          m.trainers_per_group, task.registration_deadline, m.report_blocks, m.close_blocks,
                          m.trainer_approval, m.test_set_digest, m.test_set_size, m.model_arch, m.contest_blocks,
                          m.challenges_per_round, dp.mechanism, dp.epsilon_milli, dp.delta_atto, dp.clip_micro,
-                         dp.total_epsilon_milli, m.initial_model_digest)
+                         dp.total_epsilon_milli, m.initial_model_digest, m.validation)
     return Accepted(replace(state, tasks=_put(state.tasks, task_id, task)), (Notice(notice),),
                     f"CreateTask {task_id} by {short(sender)} — accepted, {m.rounds} round(s), {m.groups} group(s),"
                     f" needs {format_wei(task.required_escrow)}, registration until block "
                     f"{task.registration_deadline}; test set of {m.test_set_size} samples "
-                    f"0x{m.test_set_digest.hex()[:12]}…, model {qmodel.ARCHS[m.model_arch].name}; "
-                    f"privacy: {dp.words()}")
+                    f"0x{m.test_set_digest.hex()[:12]}…, model {qmodel.ARCHS[m.model_arch].name}, validation "
+                    f"{VALIDATION_NAMES[m.validation]}; privacy: {dp.words()}")
 
 
 def _register(state: State, m: Register, sender: str, advance: Advance) -> Accepted:
@@ -401,8 +406,9 @@ def _validator_report(state: State, m: ValidatorReport, sender: str, advance: Ad
                        f"digests, {len(m.sig_r)} r and {len(m.sig_vs)} yParityAndS signature halves")
     domain = Domain.of(advance)
     entries: dict[str, Entry] = {}
-    for word, update_digest, r, vs in zip(m.contributions, m.update_digests, m.sig_r, m.sig_vs):
-        c = unpack_contribution(word)
+    contributions = [unpack_contribution(word) for word in m.contributions]
+    verdicts = _verdicts(task, m.round, contributions)
+    for c, positive, update_digest, r, vs in zip(contributions, verdicts, m.update_digests, m.sig_r, m.sig_vs):
         trainer = task.participant(c.trainer)
         if trainer is None or trainer.role != ROLE_TRAINER:
             raise Rejected(f"{c.trainer} is not a registered trainer of task {m.task_id}")
@@ -414,18 +420,38 @@ def _validator_report(state: State, m: ValidatorReport, sender: str, advance: Ad
         _check_bps(f"accuracy of trainer {c.trainer}", c.accuracy_bps)
         signed = Update(m.task_id, m.round, me.group, update_digest, c.samples)
         _check_signer(domain, signed, r + vs, c.trainer, f"trainer {c.trainer}'s Update signature")
-        positive = is_positive(c.accuracy_bps, m.validator_accuracy_bps, task.mad_bps)
-        entries[c.trainer] = Entry(c.trainer, c.accuracy_bps, c.samples, update_digest, positive)
+        if positive is None:
+            positive = is_positive(c.accuracy_bps, m.validator_accuracy_bps, task.mad_bps)
+        entries[c.trainer] = Entry(c.trainer, c.accuracy_bps, c.samples, update_digest, positive, c.cosine_bps,
+                                   c.norm_centi)
 
     outputs: list[Output] = [
         Notice(ContributionClassified(m.task_id, m.round, me.group, e.trainer, e.accuracy_bps,
-                                      m.validator_accuracy_bps, e.samples, e.positive)) for e in entries.values()]
+                                      m.validator_accuracy_bps, e.samples, e.positive, e.cosine_bps, e.norm_centi))
+        for e in entries.values()]
     report = GroupReport(sender, m.validator_accuracy_bps, m.model_digest, entries, advance.block_number)
     task = replace(task, reports=_replaced(task.reports, me.group, report))
     return Accepted(replace(state, tasks=_put(state.tasks, m.task_id, task)), tuple(outputs),
                     f"ValidatorReport task {m.task_id} round {m.round} group {me.group} — accepted, "
                     f"{report.positives} Positive, {report.negatives} Negative (paid at the close), model "
                     f"0x{m.model_digest.hex()[:12]}… committed")
+
+
+def _verdicts(task: Task, round_: int, contributions: list[Contribution]) -> list[bool | None]:
+    """A trust task's verdict on each reported update (`dapp.trust_rule`: measures in range, size against the report's
+    median, direction with the benefit of the doubt for a trusted trainer, not banned); None for a MAD task, whose
+    verdict needs only each accuracy."""
+    if task.validation != VALIDATION_TRUST:
+        if any(c.cosine_bps or c.norm_centi for c in contributions):
+            raise Rejected(f"task {task.task_id} validates with {VALIDATION_NAMES[task.validation]}: a contribution's "
+                           f"cosine and size must be 0")
+        return [None] * len(contributions)
+    for c in contributions:
+        if not -trust_rule.COSINE_SCALE <= c.cosine_bps <= trust_rule.COSINE_SCALE:
+            raise Rejected(f"the cosine of trainer {c.trainer}'s update, {c.cosine_bps} bps, is not in "
+                           f"-{trust_rule.COSINE_SCALE}..{trust_rule.COSINE_SCALE}")
+    return trust_rule.verdicts([(c.cosine_bps, c.norm_centi) for c in contributions],
+                               [task.standing(c.trainer) for c in contributions], round_)
 
 
 def _check_signer(domain: Domain, message, signature: bytes, expected: str, what: str) -> None:
@@ -599,6 +625,9 @@ def _contest(state: State, m: Contest, sender: str, advance: Advance) -> Accepte
     _dispute_window(task, m, advance.block_number)
     if sender in task.disputes:
         raise Rejected(f"{sender} is already disputed in round {m.round} of task {m.task_id}")
+    if task.standing(sender).banned(m.round):
+        raise Rejected(f"{sender} is banned until round {task.standing(sender).banned_until} of task {m.task_id}: its "
+                       f"updates are rejected and unpaid, and it cannot contest")
     entry = report.entries.get(sender)
     if entry is not None:
         if entry.positive:
@@ -727,6 +756,25 @@ def _verdict(task: Task, d: Dispute, model_bps: dict[int, int | None],
     return upheld, update, model
 
 
+def _standings(task: Task, round_: int, reports: Mapping[int, GroupReport], voided: set[str],
+               contest_bps: Mapping[str, int], outputs: list[Output]) -> tuple[Mapping[str, Standing], dict[str, int]]:
+    """The trainers' standings after this round and what each trainer paid this round earns. A MAD task keeps no
+    standing: every Positive earns the reward. A trust task moves the standing of every trainer judged this round
+    (reported, or an upheld contester) by its final verdict, says so in a `TrainerStanding` notice, and pays by it."""
+    judged = [e.trainer for r in reports.values() for e in r.entries.values()]
+    judged += [t for t in contest_bps if t not in judged]  # upheld contests of dropped trainers
+    if task.validation != VALIDATION_TRUST:
+        return task.standings, {t: task.reward_per_positive for t in judged}
+    standings = dict(task.standings)
+    positive = {e.trainer for r in reports.values() for e in r.entries.values() if e.positive}
+    for trainer in judged:
+        accepted = (trainer in positive and trainer not in voided) or trainer in contest_bps
+        s = standings[trainer] = trust_rule.after_round(task.standing(trainer), round_, accepted)
+        outputs.append(Notice(TrainerStanding(task.task_id, round_, trainer, accepted, s.score, s.strikes, s.bans,
+                                              s.banned_until)))
+    return standings, {t: trust_rule.payout(task.reward_per_positive, standings[t]) for t in judged}
+
+
 def _round_close(state: State, m: RoundClose, sender: str, advance: Advance) -> Accepted:
     task = _task(state, m.task_id)
     block = advance.block_number
@@ -771,15 +819,16 @@ def _round_close(state: State, m: RoundClose, sender: str, advance: Advance) -> 
     penalised = {g for g, _ in penalties}
 
     # Trainers: upheld contesters first (best public score first), then the reported Positives whose challenge
-    # was not upheld (best reported score first); ties share pro rata.
+    # was not upheld (best reported score first); ties share pro rata. A trust task pays each by its standing.
     balances, paid = dict(state.balances), [0] * task.groups
     voided = {d.trainer for d in upheld if d.kind == DISPUTE_CHALLENGED}
+    standings, amounts = _standings(task, m.round, reports, voided, contest_bps, outputs)
     for g, report in reports.items():
         contesters = [(d.trainer, contest_bps[d.trainer]) for d in upheld if d.group == g and d.trainer in contest_bps]
         positives = [(e.trainer, e.accuracy_bps) for e in report.entries.values()
                      if e.positive and e.trainer not in voided]
-        for trainer, amount in pay_in_order(ranked_tiers(contesters) + ranked_tiers(positives),
-                                            task.reward_per_positive, task.group_budget):
+        for trainer, amount in pay_in_order(ranked_tiers(contesters) + ranked_tiers(positives), amounts,
+                                            task.group_budget):
             paid[g] += amount
             stakes[trainer] += amount
             balances[trainer] = balances.get(trainer, 0) + amount
@@ -843,7 +892,8 @@ def _round_close(state: State, m: RoundClose, sender: str, advance: Advance) -> 
         escrow_left=escrow, next_producer=next_producer, election_rule=rule)
     task = replace(task, escrow=0 if last else escrow, stakes=stakes, current_round=m.round + 1,
                    round_start=block, order=next_order, reports=(None,) * task.groups, uploads={}, scores={},
-                   models={}, disputes={}, global_model=glob.model, history=task.history + (record,))
+                   models={}, disputes={}, global_model=glob.model, history=task.history + (record,),
+                   standings=standings)
     averaged = f"global model of group(s) {', '.join(map(str, glob.groups))}" if glob.groups \
         else "no model revealed, the previous global stands"
     return Accepted(State(_put(state.tasks, m.task_id, task), balances), tuple(outputs),

@@ -11,7 +11,8 @@ from typing import Mapping
 
 from dapp.dp_budget import DpBudget
 from dapp.schema import (CANCEL_GROUPS_SILENT, CANCEL_NO_PRODUCER, CANCEL_NO_TEST_SET, CANCEL_NO_VALIDATOR,
-                         CANCEL_UNFUNDED, ROLE_TRAINER, ROLE_VALIDATOR)
+                         CANCEL_UNFUNDED, ROLE_TRAINER, ROLE_VALIDATOR, VALIDATION_MAD)
+from dapp.trust_rule import Standing
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,9 @@ class Entry:
     accuracy_bps: int
     samples: int
     update_digest: bytes
-    positive: bool  # the MAD verdict on the validator's numbers (provisional until the close)
+    positive: bool  # the task's rule on the validator's numbers (provisional until the close)
+    cosine_bps: int = 0  # trust tasks: the measures the verdict came from
+    norm_centi: int = 0
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,7 @@ class Task:
     challenges_per_round: int = 0
     dp: DpBudget = DpBudget()  # the privacy budget its publisher promised its trainers (recorded, not enforced)
     initial_model_digest: bytes = bytes(32)  # the model round 1 trains from, as CreateTask committed it (0: none)
+    validation: int = VALIDATION_MAD  # the rule that judges reported updates (VALIDATION_*)
     trainer_approval: bool = False
     test_set: bytes | None = None  # the public test set, once posted complete and matching its digest
     test_set_block: int | None = None
@@ -131,6 +135,7 @@ class Task:
     models: Mapping[bytes, bytes] = field(default_factory=dict)  # revealed digest -> its valid FRQ1 bytes
     disputes: Mapping[str, Dispute] = field(default_factory=dict)  # current round, trainer -> dispute, filing order
     global_model: bytes = b""  # the last global model (FRQ1); empty before any was computed
+    standings: Mapping[str, Standing] = field(default_factory=dict)  # trust tasks: trainer -> standing, once judged
     history: tuple[RoundRecord, ...] = ()
 
     # ------------------------------------------------------------------ money and membership
@@ -163,6 +168,10 @@ class Task:
 
     def participant(self, address: str) -> Participant | None:
         return self.participants.get(address)
+
+    def standing(self, trainer: str) -> Standing:
+        """A trust task's trainer standing (a newcomer's until it was judged once)."""
+        return self.standings.get(trainer, Standing())
 
     def validators(self) -> list[Participant]:
         return [p for p in self.participants.values() if p.role == ROLE_VALIDATOR]

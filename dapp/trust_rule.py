@@ -10,10 +10,15 @@ data and, for each trainer's update δ_i, reports
     update points away;
   * its size, ‖δ_i‖ / ‖δ_v‖ in hundredths: a boosted or noised update is many times the group's usual size.
 
-The rollup re-derives every verdict from those numbers: an update is accepted when its cosine is positive and
-its size is at most `NORM_LIMIT` times the median size of the updates in the same report (a median, so fewer
-than half of the group cannot move it), and its trainer is not banned. The same functions decide in the validator
-(`flower_sim.trust_strategy`), so the two planes agree bit for bit, as they do for MAD.
+The rollup re-derives every verdict from those numbers: an update is accepted when its size is at most
+`NORM_LIMIT` times the median size of the updates in the same report (a median, so fewer than half of the group
+cannot move it), its cosine is positive — or, for a *trusted* trainer (a score of at least `TRUSTED_SCORE` and no
+rejection since its last acceptance), above −`DOUBT_BPS` — and its trainer is not banned. The benefit of the doubt
+is what reputation buys: once the global model is good, an honest update from a skewed partition is nearly
+orthogonal to the validator's (cosines −0.11 … +0.1 measured after 5 rounds on Dirichlet 0.3), and a strict
+cos > 0 rejected 27 % of honest updates over 20 rounds; a reversed update is caught in round 1, where its cosine is
+clearly negative and nobody is trusted yet, and never earns the doubt back by attacking. The same functions decide
+in the validator (`flower_sim.trust_strategy`), so the two planes agree bit for bit, as they do for MAD.
 
 Standing: every trainer of a `trust` task has a score (0..`SCORE_MAX`, `SCORE_START` when it joins) that rises by
 `SCORE_GAIN` with each accepted update and falls by `SCORE_LOSS` with each rejected one. The score weighs what it
@@ -31,11 +36,13 @@ COSINE_SCALE = 10_000  # cosine in basis points
 NORM_SCALE = 100  # size ratio in hundredths
 MAX_NORM = 0xFFFF  # the report's 16 bits: a size ratio above 655.35 is reported as this
 NORM_LIMIT = 3  # accepted sizes: at most 3 x the report's median size
+DOUBT_BPS = 2_000  # a trusted trainer's update passes with a cosine above -0.2
 
 SCORE_MAX = 10_000
 SCORE_START = 5_000  # a newcomer is paid half until it has shown its updates are sound
 SCORE_GAIN = 1_000
 SCORE_LOSS = 2_500
+TRUSTED_SCORE = 6_000  # a newcomer is trusted after its first accepted update
 STRIKES_TO_BAN = 3
 BAN_ROUNDS = 3
 
@@ -58,19 +65,6 @@ def median_norm(norms: Sequence[int]) -> int:
     return ordered[(len(ordered) - 1) // 2] if ordered else 0
 
 
-def accepted(cosine: int, norm: int, median: int) -> bool:
-    """The rule on one update: pointing the validator's way (cosine > 0) and at most `NORM_LIMIT` x the median size.
-
-    Exactly `NORM_LIMIT` x the median counts as accepted; a cosine of exactly 0 does not."""
-    return cosine > 0 and norm <= NORM_LIMIT * median
-
-
-def verdicts(measures: Sequence[tuple[int, int]]) -> list[bool]:
-    """The rule on a whole report: (cosine bps, size centi) per update, in report order -> accepted or not."""
-    median = median_norm([n for _, n in measures])
-    return [accepted(c, n, median) for c, n in measures]
-
-
 @dataclass(frozen=True)
 class Standing:
     """A trainer's standing in one task: its score, rejections in a row, bans so far, last banned round (0: none)."""
@@ -82,6 +76,36 @@ class Standing:
 
     def banned(self, round_: int) -> bool:
         return round_ <= self.banned_until
+
+    @property
+    def trusted(self) -> bool:
+        """Earned the benefit of the doubt: a score of at least `TRUSTED_SCORE`, no rejection since its last
+        acceptance."""
+        return self.score >= TRUSTED_SCORE and self.strikes == 0
+
+
+def rejection(cosine: int, norm: int, median: int, standing: Standing, round_: int) -> str | None:
+    """Why the rule rejects one update of round `round_` (None: accepted), in words a researcher reads.
+
+    Exactly `NORM_LIMIT` x the median size passes; a cosine of exactly 0 passes only for a trusted trainer, and
+    exactly -`DOUBT_BPS` never."""
+    if standing.banned(round_):
+        return f"its trainer is banned until round {standing.banned_until}"
+    if norm > NORM_LIMIT * median:
+        return (f"its update is {norm / NORM_SCALE:.2f} x the validator's own, above {NORM_LIMIT} x the group's median "
+                f"{median / NORM_SCALE:.2f}")
+    floor = -DOUBT_BPS if standing.trusted else 0
+    if cosine <= floor:
+        return (f"its update points away from the validator's (cos {cosine / COSINE_SCALE:+.2f}"
+                + (f", trusted: the floor is {floor / COSINE_SCALE:+.2f})" if standing.trusted else ")"))
+    return None
+
+
+def verdicts(measures: Sequence[tuple[int, int]], standings: Sequence[Standing], round_: int) -> list[bool]:
+    """The rule on a whole report: (cosine bps, size centi) per update and its trainer's standing before the round,
+    in report order -> accepted or not."""
+    median = median_norm([n for _, n in measures])
+    return [rejection(c, n, median, s, round_) is None for (c, n), s in zip(measures, standings, strict=True)]
 
 
 def after_round(standing: Standing, round_: int, was_accepted: bool) -> Standing:

@@ -5,7 +5,8 @@ one trainer of its group, and the contest path catches it (docs/PROTOCOL.md, "Co
 
 * ``drop``: the honest Positive trainer with the best score is left out of the report, although the validator
   handed it a signed `Receipt`; the trainer contests with the receipt and posts its update.
-* ``misjudge``: that trainer is reported at 0 bps (Negative); it contests with the reported digest.
+* ``misjudge``: that trainer is reported at 0 bps (in a trust task, its update reversed): Negative; it contests with
+  the reported digest.
 * ``friend``: a friend of the validator in its group (a malicious trainer when the group has one, else its
   lowest-scored trainer) hands it a sybil's noise update, signed with the friend's own key, and the validator
   reports it Positive at 10,000 bps; the publisher challenges the implausible score and the validator, whose
@@ -23,6 +24,7 @@ import numpy as np
 from common import accounts
 from common.errors import ConfigError
 from dapp.qmodel import digest
+from dapp.trust_rule import COSINE_SCALE
 from flower_sim.quantize import from_frq1, to_frq1
 from flower_sim.records import Contribution
 from flower_sim.records import ValidatorReport as RoundReport
@@ -108,11 +110,15 @@ class CheatingValidator:
             return replace(report, contributions=kept), lied
         if self.kind == "misjudge":
             return replace(report, contributions=tuple(
-                replace(c, accuracy=0.0, accuracy_bps=0, accepted=False) if c.trainer_id == target else c
+                # a trust report's verdict follows the update's direction: reversed, it reads as pointing away
+                replace(c, accuracy=0.0, accuracy_bps=0, accepted=False, cosine_bps=-abs(c.cosine_bps))
+                if c.trainer_id == target else c
                 for c in report.contributions)), lied
         friend = next(c for c in report.contributions if c.trainer_id == target)
         noise = friend_update(report.updates[target], seed, report.round, target)
         signed = friend_contribution(friend, noise, task, report.round, report.validator_id, validators)
+        if report.strategy == "trust":  # and for a trust task: perfectly aligned, of the group's usual size
+            signed = replace(signed, cosine_bps=COSINE_SCALE)
         contributions = tuple(signed if c.trainer_id == target else c for c in report.contributions)
         return replace(report, contributions=contributions, updates={**report.updates, target: noise}), lied
 

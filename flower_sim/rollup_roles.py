@@ -52,7 +52,7 @@ from dapp.qmodel import arch_named, digest
 from dapp.schema import (DEFAULT_CLOSE_BLOCKS, DEFAULT_REGISTRATION_BLOCKS, DEFAULT_REPORT_BLOCKS, PENALTY_NAMES,
                          ROLE_TRAINER, ROLE_VALIDATOR, CreateTask, GlobalModel, GroupSkipped, Message, ModelScored,
                          ProducerElected, ProducerMissed, Register, RoundClose, TaskCreated, TestSetPosted,
-                         ValidatorPenalized, Withdraw, encode_deposit_data)
+                         VALIDATION_MAD, VALIDATION_TRUST, ValidatorPenalized, Withdraw, encode_deposit_data)
 from dapp.state import format_wei
 from flower_sim import models
 from flower_sim.cheating import CheatingValidator
@@ -203,7 +203,8 @@ class RollupRecorder:
                             test_set_size=len(test_set) // record_size(arch_named(cfg.model)),
                             model_arch=arch_named(cfg.model).id,
                             contest_blocks=t.contest_blocks, **cfg.dp_params().onchain(rounds),
-                            initial_model_digest=digest(to_frq1(models.initial_weights(cfg.model, cfg.seed))))
+                            initial_model_digest=digest(to_frq1(models.initial_weights(cfg.model, cfg.seed))),
+                            validation=VALIDATION_TRUST if cfg.strategy == "trust" else VALIDATION_MAD)
         escrow = rounds * (create.round_trainer_budget + create.validator_reward)
         index = self._confirm("CreateTask", self._send(self.manager_key, create))
         self.task_id = next(n.task_id for n in self._notices(index) if isinstance(n, TaskCreated))

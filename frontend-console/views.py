@@ -10,10 +10,10 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 
 from dapp.schema import (BLOB_VALIDATOR_MODEL, CANCEL_NAMES, DISPUTE_CHALLENGED, DISPUTE_NAMES, PENALTY_CHALLENGE,
-                         PENALTY_CONTEST, PENALTY_NAMES, RULE_NAMES, CellCompliance, Contested, ContestResolved,
-                         GroupSkipped, ModelScored, ProducerElected, ProducerMissed, RewardPaid, RoundRecorded,
-                         TaskCancelled, TaskCreated, TaskFinished, TrainerStakes, ValidatorPenalized, ValidatorRewarded,
-                         Withdrawal)
+                         PENALTY_CONTEST, PENALTY_NAMES, RULE_NAMES, VALIDATION_NAMES, CellCompliance, Contested,
+                         ContestResolved, GroupSkipped, ModelScored, ProducerElected, ProducerMissed, RewardPaid,
+                         RoundRecorded, TaskCancelled, TaskCreated, TaskFinished, TrainerStakes, ValidatorPenalized,
+                         ValidatorRewarded, Withdrawal)
 from dapp.dp_budget import DpBudget
 from dapp.state import format_wei
 from rollups_client.outputs import RollupOutput
@@ -211,12 +211,13 @@ def stakes_table(notices: list[RollupOutput], task_id: int | None) -> Table:
 def tasks_table(notices: list[RollupOutput], task_id: int | None) -> Table:
     """Every task as created: its terms and the privacy budget its publisher promised its trainers, in words."""
     table = Table(title="tasks: terms and the privacy budget promised to trainers", title_justify="left")
-    for name in ("task", "publisher", "rounds", "groups", "MAD", "escrow", "privacy"):
+    for name in ("task", "publisher", "rounds", "groups", "validation", "MAD", "escrow", "privacy"):
         table.add_column(name, justify="right" if name in ("task", "rounds", "groups", "MAD", "escrow") else "left")
     for o in notices:
         m = o.message
         if isinstance(m, TaskCreated) and task_id in (None, m.task_id):
-            table.add_row(str(m.task_id), fields(o)["publisher"], str(m.rounds), str(m.groups), bps(m.mad_bps),
+            table.add_row(str(m.task_id), fields(o)["publisher"], str(m.rounds), str(m.groups),
+                          VALIDATION_NAMES.get(m.validation, str(m.validation)), bps(m.mad_bps),
                           format_wei(m.required_escrow), DpBudget.of(m).words())
     return table
 

@@ -181,6 +181,7 @@ class Entry:
     bps: int
     update: bytes
     samples: int = 600
+    measures: tuple[int, int] = (0, 0)  # a trust task's (cosine bps, size hundredths)
 
 
 def signed_report(domain: Domain, task_id: int, round_: int, group: int, validator_bps: int, model: bytes,
@@ -188,7 +189,7 @@ def signed_report(domain: Domain, task_id: int, round_: int, group: int, validat
     """A validator's report committing to `model`, each entry signed by its trainer (EIP-712 `Update`)."""
     sigs = [sign(e.key, domain, Update(task_id, round_, group, qmodel.digest(e.update), e.samples)) for e in entries]
     return ValidatorReport(task_id, round_, validator_bps, qmodel.digest(model),
-                           tuple(pack_contribution(L1.address(e.key), e.bps, e.samples) for e in entries),
+                           tuple(pack_contribution(L1.address(e.key), e.bps, e.samples, *e.measures) for e in entries),
                            tuple(qmodel.digest(e.update) for e in entries),
                            tuple(s[:32] for s in sigs), tuple(s[32:] for s in sigs))
 

@@ -29,6 +29,18 @@ def test_encode_validator_report_with_packed_contributions(capsys):
     assert message.sig_vs == (b"\x05" * 32, b"\x06" * 32)
 
 
+def test_encode_a_trust_report_word_and_refuse_a_short_one(capsys):
+    _, out, _ = run_cli(capsys, "encode", "ValidatorReport", "task_id=1", "round=1", "validator_accuracy_bps=0",
+                        "model_digest=0x" + "ab" * 32, f"contributions={trainer(0, 0)}:8000:600:-6170:250",
+                        "update_digests=0x" + "01" * 32, "sig_r=0x" + "03" * 32, "sig_vs=0x" + "05" * 32)
+    (word,) = decode_input(bytes.fromhex(out[2:])).contributions
+    assert (unpack_contribution(word).cosine_bps, unpack_contribution(word).norm_centi) == (-6170, 250)
+    code, _, err = run_cli(capsys, "encode", "ValidatorReport", "task_id=1", "round=1", "validator_accuracy_bps=0",
+                           "model_digest=0x" + "ab" * 32, f"contributions={trainer(0, 0)}:8000",
+                           "update_digests=0x" + "01" * 32, "sig_r=0x" + "03" * 32, "sig_vs=0x" + "05" * 32)
+    assert code == 2 and "contributions are trainer:accuracyBps:samples[:cosineBps:normCenti]" in err
+
+
 def test_encode_round_close_and_a_model_chunk_and_decode_a_notice(capsys):
     _, out, _ = run_cli(capsys, "encode", "RoundClose", "task_id=1", "round=1")
     assert decode_input(bytes.fromhex(out[2:])) == RoundClose(1, 1)

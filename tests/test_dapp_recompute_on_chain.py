@@ -24,9 +24,10 @@ from onchain_fixtures import MILLI, Entry, Rollup, of, receipt, rollup, signed_r
 
 from dapp import qmodel, qnn
 from dapp.schema import (BLOB_CONTESTED_UPDATE, DISPUTE_DROPPED, DISPUTE_MISJUDGED, PENALTY_CONTEST, ROLE_TRAINER,
-                         ROLE_VALIDATOR, RULE_BEST_CONTRIBUTION, Contest, ContestResolved, Contested, GlobalModel,
-                         ModelScored, ProducerElected, Register, RewardPaid, RoundClose, RoundRecorded, TaskFinished,
-                         ValidatorPenalized, ValidatorRewarded)
+                         ROLE_VALIDATOR, RULE_BEST_CONTRIBUTION, VALIDATION_TRUST, Contest, ContestResolved, Contested,
+                         ContributionClassified, GlobalModel, ModelScored, ProducerElected, Register, RewardPaid,
+                         RoundClose, RoundRecorded, TaskFinished, TrainerStanding, ValidatorPenalized,
+                         ValidatorRewarded)
 from rollups_client.l1 import L1
 
 pytestmark = pytest.mark.slow
@@ -47,9 +48,12 @@ class Cast:
     def address(self, key: str) -> str:
         return L1.address(key)
 
-    def report(self, group: int, round_: int, model: bytes, scores: dict[str, int], validator_bps: int = 9000):
-        """Validator ``group``'s signed report of ``scores`` (trainer key -> bps; each signs `update_of`)."""
-        entries = [Entry(k, bps, update_of(self.address(k), round_)) for k, bps in scores.items()]
+    def report(self, group: int, round_: int, model: bytes, scores: dict[str, int], validator_bps: int = 9000,
+               measures: dict[str, tuple[int, int]] | None = None):
+        """Validator ``group``'s signed report of ``scores`` (trainer key -> bps; each signs `update_of`), with a
+        trust task's ``measures`` (trainer key -> (cosine bps, size hundredths))."""
+        entries = [Entry(k, bps, update_of(self.address(k), round_), measures=(measures or {}).get(k, (0, 0)))
+                   for k, bps in scores.items()]
         return self.rollup.accepted(self.validators[group], signed_report(
             self.rollup.domain, self.task_id, round_, group, validator_bps, model, entries))
 
@@ -63,11 +67,11 @@ class Cast:
         return self.rollup.accepted(producer, RoundClose(self.task_id, round_))
 
 
-def staffed(rollup: Rollup, rounds: int, trainers: tuple[int, int]) -> Cast:
+def staffed(rollup: Rollup, rounds: int, trainers: tuple[int, int], **terms) -> Cast:
     """A task with 2 groups, its test set and escrow posted, every trainer and both validators registered."""
     publisher, a, b = rollup.key(), rollup.key(), rollup.key()
     teams = tuple([rollup.key() for _ in range(n)] for n in trainers)
-    (created,) = rollup.accepted(publisher, task((L1.address(a), L1.address(b)), rounds=rounds))
+    (created,) = rollup.accepted(publisher, task((L1.address(a), L1.address(b)), rounds=rounds, **terms))
     t = created.task_id
     rollup.post_test_set(publisher, t)
     rollup.deposit(publisher, t, created.required_escrow)
@@ -194,4 +198,37 @@ def test_a_dropped_and_a_misjudged_trainer_contest_are_upheld_paid_first_and_the
     assert [n.validator for n in of(notices, ValidatorRewarded)] == [cast.address(w)]
     (record,) = of(notices, RoundRecorded)
     assert dict(zip(record.validators, record.validator_stakes))[cast.address(v)] == 0
+    rollup.assert_serving_and_audited()
+
+
+def test_a_trust_task_bans_a_reversing_trainer_on_chain_and_pays_the_others_by_standing(rollup):
+    """Issue 14 on the real parts: in a trust task, trainer X of group 0 sends a reversed update three rounds in a
+    row; the rollup rejects it from the reported measures each time, bans it in round 3 (TrainerStanding, read from
+    the node), refuses its contest in round 4 although its update then looks sound, and pays the honest trainers by
+    their standing; the audit re-derives every verdict."""
+    cast = staffed(rollup, rounds=4, trainers=(2, 1), validation=VALIDATION_TRUST)
+    x, honest = cast.trainers[0]
+    other = cast.trainers[1][0]
+    for round_ in range(1, 5):
+        producer = rollup.turns(cast.task_id)[0][0].lower()
+        producer_key = next(k for k in (cast.publisher, *cast.validators) if cast.address(k).lower() == producer)
+        x_measures = (-6000, 100) if round_ <= 3 else (6000, 100)
+        classified = cast.report(0, round_, validator_model(0, round_), {x: 8800, honest: 8800},
+                                 measures={x: x_measures, honest: (6000, 100)})
+        cast.report(1, round_, validator_model(1, round_), {other: 8800}, measures={other: (5000, 120)})
+        assert [n.positive for n in of(classified, ContributionClassified)] == [False, True]
+        for g in range(2):
+            cast.reveal(g, round_, validator_model(g, round_))
+        if round_ == 4:
+            rollup.mine_to(rollup.contest_deadline(cast.task_id) - 1)
+            contest = Contest(cast.task_id, 4, qmodel.digest(update_of(cast.address(x), 4)), 600, bytes(32),
+                              bytes(32))
+            assert "is banned until round 6" in rollup.rejected(x, contest)
+        notices = cast.close(producer_key, round_)
+        standings = {n.trainer: n for n in of(notices, TrainerStanding)}
+        paid = {n.trainer: n.amount for n in of(notices, RewardPaid)}
+        assert cast.address(x) not in paid
+        assert paid[cast.address(honest)] == MILLI * standings[cast.address(honest)].score // 10_000
+    assert (standings[cast.address(x)].bans, standings[cast.address(x)].banned_until) == (1, 6)
+    assert standings[cast.address(honest)].score == 9000  # 5,000 + 4 x 1,000
     rollup.assert_serving_and_audited()
