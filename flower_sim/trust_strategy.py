@@ -4,10 +4,12 @@ MAD compares a trainer's model with the validator's fresh one-epoch model, which
 holds other digits. `trust` judges what an update does instead, as FLTrust (Cao et al., NDSS 2021) does: the
 validator's own update δ_v (its one-epoch reference minus the global model) against each reply's δ_i, by direction
 (cosine) and size (‖δ_i‖ / ‖δ_v‖). The float64 measures are reported as integers (`cosine_bps`, `norm_centi`) and the
-verdicts come from those integers by `dapp.trust_rule.verdicts` over the whole group's replies, so the rollup derives
-the same verdicts from the same report. Each trainer's `Standing` (score, strikes, bans) is kept across rounds with
-`after_round`, as the rollup keeps it: a banned trainer is rejected, and the accepted are averaged weighted by
-`aggregation_weight(samples, standing before the round)`.
+verdicts come from those integers and the trainers' standings by `dapp.trust_rule.verdicts` over the whole group's
+replies, so the rollup derives the same verdicts from the same report (a positive cosine, or above −0.2 for a trusted
+trainer; at most 3 × the median size; not banned). Each trainer's `Standing` (score, strikes, bans) is kept across
+rounds with `after_round`, as the rollup keeps it from the verdicts (the rollup's after disputes: in a run without
+an upheld contest, the same), and the accepted are averaged weighted by `aggregation_weight(samples, standing before
+the round)`.
 """
 from __future__ import annotations
 
@@ -41,17 +43,6 @@ def measures(update: np.ndarray, own: np.ndarray) -> tuple[int, int]:
     return trust_rule.cosine_bps(cosine), trust_rule.norm_centi(size / own_size if own_size > 0 else float("inf"))
 
 
-def reason(cosine: int, norm: int, median: int, banned_until: int) -> str:
-    """Why a rejected update was rejected, in words; each part of the rule is asked alone (the direction with a size
-    of 0, the size with a cosine of 1), so the words follow `trust_rule.accepted` whatever its thresholds."""
-    if banned_until:
-        return f"its trainer is banned until round {banned_until} after {trust_rule.STRIKES_TO_BAN} rejections in a row"
-    if not trust_rule.accepted(cosine, 0, median):
-        return f"its update points away from the validator's (cos {cosine / trust_rule.COSINE_SCALE:+.2f})"
-    return (f"its update is {norm / max(median, 1):.1f} x the group's median size (at most {trust_rule.NORM_LIMIT} x "
-            f"accepted)")
-
-
 class TrustFedAvg(JudgingFedAvg):
     """FedAvg of the updates that point the validator's way and are not oversized, weighted by samples x standing.
 
@@ -75,20 +66,17 @@ class TrustFedAvg(JudgingFedAvg):
         own = flat(self.judge.reference_weights) - start
         measured = [measures(flat(r.content[self.arrayrecord_key].to_numpy_ndarrays()) - start, own)
                     for r in replies]
-        verdicts = trust_rule.verdicts(measured)
+        trainers = [int(r.content["metrics"].get("trainer-id", -1)) for r in replies]
+        before = [self.standings.get(t, Standing()) for t in trainers]
+        verdicts = trust_rule.verdicts(measured, before, server_round)  # the rollup's own function
         median = trust_rule.median_norm([n for _, n in measured])
         decisions, self.weights = [], {}
-        for reply, (cosine, norm), verdict in zip(replies, measured, verdicts):
-            trainer = int(reply.content["metrics"].get("trainer-id", -1))
-            before = self.standings.get(trainer, Standing())
-            banned = before.banned(server_round)
-            accepted = verdict and not banned
-            why = "" if accepted else reason(cosine, norm, median, before.banned_until if banned else 0)
-            decision = self.decision(reply, self.scored(reply), accepted, cosine_bps=cosine, norm_centi=norm,
-                                     reason=why)
-            if accepted:
-                self.weights[trainer] = trust_rule.aggregation_weight(decision.num_examples, before)
-            self.standings[trainer] = trust_rule.after_round(before, server_round, accepted)
+        for reply, trainer, standing, (cosine, norm), ok in zip(replies, trainers, before, measured, verdicts):
+            why = "" if ok else trust_rule.rejection(cosine, norm, median, standing, server_round) or ""
+            decision = self.decision(reply, self.scored(reply), ok, cosine_bps=cosine, norm_centi=norm, reason=why)
+            if ok:
+                self.weights[trainer] = trust_rule.aggregation_weight(decision.num_examples, standing)
+            self.standings[trainer] = trust_rule.after_round(standing, server_round, ok)
             decisions.append(decision)
         return decisions
 

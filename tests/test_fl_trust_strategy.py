@@ -2,7 +2,8 @@
 come-back), the average weighted by samples x score, and keeping the global model when nothing is accepted.
 
 The global model is the zero vector of R^2 and the validator's own update δ_v = (1, 0); trainer t replies with the
-update the test scripts for it, so its cosine and size against δ_v are known exactly."""
+update the test scripts for it, so its cosine and size against δ_v are known exactly. Verdicts follow `dapp.trust_rule`
+(tested there at its own boundaries): here, that the strategy measures, keeps standings and averages as it says."""
 from __future__ import annotations
 
 import math
@@ -73,7 +74,7 @@ def at_angle(bps: int, size: float = 1.0) -> np.ndarray:
     return size * np.array([math.cos(angle), math.sin(angle)])
 
 
-def test_a_cosine_of_one_basis_point_is_accepted_and_one_of_zero_or_below_is_not():
+def test_a_newcomers_cosine_of_one_basis_point_is_accepted_and_one_of_zero_or_below_is_not():
     grid, strategy = make({0: at_angle(1), 1: at_angle(0), 2: at_angle(-1), 3: at_angle(10_000)})
     play(grid, strategy, 1)
     assert verdicts(strategy) == {0: True, 1: False, 2: False, 3: True}
@@ -88,7 +89,7 @@ def test_a_size_of_exactly_three_times_the_median_is_accepted_one_hundredth_more
     play(grid, strategy, 1)
     assert [d.norm_centi for d in strategy.decisions] == [100, 100, 100, 300, 301]
     assert verdicts(strategy) == {0: True, 1: True, 2: True, 3: True, 4: False}
-    assert "median size" in strategy.decisions[4].reason
+    assert "median" in strategy.decisions[4].reason
 
 
 def test_accepted_updates_are_averaged_by_samples_times_score_and_rejected_ones_left_out():
@@ -101,6 +102,15 @@ def test_accepted_updates_are_averaged_by_samples_times_score_and_rejected_ones_
     assert strategy.weights == {0: 10 * trust_rule.SCORE_START, 1: 30 * trust_rule.SCORE_START}
     play(grid, strategy, 2)
     assert strategy.weights == {0: 10 * 6_000, 1: 30 * 6_000}
+
+
+def test_a_trusted_trainer_gets_the_benefit_of_the_doubt_down_to_minus_0_2_exclusive():
+    grid, strategy = make({0: at_angle(-1_999), 1: at_angle(-2_000), 2: at_angle(-1), 3: at_angle(10_000)})
+    trusted = trust_rule.Standing(score=trust_rule.TRUSTED_SCORE)
+    strategy.standings = {0: trusted, 1: trusted}  # 2 and 3 are newcomers
+    play(grid, strategy, 1)
+    assert verdicts(strategy) == {0: True, 1: False, 2: False, 3: True}
+    assert "points away" in strategy.decisions[1].reason
 
 
 def test_unequal_standings_weigh_unequally():
