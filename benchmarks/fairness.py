@@ -18,8 +18,8 @@ Cost, measured here (2 cores shared with other jobs; 20 trainers, 2 validators, 
 20-round run takes 27-31 s with the MLP and 80-96 s with the CNN, so the full grid (324 runs) is ~2.7 h with the MLP
 and ~7.5 h with the CNN. The grid therefore defaults to `--model mlp`; `--model cnn` runs it on the paper's model.
 The MLP is weaker (clean FedAvg on Dirichlet 0.3 after 20 rounds: 91.9 % against the CNN's 96.7 %, seed 42), but
-the verdicts behave alike (trust on Dirichlet 0.3 × signflip, same seed: honest rejected 26.8 % with the MLP, 28.6 %
-with the CNN; malicious rejected 98.3 % with both).
+the verdicts behave alike (trust's first, strict rule on Dirichlet 0.3 × signflip, same seed: honest rejected 26.8 %
+with the MLP, 28.6 % with the CNN; malicious rejected 98.3 % with both).
 
     .venv/bin/python -m benchmarks.fairness [--quick] [--rounds 20] [--seeds 3] [--model mlp] [--trainers 20]
         [--partitions iid,dirichlet,pathological] [--attacks none,gaussian,scaled,signflip,labelflip50,labelflip20]
