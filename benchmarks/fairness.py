@@ -131,6 +131,14 @@ def choose(value: str, known, what: str) -> list[str]:
     return chosen
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``K/N`` -> (K, N); ConfigError (one line) unless 0 <= K < N."""
+    k, sep, n = text.partition("/")
+    if not (sep and k.isdecimal() and n.isdecimal() and 0 <= int(k) < int(n)):
+        raise ConfigError(f"--shard is K/N with 0 <= K < N (e.g. 0/2), got {text!r}")
+    return int(k), int(n)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 seed, 5 rounds, 48 runs: ~8 minutes")
@@ -146,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strategies", default=None, help=f"default {','.join(STRATEGIES)}")
     parser.add_argument("--out", default="runs/bench-fairness")
     parser.add_argument("--figure", default=None, help="heatmap (default docs/fairness.png; --quick: in --out)")
+    parser.add_argument("--shard", default="0/1", metavar="K/N",
+                        help="run only every N-th run from the K-th (K in 0..N-1): N processes share the grid's "
+                             "runs (each run's JSON is its own file); a run without --shard then reports them all")
     args = parser.parse_args(argv)
     console = Console(width=200)  # the tables are wide; a pasted report is too
     try:
@@ -172,10 +183,14 @@ def run(args: argparse.Namespace, console: Console) -> int:
 
     cells = [(p, a, s) for p in partitions for a in attacks for s in strategies]
     cells += [(p, "none", "fedavg") for p in partitions if (p, "none", "fedavg") not in cells]  # the baselines
-    jobs = [(p, a, s, 42 + i) for p, a, s in cells for i in range(seeds)]
+    # seed by seed: a grid stopped half-way has every cell measured on the first seed(s)
+    jobs = [(p, a, s, 42 + i) for i in range(seeds) for p, a, s in cells]
+    shard, shards = parse_shard(args.shard)
     results: dict[tuple[str, str, str], dict[str, list]] = {}
     started = time.perf_counter()
     for n, (partition, attack, strategy, seed) in enumerate(jobs, 1):
+        if (n - 1) % shards != shard:
+            continue
         cfg = replace(base, strategy=strategy, seed=seed, **PARTITIONS[partition], **ATTACKS[attack]).validate()
         path = run_path(out, partition, attack, strategy, seed, cfg)
         reused = path.is_file()
@@ -194,6 +209,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
                       f"{fmt(result['final'])} %{rejection}, "
                       + ("reused" if reused else f"{result['seconds']:.0f} s"))
 
+    if shards > 1:
+        console.print(f"shard {shard}/{shards} done in {time.perf_counter() - started:.0f} s; run without --shard for "
+                      f"the tables and the figure")
+        return 0
     noted = report(console, results, partitions, attacks, strategies, base)
     plot(figure, results, partitions, attacks, strategies)
     console.print(f"{time.perf_counter() - started:.0f} s in all; one JSON per run in {out}/, figure {figure}"
