@@ -26,14 +26,15 @@ from dapp.schema import (
     BLOB_CHALLENGED_UPDATE, BLOB_CONTESTED_UPDATE, BLOB_VALIDATOR_MODEL, CANCEL_NAMES, CHUNK_DATA,
     DEFAULT_CHALLENGES_PER_ROUND,
     DISPUTE_CHALLENGED, DISPUTE_DROPPED, DISPUTE_MISJUDGED, DISPUTE_NAMES, MAX_CHUNKS, MAX_TASK_TRAINERS,
-    MAX_REPORT_PARTS, MAX_TEST_SET, MAX_TRAINERS_PER_GROUP, PENALTY_CHALLENGE, PENALTY_CONTEST, PENALTY_UNREVEALED, ROLE_NAMES,
-    ROLE_TRAINER, ROLE_VALIDATOR, RULE_NAMES, STAKES_PAGE, AdmitTrainers, BlobRejected, CancelTask, Challenge,
-    CellCompliance, Contest, ContestResolved, Contested, ContributionClassified, CreateTask, DepositCredited,
-    GlobalModel, GroupSkipped, Message, MessageDecodeError, ModelChunk, ModelScored, ParticipantRegistered,
-    ProducerElected, ProducerMissed, Register, ReportPart, RewardPaid, RoundClose, RoundRecorded, TaskCancelled, TaskCreated,
-    TaskFinished, TaskFunded, TestSetChunk, TestSetPosted, TrainersAdmitted, TrainerStakes, TrainerStanding,
-    ValidatorPenalized, ValidatorReport, ValidatorRewarded, Withdraw, Withdrawal, Contribution, decode_input,
-    normalize_address, unpack_contribution, VALIDATION_NAMES, VALIDATION_TRUST,
+    MAX_REPORT_PARTS, MAX_TEST_SET, MAX_TRAINERS_PER_GROUP, PENALTY_CHALLENGE, PENALTY_CONTEST, PENALTY_UNREVEALED,
+    ROLE_NAMES, ROLE_TRAINER, ROLE_VALIDATOR, RULE_NAMES, STAKES_PAGE, AdmitTrainers, BlobRejected, CancelTask,
+    Challenge, CellCompliance, Contest, ContestResolved, Contested, ContributionClassified, CreateTask,
+    DepositCredited, GlobalModel, GroupSkipped, Message, MessageDecodeError, ModelChunk, ModelScored,
+    ParticipantRegistered, ProducerElected, ProducerMissed, Register, ReportPart, RewardPaid, RoundClose,
+    RoundRecorded, TaskCancelled, TaskCreated, TaskFinished, TaskFunded, TestSetChunk, TestSetPosted,
+    TrainersAdmitted, TrainerStakes, TrainerStanding, ValidatorPenalized, ValidatorReport, ValidatorRewarded,
+    Withdraw, Withdrawal, Contribution, decode_input, normalize_address, unpack_contribution, VALIDATION_NAMES,
+    VALIDATION_TRUST,
 )
 from dapp.task import Dispute, Entry, GroupReport, PartialReport, Participant, RoundRecord, Task
 from dapp.trust_rule import Standing

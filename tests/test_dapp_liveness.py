@@ -388,12 +388,13 @@ def stored_report(chain: Chain, group: int, team: list[str], model: bytes) -> Gr
 
 
 def test_a_full_round_at_the_scale_limit_stays_within_the_machine_limits():
-    """20 groups x 500 trainers (the most a task holds, every report one input): every input fits the InputBox, every output and output
-    count the machine. A full group's report carries 500 trainer signatures, whose checking (~5 ms each) is the
-    slow part (the full signed report is accepted in `test_a_full_groups_signed_report_is_accepted`, slow); here
-    the reports are entered into the state as the report handler stores them, and their size is that of a full
-    signed report (a signature's value does not change its size). Registrations, the 20 reveals and the close run
-    through the rules: the close pays all 10,000 trainers, the most outputs any input makes."""
+    """20 groups x 500 trainers (the most a task holds, every report one input): every input fits the InputBox,
+    every output and output count the machine. A full group's report carries 500 trainer signatures, whose
+    checking (~5 ms each) is the slow part (the full signed report is accepted in
+    `test_a_full_groups_signed_report_is_accepted`, slow); here the reports are entered into the state as the report
+    handler stores them, and their size is that of a full signed report (a signature's value does not change its
+    size). Registrations, the 20 reveals and the close run through the rules: the close pays all 10,000 trainers,
+    the most outputs any input makes."""
     assert SCALE_GROUPS * REPORT_INPUT_TRAINERS == MAX_TASK_TRAINERS
     chain = Chain()
     sybils = [[addr(0x5B1_0000 + g * 0x1_0000 + i) for i in range(REPORT_INPUT_TRAINERS)]
