@@ -5,12 +5,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from dapp_fixtures import (MILLI, PUBLISHER, Chain, close_when_due, contest, create_task, post_blob, report, settle,
-                           trainer, update_of, validator, validator_model)
+from dapp_fixtures import (MILLI, PUBLISHER, Chain, addr, close_when_due, contest, create_task, post_blob,
+                           post_test_set, report, settle, task_message, trainer, update_of, validator,
+                           validator_model)
 
 from dapp.inspect_routes import answer
-from dapp.schema import (MAX_REPORT_PARTS, VALIDATION_TRUST, ContributionClassified, GroupSkipped, ModelChunk,
-                         ReportPart, RewardPaid, ValidatorReport, pack_contribution)
+from dapp.schema import (MAX_INPUT_PAYLOAD, MAX_OUTPUT_BYTES, MAX_OUTPUTS_PER_INPUT, MAX_REPORT_PARTS,
+                         MAX_TASK_TRAINERS, REPORT_INPUT_TRAINERS, ROLE_TRAINER, ROLE_VALIDATOR, VALIDATION_TRUST,
+                         ContributionClassified, GroupSkipped, ModelChunk, Register, ReportPart, RewardPaid,
+                         ValidatorReport, encode_deposit_data, pack_contribution)
+from dapp.state import UINT256_MAX
+from dapp.task import Entry, PartialReport
 
 TEAM = [trainer(0, i) for i in range(5)]
 OTHERS = {trainer(1, i): 8800 for i in range(5)}
@@ -149,3 +154,41 @@ def test_a_trust_task_judges_a_boosted_update_in_part_two_against_the_whole_repo
     fresh = chain_of(validation=VALIDATION_TRUST)
     assert fresh.reject(validator(0), bad) == (
         f"the cosine of trainer {TEAM[0]}'s update, 10001 bps, is not in -10000..10000")
+
+
+def test_the_largest_group_reported_in_parts_stays_within_the_machine_limits():
+    """One group of 10,000 trainers (the most a task holds): its report comes in 21 parts, each within the input
+    limit; the last part classifies all 10,000 and the close pays them, within the outputs per input and the output
+    size. The first 20 parts (500 trainers each, the last 495) are entered into the state as the part handler keeps
+    them (their 500 signatures each, ~5 ms apiece, are what the benchmark times); the last part, five signed
+    trainers, runs through the rules."""
+    chain, n = Chain(), MAX_TASK_TRAINERS
+    chain.send(PUBLISHER, task_message(rounds=1, groups=1, budget=n, per_positive=1, validator_reward=1,
+                                       trainers_per_group=n, registration_blocks=n + 100, report_blocks=10,
+                                       close_blocks=5, contest_blocks=5))
+    post_test_set(chain, 1)
+    chain.deposit(PUBLISHER, n + 1, encode_deposit_data(1))
+    signers = [trainer(0, i) for i in range(5)]
+    sybils = [addr(0x5B1_0000 + i) for i in range(n - len(signers))]
+    for a in sybils + signers:
+        chain.send(a, Register(1, ROLE_TRAINER, 0))
+    chain.send(validator(0), Register(1, ROLE_VALIDATOR, 0))
+    model = validator_model(0, 1)
+    last = report(1, 1, 9000, {t: 8800 for t in signers}, model=model)
+    parts = n // REPORT_INPUT_TRAINERS + 1
+    full = ReportPart(1, 1, 0, parts, 9000, last.model_digest, (UINT256_MAX,) * REPORT_INPUT_TRAINERS,
+                      *((bytes(32),) * REPORT_INPUT_TRAINERS,) * 3)
+    assert len(full.encode()) <= MAX_INPUT_PAYLOAD
+    kept = {p: tuple(Entry(t, 8800, 600, bytes(32), False) for t in sybils[p * 500:(p + 1) * 500])
+            for p in range(parts - 1)}
+    assert sum(map(len, kept.values())) == len(sybils)
+    task = replace(chain.task(), partials={0: PartialReport(validator(0), 9000, last.model_digest, parts, kept)})
+    chain.state = replace(chain.state, tasks={1: task})
+    completed = chain.send(validator(0), ReportPart(1, 1, parts - 1, parts, 9000, last.model_digest,
+                                                    last.contributions, last.update_digests, last.sig_r, last.sig_vs))
+    assert len(completed.outputs) == n <= MAX_OUTPUTS_PER_INPUT
+    assert chain.task().reports[0].positives == n
+    post_blob(chain, validator(0), 1, 1, model)
+    closed = close_when_due(chain, 1, 1, PUBLISHER)
+    assert len(chain.of_type(RewardPaid)) == n and len(closed.outputs) <= MAX_OUTPUTS_PER_INPUT
+    assert max(len(o.payload) for o in completed.outputs + closed.outputs) <= MAX_OUTPUT_BYTES
