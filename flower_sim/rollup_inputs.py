@@ -3,14 +3,16 @@
 * the publisher's public test set as `TestSetChunk`s and a validator's model as `ModelChunk`s: blobs cut in
   chunks of `CHUNK_DATA` bytes (every chunk but the last full), each within one input;
 * a validator's `ValidatorReport` v2: per trainer the packed contribution word, the update's digest and the
-  trainer's EIP-712 `Update` signature split as r / yParityAndS (EIP-2098).
+  trainer's EIP-712 `Update` signature split as r / yParityAndS (EIP-2098); a report of more than
+  `REPORT_INPUT_TRAINERS` trainers goes as `ReportPart`s of that many (issue 16), each within one input.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from dapp.eip712 import SIGNATURE_SIZE
-from dapp.schema import CHUNK_DATA, MAX_CHUNKS, ModelChunk, TestSetChunk, ValidatorReport, pack_contribution
+from dapp.schema import (CHUNK_DATA, MAX_CHUNKS, MAX_REPORT_PARTS, REPORT_INPUT_TRAINERS, ModelChunk, ReportPart,
+                         TestSetChunk, ValidatorReport, pack_contribution)
 from flower_sim.records import ValidatorReport as RoundReport
 
 
@@ -36,19 +38,31 @@ def model_chunks(task_id: int, server_round: int, model_digest: bytes, model: by
             for i, p in enumerate(parts)]
 
 
-def validator_report(task_id: int, report: RoundReport, trainer_address: Sequence[str]) -> ValidatorReport:
-    """The v2 report of `report`; `trainer_address[t]` is trainer t's address. ValueError for a contribution without
-    the trainer's signature (the rollup would reject the whole report)."""
+def report_inputs(task_id: int, report: RoundReport, trainer_address: Sequence[str],
+                  per_input: int = REPORT_INPUT_TRAINERS) -> list[ValidatorReport | ReportPart]:
+    """The v2 report of `report` as the inputs that carry it: one `ValidatorReport` up to ``per_input`` trainers
+    (the common case, byte for byte the single report), else `ReportPart`s of ``per_input`` trainers in report order;
+    `trainer_address[t]` is trainer t's address. ValueError for a contribution without the trainer's signature (the
+    rollup would reject the whole report) or a report of more than MAX_REPORT_PARTS parts."""
     for c in report.contributions:
         if len(c.signature) != SIGNATURE_SIZE:
             raise ValueError(f"trainer {c.trainer_id}'s update carries no signature (does its validator pass the "
                              f"rollup task to its trainers?): the rollup rejects a report with an unsigned entry")
+    words = tuple(pack_contribution(trainer_address[c.trainer_id], c.accuracy_bps, c.num_examples, c.cosine_bps,
+                                    c.norm_centi) for c in report.contributions)
+    digests = tuple(c.update_digest for c in report.contributions)
     signatures = [c.signature for c in report.contributions]
-    return ValidatorReport(
-        task_id=task_id, round=report.round,
-        validator_accuracy_bps=report.own_accuracy_bps if report.own_accuracy_bps is not None else 0,
-        model_digest=report.model_digest,
-        contributions=tuple(pack_contribution(trainer_address[c.trainer_id], c.accuracy_bps, c.num_examples,
-                                              c.cosine_bps, c.norm_centi) for c in report.contributions),
-        update_digests=tuple(c.update_digest for c in report.contributions),
-        sig_r=tuple(s[:32] for s in signatures), sig_vs=tuple(s[32:] for s in signatures))
+    sig_r, sig_vs = tuple(s[:32] for s in signatures), tuple(s[32:] for s in signatures)
+    accuracy = report.own_accuracy_bps if report.own_accuracy_bps is not None else 0
+    if len(words) <= per_input:
+        return [ValidatorReport(task_id=task_id, round=report.round, validator_accuracy_bps=accuracy,
+                                model_digest=report.model_digest, contributions=words, update_digests=digests,
+                                sig_r=sig_r, sig_vs=sig_vs)]
+    parts = -(-len(words) // per_input)
+    if parts > MAX_REPORT_PARTS:
+        raise ValueError(f"a report of {len(words):,} trainers in parts of {per_input} needs {parts} parts, more "
+                         f"than the {MAX_REPORT_PARTS} the rollup takes")
+    return [ReportPart(task_id=task_id, round=report.round, part=p, parts=parts, validator_accuracy_bps=accuracy,
+                       model_digest=report.model_digest, contributions=words[cut], update_digests=digests[cut],
+                       sig_r=sig_r[cut], sig_vs=sig_vs[cut])
+            for p, cut in enumerate(slice(i, i + per_input) for i in range(0, len(words), per_input))]
