@@ -40,29 +40,37 @@ def model_chunks(task_id: int, server_round: int, model_digest: bytes, model: by
 
 def report_inputs(task_id: int, report: RoundReport, trainer_address: Sequence[str],
                   per_input: int = REPORT_INPUT_TRAINERS) -> list[ValidatorReport | ReportPart]:
-    """The v2 report of `report` as the inputs that carry it: one `ValidatorReport` up to ``per_input`` trainers
-    (the common case, byte for byte the single report), else `ReportPart`s of ``per_input`` trainers in report order;
-    `trainer_address[t]` is trainer t's address. ValueError for a contribution without the trainer's signature (the
-    rollup would reject the whole report) or a report of more than MAX_REPORT_PARTS parts."""
+    """The v2 report of `report` as the inputs that carry it (`split_report`); `trainer_address[t]` is trainer t's
+    address. ValueError for a contribution without the trainer's signature (the rollup would reject the whole
+    report) or a report of more than MAX_REPORT_PARTS parts."""
     for c in report.contributions:
         if len(c.signature) != SIGNATURE_SIZE:
             raise ValueError(f"trainer {c.trainer_id}'s update carries no signature (does its validator pass the "
                              f"rollup task to its trainers?): the rollup rejects a report with an unsigned entry")
-    words = tuple(pack_contribution(trainer_address[c.trainer_id], c.accuracy_bps, c.num_examples, c.cosine_bps,
-                                    c.norm_centi) for c in report.contributions)
-    digests = tuple(c.update_digest for c in report.contributions)
     signatures = [c.signature for c in report.contributions]
-    sig_r, sig_vs = tuple(s[:32] for s in signatures), tuple(s[32:] for s in signatures)
-    accuracy = report.own_accuracy_bps if report.own_accuracy_bps is not None else 0
-    if len(words) <= per_input:
-        return [ValidatorReport(task_id=task_id, round=report.round, validator_accuracy_bps=accuracy,
-                                model_digest=report.model_digest, contributions=words, update_digests=digests,
-                                sig_r=sig_r, sig_vs=sig_vs)]
-    parts = -(-len(words) // per_input)
+    whole = ValidatorReport(
+        task_id=task_id, round=report.round,
+        validator_accuracy_bps=report.own_accuracy_bps if report.own_accuracy_bps is not None else 0,
+        model_digest=report.model_digest,
+        contributions=tuple(pack_contribution(trainer_address[c.trainer_id], c.accuracy_bps, c.num_examples,
+                                              c.cosine_bps, c.norm_centi) for c in report.contributions),
+        update_digests=tuple(c.update_digest for c in report.contributions),
+        sig_r=tuple(s[:32] for s in signatures), sig_vs=tuple(s[32:] for s in signatures))
+    return split_report(whole, per_input)
+
+
+def split_report(whole: ValidatorReport, per_input: int = REPORT_INPUT_TRAINERS) -> list[ValidatorReport | ReportPart]:
+    """``whole`` itself up to ``per_input`` trainers (the common case, byte for byte the single report), else
+    `ReportPart`s of ``per_input`` trainers in report order (the rollup judges them as the whole report once the last
+    is in). ValueError past MAX_REPORT_PARTS parts."""
+    n = len(whole.contributions)
+    if n <= per_input:
+        return [whole]
+    parts = -(-n // per_input)
     if parts > MAX_REPORT_PARTS:
-        raise ValueError(f"a report of {len(words):,} trainers in parts of {per_input} needs {parts} parts, more "
-                         f"than the {MAX_REPORT_PARTS} the rollup takes")
-    return [ReportPart(task_id=task_id, round=report.round, part=p, parts=parts, validator_accuracy_bps=accuracy,
-                       model_digest=report.model_digest, contributions=words[cut], update_digests=digests[cut],
-                       sig_r=sig_r[cut], sig_vs=sig_vs[cut])
-            for p, cut in enumerate(slice(i, i + per_input) for i in range(0, len(words), per_input))]
+        raise ValueError(f"a report of {n:,} trainers in parts of {per_input} needs {parts} parts, more than the "
+                         f"{MAX_REPORT_PARTS} the rollup takes")
+    cuts = [slice(i, i + per_input) for i in range(0, n, per_input)]
+    return [ReportPart(whole.task_id, whole.round, p, parts, whole.validator_accuracy_bps, whole.model_digest,
+                       whole.contributions[cut], whole.update_digests[cut], whole.sig_r[cut], whole.sig_vs[cut])
+            for p, cut in enumerate(cuts)]
