@@ -14,7 +14,7 @@ trainer). Two places:
    the contest window, the close until the node accepted it.
 
 Run: .venv/bin/python -m benchmarks.report_parts [--scales 1000 5000] [--chain-scale 5000] [--block-time 1]
-     [--test-images 200]
+     [--test-images 200] [--per-part 500]
 """
 from __future__ import annotations
 
@@ -53,10 +53,10 @@ def create_task(trainers: int, test_set: bytes, images: int) -> CreateTask:
                       close_blocks=50, contest_blocks=CONTEST_BLOCKS)
 
 
-def report_parts(domain: Domain, trainers: int) -> list[ValidatorReport | ReportPart]:
-    """The validator's report of every trainer (scores spread so that ties are pairs at most), in parts of 500."""
+def report_parts(domain: Domain, trainers: int, per_part: int) -> list[ValidatorReport | ReportPart]:
+    """The validator's report of every trainer (scores spread so that ties are pairs at most), in parts."""
     scores = [(trainer_signer(i), 8000 + i % 1500) for i in range(trainers)]
-    return split_report(signed_report(domain, 1, 1, 0, 9000, model(CNN, 0), scores))
+    return split_report(signed_report(domain, 1, 1, 0, 9000, model(CNN, 0), scores), per_part)
 
 
 @dataclass
@@ -73,7 +73,7 @@ class MachineRow:
     registration_s: float
 
 
-def on_the_state_machine(trainers: int, images: int) -> MachineRow:
+def on_the_state_machine(trainers: int, images: int, per_part: int) -> MachineRow:
     run = Run()
     test_set = public_test_set(images)
     run.send(PUBLISHER, create_task(trainers, test_set, images).encode())
@@ -86,7 +86,7 @@ def on_the_state_machine(trainers: int, images: int) -> MachineRow:
         run.send(a, Register(1, ROLE_TRAINER, 0).encode())
     registration = time.perf_counter() - start
     run.send(PORTAL, encode_ether_deposit(PUBLISHER, trainers * MILLI + MILLI, encode_deposit_data(1)))
-    parts = report_parts(DOMAIN, trainers)
+    parts = report_parts(DOMAIN, trainers, per_part)
     seconds, largest = [], 0
     for part in parts:
         elapsed, result = timed(run.state, run.advance(VALIDATOR.address, part.encode()))
@@ -207,7 +207,7 @@ class Chain:
             time.sleep(0.05)
 
 
-def on_chain(trainers: int, images: int, block_time: float) -> ChainRound:
+def on_chain(trainers: int, images: int, block_time: float, per_part: int) -> ChainRound:
     folder = Path(tempfile.mkdtemp(prefix="report-parts-"))
     chain = Chain(block_time, folder)
     try:
@@ -230,7 +230,7 @@ def on_chain(trainers: int, images: int, block_time: float) -> ChainRound:
         gas = [("Register (a trainer)", len(Register(1, ROLE_TRAINER, 0).encode()),
                 chain.receipt(hashes[-1])["gasUsed"])]
         assert publisher != VALIDATOR.address
-        parts = report_parts(chain.domain(), trainers)
+        parts = report_parts(chain.domain(), trainers, per_part)
 
         [reveal] = model_chunks(1, 1, model(CNN, 0))
         start = time.perf_counter()  # the reveal follows the last part at once (one key: nonce order), as in a run
@@ -266,12 +266,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="trainers of the run on anvil + the node (0: none)")
     parser.add_argument("--block-time", type=float, default=1.0, help="anvil seconds per block")
     parser.add_argument("--test-images", type=int, default=200, help="images in the public test set")
+    parser.add_argument("--per-part", type=int, default=REPORT_INPUT_TRAINERS,
+                        help=f"trainers per report part (default {REPORT_INPUT_TRAINERS}, the recorder's; fewer: toy "
+                             f"runs with several parts)")
     args = parser.parse_args(argv)
     if any(not 1 <= s <= 10_000 for s in args.scales + [args.chain_scale or 1]):
         parser.error("every scale is in 1..10000 trainers (one group)")
+    if not 1 <= args.per_part <= REPORT_INPUT_TRAINERS:
+        parser.error(f"--per-part is in 1..{REPORT_INPUT_TRAINERS}")
 
-    rows = [on_the_state_machine(s, args.test_images) for s in args.scales]
-    print(f"1. The state machine: one group, its report in parts of {REPORT_INPUT_TRAINERS} (each entry signed), the "
+    rows = [on_the_state_machine(s, args.test_images, args.per_part) for s in args.scales]
+    print(f"1. The state machine: one group, its report in parts of {args.per_part} (each entry signed), the "
           f"demo's CNN revealed, the close paying every trainer; public test set of {args.test_images} images")
     print(f"{'trainers':>8} {'parts':>5} {'part B':>7} {'ms per part':>12} {'ms last part':>13} {'outputs':>8} "
           f"{'ms close':>9} {'outputs':>8} {'largest output B':>17} {'registration s':>15}")
@@ -292,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{MAX_OUTPUTS_PER_INPUT:,} outputs per input: "
           + ("every input and output within them" if not over else f"OVER at {over} trainers"))
     if args.chain_scale:
-        r = on_chain(args.chain_scale, args.test_images, args.block_time)
+        r = on_chain(args.chain_scale, args.test_images, args.block_time, args.per_part)
         print(f"\n2. anvil ({args.block_time:g} s blocks) + the host-mode node + `python -m dapp`, one group of "
               f"{r.trainers:,} trainers (registered in {r.registration_s:.0f} s)")
         print(f"{'input':32} {'payload B':>10} {'gas':>11}")
