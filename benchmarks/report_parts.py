@@ -26,6 +26,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from contracts_config.anvil import free_port, start_anvil
+from contracts_config.deploy import ANVIL_KEY_0, deploy
+from contracts_config.transactions import connect
 from dapp import qmodel
 from dapp.eip712 import Domain
 from dapp.portal import encode_ether_deposit
@@ -34,9 +37,11 @@ from dapp.schema import (MAX_INPUT_PAYLOAD, MAX_OUTPUT_BYTES, MAX_OUTPUTS_PER_IN
                          ROLE_TRAINER, ROLE_VALIDATOR, CreateTask, Message, Register, ReportPart, RoundClose,
                          ValidatorReport, encode_deposit_data)
 from flower_sim.rollup_inputs import split_report
+from rollups_client.node import NodeClient
 
 from benchmarks.dapp_scale import MILLI, PORTAL, PUBLISHER, Run, output_bytes, timed
 from benchmarks.dapp_throughput import CNN, DOMAIN
+from benchmarks.node_latency import start_node
 from benchmarks.rollup_inputs import model, model_chunks, public_test_set, set_chunks, signed_report, signer
 
 VALIDATOR = signer("validator 0")
@@ -140,13 +145,6 @@ class Chain:
     signed by each role's own key."""
 
     def __init__(self, block_time: float, folder: Path) -> None:
-        from contracts_config.anvil import free_port, start_anvil
-        from contracts_config.deploy import ANVIL_KEY_0, deploy
-        from contracts_config.transactions import connect
-        from rollups_client.node import NodeClient
-
-        from benchmarks.node_latency import start_node
-
         self.anvil = start_anvil(free_port(), block_time=block_time)
         self.node = None
         rpc_url = f"http://127.0.0.1:{self.anvil.args[self.anvil.args.index('--port') + 1]}"
