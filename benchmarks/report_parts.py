@@ -8,12 +8,12 @@ trainer). Two places:
 1. the state machine (`dapp.state.apply`, every output encoded as the backend posts it), per scale: the parts, their
    bytes, ms per part (each checks its 500 signatures; the last also judges and classifies the whole report), ms
    of the close, outputs and the largest output against the machine's limits;
-2. anvil + the host-mode node + `python -m dapp` at ``--chain-scale`` trainers (0: skipped): the same inputs sent
-   to the InputBox from each role's own key (the trainers funded with anvil_setBalance), L1 gas per input from the
-   receipts, and the round's wall time: the parts sent until the node accepted the last, the reveal, the wait for
-   the contest window, the close until the node accepted it.
+2. anvil + the host-mode node + `python -m dapp` at each of ``--chain-scales`` (a fresh stack each; 0: none): the
+   same inputs sent to the InputBox from each role's own key (the trainers funded with anvil_setBalance), L1 gas per
+   input from the receipts, and the round's wall time: the parts sent until the node accepted the last, the reveal,
+   the wait for the contest window, the close until the node accepted it.
 
-Run: .venv/bin/python -m benchmarks.report_parts [--scales 1000 5000] [--chain-scale 5000] [--block-time 1]
+Run: .venv/bin/python -m benchmarks.report_parts [--scales 1000 5000] [--chain-scales 1000 5000] [--block-time 1]
      [--test-images 200] [--per-part 500]
 """
 from __future__ import annotations
@@ -134,6 +134,11 @@ class ChainRound:
     reveal_s: float
     window_s: float  # waiting for the contest window to pass
     close_s: float  # RoundClose sent -> the node accepted it
+
+    @property
+    def round_gas(self) -> int:
+        """The round's inputs: report parts, reveal, close (not the registrations)."""
+        return sum(used for name, _, used in self.gas if not name.startswith("Register"))
 
     @property
     def round_s(self) -> float:
@@ -269,15 +274,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", type=int, nargs="+", default=[1000, 5000],
                         help="trainers in the task's one group (state machine)")
-    parser.add_argument("--chain-scale", type=int, default=5000,
-                        help="trainers of the run on anvil + the node (0: none)")
+    parser.add_argument("--chain-scales", type=int, nargs="+", default=[1000, 5000],
+                        help="trainers of the runs on anvil + the node (0: none)")
     parser.add_argument("--block-time", type=float, default=1.0, help="anvil seconds per block")
     parser.add_argument("--test-images", type=int, default=200, help="images in the public test set")
     parser.add_argument("--per-part", type=int, default=REPORT_INPUT_TRAINERS,
                         help=f"trainers per report part (default {REPORT_INPUT_TRAINERS}, the recorder's; fewer: toy "
                              f"runs with several parts)")
     args = parser.parse_args(argv)
-    if any(not 1 <= s <= 10_000 for s in args.scales + [args.chain_scale or 1]):
+    chain_scales = [s for s in args.chain_scales if s]
+    if any(not 1 <= s <= 10_000 for s in args.scales + chain_scales):
         parser.error("every scale is in 1..10000 trainers (one group)")
     if not 1 <= args.per_part <= REPORT_INPUT_TRAINERS:
         parser.error(f"--per-part is in 1..{REPORT_INPUT_TRAINERS}")
@@ -305,18 +311,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Limits: an input payload <= {MAX_INPUT_PAYLOAD:,} B, an output <= {MAX_OUTPUT_BYTES:,} B, <= "
           f"{MAX_OUTPUTS_PER_INPUT:,} outputs per input: "
           + ("every input and output within them" if not over else f"OVER at {over} trainers"))
-    if args.chain_scale:
-        r = on_chain(args.chain_scale, args.test_images, args.block_time, args.per_part)
+    runs = [on_chain(n, args.test_images, args.block_time, args.per_part) for n in chain_scales]
+    for r in runs:
         print(f"\n2. anvil ({args.block_time:g} s blocks) + the host-mode node + `python -m dapp`, one group of "
               f"{r.trainers:,} trainers (registered in {r.registration_s:.0f} s)")
         print(f"{'input':32} {'payload B':>10} {'gas':>11}")
         for name, size, used in r.gas:
             print(f"{name:32} {size:>10,} {used:>11,}")
-        round_gas = sum(used for name, _, used in r.gas if not name.startswith("Register"))
-        print(f"L1 gas of the round (report parts, reveal, close): {round_gas:,}")
+        print(f"L1 gas of the round (report parts, reveal, close): {r.round_gas:,}")
         print(f"Round wall time {r.round_s:.1f} s: report parts sent until the node accepted the last "
               f"{r.parts_s:.1f} s, then the reveal {r.reveal_s:.1f} s, the contest window ({CONTEST_BLOCKS} blocks) "
               f"{r.window_s:.1f} s, the close {r.close_s:.1f} s")
+    if len(runs) > 1:
+        first, last = runs[0], runs[-1]
+        print(f"\n{last.trainers:,} against {first.trainers:,} trainers ({last.trainers / first.trainers:.0f}x): "
+              f"round wall time {last.round_s / first.round_s:.1f}x, L1 gas {last.round_gas / first.round_gas:.1f}x")
     return 1 if over else 0
 
 

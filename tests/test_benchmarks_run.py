@@ -82,7 +82,7 @@ def test_qos_compares_federated_runs_with_the_centralized_bound(tmp_path):
 
 def test_report_parts_records_one_groups_report_in_parts_on_the_state_machine():
     """The state machine's table only (its anvil part costs ~25 s of stack start-up: run at full size)."""
-    out = bench("report_parts", "--scales", "12", "24", "--chain-scale", "0", "--per-part", "5", "--test-images", "20")
+    out = bench("report_parts", "--scales", "12", "24", "--chain-scales", "0", "--per-part", "5", "--test-images", "20")
     assert "every input and output within them" in out
     assert [line.split()[:2] for line in out.splitlines() if line.strip().startswith(("12 ", "24 "))] == [
         ["12", "3"], ["24", "5"]]  # trainers, parts
