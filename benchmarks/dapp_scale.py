@@ -1,12 +1,13 @@
 """Benchmark: the slowest input of the rollup's rules, and its largest output, as a task grows to 10,000 trainers.
 
-Workload per scale (participants = trainers; 20 groups x trainers_per_group, so 10,000 = 20 x the 500 cap):
-CreateTask, the public test set (--test-images seeded images), every trainer and validator registers, the task is
-funded, round 1 is played with a full ValidatorReport per group (every trainer Positive, each entry signed by its
-trainer: a 500-trainer report checks 500 signatures), every validator reveals its CNN (scored by the rollup on the
-test set), the publisher closes (the rollup averages the 20 models, scores the mean and pays every trainer: the
-most outputs an input can have), then a trainer withdraws and, round 2 left silent past its report deadline, the
-publisher cancels. Every input goes through `dapp.state.apply`, the machine's rules, as the backend runs them.
+Workload per scale (participants = trainers; 20 groups x trainers_per_group, so 10,000 = 20 x 500, each report one
+input; a larger group reports in parts: benchmarks.report_parts): CreateTask, the public test set (--test-images
+seeded images), every trainer and validator registers, the task is funded, round 1 is played with a full
+ValidatorReport per group (every trainer Positive, each entry signed by its trainer: a 500-trainer report checks 500
+signatures), every validator reveals its CNN (scored by the rollup on the test set), the publisher closes (the
+rollup averages the 20 models, scores the mean and pays every trainer: the most outputs an input can have), then a
+trainer withdraws and, round 2 left silent past its report deadline, the publisher cancels. Every input goes through
+`dapp.state.apply`, the machine's rules, as the backend runs them.
 Each measured input is applied `--repeats` times to the same state (the state is immutable, so every repeat does
 the same work), and its outputs are encoded as the backend posts them.
 Measured per input type: median and max time, the number of outputs and the largest one's bytes (its call
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from dapp import qmodel
 from dapp.portal import CANONICAL_ETHER_PORTAL, encode_ether_deposit
 from dapp.schema import (MAX_INPUT_PAYLOAD, MAX_OUTPUT_BYTES, MAX_OUTPUTS_PER_INPUT, MAX_TASK_TRAINERS,
-                         MAX_TRAINERS_PER_GROUP, ROLE_TRAINER, ROLE_VALIDATOR, CancelTask, CreateTask, Register,
+                         REPORT_INPUT_TRAINERS, ROLE_TRAINER, ROLE_VALIDATOR, CancelTask, CreateTask, Register,
                          RoundClose, ValidatorReport, Withdraw, encode_deposit_data, normalize_address)
 from dapp.state import Accepted, Advance, Notice, State, Voucher, apply
 from rollups_node.machine import HostMachine
@@ -39,7 +40,7 @@ from benchmarks.dapp_throughput import APP, CHAIN_ID, CNN, DOMAIN, request_data
 from benchmarks.rollup_inputs import Signer, model, model_chunks, public_test_set, set_chunks, signed_report, signer
 
 PORTAL = normalize_address(CANONICAL_ETHER_PORTAL)
-GROUPS = MAX_TASK_TRAINERS // MAX_TRAINERS_PER_GROUP  # 20
+GROUPS = MAX_TASK_TRAINERS // REPORT_INPUT_TRAINERS  # 20 groups, each report one input at 10,000 trainers
 MILLI = 10**15
 PUBLISHER = "0x" + f"{0xA11CE:040x}"
 VALIDATORS = tuple(signer(f"validator {g}").address for g in range(GROUPS))

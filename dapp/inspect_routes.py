@@ -89,6 +89,8 @@ def task_info(state: State, arg: str, query: dict[str, str]) -> dict[str, Any]:
             "latest_end_block": t.latest_end_block(),
             "trainers": list(t.group_trainers), "validators": len(t.validators()),
             "reports_in": [g for g, r in enumerate(t.reports) if r is not None],
+            "report_parts": [{"group": g, "parts": p.parts, "received": sorted(p.received)}
+                             for g, p in sorted(t.partials.items())],  # reports still coming in parts
             "revealed": [g for g, r in enumerate(t.reports) if r is not None and r.model_digest in t.models],
             "disputes": [{"trainer": _addr(d.trainer), "group": d.group, "kind": DISPUTE_NAMES[d.kind],
                           "update_digest": "0x" + d.update_digest.hex(), "posted": d.update_digest in t.scores}

@@ -43,8 +43,13 @@ DEFAULT_TRAINERS_PER_GROUP = 100
 MAX_INPUT_PAYLOAD = 65_216
 MAX_OUTPUT_BYTES = 2 * 1024 * 1024
 MAX_OUTPUTS_PER_INPUT = 65_536
-MAX_TRAINERS_PER_GROUP = 500  # a full group's ValidatorReport: 4 + 8 x 32 + 4 x 32 + 500 x 128 = 64,388 bytes
 MAX_TASK_TRAINERS = 10_000  # groups x trainersPerGroup: the scale whose slowest input is measured
+MAX_TRAINERS_PER_GROUP = MAX_TASK_TRAINERS  # a group's report past one input comes in parts (ReportPart)
+# Entries per report input, as the recorder slices a report: a full ValidatorReport is 4 + 8 x 32 + 4 x 32 + 500 x
+# 128 = 64,388 bytes, a full ReportPart 4 + 10 x 32 + 4 x 32 + 500 x 128 = 64,452 (the rollup checks only the input
+# limit, 506 and 505 entries).
+REPORT_INPUT_TRAINERS = 500
+MAX_REPORT_PARTS = 64  # parts of one report: 10,000 trainers need 20 of 500; bounds what a partial report holds
 STAKES_PAGE = 1_000  # trainers per TrainerStakes notice (64,256 bytes)
 # Blobs (test sets, models, updates) travel in chunks: every chunk but the last carries exactly CHUNK_DATA bytes,
 # so that a full ModelChunk is 4 + 6 x 32 + 32 + 64,960 = 65,188 bytes, inside MAX_INPUT_PAYLOAD.
@@ -280,6 +285,26 @@ class ValidatorReport(Message):
     KIND: ClassVar[str] = "input"
     task_id: int = abi("uint64")
     round: int = abi("uint16")
+    validator_accuracy_bps: int = abi("uint16")
+    model_digest: bytes = abi("bytes32")
+    contributions: tuple[int, ...] = abi("uint256[]")
+    update_digests: tuple[bytes, ...] = abi("bytes32[]")
+    sig_r: tuple[bytes, ...] = abi("bytes32[]")
+    sig_vs: tuple[bytes, ...] = abi("bytes32[]")
+
+
+@dataclass(frozen=True)
+class ReportPart(Message):
+    """Part ``part`` (0-based) of ``parts`` of a validator's round report too large for one input: the report's
+    head repeated (its accuracy and model commitment, equal in every part) and a slice of its trainers in
+    `ValidatorReport`'s four arrays. The report counts once its last part is in, in part order whatever the
+    arrival order; parts of a report left incomplete at the round's close are dropped with it."""
+
+    KIND: ClassVar[str] = "input"
+    task_id: int = abi("uint64")
+    round: int = abi("uint16")
+    part: int = abi("uint16")
+    parts: int = abi("uint16")
     validator_accuracy_bps: int = abi("uint16")
     model_digest: bytes = abi("bytes32")
     contributions: tuple[int, ...] = abi("uint256[]")
@@ -674,8 +699,8 @@ class Withdrawal(Message):
     amount: int = abi("uint256")
 
 
-INPUTS: tuple[type[Message], ...] = (CreateTask, AdmitTrainers, Register, TestSetChunk, ValidatorReport, ModelChunk,
-                                     Contest, Challenge, RoundClose, CancelTask, Withdraw)
+INPUTS: tuple[type[Message], ...] = (CreateTask, AdmitTrainers, Register, TestSetChunk, ValidatorReport, ReportPart,
+                                     ModelChunk, Contest, Challenge, RoundClose, CancelTask, Withdraw)
 NOTICES: tuple[type[Message], ...] = (TaskCreated, TaskFunded, DepositCredited, TrainersAdmitted, ParticipantRegistered,
                                       TestSetPosted, ContributionClassified, BlobRejected, ModelScored, Contested,
                                       ContestResolved, ValidatorPenalized, GlobalModel, CellCompliance, RewardPaid,

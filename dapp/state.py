@@ -26,16 +26,17 @@ from dapp.schema import (
     BLOB_CHALLENGED_UPDATE, BLOB_CONTESTED_UPDATE, BLOB_VALIDATOR_MODEL, CANCEL_NAMES, CHUNK_DATA,
     DEFAULT_CHALLENGES_PER_ROUND,
     DISPUTE_CHALLENGED, DISPUTE_DROPPED, DISPUTE_MISJUDGED, DISPUTE_NAMES, MAX_CHUNKS, MAX_TASK_TRAINERS,
-    MAX_TEST_SET, MAX_TRAINERS_PER_GROUP, PENALTY_CHALLENGE, PENALTY_CONTEST, PENALTY_UNREVEALED, ROLE_NAMES,
-    ROLE_TRAINER, ROLE_VALIDATOR, RULE_NAMES, STAKES_PAGE, AdmitTrainers, BlobRejected, CancelTask, Challenge,
-    CellCompliance, Contest, ContestResolved, Contested, ContributionClassified, CreateTask, DepositCredited,
-    GlobalModel, GroupSkipped, Message, MessageDecodeError, ModelChunk, ModelScored, ParticipantRegistered,
-    ProducerElected, ProducerMissed, Register, RewardPaid, RoundClose, RoundRecorded, TaskCancelled, TaskCreated,
-    TaskFinished, TaskFunded, TestSetChunk, TestSetPosted, TrainersAdmitted, TrainerStakes, TrainerStanding,
-    VALIDATION_NAMES, VALIDATION_TRUST, Contribution, ValidatorPenalized, ValidatorReport, ValidatorRewarded, Withdraw,
-    Withdrawal, decode_input, normalize_address, unpack_contribution,
+    MAX_REPORT_PARTS, MAX_TEST_SET, MAX_TRAINERS_PER_GROUP, PENALTY_CHALLENGE, PENALTY_CONTEST, PENALTY_UNREVEALED,
+    ROLE_NAMES, ROLE_TRAINER, ROLE_VALIDATOR, RULE_NAMES, STAKES_PAGE, AdmitTrainers, BlobRejected, CancelTask,
+    Challenge, CellCompliance, Contest, ContestResolved, Contested, ContributionClassified, CreateTask,
+    DepositCredited, GlobalModel, GroupSkipped, Message, MessageDecodeError, ModelChunk, ModelScored,
+    ParticipantRegistered, ProducerElected, ProducerMissed, Register, ReportPart, RewardPaid, RoundClose,
+    RoundRecorded, TaskCancelled, TaskCreated, TaskFinished, TaskFunded, TestSetChunk, TestSetPosted,
+    TrainersAdmitted, TrainerStakes, TrainerStanding, ValidatorPenalized, ValidatorReport, ValidatorRewarded,
+    Withdraw, Withdrawal, Contribution, decode_input, normalize_address, unpack_contribution, VALIDATION_NAMES,
+    VALIDATION_TRUST,
 )
-from dapp.task import Dispute, Entry, GroupReport, Participant, RoundRecord, Task
+from dapp.task import Dispute, Entry, GroupReport, PartialReport, Participant, RoundRecord, Task
 from dapp.trust_rule import Standing
 
 UINT256_MAX = (1 << 256) - 1
@@ -257,8 +258,7 @@ def _create_task(state: State, m: CreateTask, sender: str, advance: Advance) -> 
     if ZERO_ADDRESS in m.validators or len(set(m.validators)) != m.groups:
         raise Rejected("the named validators must be distinct, non-zero addresses")
     if not 1 <= m.trainers_per_group <= MAX_TRAINERS_PER_GROUP:
-        raise Rejected(f"trainers per group {m.trainers_per_group} is not in 1..{MAX_TRAINERS_PER_GROUP} "
-                       f"(a full group's report must fit one input)")
+        raise Rejected(f"trainers per group {m.trainers_per_group} is not in 1..{MAX_TRAINERS_PER_GROUP}")
     if m.groups * m.trainers_per_group > MAX_TASK_TRAINERS:
         raise Rejected(f"{m.groups} groups x {m.trainers_per_group} trainers is above {MAX_TASK_TRAINERS} "
                        f"trainers per task")
@@ -382,17 +382,18 @@ def _replaced(values: tuple, index: int, value) -> tuple:
     return values[:index] + (value,) + values[index + 1:]
 
 
-def _validator_report(state: State, m: ValidatorReport, sender: str, advance: Advance) -> Accepted:
-    task = _task(state, m.task_id)
-    _running(task, advance.block_number)
+def _report_head(task: Task, m: ValidatorReport | ReportPart, sender: str, block: int) -> Participant:
+    """The checks every report input passes, whole or a part: the sender's validator seat, the round, the report
+    deadline, not reported yet, its own model commitment, its accuracy. Returns the validator."""
+    _running(task, block)
     me = task.participant(sender)
     if me is None or me.role != ROLE_VALIDATOR:
         raise Rejected(f"{sender} is not a validator of task {m.task_id}")
     _check_round(task, m.round)
     deadline = task.report_deadline()
-    if advance.block_number > deadline:
+    if block > deadline:
         raise Rejected(f"the report deadline of round {m.round} of task {m.task_id} was block {deadline}; "
-                       f"this report came in block {advance.block_number}")
+                       f"this report came in block {block}")
     if task.reports[me.group] is not None:
         raise Rejected(f"validator {sender} already reported round {m.round} of task {m.task_id}")
     copied = [g for g, r in enumerate(task.reports) if r is not None and r.model_digest == m.model_digest]
@@ -400,58 +401,122 @@ def _validator_report(state: State, m: ValidatorReport, sender: str, advance: Ad
         raise Rejected(f"model 0x{m.model_digest.hex()[:12]}… is already committed by group {copied[0]} in round "
                        f"{m.round}: each validator commits its own model")
     _check_bps("validator accuracy", m.validator_accuracy_bps)
+    return me
+
+
+def _report_entries(task: Task, m: ValidatorReport | ReportPart, me: Participant, advance: Advance,
+                    listed: set[str]) -> list[Entry]:
+    """The input's trainers, each checked: the rule's measures in range, registered in the validator's group, listed
+    once (also against ``listed``, the report's earlier parts), accuracy in range, its own signature. The verdicts
+    come later, over the whole report (`_complete_report`)."""
     n = len(m.contributions)
     if not len(m.update_digests) == len(m.sig_r) == len(m.sig_vs) == n:
         raise Rejected(f"the report's arrays differ in length: {n} contributions, {len(m.update_digests)} update "
                        f"digests, {len(m.sig_r)} r and {len(m.sig_vs)} yParityAndS signature halves")
     domain = Domain.of(advance)
-    entries: dict[str, Entry] = {}
     contributions = [unpack_contribution(word) for word in m.contributions]
-    verdicts = _verdicts(task, m.round, contributions)
-    for c, positive, update_digest, r, vs in zip(contributions, verdicts, m.update_digests, m.sig_r, m.sig_vs):
+    _check_measures(task, contributions)
+    entries: dict[str, Entry] = {}
+    for c, update_digest, r, vs in zip(contributions, m.update_digests, m.sig_r, m.sig_vs):
         trainer = task.participant(c.trainer)
         if trainer is None or trainer.role != ROLE_TRAINER:
             raise Rejected(f"{c.trainer} is not a registered trainer of task {m.task_id}")
         if trainer.group != me.group:
             raise Rejected(f"trainer {c.trainer} is in group {trainer.group}, not in validator "
-                           f"{sender}'s group {me.group}")
+                           f"{me.address}'s group {me.group}")
         if c.trainer in entries:
             raise Rejected(f"trainer {c.trainer} appears twice in the report")
+        if c.trainer in listed:
+            raise Rejected(f"trainer {c.trainer} is already in another part of the report")
         _check_bps(f"accuracy of trainer {c.trainer}", c.accuracy_bps)
         signed = Update(m.task_id, m.round, me.group, update_digest, c.samples)
         _check_signer(domain, signed, r + vs, c.trainer, f"trainer {c.trainer}'s Update signature")
-        if positive is None:
-            positive = is_positive(c.accuracy_bps, m.validator_accuracy_bps, task.mad_bps)
-        entries[c.trainer] = Entry(c.trainer, c.accuracy_bps, c.samples, update_digest, positive, c.cosine_bps,
+        entries[c.trainer] = Entry(c.trainer, c.accuracy_bps, c.samples, update_digest, False, c.cosine_bps,
                                    c.norm_centi)
+    return list(entries.values())
 
+
+def _complete_report(state: State, task: Task, me: Participant, m: ValidatorReport | ReportPart,
+                     entries: list[Entry], block: int, what: str) -> Accepted:
+    """The group's whole report is in: the task's rule judges every entry (a trust task against the whole report's
+    median), one `ContributionClassified` per entry in report order, and the report counts from now on."""
+    positives = _verdicts(task, m.round, m.validator_accuracy_bps, entries)
+    judged = {e.trainer: replace(e, positive=p) for e, p in zip(entries, positives)}
     outputs: list[Output] = [
         Notice(ContributionClassified(m.task_id, m.round, me.group, e.trainer, e.accuracy_bps,
                                       m.validator_accuracy_bps, e.samples, e.positive, e.cosine_bps, e.norm_centi))
-        for e in entries.values()]
-    report = GroupReport(sender, m.validator_accuracy_bps, m.model_digest, entries, advance.block_number)
-    task = replace(task, reports=_replaced(task.reports, me.group, report))
+        for e in judged.values()]
+    report = GroupReport(me.address, m.validator_accuracy_bps, m.model_digest, judged, block)
+    partials = {g: p for g, p in task.partials.items() if g != me.group}
+    task = replace(task, reports=_replaced(task.reports, me.group, report), partials=partials)
     return Accepted(replace(state, tasks=_put(state.tasks, m.task_id, task)), tuple(outputs),
-                    f"ValidatorReport task {m.task_id} round {m.round} group {me.group} — accepted, "
+                    f"{what} task {m.task_id} round {m.round} group {me.group} — accepted, "
                     f"{report.positives} Positive, {report.negatives} Negative (paid at the close), model "
                     f"0x{m.model_digest.hex()[:12]}… committed")
 
 
-def _verdicts(task: Task, round_: int, contributions: list[Contribution]) -> list[bool | None]:
-    """A trust task's verdict on each reported update (`dapp.trust_rule`: measures in range, size against the report's
-    median, direction with the benefit of the doubt for a trusted trainer, not banned); None for a MAD task, whose
-    verdict needs only each accuracy."""
+def _validator_report(state: State, m: ValidatorReport, sender: str, advance: Advance) -> Accepted:
+    task = _task(state, m.task_id)
+    me = _report_head(task, m, sender, advance.block_number)
+    partial = task.partials.get(me.group)
+    if partial is not None:
+        raise Rejected(f"validator {sender} has sent {len(partial.received)} of the {partial.parts} parts of its "
+                       f"report of round {m.round} of task {m.task_id}: the rest come as ReportPart")
+    entries = _report_entries(task, m, me, advance, set())
+    return _complete_report(state, task, me, m, entries, advance.block_number, "ValidatorReport")
+
+
+def _report_part(state: State, m: ReportPart, sender: str, advance: Advance) -> Accepted:
+    """One part of a report: checked on arrival, kept until the last part completes the report."""
+    task = _task(state, m.task_id)
+    me = _report_head(task, m, sender, advance.block_number)
+    if not 1 <= m.parts <= MAX_REPORT_PARTS:
+        raise Rejected(f"a report comes in 1..{MAX_REPORT_PARTS} parts, not {m.parts}")
+    if m.part >= m.parts:
+        raise Rejected(f"part {m.part} is not below the report's {m.parts} parts (parts count from 0)")
+    partial = task.partials.get(me.group) or PartialReport(sender, m.validator_accuracy_bps, m.model_digest,
+                                                          m.parts, {})
+    head = (partial.parts, partial.validator_accuracy_bps, partial.model_digest)
+    if (m.parts, m.validator_accuracy_bps, m.model_digest) != head:
+        raise Rejected(f"part {m.part} of validator {sender}'s report of round {m.round} says {m.parts} parts, "
+                       f"accuracy {m.validator_accuracy_bps} bps, model 0x{m.model_digest.hex()[:12]}…; its "
+                       f"earlier parts said {head[0]} parts, {head[1]} bps, model 0x{head[2].hex()[:12]}…")
+    if m.part in partial.received:
+        raise Rejected(f"part {m.part} of {m.parts} of validator {sender}'s report of round {m.round} of task "
+                       f"{m.task_id} was already received")
+    entries = _report_entries(task, m, me, advance, partial.trainers())
+    received = _put(partial.received, m.part, tuple(entries))
+    what = f"ReportPart {m.part + 1} of {m.parts}"
+    if len(received) == m.parts:
+        whole = [e for part in range(m.parts) for e in received[part]]
+        return _complete_report(state, task, me, m, whole, advance.block_number, what)
+    task = replace(task, partials=_put(task.partials, me.group, replace(partial, received=received)))
+    return Accepted(replace(state, tasks=_put(state.tasks, m.task_id, task)), (),
+                    f"{what} task {m.task_id} round {m.round} group {me.group} — accepted, {len(entries)} "
+                    f"trainer(s) checked; {m.parts - len(received)} part(s) to come")
+
+
+def _check_measures(task: Task, contributions: list[Contribution]) -> None:
+    """The rule's measures are in range: a MAD task's are 0, a trust task's cosine within ±1."""
     if task.validation != VALIDATION_TRUST:
         if any(c.cosine_bps or c.norm_centi for c in contributions):
             raise Rejected(f"task {task.task_id} validates with {VALIDATION_NAMES[task.validation]}: a contribution's "
                            f"cosine and size must be 0")
-        return [None] * len(contributions)
+        return
     for c in contributions:
         if not -trust_rule.COSINE_SCALE <= c.cosine_bps <= trust_rule.COSINE_SCALE:
             raise Rejected(f"the cosine of trainer {c.trainer}'s update, {c.cosine_bps} bps, is not in "
                            f"-{trust_rule.COSINE_SCALE}..{trust_rule.COSINE_SCALE}")
-    return trust_rule.verdicts([(c.cosine_bps, c.norm_centi) for c in contributions],
-                               [task.standing(c.trainer) for c in contributions], round_)
+
+
+def _verdicts(task: Task, round_: int, validator_bps: int, entries: list[Entry]) -> list[bool]:
+    """The task's rule on each entry of a whole report: MAD on each accuracy against the validator's; trust on the
+    measures (`dapp.trust_rule`: size against the whole report's median, direction with the benefit of the doubt for
+    a trusted trainer, the trainer not banned)."""
+    if task.validation != VALIDATION_TRUST:
+        return [is_positive(e.accuracy_bps, validator_bps, task.mad_bps) for e in entries]
+    return trust_rule.verdicts([(e.cosine_bps, e.norm_centi) for e in entries],
+                               [task.standing(e.trainer) for e in entries], round_)
 
 
 def _check_signer(domain: Domain, message, signature: bytes, expected: str, what: str) -> None:
@@ -891,8 +956,8 @@ def _round_close(state: State, m: RoundClose, sender: str, advance: Advance) -> 
         distance_bps=distances.get(best_group, 0), validator_paid=amount, trainer_paid=trainer_paid,
         escrow_left=escrow, next_producer=next_producer, election_rule=rule)
     task = replace(task, escrow=0 if last else escrow, stakes=stakes, current_round=m.round + 1,
-                   round_start=block, order=next_order, reports=(None,) * task.groups, uploads={}, scores={},
-                   models={}, disputes={}, global_model=glob.model, history=task.history + (record,),
+                   round_start=block, order=next_order, reports=(None,) * task.groups, partials={}, uploads={},
+                   scores={}, models={}, disputes={}, global_model=glob.model, history=task.history + (record,),
                    standings=standings)
     averaged = f"global model of group(s) {', '.join(map(str, glob.groups))}" if glob.groups \
         else "no model revealed, the previous global stands"
@@ -934,6 +999,7 @@ def _withdraw(state: State, m: Withdraw, sender: str, advance: Advance) -> Accep
 
 
 _HANDLERS = {CreateTask: _create_task, AdmitTrainers: _admit_trainers, Register: _register,
-             TestSetChunk: _test_set_chunk, ValidatorReport: _validator_report, ModelChunk: _model_chunk,
+             TestSetChunk: _test_set_chunk, ValidatorReport: _validator_report, ReportPart: _report_part,
+             ModelChunk: _model_chunk,
              Contest: _contest, Challenge: _challenge, RoundClose: _round_close, CancelTask: _cancel_task,
              Withdraw: _withdraw}

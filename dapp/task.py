@@ -55,6 +55,21 @@ class GroupReport:
 
 
 @dataclass(frozen=True)
+class PartialReport:
+    """The parts of a validator's report received so far (`ReportPart`): each part's entries, checked on arrival.
+    It becomes the group's `GroupReport` when the last part arrives, and is dropped at the close if it never does."""
+
+    validator: str
+    validator_accuracy_bps: int
+    model_digest: bytes
+    parts: int
+    received: Mapping[int, tuple[Entry, ...]]  # part index -> its entries (verdicts not yet computed)
+
+    def trainers(self) -> set[str]:
+        return {e.trainer for entries in self.received.values() for e in entries}
+
+
+@dataclass(frozen=True)
 class Dispute:
     """A contest by a trainer or a challenge by the publisher, decided at the round's close."""
 
@@ -130,6 +145,7 @@ class Task:
     group_admitted: tuple[int, ...] = ()  # trainers admitted per group
     stakes: Mapping[str, int] = field(default_factory=dict)
     reports: tuple[GroupReport | None, ...] = ()  # current round, by group
+    partials: Mapping[int, PartialReport] = field(default_factory=dict)  # current round: group -> parts so far
     uploads: Mapping[tuple[bytes, str], Mapping[int, bytes]] = field(default_factory=dict)  # (digest, sender) -> chunks
     scores: Mapping[bytes, int | None] = field(default_factory=dict)  # posted blob -> public accuracy (None: invalid)
     models: Mapping[bytes, bytes] = field(default_factory=dict)  # revealed digest -> its valid FRQ1 bytes

@@ -4,12 +4,12 @@
 manager publish and fund a task (CreateTask committing to the public test set, then an EtherPortal deposit) and
 post the public test set (`TestSetChunk`s, the first 500 held-out images), trainers and validators register;
 then, every round, each validator sends its ValidatorReport v2 as soon as it has judged its group (each entry
-with the trainer's own `Update` signature), reveals its model (`ModelChunk`s from its own key) once every group
-has reported, and the producer whose turn it is sends the number-free RoundClose once the contest window has
-passed; the rollup averages the revealed models and scores them itself. The recorder checks that the rollup's
-`GlobalModel` is bit for bit the manager's (the run stops if not) and keeps the rollup's numbers per round
-(`round_figures`: each model's public accuracy, the global's). If the rollup rejects an input, the run stops with
-its reason.
+with the trainer's own `Update` signature; past 500 trainers in `ReportPart`s), reveals its model (`ModelChunk`s
+from its own key) once every group has reported, and the producer whose turn it is sends the number-free RoundClose
+once the contest window has passed; the rollup averages the revealed models and scores them itself. The recorder
+checks that the rollup's `GlobalModel` is bit for bit the manager's (the run stops if not) and keeps the rollup's
+numbers per round (`round_figures`: each model's public accuracy, the global's). If the rollup rejects an input,
+the run stops with its reason.
 
 The chain never stalls a round: `on_round_closed(r)` hands round r's close (the reveals confirmed, the disputes, the
 contest window, the RoundClose, the check of the rollup's GlobalModel, the next ProducerElected) to one background
@@ -62,7 +62,7 @@ from flower_sim.disputes import DisputeDesk
 from flower_sim.records import RoundRecord
 from flower_sim.quantize import to_frq1
 from flower_sim.records import ValidatorReport as RoundReport
-from flower_sim.rollup_inputs import model_chunks, public_set_chunks, validator_report
+from flower_sim.rollup_inputs import model_chunks, public_set_chunks, report_inputs
 from flower_sim.rollup_schedule import ClosePlan, Schedule, SilentValidator, plan_close
 from flower_sim.signatures import RollupTask
 from rollups_client.l1 import L1, Reverted
@@ -301,13 +301,19 @@ class RollupRecorder:
         if lie is not None:
             self.say(str(lie))
         try:
-            message = validator_report(self.task_id, report, trainers)
+            messages = report_inputs(self.task_id, report, trainers)
         except ValueError as err:  # an unsigned entry: the rollup would reject the whole report
             raise RollupRejected(f"validator {report.validator_id} cannot report round {report.round}: {err}") \
                 from None
-        tx = self._send(self.validator_keys[report.validator_id], message)
-        self.pending.append((f"validator {report.validator_id}'s report of round {report.round}", tx))
-        if self.desk is not None:
+        key, what = self.validator_keys[report.validator_id], f"validator {report.validator_id}'s report"
+        if len(messages) > 1:
+            self.say(f"validator {report.validator_id}'s report of round {report.round} "
+                     f"({len(report.contributions):,} trainers) goes in {len(messages)} parts")
+        for i, message in enumerate(messages):  # one key, nonces in order: the last part sent completes the report
+            tx = self._send(key, message)
+            part = f" (part {i + 1} of {len(messages)})" if len(messages) > 1 else ""
+            self.pending.append((f"{what} of round {report.round}{part}", tx))
+        if self.desk is not None:  # the report's ContributionClassified notices come with its last input
             self.desk.reported(honest, report, tx)
         committed = self.committed.setdefault(report.round, {})
         committed[report.validator_id] = (report.model_digest, report.model)

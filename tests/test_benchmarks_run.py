@@ -86,3 +86,11 @@ def test_fairness_prints_accuracy_and_rejections_per_cell(tmp_path):
                 str(tmp_path / "fairness.png"))
     assert "cell 2/2: iid × none × fedavg, seed 42" in out and "clean FedAvg baseline" in out
     assert (tmp_path / "fairness.png").is_file() and len(list(tmp_path.glob("*.json"))) == 2
+
+
+def test_report_parts_records_one_groups_report_in_parts_on_the_state_machine():
+    """The state machine's table only (its anvil part costs ~25 s of stack start-up: run at full size)."""
+    out = bench("report_parts", "--scales", "12", "24", "--chain-scales", "0", "--per-part", "5", "--test-images", "20")
+    assert "every input and output within them" in out
+    assert [line.split()[:2] for line in out.splitlines() if line.strip().startswith(("12 ", "24 "))] == [
+        ["12", "3"], ["24", "5"]]  # trainers, parts

@@ -16,7 +16,7 @@ from dapp import qmodel
 from dapp.inspect_routes import answer
 from dapp.schema import (CANCEL_GROUPS_SILENT, CANCEL_NAMES, CANCEL_NO_PRODUCER, CANCEL_NO_TEST_SET,
                          CANCEL_NO_VALIDATOR, CANCEL_UNFUNDED, MAX_INPUT_PAYLOAD, MAX_OUTPUT_BYTES,
-                         MAX_OUTPUTS_PER_INPUT, MAX_TASK_TRAINERS, MAX_TRAINERS_PER_GROUP, PENALTY_UNREVEALED,
+                         MAX_OUTPUTS_PER_INPUT, MAX_TASK_TRAINERS, REPORT_INPUT_TRAINERS, PENALTY_UNREVEALED,
                          ROLE_TRAINER, ROLE_VALIDATOR, CancelTask, DepositCredited, GlobalModel, GroupSkipped,
                          ModelChunk, ModelScored, ParticipantRegistered, ProducerElected, ProducerMissed, Register,
                          RewardPaid, RoundRecorded, TaskCancelled, TaskFinished, TrainerStakes, ValidatorPenalized,
@@ -362,14 +362,14 @@ def test_trainer_cap_per_group_is_enforced():
         f"{validator(0)} is named validator of group 0 of task 1; it registers as that group's validator")
 
 
-SCALE_GROUPS = MAX_TASK_TRAINERS // MAX_TRAINERS_PER_GROUP  # 20 groups of 500: the limits of CreateTask
+SCALE_GROUPS = MAX_TASK_TRAINERS // REPORT_INPUT_TRAINERS  # 20 groups of 500: every report one input
 
 
 def scale_task(chain: Chain, trainers: list[list[str]]) -> None:
     """Task 1 at the scale limit, funded, its test set posted, every trainer in ``trainers`` (by group) and every
     named validator registered. One wei per Positive, so that every trainer is paid (the most outputs)."""
     chain.send(PUBLISHER, task_message(rounds=1, groups=SCALE_GROUPS, budget=MAX_TASK_TRAINERS, per_positive=1,
-                                       validator_reward=1, trainers_per_group=MAX_TRAINERS_PER_GROUP,
+                                       validator_reward=1, trainers_per_group=REPORT_INPUT_TRAINERS,
                                        registration_blocks=MAX_TASK_TRAINERS + 100, report_blocks=10,
                                        close_blocks=5, contest_blocks=SCALE_GROUPS + 5))  # room for 20 reveals
     post_test_set(chain, 1)
@@ -388,23 +388,24 @@ def stored_report(chain: Chain, group: int, team: list[str], model: bytes) -> Gr
 
 
 def test_a_full_round_at_the_scale_limit_stays_within_the_machine_limits():
-    """20 groups x 500 trainers (the limits of CreateTask): every input fits the InputBox, every output and output
-    count the machine. A full group's report carries 500 trainer signatures, whose checking (~5 ms each) is the
-    slow part (the full signed report is accepted in `test_a_full_groups_signed_report_is_accepted`, slow); here
-    the reports are entered into the state as the report handler stores them, and their size is that of a full
-    signed report (a signature's value does not change its size). Registrations, the 20 reveals and the close run
-    through the rules: the close pays all 10,000 trainers, the most outputs any input makes."""
-    assert SCALE_GROUPS * MAX_TRAINERS_PER_GROUP == MAX_TASK_TRAINERS
+    """20 groups x 500 trainers (the most a task holds, every report one input): every input fits the InputBox,
+    every output and output count the machine. A full group's report carries 500 trainer signatures, whose
+    checking (~5 ms each) is the slow part (the full signed report is accepted in
+    `test_a_full_groups_signed_report_is_accepted`, slow); here the reports are entered into the state as the report
+    handler stores them, and their size is that of a full signed report (a signature's value does not change its
+    size). Registrations, the 20 reveals and the close run through the rules: the close pays all 10,000 trainers,
+    the most outputs any input makes."""
+    assert SCALE_GROUPS * REPORT_INPUT_TRAINERS == MAX_TASK_TRAINERS
     chain = Chain()
-    sybils = [[addr(0x5B1_0000 + g * 0x1_0000 + i) for i in range(MAX_TRAINERS_PER_GROUP)]
+    sybils = [[addr(0x5B1_0000 + g * 0x1_0000 + i) for i in range(REPORT_INPUT_TRAINERS)]
               for g in range(SCALE_GROUPS)]
     scale_task(chain, sybils)
     assert chain.reject(STRANGER, Register(1, ROLE_TRAINER, 0)) == (
-        f"group 0 of task 1 is full ({MAX_TRAINERS_PER_GROUP} trainers)")
+        f"group 0 of task 1 is full ({REPORT_INPUT_TRAINERS} trainers)")
     registered = [n for n in chain.of_type(ParticipantRegistered)]
-    full = ValidatorReport(1, 1, 9000, bytes(32), (UINT256_MAX,) * MAX_TRAINERS_PER_GROUP,
-                           (bytes(32),) * MAX_TRAINERS_PER_GROUP, (bytes(32),) * MAX_TRAINERS_PER_GROUP,
-                           (bytes(32),) * MAX_TRAINERS_PER_GROUP)
+    full = ValidatorReport(1, 1, 9000, bytes(32), (UINT256_MAX,) * REPORT_INPUT_TRAINERS,
+                           (bytes(32),) * REPORT_INPUT_TRAINERS, (bytes(32),) * REPORT_INPUT_TRAINERS,
+                           (bytes(32),) * REPORT_INPUT_TRAINERS)
     assert len(full.encode()) <= MAX_INPUT_PAYLOAD
     models = {g: validator_model(g, 1) for g in range(SCALE_GROUPS)}
     task = chain.task()
@@ -427,14 +428,14 @@ def test_a_full_groups_signed_report_is_accepted():
     """A report of 500 trainers, each signature checked by the rules (~5 s in all): it fits the InputBox, its
     notices fit the machine, every trainer is classified."""
     chain = Chain()
-    team = [keyed(f"sybil {i}") for i in range(MAX_TRAINERS_PER_GROUP)]
+    team = [keyed(f"sybil {i}") for i in range(REPORT_INPUT_TRAINERS)]
     scale_task(chain, [team] + [[] for _ in range(SCALE_GROUPS - 1)])
     signed = report(1, 1, 9000, {t: 8800 for t in team}, model=validator_model(0, 1))
     assert len(signed.encode()) <= MAX_INPUT_PAYLOAD
     accepted = chain.send(validator(0), signed)
-    assert len(accepted.outputs) == MAX_TRAINERS_PER_GROUP <= MAX_OUTPUTS_PER_INPUT
+    assert len(accepted.outputs) == REPORT_INPUT_TRAINERS <= MAX_OUTPUTS_PER_INPUT
     assert max(len(o.payload) for o in accepted.outputs) <= MAX_OUTPUT_BYTES
-    assert chain.task().reports[0].positives == MAX_TRAINERS_PER_GROUP
+    assert chain.task().reports[0].positives == REPORT_INPUT_TRAINERS
 
 
 def test_a_zero_validator_reward_credits_no_empty_balance():

@@ -28,6 +28,7 @@ from dapp.schema import (BLOB_CONTESTED_UPDATE, DISPUTE_DROPPED, DISPUTE_MISJUDG
                          ContributionClassified, GlobalModel, ModelScored, ProducerElected, Register, RewardPaid,
                          RoundClose, RoundRecorded, TaskFinished, TrainerStanding, ValidatorPenalized,
                          ValidatorRewarded)
+from flower_sim.rollup_inputs import split_report
 from rollups_client.l1 import L1
 
 pytestmark = pytest.mark.slow
@@ -232,3 +233,23 @@ def test_a_trust_task_bans_a_reversing_trainer_on_chain_and_pays_the_others_by_s
     assert (standings[cast.address(x)].bans, standings[cast.address(x)].banned_until) == (1, 6)
     assert standings[cast.address(honest)].score == 9000  # 5,000 + 4 x 1,000
     rollup.assert_serving_and_audited()
+
+
+def test_a_report_sent_in_parts_in_reverse_order_counts_once_its_last_part_is_in(rollup):
+    """Issue 16 on the real parts: validator 0's report of its 3 trainers comes as 2 `ReportPart`s, the second
+    first; that part emits nothing, a duplicate of it is refused, and the part completing the report classifies all
+    three in part order; the close pays every trainer as for a report in one input."""
+    cast = staffed(rollup, rounds=1, trainers=(3, 1))
+    entries = [Entry(k, 8800, update_of(cast.address(k), 1)) for k in cast.trainers[0]]
+    whole = signed_report(rollup.domain, cast.task_id, 1, 0, 9000, validator_model(0, 1), entries)
+    first, second = split_report(whole, per_input=2)
+    assert rollup.accepted(cast.validators[0], second) == []
+    assert rollup.rejected(cast.validators[0], second).endswith("was already received")
+    assert rollup.inspect(f"task/{cast.task_id}")["report_parts"] == [{"group": 0, "parts": 2, "received": [1]}]
+    classified = of(rollup.accepted(cast.validators[0], first), ContributionClassified)
+    assert [(n.trainer, n.positive) for n in classified] == [(cast.address(k), True) for k in cast.trainers[0]]
+    cast.report(1, 1, validator_model(1, 1), {cast.trainers[1][0]: 8800})
+    for g in range(2):
+        cast.reveal(g, 1, validator_model(g, 1))
+    paid = of(cast.close(cast.publisher, 1), RewardPaid)
+    assert sorted(n.trainer for n in paid) == sorted(cast.address(k) for k in cast.trainers[0] + cast.trainers[1])

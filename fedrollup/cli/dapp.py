@@ -28,7 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                          description="Fields as name=value: integers (decimal or 0x), bytes32 and addresses as "
                                      "0x hex, arrays comma-separated; contributions as trainer:accuracyBps:samples. "
                                      "`encode deposit task_id=N` prints EtherPortal extra data.")
-    enc.add_argument("message", help="CreateTask, CancelTask, Register, ValidatorReport, RoundClose, "
+    enc.add_argument("message", help="CreateTask, CancelTask, Register, ValidatorReport, ReportPart, RoundClose, "
                                      "Withdraw or deposit")
     enc.add_argument("fields", nargs="*", metavar="NAME=VALUE")
     enc.set_defaults(func=_encode)
