@@ -16,7 +16,7 @@ from flwr.app import Context, Message, MessageType
 
 from flower_sim import models
 from flower_sim.records import RoundRecord, ValidatorReport
-from flower_sim.shapley import DEFAULT_PERMUTATIONS, EXACT_LIMIT, Estimate, GroupUtility, estimate
+from flower_sim.shapley import DEFAULT_PERMUTATIONS, EXACT_LIMIT, Estimate, estimate, group_utility
 from flower_sim.splits import Dataset
 
 AppFn = Callable[..., Message]  # called as app(message=..., context=...), like a ClientApp
@@ -67,15 +67,18 @@ def round_seed(seed: int, server_round: int, validator_id: int) -> int:
 
 
 class ShapleyObserver:
-    """Values every validator's accepted updates of every round (`groups`, in report order)."""
+    """Values every validator's accepted updates of every round (`groups`, in report order); `averaging`: the game
+    (`shapley.GroupUtility`)."""
 
     def __init__(self, tap: UpdateTap, validator_data: Sequence[Dataset], model_kind: str, lr: float, seed: int, *,
                  exact_limit: int = EXACT_LIMIT, permutations: int = DEFAULT_PERMUTATIONS,
-                 truncation_bps: int | None = None) -> None:
+                 truncation_bps: int | None = None, averaging: str = "coalition") -> None:
         self.tap = tap
         self.validator_data = validator_data
+        self.model_kind = model_kind
         self.model = models.shared_model(model_kind, lr, "evaluator")
         self.seed = seed
+        self.averaging = averaging
         self.options = dict(exact_limit=exact_limit, permutations=permutations, truncation_bps=truncation_bps)
         self.groups: list[GroupValues] = []
 
@@ -86,8 +89,8 @@ class ShapleyObserver:
         start = time.perf_counter()
         data = self.validator_data[report.validator_id]
         updates = [self.tap.updates[report.round][c.trainer_id] for c in accepted]
-        utility = GroupUtility(self.model, self.tap.global_weights[report.round], updates,
-                               [c.num_examples for c in accepted], data.x, data.y)
+        utility = group_utility(self.model_kind, self.model, self.tap.global_weights[report.round], updates,
+                                [c.num_examples for c in accepted], data.x, data.y, self.averaging)
         result = estimate(len(accepted), utility, seed=round_seed(self.seed, report.round, report.validator_id),
                           **self.options)
         self.groups.append(GroupValues(report.round, report.validator_id, tuple(c.trainer_id for c in accepted),

@@ -14,7 +14,7 @@ from flower_sim.actors import Actor, ActorsApp, shrunk
 from flower_sim.config import SimulationConfig
 from flower_sim.data import make_splits
 from flower_sim.records import Observers
-from flower_sim.shapley import GroupUtility, exact, monte_carlo, shares_bps
+from flower_sim.shapley import DenseUtility, GroupUtility, exact, monte_carlo, shares_bps
 from flower_sim.shapley_run import ShapleyObserver, UpdateTap
 from flower_sim.simulation import simulate
 from flower_sim.splits import Dataset
@@ -136,6 +136,43 @@ def test_a_coalitions_model_is_the_sample_weighted_average_of_its_members_and_th
     np.testing.assert_allclose(both[0], np.full((2, 2), 1.75), rtol=1e-6)
     np.testing.assert_allclose(both[1], np.full(3, 17.5), rtol=1e-6)
     np.testing.assert_allclose(utility.weights(0b100)[0], updates[2][0])
+
+
+def test_group_averaging_moves_a_coalition_by_its_share_of_the_groups_samples_only():
+    glob = [np.ones(2, np.float32)]
+    updates = [[np.full(2, 3.0, np.float32)], [np.full(2, 5.0, np.float32)], [np.full(2, 9.0, np.float32)]]
+    utility = GroupUtility(None, glob, updates, [100, 300, 100], np.zeros((1, 1)), np.zeros(1), averaging="group")
+    np.testing.assert_allclose(utility.weights(0b011)[0], 1 + (100 * 2 + 300 * 4) / 500, rtol=1e-6)
+    np.testing.assert_allclose(utility.weights(0b111)[0], (100 * 3 + 300 * 5 + 100 * 9) / 500, rtol=1e-6)
+    with pytest.raises(ValueError, match="averaging"):
+        GroupUtility(None, glob, updates, [1, 1, 1], np.zeros((1, 1)), np.zeros(1), averaging="median")
+
+
+def dense_game(averaging: str, free_rider: bool = False) -> DenseUtility:
+    """An MLP-shaped group of 5 random updates (member 1 the global model back when `free_rider`) on random data."""
+    rng = np.random.default_rng(4)
+    shapes = [(784, 16), (16,), (16, 10), (10,)]
+    glob = [rng.normal(0, 0.1, s).astype(np.float32) for s in shapes]
+    updates = [[g + rng.normal(0, 0.1, g.shape).astype(np.float32) for g in glob] for _ in range(5)]
+    if free_rider:
+        updates[1] = [g.copy() for g in glob]
+    x = rng.random((250, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, 250)
+    return DenseUtility(None, glob, updates, [175, 175, 18, 175, 90], x, y, averaging=averaging)
+
+
+def test_the_dense_shortcut_scores_every_coalition_as_the_averaged_model_itself():
+    for averaging in ("coalition", "group"):
+        utility = dense_game(averaging)
+        for mask in range(1 << 5):
+            w = utility.weights(mask)
+            logits = np.maximum(utility.x.reshape(250, -1) @ w[0] + w[1], 0) @ w[2] + w[3]
+            assert utility(mask) == int(np.sum(np.argmax(logits, axis=1) == utility.y)) * 10_000 // 250
+
+
+def test_under_group_averaging_a_free_rider_is_a_null_player():
+    result = exact(5, dense_game("group", free_rider=True))
+    assert result.values[1] == 0.0 and result.shares_bps[1] == 0 and result.leave_one_out[1] == 0
 
 
 def test_a_low_data_trainer_keeps_a_seeded_tenth_of_its_partition():
