@@ -15,7 +15,7 @@ from flower_sim.config import SimulationConfig
 from flower_sim.data import make_splits
 from flower_sim.records import Observers
 from flower_sim.shapley import DenseUtility, GroupUtility, exact, monte_carlo, shares_bps
-from flower_sim.shapley_run import ShapleyObserver, UpdateTap
+from flower_sim.shapley_run import ShapleyObserver, UpdateTap, per_member, players
 from flower_sim.simulation import simulate
 from flower_sim.splits import Dataset
 
@@ -175,6 +175,18 @@ def test_under_group_averaging_a_free_rider_is_a_null_player():
     assert result.values[1] == 0.0 and result.shares_bps[1] == 0 and result.leave_one_out[1] == 0
 
 
+def test_copies_of_one_update_are_one_player_whose_value_they_split():
+    digests = [b"a", b"b", b"a", b"c", b"a"]
+    assert players(digests, merge_copies=False) == ([0, 1, 2, 3, 4], (0, 1, 2, 3, 4))
+    chosen, owner = players(digests, merge_copies=True)
+    assert (chosen, owner) == ([0, 1, 3], (0, 1, 0, 3, 0))
+    result = exact(3, additive([300, 90, -30]))  # the three players' game
+    values, loo = per_member(result, chosen, owner)
+    assert values == (100.0, 90.0, 100.0, -30.0, 100.0)
+    assert loo == (0, 90, 0, -30, 0)  # leaving one copy out leaves the update in
+    assert sum(shares_bps(values)) <= 10_000
+
+
 def test_a_low_data_trainer_keeps_a_seeded_tenth_of_its_partition():
     data = Dataset(np.arange(175, dtype=np.float32).reshape(175, 1), np.arange(175))
     kept = shrunk(data, 0.1, seed=42, trainer_id=4)
@@ -213,8 +225,10 @@ def test_free_rider_duplicate_and_low_data_trainer_in_a_federation_and_their_sha
     tap = UpdateTap(ActorsApp({1: Actor("freeride"), 2: Actor("duplicate", original=3), 4: Actor("lowdata")}))
     splits = make_splits(cfg.split_spec())
     valued = ShapleyObserver(tap, splits.validators, cfg.model, cfg.lr, cfg.seed)
+    merged = ShapleyObserver(tap, splits.validators, cfg.model, cfg.lr, cfg.seed, averaging="group",
+                             merge_copies=True)
     seen = Snapshot(tap)
-    simulate(cfg, tmp_path, observer=Observers(seen, valued), client_app=tap)
+    simulate(cfg, tmp_path, observer=Observers(seen, valued, merged), client_app=tap)
 
     for rnd in (1, 2):
         for got, sent in zip(seen.updates[rnd][1], seen.global_weights[rnd]):
@@ -234,3 +248,12 @@ def test_free_rider_duplicate_and_low_data_trainer_in_a_federation_and_their_sha
         assert sum(result.values) == pytest.approx(result.full_bps - result.empty_bps)
         if 2 in members and 3 in members:  # identical players get identical values
             assert result.values[members[2]] == pytest.approx(result.values[members[3]])
+    assert any(1 in g.trainer_ids for g in merged.groups) and all({2, 3} <= set(g.trainer_ids) for g in merged.groups)
+    for group in merged.groups:  # the free-rider is a null player; the copy and its original one player
+        members = dict(zip(group.trainer_ids, range(len(group.trainer_ids))))
+        if 1 in members:
+            assert group.values[members[1]] == 0.0 and group.shares_bps[members[1]] == 0
+        if 2 in members and 3 in members:
+            assert group.player_of[members[2]] == group.player_of[members[3]] == members[2]
+            assert len(group.estimate.values) == len(members) - 1
+            assert group.values[members[2]] == group.values[members[3]]
