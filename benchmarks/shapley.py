@@ -328,25 +328,27 @@ def fairness_run(trainers: int, rounds: int, seed: int, out: Path, console: Cons
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=20, help="rounds of the fairness run")
-    parser.add_argument("--error-rounds", type=int, default=3, help="rounds of each error run")
-    parser.add_argument("--seeds", default="1,2,3", help="seeds of the error runs")
-    parser.add_argument("--seed", type=int, default=42, help="seed of the fairness run")
+    parser.add_argument("--rounds", type=int, help="rounds of the fairness runs (default 20; --quick 4)")
+    parser.add_argument("--error-rounds", type=int, help="rounds of each error run (default 3; --quick 1)")
+    parser.add_argument("--seeds", help="seeds of the error runs (default 1,2,3; --quick 1)")
+    parser.add_argument("--seed", type=int, default=42, help="seed of the fairness runs")
     parser.add_argument("--trainers", type=int, default=20, help="trainers (2 groups)")
-    parser.add_argument("--quick", action="store_true", help="1 error seed of 1 round, 4 fairness rounds")
+    parser.add_argument("--quick", action="store_true", help="1 error seed of 1 round, fairness runs of 4 rounds")
     parser.add_argument("--out", default="runs/bench-shapley")
     args = parser.parse_args(argv)
     if args.trainers < 12 or args.trainers % 2:
         parser.error("--trainers must be even and at least 12: the actors (trainers 1-4) and two honest trainers "
                      "sit in group 0")
-    if args.quick:
-        args.rounds, args.error_rounds, args.seeds = 4, 1, "1"
+    if any(n is not None and n < 1 for n in (args.rounds, args.error_rounds)):
+        parser.error("--rounds and --error-rounds must be at least 1")
+    rounds = args.rounds or (4 if args.quick else 20)
+    error_rounds = args.error_rounds or (1 if args.quick else 3)
+    seeds = [int(s) for s in (args.seeds or ("1" if args.quick else "1,2,3")).split(",")]
     console = Console(width=160)
     out = Path(args.out)
     started = time.perf_counter()
-    seeds = [int(s) for s in args.seeds.split(",")]
-    error = error_study(args.trainers, args.error_rounds, seeds, out, console)
-    fairness = fairness_run(args.trainers, args.rounds, args.seed, out, console)
+    error = error_study(args.trainers, error_rounds, seeds, out, console)
+    fairness = fairness_run(args.trainers, rounds, args.seed, out, console)
     out.mkdir(parents=True, exist_ok=True)
     (out / "shapley.json").write_text(json.dumps(dict(error=error, fairness=fairness), indent=1) + "\n")
     console.print(f"{time.perf_counter() - started:.0f} s in all; results in {out}/shapley.json")

@@ -21,6 +21,9 @@ Estimators:
     over GTG's gradient reconstruction because our updates are whole models already: a coalition's model is its
     FedAvg, exactly, so no reconstruction error is added. Stated error: each member's empirical standard error,
     and Hoeffding's half-width at 95 % for all members at once (union bound) on the observed range of marginals.
+    Measured (`benchmarks.shapley`): on groups of 10, 200 permutations already score 70 % of the 1,024 coalitions and
+    still miss a share by 75-100 bps on average, hence exact up to 10; truncating at one sample (40 bps) saved 40 %
+    of the coalitions and doubled the error, hence off by default.
 
 Shares (`shares_bps`): max(value, 0) / Σ max(values, 0) × 10,000, floored: integers summing to at most 10,000,
 what a validator would report and the rollup check. Leave-one-out values v(N) - v(N \\ i) come along for comparison.

@@ -81,7 +81,7 @@ def test_qos_compares_federated_runs_with_the_centralized_bound(tmp_path):
 
 
 def test_shapley_measures_the_estimators_error_and_the_actors_payouts(tmp_path):
-    out = bench("shapley", "--quick", "--trainers", "12", "--rounds", "2", "--out", str(tmp_path))
+    out = bench("shapley", "--quick", "--trainers", "12", "--rounds", "1", "--out", str(tmp_path))
     for row in ("free-rider", "duplicate", "its original", "low-data (10 %)", "honest, group 0"):
         assert row in out
     assert "Monte-Carlo against exact Shapley, groups of 6" in out and "Shapley against leave-one-out" in out
