@@ -25,8 +25,8 @@ from flower_sim import attacks, models, privacy
 from flower_sim.config import SimulationConfig
 from flower_sim.data import make_splits
 from flower_sim.quantize import to_frq1
-from flower_sim.splits import Dataset
 from flower_sim.signatures import RollupTask, sign
+from flower_sim.splits import Dataset
 
 app = ClientApp()
 
