@@ -4,8 +4,11 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from flwr.app import Message
 
 from flower_sim import models, trainer
 from flower_sim.config import SimulationConfig
@@ -26,9 +29,11 @@ class RunResult:
 
 
 def simulate(cfg: SimulationConfig, out_dir: Path, observer: RoundObserver | None = None,
-             progress: Progress | None = None, rollup: RollupLink | None = None) -> RunResult:
+             progress: Progress | None = None, rollup: RollupLink | None = None,
+             client_app: Callable[..., Message] | None = None) -> RunResult:
     """Run the federation described by `cfg` (validated) and write metrics.json, the models' .frq files and the
-    plot; `rollup`: the run's rollup side, when a rollup records it."""
+    plot; `rollup`: the run's rollup side, when a rollup records it; `client_app`: what answers the trainers'
+    messages, when not `trainer.app` as it is (e.g. `shapley_run.UpdateTap` over `actors.ActorsApp`)."""
     say = progress or (lambda _msg: None)
     logging.getLogger("flwr").setLevel(logging.ERROR)  # Flower's INFO lines and the "evaluation skipped" warning would drown ours
     start = time.perf_counter()
@@ -37,7 +42,7 @@ def simulate(cfg: SimulationConfig, out_dir: Path, observer: RoundObserver | Non
     random.seed(cfg.seed)  # Flower's node sampling uses `random`; with fraction 1 it only orders nodes
     say("splitting the data: test set, validator sets, trainer partitions")
     splits = make_splits(cfg.split_spec())
-    grid = InProcessGrid(trainer.app, cfg.trainers, cfg.to_run_config())
+    grid = InProcessGrid(client_app or trainer.app, cfg.trainers, cfg.to_run_config())
     metrics = RunMetrics.start(cfg, splits.source)
     observers = Observers(*([observer] if observer is not None else []), metrics)
     records = run_federation(cfg, grid, splits, out_dir, observer=observers, progress=progress, rollup=rollup)

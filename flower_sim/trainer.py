@@ -26,6 +26,7 @@ from flower_sim.config import SimulationConfig
 from flower_sim.data import make_splits
 from flower_sim.quantize import to_frq1
 from flower_sim.signatures import RollupTask, sign
+from flower_sim.splits import Dataset
 
 app = ClientApp()
 
@@ -40,7 +41,11 @@ def train(msg: Message, context: Context) -> Message:
     """Local training from the received global model, then the trainer's behaviour (honest or attack)."""
     cfg = SimulationConfig.from_run_config(dict(context.run_config))
     trainer_id = int(context.node_config["partition-id"])
-    data = make_splits(cfg.split_spec()).trainers[trainer_id]
+    return train_on(msg, cfg, trainer_id, make_splits(cfg.split_spec()).trainers[trainer_id])
+
+
+def train_on(msg: Message, cfg: SimulationConfig, trainer_id: int, data: Dataset) -> Message:
+    """`train` on the given data: the trainer's partition, or less of it for a low-data actor (`flower_sim.actors`)."""
     instruction = msg.content["config"]
     server_round = int(instruction["server-round"])
     epochs = int(instruction.get("local-epochs", cfg.local_epochs))
@@ -64,12 +69,20 @@ def train(msg: Message, context: Context) -> Message:
         weights = attacks.poison_weights(behaviour, global_weights, weights, rng)
     else:  # an attack that fires is sent as is; everyone else keeps the DP promise (flower_sim.privacy)
         weights = privacy.privatize(cfg.dp_params(), global_weights, weights, seed)
-    metrics = MetricRecord({"num-examples": len(data), "train-loss": loss, "trainer-id": trainer_id,
-                            "attacked": int(fires)})
+    return update_reply(msg, cfg, trainer_id, weights, len(data), loss, fires)
+
+
+def update_reply(msg: Message, cfg: SimulationConfig, trainer_id: int, weights: list[np.ndarray], samples: int,
+                 loss: float, attacked: bool) -> Message:
+    """The reply carrying `weights` as trainer `trainer_id`'s update of `samples` samples, signed on a rollup run."""
+    metrics = MetricRecord({"num-examples": samples, "train-loss": loss, "trainer-id": trainer_id,
+                            "attacked": int(attacked)})
     content = RecordDict({"arrays": ArrayRecord(weights), "metrics": metrics})
+    instruction = msg.content["config"]
     rollup = RollupTask.from_train_config(instruction)
     if rollup is not None:
-        content["evidence"] = signed_update(rollup, server_round, trainer_id, cfg.validators, weights, len(data))
+        content["evidence"] = signed_update(rollup, int(instruction["server-round"]), trainer_id, cfg.validators,
+                                            weights, samples)
     return Message(content, reply_to=msg)
 
 

@@ -94,3 +94,11 @@ def test_report_parts_records_one_groups_report_in_parts_on_the_state_machine():
     assert "every input and output within them" in out
     assert [line.split()[:2] for line in out.splitlines() if line.strip().startswith(("12 ", "24 "))] == [
         ["12", "3"], ["24", "5"]]  # trainers, parts
+
+
+def test_shapley_measures_the_estimators_error_and_the_actors_payouts(tmp_path):
+    out = bench("shapley", "--quick", "--trainers", "12", "--rounds", "1", "--out", str(tmp_path))
+    for row in ("free-rider", "duplicate", "its original", "low-data (10 %)", "honest, group 0"):
+        assert row in out
+    assert "Monte-Carlo against exact Shapley, groups of 6" in out and "Shapley against leave-one-out" in out
+    assert (tmp_path / "shapley.json").is_file()
