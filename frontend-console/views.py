@@ -12,8 +12,8 @@ from rich.table import Table
 from dapp.schema import (BLOB_VALIDATOR_MODEL, CANCEL_NAMES, DISPUTE_CHALLENGED, DISPUTE_NAMES, PENALTY_CHALLENGE,
                          PENALTY_CONTEST, PENALTY_NAMES, RULE_NAMES, VALIDATION_NAMES, CellCompliance, Contested,
                          ContestResolved, GroupSkipped, ModelScored, ProducerElected, ProducerMissed, RewardPaid,
-                         RoundRecorded, TaskCancelled, TaskCreated, TaskFinished, TrainerStakes, ValidatorPenalized,
-                         ValidatorRewarded, Withdrawal)
+                         RoundRecorded, TaskCancelled, TaskCreated, TaskFinished, TrainerStakes, TrainerStanding,
+                         ValidatorPenalized, ValidatorRewarded, Withdrawal)
 from dapp.dp_budget import DpBudget
 from dapp.state import format_wei
 from rollups_client.outputs import RollupOutput
@@ -196,6 +196,25 @@ def stake_rows(notices: list[RollupOutput], task_id: int | None) -> list[dict[st
         rows += [{"task": task, "round": rec.round, "role": role, "address": address, "stake": stake}
                  for role, addresses, stakes in groups for address, stake in zip(addresses, stakes)]
     return rows
+
+
+def standings_table(notices: list[RollupOutput], task_id: int | None) -> Table:
+    """Trust tasks: every judged trainer's standing as its latest TrainerStanding states it (score, rejections in a
+    row, bans, the last banned round), the round it was last judged and that round's verdict."""
+    latest: dict[tuple[int, str], TrainerStanding] = {}
+    for o in notices:
+        m = o.message
+        if isinstance(m, TrainerStanding) and task_id in (None, m.task_id):
+            latest[(m.task_id, m.trainer)] = m
+    table = Table(title="trainers' standing in trust tasks (score weighs pay and aggregation; bans after 3 "
+                        "rejections in a row)", title_justify="left")
+    for name in ("task", "trainer", "last judged", "verdict", "score", "strikes", "bans", "banned until"):
+        table.add_column(name, justify="left" if name in ("trainer", "verdict") else "right")
+    for (task, trainer), m in sorted(latest.items()):
+        banned = f"round {m.banned_until}" if m.banned_until > m.round else "—"  # outlasts its last verdict
+        table.add_row(str(task), m.as_dict()["trainer"], f"round {m.round}", "accepted" if m.accepted else "rejected",
+                      f"{m.score / 100:.0f} %", str(m.strikes), str(m.bans), banned)
+    return table
 
 
 def stakes_table(notices: list[RollupOutput], task_id: int | None) -> Table:

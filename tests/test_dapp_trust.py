@@ -6,6 +6,10 @@ import pytest
 from dapp_fixtures import (MILLI, PUBLISHER, Chain, close_when_due, contest, create_task, post_blob, report,
                            task_message, trainer, update_of, validator, validator_model)
 
+from frontend_console.views import standings_table, tasks_table
+from rich.console import Console
+from rollups_client.outputs import RollupOutput
+
 from dapp import trust_rule
 from dapp.schema import (VALIDATION_MAD, VALIDATION_TRUST, ContributionClassified, RewardPaid, TaskCreated,
                          TrainerStanding, pack_contribution, unpack_contribution)
@@ -204,3 +208,19 @@ def test_boosted_and_noised_minorities_are_rejected_in_their_own_report():
     play(chain, 2, {A: GOOD, B: GOOD, C: (100, 65_535)}, producer=next_producer(chain))  # Gaussian noise, ~400x
     assert [verdict(chain, 1, t) for t in (A, B, C)] == [True, False, True]
     assert [verdict(chain, 2, t) for t in (A, B, C)] == [True, True, False]
+
+
+def test_the_console_shows_each_trainers_latest_standing_and_the_tasks_rule():
+    chain = trust_chain(rounds=4)
+    for r in (1, 2, 3):
+        play(chain, r, {A: (-6000, 100), B: GOOD, C: GOOD}, producer=PUBLISHER if r == 1 else next_producer(chain))
+    outputs = [RollupOutput(i, i, 0, "Notice", b"", n.encode(), message=n) for i, n in enumerate(chain.notices)]
+    console = Console(width=300, record=True)
+    console.print(standings_table(outputs, 1), tasks_table(outputs, 1))
+    shown = console.export_text()
+    rows = {cells[1]: cells[2:] for cells in ([c.strip() for c in line.split("│")[1:-1]]
+                                              for line in shown.splitlines() if line.count("│") == 9)}
+    by_address = {k.lower(): v for k, v in rows.items()}
+    assert by_address[A] == ["round 3", "rejected", "0 %", "0", "1", "round 6"]
+    assert by_address[B] == ["round 3", "accepted", "80 %", "0", "0", "—"]
+    assert "│ trust      │ 25.00%" in shown  # the tasks table names the rule
