@@ -10,10 +10,12 @@ data and, for each trainer's update δ_i, reports
     update points away;
   * its size, ‖δ_i‖ / ‖δ_v‖ in hundredths: a boosted or noised update is many times the group's usual size.
 
-The rollup re-derives every verdict from those numbers: an update is accepted when its size is at most
-`NORM_LIMIT` times the median size of the updates in the same report (a median, so fewer than half of the group
-cannot move it), its cosine is positive — or, for a *trusted* trainer (a score of at least `TRUSTED_SCORE` and no
-rejection since its last acceptance), above −`DOUBT_BPS` — and its trainer is not banned. The benefit of the doubt
+The rollup re-derives every verdict from those numbers: an update is accepted when its size is within a factor
+`NORM_LIMIT` of the median size of the updates in the same report, either way (a median, so fewer than half of the
+group cannot move it; at most 3x catches boosted and noised updates, at least a third a free-rider's empty or
+shrunken one: honest updates measured 0.55x to 1.84x the median), its cosine is positive — or, for a *trusted*
+trainer (a score of at least `TRUSTED_SCORE` and no rejection since its last acceptance), above −`DOUBT_BPS` — and
+its trainer is not banned. The benefit of the doubt
 is what reputation buys: once the global model is good, an honest update from a skewed partition is nearly
 orthogonal to the validator's (cosines −0.11 … +0.1 measured after 5 rounds on Dirichlet 0.3), and a strict
 cos > 0 rejected 27 % of honest updates over 20 rounds; a reversed update is caught in round 1, where its cosine is
@@ -35,7 +37,7 @@ from dataclasses import dataclass, replace
 COSINE_SCALE = 10_000  # cosine in basis points
 NORM_SCALE = 100  # size ratio in hundredths
 MAX_NORM = 0xFFFF  # the report's 16 bits: a size ratio above 655.35 is reported as this
-NORM_LIMIT = 3  # accepted sizes: at most 3 x the report's median size
+NORM_LIMIT = 3  # accepted sizes: from a third of the report's median size to 3 x it
 DOUBT_BPS = 2_000  # a trusted trainer's update passes with a cosine above -0.2
 
 SCORE_MAX = 10_000
@@ -87,13 +89,16 @@ class Standing:
 def rejection(cosine: int, norm: int, median: int, standing: Standing, round_: int) -> str | None:
     """Why the rule rejects one update of round `round_` (None: accepted), in words a researcher reads.
 
-    Exactly `NORM_LIMIT` x the median size passes; a cosine of exactly 0 passes only for a trusted trainer, and
-    exactly -`DOUBT_BPS` never."""
+    Exactly `NORM_LIMIT` x and exactly 1 / `NORM_LIMIT` of the median size pass; a cosine of exactly 0 passes only
+    for a trusted trainer, and exactly -`DOUBT_BPS` never."""
     if standing.banned(round_):
         return f"its trainer is banned until round {standing.banned_until}"
     if norm > NORM_LIMIT * median:
         return (f"its update is {norm / NORM_SCALE:.2f} x the validator's own, above {NORM_LIMIT} x the group's median "
                 f"{median / NORM_SCALE:.2f}")
+    if norm * NORM_LIMIT < median:
+        return (f"its update is {norm / NORM_SCALE:.2f} x the validator's own, below a {NORM_LIMIT}rd of the group's "
+                f"median {median / NORM_SCALE:.2f} (little or no training)")
     floor = -DOUBT_BPS if standing.trusted else 0
     if cosine <= floor:
         return (f"its update points away from the validator's (cos {cosine / COSINE_SCALE:+.2f}"

@@ -84,11 +84,20 @@ def test_a_trusted_trainer_gets_the_benefit_of_the_doubt_and_loses_it_with_a_rej
         -2000, 100, 100, TRUSTED, 1)
 
 
+def test_an_empty_or_shrunken_update_does_no_work_and_is_rejected_even_from_a_trusted_trainer():
+    # lower median of (99, 300, 300) is 300: exactly a third (100) passes, 99 hundredths do not
+    assert judged([(5000, 99), (5000, 300), (5000, 300)], TRUSTED) == [False, True, True]
+    assert judged([(5000, 100), (5000, 300), (5000, 300)], TRUSTED) == [True, True, True]
+    assert judged([(0, 0), GOOD, GOOD], TRUSTED) == [False, True, True]  # a free-rider: the global model sent back
+    assert "(little or no training)" in trust_rule.rejection(0, 0, 100, TRUSTED, 1)
+
+
 def test_a_minority_cannot_move_the_median_but_a_majority_can():
     honest, boosted = (5000, 100), (5000, 1000)
     assert judged([honest, honest, boosted]) == [True, True, False]
     assert judged([honest, honest, boosted, boosted]) == [True, True, False, False]  # lower median: still honest
-    assert judged([honest, boosted, boosted]) == [True, True, True]  # most of the group boosted: it passes
+    # most of the group boosted: the boosted pass, and the honest one is now too small beside them
+    assert judged([honest, boosted, boosted]) == [False, True, True]
 
 
 def test_measures_from_floats_are_clamped_integers():
