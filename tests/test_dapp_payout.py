@@ -96,10 +96,10 @@ def test_a_share_on_an_update_the_rollup_judges_negative_refuses_the_report():
 
 def test_a_per_positive_task_refuses_a_share_and_pays_as_before():
     chain = Chain()
-    create_task(chain, rounds=1, payout=PAYOUT_PER_POSITIVE, contest_blocks=20)
+    create_task(chain, rounds=1, payout=PAYOUT_PER_POSITIVE, per_positive=1 * MILLI, contest_blocks=20)
     assert "pays per-positive: a contribution's share must be 0" in chain.reject(validator(0), group_zero({A: 1}))
     play(chain, {}, other_shares={})
-    assert set(paid(chain).values()) == {2 * MILLI}  # rewardPerPositive each (6 x 2 mETH within 2 x 5 mETH)
+    assert set(paid(chain).values()) == {1 * MILLI}  # rewardPerPositive each (3 x 1 mETH within a 5 mETH group budget)
 
 
 def test_best_share_first_when_an_upheld_contester_leaves_too_little():
