@@ -21,7 +21,7 @@ from dapp.dp_budget import DpBudget
 from dapp.eip712 import Domain, Receipt, SignatureError, Update, signer
 from dapp.mad import BPS, is_positive
 from dapp.portal import MalformedDeposit, decode_ether_deposit
-from dapp.rewards import election_order, pay_in_order, ranked_tiers
+from dapp.rewards import election_order, pay_in_order, ranked_tiers, share_of
 from dapp.schema import (
     BLOB_CHALLENGED_UPDATE, BLOB_CONTESTED_UPDATE, BLOB_VALIDATOR_MODEL, CANCEL_NAMES, CHUNK_DATA,
     DEFAULT_CHALLENGES_PER_ROUND,
@@ -876,7 +876,7 @@ def _shapley_amounts(task: Task, reports: Mapping[int, GroupReport], standings: 
     for report in reports.values():
         for e in report.entries.values():
             if e.positive:
-                amount = task.group_budget * e.share_bps // BPS
+                amount = share_of(task.group_budget, e.share_bps)
                 out[e.trainer] = (trust_rule.payout(amount, standings.get(e.trainer, Standing()))
                                   if task.validation == VALIDATION_TRUST else amount)
     return out

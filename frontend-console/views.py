@@ -11,9 +11,10 @@ from rich.table import Table
 
 from dapp.schema import (BLOB_VALIDATOR_MODEL, CANCEL_NAMES, DISPUTE_CHALLENGED, DISPUTE_NAMES, PENALTY_CHALLENGE,
                          PENALTY_CONTEST, PENALTY_NAMES, PAYOUT_NAMES, PAYOUT_SHAPLEY, RULE_NAMES, VALIDATION_NAMES,
-                         CellCompliance, Contested, ContestResolved, ContributionClassified, GroupSkipped, ModelScored, ProducerElected, ProducerMissed, RewardPaid,
-                         RoundRecorded, TaskCancelled, TaskCreated, TaskFinished, TrainerStakes, TrainerStanding,
-                         ValidatorPenalized, ValidatorRewarded, Withdrawal)
+                         CellCompliance, Contested, ContestResolved, ContributionClassified, GroupSkipped, ModelScored,
+                         ProducerElected, ProducerMissed, RewardPaid, RoundRecorded, TaskCancelled, TaskCreated,
+                         TaskFinished, TrainerStakes, TrainerStanding, ValidatorPenalized, ValidatorRewarded,
+                         Withdrawal)
 from dapp.dp_budget import DpBudget
 from dapp.state import format_wei
 from rollups_client.outputs import RollupOutput
@@ -221,7 +222,8 @@ def payouts_table(notices: list[RollupOutput], task_id: int | None) -> Table:
     """Shapley tasks: every classified contribution's share of its group's round budget (its validator's valuation,
     checked by the rollup) beside what its trainer was paid at the close."""
     shapley = {m.task_id for o in notices if isinstance(m := o.message, TaskCreated) and m.payout == PAYOUT_SHAPLEY}
-    paid = {(m.task_id, m.round, m.trainer.lower()): m.amount for o in notices if isinstance(m := o.message, RewardPaid)}
+    paid = {(m.task_id, m.round, m.trainer.lower()): m.amount
+            for o in notices if isinstance(m := o.message, RewardPaid)}
     table = Table(title="shapley tasks: each update's share of its group's round budget, and what it was paid",
                   title_justify="left")
     for name in ("task", "round", "group", "trainer", "verdict", "share", "paid"):
