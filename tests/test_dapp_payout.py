@@ -4,14 +4,14 @@ parts); a per-positive task refuses shares. With trust standings the share is sc
 from __future__ import annotations
 
 import pytest
-from dapp_fixtures import (MILLI, PUBLISHER, Chain, close_when_due, create_task, post_blob, report, trainer,
-                           validator, validator_model)
+from dapp_fixtures import (MILLI, PUBLISHER, Chain, band_model, close_when_due, create_task, post_blob, report,
+                           trainer, validator, validator_model)
 from rich.console import Console
 from rollups_client.outputs import RollupOutput
 from test_dapp_report_parts import split
 
-from dapp.schema import (PAYOUT_PER_POSITIVE, PAYOUT_SHAPLEY, VALIDATION_TRUST, ContributionClassified, RewardPaid,
-                         RoundRecorded, TaskCreated, TaskFinished)
+from dapp.schema import (PAYOUT_PER_POSITIVE, PAYOUT_SHAPLEY, VALIDATION_TRUST, Challenge, ContestResolved,
+                         ContributionClassified, RewardPaid, RoundRecorded, TaskCreated, TaskFinished)
 from frontend_console.views import payouts_table, tasks_table
 
 A, B, C = trainer(0, 0), trainer(0, 1), trainer(0, 2)
@@ -31,14 +31,20 @@ def group_zero(shares: dict[str, int], scores: dict[str, int] | None = None, rou
     return report(1, round_, 9000, scores or {A: 8800, B: 8800, C: 8800}, group=0, shares=shares, **kwargs)
 
 
-def play(chain: Chain, shares: dict[str, int], scores: dict[str, int] | None = None, round_: int = 1,
-         other_shares: dict[str, int] | None = None, **kwargs) -> None:
-    """Group 0 reports `shares`, group 1 its three trainers at equal shares; both reveal; the publisher closes."""
+def play_until_reveal(chain: Chain, shares: dict[str, int], scores: dict[str, int] | None = None, round_: int = 1,
+                      other_shares: dict[str, int] | None = None, **kwargs) -> None:
+    """Group 0 reports `shares`, group 1 its three trainers at equal shares (unless `other_shares`); both reveal."""
     chain.send(validator(0), group_zero(shares, scores, round_, **kwargs))
     chain.send(validator(1), report(1, round_, 9000, OTHERS, group=1,
                                     shares={t: 3333 for t in OTHERS} if other_shares is None else other_shares))
     for g in (0, 1):
         post_blob(chain, validator(g), 1, round_, validator_model(g, round_))
+
+
+def play(chain: Chain, shares: dict[str, int], scores: dict[str, int] | None = None, round_: int = 1,
+         other_shares: dict[str, int] | None = None, **kwargs) -> None:
+    """`play_until_reveal`, then the publisher closes the round."""
+    play_until_reveal(chain, shares, scores, round_, other_shares, **kwargs)
     close_when_due(chain, 1, round_, PUBLISHER)
 
 
@@ -108,6 +114,17 @@ def test_best_share_first_when_an_upheld_contester_leaves_too_little():
     create_task(chain, rounds=1, payout=PAYOUT_SHAPLEY, budget=3 * MILLI, per_positive=1 * MILLI, contest_blocks=20)
     play(chain, {A: 2000, B: 8000}, scores={A: 8800, B: 8800})
     assert (paid(chain)[B], paid(chain)[A]) == (1_200_000_000_000_000, 300_000_000_000_000)
+
+
+def test_a_friend_given_most_of_the_budget_loses_it_to_the_publishers_challenge():
+    # the validator gives a sybil friend 90 %; its real update is poor on the public set (3,000 bps)
+    chain = shapley_chain()
+    play_until_reveal(chain, {A: 9000, B: 1000}, updates={A: band_model(dead=range(1, 8), salt=-8)})
+    chain.send(PUBLISHER, Challenge(1, 1, A))
+    post_blob(chain, validator(0), 1, 1, band_model(dead=range(1, 8), salt=-8))
+    close_when_due(chain, 1, 1, PUBLISHER)
+    assert chain.of_type(ContestResolved)[-1].upheld
+    assert A not in paid(chain) and paid(chain)[B] == GROUP_BUDGET // 10  # the friend's 90 % stays in escrow
 
 
 def test_a_trust_task_scales_each_share_by_the_trainers_score():
