@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from dapp_fixtures import (MILLI, PUBLISHER, Chain, band_model, close_when_due, create_task, post_blob, report,
-                           trainer, validator, validator_model)
+                           task_message, trainer, validator, validator_model)
 from rich.console import Console
 from rollups_client.outputs import RollupOutput
 from test_dapp_report_parts import split
@@ -55,7 +55,6 @@ def paid(chain: Chain) -> dict[str, int]:
 def test_create_task_records_the_payout_rule_and_refuses_an_unknown_one():
     chain = shapley_chain()
     assert chain.of_type(TaskCreated)[0].payout == PAYOUT_SHAPLEY and chain.task().payout == PAYOUT_SHAPLEY
-    from dapp_fixtures import task_message  # the helper only this test needs
     assert "payout rule 2 is unknown (known: 0 per-positive, 1 shapley)" in chain.reject(PUBLISHER,
                                                                                         task_message(payout=2))
 
