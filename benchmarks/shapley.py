@@ -13,12 +13,16 @@
     Then the same run without the duplicate: what trainer 3 earns alone against what the pair earns.
 (c) Correlation over that run of each accepted update's Shapley value with its leave-one-out value (Pearson,
     Spearman), and of each trainer's total Shapley payout with its total leave-one-out.
+(d) Payout (`--payout`, alone): the same actors in a `--payout shapley` run, where each validator values its accepted
+    updates itself ([G], copies merged) and reports their shares; what the rollup pays each, by its rule
+    (`dapp.rewards.share_of`: groupBudget x share // 10,000 per Positive), beside what `per-positive` pays (the
+    reward per Positive), at the demo's terms (`TaskTerms`: 1 mETH per Positive, a budget that pays every trainer).
 
 Model `mlp`: scoring a coalition is one forward pass over the validator's 250 samples, 1.7 ms for the MLP against
 5.9 ms for the CNN (measured, 2 shared cores); exact Shapley on 10 updates is 1,024 of them.
 
     .venv/bin/python -m benchmarks.shapley [--rounds 20] [--seeds 1,2,3] [--error-rounds 3] [--quick]
-                                           [--out runs/bench-shapley]
+                                           [--payout] [--out runs/bench-shapley]
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ import itertools
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
@@ -40,11 +44,13 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from scipy.stats import pearsonr, spearmanr  # noqa: E402
 
+from dapp.rewards import share_of  # noqa: E402
 from flower_sim import models  # noqa: E402
 from flower_sim.actors import Actor, ActorsApp  # noqa: E402
 from flower_sim.config import SimulationConfig  # noqa: E402
 from flower_sim.data import make_splits  # noqa: E402
 from flower_sim.records import Observers, RoundRecord, ValidatorReport  # noqa: E402
+from flower_sim.rollup_roles import TaskTerms  # noqa: E402
 from flower_sim.shapley import CachedUtility, GroupUtility, exact, group_utility, monte_carlo  # noqa: E402
 from flower_sim.shapley_run import GroupValues, ShapleyObserver, UpdateTap, round_seed  # noqa: E402
 from flower_sim.simulation import simulate  # noqa: E402
@@ -326,6 +332,53 @@ def fairness_run(trainers: int, rounds: int, seed: int, out: Path, console: Cons
                 groups={name: [g.as_dict() for g in o.groups] for name, o in observers.items()})
 
 
+def payout_run(trainers: int, rounds: int, seed: int, out: Path, console: Console) -> dict:
+    """(d): a `--payout shapley` run with the actors in group 0: every validator reports its accepted updates' shares
+    itself; per role, what the rollup pays a round (mean over the rounds, 0 when rejected) and in all, by its rule,
+    against what per-positive pays."""
+    cfg = replace(run_config(trainers, rounds, seed), payout="shapley")
+    terms = TaskTerms()
+    group_budget = terms.budget(trainers) // cfg.validators
+    t0 = time.perf_counter()
+    records = simulate(cfg, out / "payout", client_app=ActorsApp(ACTORS)).records
+    seconds = time.perf_counter() - t0
+    group_size = trainers // cfg.validators
+    roles = {"free-rider": [FREERIDER], "duplicate": [DUPLICATE], "its original": [ORIGINAL],
+             "low-data (10 %)": [LOWDATA],
+             "honest, group 0": [t for t in range(group_size) if t not in ACTORS and t != ORIGINAL],
+             "honest, group 1 (no actors)": [t for t in range(group_size, trainers) if t not in ACTORS]}
+    paid = {(r.round, c.trainer_id): (c.accepted, c.share_bps) for r in records for c in r.contributions}
+    sums = [sum(c.share_bps for c in r.contributions if c.validator_id == v) for r in records for v in range(2)]
+    rows = {}
+    for role, members in roles.items():
+        figures = [paid.get((r.round, t), (False, 0)) for r in records for t in members]
+        per_positive = [terms.reward_per_positive if ok else 0 for ok, _ in figures]
+        shapley = [share_of(group_budget, share) if ok else 0 for ok, share in figures]
+        rows[role] = dict(trainers=members, accepted=float(np.mean([ok for ok, _ in figures])),
+                          per_positive_wei=float(np.mean(per_positive)), shapley_wei=float(np.mean(shapley)),
+                          per_positive_total_wei=sum(per_positive) / len(members),
+                          shapley_total_wei=sum(shapley) / len(members))
+    milli = 10**15
+    table = Table(title=f"(d) What the rollup pays over a {rounds}-round `--payout shapley` run (MNIST, mlp, {trainers}"
+                        f" trainers, 2 groups of {group_size}, seed {seed}; the validators' own shares, [G] with "
+                        f"copies merged), per trainer of the role: mean per round and total, in mETH, against "
+                        f"per-positive (1 mETH per Positive; group budget {group_budget / milli:g} mETH)",
+                  title_justify="left")
+    for col in ("trainer", "accepted", "per-positive / round", "shapley / round", "per-positive total",
+                "shapley total"):
+        table.add_column(col, justify="right")
+    for role, f in rows.items():
+        table.add_row(role, f"{100 * f['accepted']:.0f} %", f"{f['per_positive_wei'] / milli:.3f}",
+                      f"{f['shapley_wei'] / milli:.3f}", f"{f['per_positive_total_wei'] / milli:.2f}",
+                      f"{f['shapley_total_wei'] / milli:.2f}")
+    console.print(table)
+    console.print(f"(d) shares reported per group and round: {min(sums)}..{max(sums)} bps of 10,000 (the rest, "
+                  f"rounding dust, stays in escrow); run {seconds:.0f} s; final global accuracy "
+                  f"{100 * records[-1].global_accuracy:.1f} %")
+    return dict(config=cfg.as_dict(), group_budget_wei=group_budget, roles=rows, share_sums=[min(sums), max(sums)],
+                seconds=seconds, final_accuracy=records[-1].global_accuracy)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, help="rounds of the fairness runs (default 20; --quick 4)")
@@ -334,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42, help="seed of the fairness runs")
     parser.add_argument("--trainers", type=int, default=20, help="trainers (2 groups)")
     parser.add_argument("--quick", action="store_true", help="1 error seed of 1 round, fairness runs of 4 rounds")
+    parser.add_argument("--payout", action="store_true", help="only (d): what the rollup pays in a --payout shapley "
+                                                               "run with the actors")
     parser.add_argument("--out", default="runs/bench-shapley")
     args = parser.parse_args(argv)
     if args.trainers < 12 or args.trainers % 2:
@@ -347,6 +402,12 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=160)
     out = Path(args.out)
     started = time.perf_counter()
+    if args.payout:
+        payout = payout_run(args.trainers, rounds, args.seed, out, console)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "payout.json").write_text(json.dumps(payout, indent=1) + "\n")
+        console.print(f"{time.perf_counter() - started:.0f} s in all; results in {out}/payout.json")
+        return 0
     error = error_study(args.trainers, error_rounds, seeds, out, console)
     fairness = fairness_run(args.trainers, rounds, args.seed, out, console)
     out.mkdir(parents=True, exist_ok=True)

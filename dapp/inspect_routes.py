@@ -12,8 +12,8 @@ from urllib.parse import parse_qs, urlsplit
 from eth_utils import to_checksum_address
 
 from dapp import qmodel
-from dapp.schema import (CANCEL_NAMES, DISPUTE_NAMES, DP_NAMES, ROLE_NAMES, ROLE_TRAINER, RULE_NAMES, VALIDATION_NAMES,
-                         VALIDATION_TRUST, normalize_address)
+from dapp.schema import (CANCEL_NAMES, DISPUTE_NAMES, DP_NAMES, PAYOUT_NAMES, ROLE_NAMES, ROLE_TRAINER, RULE_NAMES,
+                         VALIDATION_NAMES, VALIDATION_TRUST, normalize_address)
 from dapp.state import State
 from dapp.task import RoundRecord, Task
 
@@ -76,7 +76,7 @@ def task_info(state: State, arg: str, query: dict[str, str]) -> dict[str, Any]:
             "created_block": t.created_block, "registration_deadline": t.registration_deadline,
             "report_blocks": t.report_blocks, "close_blocks": t.close_blocks, "contest_blocks": t.contest_blocks,
             "challenges_per_round": t.challenges_per_round, "model_arch": qmodel.ARCHS[t.model_arch].name,
-            "validation": VALIDATION_NAMES[t.validation],
+            "validation": VALIDATION_NAMES[t.validation], "payout": PAYOUT_NAMES[t.payout],
             "privacy": {"mechanism": DP_NAMES[t.dp.mechanism], "epsilon_milli": t.dp.epsilon_milli,
                         "delta_atto": t.dp.delta_atto, "clip_micro": t.dp.clip_micro,
                         "total_epsilon_milli": t.dp.total_epsilon_milli, "words": t.dp.words()},

@@ -35,6 +35,11 @@ def pay_in_order(tiers: list[list[str]], amounts: Mapping[str, int], budget: int
     return paid
 
 
+def share_of(budget: int, share_bps: int) -> int:
+    """A shapley task's pay for a Positive: its share (basis points) of its group's round budget, floored."""
+    return budget * share_bps // 10_000
+
+
 def election_order(validators: list[str], live: set[str], stakes: Mapping[str, int], rewarded: str,
                    prev_randao: bytes) -> tuple[list[str], int]:
     """FLPoS: who closes the next round, in turn, and the rule that put the first there.

@@ -107,6 +107,11 @@ VALIDATION_MAD = 0  # the seed paper's Maximum Acceptable Deviation on the valid
 VALIDATION_TRUST = 1  # direction and size of the update against the validator's own, with standing (dapp.trust_rule)
 VALIDATION_NAMES = {VALIDATION_MAD: "mad", VALIDATION_TRUST: "trust"}
 
+# CreateTask.payout: how a group's round budget reaches its Positives (docs/PROTOCOL.md, "Payout rules").
+PAYOUT_PER_POSITIVE = 0  # every Positive earns rewardPerPositive (the seed paper's rule)
+PAYOUT_SHAPLEY = 1  # each Positive earns groupBudget x shareBps // 10,000, the share its validator reported
+PAYOUT_NAMES = {PAYOUT_PER_POSITIVE: "per-positive", PAYOUT_SHAPLEY: "shapley"}
+
 # ProducerElected.rule: why this validator produces the next round (see docs/PROTOCOL.md).
 RULE_GREATEST_STAKE = 0
 RULE_BEST_CONTRIBUTION = 1
@@ -232,6 +237,7 @@ class CreateTask(Message):
     # by several validators (each kept it, having accepted nothing), any other model by one only
     initial_model_digest: bytes = abi("bytes32", bytes(32))
     validation: int = abi("uint8", VALIDATION_MAD)  # VALIDATION_*: how reported updates are judged
+    payout: int = abi("uint8", PAYOUT_PER_POSITIVE)  # PAYOUT_*: how the group budget is shared among Positives
 
 
 @dataclass(frozen=True)
@@ -401,6 +407,7 @@ class TaskCreated(Message):
     dp_total_epsilon_milli: int = abi("uint32", 0)
     initial_model_digest: bytes = abi("bytes32", bytes(32))
     validation: int = abi("uint8", VALIDATION_MAD)
+    payout: int = abi("uint8", PAYOUT_PER_POSITIVE)
 
 
 @dataclass(frozen=True)
@@ -565,6 +572,7 @@ class ContributionClassified(Message):
     positive: bool = abi("bool")
     cosine_bps: int = abi("int16", 0)  # trust tasks: the update's direction against the validator's own update
     norm_centi: int = abi("uint16", 0)  # trust tasks: its size against it, in hundredths
+    share_bps: int = abi("uint16", 0)  # shapley tasks: its share of the group's round budget (0..10,000)
 
 
 @dataclass(frozen=True)
@@ -749,31 +757,36 @@ def decode_notice(payload: bytes) -> Message:
 
 # ------------------------------------------------------------------ packed trainer contributions
 
-SAMPLES_BITS = 48
-NORM_SHIFT = SAMPLES_BITS
-COSINE_SHIFT = SAMPLES_BITS + 16
-ACCURACY_SHIFT = SAMPLES_BITS + 32
-ADDRESS_SHIFT = SAMPLES_BITS + 48
+SAMPLES_BITS = 32
+SHARE_SHIFT = SAMPLES_BITS
+NORM_SHIFT = SAMPLES_BITS + 16
+COSINE_SHIFT = SAMPLES_BITS + 32
+ACCURACY_SHIFT = SAMPLES_BITS + 48
+ADDRESS_SHIFT = SAMPLES_BITS + 64
 MAX_SAMPLES = (1 << SAMPLES_BITS) - 1
 
 
 @dataclass(frozen=True)
 class Contribution:
-    """One trainer's update as its validator scored it (for a trust task also measured: direction and size)."""
+    """One trainer's update as its validator scored it (for a trust task also measured: direction and size; for a
+    shapley task its share of the group's round budget)."""
 
     trainer: str  # lowercase 0x address
     accuracy_bps: int
     samples: int
     cosine_bps: int = 0  # signed: -10,000..10,000
     norm_centi: int = 0
+    share_bps: int = 0  # 0..10,000 of the group's round budget
 
 
-def pack_contribution(trainer: str, accuracy_bps: int, samples: int, cosine_bps: int = 0, norm_centi: int = 0) -> int:
+def pack_contribution(trainer: str, accuracy_bps: int, samples: int, cosine_bps: int = 0, norm_centi: int = 0,
+                      share_bps: int = 0) -> int:
     """One 32-byte word = ``abi.encodePacked(address trainer, uint16 accuracyBps, int16 cosineBps, uint16 normCenti,
-    uint48 samples)``.
+    uint16 shareBps, uint32 samples)``.
 
     Bits 255..96 trainer address, 95..80 accuracy in basis points, 79..64 cosine in basis points (two's
-    complement), 63..48 size in hundredths, 47..0 sample count. A MAD report leaves cosine and size 0.
+    complement), 63..48 size in hundredths, 47..32 share of the group's budget in basis points, 31..0 sample count.
+    A MAD report leaves cosine and size 0, a per-positive report the share 0.
     """
     if not 0 <= accuracy_bps <= 0xFFFF:
         raise ValueError(f"accuracy {accuracy_bps} bps does not fit 16 bits")
@@ -781,11 +794,13 @@ def pack_contribution(trainer: str, accuracy_bps: int, samples: int, cosine_bps:
         raise ValueError(f"cosine {cosine_bps} bps does not fit a signed 16-bit value")
     if not 0 <= norm_centi <= 0xFFFF:
         raise ValueError(f"size {norm_centi} hundredths does not fit 16 bits")
+    if not 0 <= share_bps <= 0xFFFF:
+        raise ValueError(f"share {share_bps} bps does not fit 16 bits")
     if not 0 <= samples <= MAX_SAMPLES:
         raise ValueError(f"sample count {samples} does not fit {SAMPLES_BITS} bits")
     address = int(normalize_address(trainer), 16)
     return ((address << ADDRESS_SHIFT) | (accuracy_bps << ACCURACY_SHIFT) | ((cosine_bps & 0xFFFF) << COSINE_SHIFT)
-            | (norm_centi << NORM_SHIFT) | samples)
+            | (norm_centi << NORM_SHIFT) | (share_bps << SHARE_SHIFT) | samples)
 
 
 def unpack_contribution(word: int) -> Contribution:
@@ -796,7 +811,8 @@ def unpack_contribution(word: int) -> Contribution:
                         accuracy_bps=(word >> ACCURACY_SHIFT) & 0xFFFF,
                         samples=word & MAX_SAMPLES,
                         cosine_bps=cosine - 0x10000 if cosine & 0x8000 else cosine,
-                        norm_centi=(word >> NORM_SHIFT) & 0xFFFF)
+                        norm_centi=(word >> NORM_SHIFT) & 0xFFFF,
+                        share_bps=(word >> SHARE_SHIFT) & 0xFFFF)
 
 
 # ----------------------------------------------------------------------- EtherPortal deposit data

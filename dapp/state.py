@@ -21,7 +21,7 @@ from dapp.dp_budget import DpBudget
 from dapp.eip712 import Domain, Receipt, SignatureError, Update, signer
 from dapp.mad import BPS, is_positive
 from dapp.portal import MalformedDeposit, decode_ether_deposit
-from dapp.rewards import election_order, pay_in_order, ranked_tiers
+from dapp.rewards import election_order, pay_in_order, ranked_tiers, share_of
 from dapp.schema import (
     BLOB_CHALLENGED_UPDATE, BLOB_CONTESTED_UPDATE, BLOB_VALIDATOR_MODEL, CANCEL_NAMES, CHUNK_DATA,
     DEFAULT_CHALLENGES_PER_ROUND,
@@ -34,7 +34,7 @@ from dapp.schema import (
     RoundRecorded, TaskCancelled, TaskCreated, TaskFinished, TaskFunded, TestSetChunk, TestSetPosted,
     TrainersAdmitted, TrainerStakes, TrainerStanding, ValidatorPenalized, ValidatorReport, ValidatorRewarded,
     Withdraw, Withdrawal, Contribution, decode_input, normalize_address, unpack_contribution, VALIDATION_NAMES,
-    VALIDATION_TRUST,
+    VALIDATION_TRUST, PAYOUT_NAMES, PAYOUT_SHAPLEY,
 )
 from dapp.task import Dispute, Entry, GroupReport, PartialReport, Participant, RoundRecord, Task
 from dapp.trust_rule import Standing
@@ -280,6 +280,9 @@ def _create_task(state: State, m: CreateTask, sender: str, advance: Advance) -> 
     if m.validation not in VALIDATION_NAMES:
         raise Rejected(f"validation rule {m.validation} is unknown (known: "
                        + ", ".join(f"{k} {v}" for k, v in VALIDATION_NAMES.items()) + ")")
+    if m.payout not in PAYOUT_NAMES:
+        raise Rejected(f"payout rule {m.payout} is unknown (known: "
+                       + ", ".join(f"{k} {v}" for k, v in PAYOUT_NAMES.items()) + ")")
     task = Task(task_id=task_id, publisher=sender, mad_bps=m.mad_bps, rounds=m.rounds, groups=m.groups,
                 round_trainer_budget=m.round_trainer_budget, reward_per_positive=m.reward_per_positive,
                 validator_reward=m.validator_reward, seats=tuple(m.validators),
@@ -288,7 +291,7 @@ def _create_task(state: State, m: CreateTask, sender: str, advance: Advance) -> 
                 close_blocks=m.close_blocks, test_set_digest=m.test_set_digest, test_set_size=m.test_set_size,
                 model_arch=m.model_arch, contest_blocks=m.contest_blocks,
                 challenges_per_round=m.challenges_per_round, dp=dp, trainer_approval=m.trainer_approval,
-                initial_model_digest=m.initial_model_digest, validation=m.validation,
+                initial_model_digest=m.initial_model_digest, validation=m.validation, payout=m.payout,
                 reports=(None,) * m.groups, group_trainers=(0,) * m.groups, group_admitted=(0,) * m.groups)
     if task.required_escrow > UINT256_MAX:
         raise Rejected(f"required escrow {m.rounds} x ({m.round_trainer_budget} + {m.validator_reward}) "
@@ -300,13 +303,13 @@ def _create_task(state: State, m: CreateTask, sender: str, advance: Advance) -> 
                          m.trainers_per_group, task.registration_deadline, m.report_blocks, m.close_blocks,
                          m.trainer_approval, m.test_set_digest, m.test_set_size, m.model_arch, m.contest_blocks,
                          m.challenges_per_round, dp.mechanism, dp.epsilon_milli, dp.delta_atto, dp.clip_micro,
-                         dp.total_epsilon_milli, m.initial_model_digest, m.validation)
+                         dp.total_epsilon_milli, m.initial_model_digest, m.validation, m.payout)
     return Accepted(replace(state, tasks=_put(state.tasks, task_id, task)), (Notice(notice),),
                     f"CreateTask {task_id} by {short(sender)} — accepted, {m.rounds} round(s), {m.groups} group(s),"
                     f" needs {format_wei(task.required_escrow)}, registration until block "
                     f"{task.registration_deadline}; test set of {m.test_set_size} samples "
                     f"0x{m.test_set_digest.hex()[:12]}…, model {qmodel.ARCHS[m.model_arch].name}, validation "
-                    f"{VALIDATION_NAMES[m.validation]}; privacy: {dp.words()}")
+                    f"{VALIDATION_NAMES[m.validation]}, payout {PAYOUT_NAMES[m.payout]}; privacy: {dp.words()}")
 
 
 def _register(state: State, m: Register, sender: str, advance: Advance) -> Accepted:
@@ -432,19 +435,22 @@ def _report_entries(task: Task, m: ValidatorReport | ReportPart, me: Participant
         signed = Update(m.task_id, m.round, me.group, update_digest, c.samples)
         _check_signer(domain, signed, r + vs, c.trainer, f"trainer {c.trainer}'s Update signature")
         entries[c.trainer] = Entry(c.trainer, c.accuracy_bps, c.samples, update_digest, False, c.cosine_bps,
-                                   c.norm_centi)
+                                   c.norm_centi, c.share_bps)
     return list(entries.values())
 
 
 def _complete_report(state: State, task: Task, me: Participant, m: ValidatorReport | ReportPart,
                      entries: list[Entry], block: int, what: str) -> Accepted:
     """The group's whole report is in: the task's rule judges every entry (a trust task against the whole report's
-    median), one `ContributionClassified` per entry in report order, and the report counts from now on."""
+    median), a shapley task's shares are checked against the verdicts, one `ContributionClassified` per entry in
+    report order, and the report counts from now on."""
     positives = _verdicts(task, m.round, m.validator_accuracy_bps, entries)
     judged = {e.trainer: replace(e, positive=p) for e, p in zip(entries, positives)}
+    _check_shares(task, list(judged.values()))
     outputs: list[Output] = [
         Notice(ContributionClassified(m.task_id, m.round, me.group, e.trainer, e.accuracy_bps,
-                                      m.validator_accuracy_bps, e.samples, e.positive, e.cosine_bps, e.norm_centi))
+                                      m.validator_accuracy_bps, e.samples, e.positive, e.cosine_bps, e.norm_centi,
+                                      e.share_bps))
         for e in judged.values()]
     report = GroupReport(me.address, m.validator_accuracy_bps, m.model_digest, judged, block)
     partials = {g: p for g, p in task.partials.items() if g != me.group}
@@ -497,7 +503,12 @@ def _report_part(state: State, m: ReportPart, sender: str, advance: Advance) -> 
 
 
 def _check_measures(task: Task, contributions: list[Contribution]) -> None:
-    """The rule's measures are in range: a MAD task's are 0, a trust task's cosine within ±1."""
+    """The rule's measures are in range: a MAD task's are 0, a trust task's cosine within ±1; a per-positive task's
+    shares are 0, a shapley task's each at most 10,000 (their sum is checked over the whole report)."""
+    if task.payout != PAYOUT_SHAPLEY and any(c.share_bps for c in contributions):
+        raise Rejected(f"task {task.task_id} pays {PAYOUT_NAMES[task.payout]}: a contribution's share must be 0")
+    for c in contributions:
+        _check_bps(f"the share of trainer {c.trainer}", c.share_bps)
     if task.validation != VALIDATION_TRUST:
         if any(c.cosine_bps or c.norm_centi for c in contributions):
             raise Rejected(f"task {task.task_id} validates with {VALIDATION_NAMES[task.validation]}: a contribution's "
@@ -507,6 +518,21 @@ def _check_measures(task: Task, contributions: list[Contribution]) -> None:
         if not -trust_rule.COSINE_SCALE <= c.cosine_bps <= trust_rule.COSINE_SCALE:
             raise Rejected(f"the cosine of trainer {c.trainer}'s update, {c.cosine_bps} bps, is not in "
                            f"-{trust_rule.COSINE_SCALE}..{trust_rule.COSINE_SCALE}")
+
+
+def _check_shares(task: Task, judged: list[Entry]) -> None:
+    """A shapley task's whole report: shares only on entries the rollup judges Positive, summing to at most 10,000
+    (less is allowed: the rollup cannot recompute the values, which need the validator's private data, so rounding
+    dust and a withheld share look alike; what is not shared stays in escrow, back to the publisher at the end)."""
+    if task.payout != PAYOUT_SHAPLEY:
+        return
+    for e in judged:
+        if e.share_bps and not e.positive:
+            raise Rejected(f"trainer {e.trainer} is Negative by task {task.task_id}'s rule, yet the report gives it a "
+                           f"share of {e.share_bps} bps: only a Positive earns a share")
+    total = sum(e.share_bps for e in judged)
+    if total > BPS:
+        raise Rejected(f"the report's shares sum to {total} bps, above the whole budget ({BPS})")
 
 
 def _verdicts(task: Task, round_: int, validator_bps: int, entries: list[Entry]) -> list[bool]:
@@ -840,6 +866,22 @@ def _standings(task: Task, round_: int, reports: Mapping[int, GroupReport], void
     return standings, {t: trust_rule.payout(task.reward_per_positive, standings[t]) for t in judged}
 
 
+def _shapley_amounts(task: Task, reports: Mapping[int, GroupReport], standings: Mapping[str, Standing],
+                     amounts: Mapping[str, int]) -> dict[str, int]:
+    """A shapley task: each reported Positive earns groupBudget x share // 10,000 instead of the reward per Positive
+    (a trust task's times its standing's score, as the reward is); upheld contesters keep their reward."""
+    if task.payout != PAYOUT_SHAPLEY:
+        return dict(amounts)
+    out = dict(amounts)
+    for report in reports.values():
+        for e in report.entries.values():
+            if e.positive:
+                amount = share_of(task.group_budget, e.share_bps)
+                out[e.trainer] = (trust_rule.payout(amount, standings.get(e.trainer, Standing()))
+                                  if task.validation == VALIDATION_TRUST else amount)
+    return out
+
+
 def _round_close(state: State, m: RoundClose, sender: str, advance: Advance) -> Accepted:
     task = _task(state, m.task_id)
     block = advance.block_number
@@ -884,14 +926,16 @@ def _round_close(state: State, m: RoundClose, sender: str, advance: Advance) -> 
     penalised = {g for g, _ in penalties}
 
     # Trainers: upheld contesters first (best public score first), then the reported Positives whose challenge
-    # was not upheld (best reported score first); ties share pro rata. A trust task pays each by its standing.
+    # was not upheld (best reported score first, a shapley task's best share first); ties share pro rata. A trust
+    # task pays each by its standing, a shapley task each Positive its share of the group budget.
     balances, paid = dict(state.balances), [0] * task.groups
     voided = {d.trainer for d in upheld if d.kind == DISPUTE_CHALLENGED}
     standings, amounts = _standings(task, m.round, reports, voided, contest_bps, outputs)
+    amounts = _shapley_amounts(task, reports, standings, amounts)
     for g, report in reports.items():
         contesters = [(d.trainer, contest_bps[d.trainer]) for d in upheld if d.group == g and d.trainer in contest_bps]
-        positives = [(e.trainer, e.accuracy_bps) for e in report.entries.values()
-                     if e.positive and e.trainer not in voided]
+        positives = [(e.trainer, e.share_bps if task.payout == PAYOUT_SHAPLEY else e.accuracy_bps)
+                     for e in report.entries.values() if e.positive and e.trainer not in voided]
         for trainer, amount in pay_in_order(ranked_tiers(contesters) + ranked_tiers(positives), amounts,
                                             task.group_budget):
             paid[g] += amount

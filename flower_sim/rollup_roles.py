@@ -49,10 +49,11 @@ from contracts_config.deployment import Deployment
 from dapp.eip712 import Domain
 from dapp.qnn import record_size
 from dapp.qmodel import arch_named, digest
-from dapp.schema import (DEFAULT_CLOSE_BLOCKS, DEFAULT_REGISTRATION_BLOCKS, DEFAULT_REPORT_BLOCKS, PENALTY_NAMES,
-                         ROLE_TRAINER, ROLE_VALIDATOR, CreateTask, GlobalModel, GroupSkipped, Message, ModelScored,
-                         ProducerElected, ProducerMissed, Register, RoundClose, TaskCreated, TestSetPosted,
-                         VALIDATION_MAD, VALIDATION_TRUST, ValidatorPenalized, Withdraw, encode_deposit_data)
+from dapp.schema import (DEFAULT_CLOSE_BLOCKS, DEFAULT_REGISTRATION_BLOCKS, DEFAULT_REPORT_BLOCKS, PAYOUT_PER_POSITIVE,
+                         PAYOUT_SHAPLEY, PENALTY_NAMES, ROLE_TRAINER, ROLE_VALIDATOR, CreateTask, GlobalModel,
+                         GroupSkipped, Message, ModelScored, ProducerElected, ProducerMissed, Register, RoundClose,
+                         TaskCreated, TestSetPosted, VALIDATION_MAD, VALIDATION_TRUST, ValidatorPenalized, Withdraw,
+                         encode_deposit_data)
 from dapp.state import format_wei
 from flower_sim import models
 from flower_sim.cheating import CheatingValidator
@@ -204,7 +205,8 @@ class RollupRecorder:
                             model_arch=arch_named(cfg.model).id,
                             contest_blocks=t.contest_blocks, **cfg.dp_params().onchain(rounds),
                             initial_model_digest=digest(to_frq1(models.initial_weights(cfg.model, cfg.seed))),
-                            validation=VALIDATION_TRUST if cfg.strategy == "trust" else VALIDATION_MAD)
+                            validation=VALIDATION_TRUST if cfg.strategy == "trust" else VALIDATION_MAD,
+                            payout=PAYOUT_SHAPLEY if cfg.payout == "shapley" else PAYOUT_PER_POSITIVE)
         escrow = rounds * (create.round_trainer_budget + create.validator_reward)
         index = self._confirm("CreateTask", self._send(self.manager_key, create))
         self.task_id = next(n.task_id for n in self._notices(index) if isinstance(n, TaskCreated))

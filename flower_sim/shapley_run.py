@@ -91,6 +91,22 @@ def per_member(result: Estimate, chosen: list[int],
     return values, loo
 
 
+def value_accepted(model_kind: str, model, global_weights: Sequence[np.ndarray],
+                   updates: Sequence[Sequence[np.ndarray]], samples: Sequence[int], digests: Sequence[bytes],
+                   data: Dataset, seed: int, *, averaging: str = "group", merge_copies: bool = True,
+                   **options) -> tuple[Estimate, tuple[int, ...], tuple[float, ...], tuple[int, ...]]:
+    """One validator's accepted updates (members, in the order given) valued on its `data`: the estimate over the
+    players, each member's player, value and leave-one-out value (`per_member`). The defaults are what a validator
+    reports on a `shapley` task: game [G], copies merged (a free-rider is a null player, a copy splits its original's
+    value); `options` go to `shapley.estimate`."""
+    chosen, owner = players(digests, merge_copies)
+    utility = group_utility(model_kind, model, global_weights, [updates[k] for k in chosen],
+                            [samples[k] for k in chosen], data.x, data.y, averaging)
+    result = estimate(len(chosen), utility, seed=seed, **options)
+    values, loo = per_member(result, chosen, owner)
+    return result, owner, values, loo
+
+
 class ShapleyObserver:
     """Values every validator's accepted updates of every round (`groups`, in report order); `averaging`: the game
     (`shapley.GroupUtility`); `merge_copies`: updates with the same digest are one player (of the samples the first
@@ -114,14 +130,12 @@ class ShapleyObserver:
         if not accepted:
             return
         start = time.perf_counter()
-        data = self.validator_data[report.validator_id]
-        chosen, owner = players([c.update_digest for c in accepted], self.merge_copies)
-        updates = [self.tap.updates[report.round][accepted[k].trainer_id] for k in chosen]
-        utility = group_utility(self.model_kind, self.model, self.tap.global_weights[report.round], updates,
-                                [accepted[k].num_examples for k in chosen], data.x, data.y, self.averaging)
-        result = estimate(len(chosen), utility, seed=round_seed(self.seed, report.round, report.validator_id),
-                          **self.options)
-        values, loo = per_member(result, chosen, owner)
+        result, owner, values, loo = value_accepted(
+            self.model_kind, self.model, self.tap.global_weights[report.round],
+            [self.tap.updates[report.round][c.trainer_id] for c in accepted], [c.num_examples for c in accepted],
+            [c.update_digest for c in accepted], self.validator_data[report.validator_id],
+            round_seed(self.seed, report.round, report.validator_id), averaging=self.averaging,
+            merge_copies=self.merge_copies, **self.options)
         self.groups.append(GroupValues(report.round, report.validator_id, tuple(c.trainer_id for c in accepted),
                                        tuple(c.num_examples for c in accepted), result, owner, values,
                                        shares_bps(values), loo, time.perf_counter() - start))

@@ -40,6 +40,8 @@ from flower_sim.mad_strategy import MadFedAvg
 from flower_sim.models import Score
 from flower_sim.quantize import save_frq1, to_frq1
 from flower_sim.records import Contribution, ValidatorReport
+from flower_sim.shapley import shares_bps
+from flower_sim.shapley_run import round_seed, value_accepted
 from flower_sim.signatures import RollupTask, sign
 from flower_sim.trust_strategy import TrustFedAvg
 
@@ -166,6 +168,8 @@ class Validator:
         # Baselines do not judge; score their replies for the record before aggregating, because some
         # Flower strategies (FedMedian) consume the replies' arrays while aggregating.
         scored, scoring_s = ([], 0.0) if self.judging else self._score_replies(replies)
+        received = ({int(r.content["metrics"]["trainer-id"]): r.content["arrays"].to_numpy_ndarrays() for r in replies}
+                    if self.cfg.payout == "shapley" else {})
         t3 = time.perf_counter()
         arrays, metrics = self.strategy.aggregate_train(server_round, replies)
         t4 = time.perf_counter()
@@ -178,6 +182,11 @@ class Validator:
                                  signature=evidence[c.trainer_id].signature,
                                  receipt=self.receipt(server_round, c.trainer_id) if self.rollup else b"")
                          for c in self._contributions(replies, scored, metrics)]
+        shapley_s = 0.0
+        if self.cfg.payout == "shapley":
+            t5 = time.perf_counter()
+            contributions = self._with_shares(server_round, global_weights, contributions, received)
+            shapley_s = time.perf_counter() - t5
         validation_s = getattr(self.strategy, "validation_s", scoring_s)
         reference = getattr(self.strategy, "reference_score", None)
         kept = all(np.array_equal(w, g) for w, g in zip(weights, global_weights))
@@ -190,9 +199,25 @@ class Validator:
             own_accuracy_bps=reference.bps if reference else None,
             contributions=tuple(contributions), model_file=path.name, model_digest=model_digest, model=model,
             updates={t: e.update for t, e in evidence.items()} if self.rollup else {},
-            training_s=t2 - t1, validation_s=validation_s,
+            training_s=t2 - t1, validation_s=validation_s + shapley_s,
             aggregation_s=(t4 - t3) + (t1 - t0) - (validation_s if self.judging else 0.0))
         return ValidatorRound(model=model, report=report)
+
+    def _with_shares(self, server_round: int, global_weights: list[np.ndarray], contributions: list[Contribution],
+                     received: dict[int, list[np.ndarray]]) -> list[Contribution]:
+        """--payout shapley: each accepted update's share of the group's budget (bps), by its Shapley value on this
+        validator's data among the group's accepted updates (game [G], copies merged: `shapley_run.value_accepted`;
+        exact up to 10, seeded from the run seed); a rejected update's share is 0 (the rollup refuses one)."""
+        accepted = sorted((c for c in contributions if c.accepted), key=lambda c: c.trainer_id)
+        if not accepted:
+            return contributions
+        model = models.shared_model(self.cfg.model, self.cfg.lr, "evaluator")
+        _, _, values, _ = value_accepted(self.cfg.model, model, global_weights,
+                                         [received[c.trainer_id] for c in accepted], [c.num_examples for c in accepted],
+                                         [c.update_digest for c in accepted], self.judge.data,
+                                         round_seed(self.cfg.seed, server_round, self.validator_id))
+        share = dict(zip((c.trainer_id for c in accepted), shares_bps(values)))
+        return [replace(c, share_bps=share.get(c.trainer_id, 0)) for c in contributions]
 
     def _judgeable(self, server_round: int, reply: Message, shapes: list[tuple[int, ...]]) -> bool:
         """An update of the global model's shapes with every weight finite; any other is dropped from the round (not

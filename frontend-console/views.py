@@ -10,10 +10,11 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 
 from dapp.schema import (BLOB_VALIDATOR_MODEL, CANCEL_NAMES, DISPUTE_CHALLENGED, DISPUTE_NAMES, PENALTY_CHALLENGE,
-                         PENALTY_CONTEST, PENALTY_NAMES, RULE_NAMES, VALIDATION_NAMES, CellCompliance, Contested,
-                         ContestResolved, GroupSkipped, ModelScored, ProducerElected, ProducerMissed, RewardPaid,
-                         RoundRecorded, TaskCancelled, TaskCreated, TaskFinished, TrainerStakes, TrainerStanding,
-                         ValidatorPenalized, ValidatorRewarded, Withdrawal)
+                         PENALTY_CONTEST, PENALTY_NAMES, PAYOUT_NAMES, PAYOUT_SHAPLEY, RULE_NAMES, VALIDATION_NAMES,
+                         CellCompliance, Contested, ContestResolved, ContributionClassified, GroupSkipped, ModelScored,
+                         ProducerElected, ProducerMissed, RewardPaid, RoundRecorded, TaskCancelled, TaskCreated,
+                         TaskFinished, TrainerStakes, TrainerStanding, ValidatorPenalized, ValidatorRewarded,
+                         Withdrawal)
 from dapp.dp_budget import DpBudget
 from dapp.state import format_wei
 from rollups_client.outputs import RollupOutput
@@ -217,6 +218,26 @@ def standings_table(notices: list[RollupOutput], task_id: int | None) -> Table:
     return table
 
 
+def payouts_table(notices: list[RollupOutput], task_id: int | None) -> Table:
+    """Shapley tasks: every classified contribution's share of its group's round budget (its validator's valuation,
+    checked by the rollup) beside what its trainer was paid at the close."""
+    shapley = {m.task_id for o in notices if isinstance(m := o.message, TaskCreated) and m.payout == PAYOUT_SHAPLEY}
+    paid = {(m.task_id, m.round, m.trainer.lower()): m.amount
+            for o in notices if isinstance(m := o.message, RewardPaid)}
+    table = Table(title="shapley tasks: each update's share of its group's round budget, and what it was paid",
+                  title_justify="left")
+    for name in ("task", "round", "group", "trainer", "verdict", "share", "paid"):
+        table.add_column(name, justify="left" if name in ("trainer", "verdict") else "right")
+    for o in notices:
+        m = o.message
+        if isinstance(m, ContributionClassified) and m.task_id in shapley and task_id in (None, m.task_id):
+            amount = paid.get((m.task_id, m.round, m.trainer.lower()))
+            table.add_row(str(m.task_id), str(m.round), str(m.group), fields(o)["trainer"],
+                          "Positive" if m.positive else "Negative", bps(m.share_bps),
+                          format_wei(amount) if amount is not None else "—")
+    return table
+
+
 def stakes_table(notices: list[RollupOutput], task_id: int | None) -> Table:
     """The stakes of every trainer and validator after the latest recorded round of each task."""
     table = Table(title="stakes (cumulative rewards) after the latest recorded round", title_justify="left")
@@ -230,14 +251,15 @@ def stakes_table(notices: list[RollupOutput], task_id: int | None) -> Table:
 def tasks_table(notices: list[RollupOutput], task_id: int | None) -> Table:
     """Every task as created: its terms and the privacy budget its publisher promised its trainers, in words."""
     table = Table(title="tasks: terms and the privacy budget promised to trainers", title_justify="left")
-    for name in ("task", "publisher", "rounds", "groups", "validation", "MAD", "escrow", "privacy"):
+    for name in ("task", "publisher", "rounds", "groups", "validation", "MAD", "payout", "escrow", "privacy"):
         table.add_column(name, justify="right" if name in ("task", "rounds", "groups", "MAD", "escrow") else "left")
     for o in notices:
         m = o.message
         if isinstance(m, TaskCreated) and task_id in (None, m.task_id):
             table.add_row(str(m.task_id), fields(o)["publisher"], str(m.rounds), str(m.groups),
                           VALIDATION_NAMES.get(m.validation, str(m.validation)), bps(m.mad_bps),
-                          format_wei(m.required_escrow), DpBudget.of(m).words())
+                          PAYOUT_NAMES.get(m.payout, str(m.payout)), format_wei(m.required_escrow),
+                          DpBudget.of(m).words())
     return table
 
 

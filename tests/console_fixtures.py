@@ -62,7 +62,7 @@ def signed(recorder: RollupRecorder, cfg: SimulationConfig, rnd: int, t: int, sa
 
 def record_history(recorder: RollupRecorder, cfg: SimulationConfig, run_dir: Path) -> None:
     """`cfg.rounds` rounds of a `logreg` run: every trainer Positive but the attacker; validator 0 closest to the
-    global model."""
+    global model. A `shapley` run's accepted trainer t reports a share of (t + 1) x 1,000 bps."""
     recorder.open_task(cfg.rounds)
     for rnd in range(1, cfg.rounds + 1):
         results, models = [], []
@@ -71,6 +71,7 @@ def record_history(recorder: RollupRecorder, cfg: SimulationConfig, run_dir: Pat
                 Contribution(trainer_id=t, validator_id=v, accuracy=0.1 if t == ATTACKER else 0.9,
                              accuracy_bps=1000 if t == ATTACKER else 9000 + t, num_examples=100 + t,
                              accepted=t != ATTACKER, malicious=t == ATTACKER, attacked=t == ATTACKER,
+                             share_bps=(t + 1) * 1000 if cfg.payout == "shapley" and t != ATTACKER else 0,
                              **dict(zip(("update_digest", "signature"), signed(recorder, cfg, rnd, t, 100 + t))))
                 for t in range(cfg.trainers) if cfg.group_of(t) == v)
             name = f"round-{rnd:03d}-validator-{v}.frq"

@@ -242,15 +242,17 @@ def receipt(group: int, trainer_address: str, task_id: int, round_: int, update_
 def report(task_id: int, round_: int, validator_bps: int, scores: dict[str, int], samples: int = 600,
            model: bytes | None = None, updates: dict[str, bytes] | None = None,
            domain: Domain = DOMAIN, group: int | None = None,
-           measures: dict[str, tuple[int, int]] | None = None) -> ValidatorReport:
+           measures: dict[str, tuple[int, int]] | None = None,
+           shares: dict[str, int] | None = None) -> ValidatorReport:
     """A validator's signed report: every trainer signs its update (`update_of` unless given); the validator
     commits to ``model`` (default `validator_model` of ``group``, else of the first trainer's group, else 0:
     name the group of an empty report, or two empty reports commit to the same model). ``measures``: a trust task's
-    (cosine bps, size centi) per trainer (default 0, 0)."""
+    (cosine bps, size centi) per trainer (default 0, 0); ``shares``: a shapley task's share (bps) per trainer (default
+    0)."""
     words, digests, sigs = [], [], []
     for t, bps in scores.items():
         digest = qmodel.digest((updates or {}).get(t) or update_of(t, round_))
-        words.append(pack_contribution(t, bps, samples, *(measures or {}).get(t, (0, 0))))
+        words.append(pack_contribution(t, bps, samples, *(measures or {}).get(t, (0, 0)), (shares or {}).get(t, 0)))
         digests.append(digest)
         sigs.append(signed(t, task_id, round_, digest, samples, domain=domain))
     group = group if group is not None else _GROUP.get(next(iter(scores), ""), 0)

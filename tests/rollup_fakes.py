@@ -132,11 +132,11 @@ TERMS = TaskTerms(registration_blocks=50, report_blocks=12, close_blocks=4)
 
 
 def recorder_on(rollup: FakeRollup, monkeypatch, silent: SilentValidator | None, terms: TaskTerms = TERMS,
-                cheating: CheatingValidator | None = None) -> tuple[RollupRecorder, list]:
+                cheating: CheatingValidator | None = None, cfg: SimulationConfig = CFG) -> tuple[RollupRecorder, list]:
     monkeypatch.setattr(rollup_roles, "L1", type("FakeL1", (L1,), {"__new__": lambda cls, *a: rollup}))
     said: list[str] = []
     deployment = SimpleNamespace(rpc_url="fake", chain_id=DOMAIN.chain_id, application=DOMAIN.verifying_contract)
-    recorder = RollupRecorder(CFG, deployment, rollup, terms=terms, say=said.append, silent=silent,
+    recorder = RollupRecorder(cfg, deployment, rollup, terms=terms, say=said.append, silent=silent,
                               cheating=cheating)
     recorder._fund_roles = lambda: None
     recorder.POLL_S = 0

@@ -38,7 +38,7 @@ def test_encode_a_trust_report_word_and_refuse_a_short_one(capsys):
     code, _, err = run_cli(capsys, "encode", "ValidatorReport", "task_id=1", "round=1", "validator_accuracy_bps=0",
                            "model_digest=0x" + "ab" * 32, f"contributions={trainer(0, 0)}:8000",
                            "update_digests=0x" + "01" * 32, "sig_r=0x" + "03" * 32, "sig_vs=0x" + "05" * 32)
-    assert code == 2 and "contributions are trainer:accuracyBps:samples[:cosineBps:normCenti]" in err
+    assert code == 2 and "contributions are trainer:accuracyBps:samples[:cosineBps:normCenti[:shareBps]]" in err
 
 
 def test_encode_round_close_and_a_model_chunk_and_decode_a_notice(capsys):

@@ -111,8 +111,8 @@ def test_a_contribution_word_round_trips_a_negative_cosine():
     c = unpack_contribution(word)
     assert (c.trainer, c.accuracy_bps, c.samples, c.cosine_bps, c.norm_centi) == (A, 8800, 175, -6170, 1234)
     assert unpack_contribution(pack_contribution(A, 8800, 175)).cosine_bps == 0  # a MAD word leaves them 0
-    with pytest.raises(ValueError, match="48 bits"):
-        pack_contribution(A, 8800, 1 << 48)
+    with pytest.raises(ValueError, match="32 bits"):
+        pack_contribution(A, 8800, 1 << 32)
 
 
 def test_standing_life_cycle_ban_doubles_and_comes_back():

@@ -24,6 +24,8 @@ BAD_OPTIONS = [
     (["--trainers", "4000", "--validators", "1"], "too few"),
     (["--fraction-train", "0"], "--fraction-train"),
     (["--fraction-train", "1.5"], "--fraction-train"),
+    (["--payout", "equal"], "--payout must be one of per-positive, shapley"),
+    (["--payout", "shapley", "--strategy", "krum"], "--payout shapley needs a validating strategy"),
 ]
 
 

@@ -4,13 +4,15 @@ are the ones it records with whole reports; a silent validator still withholds e
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 
 import pytest
 from console_fixtures import record_history
 from rollup_fakes import CFG, FakeRollup, recorder_on
 
-from dapp.schema import (MAX_INPUT_PAYLOAD, MAX_REPORT_PARTS, ContributionClassified, GroupSkipped, ReportPart,
-                         RewardPaid, ValidatorReport)
+from common import accounts
+from dapp.schema import (MAX_INPUT_PAYLOAD, MAX_REPORT_PARTS, PAYOUT_SHAPLEY, ContributionClassified, GroupSkipped,
+                         ReportPart, RewardPaid, TaskCreated, ValidatorReport, unpack_contribution)
 from flower_sim import rollup_roles
 from flower_sim.records import Contribution
 from flower_sim.records import ValidatorReport as RoundReport
@@ -63,3 +65,26 @@ def test_the_recorder_records_the_same_rounds_with_every_report_in_parts(monkeyp
     assert parts.all(ContributionClassified) == whole.all(ContributionClassified)
     assert parts.all(RewardPaid) == whole.all(RewardPaid)
     assert any("validator 0's report of round 1 (2 trainers) goes in 2 parts" in s for s in runs[1][1])
+
+
+def test_a_shapley_run_reports_each_share_and_the_rollup_pays_the_group_budget_in_proportion(monkeypatch, tmp_path):
+    """`--payout shapley`: the recorder creates a shapley task and packs each accepted update's share; the rollup
+    pays each Positive that share of its group's budget (4 trainers x 1 mETH over 2 groups: 2 mETH a group)."""
+    cfg = replace(CFG, payout="shapley", rounds=1)
+    rollup = FakeRollup()
+    recorder, _ = recorder_on(rollup, monkeypatch, None, cfg=cfg)
+    record_history(recorder, cfg, tmp_path)
+    assert "REJECTED" not in rollup.statuses.values() and rollup.all(TaskCreated)[0].payout == PAYOUT_SHAPLEY
+    address = [accounts.address(accounts.trainer_index(t, cfg.validators)).lower() for t in range(cfg.trainers)]
+    assert {n.trainer: n.share_bps for n in rollup.all(ContributionClassified)} == {
+        address[t]: share for t, share in ((0, 1000), (1, 0), (2, 3000), (3, 4000))}
+    milli = 10**15
+    assert {n.trainer: n.amount for n in rollup.all(RewardPaid)} == {
+        address[0]: milli // 5, address[2]: 3 * milli // 5, address[3]: 4 * milli // 5}
+
+
+def test_the_report_word_carries_the_validators_share():
+    shared = replace(round_report(2), contributions=tuple(replace(c, share_bps=1234 * (c.trainer_id + 1))
+                                                          for c in round_report(2).contributions))
+    [whole] = report_inputs(1, shared, ADDRESSES)
+    assert [unpack_contribution(w).share_bps for w in whole.contributions] == [1234, 2468]

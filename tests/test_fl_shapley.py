@@ -221,7 +221,7 @@ class Snapshot:
 @pytest.mark.slow
 def test_free_rider_duplicate_and_low_data_trainer_in_a_federation_and_their_shapley_values(tmp_path):
     cfg = SimulationConfig(rounds=2, trainers=5, validators=1, model="mlp", attack="none", malicious=0.0,
-                           local_epochs=1, seed=3).validate()
+                           local_epochs=1, seed=3, payout="shapley").validate()
     tap = UpdateTap(ActorsApp({1: Actor("freeride"), 2: Actor("duplicate", original=3), 4: Actor("lowdata")}))
     splits = make_splits(cfg.split_spec())
     valued = ShapleyObserver(tap, splits.validators, cfg.model, cfg.lr, cfg.seed)
@@ -257,3 +257,9 @@ def test_free_rider_duplicate_and_low_data_trainer_in_a_federation_and_their_sha
             assert group.player_of[members[2]] == group.player_of[members[3]] == members[2]
             assert len(group.estimate.values) == len(members) - 1
             assert group.values[members[2]] == group.values[members[3]]
+    # --payout shapley: the validator reports exactly these shares itself ([G], copies merged), 0 when rejected
+    for group in merged.groups:
+        reported = seen.contributions[group.round]
+        assert {t: reported[t].share_bps for t in group.trainer_ids} == dict(zip(group.trainer_ids, group.shares_bps))
+        assert sum(c.share_bps for c in reported.values()) <= 10_000 and reported[1].share_bps == 0
+        assert all(c.share_bps == 0 for c in reported.values() if not c.accepted)

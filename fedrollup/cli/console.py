@@ -108,6 +108,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                        ("stakes", "every trainer's and validator's stake after the latest round"),
                        ("standings", "trust tasks: every trainer's standing (score, strikes, bans) after its latest "
                                      "verdict"),
+                       ("payouts", "shapley tasks: each update's share of its group's budget and what it was paid"),
                        ("producers", "the block producer elected by stake (FLPoS) for each round, and who "
                                      "missed its close deadline"),
                        ("refunds", "what went back to publishers: TaskFinished, TaskCancelled, withdrawals"),
@@ -339,7 +340,7 @@ def _domain_table(args: argparse.Namespace) -> int:
     _, _, node = _context(args)
     notices = [o for o in _decoded_outputs(args, node) if o.message is not None]
     builder = {"tasks": views.tasks_table, "rounds": views.rounds_table, "stakes": views.stakes_table,
-               "standings": views.standings_table,
+               "standings": views.standings_table, "payouts": views.payouts_table,
                "producers": views.producers_table,
                "refunds": views.refunds_table, "disputes": views.disputes_table}
     table = builder[args.table](notices, args.task)

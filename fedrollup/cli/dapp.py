@@ -53,11 +53,11 @@ def _field_value(abi_type: str, text: str, name: str):
     if abi_type.endswith("[]"):
         items = [t for t in text.split(",") if t]
         if name == "contributions":
-            try:  # a trust task's word also carries the update's cosine (bps) and size (hundredths)
+            try:  # a trust task's word also carries the update's cosine and size, a shapley task's its share
                 return tuple(pack_contribution(t, *(int(v, 0) for v in values))
                              for t, *values in (item.split(":") for item in items))
             except (ValueError, TypeError) as err:
-                raise ConfigError(f"contributions are trainer:accuracyBps:samples[:cosineBps:normCenti], "
+                raise ConfigError(f"contributions are trainer:accuracyBps:samples[:cosineBps:normCenti[:shareBps]], "
                                   f"comma-separated ({err})") from None
         return tuple(_field_value(abi_type[:-2], item, name) for item in items)
     if abi_type == "address":

@@ -42,6 +42,10 @@ def add_simulation_options(p: argparse.ArgumentParser) -> None:
                     help="mad: the paper's validator; trust: the project's own (direction and size of each "
                          "update against the validator's, with reputation); fedavg: no validation; krum, median, "
                          "trimmed: Flower's robust aggregators, per validator group")
+    fl.add_argument("--payout", default=d.payout, metavar="RULE",
+                    help="how a group's round budget reaches its accepted updates: per-positive (the same reward "
+                         "each) or shapley (each validator values its accepted updates by their Shapley value on its "
+                         "data and reports their shares; the rollup pays in proportion)")
     fl.add_argument("--mad", type=float, default=d.mad,
                     help="Maximum Acceptable Deviation: Positive when accuracy >= (1 - MAD) x the "
                          "validator's own accuracy (0.25 = 2500 basis points)")
