@@ -25,6 +25,10 @@ with the MLP, 28.6 % with the CNN; malicious rejected 98.3 % with both).
         [--partitions iid,dirichlet,pathological] [--attacks none,gaussian,scaled,signflip,labelflip50,labelflip20]
         [--strategies mad,trust,fedavg,krum,median,trimmed] [--out runs/bench-fairness] [--figure docs/fairness.png]
 
+`--shard K/N` runs every N-th run from the K-th (N processes share the grid: `--shard 0/2` and `--shard 1/2` on 2
+cores); `--cached` reports the runs already in `--out` without training any (a grid still running, or measured over
+several sittings): each partition's table says how many seeds its cells have.
+
 `--quick`: 1 seed, 5 rounds, every partition, attacks none, scaled, signflip, labelflip50,
 strategies mad, trust, fedavg, median (48 runs, ~8 min); its figure goes to `--out`, not docs/.
 """
@@ -154,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strategies", default=None, help=f"default {','.join(STRATEGIES)}")
     parser.add_argument("--out", default="runs/bench-fairness")
     parser.add_argument("--figure", default=None, help="heatmap (default docs/fairness.png; --quick: in --out)")
+    parser.add_argument("--cached", action="store_true",
+                        help="report only the runs already in --out (train nothing): a grid measured in several "
+                             "sittings, or still running elsewhere; each cell says how many seeds it has")
     parser.add_argument("--shard", default="0/1", metavar="K/N",
                         help="run only every N-th run from the K-th (K in 0..N-1): N processes share the grid's "
                              "runs (each run's JSON is its own file); a run without --shard then reports them all")
@@ -194,6 +201,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
         cfg = replace(base, strategy=strategy, seed=seed, **PARTITIONS[partition], **ATTACKS[attack]).validate()
         path = run_path(out, partition, attack, strategy, seed, cfg)
         reused = path.is_file()
+        if not reused and args.cached:
+            continue
         if reused:
             result = json.loads(path.read_text())
         else:
@@ -225,8 +234,11 @@ def report(console: Console, results: dict, partitions: list[str], attacks: list
     """One table per partition (accuracy, and the validators' rejections), then trust's misses; returns how many."""
     noted = []
     for partition in partitions:
-        baseline = statistics.fmean(results[(partition, "none", "fedavg")]["final"])
-        console.print(f"[bold]{partition}[/]: final accuracy % (mean ± sd over seeds) after {base.rounds} rounds, "
+        clean = results.get((partition, "none", "fedavg"))
+        baseline = statistics.fmean(clean["final"]) if clean else None
+        seeds = sorted({len(c["final"]) for (p, _, _), c in results.items() if p == partition}) or [0]
+        console.print(f"[bold]{partition}[/]: final accuracy % (mean ± sd over {seeds[0]}"
+                      + (f"–{seeds[-1]}" if seeds[-1] != seeds[0] else "") + f" seed(s)) after {base.rounds} rounds, "
                       f"model {base.model}; (h honest / m malicious contributions rejected %); clean FedAvg baseline "
                       f"{fmt(baseline)} %")
         table = Table()
@@ -234,11 +246,15 @@ def report(console: Console, results: dict, partitions: list[str], attacks: list
         for s in strategies:
             table.add_column(s, justify="right")
         for attack in attacks:
-            finals = {s: statistics.fmean(results[(partition, attack, s)]["final"]) for s in strategies}
+            finals = {s: statistics.fmean(results[(partition, attack, s)]["final"]) for s in strategies
+                      if (partition, attack, s) in results}
             robust = [finals[s] for s in ROBUST if s in finals]
             row = []
             for s in strategies:
-                cell = results[(partition, attack, s)]
+                cell = results.get((partition, attack, s))
+                if cell is None:  # --cached, and not measured yet
+                    row.append("—")
+                    continue
                 text = spread(cell["final"])
                 if s in VALIDATING:
                     text += f" (h {fmt(mean(cell['honest_rejected']))} / m {fmt(mean(cell['malicious_rejected']))})"
@@ -267,12 +283,12 @@ def plot(path: Path, results: dict, partitions: list[str], attacks: list[str], s
                                                              0.45 * len(strategies) + 1.6 + (2.2 if rows == 2 else 0)),
                              squeeze=False, gridspec_kw={"height_ratios": [len(strategies), 2][:rows]})
     for col, partition in enumerate(partitions):
-        grid = np.array([[100 * statistics.fmean(results[(partition, a, s)]["final"]) for a in attacks]
-                         for s in strategies])
+        grid = np.array([[100 * statistics.fmean(results[(partition, a, s)]["final"])
+                          if (partition, a, s) in results else np.nan for a in attacks] for s in strategies])
         draw(axes[0][col], grid, strategies, attacks, f"{partition}: final accuracy %", "viridis", (0, 100))
         if rows == 2:
-            rates = np.array([[percent(mean(results[(partition, a, "trust")][key])) for a in attacks]
-                              for key in ("honest_rejected", "malicious_rejected")])
+            rates = np.array([[percent(mean(results.get((partition, a, "trust"), {}).get(key, [])))
+                               for a in attacks] for key in ("honest_rejected", "malicious_rejected")])
             draw(axes[1][col], rates, ["trust: honest rej.", "trust: malicious rej."], attacks,
                  f"{partition}: trust's rejections %", "magma", (0, 100))
     fig.tight_layout()

@@ -51,3 +51,16 @@ def test_trust_cells_that_reject_more_than_5_percent_of_honest_updates_are_marke
 def test_an_unknown_attack_is_a_one_line_error(tmp_path, capsys):
     assert fairness.main(["--attacks", "none,typo", "--out", str(tmp_path)]) == 2
     assert "--attacks takes a comma-separated list" in capsys.readouterr().out
+
+
+def test_shards_split_the_runs_and_cached_reports_what_is_there_without_training(scripted, tmp_path, capsys):
+    args = ["--partitions", "iid", "--attacks", "none,signflip", "--strategies", "trust", "--seeds", "2",
+            "--rounds", "3", "--out", str(tmp_path), "--figure", str(tmp_path / "f.png")]
+    assert fairness.main(args + ["--shard", "0/2"]) == 0  # runs 1 and 3 of the 6, seed by seed
+    assert scripted == [("iid", "none", "trust", 42), ("iid", "none", "fedavg", 42),
+                        ("iid", "signflip", "trust", 43)]
+    assert "run without --shard" in capsys.readouterr().out
+    assert fairness.main(args + ["--cached"]) == 0  # the other shard never ran: nothing more is trained
+    out = capsys.readouterr().out
+    assert len(scripted) == 3 and "mean ± sd over 1 seed(s)" in out
+    assert fairness.main(args + ["--shard", "2/2"]) == 2 and "--shard is K/N with 0 <= K < N" in capsys.readouterr().out
