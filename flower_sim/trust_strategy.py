@@ -6,10 +6,10 @@ validator's own update δ_v (its one-epoch reference minus the global model) aga
 (cosine) and size (‖δ_i‖ / ‖δ_v‖). The float64 measures are reported as integers (`cosine_bps`, `norm_centi`) and the
 verdicts come from those integers and the trainers' standings by `dapp.trust_rule.verdicts` over the whole group's
 replies, so the rollup derives the same verdicts from the same report (a positive cosine, or above −0.2 for a trusted
-trainer; at most 3 × the median size; not banned). Each trainer's `Standing` (score, strikes, bans) is kept across
-rounds with `after_round`, as the rollup keeps it from the verdicts (the rollup's after disputes: in a run without
-an upheld contest, the same), and the accepted are averaged weighted by `aggregation_weight(samples, standing before
-the round)`.
+trainer; from a third to 3 × the median size; not banned). Each trainer's `Standing` (score, strikes, bans) is kept
+across rounds with `after_round`, as the rollup keeps it from the verdicts (the rollup's after disputes: in a run
+without an upheld contest, the same), and the accepted are averaged weighted by `aggregation_weight(samples,
+standing before the round)`.
 """
 from __future__ import annotations
 
