@@ -27,7 +27,8 @@ APP = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["flwr"]["app"
 def test_the_apps_run_config_is_simulates_options_with_their_defaults():
     """`flwr run . -c "rounds=3 strategy='krum'"` takes exactly `fedrollup simulate`'s options (Flower refuses a key
     the app does not declare), with the same defaults, plus "out"."""
-    assert APP["config"] == {**SimulationConfig().to_run_config(), "model": "", "out": ""}  # "": the task's model
+    assert APP["config"] == {**SimulationConfig().to_run_config(), "model": "", "out": "",  # "": the task's model
+                             "deployment": "", "node-url": ""}  # "": not recorded on a rollup
     assert SimulationConfig.from_run_config(APP["config"]) == SimulationConfig()
     assert SimulationConfig.from_run_config({**APP["config"], "task": "qos"}).validate().model == "qos"
 
@@ -79,21 +80,34 @@ def test_a_validators_group_grid_waits_for_the_runtimes_replies():
 
 
 @pytest.mark.slow
-def test_flwr_run_on_the_simulation_engine_decides_as_the_in_process_grid(tmp_path):
+def test_flwr_run_on_the_simulation_engine_decides_as_the_in_process_grid_and_records_on_the_rollup(tmp_path):
     """`flwr run .` (a local SuperLink, Ray actors for the trainers) against `fedrollup simulate` on the same options:
     the same accepted and rejected updates and the same global accuracy (weights may differ in the last float bits:
-    TensorFlow's thread count changes float sums, so bit-identical models are not promised across engines)."""
+    TensorFlow's thread count changes float sums, so bit-identical models are not promised across engines). The
+    run records on a local rollup (`deployment`, `node-url`): every round closed there, and the audit passes."""
+    from fedrollup.stack import local_stack  # starts anvil and the node: this test only
+    from frontend_console.audit import audit  # web3: this test only
+    from rollups_client.l1 import L1  # web3: this test only
+
     options = ("rounds=2 trainers=8 validators=2 model='logreg' attack='gaussian' malicious=0.25 attack-prob=1.0 "
                "fraction-train=0.5")
     env = {**os.environ, "FLWR_HOME": str(tmp_path / "flwr-home"), "PATH": f"{BIN}:{os.environ['PATH']}"}
     out = tmp_path / "flwr"
-    run = subprocess.run([str(BIN / "flwr"), "run", str(REPO), "--stream", "-c", f"{options} out='{out}'",
-                          "--federation-config", "num-supernodes=8"], env=env, cwd=tmp_path, capture_output=True,
-                         text=True, timeout=400)
-    try:
-        assert (out / "metrics.json").is_file(), run.stdout[-3000:] + run.stderr[-3000:]
-    finally:
-        _stop_local_superlink(tmp_path / "flwr-home")
+    with local_stack(tmp_path / "chain", block_time=0.5, consensus="authority") as stack:
+        rollup = f"deployment='{stack.deployment_path}' node-url='{stack.node_url}'"
+        run = subprocess.run([str(BIN / "flwr"), "run", str(REPO), "--stream", "-c", f"{options} out='{out}' {rollup}",
+                              "--federation-config", "num-supernodes=8"], env=env, cwd=tmp_path, capture_output=True,
+                             text=True, timeout=400)
+        try:
+            assert (out / "metrics.json").is_file(), run.stdout[-3000:] + run.stderr[-3000:]
+        finally:
+            _stop_local_superlink(tmp_path / "flwr-home")
+        recorded = json.loads((out / "metrics.json").read_text())
+        assert recorded["rollup"]["task_id"] == 1
+        # each round closed on the rollup with the manager's global model, bit for bit (the recorder checks it)
+        assert [len(r["rollup"]["global_digest"]) for r in recorded["rounds"]] == [64, 64]
+        report = audit(stack.node, L1(stack.deployment.rpc_url, stack.deployment), run_dir=out)
+        assert report.verdict().startswith("AUDIT PASSED"), report.verdict()
     simulate = subprocess.run([str(BIN / "fedrollup"), "simulate", "--rounds", "2", "--trainers", "8", "--model",
                                "logreg", "--attack", "gaussian", "--malicious", "0.25", "--attack-prob", "1",
                                "--fraction-train", "0.5", "--out", str(tmp_path / "sim")],
