@@ -16,6 +16,7 @@ from flwr.app import Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.serverapp import ServerApp
 
+from common.errors import ConfigError
 from flower_sim.config import SimulationConfig
 from flower_sim.grid import GroupGrid, InProcessGrid
 
@@ -133,3 +134,13 @@ def _stop_local_superlink(flwr_home: Path) -> None:
             continue
         if "flower-superlink" in cmdline and mine in cmdline:
             os.kill(int(proc.name), signal.SIGTERM)
+
+
+def test_a_recorded_flwr_run_needs_an_absolute_deployment_file_that_exists(tmp_path):
+    """A ServerApp runs in the SuperLink's folder: a relative deployment path would name another file; a missing one
+    says how to make it. Both in one line, before any key is used."""
+    from flower_sim.server_app import open_rollup  # imported here: loading it is part of what is checked
+    with pytest.raises(ConfigError, match="absolute path"):
+        open_rollup(SimulationConfig(), "contracts-config/deployments/local.json", "")
+    with pytest.raises(ConfigError, match="fedrollup chain up"):
+        open_rollup(SimulationConfig(), str(tmp_path / "none.json"), "")
