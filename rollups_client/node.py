@@ -13,7 +13,7 @@ import requests
 
 from common.errors import ConfigError, FedrollupError
 from rollups_client.outputs import RollupOutput, decode_output
-from rollups_node.openrpc import RESOURCE_NOT_FOUND
+from rollups_node.openrpc import LIMIT_EXCEEDED, RESOURCE_NOT_FOUND
 from rollups_node.model import EPOCH_CLAIM_ACCEPTED, INPUT_NONE, Report
 from rollups_node.outputs import NOTICE
 
@@ -102,9 +102,17 @@ class NodeClient:
         return answer["result"]
 
     def _paged(self, method: str, **params: Any) -> Iterator[dict]:
-        offset = 0
+        """Every item of a list method, a page at a time. A page whose answer would pass the node's size bound
+        (inputs carrying model chunks, model notices: ~130 KB each in hex) is asked again with half the items."""
+        offset, limit = 0, PAGE
         while True:
-            result = self.call(method, application=self.app, limit=PAGE, offset=offset, **params)
+            try:
+                result = self.call(method, application=self.app, limit=limit, offset=offset, **params)
+            except NodeError as err:
+                if err.code != LIMIT_EXCEEDED or limit == 1:
+                    raise
+                limit //= 2
+                continue
             yield from result["data"]
             offset += len(result["data"])
             if not result["data"] or offset >= result["pagination"]["total_count"]:
