@@ -7,8 +7,8 @@ from pathlib import Path
 
 from fedrollup.cli.args import config_from
 from contracts_config.deployment import DEFAULT_NAME
-from rollups_node.config import (DEFAULT_EPOCH_LENGTH, DEFAULT_RUN_DIR, OWNER_KEY_ENV, ZERO_TEMPLATE_HASH,
-                                 ChainDeployConfig, ChainUpConfig, backend_command)
+from rollups_node.config import (DEFAULT_BROKER_FEE_BPS, DEFAULT_EPOCH_LENGTH, DEFAULT_RUN_DIR, OWNER_KEY_ENV,
+                                 ZERO_TEMPLATE_HASH, ChainDeployConfig, ChainUpConfig, backend_command)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -80,6 +80,11 @@ def _add_run_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_contract_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--broker", default=None, metavar="ADDRESS",
+                        help="the market's broker: paid --broker-fee-bps of every task's budget by voucher once the "
+                             "task starts (fixed for the application's life; default: no broker, no fee)")
+    parser.add_argument("--broker-fee-bps", type=int, default=DEFAULT_BROKER_FEE_BPS, metavar="BPS",
+                        help=f"the broker's fee in basis points (default {DEFAULT_BROKER_FEE_BPS}: 2 %%)")
     parser.add_argument("--name", default=DEFAULT_NAME,
                         help="deployment name (file contracts-config/deployments/<name>.json)")
     parser.add_argument("--epoch-length", type=int, default=DEFAULT_EPOCH_LENGTH, help="blocks per epoch (default 10)")
