@@ -15,6 +15,7 @@ from eth_utils import to_checksum_address
 from dapp import qmodel
 from dapp.schema import (CANCEL_NAMES, DISPUTE_NAMES, DP_NAMES, PAYOUT_NAMES, ROLE_NAMES, ROLE_TRAINER, RULE_NAMES,
                          VALIDATION_NAMES, VALIDATION_TRUST, normalize_address)
+from dapp.market import reputation
 from dapp.state import State
 from dapp.task import RoundRecord, Task
 
@@ -238,7 +239,19 @@ def tasks(state: State, arg: str, query: dict[str, str]) -> dict[str, Any]:
             "tasks": [task_summary(t) for t in page]}
 
 
+def reputation_of(state: State, arg: str, query: dict[str, str]) -> dict[str, Any]:
+    """A trainer's record across every task: tasks joined, updates reported and accepted, wei earned."""
+    _only(query, set())
+    try:
+        address = normalize_address(arg)
+    except ValueError:
+        raise InspectError(f"not an address: {arg!r}") from None
+    r = reputation(state.tasks, address)
+    return {"address": _addr(address), "tasks": r.tasks, "reported": r.reported, "accepted": r.accepted,
+            "earned_wei": str(r.earned)}
+
+
 _WHOLE_STATE = {"market", "tasks"}  # routes about the whole state, without an argument
 _ROUTES: dict[str, Callable[[State, str, dict[str, str]], dict[str, Any]]] = {
     "task": task_info, "stakes": stakes, "rounds": rounds, "producer": producer, "balance": balance,
-    "market": market, "tasks": tasks}
+    "market": market, "tasks": tasks, "reputation": reputation_of}

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from dapp.mad import BPS
-from dapp.schema import normalize_address
+from dapp.schema import ROLE_TRAINER, normalize_address
+from dapp.task import Task
 
 BROKER_ENV = "FEDROLLUP_BROKER"
 BROKER_FEE_ENV = "FEDROLLUP_BROKER_FEE_BPS"
@@ -77,6 +78,43 @@ def market_from_env(environ: Mapping[str, str] | None = None) -> Market:
         return Market.of(broker, bps)
     except ValueError as err:
         raise ValueError(f"{BROKER_ENV}/{BROKER_FEE_ENV}: {err}") from None
+
+
+@dataclass(frozen=True)
+class Reputation:
+    """A trainer's record across every task of the rollup: what a publisher ranks applicants by (top-κ)."""
+
+    address: str
+    tasks: int = 0  # tasks it registered for as a trainer
+    reported: int = 0  # its updates in recorded rounds' reports
+    accepted: int = 0  # of those, judged Positive by the task's rule
+    earned: int = 0  # wei it was paid (its stakes: trainers' stakes are their pay)
+
+    @property
+    def key(self) -> tuple[int, int, int, str]:
+        """The ranking: most accepted updates, then the best acceptance rate (per 10,000, floored), then most earned,
+        then the address (a stable order, not a merit)."""
+        rate = self.accepted * BPS // self.reported if self.reported else 0
+        return (-self.accepted, -rate, -self.earned, self.address)
+
+
+def reputation(tasks: Mapping[int, Task], address: str) -> Reputation:
+    """`address`'s record over every task's recorded rounds (deterministic: a function of the state alone)."""
+    rep = Reputation(address)
+    for task in tasks.values():
+        p = task.participants.get(address)
+        if p is None or p.role != ROLE_TRAINER:
+            continue
+        reports = [r.entries[address] for record in task.history for r in record.reports
+                   if r is not None and address in r.entries]
+        rep = Reputation(address, rep.tasks + 1, rep.reported + len(reports),
+                         rep.accepted + sum(e.positive for e in reports), rep.earned + task.stakes.get(address, 0))
+    return rep
+
+
+def top(reputations: list[Reputation], kappa: int) -> list[Reputation]:
+    """The `kappa` best of `reputations` by `Reputation.key` (FedMarket's top-κ, on the rollup's record)."""
+    return sorted(reputations, key=lambda r: r.key)[:max(0, kappa)]
 
 
 def fee_due(broker_fee: int, started: bool) -> int:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from common.dp_accountant import total_epsilon_milli
 from contracts_config.deployment import Deployment
@@ -337,15 +337,17 @@ def check_privacy(state: State) -> int:
     return promised
 
 
-def check_files(state: State, run_dir: Path, report: AuditReport) -> None:
-    """Each recorded digest against its `.frq` file in `run_dir` (missing files are counted, not failed)."""
+def check_files(state: State, run_dir: Path | Mapping[int, Path], report: AuditReport) -> None:
+    """Each recorded digest against its `.frq` file in `run_dir`, or in each task's own folder when `run_dir` maps
+    task ids to folders (a market run; a task without one is not checked); missing files are counted, not failed."""
     for task in state.tasks.values():
-        for record in task.history:
+        folder = run_dir.get(task.task_id) if isinstance(run_dir, Mapping) else run_dir
+        for record in task.history if folder is not None else ():
             files = [(f"round-{record.round:03d}.frq", record.global_digest, "global model")]
             files += [(f"round-{record.round:03d}-validator-{g}.frq", rep.model_digest, f"validator {g}'s model")
                       for g, rep in enumerate(record.reports) if rep is not None]  # None: a skipped group
             for name, digest, what in files:
-                path = run_dir / name
+                path = folder / name
                 if not path.exists():
                     report.files_missing += 1
                     continue
@@ -356,7 +358,7 @@ def check_files(state: State, run_dir: Path, report: AuditReport) -> None:
                 report.files_checked += 1
 
 
-def audit(node: NodeClient, l1: L1, run_dir: Path | None = None, force_claims: bool = True,
+def audit(node: NodeClient, l1: L1, run_dir: Path | Mapping[int, Path] | None = None, force_claims: bool = True,
           timeout: float = 120.0, progress: Progress = lambda _: None) -> AuditReport:
     """Run the four checks; returns the report or raises AuditFailure naming the first discrepancy."""
     report = AuditReport()
@@ -389,6 +391,7 @@ def audit(node: NodeClient, l1: L1, run_dir: Path | None = None, force_claims: b
     report.checks.append(f"{report.proven} outputs proven on L1")
 
     if run_dir is not None:
-        progress(f"checking model files in {run_dir}")
+        where = ", ".join(map(str, run_dir.values())) if isinstance(run_dir, Mapping) else run_dir
+        progress(f"checking model files in {where}")
         check_files(state, run_dir, report)
     return report

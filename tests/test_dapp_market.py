@@ -8,11 +8,13 @@ from dapp_fixtures import (MILLI, PUBLISHER, STRANGER, Chain, addr, close_when_d
                            task_message, trainer, validator, validator_model)
 
 from dapp.inspect_routes import InspectError, answer
-from dapp.market import BROKER_ENV, BROKER_FEE_ENV, DEFAULT_FEE_BPS, Market, market_from_env
+from dapp.market import BROKER_ENV, BROKER_FEE_ENV, DEFAULT_FEE_BPS, Market, market_from_env, reputation, top
 from dapp.schema import (CANCEL_GROUPS_SILENT, CANCEL_UNFUNDED, ROLE_TRAINER, ROLE_VALIDATOR, BrokerFeePaid,
                          CancelTask, Register, RewardPaid, TaskCancelled, TaskCreated, TaskFinished,
                          ValidatorRewarded, encode_deposit_data)
 from dapp.state import State, Voucher
+from frontend_console.views import open_tasks_table
+from rich.console import Console
 from rollups_node.config import DEFAULT_BROKER_FEE_BPS
 
 BROKER = addr(0xB40CE4)
@@ -191,3 +193,39 @@ def test_inspect_shows_the_market_and_lists_the_tasks_open_for_registration_with
 
 def test_the_command_line_default_fee_is_the_markets():
     assert DEFAULT_BROKER_FEE_BPS == DEFAULT_FEE_BPS == 200
+
+
+def test_the_console_lists_the_open_tasks_as_the_rollup_answers_them():
+    chain = market_chain()
+    publish(chain, PUBLISHER, 1, trainers_per_group=4, trainer_approval=False)
+    chain.send(RIVAL, task_message(rounds=2, groups=1, trainers_per_group=2, trainer_approval=True))
+    block = chain.task(1).registration_deadline
+    console = Console(width=250, record=True)
+    console.print(open_tasks_table(answer(chain.state, f"tasks?open={block}")["tasks"], block))
+    text = console.export_text()
+    assert f"tasks open for registration at L1 block {block}" in text
+    rows = [line for line in text.splitlines() if line.startswith("│")]
+    assert len(rows) == 2
+    assert "running" in rows[0] and "0.00022 ETH" in rows[0] and "g0 1 · g1 1" in rows[0]
+    assert "registering" in rows[1] and "g0 2 (by approval)" in rows[1] and "0.00044 ETH" in rows[1]  # 2 rounds
+
+
+def test_a_trainers_reputation_spans_every_task_and_the_top_kappa_are_the_most_accepted():
+    chain = market_chain()
+    publish(chain, PUBLISHER, 1, per_positive=MILLI)
+    publish(chain, RIVAL, 2, per_positive=MILLI)
+    report_and_reveal(chain, 1, 1, {0: 8800, 1: 1000})  # group 1's trainers Negative in task 1
+    report_and_reveal(chain, 2, 1, {0: 8800, 1: 8800})
+    close_when_due(chain, 1, 1, PUBLISHER)
+    close_when_due(chain, 2, 1, RIVAL)
+    good, mixed, stranger = trainer(0, 0), trainer(1, 0), addr(0xFACE)
+    assert answer(chain.state, f"reputation/{good}") == {
+        "address": answer(chain.state, f"balance/{good}")["address"], "tasks": 2, "reported": 2, "accepted": 2,
+        "earned_wei": str(2 * MILLI)}
+    assert (answer(chain.state, f"reputation/{mixed}")["accepted"], answer(chain.state, f"reputation/{stranger}")
+            ["tasks"]) == (1, 0)
+    records = [reputation(chain.state.tasks, a) for a in (stranger, mixed, good, trainer(0, 1))]
+    assert [r.address for r in top(records, 2)] == sorted([good, trainer(0, 1)])  # 2 accepted each, ties by address
+    assert [r.address for r in top(records, 3)][-1] == mixed and top(records, 0) == []
+    with pytest.raises(InspectError, match="not an address"):
+        answer(chain.state, "reputation/me")
