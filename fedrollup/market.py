@@ -172,10 +172,10 @@ def execute_vouchers(node, l1, destination: str, what: str, console: Console) ->
     vouchers = [o for o in node.outputs(output_type=VOUCHER) if (o.destination or "").lower() == destination.lower()
                 and not l1.application.functions.wasOutputExecuted(o.index).call()]
     before = l1.balance(destination)
-    for voucher in vouchers:
-        l1.execute_output(owner, voucher.raw, voucher.index, voucher.siblings)
+    gas = [l1.receipt(l1.execute_output(owner, v.raw, v.index, v.siblings))["gasUsed"] for v in vouchers]
     received = l1.balance(destination) - before
-    console.print(f"{what}: {len(vouchers)} voucher(s) (outputs {', '.join(str(v.index) for v in vouchers)}) executed "
-                  f"on L1 for {format_wei(sum(v.value for v in vouchers))}; {destination}'s L1 balance "
-                  f"{format_wei(before)} → {format_wei(l1.balance(destination))} (+{format_wei(received)})")
+    console.print(f"{what}: {len(vouchers)} voucher(s) (outputs {', '.join(str(v.index) for v in vouchers)}; "
+                  f"executeOutput gas {', '.join(f'{g:,}' for g in gas)}) executed on L1 for "
+                  f"{format_wei(sum(v.value for v in vouchers))}; {destination}'s L1 balance {format_wei(before)} → "
+                  f"{format_wei(l1.balance(destination))} (+{format_wei(received)})")
     return received
