@@ -229,3 +229,9 @@ def test_a_trainers_reputation_spans_every_task_and_the_top_kappa_are_the_most_a
     assert [r.address for r in top(records, 3)][-1] == mixed and top(records, 0) == []
     with pytest.raises(InspectError, match="not an address"):
         answer(chain.state, "reputation/me")
+
+
+def test_a_node_hands_its_backend_the_deployments_market_and_overrides_a_stale_shell():
+    assert Market().environment() == {BROKER_ENV: "", BROKER_FEE_ENV: "0"}  # no broker: said, not left unset
+    assert market_from_env({**{BROKER_ENV: BROKER, BROKER_FEE_ENV: "50"}, **Market().environment()}) == Market()
+    assert market_from_env(MARKET.environment()) == MARKET

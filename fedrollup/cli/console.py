@@ -108,7 +108,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
     p = command("inspect", "query the application's state (POST /inspect/<app>)", [common])
     p.add_argument("--payload", required=True, help="the inspect path, e.g. stakes/1, rounds/1?from=2, "
-                                                    "producer/1, task/1, balance/0x…")
+                                                    "producer/1, task/1, balance/0x…, market, tasks?open=BLOCK, "
+                                                    "reputation/0x…")
     p.set_defaults(func=_inspect)
 
     for name, what in (("tasks", "every task's terms and the privacy budget (differential privacy) promised to its "
