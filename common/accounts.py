@@ -22,6 +22,8 @@ MNEMONIC_ENV = "FEDROLLUP_MNEMONIC"
 OWNER_INDEX = 0
 MANAGER_INDEX = 1
 CLAIMER_BIP44_ACCOUNT = 1
+ROLE_OFFSET_ENV = "FEDROLLUP_ROLE_OFFSET"  # a market run's publisher k: its roles' indices shifted past the others'
+BROKER_BIP44_ACCOUNT = 2  # the market's broker (issue 15): receives its fees by voucher, never sends a transaction
 
 
 def mnemonic() -> str:
@@ -49,13 +51,29 @@ def claimer_address(member: int, phrase: str | None = None) -> str:
     return Account.from_key(claimer_key(member, phrase)).address
 
 
+def broker_address(phrase: str | None = None) -> str:
+    """The market's broker in the dev layout (m/44'/60'/2'/0/0): no other role's key, so its L1 balance moves only
+    by the fees paid to it."""
+    return Account.from_key(private_key(0, phrase, bip44_account=BROKER_BIP44_ACCOUNT)).address
+
+
 def address(index: int, phrase: str | None = None) -> str:
     return Account.from_key(private_key(index, phrase)).address
 
 
+def role_offset() -> int:
+    """How far this process's roles are shifted in the layout ($FEDROLLUP_ROLE_OFFSET, default 0): in `fedrollup demo
+    --tasks N` each publisher's process runs a federation of its own with keys no other publisher's uses."""
+    return int(os.environ.get(ROLE_OFFSET_ENV) or 0)
+
+
+def manager_index() -> int:
+    return MANAGER_INDEX + role_offset()
+
+
 def validator_index(group: int) -> int:
-    return MANAGER_INDEX + 1 + group
+    return manager_index() + 1 + group
 
 
 def trainer_index(trainer: int, validators: int) -> int:
-    return MANAGER_INDEX + 1 + validators + trainer
+    return manager_index() + 1 + validators + trainer

@@ -10,13 +10,15 @@ Format of `contracts-config/deployments/<name>.json`::
                    "Application": "0x…"},
      "abis": {"InputBox": "node_modules/@cartesi/rollups/out/InputBox.sol/InputBox.json", …},
      "consensus_type": "QUORUM", "members": [{"address": "0x…", "role": "manager", "role_address": "0x…"}, …],
-     "deployer": "0x…"}
+     "deployer": "0x…", "broker": "0x…", "broker_fee_bps": 200}
 
 `deployment_block` is the Application's, `input_box_block` the InputBox's (where a reader starts).
 `consensus_type` is `QUORUM` (contracts `QuorumFactory` and `Quorum`, `members` in ID order, `owner` the zero
 address: the deployer renounced it; a member's `role_address`, when given, is the account its FL role sends
 inputs from, its `address` the claim key's) or `AUTHORITY` (contract `Authority`, owned by `owner`, no members);
-files written before the Quorum existed have neither field and load as AUTHORITY.
+files written before the Quorum existed have neither field and load as AUTHORITY. `broker` and `broker_fee_bps` are
+the market's terms the backend runs with for the application's life (`dapp/market.py`; "" and 0: no broker, no
+fee); files written before issue 15 have neither.
 ABI paths are relative to `contracts-config/`; `Deployment.abi(name)` resolves and loads them.
 """
 from __future__ import annotations
@@ -49,6 +51,8 @@ class Deployment:
     consensus_type: str = "AUTHORITY"
     members: list[dict[str, str]] = dataclasses.field(default_factory=list)
     deployer: str = ""
+    broker: str = ""  # who the market's fee is paid to ("" : no broker, no fee)
+    broker_fee_bps: int = 0
 
     @property
     def application(self) -> str:

@@ -1,4 +1,5 @@
-"""Inspect routes: read-only JSON answers about the rollup state (task, stakes, rounds, producer, balance).
+"""Inspect routes: read-only JSON answers about the rollup state (task, stakes, rounds, producer, balance, and
+the market's: market, tasks, reputation).
 
 The inspect payload is a UTF-8 path such as ``rounds/1?from=2&to=5``. Wei amounts are decimal strings
 (they exceed JavaScript's safe integers); addresses are checksummed.
@@ -14,6 +15,7 @@ from eth_utils import to_checksum_address
 from dapp import qmodel
 from dapp.schema import (CANCEL_NAMES, DISPUTE_NAMES, DP_NAMES, PAYOUT_NAMES, ROLE_NAMES, ROLE_TRAINER, RULE_NAMES,
                          VALIDATION_NAMES, VALIDATION_TRUST, normalize_address)
+from dapp.market import reputation
 from dapp.state import State
 from dapp.task import RoundRecord, Task
 
@@ -36,9 +38,10 @@ def answer(state: State, path: str) -> dict[str, Any]:
     parts = urlsplit(path.strip().lstrip("/"))
     route, _, arg = parts.path.partition("/")
     handler = _ROUTES.get(route)
-    if handler is None or not arg:
+    if handler is None or not arg and route not in _WHOLE_STATE or arg and route in _WHOLE_STATE:
         raise InspectError(f"unknown inspect path {path!r}; routes: task/<id>, stakes/<id>, "
-                           f"rounds/<id>?from=A&to=B, producer/<id>, balance/<address>")
+                           f"rounds/<id>?from=A&to=B, producer/<id>, balance/<address>, market, "
+                           f"tasks?open=BLOCK&from=N, reputation/<address>")
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     return handler(state, arg, query)
 
@@ -66,7 +69,8 @@ def task_info(state: State, arg: str, query: dict[str, str]) -> dict[str, Any]:
     return {"task_id": t.task_id, "publisher": _addr(t.publisher), "mad_bps": t.mad_bps, "rounds": t.rounds,
             "groups": t.groups, "round_trainer_budget_wei": str(t.round_trainer_budget),
             "reward_per_positive_wei": str(t.reward_per_positive),
-            "validator_reward_wei": str(t.validator_reward), "required_escrow_wei": str(t.required_escrow),
+            "validator_reward_wei": str(t.validator_reward), "budget_wei": str(t.budget),
+            "broker_fee_wei": str(t.broker_fee), "required_escrow_wei": str(t.required_escrow),
             "escrow_wei": str(t.escrow), "funded": t.funded, "start_block": t.start_block,
             "finished": t.finished, "cancelled": CANCEL_NAMES.get(t.cancelled) if t.cancelled is not None else None,
             "current_round": min(t.current_round, t.rounds), "rounds_closed": len(t.history),
@@ -179,5 +183,75 @@ def balance(state: State, arg: str, query: dict[str, str]) -> dict[str, Any]:
     return {"address": _addr(address), "balance_wei": str(state.balance(address))}
 
 
+# ------------------------------------------------------------------------------------------ the market
+
+TASKS_PAGE = 100  # task summaries per `tasks` answer (~1.5 KB each)
+
+
+def market(state: State, arg: str, query: dict[str, str]) -> dict[str, Any]:
+    """The market's terms fixed at deployment (dapp/market.py) and how many tasks it holds."""
+    _only(query, set())
+    return {**state.market.as_dict(), "broker": _addr(state.market.broker) or None, "tasks": len(state.tasks)}
+
+
+def seats_left(t: Task) -> list[int]:
+    """Trainer seats still free per group (in a task with approval, only admitted trainers may take them)."""
+    return [max(0, t.trainers_per_group - n) for n in t.group_trainers]
+
+
+def is_open(t: Task, block: int) -> bool:
+    """A trainer may still register at L1 `block`: the task goes on, its window is open and a seat is free."""
+    return not t.over and block <= t.registration_deadline and any(seats_left(t))
+
+
+def _status(t: Task) -> str:
+    if t.cancelled is not None:
+        return "cancelled"
+    if t.finished:
+        return "finished"
+    return "running" if t.start_block is not None else "registering"
+
+
+def task_summary(t: Task) -> dict[str, Any]:
+    """What a trainer compares between tasks: who pays, how much, by which rules, until when, and room left."""
+    return {"task_id": t.task_id, "publisher": _addr(t.publisher), "status": _status(t),
+            "model_arch": qmodel.ARCHS[t.model_arch].name, "validation": VALIDATION_NAMES[t.validation],
+            "payout": PAYOUT_NAMES[t.payout], "rounds": t.rounds, "groups": t.groups, "mad_bps": t.mad_bps,
+            "round_trainer_budget_wei": str(t.round_trainer_budget),
+            "reward_per_positive_wei": str(t.reward_per_positive), "validator_reward_wei": str(t.validator_reward),
+            "budget_wei": str(t.budget), "broker_fee_wei": str(t.broker_fee), "escrow_wei": str(t.escrow),
+            "funded": t.funded, "registration_deadline": t.registration_deadline,
+            "latest_end_block": t.latest_end_block(), "trainer_approval": t.trainer_approval,
+            "trainers_per_group": t.trainers_per_group, "seats_left": seats_left(t),
+            "privacy": t.dp.words()}
+
+
+def tasks(state: State, arg: str, query: dict[str, str]) -> dict[str, Any]:
+    """Every task from ``from`` (an id, default 1), at most TASKS_PAGE; with ``open=B`` only those a trainer may
+    still register for at L1 block B (an inspect carries no block: the caller says which one it sees)."""
+    _only(query, {"from", "open"})
+    first = _int(query.get("from", "1"), "from")
+    block = _int(query["open"], "open (an L1 block number)") if "open" in query else None
+    chosen = [t for i, t in sorted(state.tasks.items()) if i >= first and (block is None or is_open(t, block))]
+    page = chosen[:TASKS_PAGE]
+    return {"open_at_block": block, "from": first, "total": len(chosen),
+            "next": page[-1].task_id + 1 if len(chosen) > TASKS_PAGE else None,
+            "tasks": [task_summary(t) for t in page]}
+
+
+def reputation_of(state: State, arg: str, query: dict[str, str]) -> dict[str, Any]:
+    """A trainer's record across every task: tasks joined, updates reported and accepted, wei earned."""
+    _only(query, set())
+    try:
+        address = normalize_address(arg)
+    except ValueError:
+        raise InspectError(f"not an address: {arg!r}") from None
+    r = reputation(state.tasks, address)
+    return {"address": _addr(address), "tasks": r.tasks, "reported": r.reported, "accepted": r.accepted,
+            "earned_wei": str(r.earned)}
+
+
+_WHOLE_STATE = {"market", "tasks"}  # routes about the whole state, without an argument
 _ROUTES: dict[str, Callable[[State, str, dict[str, str]], dict[str, Any]]] = {
-    "task": task_info, "stakes": stakes, "rounds": rounds, "producer": producer, "balance": balance}
+    "task": task_info, "stakes": stakes, "rounds": rounds, "producer": producer, "balance": balance,
+    "market": market, "tasks": tasks, "reputation": reputation_of}

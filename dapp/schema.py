@@ -701,6 +701,17 @@ class TaskCancelled(Message):
 
 
 @dataclass(frozen=True)
+class BrokerFeePaid(Message):
+    """A task that started ended: its broker's fee left the escrow as a voucher to the broker (dapp/market.py)."""
+
+    KIND: ClassVar[str] = "notice"
+    task_id: int = abi("uint64")
+    broker: str = abi("address")
+    fee_bps: int = abi("uint16")
+    amount: int = abi("uint256")
+
+
+@dataclass(frozen=True)
 class Withdrawal(Message):
     KIND: ClassVar[str] = "notice"
     account: str = abi("address")
@@ -715,7 +726,7 @@ NOTICES: tuple[type[Message], ...] = (TaskCreated, TaskFunded, DepositCredited, 
                                       TrainerStanding, GroupSkipped,
                                       ProducerMissed,
                                       ValidatorRewarded, RoundRecorded, TrainerStakes, ProducerElected,
-                                      TaskFinished, TaskCancelled, Withdrawal)
+                                      TaskFinished, TaskCancelled, BrokerFeePaid, Withdrawal)
 INPUT_BY_TAG: dict[bytes, type[Message]] = {m.tag(): m for m in INPUTS}
 NOTICE_BY_TAG: dict[bytes, type[Message]] = {m.tag(): m for m in NOTICES}
 BY_NAME: dict[str, type[Message]] = {m.__name__: m for m in INPUTS + NOTICES}

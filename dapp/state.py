@@ -20,6 +20,7 @@ from dapp import qmodel, qnn, trust_rule
 from dapp.dp_budget import DpBudget
 from dapp.eip712 import Domain, Receipt, SignatureError, Update, signer
 from dapp.mad import BPS, is_positive
+from dapp.market import Market, fee_due
 from dapp.portal import MalformedDeposit, decode_ether_deposit
 from dapp.rewards import election_order, pay_in_order, ranked_tiers, share_of
 from dapp.schema import (
@@ -34,7 +35,7 @@ from dapp.schema import (
     RoundRecorded, TaskCancelled, TaskCreated, TaskFinished, TaskFunded, TestSetChunk, TestSetPosted,
     TrainersAdmitted, TrainerStakes, TrainerStanding, ValidatorPenalized, ValidatorReport, ValidatorRewarded,
     Withdraw, Withdrawal, Contribution, decode_input, normalize_address, unpack_contribution, VALIDATION_NAMES,
-    VALIDATION_TRUST, PAYOUT_NAMES, PAYOUT_SHAPLEY,
+    VALIDATION_TRUST, PAYOUT_NAMES, PAYOUT_SHAPLEY, BrokerFeePaid,
 )
 from dapp.task import Dispute, Entry, GroupReport, PartialReport, Participant, RoundRecord, Task
 from dapp.trust_rule import Standing
@@ -101,6 +102,7 @@ Output = Union[Notice, Voucher, Report]
 class State:
     tasks: Mapping[int, Task] = field(default_factory=dict)
     balances: Mapping[str, int] = field(default_factory=dict)  # withdrawable wei, no zero entries
+    market: Market = Market()  # the broker and its fee, fixed at deployment (dapp/market.py)
 
     def balance(self, address: str) -> int:
         return self.balances.get(address, 0)
@@ -293,9 +295,11 @@ def _create_task(state: State, m: CreateTask, sender: str, advance: Advance) -> 
                 challenges_per_round=m.challenges_per_round, dp=dp, trainer_approval=m.trainer_approval,
                 initial_model_digest=m.initial_model_digest, validation=m.validation, payout=m.payout,
                 reports=(None,) * m.groups, group_trainers=(0,) * m.groups, group_admitted=(0,) * m.groups)
+    task = replace(task, broker_fee=state.market.fee_on(task.budget))
     if task.required_escrow > UINT256_MAX:
         raise Rejected(f"required escrow {m.rounds} x ({m.round_trainer_budget} + {m.validator_reward}) "
-                       f"wei overflows uint256")
+                       f"wei" + (f" + the broker's fee of {task.broker_fee} wei" if task.broker_fee else "")
+                       + " overflows uint256")
     if task.required_escrow == 0:
         task = replace(task, funded_block=advance.block_number)
     notice = TaskCreated(task_id, sender, m.mad_bps, m.rounds, m.groups, m.round_trainer_budget,
@@ -977,9 +981,12 @@ def _round_close(state: State, m: RoundClose, sender: str, advance: Advance) -> 
     next_order: tuple[str, ...] = ()
     if last:
         next_producer, rule = "", -1
-        balances = _credit(balances, task.publisher, escrow)
-        outputs.append(Notice(TaskFinished(m.task_id, task.publisher, escrow, accumulated)))
-        tail = f"task finished, {format_wei(escrow)} back to the publisher"
+        fee, fee_outputs = _broker_fee(state.market, task, escrow, started=True)
+        balances = _credit(balances, task.publisher, escrow - fee)
+        outputs.append(Notice(TaskFinished(m.task_id, task.publisher, escrow - fee, accumulated)))
+        outputs += fee_outputs
+        tail = f"task finished, {format_wei(escrow - fee)} back to the publisher" + (
+            f", {format_wei(fee)} to the broker" if fee else "")
     else:
         live = {reports[g].validator for g in reports if g not in penalised}
         ranked, rule = election_order([p.address for p in validators], live, stakes, winner,
@@ -1005,7 +1012,7 @@ def _round_close(state: State, m: RoundClose, sender: str, advance: Advance) -> 
                    standings=standings)
     averaged = f"global model of group(s) {', '.join(map(str, glob.groups))}" if glob.groups \
         else "no model revealed, the previous global stands"
-    return Accepted(State(_put(state.tasks, m.task_id, task), balances), tuple(outputs),
+    return Accepted(replace(state, tasks=_put(state.tasks, m.task_id, task), balances=balances), tuple(outputs),
                     f"RoundClose task {m.task_id} round {m.round} — accepted{late}, {averaged}, public accuracy "
                     f"{glob.accuracy_bps} bps, {len(upheld)} dispute(s) upheld, {len(penalties)} penalt(ies), "
                     + (f"validator reward to group {best_group}" if eligible else "no validator reward") + f", {tail}")
@@ -1021,15 +1028,28 @@ def _cancel_task(state: State, m: CancelTask, sender: str, advance: Advance) -> 
         raise Rejected(f"task {m.task_id} can still go on at block {advance.block_number}: it may be cancelled "
                        f"only once it cannot (unfunded or unstaffed after block {task.registration_deadline}, "
                        f"every group silent past a report deadline, or every producer past its close deadline)")
-    refund = task.escrow
+    fee, fee_outputs = _broker_fee(state.market, task, task.escrow, started=task.start_block is not None)
+    refund = task.escrow - fee
     round_ = min(task.current_round, task.rounds)
     task = replace(task, escrow=0, cancelled=reason)
-    outputs: list[Output] = [Notice(TaskCancelled(m.task_id, sender, round_, reason, refund))]
+    outputs: list[Output] = [Notice(TaskCancelled(m.task_id, sender, round_, reason, refund)), *fee_outputs]
     if refund:
         outputs.insert(0, Voucher(sender, refund))
     return Accepted(replace(state, tasks=_put(state.tasks, m.task_id, task)), tuple(outputs),
                     f"CancelTask {m.task_id} in round {round_} — accepted ({CANCEL_NAMES[reason]}), "
-                    f"voucher refunds {format_wei(refund)} to the publisher")
+                    f"voucher refunds {format_wei(refund)} to the publisher"
+                    + (f", {format_wei(fee)} to the broker (the task had started)" if fee else ""))
+
+
+def _broker_fee(market: Market, task: Task, escrow: int, started: bool) -> tuple[int, list[Output]]:
+    """The broker's fee a task that ends now pays from what is left of its `escrow`, and its outputs: a voucher
+    to the broker (payload empty) and `BrokerFeePaid`. Nothing when there is no broker, no fee or no start."""
+    fee = fee_due(task.broker_fee, started)
+    if fee == 0:
+        return 0, []
+    if fee > escrow:  # unreachable: the fee is reserved in the required escrow and no round spends it
+        raise Rejected(f"task {task.task_id}'s escrow of {escrow} wei cannot pay the broker's fee of {fee} wei")
+    return fee, [Voucher(market.broker, fee), Notice(BrokerFeePaid(task.task_id, market.broker, market.fee_bps, fee))]
 
 
 def _withdraw(state: State, m: Withdraw, sender: str, advance: Advance) -> Accepted:

@@ -132,6 +132,7 @@ class Task:
     validation: int = VALIDATION_MAD  # the rule that judges reported updates (VALIDATION_*)
     payout: int = PAYOUT_PER_POSITIVE  # how a group's budget reaches its Positives (PAYOUT_*)
     trainer_approval: bool = False
+    broker_fee: int = 0  # wei the market's broker is owed once the task started (dapp/market.py), reserved in escrow
     test_set: bytes | None = None  # the public test set, once posted complete and matching its digest
     test_set_block: int | None = None
     escrow: int = 0
@@ -158,8 +159,14 @@ class Task:
 
     # ------------------------------------------------------------------ money and membership
     @property
-    def required_escrow(self) -> int:
+    def budget(self) -> int:
+        """What the task may pay its trainers and validators over all its rounds."""
         return self.rounds * (self.round_trainer_budget + self.validator_reward)
+
+    @property
+    def required_escrow(self) -> int:
+        """The budget and the broker's fee on top: a funded task can always pay both."""
+        return self.budget + self.broker_fee
 
     @property
     def funded(self) -> bool:

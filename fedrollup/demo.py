@@ -20,6 +20,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from fedrollup.market import run_market
 from fedrollup.stack import local_stack
 from flower_sim import models
 from flower_sim.cheating import CheatingValidator
@@ -55,6 +56,8 @@ class DemoConfig:
     contest_blocks: int | None = None  # L1 blocks of a round's contest window (and of its response window)
     cheating: CheatingValidator | None = None  # a validator that lies in its reports (the contest path)
     consensus: str = "quorum"  # who settles epochs: a Quorum of the manager and the validators, or an Authority
+    tasks: int = 1  # publishers, each running this federation as a task of its own at once (fedrollup/market.py)
+    broker_fee_bps: int = 200  # with tasks > 1: the market's broker's fee, basis points of every task's budget
 
 
 def run_demo(config: DemoConfig) -> int:
@@ -67,6 +70,8 @@ def run_demo(config: DemoConfig) -> int:
                                                ("contest_blocks", config.contest_blocks)) if value is not None}
     terms = TaskTerms(reward_per_positive=config.reward_wei, validator_reward=config.validator_reward_wei,
                       **windows)
+    if config.tasks > 1:
+        return run_market(config, terms)
     chain_dir = out / "chain"
     members = 1 + cfg.validators
     print("== starting the dev chain, the Cartesi contracts and " + (

@@ -32,9 +32,9 @@ class Stack:
 @contextlib.contextmanager
 def local_stack(run_dir: Path, block_time: float = 1.0, epoch_length: int = 10, l1_port: int = 0,
                 node_port: int = 0, keep: bool = False, consensus: str = "authority",
-                members: int = 3) -> Iterator[Stack]:
+                members: int = 3, broker: str | None = None, broker_fee_bps: int = 0) -> Iterator[Stack]:
     """Under `consensus="quorum"` every member runs its own node (ports from `node_port` up); `Stack.node`
-    is member 1's (the manager's)."""
+    is member 1's (the manager's). `broker`: the market's, taking `broker_fee_bps` of every task (None: no fee)."""
     from rollups_client.node import NodeClient  # heavy: eth_abi (keeps --help instant)
     from rollups_node.chain import chain_down, chain_up  # heavy: web3
 
@@ -46,7 +46,7 @@ def local_stack(run_dir: Path, block_time: float = 1.0, epoch_length: int = 10, 
                            node_port=node_port or free_port(nodes),
                            block_time=block_time, epoch_length=epoch_length,
                            name="stack", deployment_file=run_dir / "deployment.json", consensus=consensus,
-                           members=members))
+                           members=members, broker=broker, broker_fee_bps=broker_fee_bps))
     try:
         deployment = load(run_dir / "deployment.json")
         node_url = json.loads((run_dir / "chain.json").read_text())["node_url"]

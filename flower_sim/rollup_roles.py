@@ -120,7 +120,7 @@ class RollupRecorder:
         self.silent, self.cheating = silent, cheating
         self.desk: DisputeDesk | None = None  # the disputes' side, once the task is open
         self.l1 = L1(deployment.rpc_url, deployment)
-        self.manager_key = accounts.private_key(accounts.MANAGER_INDEX)
+        self.manager_key = accounts.private_key(accounts.manager_index())  # shifted in a market run's publisher
         self.validator_keys = [accounts.private_key(accounts.validator_index(g)) for g in range(cfg.validators)]
         self.trainer_keys = [accounts.private_key(accounts.trainer_index(t, cfg.validators))
                              for t in range(cfg.trainers)]
@@ -207,9 +207,9 @@ class RollupRecorder:
                             initial_model_digest=digest(to_frq1(models.initial_weights(cfg.model, cfg.seed))),
                             validation=VALIDATION_TRUST if cfg.strategy == "trust" else VALIDATION_MAD,
                             payout=PAYOUT_SHAPLEY if cfg.payout == "shapley" else PAYOUT_PER_POSITIVE)
-        escrow = rounds * (create.round_trainer_budget + create.validator_reward)
         index = self._confirm("CreateTask", self._send(self.manager_key, create))
-        self.task_id = next(n.task_id for n in self._notices(index) if isinstance(n, TaskCreated))
+        created = next(n for n in self._notices(index) if isinstance(n, TaskCreated))
+        self.task_id, escrow = created.task_id, created.required_escrow  # the budget, and any broker's fee on top
         self.say(f"manager published task {self.task_id}; it escrows {escrow / 10**18:g} ETH through the EtherPortal")
         deposit = self.l1.send_deposit(self.manager_key, escrow, encode_deposit_data(self.task_id))
         self._confirm("the budget deposit", deposit)

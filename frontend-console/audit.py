@@ -1,7 +1,8 @@
 """The audit: trust no log. Five independent checks of everything the rollup recorded.
 
 1. **Re-derive.** Read every input straight from the InputBox on L1 (each checked against its on-chain
-   hash), replay them through the rollup's own rules (`dapp.state.apply`, the code the machine runs), and
+   hash), replay them through the rollup's own rules (`dapp.state.apply`, the code the machine runs, under the
+   market the deployment fixed: its broker and fee), every task of every publisher, and
    compare, output by output, with what the node says the rollup emitted: every classification, reward,
    stake and producer, and every input's status.
 2. **Settle.** Check who settles the claims, from L1: the Application's validator is the deployment's
@@ -27,13 +28,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from common.dp_accountant import total_epsilon_milli
 from contracts_config.deployment import Deployment
 from dapp import qmodel
-from dapp.schema import DP_EPSILON_SCALE, DP_NAMES, DP_NONE
-from dapp.state import Notice, Rejected, State, Voucher, apply
+from dapp.schema import DP_EPSILON_SCALE, DP_NAMES, DP_NONE, BrokerFeePaid
+from dapp.market import Market
+from dapp.state import Notice, Rejected, State, Voucher, apply, format_wei
 from frontend_console.views import fields
 from rollups_client.l1 import L1, ConsensusInfo, EpochClaims, settled_epochs
 from rollups_client.node import NodeClient
@@ -60,6 +62,8 @@ class AuditReport:
     files_checked: int = 0
     files_missing: int = 0
     rounds: int = 0
+    tasks: int = 0
+    broker_fees: int = 0  # wei the re-derived history paid the market's broker
     consensus: str = ""  # "QUORUM" or "AUTHORITY", as L1 says
     settled_epochs: int = 0  # epochs whose accepted claim is the re-derived root
     dissenting_votes: int = 0  # votes of members for another root than the one settled
@@ -78,7 +82,9 @@ class AuditReport:
             settled = f"; {_count(self.settled_epochs, 'epoch')} settled by the Authority"
         return (f"AUDIT PASSED: {self.inputs} inputs re-derived from L1 ({self.accepted} accepted, "
                 f"{self.rejected} rejected), {self.outputs} outputs identical, {self.proven} proven on L1 "
-                f"against settled claims, {self.rounds} rounds; {files}{settled}")
+                f"against settled claims, {self.rounds} rounds of {_count(self.tasks, 'task')}"
+                + (f" ({format_wei(self.broker_fees)} of broker's fees)" if self.broker_fees else "")
+                + f"; {files}{settled}")
 
 
 def _count(n: int, noun: str) -> str:
@@ -93,9 +99,15 @@ class Expected:
     outputs: tuple[bytes, ...]
 
 
-def rederive(inputs: list[Input], ether_portal: str) -> tuple[list[Expected], State]:
-    """Replay `inputs` through the rollup's rules: each input's status and outputs, and the final state."""
-    state, expected = State(), []
+def deployment_market(deployment: Deployment) -> Market:
+    """The market the deployment fixed for the application's life (its backend runs with it)."""
+    return Market.of(deployment.broker or None, deployment.broker_fee_bps)
+
+
+def rederive(inputs: list[Input], ether_portal: str, market: Market = Market()) -> tuple[list[Expected], State]:
+    """Replay `inputs` through the rollup's rules, under the market the deployment fixed (its broker and fee):
+    each input's status and outputs, and the final state."""
+    state, expected = State(market=market), []
     for item in inputs:
         try:
             result = apply(state, advance_of(item), ether_portal)
@@ -325,15 +337,17 @@ def check_privacy(state: State) -> int:
     return promised
 
 
-def check_files(state: State, run_dir: Path, report: AuditReport) -> None:
-    """Each recorded digest against its `.frq` file in `run_dir` (missing files are counted, not failed)."""
+def check_files(state: State, run_dir: Path | Mapping[int, Path], report: AuditReport) -> None:
+    """Each recorded digest against its `.frq` file in `run_dir`, or in each task's own folder when `run_dir` maps
+    task ids to folders (a market run; a task without one is not checked); missing files are counted, not failed."""
     for task in state.tasks.values():
-        for record in task.history:
+        folder = run_dir.get(task.task_id) if isinstance(run_dir, Mapping) else run_dir
+        for record in task.history if folder is not None else ():
             files = [(f"round-{record.round:03d}.frq", record.global_digest, "global model")]
             files += [(f"round-{record.round:03d}-validator-{g}.frq", rep.model_digest, f"validator {g}'s model")
                       for g, rep in enumerate(record.reports) if rep is not None]  # None: a skipped group
             for name, digest, what in files:
-                path = run_dir / name
+                path = folder / name
                 if not path.exists():
                     report.files_missing += 1
                     continue
@@ -344,7 +358,7 @@ def check_files(state: State, run_dir: Path, report: AuditReport) -> None:
                 report.files_checked += 1
 
 
-def audit(node: NodeClient, l1: L1, run_dir: Path | None = None, force_claims: bool = True,
+def audit(node: NodeClient, l1: L1, run_dir: Path | Mapping[int, Path] | None = None, force_claims: bool = True,
           timeout: float = 120.0, progress: Progress = lambda _: None) -> AuditReport:
     """Run the four checks; returns the report or raises AuditFailure naming the first discrepancy."""
     report = AuditReport()
@@ -355,12 +369,14 @@ def audit(node: NodeClient, l1: L1, run_dir: Path | None = None, force_claims: b
     wait_until_processed(node, len(inputs), timeout, progress)
 
     progress(f"re-deriving {len(inputs)} inputs with the rollup's rules")
-    expected, state = rederive(inputs, l1.deployment.ether_portal)
+    expected, state = rederive(inputs, l1.deployment.ether_portal, deployment_market(l1.deployment))
     statuses = node.input_statuses()
     outputs = wait_for_proofs(node, l1, {item.epoch_index for item in inputs}, force_claims, timeout, progress)
     report.accepted, report.rejected = compare(expected, statuses, outputs)
     report.outputs = len(outputs)
     report.rounds = sum(len(t.history) for t in state.tasks.values())
+    report.tasks = len(state.tasks)
+    report.broker_fees = sum(o.message.amount for o in outputs if isinstance(o.message, BrokerFeePaid))
     report.checks.append(f"{len(outputs)} outputs equal to the re-derived ones")
 
     promised = check_privacy(state)
@@ -375,6 +391,7 @@ def audit(node: NodeClient, l1: L1, run_dir: Path | None = None, force_claims: b
     report.checks.append(f"{report.proven} outputs proven on L1")
 
     if run_dir is not None:
-        progress(f"checking model files in {run_dir}")
+        where = ", ".join(map(str, run_dir.values())) if isinstance(run_dir, Mapping) else run_dir
+        progress(f"checking model files in {where}")
         check_files(state, run_dir, report)
     return report

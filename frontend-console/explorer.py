@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from dapp.dp_budget import DpBudget
-from dapp.schema import ProducerElected, ProducerMissed, RULE_NAMES, TaskCancelled, TaskCreated, TaskFinished
+from dapp.schema import (BrokerFeePaid, ProducerElected, ProducerMissed, RULE_NAMES, TaskCancelled, TaskCreated,
+                         TaskFinished)
 from dapp.state import format_wei
 from frontend_console.views import (cell_text, epoch_votes, fields, member_roles, output_json, round_rows,
                                     round_trouble, stake_rows)
@@ -72,6 +73,8 @@ def tasks(notices: list[RollupOutput]) -> list[dict[str, Any]]:
             found[m.task_id].update(state="finished", refund=wei(m.refund))
         elif isinstance(m, TaskCancelled) and m.task_id in found:
             found[m.task_id].update(state="cancelled")
+        elif isinstance(m, BrokerFeePaid) and m.task_id in found:  # a market's deployment (dapp/market.py)
+            found[m.task_id].update(broker_fee=wei(m.amount), broker=m.broker)
     return [found[t] for t in sorted(found)]
 
 

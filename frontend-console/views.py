@@ -14,7 +14,7 @@ from dapp.schema import (BLOB_VALIDATOR_MODEL, CANCEL_NAMES, DISPUTE_CHALLENGED,
                          CellCompliance, Contested, ContestResolved, ContributionClassified, GroupSkipped, ModelScored,
                          ProducerElected, ProducerMissed, RewardPaid, RoundRecorded, TaskCancelled, TaskCreated,
                          TaskFinished, TrainerStakes, TrainerStanding, ValidatorPenalized, ValidatorRewarded,
-                         Withdrawal)
+                         Withdrawal, BrokerFeePaid)
 from dapp.dp_budget import DpBudget
 from dapp.state import format_wei
 from rollups_client.outputs import RollupOutput
@@ -263,6 +263,34 @@ def tasks_table(notices: list[RollupOutput], task_id: int | None) -> Table:
     return table
 
 
+def open_tasks_table(tasks: list[dict[str, Any]], block: int) -> Table:
+    """The tasks open for registration (the inspect route `tasks?open=B`): what a trainer compares between them."""
+    table = Table(title=f"tasks open for registration at L1 block {block}", title_justify="left")
+    for name in ("task", "publisher", "status", "model", "validation", "payout", "per Positive", "round budget",
+                 "rounds", "broker's fee", "funded", "registration until", "seats left"):
+        table.add_column(name, justify="right" if name in ("task", "per Positive", "round budget", "rounds",
+                                                           "broker's fee", "registration until") else "left")
+    for t in tasks:
+        seats = " · ".join(f"g{g} {n}" for g, n in enumerate(t["seats_left"]))
+        table.add_row(str(t["task_id"]), t["publisher"], t["status"], t["model_arch"], t["validation"], t["payout"],
+                      format_wei(int(t["reward_per_positive_wei"])), format_wei(int(t["round_trainer_budget_wei"])),
+                      str(t["rounds"]), format_wei(int(t["broker_fee_wei"])), "yes" if t["funded"] else "no",
+                      f"block {t['registration_deadline']}",
+                      seats + (" (by approval)" if t["trainer_approval"] else ""))
+    return table
+
+
+def reputation_table(records: list, chosen: set[str]) -> Table:
+    """Applicants ranked by their record on the rollup (`dapp.market.Reputation`), the chosen ones marked."""
+    table = Table(title="applicants by on-chain reputation (every task of the rollup)", title_justify="left")
+    for name in ("rank", "trainer", "tasks", "updates accepted", "earned", "admitted"):
+        table.add_column(name, justify="left" if name in ("trainer", "admitted") else "right")
+    for rank, r in enumerate(sorted(records, key=lambda r: r.key), start=1):
+        table.add_row(str(rank), r.address, str(r.tasks), f"{r.accepted} of {r.reported}", format_wei(r.earned),
+                      "yes" if r.address in chosen else "")
+    return table
+
+
 def producers_table(notices: list[RollupOutput], task_id: int | None) -> Table:
     """Each round's elected producer (FLPoS) and, in the order they happened, the producers that let their
     close deadline pass and to whom the turn went."""
@@ -328,10 +356,11 @@ def disputes_table(notices: list[RollupOutput], task_id: int | None) -> Table:
 
 def refunds_table(notices: list[RollupOutput], task_id: int | None) -> Table:
     """What went back to publishers: the escrow left when a task finished (credited to the publisher's
-    balance) or was cancelled (a voucher), and each withdrawal of a balance (a voucher) by a publisher."""
+    balance) or was cancelled (a voucher), and each withdrawal of a balance (a voucher) by a publisher; and what
+    the market's broker was paid from each task that started (a voucher)."""
     publishers = {m.publisher for o in notices if isinstance(m := o.message, TaskCreated)
                   and (task_id is None or m.task_id == task_id)}
-    table = Table(title="refunds to publishers", title_justify="left")
+    table = Table(title="refunds to publishers, fees to the broker", title_justify="left")
     for name in ("task", "event", "publisher", "amount", "how it is paid"):
         table.add_column(name, justify="right" if name in ("task", "amount") else "left")
     for o in notices:
@@ -342,6 +371,10 @@ def refunds_table(notices: list[RollupOutput], task_id: int | None) -> Table:
                      f"cancelled in round {m.round}: {CANCEL_NAMES.get(m.reason, str(m.reason))}")
             how = "credited to its balance (Withdraw pays it)" if isinstance(m, TaskFinished) else "voucher"
             table.add_row(str(m.task_id), event, fields(o)["publisher"], format_wei(m.refund), how)
+        elif isinstance(m, BrokerFeePaid) and (task_id is None or m.task_id == task_id):
+            # the fee's voucher comes right before its notice (dapp/state.py, _broker_fee)
+            table.add_row(str(m.task_id), f"broker's fee ({bps(m.fee_bps)} of the budget)", fields(o)["broker"],
+                          format_wei(m.amount), f"voucher to the broker, output {o.index - 1}")
         elif isinstance(m, Withdrawal) and m.account in publishers:
             # Withdraw emits its voucher right before this notice (dapp/state.py, _withdraw)
             table.add_row("—", "withdrawal of its balance", fields(o)["account"], format_wei(m.amount),

@@ -8,6 +8,7 @@ the nodes listen on (loopback by default; an emulated host's own address on the 
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -25,6 +26,7 @@ from contracts_config.deploy import ANVIL_KEY_0, CONSENSUS_KINDS, deploy
 from contracts_config.deployment import Deployment, default_path, save
 from contracts_config.transactions import connect, send_transaction
 from common.errors import ConfigError
+from dapp.market import Market
 from rollups_node.config import CLAIMER_KEY_ENV, OWNER_KEY_ENV, ChainDeployConfig, ChainUpConfig, member_role
 
 STATE_FILE = "chain.json"
@@ -131,6 +133,15 @@ def _deploy_local(config: ChainUpConfig, rpc_url: str, key: str) -> Deployment:
                   member_roles=[member_role(i) for i in range(1, config.members + 1)])
 
 
+def with_market(deployment: Deployment, broker: str | None, fee_bps: int) -> Deployment:
+    """The deployment with the market's terms its backend runs with for good (no broker: no fee)."""
+    try:
+        market = Market.of(broker, fee_bps)
+    except ValueError as err:
+        raise ConfigError(f"--broker/--broker-fee-bps: {err}") from None
+    return dataclasses.replace(deployment, broker=market.broker, broker_fee_bps=market.fee_bps)
+
+
 def chain_up(config: ChainUpConfig) -> int:
     run_dir = config.run_dir
     state = _read_state(run_dir)
@@ -158,7 +169,7 @@ def chain_up(config: ChainUpConfig) -> int:
     processes: list[subprocess.Popen] = []
     try:
         rpc_url = f"http://{url_host(host)}:{config.l1_port}"
-        deployment = _deploy_local(config, rpc_url, key)
+        deployment = with_market(_deploy_local(config, rpc_url, key), config.broker, config.broker_fee_bps)
         deployment_path = save(deployment, config.deployment_file or default_path(config.name))
         nodes = []
         for member in range(1, node_count + 1):
@@ -202,6 +213,8 @@ def chain_up(config: ChainUpConfig) -> int:
         print(f"  inspect       {state['inspect_url']}  (POST, raw body)")
     else:
         print("  no node started (--nodes none): each member runs `fedrollup node --key <its claim key>`")
+    if deployment.broker:
+        print(f"  broker        {deployment.broker} takes {deployment.broker_fee_bps} bps of each task's budget")
     print(f"  deployment    {deployment_path}")
     print(f"  logs          {run_dir}/ (anvil.log; node.log and backend.log per node"
           f"{', member-i/ for member i > 1' if len(nodes) > 1 else ''})")
@@ -265,6 +278,7 @@ def chain_deploy(config: ChainDeployConfig) -> int:
     deployment = deploy(config.rpc, config.key, name=config.name, epoch_length=config.epoch_length,
                         template_hash=config.template_hash, consensus=config.consensus,
                         members=list(config.member) or None)
+    deployment = with_market(deployment, config.broker, config.broker_fee_bps)
     path = save(deployment, config.out)
     for name, address in deployment.contracts.items():
         print(f"{name:<12} {address}")

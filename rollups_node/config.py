@@ -18,6 +18,7 @@ DEFAULT_RUN_DIR = Path("runs/chain")
 DEFAULT_HTTP_PORT = 6751  # the node's /rpc and /inspect (the Cartesi CLI's proxy port)
 DEFAULT_EPOCH_LENGTH = 10
 DEFAULT_MEMBERS = 3
+DEFAULT_BROKER_FEE_BPS = 200  # FedMarket's 2 % (dapp.market.DEFAULT_FEE_BPS; dapp is too heavy to import here)
 
 
 def member_role(member: int) -> str:
@@ -50,6 +51,8 @@ class ChainUpConfig:
     consensus: str = "quorum"  # or "authority" (one key settles: one-party dev runs)
     members: int = DEFAULT_MEMBERS  # Quorum members, each with its own node: the manager, then one per validator
     nodes: str = "local"  # "none": deploy only (each member starts its own node elsewhere)
+    broker: str | None = None  # the market's broker, paid its fee on every task that starts (None: no fee)
+    broker_fee_bps: int = DEFAULT_BROKER_FEE_BPS
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ class ChainDeployConfig:
     out: Path | None = None  # None: contracts-config/deployments/<name>.json
     consensus: str = "authority"
     member: tuple[str, ...] = ()  # the Quorum's member addresses, in ID order
+    broker: str | None = None
+    broker_fee_bps: int = DEFAULT_BROKER_FEE_BPS
 
 
 @dataclass(frozen=True)

@@ -50,8 +50,9 @@ class HostMachine:
     def __init__(self, command: list[str], port: int = 0, finish_timeout: float = 10.0,
                  log_path: Optional[Path] = None, ready_timeout: float = 120.0,
                  advance_timeout: float = 300.0, max_outputs: int = MAX_OUTPUTS,
-                 max_reports: int = MAX_REPORTS) -> None:
+                 max_reports: int = MAX_REPORTS, env: Optional[dict[str, str]] = None) -> None:
         self.command, self.port, self.finish_timeout = command, port, finish_timeout
+        self.env = dict(env or {})  # what the backend is configured with beyond the node's own environment
         self.max_outputs, self.max_reports = max_outputs, max_reports
         self.log_path, self.ready_timeout, self.advance_timeout = log_path, ready_timeout, advance_timeout
         self.server: Optional[RollupHttpServer] = None
@@ -69,7 +70,7 @@ class HostMachine:
                                        max_reports=self.max_reports)
         self.port = self.server.server_address[1]  # a restart reuses the same port
         threading.Thread(target=self.server.serve_forever, name="rollup-http", daemon=True).start()
-        env = dict(os.environ, ROLLUP_HTTP_SERVER_URL=self.server.url)
+        env = dict(os.environ, **self.env, ROLLUP_HTTP_SERVER_URL=self.server.url)
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         if self.log_path:
             os.fchmod(out.fileno(), 0o600)  # the backend may log its URL, and the URL holds the secret

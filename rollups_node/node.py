@@ -49,6 +49,7 @@ class NodeConfig:
     rpc_url: Optional[str] = None  # defaults to the deployment's
     cors_origins: str = ""  # browser origins allowed to call /rpc and /inspect (comma-separated)
     late_votes: bool = True  # a Quorum member votes on epochs a majority settled without it
+    backend_env: dict[str, str] = dataclasses.field(default_factory=dict)  # e.g. the deployment's market
 
 
 class Node:
@@ -68,7 +69,7 @@ class Node:
         self.tree = OutputsTree(self.repository.output_hashes())
         self.tree_lock = threading.Lock()
         self.machine = HostMachine(config.backend_command, config.rollup_http_port, config.finish_timeout,
-                                   config.backend_log)
+                                   config.backend_log, env=config.backend_env)
         self.reader = EvmReader(self.w3, self.repository, deployment.application, deployment.input_box,
                                 self.repository.application().epoch_length)
         self._stop = threading.Event()

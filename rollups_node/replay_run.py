@@ -119,7 +119,8 @@ def _fresh_copy(recorded: SqliteRepository, path: Path) -> tuple[SqliteRepositor
 
 def replay_run(database: Path, backend_command: list[str], work_dir: Optional[Path] = None,
                progress: Callable[[str], None] = lambda _: None, ready_timeout: float = 600.0,
-               advance_timeout: float = 600.0, progress_every: float = 10.0) -> ReplayReport:
+               advance_timeout: float = 600.0, progress_every: float = 10.0,
+               backend_env: Optional[dict[str, str]] = None) -> ReplayReport:
     """Feed every processed input of the node database `database` through `backend_command` (started as the
     node starts its backend) and compare each result with the recorded one. The replay's own database and
     the backend's log go to `work_dir` (default: a temporary folder, removed afterwards)."""
@@ -138,7 +139,7 @@ def replay_run(database: Path, backend_command: list[str], work_dir: Optional[Pa
         finally:
             recorded_repo.close()
         machine = HostMachine(backend_command, log_path=folder / "backend.log", ready_timeout=ready_timeout,
-                              advance_timeout=advance_timeout)
+                              advance_timeout=advance_timeout, env=backend_env)  # e.g. the recorded run's market
         try:
             start = time.perf_counter()
             progress(f"starting the backend: {' '.join(backend_command)} (log in {folder / 'backend.log'})")

@@ -9,6 +9,7 @@ import sys
 from common.errors import ConfigError
 from contracts_config.deploy import ANVIL_KEY_0
 from contracts_config.deployment import Deployment, load
+from dapp.market import Market
 from rollups_node.advancer import ReplayDivergence
 from rollups_node.config import CLAIMER_KEY_ENV, CORS_ORIGINS_ENV, OWNER_KEY_ENV, NodeOptions, backend_command
 from rollups_node.machine import MachineError
@@ -51,7 +52,8 @@ def run_node_foreground(options: NodeOptions) -> int:
                         http_host=options.host, http_port=options.port, rollup_http_port=options.rollup_http_port,
                         finish_timeout=options.finish_timeout, backend_log=options.backend_log, rpc_url=options.rpc,
                         cors_origins=options.cors_origins if options.cors_origins is not None
-                        else os.environ.get(CORS_ORIGINS_ENV, ""))
+                        else os.environ.get(CORS_ORIGINS_ENV, ""),
+                        backend_env=Market.of(deployment.broker or None, deployment.broker_fee_bps).environment())
     node = Node(config)
     signal.signal(signal.SIGTERM, lambda *_: node.request_stop())
     try:

@@ -11,7 +11,7 @@ import time
 
 import requests
 
-from frontend_console.audit import rederive
+from frontend_console.audit import deployment_market, rederive
 from rollups_client.l1 import L1
 from rollups_client.outputs import decode_output
 
@@ -129,7 +129,7 @@ def wait_seconds_since(start: float, seconds: float) -> None:
 def ether_the_rules_hold(l1: L1) -> int:
     """Wei the Application must hold by the rules: withdrawable balances, escrows, and the vouchers not yet
     executed on L1 (an output's index is its place among every accepted input's outputs, in order)."""
-    expected, state = rederive(l1.inputs(), l1.deployment.ether_portal)
+    expected, state = rederive(l1.inputs(), l1.deployment.ether_portal, deployment_market(l1.deployment))
     assert all(e.status != "EXCEPTION" for e in expected)
     outputs = [decode_output(raw) for e in expected for raw in e.outputs]
     owed = sum(out.value for index, out in enumerate(outputs)

@@ -5,9 +5,12 @@ backend's state. Evidence (trainers' `Update`, validators' `Receipt`) is signed 
 Application address, as the rollup checks it."""
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -152,16 +155,23 @@ class Rollup:
         return notices
 
 
-@pytest.fixture(scope="module")
-def rollup(tmp_path_factory) -> Iterator[Rollup]:
-    """One chain for the test module, mining on every transaction, so an input's L1 block is known and the
-    deadlines (a few blocks) are passed with `anvil_mine` instead of waiting."""
-    folder = tmp_path_factory.mktemp("rollup")
+@contextlib.contextmanager
+def running_rollup(folder: Path, broker: str = "", broker_fee_bps: int = 0) -> Iterator[Rollup]:
+    """A chain mining on every transaction, so an input's L1 block is known and the deadlines (a few blocks) are
+    passed with `anvil_mine` instead of waiting; its Application deployed with the market's `broker` and fee."""
     with running_anvil(block_time=None) as chain:  # a block per transaction; deadlines passed by mining
-        deployment = fresh_deployment(chain, epoch_length=EPOCH_LENGTH)
+        deployment = dataclasses.replace(fresh_deployment(chain, epoch_length=EPOCH_LENGTH), broker=broker,
+                                         broker_fee_bps=broker_fee_bps)
         with node_process(deployment, folder, backend=DAPP_BACKEND) as (url, process):
             yield Rollup(L1(chain, deployment), NodeClient.at(url, deployment.application), url, iter(range(20, 1000)))
             assert process.poll() is None, "the node died"
+
+
+@pytest.fixture(scope="module")
+def rollup(tmp_path_factory) -> Iterator[Rollup]:
+    """One chain for the test module (`running_rollup`, no broker)."""
+    with running_rollup(tmp_path_factory.mktemp("rollup")) as started:
+        yield started
 
 
 def task(validators: tuple[str, ...], rounds: int = 2, **terms) -> CreateTask:

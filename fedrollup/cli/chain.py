@@ -7,8 +7,8 @@ from pathlib import Path
 
 from fedrollup.cli.args import config_from
 from contracts_config.deployment import DEFAULT_NAME
-from rollups_node.config import (DEFAULT_EPOCH_LENGTH, DEFAULT_RUN_DIR, OWNER_KEY_ENV, ZERO_TEMPLATE_HASH,
-                                 ChainDeployConfig, ChainUpConfig, backend_command)
+from rollups_node.config import (DEFAULT_BROKER_FEE_BPS, DEFAULT_EPOCH_LENGTH, DEFAULT_RUN_DIR, OWNER_KEY_ENV,
+                                 ZERO_TEMPLATE_HASH, ChainDeployConfig, ChainUpConfig, backend_command)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -69,6 +69,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="the backend to replay through (default: this Python's `-m dapp`)")
     replay.add_argument("--work-dir", type=Path, default=None,
                         help="where the replay's database and the backend's log go (default: a temporary folder)")
+    replay.add_argument("--deployment", type=Path, default=None,
+                        help="the recorded run's deployment file, whose market (broker and fee) the backend replays "
+                             "with, e.g. runs/<demo run>/chain/deployment.json (default: none, no broker's fee)")
     replay.add_argument("--ready-timeout", type=float, default=600.0,
                         help="seconds the backend may take to ask for its first input (default 600: emulation)")
     replay.set_defaults(func=_replay)
@@ -80,6 +83,11 @@ def _add_run_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_contract_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--broker", default=None, metavar="ADDRESS",
+                        help="the market's broker: paid --broker-fee-bps of every task's budget by voucher once the "
+                             "task starts (fixed for the application's life; default: no broker, no fee)")
+    parser.add_argument("--broker-fee-bps", type=int, default=DEFAULT_BROKER_FEE_BPS, metavar="BPS",
+                        help=f"the broker's fee in basis points (default {DEFAULT_BROKER_FEE_BPS}: 2 %%)")
     parser.add_argument("--name", default=DEFAULT_NAME,
                         help="deployment name (file contracts-config/deployments/<name>.json)")
     parser.add_argument("--epoch-length", type=int, default=DEFAULT_EPOCH_LENGTH, help="blocks per epoch (default 10)")
@@ -116,9 +124,14 @@ def _replay(args: argparse.Namespace) -> int:
     from rollups_node.node import DEFAULT_BACKEND  # heavy: web3
     from rollups_node.replay_run import replay_run  # heavy: eth_abi (through the advancer)
 
+    from contracts_config.deployment import load  # light, but only the replay needs it
+    from dapp.market import Market  # heavy: eth_abi, as above
+
     command = backend_command(args.backend_command) or list(DEFAULT_BACKEND)
+    deployment = load(args.deployment) if args.deployment else None
+    market = Market.of(deployment.broker or None, deployment.broker_fee_bps) if deployment else Market()
     report = replay_run(args.db, command, work_dir=args.work_dir, ready_timeout=args.ready_timeout,
-                        progress=lambda text: print(f"  … {text}", flush=True))
+                        progress=lambda text: print(f"  … {text}", flush=True), backend_env=market.environment())
     for difference in report.differences[:20]:
         print(f"  DIFFERS {difference}")
     print(report.verdict())

@@ -66,6 +66,16 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                    help="0x-hex bytes (e.g. from `fedrollup dapp encode …`), or text sent as UTF-8")
     p.set_defaults(func=_input_send)
 
+    p = command("admit", "a publisher seats the top κ of its applicants by their on-chain reputation (accepted "
+                         "updates, then acceptance rate, then earnings, across every task): AdmitTrainers from its key",
+                [common, signer])
+    p.add_argument("--task", type=int, required=True, help="the publisher's task (created with trainer approval)")
+    p.add_argument("--group", type=int, default=0, help="the group they are admitted to (default 0)")
+    p.add_argument("--top", type=int, required=True, metavar="K", help="how many applicants to admit (κ)")
+    p.add_argument("applicants", nargs="+", metavar="ADDRESS", help="the trainers who applied (off chain)")
+    p.add_argument("--dry-run", action="store_true", help="rank and show, send nothing")
+    p.set_defaults(func=_admit)
+
     ether = noun("ether", "deposit Ether into the application through the EtherPortal")
     p = ether.add_parser("deposit", help="EtherPortal.depositEther: fund a task's escrow, or credit your balance",
                          parents=[common, signer])
@@ -98,7 +108,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
     p = command("inspect", "query the application's state (POST /inspect/<app>)", [common])
     p.add_argument("--payload", required=True, help="the inspect path, e.g. stakes/1, rounds/1?from=2, "
-                                                    "producer/1, task/1, balance/0x…")
+                                                    "producer/1, task/1, balance/0x…, market, tasks?open=BLOCK, "
+                                                    "reputation/0x…")
     p.set_defaults(func=_inspect)
 
     for name, what in (("tasks", "every task's terms and the privacy budget (differential privacy) promised to its "
@@ -117,6 +128,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         p = command(name, what, [common])
         p.add_argument("--task", type=int, help="only this task")
         p.set_defaults(func=_domain_table, table=name)
+        if name == "tasks":
+            p.add_argument("--open", action="store_true",
+                           help="only the tasks a trainer may still register for at L1's latest block (the rollup's "
+                                "inspect route tasks?open=BLOCK): reward rule, budget, broker's fee, deadline, seats")
 
     p = command("votes", "per epoch, from L1: the outputs root the consensus settled and how each member voted",
                 [common])
@@ -337,6 +352,9 @@ def _inspect(args: argparse.Namespace) -> int:
 def _domain_table(args: argparse.Namespace) -> int:
     from frontend_console import views  # heavy: eth_abi (keeps --help instant)
 
+    if getattr(args, "open", False):
+        return _open_tasks(args)
+
     _, _, node = _context(args)
     notices = [o for o in _decoded_outputs(args, node) if o.message is not None]
     builder = {"tasks": views.tasks_table, "rounds": views.rounds_table, "stakes": views.stakes_table,
@@ -347,6 +365,53 @@ def _domain_table(args: argparse.Namespace) -> int:
     data = [views.output_json(o) for o in notices
             if args.task is None or o.message.as_dict().get("task_id") == args.task]
     _print(args, data, table)
+    return 0
+
+
+def _admit(args: argparse.Namespace) -> int:
+    """Rank the applicants by the rollup's reputation route, admit the top K (the rollup checks the rest: the
+    sender is the publisher, the task takes approvals, the group has room)."""
+    from dapp.market import Reputation, top  # heavy: eth_abi (keeps --help instant)
+    from dapp.schema import AdmitTrainers, normalize_address  # heavy: eth_abi, as above
+    from frontend_console.views import reputation_table  # heavy: eth_abi, as above
+
+    if args.top < 1 or args.task < 0 or not 0 <= args.group < 256:
+        raise ConfigError("--top must be at least 1, --task not negative and --group in 0..255")
+    try:
+        applicants = list(dict.fromkeys(normalize_address(a) for a in args.applicants))
+    except ValueError as err:
+        raise ConfigError(f"an applicant is {err}") from None
+    l1, node = _l1(args)
+    records = []
+    for address in applicants:
+        answer = node.inspect(f"reputation/{address}".encode())
+        r = json.loads(answer.reports[0]) if answer.reports else {}
+        if answer.status != "Accepted":
+            raise ConfigError(f"the rollup did not answer {address}'s reputation: {r.get('error', answer.status)}")
+        records.append(Reputation(address, r["tasks"], r["reported"], r["accepted"], int(r["earned_wei"])))
+    chosen = top(records, args.top)
+    _print(args, {"chosen": [r.address for r in chosen]}, reputation_table(records, {r.address for r in chosen}))
+    if args.dry_run:
+        return 0
+    index = l1.add_input(_key(args), AdmitTrainers(args.task, args.group, tuple(r.address for r in chosen)).encode())
+    print(json.dumps({"input_index": index}) if args.json else
+          f"AdmitTrainers for task {args.task} group {args.group}: {len(chosen)} trainer(s), input {index} added")
+    return 0
+
+
+def _open_tasks(args: argparse.Namespace) -> int:
+    """The market's listing: the tasks open for registration at L1's latest block, as the rollup answers it."""
+    from frontend_console.views import open_tasks_table, report_text  # heavy: eth_abi (keeps --help instant)
+
+    l1, node = _l1(args)
+    block = l1.block_number()
+    answer = node.inspect(f"tasks?open={block}".encode())
+    if answer.status != "Accepted" or not answer.reports:
+        raise ConfigError(f"the rollup did not list its open tasks: {answer.status} "
+                          + (report_text(answer.reports[0]) if answer.reports else ""))
+    listing = json.loads(answer.reports[0])
+    tasks = [t for t in listing["tasks"] if args.task in (None, t["task_id"])]
+    _print(args, {**listing, "tasks": tasks}, open_tasks_table(tasks, block))
     return 0
 
 

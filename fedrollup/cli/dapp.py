@@ -21,6 +21,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                      help="rollup HTTP server (default: $ROLLUP_HTTP_SERVER_URL or http://127.0.0.1:5004)")
     run.add_argument("--ether-portal", default=None,
                      help="EtherPortal address (default: $FEDROLLUP_ETHER_PORTAL or the canonical 2.2.0 one)")
+    run.add_argument("--broker", default=None, metavar="ADDRESS",
+                     help="the market's broker, paid its fee on every task that starts (default: $FEDROLLUP_BROKER, "
+                          "else none: no fee)")
+    run.add_argument("--broker-fee-bps", type=int, default=None, metavar="BPS",
+                     help="the broker's fee in basis points of a task's budget (default: $FEDROLLUP_BROKER_FEE_BPS, "
+                          "else 200 = 2 %%)")
     run.set_defaults(func=_run)
 
     enc = sub.add_parser("encode", help="print the hex payload of an input, e.g. "
@@ -44,6 +50,16 @@ def _run(args: argparse.Namespace) -> int:
     os.environ["ROLLUP_HTTP_SERVER_URL"] = args.url
     if args.ether_portal:
         os.environ["FEDROLLUP_ETHER_PORTAL"] = args.ether_portal
+    if args.broker is not None:
+        os.environ["FEDROLLUP_BROKER"] = args.broker
+    if args.broker_fee_bps is not None:
+        os.environ["FEDROLLUP_BROKER_FEE_BPS"] = str(args.broker_fee_bps)
+    from dapp.market import market_from_env  # heavy: eth_abi, as above
+
+    try:
+        market_from_env()
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     return main()
 
 

@@ -29,6 +29,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     chain.add_argument("--consensus", choices=("quorum", "authority"), default="quorum",
                        help="who settles each epoch: a Quorum of the manager and the validators, each with its own "
                             "node and claim key (a majority needed), or one Authority key")
+    chain.add_argument("--tasks", type=int, default=1,
+                       help="publishers, each running this federation as a task of its own, all at once on one rollup "
+                            "whose broker takes --broker-fee-bps of every task's budget (a market, issue 15)")
+    chain.add_argument("--broker-fee-bps", type=int, default=200,
+                       help="with --tasks 2 or more: the broker's fee in basis points, paid by voucher")
     unset = argparse.SUPPRESS  # defaults said in the help text: a missing option stays missing from args
     chain.add_argument("--report-blocks", type=int, default=unset,
                        help="L1 blocks after a round's start within which its reports are accepted (default: the "
@@ -57,6 +62,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     cheat.add_argument("--cheat-from-round", type=int, metavar="R", default=unset,
                        help="the first round it lies in (default 2)")
     p.set_defaults(func=run)
+
+
+MAX_MARKET_TASKS = 4  # each trains in a process of its own, on a machine of a few cores
 
 
 def _wei(eth: float, what: str) -> int:
@@ -113,6 +121,14 @@ def demo_config(args: argparse.Namespace) -> demo.DemoConfig:
     cheating = cheating_validator(args, cfg)
     contest_blocks = _blocks(getattr(args, "contest_blocks", None), demo.CHEAT_CONTEST_BLOCKS if cheating else None,
                              "--contest-blocks")
+    if not 1 <= args.tasks <= MAX_MARKET_TASKS:
+        raise ConfigError(f"--tasks must be in 1..{MAX_MARKET_TASKS} (each task trains in a process of its own), "
+                          f"got {args.tasks}")
+    if not 0 <= args.broker_fee_bps <= 10_000:
+        raise ConfigError(f"--broker-fee-bps must be in 0..10000, got {args.broker_fee_bps}")
+    if args.tasks > 1 and (silent or cheating):
+        raise ConfigError("--silent-validator and --cheating-validator stage one task's misbehaviour: run them "
+                          "with --tasks 1")
     out = output_folder(args, cfg, kind="demo")
     return demo.DemoConfig(simulation=cfg, out=out, block_time=args.block_time, epoch_length=args.epoch_length,
                            l1_port=args.l1_port, node_port=args.node_port,
@@ -120,7 +136,7 @@ def demo_config(args: argparse.Namespace) -> demo.DemoConfig:
                            validator_reward_wei=_wei(args.validator_reward, "--validator-reward"),
                            keep_chain=args.keep_chain, silent=silent, report_blocks=report_blocks,
                            close_blocks=close_blocks, contest_blocks=contest_blocks, cheating=cheating,
-                           consensus=args.consensus)
+                           consensus=args.consensus, tasks=args.tasks, broker_fee_bps=args.broker_fee_bps)
 
 
 def run(args: argparse.Namespace) -> int:
