@@ -92,7 +92,7 @@ def test_interrupted_or_killed_runs_leave_nothing_after_cleanup(tmp_path, how):
                                "--out", str(tmp_path / "run")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True)
     try:
-        wait_for_line(runner, "SuperLinks listening", 90)
+        wait_for_line(runner, "SuperLink ready", 90)
         runner.send_signal(signal.SIGINT if how == "ctrl-c" else signal.SIGKILL)
         output = runner.communicate(timeout=60)[0]
     finally:
