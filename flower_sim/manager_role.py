@@ -86,6 +86,7 @@ class ManagerOptions:
     figures: Path | None = None          # default: <out>/metrics.json
     deployment: Path | None = None       # the rollup's deployment file; None: the run records on no rollup
     node_url: str = ""                   # the rollups node the manager reads the rollup's answers from
+    rpc_url: str = ""                    # L1's JSON-RPC; "": the deployment file's
     round_timeout_s: float = 1800.0      # how long a round waits for every validator
 
 
@@ -93,18 +94,20 @@ def run(options: ManagerOptions) -> int:
     started_run = time.perf_counter()
     cfg, out = options.cfg, options.out
     out.mkdir(parents=True, exist_ok=True)
+    exchange = Exchange(cfg)
+    server = serve(exchange, options.host, options.port)  # /config first: the validators' ServerApps start meanwhile
+    print(f"manager serving the run's configuration on http://{options.host}:{options.port} "
+          f"({cfg.rounds} rounds, {cfg.validators} validators, {cfg.trainers} trainers)", flush=True)
     models.configure_tensorflow(cfg.seed)
     splits = make_splits(cfg.split_spec())
     manager = Manager(cfg.model, cfg.seed, splits, out)
-    exchange = Exchange(cfg)
     recorder = None
     if options.deployment is not None:
         deployment = load(options.deployment)
+        if options.rpc_url:
+            deployment = replace(deployment, rpc_url=options.rpc_url)
         node = NodeClient.at(options.node_url, deployment.application)
         recorder = RollupRecorder(cfg, deployment, node, say=lambda text: print(f"[chain] {text}", flush=True))
-    server = serve(exchange, options.host, options.port)  # /config first: the validators get ready meanwhile
-    print(f"manager serving the run's configuration on http://{options.host}:{options.port} "
-          f"({cfg.rounds} rounds, {cfg.validators} validators, {cfg.trainers} trainers)", flush=True)
     if recorder is not None:
         recorder.open_task(cfg.rounds)
         exchange.publish_task(recorder.signing_task())  # before round 1's global: the validators ask after it
@@ -138,7 +141,7 @@ def run(options: ManagerOptions) -> int:
         for server_round in range(1, cfg.rounds + 1):
             metrics.add_to_round(server_round, rollup=recorder.round_figures(server_round))
     metrics.add(elapsed_s=time.perf_counter() - started_run)
-    plot_accuracy(out / "accuracy.png", records, f"{cfg.strategy}, attack {cfg.attack}, emulated edge network")
+    plot_accuracy(out / "accuracy.png", records, f"{cfg.strategy}, attack {cfg.attack}, deployment")
     if recorder is not None:
         metrics.add(rollup={"task_id": recorder.task_id, "setup_s": recorder.timings.setup_s,
                             "node_url": options.node_url, "recorded": recorded_rounds(node, recorder.task_id)})

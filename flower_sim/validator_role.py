@@ -104,7 +104,7 @@ def run_status(children: Children, timeout_s: float = 60.0) -> list[str]:
 
 
 def flwr_json(done: subprocess.CompletedProcess) -> dict:
-    """The JSON document a `flwr ... --format json` command printed ({} when it printed none)."""
+    """The JSON document a `flwr ... --format json` command printed (without one: its output as the error)."""
     try:
         return json.loads(done.stdout[done.stdout.index("{"):])
     except ValueError:
@@ -126,6 +126,9 @@ def run(options: ValidatorOptions) -> int:
               + (f"TLS, {len(keys)} trainer key(s) registered, no other SuperNode admitted" if tls else
                  "insecure, any SuperNode admitted") + f"; waiting for the manager at {manager}", flush=True)
         cfg = fetch_config(manager, options.wait_manager_s)
+        if options.id >= cfg.validators:
+            raise ConfigError(f"--id {options.id}: the manager's run has {cfg.validators} validators "
+                              f"(0 .. {cfg.validators - 1})")
         values = {**cfg.to_run_config(), "validator-id": options.id, "manager-url": manager,
                   "out": str(workdir / "models"), "wait-nodes-s": options.wait_nodes_s,
                   "wait-global-s": options.round_timeout_s, "reply-timeout-s": options.reply_timeout_s}

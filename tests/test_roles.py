@@ -3,6 +3,8 @@ what it cannot run, the pieces they share with the emulated network, and, for re
 admitting its registered trainer and refusing a SuperNode whose key it never registered."""
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +19,7 @@ from cryptography.hazmat.primitives.serialization import load_ssh_private_key, l
 from common.accounts import MNEMONIC_ENV
 from common.errors import ConfigError
 from fedrollup.cli import build_parser, main
+from fedrollup.cli.manager import manager_options
 from fedrollup.cli.simulate import simulation_config
 from flower_sim.config import SimulationConfig
 from flower_sim.deployment import READY_LINE, write_supernode_key
@@ -70,7 +73,7 @@ def test_the_mnemonic_comes_from_a_file_and_a_bad_one_is_refused(tmp_path, capsy
     assert main(["trainer", "--mnemonic-file", str(short), "--superlink", "h:1", "--insecure", "--partition-id",
                  "0", "--num-partitions", "1"]) == 2
     assert "a BIP-39 mnemonic has 12 to 24 words, not 3" in capsys.readouterr().err
-    assert MNEMONIC_ENV not in __import__("os").environ
+    assert MNEMONIC_ENV not in os.environ
 
 
 def test_the_network_passes_the_manager_exactly_the_runs_configuration():
@@ -78,6 +81,18 @@ def test_the_network_passes_the_manager_exactly_the_runs_configuration():
                            dp="gaussian", payout="shapley", attack="labelflip", malicious=0.3).validate()
     args = build_parser().parse_args(["manager", *option_argv(cfg)])
     assert simulation_config(args) == cfg
+
+
+def test_the_manager_command_hands_each_option_to_the_manager_role(tmp_path):
+    deployment = tmp_path / "sepolia.json"
+    deployment.write_text("{}")
+    args = build_parser().parse_args(["manager", "--rounds", "3", "--deployment", str(deployment), "--node",
+                                      "http://node:6751", "--rpc", "https://l1.example.org", "--round-timeout", "90",
+                                      "--port", "8800", "--out", str(tmp_path / "run")])
+    options = manager_options(args)
+    assert (options.cfg.rounds, options.deployment, options.node_url, options.rpc_url, options.round_timeout_s,
+            options.port, options.out) == (3, deployment, "http://node:6751", "https://l1.example.org", 90.0, 8800,
+                                           tmp_path / "run")
 
 
 def test_validators_fetch_the_runs_configuration_from_the_manager():
@@ -93,12 +108,15 @@ def test_validators_fetch_the_runs_configuration_from_the_manager():
         fetch_config(f"http://127.0.0.1:{server.server_address[1]}", timeout_s=0)
 
 
-def test_the_validator_app_declares_its_serverapp_and_the_timed_trainer(tmp_path):
-    defaults = {**SimulationConfig().to_run_config(), "validator-id": 0, "manager-url": "", "out": ""}
-    app = tomllib.loads((write_validator_app(tmp_path, defaults) / "pyproject.toml").read_text())["tool"]["flwr"]["app"]
+def test_the_validator_app_declares_its_serverapp_and_the_timed_trainer_with_the_managers_configuration(tmp_path):
+    """The run config carries the manager's whole configuration: the trainers' ClientApps build their model and
+    data from it (`context.run_config`), not only the validator's ServerApp."""
+    cfg = SimulationConfig(model="logreg", trainers=4, rounds=2).validate()
+    values = {**cfg.to_run_config(), "validator-id": 1, "manager-url": "http://m:8700", "out": "/v/models"}
+    app = tomllib.loads((write_validator_app(tmp_path, values) / "pyproject.toml").read_text())["tool"]["flwr"]["app"]
     assert app["components"] == {"serverapp": "flower_sim.validator_app:app",
                                  "clientapp": "flower_sim.station_app:app"}
-    assert SimulationConfig.from_run_config(app["config"]) == SimulationConfig()
+    assert SimulationConfig.from_run_config(app["config"]) == cfg
 
 
 def test_a_trainer_key_pair_is_one_flower_reads_and_its_private_half_stays_private(tmp_path, capsys):
@@ -119,8 +137,6 @@ def test_a_validator_advertises_its_bind_address_or_the_loopback():
 
 
 def free_port() -> int:
-    import socket  # only here: a port for the real SuperLink below
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -25,26 +25,35 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     link.add_argument("--round-timeout", dest="round_timeout_s", type=float, default=1800.0, metavar="SECONDS",
                       help="how long a round waits for every validator's model")
     link.add_argument("--figures", type=Path, default=None, metavar="FILE",
-                      help="where the run's figures go (default <out>/metrics.json)")
+                      help="where the run's figures go; none: <out>/metrics.json")
     chain = p.add_argument_group("the rollup (omit both: the run records on no rollup)")
     chain.add_argument("--deployment", type=Path, default=None, metavar="FILE",
                        help="the rollup's deployment file (contracts, L1 RPC URL, chain id; `fedrollup chain up` "
                             "writes one)")
     chain.add_argument("--node", default="", metavar="URL", help="the rollups node to read the rollup's answers "
                                                                  "from, e.g. http://10.0.0.3:6751")
+    chain.add_argument("--rpc", default="", metavar="URL", help="L1's JSON-RPC URL; empty: the deployment file's")
     add_mnemonic_option(p)
     p.set_defaults(func=_run)
 
 
-def _run(args: argparse.Namespace) -> int:
-    from flower_sim.manager_role import ManagerOptions, run  # heavy: TensorFlow, web3
+def manager_options(args: argparse.Namespace):
+    """The parsed command as the manager role's `ManagerOptions`; ConfigError for what cannot run."""
+    from flower_sim.manager_role import ManagerOptions  # heavy: TensorFlow, web3
 
     cfg = simulation_config(args)
     if bool(args.deployment) != bool(args.node):
         raise ConfigError("give both --deployment and --node (the run records on the rollup), or neither")
     if args.deployment and not args.deployment.is_file():
         raise ConfigError(f"--deployment {args.deployment}: no such file")
+    return ManagerOptions(cfg, output_folder(args, cfg, "manager").resolve(), host=args.host, port=args.port,
+                          figures=args.figures, deployment=args.deployment, node_url=args.node, rpc_url=args.rpc,
+                          round_timeout_s=args.round_timeout_s)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from flower_sim.manager_role import run  # heavy: TensorFlow, web3
+
+    options = manager_options(args)
     set_mnemonic(args)
-    out = output_folder(args, cfg, "manager")
-    return run(ManagerOptions(cfg, out.resolve(), args.host, args.port, args.figures, args.deployment, args.node,
-                              args.round_timeout_s))
+    return run(options)

@@ -14,7 +14,7 @@ MNEMONIC_WORDS = (12, 15, 18, 21, 24)
 def add_mnemonic_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mnemonic-file", type=Path, default=None, metavar="FILE",
                    help=f"file holding the BIP-39 mnemonic the run's role accounts derive from (never on the "
-                        f"command line, where `ps` shows it; default ${MNEMONIC_ENV}, else the dev chain's)")
+                        f"command line, where `ps` shows it); none: ${MNEMONIC_ENV}, else the dev chain's")
 
 
 def set_mnemonic(args: argparse.Namespace) -> None:

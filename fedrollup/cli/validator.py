@@ -25,8 +25,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     link.add_argument("--host", default="0.0.0.0", help="address the SuperLink binds")
     link.add_argument("--port", type=int, default=SUPERLINK_PORT, help="port of the SuperLink (Fleet and Control API)")
     link.add_argument("--advertise", default="", metavar="HOST",
-                      help="the name or address its trainers dial, as in its certificate (default --host, or "
-                           "127.0.0.1 when --host is 0.0.0.0)")
+                      help="the name or address its trainers dial, as in its certificate; empty: --host, or "
+                           "127.0.0.1 when --host is 0.0.0.0")
     link.add_argument("--tls-ca", type=Path, default=None, metavar="FILE", help="CA certificate its trainers trust")
     link.add_argument("--tls-cert", type=Path, default=None, metavar="FILE",
                       help="the SuperLink's certificate (its --advertise name or address as SAN)")
