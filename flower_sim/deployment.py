@@ -172,13 +172,19 @@ def listening(host: str, port: int) -> bool:
         return False
 
 
+def role_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a role's processes: the venv's console scripts first on PATH (a SuperLink or SuperNode
+    starts `flower-superexec` from PATH), output unbuffered, and `extra`."""
+    path = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+    return {**os.environ, "PATH": path, "PYTHONUNBUFFERED": "1", **(extra or {})}
+
+
 class Children:
     """The processes a role started: their output goes to the role's own, and all of them stop when the role
     stops (`stop_all`, also on SIGTERM: a supervisor or the emulated network stopping the role)."""
 
     def __init__(self, env: dict[str, str] | None = None) -> None:
-        path = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"  # the SuperLink starts `flower-superexec` from PATH
-        self.env = {**os.environ, "PATH": path, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.env = role_env(env)
         self.running: list[subprocess.Popen] = []
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds into the role's `finally: stop_all()`
 

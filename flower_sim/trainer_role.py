@@ -4,16 +4,18 @@ On the trainer's own device: a SuperNode dialing its validator's SuperLink over 
 its requests with its authentication key (the SuperLink admits it only if its validator registered the public key),
 its data partition in `--node-config` (the partition id is the trainer id the run knows it by). With "warm"
 ClientApp isolation, `flower_sim.warm_clientapp` runs next to it and forks each ClientApp (`flower_sim.station_app`,
-the trainer, timed) from a process that preloaded TensorFlow. The role lasts as long as its SuperNode.
+the trainer, timed) from a process that preloaded TensorFlow. The command becomes the SuperNode (exec): it lasts as
+long as the SuperNode, and exits with its code (Flower's 305 when the SuperLink refuses its key).
 """
 from __future__ import annotations
 
+import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import ConfigError
-from flower_sim.deployment import (CLIENTAPP_ISOLATION, DEFAULT_CLIENTAPP_ISOLATION, RUNTIME_PORT, Children,
-                                   RoleError,
+from flower_sim.deployment import (CLIENTAPP_ISOLATION, DEFAULT_CLIENTAPP_ISOLATION, RUNTIME_PORT, role_env,
                                    supernode_argv, warm_executor_argv)
 
 
@@ -53,21 +55,17 @@ class TrainerOptions:
 
 
 def run(options: TrainerOptions) -> int:
+    """Become the trainer's SuperNode (exec: no supervising process stays behind, 45 MiB saved per trainer), with
+    the warm executor started first to serve this very process id; it exits when the SuperNode does."""
     options.check()
-    children = Children()
-    try:
-        supernode = children.start(supernode_argv(
-            options.superlink, (options.partition_id, options.num_partitions),
-            str(options.tls_ca) if options.tls_ca else None, options.clientapp_isolation,
-            str(options.key) if options.key else None, options.runtime_port))
-        if options.clientapp_isolation == "warm":
-            children.start(warm_executor_argv(supernode.pid, options.runtime_port))
-        print(f"trainer {options.partition_id}: SuperNode dialing {options.superlink} "
-              f"({'TLS, authenticated by its key' if options.key else 'insecure'}), partition "
-              f"{options.partition_id} of {options.num_partitions}", flush=True)
-        if supernode.wait() != 0:
-            raise RoleError(f"trainer {options.partition_id}'s SuperNode exited with code {supernode.returncode} "
-                            "(refused by the SuperLink if its key is not registered there; its log above says why)")
-        return 0
-    finally:
-        children.stop_all()
+    argv = supernode_argv(options.superlink, (options.partition_id, options.num_partitions),
+                          str(options.tls_ca) if options.tls_ca else None, options.clientapp_isolation,
+                          str(options.key) if options.key else None, options.runtime_port)
+    env = role_env()
+    if options.clientapp_isolation == "warm":
+        subprocess.Popen(warm_executor_argv(os.getpid(), options.runtime_port), env=env, stdin=subprocess.DEVNULL)
+    print(f"trainer {options.partition_id}: SuperNode dialing {options.superlink} "
+          f"({'TLS, authenticated by its key' if options.key else 'insecure'}), partition "
+          f"{options.partition_id} of {options.num_partitions}", flush=True)
+    os.execve(argv[0], argv, env)
+    return 0  # not reached: the SuperNode's exit code is the command's
