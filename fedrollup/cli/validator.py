@@ -11,7 +11,7 @@ from flower_sim.deployment import SUPERLINK_PORT
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "validator", help="a validator of a deployment: its SuperLink (TLS, SuperNode authentication), its ServerApp",
+        "validator", help="a validator of a deployment: its SuperLink (TLS, SuperNode auth), its ServerApp",
         description="A validator's role on its own machine (docs/deployment.md). Starts its Flower SuperLink over "
                     "TLS, registers its trainers' public keys (no other SuperNode is admitted), prints "
                     "'SuperLink ready', then fetches the run's configuration from the manager and runs its "
