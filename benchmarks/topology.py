@@ -33,7 +33,7 @@ from pathlib import Path
 
 from topology import clean, flower_services
 from topology.emulator import EmulatorUnavailable, choose_emulator
-from topology.flower_services import CLIENTAPP_ISOLATION, DEFAULT_CLIENTAPP_ISOLATION
+from flower_sim.deployment import CLIENTAPP_ISOLATION, DEFAULT_CLIENTAPP_ISOLATION
 from topology.net import EmulatedNetwork
 from topology.paper_topology import echo_rounds
 from topology.processes import HostProcesses

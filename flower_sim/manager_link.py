@@ -2,7 +2,9 @@
 
 In one process (`fedrollup simulate`, `flower_sim.server_app`) the round loop hands each validator's
 `ValidatorRound` to the manager directly (`flower_sim.federation`). In a deployment each validator's ServerApp
-(`flower_sim.validator_app`) reaches the manager's HTTP service (`serve`, run by `topology.manager_host`):
+(`flower_sim.validator_app`) reaches the manager's HTTP service (`serve`, run by `fedrollup manager`):
+  * GET /config: the run's configuration (`SimulationConfig` fields as JSON), which `fedrollup validator` runs its
+    ServerApp with, so that every validator runs the manager's federation;
   * GET /global/<r>: the global model of round r as `.npz` bytes (404 until round r-1 is closed);
   * GET /task: the rollup task the run records on, {"task_id", "chain_id", "application"}, or 404 when it records
     on none (final once round 1's global model is served: the manager opens the task first). The validators pass
@@ -28,7 +30,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
+from common.errors import ConfigError
 from dapp.eip712 import Domain
+from flower_sim.config import SimulationConfig
 from flower_sim.records import RoundRecord, ValidatorReport
 from flower_sim.signatures import RollupTask
 from flower_sim.validator import ValidatorRound
@@ -83,6 +87,20 @@ def fetch_global(manager: str, server_round: int, timeout_s: float) -> tuple[lis
         time.sleep(0.2)
 
 
+def fetch_config(manager: str, timeout_s: float) -> SimulationConfig:
+    """The run's configuration, waiting (up to `timeout_s`) until the manager's service answers."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"{manager}/config", timeout=10) as answer:
+                return SimulationConfig(**json.loads(answer.read())).validate()
+        except OSError as err:  # not up yet (refused, reset, timed out), or an error page
+            if time.monotonic() > deadline:
+                raise ConfigError(f"the manager at {manager} did not answer within {timeout_s:g} s: "
+                                  f"{getattr(err, 'reason', err)}") from None
+        time.sleep(1.0)
+
+
 def fetch_task(manager: str) -> RollupTask | None:
     """The rollup task the manager's run records on, None when it records on none (ask once round 1's global
     model has been served)."""
@@ -118,7 +136,8 @@ def post_result(manager: str, server_round: int, validator_id: int, document: di
 class Exchange:
     """What the HTTP service and the manager's round loop share: published global models, received rounds."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: SimulationConfig | None = None) -> None:
+        self.config = config  # the run's, served at /config
         self.lock = threading.Condition()
         self.globals: dict[int, bytes] = {}
         self.results: dict[int, dict[int, dict]] = {}
@@ -176,6 +195,8 @@ def make_handler(exchange: Exchange) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             parts = self.path.strip("/").split("/")
+            if parts == ["config"] and exchange.config is not None:
+                return self._answer(200, json.dumps(exchange.config.as_dict()).encode(), "application/json")
             if parts == ["task"]:
                 with exchange.lock:
                     task = exchange.task

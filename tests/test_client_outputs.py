@@ -12,7 +12,7 @@ from rollups_node.describe import describe_outputs
 from rollups_node.model import Input
 from rollups_node.outputs import decoded_data as output_json_data
 from rollups_node.outputs import encode_notice, encode_voucher
-from topology.manager_host import recorded_rounds
+from flower_sim.manager_role import recorded_rounds
 
 SENDER = "0x" + "cd" * 20
 ITEM = Input(index=3, epoch_index=1, block_number=42, block_timestamp=1_700_000_000, chain_id=31337,

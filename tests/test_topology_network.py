@@ -92,7 +92,7 @@ def test_interrupted_or_killed_runs_leave_nothing_after_cleanup(tmp_path, how):
                                "--out", str(tmp_path / "run")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True)
     try:
-        wait_for_line(runner, "SuperLinks listening", 90)
+        wait_for_line(runner, "SuperLink ready", 90)
         runner.send_signal(signal.SIGINT if how == "ctrl-c" else signal.SIGKILL)
         output = runner.communicate(timeout=60)[0]
     finally:
@@ -128,6 +128,13 @@ def test_topology_command_runs_a_recorded_federated_round_across_the_network(tmp
                                                                                           ("val2", 2, 2)]
     assert min(checks["echo"]["bytes_per_station_per_round"].values()) >= 2 * 400_000
     assert "[superlink.val2]" in (out / "hosts" / "mgr" / "flwr-home" / "config.toml").read_text()
+    # every role ran as the command a deployment's operator runs: the validators admitting their group's keys
+    hosts = out / "hosts"
+    for validator in ("val1", "val2"):
+        said = (hosts / validator / "validator.log").read_text()
+        assert "2 trainer key(s) registered, no other SuperNode admitted" in said
+    assert all("SuperNode dialing" in (hosts / s / "trainer.log").read_text() for s in ("sta1", "sta2", "sta3", "sta4"))
+    assert "manager serving the run's configuration" in (hosts / "mgr" / "manager.log").read_text()
     assert min(b["rx_bytes"] for b in summary["station_bytes_after_registration"].values()) > 1_000
     assert json.loads((out / "topology.json").read_text())["format"] == "fedrollup-topology/1"
     # one federated round: each validator's ServerApp on its SuperLink trained its stations, the manager host

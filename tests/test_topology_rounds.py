@@ -7,7 +7,6 @@ import base64
 import json
 import subprocess
 import threading
-import tomllib
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,14 +15,13 @@ import numpy as np
 import pytest
 
 from contracts_config.anvil import free_port
-from flower_sim.config import SimulationConfig
 from dapp.eip712 import Domain
 from flower_sim.manager_link import (Exchange, fetch_global, fetch_task, make_handler, post_result,
                                      weights_from_bytes, weights_to_bytes)
 from flower_sim.signatures import RollupTask
-from topology.federated_rounds import audit_run, memory_estimate, simulation_config, write_edge_app
-from topology.flower_services import run_config
-from topology.manager_host import round_timings
+from topology.federated_rounds import audit_run, memory_estimate, simulation_config
+from flower_sim.deployment import run_config
+from flower_sim.manager_role import round_timings
 from topology.paper_topology import TopologyOptions
 from topology.processes import HostProcess
 from topology.topo import paper_topology
@@ -32,14 +30,6 @@ from topology.topo import paper_topology
 def test_run_config_quotes_strings_and_keeps_numbers_and_booleans():
     text = run_config({"strategy": "mad", "rounds": 2, "lr": 0.05, "flag": True, "out": "/tmp/a b"})
     assert text == 'strategy="mad" rounds=2 lr=0.05 flag=true out="/tmp/a b"'
-
-
-def test_the_app_declares_the_validator_serverapp_and_the_timed_trainer(tmp_path):
-    defaults = {**SimulationConfig().to_run_config(), "validator-id": 0, "manager-url": "", "out": ""}
-    app = tomllib.loads((write_edge_app(tmp_path, defaults) / "pyproject.toml").read_text())["tool"]["flwr"]["app"]
-    assert app["components"] == {"serverapp": "flower_sim.validator_app:app",
-                                 "clientapp": "flower_sim.station_app:app"}
-    assert SimulationConfig.from_run_config(app["config"]) == SimulationConfig()
 
 
 def test_the_network_decides_trainers_and_validators_the_options_the_rest():

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from topology.echo_round import write_echo_app
-from topology.warm_clientapp import READY
+from flower_sim.warm_clientapp import READY
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -95,7 +95,7 @@ def test_each_task_runs_in_a_reaped_fork_and_the_executor_ends_with_its_supernod
         supernode = start("supernode", [str(BIN / "flower-supernode"), "--insecure", "--superlink",
                                         f"127.0.0.1:{link}", "--isolation", "process", "--host", "127.0.0.1",
                                         "--port", str(runtime), "--node-config", "partition-id=2"])
-        executor = start("executor", [sys.executable, "-m", "topology.warm_clientapp", "--runtime-api-address",
+        executor = start("executor", [sys.executable, "-m", "flower_sim.warm_clientapp", "--runtime-api-address",
                                       f"127.0.0.1:{runtime}", "--insecure", "--parent-pid", str(supernode.pid),
                                       "--preload", "flwr.clientapp", "topology.echo_app"])
         log = tmp_path / "executor.log"

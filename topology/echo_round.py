@@ -10,7 +10,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from topology.flower_services import FlowerServices, write_app
+from flower_sim.deployment import write_app
+from topology.flower_services import FlowerServices
 from topology.processes import VENV_BIN, HostProcesses, wait_until
 
 

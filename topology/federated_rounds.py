@@ -1,15 +1,19 @@
 """The federated rounds across the emulated network: a ServerApp per validator SuperLink, the manager between.
 
 Design (the manager<->validator exchange is out of band, over the emulated backbone):
-  * the manager host runs `topology.manager_host`, the manager link's HTTP service (`flower_sim.manager_link`)
-    on its own address that hands out the global model of each round and takes the validators' models and
-    reports; it closes each round as `simulate` does (`flower_sim.manager.RoundCloser`), writes the `.frq`
-    files, records every round on the chain host's rollup, and hands its figures over at the end;
-  * each validator host runs ONE `flwr run` for the whole run on its own SuperLink (Deployment Engine), whose
-    ServerApp (`flower_sim.validator_app`) loops over the rounds: fetch the global model from the manager,
-    run its group's round with the SuperNodes on its stations, send its model back. One ServerApp process
-    per validator for the whole run, so TensorFlow and the validator's data load once, not once per round;
-  * the stations' SuperNodes run `flower_sim.station_app` (the trainer, timed).
+  * the manager host runs `fedrollup manager` (`flower_sim.manager_role`), the manager link's HTTP service
+    (`flower_sim.manager_link`) on its own address that hands out the run's configuration and the global model of
+    each round and takes the validators' models and reports; it closes each round as `simulate` does
+    (`flower_sim.manager.RoundCloser`), writes the `.frq` files, records every round on the chain host's rollup,
+    and hands its figures over at the end;
+  * each validator host already runs `fedrollup validator` (started with its SuperLink by
+    `flower_services.start_superlinks`): once the manager's link answers, it runs ONE `flwr run` for the whole
+    run on its own SuperLink, whose ServerApp (`flower_sim.validator_app`) loops over the rounds: fetch the
+    global model from the manager, run its group's round with the SuperNodes on its stations, send its model
+    back. One ServerApp process per validator for the whole run, so TensorFlow and the validator's data load
+    once, not once per round;
+  * the stations' `fedrollup trainer` SuperNodes run `flower_sim.station_app` (the trainer, timed).
+These are the commands an operator runs on a machine of a real deployment (docs/deployment.md).
 While it runs, this module reads the manager's output and snapshots each station's radio-link byte counters
 whenever the manager announces a round closed, and samples the memory (PSS) of every process the run started,
 for the bytes per station per round and peak memory; it writes `metrics.json` once, at the end.
@@ -29,17 +33,9 @@ from flower_sim.config import SimulationConfig
 from flower_sim.manager_link import closed_round
 from flower_sim.outputs import RunMetrics
 from topology.clean import netns_of, root_netns
-from topology.flower_services import run_config, write_app
+from topology.flower_services import MANAGER_PORT
 from topology.processes import VENV_BIN, HostProcesses, OutputLines, wait_until
 from topology.traffic import bytes_since, station_bytes
-
-MANAGER_PORT = 8700
-REPLY_TIMEOUT_S = 600  # per round, a validator waits this long for its stations' replies, then goes on
-
-
-def write_edge_app(folder: Path, defaults: dict) -> Path:
-    return write_app(folder, "fedrollup-edge", "One validator's group rounds with timed trainers",
-                     "flower_sim.validator_app:app", "flower_sim.station_app:app", defaults)
 
 
 def pss_bytes(pids: set[int]) -> int:
@@ -93,29 +89,17 @@ def run_rounds(network, processes: HostProcesses, flower, chain, cfg: Simulation
     manager_address = topo.address("mgr")
     figures = processes.host_dir("mgr") / "manager-figures.json"
     figures.unlink(missing_ok=True)
-    spec = {"config": cfg.as_dict(), "host": manager_address, "port": MANAGER_PORT, "out": str(out),
-            "figures": str(figures), "deployment": str(chain.deployment) if chain else None,
-            "node_url": chain.node_url if chain else None, "round_timeout_s": timeout_s}
-    spec_file = processes.host_dir("mgr") / "manager-spec.json"
-    spec_file.write_text(json.dumps(spec, indent=2) + "\n")
+    chain_options = ["--deployment", str(chain.deployment), "--node", chain.node_url] if chain else []
     started = time.monotonic()
     announcements = OutputLines(processes.log_path("mgr", "manager"))
-    manager = processes.start("mgr", "manager", [str(VENV_BIN / "python"), "-m", "topology.manager_host",
-                                                 str(spec_file)],
+    manager = processes.start("mgr", "manager", [str(VENV_BIN / "fedrollup"), "manager", *option_argv(cfg),
+                                                 "--out", str(out), "--host", manager_address,
+                                                 "--port", str(MANAGER_PORT), "--figures", str(figures),
+                                                 "--round-timeout", f"{timeout_s:g}", *chain_options],
                               env={"PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
-    base = {**cfg.to_run_config(), "validator-id": 0, "manager-url": "", "out": "", "wait-nodes-s": 180,
-            "wait-global-s": timeout_s, "reply-timeout-s": REPLY_TIMEOUT_S}
-    app = write_edge_app(out / "edge-app", base)
-    runs = {}
-    for validator in topo.validators:
-        values = {**base, "validator-id": validator.group - 1,
-                  "manager-url": f"http://{manager_address}:{MANAGER_PORT}",
-                  "out": str(processes.host_dir(validator.name) / "models")}
-        argv = [str(VENV_BIN / "flwr"), "run", str(app), validator.name, "--run-config", run_config(values),
-                "--stream"]
-        runs[validator.name] = processes.start(validator.name, "flwr-run-rounds", argv)
-    say(f"`flwr run` of the validator ServerApp on {', '.join(runs)}: {cfg.rounds} round(s), "
-        f"{cfg.trainers // cfg.validators} stations each")
+    runs = flower.superlinks  # each validator host's `fedrollup validator`: it runs the rounds once the manager answers
+    say(f"`fedrollup manager` on mgr; `fedrollup validator` on {', '.join(runs)} runs its ServerApp: "
+        f"{cfg.rounds} round(s), {cfg.trainers // cfg.validators} stations each")
     wait_until(lambda: network.reachable(topo.validators[0].name, manager_address, MANAGER_PORT), 300,
                f"the manager's model service on {manager_address}:{MANAGER_PORT}", manager)
     say(f"manager host serving the global model on http://{manager_address}:{MANAGER_PORT}"
@@ -147,11 +131,10 @@ def run_rounds(network, processes: HostProcesses, flower, chain, cfg: Simulation
         take_announcements()
         for name, run in runs.items():
             if not run.alive and run.popen.returncode != 0:
-                raise RuntimeError(f"`flwr run` on {name} failed: {run.log_tail(5)}")
+                raise RuntimeError(f"`fedrollup validator` on {name} failed: {run.log_tail(5)}")
         if any(r.alive for r in runs.values()):
             runs_ended = None
         elif (runs_ended := runs_ended or time.monotonic()) < time.monotonic() - 120:
-            # `flwr run --stream` exits 0 even when its ServerApp failed: the logs say why
             raise RuntimeError("the validators' runs ended but the manager never closed the rounds: "
                                + " | ".join(f"{n}: {r.log_tail(3)}" for n, r in runs.items()))
         time.sleep(0.5)
@@ -159,9 +142,9 @@ def run_rounds(network, processes: HostProcesses, flower, chain, cfg: Simulation
     if manager.popen.returncode != 0 or not figures.exists() or len(per_round_bytes) < cfg.rounds:
         raise RuntimeError(f"the manager failed (code {manager.popen.returncode}): {manager.log_tail(8)}")
     for name, run in runs.items():
-        wait_until(lambda: not run.alive, 60, f"`flwr run` on {name} to end", interval_s=0.2)
+        wait_until(lambda: not run.alive, 120, f"`fedrollup validator` on {name} to end", interval_s=0.2)
         if run.popen.returncode != 0:
-            raise RuntimeError(f"`flwr run` on {name} failed: {run.log_tail(5)}")
+            raise RuntimeError(f"`fedrollup validator` on {name} failed: {run.log_tail(5)}")
     metrics = RunMetrics(json.loads(figures.read_text()))  # the manager's: rounds, timings, uploads, rollup
     for number, (sent, links) in enumerate(zip(per_round_bytes, radio), 1):
         metrics.add_to_round(number, bytes_per_station=sent, radio_per_station=links)
@@ -181,6 +164,14 @@ def run_rounds(network, processes: HostProcesses, flower, chain, cfg: Simulation
             "global_accuracy": [r["global_accuracy"] for r in document["rounds"]],
             "memory_estimate_20_stations": document["topology"]["memory_estimate_20_stations"],
             "rollup": document.get("rollup"), "audit": document["audit"]}
+
+
+def option_argv(cfg: SimulationConfig) -> list[str]:
+    """`cfg` as the federation options of `fedrollup manager` (those of `fedrollup simulate`)."""
+    argv = []
+    for name, value in cfg.as_dict().items():
+        argv += [f"--{name.replace('_', '-')}", str(value)]
+    return argv
 
 
 def describe_radio(station: str, link: dict) -> str:

@@ -1,89 +1,48 @@
-"""Flower's Deployment Engine on the emulated hosts: a SuperLink per validator, a SuperNode per station, over TLS.
+"""Flower's Deployment Engine on the emulated hosts, started with the role commands a real deployment runs.
 
-Each SuperLink binds its validator's address (the stations' gateway) with the run's certificates; each
-SuperNode dials its own group's SuperLink with the run CA as `--root-certificates` and carries its partition
-in `--node-config`. `wait_registered` proves a SuperNode got through TLS across the emulated links: the
-SuperLink's Fleet API logs every node that registers or activates.
+Each validator host runs `fedrollup validator` (`flower_sim.validator_role`): its SuperLink bound to its address
+with the run's certificates and SuperNode authentication, the public keys of its group's stations registered (no
+other SuperNode is admitted), then, once the manager's link answers, its ServerApp for the whole run. Each station
+runs `fedrollup trainer` (`flower_sim.trainer_role`): a SuperNode dialing its own group's SuperLink with the run
+CA as `--tls-ca`, its own key (generated here per station, as `fedrollup trainer keygen` does), its partition.
+`wait_registered` proves a SuperNode got through TLS and authentication across the emulated links: the
+SuperLink's Fleet API logs every node that activates.
 
 How a SuperNode runs its ClientApps (`--clientapp-isolation`): "subprocess" is Flower's default, a fresh
 `flwr-clientapp` process per message, each importing TensorFlow again; "warm" runs the SuperNode with
-`--isolation process` and next to it `topology.warm_clientapp`, which forks every ClientApp from a process
+`--isolation process` and next to it `flower_sim.warm_clientapp`, which forks every ClientApp from a process
 that imported TensorFlow and the trainer once (measured in README's topology section).
 """
 from __future__ import annotations
 
-import json
+import shutil
 import sys
 from dataclasses import dataclass, field
-
 from pathlib import Path
 
+from flower_sim.deployment import (CLIENTAPP_ISOLATION, DEFAULT_CLIENTAPP_ISOLATION, READY_LINE, SUPERLINK_PORT,
+                                   write_supernode_key)
 from topology.processes import VENV_BIN, HostProcess, HostProcesses, wait_until
 from topology.tls import ServerCertificate, make_certificates
 from topology.topo import EdgeTopology
 
-SUPERLINK_PORT = 9100
-RUNTIME_API = "127.0.0.1:9094"  # a SuperNode's Runtime API, on its own station's loopback
-CLIENTAPP_ISOLATION = ("warm", "subprocess")
-DEFAULT_CLIENTAPP_ISOLATION = "warm"  # 4.1x faster rounds at 20 stations, same accuracy (README)
-
-APP_PYPROJECT = """[build-system]
-requires = ["hatchling"]
-build-backend = "hatchling.build"
-
-[project]
-name = "{name}"
-version = "1.0.0"
-description = "{description}"
-dependencies = []
-
-[tool.flwr.app]
-publisher = "fedrollup"
-
-[tool.flwr.app.components]
-serverapp = "{serverapp}"
-clientapp = "{clientapp}"
-
-[tool.flwr.app.config]
-{config}
-"""
-
-
-def toml_value(value) -> str:
-    """A run-config value as TOML (and as `flwr run --run-config` wants it): strings quoted."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return json.dumps(str(value))
-
-
-def run_config(values: dict) -> str:
-    """Flower's `--run-config` text: space-separated key=value, strings quoted."""
-    return " ".join(f"{k}={toml_value(v)}" for k, v in values.items())
-
-
-def write_app(folder: Path, name: str, description: str, serverapp: str, clientapp: str, config: dict) -> Path:
-    """A Flower app folder holding only a pyproject.toml whose components are importable from the venv (so
-    runtime dependency installation stays off); `config` gives the run config's keys and defaults."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "pyproject.toml").write_text(APP_PYPROJECT.format(
-        name=name, description=description, serverapp=serverapp, clientapp=clientapp,
-        config="\n".join(f"{k} = {toml_value(v)}" for k, v in config.items())))
-    return folder
+MANAGER_PORT = 8700
+REPLY_TIMEOUT_S = 600  # per round, a validator waits this long for its stations' replies, then goes on
+ROUND_TIMEOUT_S = 1800.0
 
 
 @dataclass
 class FlowerServices:
     """The running Flower processes: SuperLink per validator host, SuperNode per station."""
 
-    superlinks: dict[str, HostProcess] = field(default_factory=dict)
-    supernodes: dict[str, HostProcess] = field(default_factory=dict)
+    superlinks: dict[str, HostProcess] = field(default_factory=dict)  # validator -> `fedrollup validator`
+    supernodes: dict[str, HostProcess] = field(default_factory=dict)  # station -> `fedrollup trainer`
     addresses: dict[str, str] = field(default_factory=dict)        # validator -> "ip:port"
     certificates: dict[str, ServerCertificate] = field(default_factory=dict)
     insecure: bool = False
     clientapp_isolation: str = DEFAULT_CLIENTAPP_ISOLATION
-    executors: dict[str, HostProcess] = field(default_factory=dict)  # station -> warm ClientApp executor
+    executors: dict[str, HostProcess] = field(default_factory=dict)  # station -> its trainer, with a warm executor
+    keys: dict[str, Path] = field(default_factory=dict)  # station -> its SuperNode private key
 
     def describe_clientapps(self) -> str:
         """How the stations run their ClientApps, in words."""
@@ -93,59 +52,53 @@ class FlowerServices:
         return "a fresh ClientApp process per message, Flower's default (--clientapp-isolation subprocess)"
 
 
-def superlink_argv(address: str, port: int, cert: ServerCertificate | None) -> list[str]:
-    """Flower's default in-memory state: with a SQLite file (`--database x.sqlite`), 10 SuperNodes pushing
-    replies at once on 2 busy cores hit "database is locked", the SuperLink answers 500 and that reply is
-    lost (measured: the 20-station run hung in round 1)."""
-    tls = (["--ssl-ca-certfile", str(cert.ca), "--ssl-certfile", str(cert.cert), "--ssl-keyfile", str(cert.key)]
-           if cert else ["--insecure"])
-    return [str(VENV_BIN / "flower-superlink"), *tls, "--host", address, "--port", str(port),
-            "--disable-runtime-dependency-installation"]
-
-
-def supernode_argv(superlink: str, partition: tuple[int, int], ca: str | None,
-                   clientapp_isolation: str = DEFAULT_CLIENTAPP_ISOLATION) -> list[str]:
-    tls = ["--root-certificates", ca] if ca else ["--insecure"]
-    host, port = RUNTIME_API.rsplit(":", 1)
-    isolation = (["--isolation", "process", "--host", host, "--port", port] if clientapp_isolation == "warm"
-                 else [])
-    return [str(VENV_BIN / "flower-supernode"), *tls, "--superlink", superlink, *isolation,
-            "--node-config", f"partition-id={partition[0]} num-partitions={partition[1]}"]
-
-
-def warm_executor_argv(supernode_pid: int) -> list[str]:
-    """`topology.warm_clientapp` serving the SuperNode `supernode_pid` on its station (and exiting with it)."""
-    return [str(VENV_BIN / "python"), "-m", "topology.warm_clientapp", "--runtime-api-address", RUNTIME_API,
-            "--insecure", "--parent-pid", str(supernode_pid)]
-
-
 def start_superlinks(processes: HostProcesses, topo: EdgeTopology, tls: bool = True,
-                     port: int = SUPERLINK_PORT, timeout_s: float = 60.0) -> FlowerServices:
-    """One SuperLink per validator host, bound to its address; returns once each accepts connections."""
+                     port: int = SUPERLINK_PORT, timeout_s: float = 120.0) -> FlowerServices:
+    """`fedrollup validator` on each validator host, its SuperLink bound to its address, admitting its group's
+    stations' keys; returns once each says its SuperLink is ready. Each then waits for the manager's link
+    (`run_rounds` starts it) to run its ServerApp."""
     network = processes.network
     services = FlowerServices(insecure=not tls)
     if tls:
-        services.certificates = make_certificates(network.run_dir / "certs",
-                                                  {v.name: topo.addresses(v.name) for v in topo.validators})
+        certs = network.run_dir / "certs"
+        services.certificates = make_certificates(certs, {v.name: topo.addresses(v.name) for v in topo.validators})
+        services.keys = {s.name: certs / "supernodes" / s.name for s in topo.stations}
+        for validator in topo.validators:
+            registered = certs / f"trainers-{validator.name}"
+            registered.mkdir(parents=True, exist_ok=True)
+            for station in topo.group(validator.group):
+                public = write_supernode_key(services.keys[station.name])
+                shutil.copy(public, registered / f"{station.name}.pub")
+    manager = f"http://{topo.address('mgr')}:{MANAGER_PORT}"
+    repository = str(Path(__file__).resolve().parent.parent)
     for validator in topo.validators:
         address = topo.address(validator.name)
-        process = processes.start(validator.name, "superlink",
-                                  superlink_argv(address, port, services.certificates.get(validator.name)))
-        services.superlinks[validator.name] = process
+        cert = services.certificates.get(validator.name)
+        security = (["--tls-ca", str(cert.ca), "--tls-cert", str(cert.cert), "--tls-key", str(cert.key),
+                     "--trainer-keys", str(cert.ca.parent / f"trainers-{validator.name}")] if cert else ["--insecure"])
+        argv = [str(VENV_BIN / "fedrollup"), "validator", "--id", str(validator.group - 1), "--manager", manager,
+                "--host", address, "--port", str(port), *security,
+                "--workdir", str(processes.host_dir(validator.name) / "validator"),
+                "--round-timeout", f"{ROUND_TIMEOUT_S:g}", "--reply-timeout", str(REPLY_TIMEOUT_S)]
+        services.superlinks[validator.name] = processes.start(validator.name, "validator", argv,
+                                                              env={"PYTHONPATH": repository})
         services.addresses[validator.name] = f"{address}:{port}"
     for validator in topo.validators:
-        address = topo.address(validator.name)
-        wait_until(lambda: network.reachable(validator.name, address, port), timeout_s,
-                   f"SuperLink on {validator.name} listening on {address}:{port}",
-                   services.superlinks[validator.name])
+        role = services.superlinks[validator.name]
+        wait_until(lambda: READY_LINE in log_text(role), timeout_s,
+                   f"`fedrollup validator` on {validator.name}: its SuperLink ready on "
+                   f"{services.addresses[validator.name]}", role)
+        wait_until(lambda: network.reachable(validator.name, topo.address(validator.name), port), timeout_s,
+                   f"the SuperLink on {validator.name} across the network", role)
     return services
 
 
 def start_supernodes(processes: HostProcesses, topo: EdgeTopology, services: FlowerServices,
                      stations: list[str] | None = None,
                      clientapp_isolation: str = DEFAULT_CLIENTAPP_ISOLATION) -> None:
-    """A SuperNode on each station (all by default), dialing its own group's SuperLink; with "warm"
-    isolation, its warm ClientApp executor next to it (its Runtime API is on the station's loopback)."""
+    """`fedrollup trainer` on each station (all by default), dialing its own group's SuperLink with its key;
+    with "warm" isolation, its warm ClientApp executor runs next to its SuperNode (Runtime API on the station's
+    loopback)."""
     if clientapp_isolation not in CLIENTAPP_ISOLATION:
         raise ValueError(f"ClientApp isolation {clientapp_isolation!r} is not one of {CLIENTAPP_ISOLATION}")
     services.clientapp_isolation = clientapp_isolation
@@ -153,15 +106,22 @@ def start_supernodes(processes: HostProcesses, topo: EdgeTopology, services: Flo
     for name in stations or [s.name for s in topo.stations]:
         validator = topo.validator_of(name).name
         cert = services.certificates.get(validator)
-        supernode = processes.start(
-            name, "supernode",
-            supernode_argv(services.addresses[validator], trainer_partition(topo, name),
-                           str(cert.ca) if cert else None, clientapp_isolation))
-        services.supernodes[name] = supernode
+        partition_id, partitions = trainer_partition(topo, name)
+        security = (["--tls-ca", str(cert.ca), "--key", str(services.keys[name])] if cert else ["--insecure"])
+        argv = [str(VENV_BIN / "fedrollup"), "trainer", "--superlink", services.addresses[validator], *security,
+                "--partition-id", str(partition_id), "--num-partitions", str(partitions),
+                "--clientapp-isolation", clientapp_isolation]
+        trainer = processes.start(name, "trainer", argv, env={"PYTHONPATH": repository})
+        services.supernodes[name] = trainer
         if clientapp_isolation == "warm":
-            services.executors[name] = processes.start(name, "clientapp-executor",
-                                                       warm_executor_argv(supernode.popen.pid),
-                                                       env={"PYTHONPATH": repository})
+            services.executors[name] = trainer
+
+
+def log_text(process: HostProcess) -> str:
+    try:
+        return process.log.read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def trainer_partition(topo: EdgeTopology, station: str) -> tuple[int, int]:
@@ -171,13 +131,9 @@ def trainer_partition(topo: EdgeTopology, station: str) -> tuple[int, int]:
     return names.index(station), len(names)
 
 
-def registered_nodes(superlink: HostProcess) -> int:
-    """How many SuperNodes the SuperLink's log shows registering (Fleet API `register-node` calls)."""
-    try:
-        text = superlink.log.read_text(errors="replace")
-    except OSError:
-        return 0
-    return text.count("[Fleet.ActivateNode] Activated")
+def registered_nodes(validator: HostProcess) -> int:
+    """How many SuperNodes the validator's SuperLink logs activating (Fleet API `activate-node` calls)."""
+    return log_text(validator).count("[Fleet.ActivateNode] Activated")
 
 
 def tls_handshake(processes: HostProcesses, station: str, address: str, ca: str, timeout_s: float = 20.0) -> str:
@@ -190,14 +146,11 @@ def tls_handshake(processes: HostProcesses, station: str, address: str, ca: str,
     return probe.log_tail(1).strip()
 
 
-def executor_ready(executor: HostProcess) -> bool:
-    """Whether a warm ClientApp executor's log says it has preloaded and serves tasks."""
-    from topology.warm_clientapp import READY  # heavy: Flower (0.5 s); `fedrollup --help` loads this module
+def executor_ready(trainer: HostProcess) -> bool:
+    """Whether a trainer's log says its warm ClientApp executor has preloaded and serves tasks."""
+    from flower_sim.warm_clientapp import READY  # heavy: Flower (0.5 s); `fedrollup --help` loads this module
 
-    try:
-        return READY in executor.log.read_text(errors="replace")
-    except OSError:
-        return False
+    return READY in log_text(trainer)
 
 
 def wait_registered(topo: EdgeTopology, services: FlowerServices, timeout_s: float = 90.0) -> float:

@@ -1,7 +1,8 @@
 """The paper's emulated edge network, end to end: `sudo fedrollup topology [options]`.
 
 Builds the network (Mininet-WiFi where the machine has it, else the wired fallback), starts the chain host
-and the Flower SuperLinks (validators) and SuperNodes (stations) over TLS, checks connectivity across the
+and the role commands a deployment runs: `fedrollup validator` (a SuperLink per validator) and `fedrollup
+trainer` (a SuperNode per station) over TLS with SuperNode authentication, checks connectivity across the
 emulated links, prints a summary, writes `<out>/topology-summary.json`, hands the network to
 `run_federation` (the seam where the federated rounds plug in), and opens the Mininet CLI unless --no-cli.
 """
@@ -19,7 +20,7 @@ from topology import chain_host, flower_services
 from topology.clean import leftovers
 from topology.echo_round import run_echo_rounds
 from topology.emulator import MININET_WIFI, EmulatorUnavailable, choose_emulator
-from topology.flower_services import DEFAULT_CLIENTAPP_ISOLATION
+from flower_sim.deployment import DEFAULT_CLIENTAPP_ISOLATION
 from topology.net import EmulatedNetwork
 from topology.processes import HostProcesses
 from topology.radio import describe_rates
@@ -162,13 +163,15 @@ def bring_up(network, options: TopologyOptions) -> TopologyServices:
               + ", ".join(f"{h} {u}" for h, u in chain.members))
     started = time.monotonic()
     flower = flower_services.start_superlinks(processes, topo, tls=not options.insecure)
-    print("SuperLinks listening: " + ", ".join(f"{v} on {a}" for v, a in flower.addresses.items())
-          + (" (TLS, run CA)" if not options.insecure else " (insecure)"))
+    print("`fedrollup validator` on each validator host, its SuperLink ready: "
+          + ", ".join(f"{v} on {a}" for v, a in flower.addresses.items())
+          + (" (TLS with the run CA, admitting only its group's registered SuperNode keys)" if not options.insecure
+             else " (insecure)"))
     flower_services.start_supernodes(processes, topo, flower, clientapp_isolation=options.clientapp_isolation)
     flower_services.wait_registered(topo, flower)
     checks["supernodes_registered_s"] = round(time.monotonic() - started, 2)
     checks["clientapp_isolation"] = flower.clientapp_isolation
-    print(f"{len(flower.supernodes)} SuperNodes registered with their validator's SuperLink in "
+    print(f"{len(flower.supernodes)} `fedrollup trainer` SuperNodes registered with their validator's SuperLink in "
           f"{checks['supernodes_registered_s']} s; {flower.describe_clientapps()}")
     if not options.insecure:
         checks["tls"] = {s: flower_services.tls_handshake(processes, s, flower.addresses[v], str(flower.certificates[v].ca))

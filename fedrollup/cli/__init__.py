@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 
-from fedrollup.cli import chain, console, dapp, demo, node, simulate, topology
+from fedrollup.cli import chain, console, dapp, demo, manager, node, simulate, topology, trainer, validator
 from fedrollup.cli.entry import dispatch, quiet_third_parties
 
 # The command modules, in the order `fedrollup --help` lists them.
-COMMANDS = [demo, simulate, chain, node, dapp, console, topology]
+COMMANDS = [demo, simulate, manager, validator, trainer, chain, node, dapp, console, topology]
 
 __all__ = ["COMMANDS", "build_parser", "dispatch", "main", "quiet_third_parties"]
 

@@ -12,7 +12,7 @@ from flower_sim.config import STRATEGIES
 from flower_sim.models import MODELS
 from flower_sim.splits import TASKS
 from topology.clean import clean
-from topology.flower_services import CLIENTAPP_ISOLATION
+from flower_sim.deployment import CLIENTAPP_ISOLATION
 from topology.paper_topology import TopologyOptions, run
 from topology.qos_measure import run as measure_qos
 from topology.radio import describe_rates

@@ -3,7 +3,7 @@
 Why: with Flower's default `--isolation subprocess` the SuperNode starts `flower-superexec`, which starts a
 fresh `flwr-clientapp` process for every message; each one imports TensorFlow (4-6 s of CPU) before it
 trains its 175 samples for ~0.6 s. Here the SuperNode runs with the documented `--isolation process`, and
-this process (`python -m topology.warm_clientapp`) plays `flower-superexec` next to it: Flower's own loop
+this process (`python -m flower_sim.warm_clientapp`) plays `flower-superexec` next to it: Flower's own loop
 (`run_superexec`: task acquisition from the SuperNode's Runtime API, the task token, signal handling,
 `--parent-pid` monitoring) with an executor whose `launch` starts a child forked from a forkserver that
 imported TensorFlow and the app once. The child runs Flower's `run_clientapp(...)` with the task's token,
@@ -41,7 +41,7 @@ from flwr.supernode.runtime.run_clientapp import run_clientapp
 # the module, not its function of the same name (the package could re-export that one day)
 superexec_loop = importlib.import_module("flwr.supercore.superexec.run_superexec")
 
-# what `python -m topology.warm_clientapp` preloads unless told otherwise: the stations' trainer
+# what `python -m flower_sim.warm_clientapp` preloads unless told otherwise: the stations' trainer
 DEFAULT_PRELOAD = ("tensorflow", "keras", "flwr.clientapp", "flwr.supernode.runtime.run_clientapp",
                    "flower_sim.station_app")
 READY = "warm ClientApp executor ready"
@@ -160,7 +160,7 @@ def serve(runtime_api_address: str, insecure: bool, root_certificates: str | Non
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m topology.warm_clientapp",
+        prog="python -m flower_sim.warm_clientapp",
         description="A SuperNode's SuperExec (for `flower-supernode --isolation process`) that forks each "
                     "ClientApp from a process that preloaded TensorFlow and the app.")
     parser.add_argument("--runtime-api-address", required=True, help="the SuperNode's Runtime API, host:port")
@@ -176,6 +176,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # run the module proper, so the children's target is pickled by its real name
-    from topology import warm_clientapp
+    from flower_sim import warm_clientapp
 
     sys.exit(warm_clientapp.main())

@@ -1,24 +1,21 @@
-"""The manager host of the emulated network: the manager's round loop behind its HTTP link, and the rollup.
+"""The manager's role in a deployment (`fedrollup manager`): its round loop behind its HTTP link, and the rollup.
 
-Run on the `mgr` host as `python -m topology.manager_host SPEC.json`. It serves the manager link
-(`flower_sim.manager_link`) on the manager's address, which the validators' ServerApps
-(`flower_sim.validator_app`) reach across the emulated backbone. Each round it waits for every validator's
-model and report, closes the round as `simulate` does (`flower_sim.manager.RoundCloser`: average, score,
-`round-NNN.frq` and `round-NNN-validator-V.frq` in the run folder), announces the close on its standard output
-for the driver (`topology.federated_rounds`), records the round on the chain host's rollup from each role's
-key when the spec names a deployment (`RollupRecorder`, an observer of the close), and publishes the next
-global model. At the end it writes `accuracy.png` and hands the run's figures (`RunMetrics`: the rounds,
-their timings split into training, validation, network transfer and chain, each validator's upload (seconds,
-bytes) per round, the rollup) to the driver in the file `figures`, which completes and writes `metrics.json`.
-SPEC keys: config (SimulationConfig fields), host, port, out, figures, deployment (a deployment file or null),
-node_url, round_timeout_s.
+`fedrollup manager` runs it on the manager's own machine (in the emulated network, on the `mgr` host). It serves the
+manager link (`flower_sim.manager_link`) on its address: the run's configuration, which every `fedrollup validator`
+fetches and runs its ServerApp (`flower_sim.validator_app`) with, and the global model of each round. Each round it
+waits for every validator's model and report, closes the round as `simulate` does (`flower_sim.manager.RoundCloser`:
+average, score, `round-NNN.frq` and `round-NNN-validator-V.frq` in the run folder), announces the close on its
+standard output (one line, which the emulated network's driver `topology.federated_rounds` reads), records the round
+on the rollup when given a deployment and a node (`RollupRecorder`, an observer of the close: it publishes and funds
+the task, and sends every role's inputs from that role's account of the run's mnemonic), and publishes the next
+global model. At the end it writes `accuracy.png` and the run's figures (`RunMetrics`: the rounds, their timings
+split into training, validation, network transfer and chain, each validator's upload (seconds, bytes) per round,
+the rollup) to `figures` (the driver of the emulated network completes them into `metrics.json`).
 """
 from __future__ import annotations
 
-import json
-import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from contracts_config.deployment import load
@@ -78,21 +75,40 @@ def recorded_rounds(node, task_id: int) -> list[dict]:
     return found
 
 
-def run(spec: dict) -> int:
+@dataclass(frozen=True)
+class ManagerOptions:
+    """What `fedrollup manager` runs: the federation, where it serves its link, where it writes, the rollup."""
+
+    cfg: SimulationConfig
+    out: Path
+    host: str = "0.0.0.0"
+    port: int = 8700
+    figures: Path | None = None          # default: <out>/metrics.json
+    deployment: Path | None = None       # the rollup's deployment file; None: the run records on no rollup
+    node_url: str = ""                   # the rollups node the manager reads the rollup's answers from
+    rpc_url: str = ""                    # L1's JSON-RPC; "": the deployment file's
+    round_timeout_s: float = 1800.0      # how long a round waits for every validator
+
+
+def run(options: ManagerOptions) -> int:
     started_run = time.perf_counter()
-    cfg = SimulationConfig(**spec["config"]).validate()
-    out = Path(spec["out"])
+    cfg, out = options.cfg, options.out
+    out.mkdir(parents=True, exist_ok=True)
+    exchange = Exchange(cfg)
+    server = serve(exchange, options.host, options.port)  # /config first: the validators' ServerApps start meanwhile
+    print(f"manager serving the run's configuration on http://{options.host}:{options.port} "
+          f"({cfg.rounds} rounds, {cfg.validators} validators, {cfg.trainers} trainers)", flush=True)
     models.configure_tensorflow(cfg.seed)
     splits = make_splits(cfg.split_spec())
     manager = Manager(cfg.model, cfg.seed, splits, out)
-    exchange = Exchange()
-    server = serve(exchange, spec["host"], int(spec["port"]))
     recorder = None
-    if spec.get("deployment"):
-        deployment = load(Path(spec["deployment"]))
-        node_url = spec["node_url"]
-        node = NodeClient.at(node_url, deployment.application)
+    if options.deployment is not None:
+        deployment = load(options.deployment)
+        if options.rpc_url:
+            deployment = replace(deployment, rpc_url=options.rpc_url)
+        node = NodeClient.at(options.node_url, deployment.application)
         recorder = RollupRecorder(cfg, deployment, node, say=lambda text: print(f"[chain] {text}", flush=True))
+    if recorder is not None:
         recorder.open_task(cfg.rounds)
         exchange.publish_task(recorder.signing_task())  # before round 1's global: the validators ask after it
         print(f"task {recorder.task_id} open on the rollup in {recorder.timings.setup_s:.1f} s", flush=True)
@@ -100,11 +116,11 @@ def run(spec: dict) -> int:
     closer = RoundCloser(manager, Observers(ClosedRoundAnnouncer(), *([recorder] if recorder else []), metrics),
                          rollup=recorder)
     exchange.publish(1, weights_to_bytes(manager.initial_weights()))
-    print(f"serving the global model on http://{spec['host']}:{spec['port']}", flush=True)
+    print(f"serving the global model on http://{options.host}:{options.port}", flush=True)
     records = []
     round_started = time.perf_counter()
     for server_round in range(1, cfg.rounds + 1):
-        results = exchange.wait_all(server_round, cfg.validators, float(spec.get("round_timeout_s", 1800)))
+        results = exchange.wait_all(server_round, cfg.validators, options.round_timeout_s)
         received = received_rounds(server_round, results, out)
         closed = closer.close(server_round, received, timings=no_timings)
         exchange.publish(server_round + 1, weights_to_bytes(closed.global_weights, closed.record.global_model))
@@ -125,16 +141,13 @@ def run(spec: dict) -> int:
         for server_round in range(1, cfg.rounds + 1):
             metrics.add_to_round(server_round, rollup=recorder.round_figures(server_round))
     metrics.add(elapsed_s=time.perf_counter() - started_run)
-    plot_accuracy(out / "accuracy.png", records, f"{cfg.strategy}, attack {cfg.attack}, emulated edge network")
+    plot_accuracy(out / "accuracy.png", records, f"{cfg.strategy}, attack {cfg.attack}, deployment")
     if recorder is not None:
         metrics.add(rollup={"task_id": recorder.task_id, "setup_s": recorder.timings.setup_s,
-                            "node_url": spec["node_url"], "recorded": recorded_rounds(node, recorder.task_id)})
-    metrics.write(Path(spec["figures"]))
+                            "node_url": options.node_url, "recorded": recorded_rounds(node, recorder.task_id)})
+    figures = options.figures or out / "metrics.json"
+    metrics.write(figures)
     time.sleep(1.0)  # let the validators fetch the last global model before the service goes
     server.shutdown()
-    print("the run's figures handed to the driver", flush=True)
+    print(f"the run's figures written to {figures}", flush=True)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(run(json.loads(Path(sys.argv[1]).read_text())))

@@ -1,0 +1,59 @@
+"""`fedrollup manager`: the manager's role on its own machine (publishes, funds, averages, records)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from common.errors import ConfigError
+from fedrollup.cli.simulate import add_simulation_options, output_folder, simulation_config
+from fedrollup.cli.roles import add_mnemonic_option, set_mnemonic
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "manager", help="the manager of a deployment: serves the global model, averages, records on the rollup",
+        description="The manager's role on its own machine (docs/deployment.md). Serves the run's configuration "
+                    "and each round's global model to the validators (`fedrollup validator --manager URL`), waits "
+                    "for every validator's model and report, averages and scores them, and, given a deployment "
+                    "and a rollups node, publishes and funds the task and records every round on the rollup. "
+                    "Writes the .frq models, accuracy.png and metrics.json to --out.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_simulation_options(p)
+    link = p.add_argument_group("the manager's link (the validators reach it)")
+    link.add_argument("--host", default="0.0.0.0", help="address to serve the link on")
+    link.add_argument("--port", type=int, default=8700, help="port to serve the link on")
+    link.add_argument("--round-timeout", dest="round_timeout_s", type=float, default=1800.0, metavar="SECONDS",
+                      help="how long a round waits for every validator's model")
+    link.add_argument("--figures", type=Path, default=None, metavar="FILE",
+                      help="where the run's figures go; none: <out>/metrics.json")
+    chain = p.add_argument_group("the rollup (omit both: the run records on no rollup)")
+    chain.add_argument("--deployment", type=Path, default=None, metavar="FILE",
+                       help="the rollup's deployment file (contracts, L1 RPC URL, chain id; `fedrollup chain up` "
+                            "writes one)")
+    chain.add_argument("--node", default="", metavar="URL", help="the rollups node to read the rollup's answers "
+                                                                 "from, e.g. http://10.0.0.3:6751")
+    chain.add_argument("--rpc", default="", metavar="URL", help="L1's JSON-RPC URL; empty: the deployment file's")
+    add_mnemonic_option(p)
+    p.set_defaults(func=_run)
+
+
+def manager_options(args: argparse.Namespace):
+    """The parsed command as the manager role's `ManagerOptions`; ConfigError for what cannot run."""
+    from flower_sim.manager_role import ManagerOptions  # heavy: TensorFlow, web3
+
+    cfg = simulation_config(args)
+    if bool(args.deployment) != bool(args.node):
+        raise ConfigError("give both --deployment and --node (the run records on the rollup), or neither")
+    if args.deployment and not args.deployment.is_file():
+        raise ConfigError(f"--deployment {args.deployment}: no such file")
+    return ManagerOptions(cfg, output_folder(args, cfg, "manager").resolve(), host=args.host, port=args.port,
+                          figures=args.figures, deployment=args.deployment, node_url=args.node, rpc_url=args.rpc,
+                          round_timeout_s=args.round_timeout_s)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from flower_sim.manager_role import run  # heavy: TensorFlow, web3
+
+    options = manager_options(args)
+    set_mnemonic(args)
+    return run(options)
