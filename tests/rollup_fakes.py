@@ -127,6 +127,16 @@ class FakeRollup:
         return outs
 
 
+class RefusesClose(FakeRollup):
+    """A node that reports round 1's RoundClose rejected."""
+
+    def input_status(self, index: int) -> str:
+        if self.kinds.get(index) == ("RoundClose", 1):
+            self.reasons[index] = b"round 1 cannot be closed"
+            return "REJECTED"
+        return super().input_status(index)
+
+
 CFG = SimulationConfig(trainers=4, validators=2, rounds=3, model="logreg")
 # 8 rounds open (the runs' default): the worker looks at the block number (a block each, here) while the round loop
 # sends the next rounds' reports and reveals: their report and contest windows must outlast those looks

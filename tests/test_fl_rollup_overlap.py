@@ -19,7 +19,7 @@ from dapp.task import KEEP_DIGEST
 from flower_sim.manager import global_model
 from flower_sim.records import RoundRecord
 from flower_sim.rollup_roles import RUN_OPEN_ROUNDS, RollupRejected
-from rollup_fakes import CFG, TERMS, FakeRollup, recorder_on
+from rollup_fakes import CFG, TERMS, FakeRollup, RefusesClose, recorder_on
 
 HOLD_LIMIT_S = 60  # a deadlock guard only
 
@@ -99,16 +99,8 @@ def test_a_validator_that_accepted_nothing_commits_digest_0_and_the_globals_stil
     assert any("commits digest 0" in s for s in said)
 
 
-class RefusesFirstClose(FakeRollup):
-    def input_status(self, index: int) -> str:
-        if self.kinds.get(index) == ("RoundClose", 1):
-            self.reasons[index] = b"round 1 cannot be closed"
-            return "REJECTED"
-        return super().input_status(index)
-
-
 def test_a_failed_close_still_stops_the_run_with_the_rollups_reason(monkeypatch, tmp_path):
-    rollup = RefusesFirstClose()
+    rollup = RefusesClose()
     recorder, _ = recorder_on(rollup, monkeypatch, None)
     with pytest.raises(RollupRejected, match=r"the RoundClose of round 1 .*: round 1 cannot be closed$"):
         record_history(recorder, CFG, tmp_path)

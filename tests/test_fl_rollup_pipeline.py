@@ -16,7 +16,7 @@ from console_fixtures import record_history
 from dapp.schema import GlobalModel
 from flower_sim.records import RoundRecord
 from flower_sim.rollup_roles import RollupRejected
-from rollup_fakes import CFG, TERMS, FakeRollup, recorder_on
+from rollup_fakes import CFG, TERMS, FakeRollup, RefusesClose, recorder_on
 
 HOLD_LIMIT_S = 60  # a deadlock guard only: a held close is released by the round loop's wait for it
 ONE_OPEN = replace(TERMS, open_rounds=1)  # one round at a time: nothing of round r+1 before round r's close
@@ -67,16 +67,6 @@ def test_round_r_plus_1_sends_nothing_before_round_rs_close_is_confirmed_and_tra
     recorded = [s for s in said if " recorded on the rollup" in s]
     assert [s.split()[1] for s in recorded] == [str(r) for r in range(1, CFG.rounds + 1)], recorded
     assert [n.round for n in rollup.all(GlobalModel)] == list(range(1, CFG.rounds + 1))
-
-
-class RefusesClose(FakeRollup):
-    """A node that reports round 1's RoundClose rejected."""
-
-    def input_status(self, index: int) -> str:
-        if self.kinds.get(index) == ("RoundClose", 1):
-            self.reasons[index] = b"round 1 cannot be closed"
-            return "REJECTED"
-        return super().input_status(index)
 
 
 def refused_close(monkeypatch):
