@@ -108,8 +108,9 @@ class RollupRejected(FedrollupError):
 @dataclass
 class ChainTimings:
     """Seconds the round loop spent blocked on the rollup, per round (the chain's share of a round): round r's
-    entry counts the wait for round r-1's close (before r's first report is sent), r's reports and reveals sent, and
-    the hand-over of r's close to the worker; `final_s` the wait for the last round's close after the loop."""
+    entry counts the wait for round r-K's close (before r's first report is sent; K = openRounds), r's reports and
+    reveals sent, and the hand-over of r's close to the worker; `final_s` the wait after the loop for the closes
+    still queued (the tail)."""
 
     setup_s: float = 0.0
     per_round_s: list[float] = field(default_factory=list)
@@ -149,6 +150,8 @@ class RollupRecorder:
         self.reveals: dict[int, list] = {}  # round -> the reveals sent, (validator, ModelChunk, tx hash)
         self._worker: ThreadPoolExecutor | None = None  # closes one round at a time, beside the round loop
         self._closes: dict[int, Future] = {}  # round -> its close handed to the worker, not yet awaited
+        self._sender: ThreadPoolExecutor | None = None  # openRounds > 1: sends the reports and reveals, in order
+        self._sends: dict[int, list[Future]] = {}  # round -> its reports handed to the sender
         self._broken: int | None = None  # the round whose close failed: the worker closes nothing after it
         self._sending = threading.Lock()  # the round loop and the worker both send: one key's nonces stay in order
         self.starting: dict[int, bytes] = {1: b""}  # round -> its starting model's digest (the manager's previous
@@ -289,9 +292,10 @@ class RollupRecorder:
             self._await_close()
         finally:
             self.timings.final_s += time.perf_counter() - start
-            if self._worker is not None:
-                self._worker.shutdown()
-                self._worker = None
+            for pool in (self._worker, self._sender):
+                if pool is not None:
+                    pool.shutdown()
+            self._worker = self._sender = None
 
     # ------------------------------------------------------------------ RoundObserver
     def _is_silent(self, round_: int, validator: int) -> bool:
@@ -312,9 +316,27 @@ class RollupRecorder:
         start = time.perf_counter()
         try:
             self._await_close(upto=self._needs_closed(report.round), next_round=report.round)
+            self._raise_failed_send()
         finally:
             self._blocked(report.round, time.perf_counter() - start)
         start = time.perf_counter()
+        if self.terms.open_rounds == 1:
+            self._send_report(report)
+        else:  # the sender thread sends it (web3 builds, signs and sends each input): the round loop goes on
+            if self._sender is None:
+                self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollup-send")
+            self._sends.setdefault(report.round, []).append(self._sender.submit(self._send_report, report))
+        self._blocked(report.round, time.perf_counter() - start)
+
+    def _raise_failed_send(self) -> None:
+        """A report that could not be sent stops the run at the round loop's next call, with its reason."""
+        for sends in self._sends.values():
+            for send in sends:
+                if send.done() and send.exception() is not None:
+                    send.result()
+
+    def _send_report(self, report: RoundReport) -> None:
+        """Send a validator's report (its parts), and once every group reported, the reveals."""
         if self._is_silent(report.round, report.validator_id):
             self.withheld.add(report.round)
             self.say(f"validator {report.validator_id} is silent from round {self.silent.from_round}: it "
@@ -351,7 +373,6 @@ class RollupRecorder:
         committed[report.validator_id] = (report.model_digest, b"" if kept else report.model)
         if len(committed) == self.cfg.validators:  # every group reported: the reveals are open from the last report
             self.reveals[report.round] = self._send_reveals(report.round)
-        self._blocked(report.round, time.perf_counter() - start)
 
     def on_round_closed(self, record: RoundRecord) -> None:
         """Hand the round's close to the worker and return: the round loop trains the next round meanwhile (the
@@ -387,6 +408,8 @@ class RollupRecorder:
         if self._broken is not None:
             raise RollupRejected(f"round {record.round} is not closed: round {self._broken}'s close failed")
         try:
+            for send in self._sends.pop(record.round, []):  # the round's reports and reveals are sent first
+                send.result()
             self._close_round(record)
         except Exception:
             self._broken = record.round
