@@ -17,9 +17,11 @@ worker thread and returns at once, so round r+1 trains meanwhile (it needs nothi
 manager's global model is the rollup's, bit for bit, which the worker checks). The worker closes the rounds one after
 the other, in order, as the rollup requires. The task keeps `openRounds` K rounds open on chain at once (`TaskTerms`,
 8 by default, the demo's): round r's reports go out as soon as the round loop has them, once round r - K's close is
-confirmed (the round loop waits for that close only, and raises its error); with K = 1 nothing of round r+1 is sent
-before round r's close is confirmed. A close that failed stops the run at the round loop's next call. At the end of
-the run (`finish`) the round loop waits for every close handed over (the chain's tail, `ChainTimings.final_s`).
+confirmed (the round loop waits for that close only, and raises its error), sent with the reveals by a sender thread
+(web3 builds, estimates and signs each input: the round loop only hands them over); with K = 1 the round loop sends
+them itself and nothing of round r+1 is sent before round r's close is confirmed. A close (or a send) that failed
+stops the run at the round loop's next call. At the end of the run (`finish`) the round loop waits for every close
+handed over (the chain's tail, `ChainTimings.final_s`).
 A validator that accepted nothing (its model is the round's starting model) commits digest 0 and reveals nothing when
 K > 1 (the rollup counts the previous global for it). Sends are serialised (one key's nonces stay in order).
 
