@@ -1,18 +1,21 @@
-"""Benchmark: what recording every round on the rollup costs a federated run (issue 5's target: < 10%).
+"""Benchmark: what recording every round on the rollup costs a federated run (issue 5's target: < 10%; issue 16's:
+< 2% of a round at 1 s blocks and < 10% at 12 s blocks).
 
 In one run, on identical seeds and splits: the federated rounds alone (the baseline), then the same rounds
 recorded on the local rollup stack (anvil + the official contracts + the host-mode node + the backend) for
-each block time asked for. A round's wall time is measured from one round's close to the next (round 1, which
-also loads TensorFlow and the data, is left out of the medians); the chain's share is the time the round loop
-spent blocked on the rollup (`timings.per_round_s`: the reports and reveals sent and, since the recorder closes
-round r beside round r+1's training, the wait for round r's close before round r+1's first report).
+each block time and each number of rounds open on chain at once (`--open-rounds`, the task's openRounds K) asked
+for. A round's wall time is measured from one round's close to the next (round 1, which also loads TensorFlow and
+the data, is left out of the medians); the chain's share is the time the round loop spent blocked on the rollup
+(`timings.per_round_s`: sending the round's reports and reveals, and the wait for round r-K's close before round
+r's first report: with K = 1 the previous round's). The **tail** is what the run waits after its last round for the
+closes still on chain (`timings.final_s`): with K > 1 the chain's work moves there, so it is reported beside.
 
 Each recorded run is settled by the consensus asked for (`--consensus`: `authority`, one node whose key
 settles; `quorum`, a node per member, the manager and each validator, 2 of 3 votes): the table also gives
 the gas of one claim vote and how many blocks after an epoch's end it settled (medians over the run's epochs).
 
-Run: .venv/bin/python -m benchmarks.e2e [--rounds 4] [--trainers 20] [--block-times 1,0.25]
-                                        [--consensus authority,quorum]
+Run: .venv/bin/python -m benchmarks.e2e [--rounds 4] [--trainers 20] [--block-times 1,12]
+                                        [--open-rounds 1,8] [--consensus authority,quorum]
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from pathlib import Path
 from fedrollup.stack import local_stack
 from flower_sim.config import SimulationConfig
 from flower_sim.records import Observers, RoundRecord, ValidatorReport
-from flower_sim.rollup_roles import RollupRecorder
+from flower_sim.rollup_roles import RUN_OPEN_ROUNDS, RollupRecorder, TaskTerms
 from flower_sim.simulation import simulate
 
 
@@ -49,20 +52,24 @@ class RoundClock:
 
 def run_plain(cfg: SimulationConfig, out: Path) -> dict:
     clock = RoundClock()
+    start = time.perf_counter()
     result = simulate(cfg, out, observer=clock)
     return {"round_s": clock.round_seconds(), "chain_s": [0.0] * (cfg.rounds - 1),
-            "accuracy": result.records[-1].global_accuracy}
+            "accuracy": result.records[-1].global_accuracy, "run_s": time.perf_counter() - start}
 
 
-def run_recorded(cfg: SimulationConfig, out: Path, block_time: float, consensus: str = "authority") -> dict:
+def run_recorded(cfg: SimulationConfig, out: Path, block_time: float, consensus: str = "authority",
+                 open_rounds: int = RUN_OPEN_ROUNDS) -> dict:
     with local_stack(out / "chain", block_time=block_time, consensus=consensus,
                      members=1 + cfg.validators) as stack:
-        recorder = RollupRecorder(cfg, stack.deployment, stack.node)
+        recorder = RollupRecorder(cfg, stack.deployment, stack.node, terms=TaskTerms(open_rounds=open_rounds))
         recorder.open_task(cfg.rounds)
         clock = RoundClock()
+        start = time.perf_counter()
         result = simulate(cfg, out, observer=Observers(recorder, clock), rollup=recorder)
         return {"round_s": clock.round_seconds(), "chain_s": recorder.timings.per_round_s[1:],
                 "accuracy": result.records[-1].global_accuracy, "setup_s": recorder.timings.setup_s,
+                "tail_s": recorder.timings.final_s, "run_s": time.perf_counter() - start,
                 **settlement(stack.deployment)}
 
 
@@ -85,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--trainers", type=int, default=20)
-    parser.add_argument("--block-times", default="1,0.25", help="comma-separated anvil block times (s)")
+    parser.add_argument("--block-times", default="1,12", help="comma-separated anvil block times (s)")
+    parser.add_argument("--open-rounds", default=str(RUN_OPEN_ROUNDS),
+                        help="comma-separated: rounds open on chain at once (the task's openRounds; 1: one at a time)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--consensus", default="authority",
                         help="comma-separated: authority (one node settles), quorum (a node per member)")
@@ -95,6 +104,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--consensus takes authority and/or quorum")
     if args.rounds < 2:
         parser.error("--rounds must be at least 2 (round 1 is warm-up)")
+    try:
+        opens = [int(k) for k in args.open_rounds.split(",")]
+    except ValueError:
+        parser.error(f"--open-rounds takes comma-separated integers, got {args.open_rounds!r}")
+    if any(not 1 <= k <= 64 for k in opens):
+        parser.error("--open-rounds takes numbers in 1..64")
     cfg = replace(SimulationConfig(), rounds=args.rounds, trainers=args.trainers, seed=args.seed).validate()
     block_times = [float(b) for b in args.block_times.split(",")]
     rows = []
@@ -103,22 +118,27 @@ def main(argv: list[str] | None = None) -> int:
         base = run_plain(cfg, Path(tmp) / "plain")
         rows.append(("no chain (baseline)", base))
         for bt in block_times:
-            for kind in kinds:
-                print(f"recorded on the rollup, block time {bt:g} s, {kind}", flush=True)
-                rows.append((f"{kind}, {bt:g} s blocks", run_recorded(cfg, Path(tmp) / f"chain-{bt:g}-{kind}", bt,
-                                                                       kind)))
+            for k in opens:
+                for kind in kinds:
+                    print(f"recorded on the rollup, block time {bt:g} s, {k} round(s) open, {kind}", flush=True)
+                    rows.append((f"{kind}, {bt:g} s blocks, K={k}",
+                                 run_recorded(cfg, Path(tmp) / f"chain-{bt:g}-{k}-{kind}", bt, kind, k)))
     base_round = statistics.median(base["round_s"])
     print()
-    print(f"{'run':<24} {'round s (median)':>17} {'chain s (median)':>17} {'chain share':>12} "
-          f"{'vs baseline':>12} {'task setup s':>13} {'final acc':>10} {'gas/vote':>9} {'settled after':>14}")
+    print(f"{'run':<30} {'round s (median)':>17} {'chain s (median)':>17} {'chain share':>12} "
+          f"{'vs baseline':>12} {'tail s':>7} {'run s':>7} {'task setup s':>13} {'final acc':>10} {'gas/vote':>9} "
+          f"{'settled after':>14}")
     for name, r in rows:
         round_s, chain_s = statistics.median(r["round_s"]), statistics.median(r["chain_s"])
         settle = f"{r['settle_blocks']:g} blocks" if "settle_blocks" in r else "—"
-        print(f"{name:<24} {round_s:>17.2f} {chain_s:>17.2f} {100 * chain_s / round_s:>11.1f}% "
-              f"{100 * (round_s / base_round - 1):>+11.1f}% {r.get('setup_s', 0.0):>13.1f} "
+        tail = f"{r['tail_s']:.1f}" if "tail_s" in r else "—"
+        run = f"{r['run_s']:.1f}" if "run_s" in r else "—"
+        print(f"{name:<30} {round_s:>17.2f} {chain_s:>17.2f} {100 * chain_s / round_s:>11.1f}% "
+              f"{100 * (round_s / base_round - 1):>+11.1f}% {tail:>7} {run:>7} {r.get('setup_s', 0.0):>13.1f} "
               f"{100 * r['accuracy']:>9.1f}% {r.get('vote_gas', 0):>9,.0f} {settle:>14}")
-    print(f"\nmedians over rounds 2..{cfg.rounds}; {cfg.trainers} trainers, {cfg.validators} validators, "
-          f"model {cfg.model}, strategy {cfg.strategy}, attack {cfg.attack}")
+    print(f"\nmedians over rounds 2..{cfg.rounds}; tail: the wait after the last round for the closes still on "
+          f"chain; run: the federated rounds and the tail (not the task's setup); {cfg.trainers} trainers, "
+          f"{cfg.validators} validators, model {cfg.model}, strategy {cfg.strategy}, attack {cfg.attack}")
     return 0
 
 

@@ -81,6 +81,10 @@ def task_info(state: State, arg: str, query: dict[str, str]) -> dict[str, Any]:
             "report_blocks": t.report_blocks, "close_blocks": t.close_blocks, "contest_blocks": t.contest_blocks,
             "challenges_per_round": t.challenges_per_round, "model_arch": qmodel.ARCHS[t.model_arch].name,
             "validation": VALIDATION_NAMES[t.validation], "payout": PAYOUT_NAMES[t.payout],
+            "open_rounds": t.open_rounds,
+            # the open rounds after the current one (openRounds > 1): the groups that reported each so far
+            "ahead": [{"round": r, "reports_in": [g for g, x in enumerate(t.slot(r).reports) if x is not None]}
+                      for r in ([] if t.over else t.open_after())],
             "privacy": {"mechanism": DP_NAMES[t.dp.mechanism], "epsilon_milli": t.dp.epsilon_milli,
                         "delta_atto": t.dp.delta_atto, "clip_micro": t.dp.clip_micro,
                         "total_epsilon_milli": t.dp.total_epsilon_milli, "words": t.dp.words()},

@@ -58,6 +58,7 @@ MAX_CHUNKS = 64  # 4.1 MB per blob: the 10x model (589,076 B) needs 10
 MAX_TEST_SET = 2_000  # samples (images, QoS windows) in a task's public test set: bounds the rollup's scoring per model
 DEFAULT_CONTEST_BLOCKS = 20
 DEFAULT_CHALLENGES_PER_ROUND = 2
+MAX_OPEN_ROUNDS = 64  # CreateTask.openRounds: bounds the rounds whose reports, reveals and disputes the rollup holds
 
 # CreateTask.dp_mechanism: the differential privacy its trainers promise to add to their updates (issue 17).
 # ε in thousandths, δ in units of 10^-18, the clipping norm in millionths: integers, as everything in the rollup.
@@ -238,6 +239,9 @@ class CreateTask(Message):
     initial_model_digest: bytes = abi("bytes32", bytes(32))
     validation: int = abi("uint8", VALIDATION_MAD)  # VALIDATION_*: how reported updates are judged
     payout: int = abi("uint8", PAYOUT_PER_POSITIVE)  # PAYOUT_*: how the group budget is shared among Positives
+    # rounds open on chain at once (1..MAX_OPEN_ROUNDS): round r takes reports once round r - openRounds closed, so
+    # the recording of round r overlaps the training and reports of the next ones (1: one round at a time)
+    open_rounds: int = abi("uint8", 1)
 
 
 @dataclass(frozen=True)
@@ -408,6 +412,7 @@ class TaskCreated(Message):
     initial_model_digest: bytes = abi("bytes32", bytes(32))
     validation: int = abi("uint8", VALIDATION_MAD)
     payout: int = abi("uint8", PAYOUT_PER_POSITIVE)
+    open_rounds: int = abi("uint8", 1)
 
 
 @dataclass(frozen=True)

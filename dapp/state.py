@@ -27,7 +27,8 @@ from dapp.schema import (
     BLOB_CHALLENGED_UPDATE, BLOB_CONTESTED_UPDATE, BLOB_VALIDATOR_MODEL, CANCEL_NAMES, CHUNK_DATA,
     DEFAULT_CHALLENGES_PER_ROUND,
     DISPUTE_CHALLENGED, DISPUTE_DROPPED, DISPUTE_MISJUDGED, DISPUTE_NAMES, MAX_CHUNKS, MAX_TASK_TRAINERS,
-    MAX_REPORT_PARTS, MAX_TEST_SET, MAX_TRAINERS_PER_GROUP, PENALTY_CHALLENGE, PENALTY_CONTEST, PENALTY_UNREVEALED,
+    MAX_OPEN_ROUNDS, MAX_REPORT_PARTS, MAX_TEST_SET, MAX_TRAINERS_PER_GROUP, PENALTY_CHALLENGE, PENALTY_CONTEST,
+    PENALTY_UNREVEALED,
     ROLE_NAMES, ROLE_TRAINER, ROLE_VALIDATOR, RULE_NAMES, STAKES_PAGE, AdmitTrainers, BlobRejected, CancelTask,
     Challenge, CellCompliance, Contest, ContestResolved, Contested, ContributionClassified, CreateTask,
     DepositCredited, GlobalModel, GroupSkipped, Message, MessageDecodeError, ModelChunk, ModelScored,
@@ -37,7 +38,7 @@ from dapp.schema import (
     Withdraw, Withdrawal, Contribution, decode_input, normalize_address, unpack_contribution, VALIDATION_NAMES,
     VALIDATION_TRUST, PAYOUT_NAMES, PAYOUT_SHAPLEY, BrokerFeePaid,
 )
-from dapp.task import Dispute, Entry, GroupReport, PartialReport, Participant, RoundRecord, Task
+from dapp.task import KEEP_DIGEST, Dispute, Entry, GroupReport, PartialReport, Participant, RoundRecord, Task
 from dapp.trust_rule import Standing
 
 UINT256_MAX = (1 << 256) - 1
@@ -179,6 +180,24 @@ def _check_round(task: Task, round_: int) -> None:
         raise Rejected(f"task {task.task_id} is in round {task.current_round}, not round {round_}")
 
 
+def _round_view(task: Task, round_: int, block: int) -> Task:
+    """The task as the open round ``round_`` sees it (`Task.at`); refused unless the round is open: the current one,
+    or (openRounds > 1) a later one whose round r - openRounds closed."""
+    if task.open_rounds == 1:
+        _check_round(task, round_)
+        return task
+    last = min(task.rounds, task.current_round + task.open_rounds - 1)
+    if not task.current_round <= round_ <= last:
+        span = f"round {last}" if last == task.current_round else f"rounds {task.current_round}..{last}"
+        raise Rejected(f"task {task.task_id} has {span} open, not round {round_}")
+    return task.at(round_, block)
+
+
+def _save(state: State, view: Task) -> dict:
+    """The state's tasks with what a handler changed in one open round's view (`_round_view`) stored."""
+    return _put(state.tasks, view.task_id, state.tasks[view.task_id].stored(view))
+
+
 def _check_bps(what: str, value: int) -> None:
     if value > BPS:
         raise Rejected(f"{what} {value} bps is above {BPS}")
@@ -285,6 +304,8 @@ def _create_task(state: State, m: CreateTask, sender: str, advance: Advance) -> 
     if m.payout not in PAYOUT_NAMES:
         raise Rejected(f"payout rule {m.payout} is unknown (known: "
                        + ", ".join(f"{k} {v}" for k, v in PAYOUT_NAMES.items()) + ")")
+    if not 1 <= m.open_rounds <= MAX_OPEN_ROUNDS:
+        raise Rejected(f"open rounds {m.open_rounds} is not in 1..{MAX_OPEN_ROUNDS}")
     task = Task(task_id=task_id, publisher=sender, mad_bps=m.mad_bps, rounds=m.rounds, groups=m.groups,
                 round_trainer_budget=m.round_trainer_budget, reward_per_positive=m.reward_per_positive,
                 validator_reward=m.validator_reward, seats=tuple(m.validators),
@@ -294,6 +315,7 @@ def _create_task(state: State, m: CreateTask, sender: str, advance: Advance) -> 
                 model_arch=m.model_arch, contest_blocks=m.contest_blocks,
                 challenges_per_round=m.challenges_per_round, dp=dp, trainer_approval=m.trainer_approval,
                 initial_model_digest=m.initial_model_digest, validation=m.validation, payout=m.payout,
+                open_rounds=m.open_rounds,
                 reports=(None,) * m.groups, group_trainers=(0,) * m.groups, group_admitted=(0,) * m.groups)
     task = replace(task, broker_fee=state.market.fee_on(task.budget))
     if task.required_escrow > UINT256_MAX:
@@ -307,13 +329,14 @@ def _create_task(state: State, m: CreateTask, sender: str, advance: Advance) -> 
                          m.trainers_per_group, task.registration_deadline, m.report_blocks, m.close_blocks,
                          m.trainer_approval, m.test_set_digest, m.test_set_size, m.model_arch, m.contest_blocks,
                          m.challenges_per_round, dp.mechanism, dp.epsilon_milli, dp.delta_atto, dp.clip_micro,
-                         dp.total_epsilon_milli, m.initial_model_digest, m.validation, m.payout)
+                         dp.total_epsilon_milli, m.initial_model_digest, m.validation, m.payout, m.open_rounds)
     return Accepted(replace(state, tasks=_put(state.tasks, task_id, task)), (Notice(notice),),
                     f"CreateTask {task_id} by {short(sender)} — accepted, {m.rounds} round(s), {m.groups} group(s),"
                     f" needs {format_wei(task.required_escrow)}, registration until block "
                     f"{task.registration_deadline}; test set of {m.test_set_size} samples "
                     f"0x{m.test_set_digest.hex()[:12]}…, model {qmodel.ARCHS[m.model_arch].name}, validation "
-                    f"{VALIDATION_NAMES[m.validation]}, payout {PAYOUT_NAMES[m.payout]}; privacy: {dp.words()}")
+                    f"{VALIDATION_NAMES[m.validation]}, payout {PAYOUT_NAMES[m.payout]}, {m.open_rounds} round(s) open "
+                    f"at once; privacy: {dp.words()}")
 
 
 def _register(state: State, m: Register, sender: str, advance: Advance) -> Accepted:
@@ -389,26 +412,37 @@ def _replaced(values: tuple, index: int, value) -> tuple:
     return values[:index] + (value,) + values[index + 1:]
 
 
-def _report_head(task: Task, m: ValidatorReport | ReportPart, sender: str, block: int) -> Participant:
+def _report_head(task: Task, m: ValidatorReport | ReportPart, sender: str, block: int) -> tuple[Participant, Task]:
     """The checks every report input passes, whole or a part: the sender's validator seat, the round, the report
-    deadline, not reported yet, its own model commitment, its accuracy. Returns the validator."""
+    deadline, not reported yet, its own model commitment, its accuracy. Returns the validator and the task as the
+    report's round sees it (`_round_view`)."""
     _running(task, block)
     me = task.participant(sender)
     if me is None or me.role != ROLE_VALIDATOR:
         raise Rejected(f"{sender} is not a validator of task {m.task_id}")
-    _check_round(task, m.round)
-    deadline = task.report_deadline()
-    if block > deadline:
+    task = _round_view(task, m.round, block)
+    deadline = task.report_deadline()  # None: the previous round still takes reports, this one's window is ahead
+    if deadline is not None and block > deadline:
         raise Rejected(f"the report deadline of round {m.round} of task {m.task_id} was block {deadline}; "
                        f"this report came in block {block}")
     if task.reports[me.group] is not None:
         raise Rejected(f"validator {sender} already reported round {m.round} of task {m.task_id}")
     copied = [g for g, r in enumerate(task.reports) if r is not None and r.model_digest == m.model_digest]
-    if copied and m.model_digest != _starting_digest(task):
+    if copied and not _exempt(task, m.round, m.model_digest):
         raise Rejected(f"model 0x{m.model_digest.hex()[:12]}… is already committed by group {copied[0]} in round "
                        f"{m.round}: each validator commits its own model")
     _check_bps("validator accuracy", m.validator_accuracy_bps)
-    return me
+    return me, task
+
+
+def _exempt(task: Task, round_: int, model_digest: bytes) -> bool:
+    """A commitment several groups may make: the round's starting model, which a validator that accepted nothing
+    keeps. One round open at a time: its digest (the last global model, known on chain when the round starts).
+    Several: digest 0, "I keep the starting model" (the previous round may not have closed yet, so its global is
+    not known when the report arrives), or round 1's committed initial model."""
+    if task.open_rounds == 1:
+        return model_digest == _starting_digest(task)
+    return model_digest == KEEP_DIGEST or (round_ == 1 and model_digest == task.initial_model_digest)
 
 
 def _report_entries(task: Task, m: ValidatorReport | ReportPart, me: Participant, advance: Advance,
@@ -450,6 +484,10 @@ def _complete_report(state: State, task: Task, me: Participant, m: ValidatorRepo
     report order, and the report counts from now on."""
     positives = _verdicts(task, m.round, m.validator_accuracy_bps, entries)
     judged = {e.trainer: replace(e, positive=p) for e, p in zip(entries, positives)}
+    if task.open_rounds > 1 and m.model_digest == KEEP_DIGEST and any(positives):
+        raise Rejected(f"validator {me.address} commits digest 0 (it kept round {m.round}'s starting model), yet "
+                       f"{sum(positives)} of its updates are Positive by task {m.task_id}'s rule: a validator that "
+                       f"accepted an update commits the model it averaged")
     _check_shares(task, list(judged.values()))
     outputs: list[Output] = [
         Notice(ContributionClassified(m.task_id, m.round, me.group, e.trainer, e.accuracy_bps,
@@ -459,15 +497,14 @@ def _complete_report(state: State, task: Task, me: Participant, m: ValidatorRepo
     report = GroupReport(me.address, m.validator_accuracy_bps, m.model_digest, judged, block)
     partials = {g: p for g, p in task.partials.items() if g != me.group}
     task = replace(task, reports=_replaced(task.reports, me.group, report), partials=partials)
-    return Accepted(replace(state, tasks=_put(state.tasks, m.task_id, task)), tuple(outputs),
+    return Accepted(replace(state, tasks=_save(state, task)), tuple(outputs),
                     f"{what} task {m.task_id} round {m.round} group {me.group} — accepted, "
                     f"{report.positives} Positive, {report.negatives} Negative (paid at the close), model "
                     f"0x{m.model_digest.hex()[:12]}… committed")
 
 
 def _validator_report(state: State, m: ValidatorReport, sender: str, advance: Advance) -> Accepted:
-    task = _task(state, m.task_id)
-    me = _report_head(task, m, sender, advance.block_number)
+    me, task = _report_head(_task(state, m.task_id), m, sender, advance.block_number)
     partial = task.partials.get(me.group)
     if partial is not None:
         raise Rejected(f"validator {sender} has sent {len(partial.received)} of the {partial.parts} parts of its "
@@ -478,8 +515,7 @@ def _validator_report(state: State, m: ValidatorReport, sender: str, advance: Ad
 
 def _report_part(state: State, m: ReportPart, sender: str, advance: Advance) -> Accepted:
     """One part of a report: checked on arrival, kept until the last part completes the report."""
-    task = _task(state, m.task_id)
-    me = _report_head(task, m, sender, advance.block_number)
+    me, task = _report_head(_task(state, m.task_id), m, sender, advance.block_number)
     if not 1 <= m.parts <= MAX_REPORT_PARTS:
         raise Rejected(f"a report comes in 1..{MAX_REPORT_PARTS} parts, not {m.parts}")
     if m.part >= m.parts:
@@ -501,7 +537,7 @@ def _report_part(state: State, m: ReportPart, sender: str, advance: Advance) -> 
         whole = [e for part in range(m.parts) for e in received[part]]
         return _complete_report(state, task, me, m, whole, advance.block_number, what)
     task = replace(task, partials=_put(task.partials, me.group, replace(partial, received=received)))
-    return Accepted(replace(state, tasks=_put(state.tasks, m.task_id, task)), (),
+    return Accepted(replace(state, tasks=_save(state, task)), (),
                     f"{what} task {m.task_id} round {m.round} group {me.group} — accepted, {len(entries)} "
                     f"trainer(s) checked; {m.parts - len(received)} part(s) to come")
 
@@ -638,7 +674,7 @@ def _model_chunk(state: State, m: ModelChunk, sender: str, advance: Advance) -> 
     task = _task(state, m.task_id)
     block = advance.block_number
     _running(task, block)
-    _check_round(task, m.round)
+    task = _round_view(task, m.round, block)
     if m.digest in task.scores:
         raise Rejected(f"0x{m.digest.hex()[:12]}… was already posted and scored in round {m.round}")
     committed = [g for g, r in enumerate(task.reports) if r is not None and r.model_digest == m.digest]
@@ -648,13 +684,13 @@ def _model_chunk(state: State, m: ModelChunk, sender: str, advance: Advance) -> 
         if block > deadline:
             raise Rejected(f"disputed updates of round {m.round} of task {m.task_id} had to be posted by block "
                            f"{deadline}")
-        if not (task.reveal_open(block) and block <= task.contest_deadline()):
+        if not (task.reveal_open(block) and block <= task.contest_deadline()):  # type: ignore[operator]
             committed = []  # the same bytes as a committed model: a reveal only inside the reveal window
     elif committed:
         if not task.reveal_open(block):
             raise Rejected(f"validator models of round {m.round} of task {m.task_id} are revealed once every group "
                            f"reported or after the report deadline (block {task.report_deadline()})")
-        if block > task.contest_deadline():
+        if block > task.contest_deadline():  # type: ignore[operator]
             raise Rejected(f"validator models of round {m.round} of task {m.task_id} had to be revealed by block "
                            f"{task.contest_deadline()}")
     else:
@@ -665,9 +701,9 @@ def _model_chunk(state: State, m: ModelChunk, sender: str, advance: Advance) -> 
     task = replace(task, uploads=uploads)
     summary = f"ModelChunk task {m.task_id} round {m.round} chunk {m.index + 1} of {m.count} — accepted"
     if blob is None:
-        return Accepted(replace(state, tasks=_put(state.tasks, m.task_id, task)), (), summary)
+        return Accepted(replace(state, tasks=_save(state, task)), (), summary)
     if qmodel.digest(blob) != m.digest:
-        return Accepted(replace(state, tasks=_put(state.tasks, m.task_id, task)),
+        return Accepted(replace(state, tasks=_save(state, task)),
                         (Notice(BlobRejected(m.task_id, m.round, m.digest, sender)),),
                         summary + f"; its chunks do not hash to 0x{m.digest.hex()[:12]}…: dropped")
     score = _score(blob, task)
@@ -679,7 +715,7 @@ def _model_chunk(state: State, m: ModelChunk, sender: str, advance: Advance) -> 
     outputs = tuple(Notice(ModelScored(m.task_id, m.round, g, m.digest, kind, score or 0)) for g, kind in kinds)
     what = "not a valid model of the task's architecture (scored as missing)" if score is None \
         else f"scored {score} bps on the public test set"
-    return Accepted(replace(state, tasks=_put(state.tasks, m.task_id, task)), outputs, summary + f"; {what}")
+    return Accepted(replace(state, tasks=_save(state, task)), outputs, summary + f"; {what}")
 
 
 def _score(blob: bytes, task: Task) -> int | None:
@@ -710,7 +746,7 @@ def _dispute_window(task: Task, m: Contest | Challenge, block: int) -> None:
 def _contest(state: State, m: Contest, sender: str, advance: Advance) -> Accepted:
     task = _task(state, m.task_id)
     _running(task, advance.block_number)
-    _check_round(task, m.round)
+    task = _round_view(task, m.round, advance.block_number)
     me = task.participant(sender)
     if me is None or me.role != ROLE_TRAINER:
         raise Rejected(f"{sender} is not a trainer of task {m.task_id}")
@@ -742,7 +778,7 @@ def _contest(state: State, m: Contest, sender: str, advance: Advance) -> Accepte
 def _challenge(state: State, m: Challenge, sender: str, advance: Advance) -> Accepted:
     task = _task(state, m.task_id)
     _running(task, advance.block_number)
-    _check_round(task, m.round)
+    task = _round_view(task, m.round, advance.block_number)
     if sender != task.publisher:
         raise Rejected(f"only the publisher {task.publisher} challenges in task {m.task_id}, not {sender}")
     _dispute_window(task, m, advance.block_number)
@@ -764,7 +800,7 @@ def _challenge(state: State, m: Challenge, sender: str, advance: Advance) -> Acc
 def _file(state: State, task: Task, d: Dispute, round_: int) -> Accepted:
     deadline = task.response_deadline()
     task = replace(task, disputes=_put(task.disputes, d.trainer, d))
-    return Accepted(replace(state, tasks=_put(state.tasks, task.task_id, task)),
+    return Accepted(replace(state, tasks=_save(state, task)),
                     (Notice(Contested(task.task_id, round_, d.group, d.trainer, d.kind, d.update_digest, deadline)),),
                     f"{DISPUTE_NAMES[d.kind].capitalize()} {short(d.trainer)} in task {task.task_id} round {round_} "
                     f"group {d.group} — accepted; its update 0x{d.update_digest.hex()[:12]}… must be posted by "
@@ -809,6 +845,12 @@ class _Global:
     predicted: np.ndarray | None = None  # its class for every public test row, when averaged this round
 
 
+def _kept_or_revealed(task: Task, model_digest: bytes) -> bytes:
+    """A group's model at the close: the revealed bytes, or (openRounds > 1, digest 0) the round's starting model,
+    the previous round's global."""
+    return task.global_model if task.open_rounds > 1 and model_digest == KEEP_DIGEST else task.models[model_digest]
+
+
 def _global(task: Task, revealed: list[int]) -> _Global:
     """The integer mean of the revealed validator models (group order), scored on the public test set; with none
     revealed, the previous round's global stands."""
@@ -816,7 +858,8 @@ def _global(task: Task, revealed: list[int]) -> _Global:
         previous = task.history[-1] if task.history else None
         return _Global(task.global_model, previous.global_digest if previous else bytes(32),
                        previous.global_accuracy_bps if previous else 0, ())
-    models = [qmodel.decode(task.models[task.reports[g].model_digest]) for g in revealed]  # type: ignore[union-attr]
+    models = [qmodel.decode(_kept_or_revealed(task, task.reports[g].model_digest))  # type: ignore[union-attr]
+              for g in revealed]
     mean = qmodel.average(models)
     blob = qmodel.encode(mean)
     predicted = qnn.classify(mean, _test_set(task))
@@ -862,9 +905,11 @@ def _standings(task: Task, round_: int, reports: Mapping[int, GroupReport], void
         return task.standings, {t: task.reward_per_positive for t in judged}
     standings = dict(task.standings)
     positive = {e.trainer for r in reports.values() for e in r.entries.values() if e.positive}
+    read = task.verdict_standings(round_)  # what the round's verdicts read (openRounds > 1: an older standing)
     for trainer in judged:
         accepted = (trainer in positive and trainer not in voided) or trainer in contest_bps
-        s = standings[trainer] = trust_rule.after_round(task.standing(trainer), round_, accepted)
+        s = standings[trainer] = trust_rule.after_round(task.standing(trainer), round_, accepted, task.open_rounds,
+                                                        read.get(trainer, Standing()).banned(round_))
         outputs.append(Notice(TrainerStanding(task.task_id, round_, trainer, accepted, s.score, s.strikes, s.bans,
                                               s.banned_until)))
     return standings, {t: trust_rule.payout(task.reward_per_positive, standings[t]) for t in judged}
@@ -899,8 +944,12 @@ def _round_close(state: State, m: RoundClose, sender: str, advance: Advance) -> 
     outputs += [Notice(ProducerMissed(m.task_id, m.round, order[i], task.close_deadline(i), order[i + 1]))
                 for i in range(turn)]
     reports = {g: r for g, r in enumerate(task.reports) if r is not None}
-    revealed = [g for g, r in reports.items() if r.model_digest in task.models]
-    model_bps = {g: task.scores[reports[g].model_digest] for g in revealed}
+    # openRounds > 1: a group that committed digest 0 kept the starting model, averaged in as the previous global
+    # (none yet: not averaged), with no reveal to make and no validator reward to earn
+    kept = {g for g, r in reports.items() if task.open_rounds > 1 and r.model_digest == KEEP_DIGEST}
+    revealed = [g for g, r in reports.items() if r.model_digest in task.models or (g in kept and task.global_model)]
+    model_bps = {g: task.previous_global_bps if g in kept else task.scores[reports[g].model_digest]
+                 for g in revealed}
     glob = _global(task, revealed)
     if glob.groups:
         outputs.append(Notice(GlobalModel(m.task_id, m.round, glob.digest, glob.accuracy_bps, glob.groups,
@@ -920,7 +969,7 @@ def _round_close(state: State, m: RoundClose, sender: str, advance: Advance) -> 
             upheld.append(d)
             if d.kind != DISPUTE_CHALLENGED:
                 contest_bps[d.trainer] = update or 0
-    penalties = [(g, PENALTY_UNREVEALED) for g in reports if g not in revealed] + [
+    penalties = [(g, PENALTY_UNREVEALED) for g in reports if g not in revealed and g not in kept] + [
         (d.group, PENALTY_CHALLENGE if d.kind == DISPUTE_CHALLENGED else PENALTY_CONTEST) for d in upheld]
     for g, reason in sorted(penalties, key=lambda p: p[0]):
         validator = reports[g].validator
@@ -953,7 +1002,7 @@ def _round_close(state: State, m: RoundClose, sender: str, advance: Advance) -> 
 
     # Validator reward: among the revealed, unpenalised groups whose validator did not let its turn to close
     # pass, the model closest to the global one by public accuracy; ties -> lower group. None: it stays in escrow.
-    eligible = [g for g in revealed if g not in penalised and reports[g].validator not in order[:turn]
+    eligible = [g for g in revealed if g not in penalised and g not in kept and reports[g].validator not in order[:turn]
                 # no reward for a model below the task's rule against the previous global
                 and is_positive(model_bps[g], task.previous_global_bps, task.mad_bps)]
     distances = {g: abs(model_bps[g] - glob.accuracy_bps) for g in revealed}
@@ -1006,10 +1055,16 @@ def _round_close(state: State, m: RoundClose, sender: str, advance: Advance) -> 
         paid=tuple(paid), rewarded_validator=winner, rewarded_group=best_group,
         distance_bps=distances.get(best_group, 0), validator_paid=amount, trainer_paid=trainer_paid,
         escrow_left=escrow, next_producer=next_producer, election_rule=rule)
+    start, nxt = task.next_start(block), task.slot(m.round + 1)  # the next round's reports so far, if any came
+    kept_standings = task.standings_at
+    if task.open_rounds > 1 and task.validation == VALIDATION_TRUST:  # what the next rounds' verdicts will read
+        kept_standings = {r: v for r, v in {**task.standings_at, m.round: standings}.items()
+                          if r > m.round - task.open_rounds}
     task = replace(task, escrow=0 if last else escrow, stakes=stakes, current_round=m.round + 1,
-                   round_start=block, order=next_order, reports=(None,) * task.groups, partials={}, uploads={},
-                   scores={}, models={}, disputes={}, global_model=glob.model, history=task.history + (record,),
-                   standings=standings)
+                   round_start=start, order=next_order, reports=nxt.reports, partials=nxt.partials,
+                   uploads=nxt.uploads, scores=nxt.scores, models=nxt.models, disputes=nxt.disputes,
+                   ahead={r: v for r, v in task.ahead.items() if r != m.round + 1}, global_model=glob.model,
+                   history=task.history + (record,), standings=standings, standings_at=kept_standings)
     averaged = f"global model of group(s) {', '.join(map(str, glob.groups))}" if glob.groups \
         else "no model revealed, the previous global stands"
     return Accepted(replace(state, tasks=_put(state.tasks, m.task_id, task), balances=balances), tuple(outputs),

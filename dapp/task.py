@@ -6,12 +6,13 @@ Rules in docs/PROTOCOL.md, "Deadlines".
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 from dapp.dp_budget import DpBudget
 from dapp.schema import (CANCEL_GROUPS_SILENT, CANCEL_NO_PRODUCER, CANCEL_NO_TEST_SET, CANCEL_NO_VALIDATOR,
-                         CANCEL_UNFUNDED, PAYOUT_PER_POSITIVE, ROLE_TRAINER, ROLE_VALIDATOR, VALIDATION_MAD)
+                         CANCEL_UNFUNDED, PAYOUT_PER_POSITIVE, ROLE_TRAINER, ROLE_VALIDATOR, VALIDATION_MAD,
+                         VALIDATION_TRUST)
 from dapp.trust_rule import Standing
 
 
@@ -82,6 +83,22 @@ class Dispute:
 
 
 @dataclass(frozen=True)
+class RoundSlot:
+    """What the rollup holds of one open round besides the current one (openRounds > 1): its reports, reveals and
+    disputes so far. It becomes the task's current-round fields when the round before it closes."""
+
+    reports: tuple[GroupReport | None, ...]
+    partials: Mapping[int, PartialReport] = field(default_factory=dict)
+    uploads: Mapping[tuple[bytes, str], Mapping[int, bytes]] = field(default_factory=dict)
+    scores: Mapping[bytes, int | None] = field(default_factory=dict)
+    models: Mapping[bytes, bytes] = field(default_factory=dict)
+    disputes: Mapping[str, Dispute] = field(default_factory=dict)
+
+
+KEEP_DIGEST = bytes(32)  # openRounds > 1: the commitment of a validator that kept the round's starting model
+
+
+@dataclass(frozen=True)
 class RoundRecord:
     """A closed round (the stakes themselves are in the round's notices, not kept per round)."""
 
@@ -133,6 +150,7 @@ class Task:
     payout: int = PAYOUT_PER_POSITIVE  # how a group's budget reaches its Positives (PAYOUT_*)
     trainer_approval: bool = False
     broker_fee: int = 0  # wei the market's broker is owed once the task started (dapp/market.py), reserved in escrow
+    open_rounds: int = 1  # rounds open on chain at once (CreateTask.openRounds; 1: one round at a time)
     test_set: bytes | None = None  # the public test set, once posted complete and matching its digest
     test_set_block: int | None = None
     escrow: int = 0
@@ -155,6 +173,9 @@ class Task:
     disputes: Mapping[str, Dispute] = field(default_factory=dict)  # current round, trainer -> dispute, filing order
     global_model: bytes = b""  # the last global model (FRQ1); empty before any was computed
     standings: Mapping[str, Standing] = field(default_factory=dict)  # trust tasks: trainer -> standing, once judged
+    ahead: Mapping[int, RoundSlot] = field(default_factory=dict)  # open rounds after the current one, by round
+    standings_at: Mapping[int, Mapping[str, Standing]] = field(default_factory=dict)  # trust, openRounds > 1: the
+    # standings after each of the last openRounds closed rounds (round r's verdicts read those after r - openRounds)
     history: tuple[RoundRecord, ...] = ()
 
     # ------------------------------------------------------------------ money and membership
@@ -245,16 +266,15 @@ class Task:
     def reveal_open(self, block: int) -> bool:
         """Validator models may be revealed: every group committed (reported), or the report deadline passed."""
         deadline = self.report_deadline()
-        return deadline is not None and (self.all_reported() or block > deadline)
+        return self.all_reported() or (deadline is not None and block > deadline)
 
     def contest_deadline(self) -> int | None:
         """The last block for reveals, contests and challenges: ``contest_blocks`` after the last group's report
         (after the report deadline when a group is silent; an upper bound until then)."""
+        if self.all_reported():
+            return max(r.block for r in self.reports) + self.contest_blocks  # type: ignore[union-attr]
         deadline = self.report_deadline()
-        if deadline is None:
-            return None
-        base = max(r.block for r in self.reports) if self.all_reported() else deadline  # type: ignore[union-attr]
-        return base + self.contest_blocks
+        return None if deadline is None else deadline + self.contest_blocks
 
     def response_deadline(self) -> int | None:
         """The last block for posting a disputed update; the close turns are counted from it."""
@@ -275,16 +295,24 @@ class Task:
         order = self.producer_order()
         return order[0] if order else self.publisher
 
+    def close_base(self) -> int | None:
+        """The block the close turns count from: the response deadline, or the previous round's close when it came
+        later (several rounds open at once: the producer is known only once the round before closed)."""
+        deadline = self.response_deadline()
+        if deadline is None:
+            return None
+        return max(deadline, self.history[-1].block) if self.history else deadline
+
     def close_deadline(self, turn: int) -> int | None:
         """The last block at which the ``turn``-th producer in the order (0 = elected) may close."""
-        deadline = self.response_deadline()
-        return None if deadline is None else deadline + (turn + 1) * self.close_blocks
+        base = self.close_base()
+        return None if base is None else base + (turn + 1) * self.close_blocks
 
     def turn_at(self, block: int) -> int:
         """Whose turn it is to close at ``block``: an index into `producer_order` (maybe past its end)."""
-        deadline = self.response_deadline()
-        assert deadline is not None, "turn_at needs a started task"
-        return max(0, (block - deadline - 1) // self.close_blocks)
+        base = self.close_base()
+        assert base is not None, "turn_at needs a started task"
+        return max(0, (block - base - 1) // self.close_blocks)
 
     def pending_disputes(self) -> list[Dispute]:
         """Disputes whose update has not been posted yet."""
@@ -308,11 +336,92 @@ class Task:
         # every group may report early: the close turns then all pass before the report deadline
         if (self.all_reported() or block > deadline) and self.turn_at(block) >= len(self.producer_order()):
             return CANCEL_NO_PRODUCER
+        for r in self.open_after():  # a later open round silent past its own report deadline never closes either
+            view = self.at(r, block)
+            late = view.report_deadline()
+            if late is not None and block > late and all(x is None for x in view.reports):
+                return CANCEL_GROUPS_SILENT
         return None
 
     def latest_end_block(self) -> int:
         """A bound: by this block the task has finished or its publisher may cancel it (each round ends within
         its report window, the contest and response windows, plus one close window per producer in the order, at
-        most groups + 1)."""
+        most groups + 1; with several rounds open, one block more per round: a round's report window starts the
+        block after the previous round's passed)."""
         per_round = self.report_blocks + 2 * self.contest_blocks + (self.groups + 1) * self.close_blocks
+        per_round += self.open_rounds > 1
         return self.registration_deadline + 1 + self.rounds * per_round + 1
+
+    # ------------------------------------------------------------------ several rounds open (openRounds > 1)
+    def open_after(self) -> range:
+        """The open rounds after the current one: round r takes inputs once round r - openRounds closed."""
+        return range(self.current_round + 1, min(self.rounds, self.current_round + self.open_rounds - 1) + 1)
+
+    def slot(self, round_: int) -> RoundSlot:
+        """What the rollup holds of an open round (the current one's fields, or a later round's slot)."""
+        if round_ == self.current_round:
+            return RoundSlot(self.reports, self.partials, self.uploads, self.scores, self.models, self.disputes)
+        return self.ahead.get(round_) or RoundSlot((None,) * self.groups)
+
+    def _reporting_end(self, round_: int, start: int | None, block: int) -> int | None:
+        """The block from which an open round's reporting is over at ``block`` (its last report's block once every
+        group reported, the block after its report deadline once that passed), None while it is not."""
+        reports = self.slot(round_).reports
+        if all(r is not None for r in reports):
+            return max(r.block for r in reports)  # type: ignore[union-attr]
+        if start is not None and block > start + self.report_blocks:
+            return start + self.report_blocks + 1
+        return None
+
+    def next_start(self, block: int) -> int | None:
+        """At the close of the current round (in ``block``), the start of the next: the later of the end of this
+        round's reporting and the close of round next - openRounds (this close itself with one round open)."""
+        end = self._reporting_end(self.current_round, self.current_start(), block)
+        closed = self.current_round + 1 - self.open_rounds
+        opened = block if closed == self.current_round else (self.history[closed - 1].block if closed >= 1
+                                                             else self.start_block)
+        return None if end is None or opened is None else max(end, opened)
+
+    def start_of(self, round_: int, block: int) -> int | None:
+        """The first block of an open round's report window as known at ``block`` (its deadlines count from it):
+        the later of the end of the previous round's reporting and the close of round r - openRounds; None while
+        the previous round still takes reports."""
+        if round_ == self.current_round:
+            return self.current_start()
+        previous = self.start_of(round_ - 1, block)
+        end = self._reporting_end(round_ - 1, previous, block)
+        closed = round_ - self.open_rounds
+        opened = self.history[closed - 1].block if closed >= 1 else self.start_block
+        return None if end is None or opened is None else max(end, opened)
+
+    def verdict_standings(self, round_: int) -> Mapping[str, Standing]:
+        """The standings round ``round_``'s verdicts read: those after round ``round_ - openRounds`` (the last round
+        surely closed when it opened), so that the validators and the rollup judge with the same, fixed numbers."""
+        closed = round_ - self.open_rounds
+        if self.validation != VALIDATION_TRUST or closed == len(self.history):  # a MAD task keeps no standing
+            return self.standings
+        return self.standings_at[closed] if closed > 0 else {}
+
+    def at(self, round_: int, block: int) -> Task:
+        """The task as one open round sees it: that round's reports, reveals, disputes and schedule as the current
+        ones, and the standings its verdicts read (`stored` puts what a handler changed back)."""
+        if self.open_rounds == 1:
+            return self
+        view = replace(self, standings=self.verdict_standings(round_))
+        if round_ == self.current_round:
+            return view
+        s = self.slot(round_)
+        return replace(view, current_round=round_, round_start=self.start_of(round_, block), reports=s.reports,
+                       partials=s.partials, uploads=s.uploads, scores=s.scores, models=s.models, disputes=s.disputes)
+
+    def stored(self, view: Task) -> Task:
+        """This task with what a handler changed in the view of one open round (`at`) put back."""
+        if self.open_rounds == 1:
+            return view
+        fields = dict(reports=view.reports, partials=view.partials, uploads=view.uploads, scores=view.scores,
+                      models=view.models, disputes=view.disputes)
+        if view.current_round == self.current_round:
+            return replace(self, **fields)
+        ahead = dict(self.ahead)
+        ahead[view.current_round] = RoundSlot(**fields)
+        return replace(self, ahead=ahead)

@@ -113,9 +113,15 @@ def verdicts(measures: Sequence[tuple[int, int]], standings: Sequence[Standing],
     return [rejection(c, n, median, s, round_) is None for (c, n), s in zip(measures, standings, strict=True)]
 
 
-def after_round(standing: Standing, round_: int, was_accepted: bool) -> Standing:
-    """The standing after `round_`'s verdict on one of its updates. A banned trainer's standing does not move."""
-    if standing.banned(round_):
+def after_round(standing: Standing, round_: int, was_accepted: bool, lag: int = 1,
+                judged_banned: bool | None = None) -> Standing:
+    """The standing after `round_`'s verdict on one of its updates. A trainer whose verdict was a ban
+    (`judged_banned`, default: banned in `standing`) does not move.
+
+    `lag`: the verdicts of round r read the standings after round r - `lag` (a task with `lag` rounds open on chain
+    at once, `openRounds`), so a ban decided now first shows in round `round_ + lag`; it lasts `BAN_ROUNDS x 2^bans`
+    rounds of verdicts from there (lag 1: the rounds right after this one)."""
+    if standing.banned(round_) if judged_banned is None else judged_banned:
         return standing
     if was_accepted:
         return replace(standing, score=min(SCORE_MAX, standing.score + SCORE_GAIN), strikes=0)
@@ -123,7 +129,7 @@ def after_round(standing: Standing, round_: int, was_accepted: bool) -> Standing
     if strikes < STRIKES_TO_BAN:
         return replace(standing, score=score, strikes=strikes)
     return Standing(score=score, strikes=0, bans=standing.bans + 1,
-                    banned_until=round_ + BAN_ROUNDS * (1 << standing.bans))
+                    banned_until=round_ + lag - 1 + BAN_ROUNDS * (1 << standing.bans))
 
 
 def payout(reward: int, standing: Standing) -> int:

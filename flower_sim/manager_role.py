@@ -28,7 +28,7 @@ from flower_sim.manager_link import ClosedRoundAnnouncer, Exchange, round_from, 
 from flower_sim.quantize import save_frq1
 from flower_sim.outputs import RunMetrics, plot_accuracy
 from flower_sim.records import Observers
-from flower_sim.rollup_roles import RollupRecorder
+from flower_sim.rollup_roles import RollupRecorder, TaskTerms
 from flower_sim.validator import ValidatorRound
 from rollups_client.node import NodeClient
 
@@ -107,7 +107,10 @@ def run(options: ManagerOptions) -> int:
         if options.rpc_url:
             deployment = replace(deployment, rpc_url=options.rpc_url)
         node = NodeClient.at(options.node_url, deployment.application)
-        recorder = RollupRecorder(cfg, deployment, node, say=lambda text: print(f"[chain] {text}", flush=True))
+        # one round open at a time on the emulated network: its validators judge on their own hosts and learn the
+        # task only once round 1 runs (a trust task's lag), and the manager host reads each round's figures at once
+        recorder = RollupRecorder(cfg, deployment, node, terms=TaskTerms(open_rounds=1),
+                                  say=lambda text: print(f"[chain] {text}", flush=True))
     if recorder is not None:
         recorder.open_task(cfg.rounds)
         exchange.publish_task(recorder.signing_task())  # before round 1's global: the validators ask after it

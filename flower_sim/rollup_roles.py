@@ -14,10 +14,16 @@ the run stops with its reason.
 The chain never stalls a round: `on_round_closed(r)` hands round r's close (the reveals confirmed, the disputes, the
 contest window, the RoundClose, the check of the rollup's GlobalModel, the next ProducerElected) to one background
 worker thread and returns at once, so round r+1 trains meanwhile (it needs nothing of the rollup's answer: the
-manager's global model is the rollup's, bit for bit, which the worker checks). Before the recorder sends anything of
-round r+1 (its first `on_validator_report`), and at the end of the run (`finish`), the round loop waits for round r's
-close and raises its error, if any: the run stops before any input of round r+1 is sent (a GlobalModel mismatch in
-round r then wastes round r+1's training, and the log says so). One thread at a time uses the L1 and node clients.
+manager's global model is the rollup's, bit for bit, which the worker checks). The worker closes the rounds one after
+the other, in order, as the rollup requires. The task keeps `openRounds` K rounds open on chain at once (`TaskTerms`,
+8 by default, the demo's): round r's reports go out as soon as the round loop has them, once round r - K's close is
+confirmed (the round loop waits for that close only, and raises its error), sent with the reveals by a sender thread
+(web3 builds, estimates and signs each input: the round loop only hands them over); with K = 1 the round loop sends
+them itself and nothing of round r+1 is sent before round r's close is confirmed. A close (or a send) that failed
+stops the run at the round loop's next call. At the end of the run (`finish`) the round loop waits for every close
+handed over (the chain's tail, `ChainTimings.final_s`).
+A validator that accepted nothing (its model is the round's starting model) commits digest 0 and reveals nothing when
+K > 1 (the rollup counts the previous global for it). Sends are serialised (one key's nonces stay in order).
 
 It follows the rollup's schedule (`rollup_schedule`): a validator made silent from some round on withholds
 its rollup inputs (report, reveal, close); the recorder then waits, watching L1's block numbers, until the
@@ -37,11 +43,12 @@ have no Ether are funded from account 0, which owns the contracts.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from common import accounts
 from common.errors import FedrollupError
@@ -55,6 +62,7 @@ from dapp.schema import (DEFAULT_CLOSE_BLOCKS, DEFAULT_REGISTRATION_BLOCKS, DEFA
                          TaskCreated, TestSetPosted, VALIDATION_MAD, VALIDATION_TRUST, ValidatorPenalized, Withdraw,
                          encode_deposit_data)
 from dapp.state import format_wei
+from dapp.task import KEEP_DIGEST
 from flower_sim import models
 from flower_sim.cheating import CheatingValidator
 from flower_sim.config import SimulationConfig
@@ -72,6 +80,7 @@ from rollups_client.node import NodeClient
 GWEI = 10**9
 FUNDING = 10**18  # wei given to each role account that has none (gas for a few hundred inputs)
 RUN_CONTEST_BLOCKS = 2  # this project's runs: each round waits this many L1 blocks after its last report
+RUN_OPEN_ROUNDS = 8  # this project's runs: rounds open on chain at once (keeps up with 2.5-s rounds at 12-s blocks)
 Say = Callable[[str], None]
 
 
@@ -86,6 +95,7 @@ class TaskTerms:
     report_blocks: int = DEFAULT_REPORT_BLOCKS
     close_blocks: int = DEFAULT_CLOSE_BLOCKS
     contest_blocks: int = RUN_CONTEST_BLOCKS  # the reveal/contest window, then the response window, each round
+    open_rounds: int = RUN_OPEN_ROUNDS  # CreateTask.openRounds: 1 records one round at a time
 
     def budget(self, trainers: int) -> int:
         return self.round_trainer_budget if self.round_trainer_budget is not None \
@@ -100,8 +110,9 @@ class RollupRejected(FedrollupError):
 @dataclass
 class ChainTimings:
     """Seconds the round loop spent blocked on the rollup, per round (the chain's share of a round): round r's
-    entry counts the wait for round r-1's close (before r's first report is sent), r's reports and reveals sent, and
-    the hand-over of r's close to the worker; `final_s` the wait for the last round's close after the loop."""
+    entry counts the wait for round r-K's close (before r's first report is sent; K = openRounds), r's reports and
+    reveals sent, and the hand-over of r's close to the worker; `final_s` the wait after the loop for the closes
+    still queued (the tail)."""
 
     setup_s: float = 0.0
     per_round_s: list[float] = field(default_factory=list)
@@ -132,7 +143,7 @@ class RollupRecorder:
                         **{L1.address(k): f"trainer {t}" for t, k in enumerate(self.trainer_keys)}}
         self.task_id: int | None = None  # the rollup assigns it (TaskCreated)
         self.producer = L1.address(self.manager_key)  # round 1: the publisher, as in the paper
-        self.pending: list[tuple[str, object]] = []  # (what, tx hash) sent but not yet confirmed by the rollup
+        self.pending: dict[int, list[tuple[str, object]]] = {}  # round -> (what, tx hash) sent, not yet confirmed
         self.timings = ChainTimings()
         self.silent_id: int | None = silent.validator if silent is not None else None  # resolved when elected
         self.withheld: set[int] = set()  # rounds whose report the silent validator withheld
@@ -140,12 +151,19 @@ class RollupRecorder:
         self.committed: dict[int, dict[int, tuple[bytes, bytes]]] = {}  # round -> validator -> (digest, FRQ1 model)
         self.reveals: dict[int, list] = {}  # round -> the reveals sent, (validator, ModelChunk, tx hash)
         self._worker: ThreadPoolExecutor | None = None  # closes one round at a time, beside the round loop
-        self._closing: tuple[int, Future] | None = None  # (round, its close) handed to the worker, not yet awaited
+        self._closes: dict[int, Future] = {}  # round -> its close handed to the worker, not yet awaited
+        self._sender: ThreadPoolExecutor | None = None  # openRounds > 1: sends the reports and reveals, in order
+        self._sends: dict[int, list[Future]] = {}  # round -> its reports handed to the sender
+        self._broken: int | None = None  # the round whose close failed: the worker closes nothing after it
+        self._sending = threading.Lock()  # the round loop and the worker both send: one key's nonces stay in order
+        self.starting: dict[int, bytes] = {1: b""}  # round -> its starting model's digest (the manager's previous
+        # global; round 1: none to keep as digest 0, its initial model is committed and revealed as such)
 
     # ------------------------------------------------------------------ plumbing
     def _send(self, key: str, message: Message | None = None, payload: bytes | None = None,
               tip: int | None = None):
-        return self.l1.send_input(key, payload if payload is not None else message.encode(), tip=tip)
+        with self._sending:
+            return self.l1.send_input(key, payload if payload is not None else message.encode(), tip=tip)
 
     def _input_index(self, tx_hash) -> int:
         try:
@@ -169,9 +187,9 @@ class RollupRecorder:
                 raise RollupRejected(f"the rollup did not process {what} (input {index}) within {timeout:.0f} s")
             time.sleep(0.1)
 
-    def _confirm_pending(self) -> list[int]:
-        """Wait for every input sent and not yet confirmed; their input indices."""
-        pending, self.pending = self.pending, []
+    def _confirm_pending(self, round_: int) -> list[int]:
+        """Wait for every input of the round sent and not yet confirmed; their input indices."""
+        pending = self.pending.pop(round_, [])
         return [self._confirm(what, tx_hash) for what, tx_hash in pending]
 
     def _notices(self, input_index: int) -> list[Message]:
@@ -206,7 +224,8 @@ class RollupRecorder:
                             contest_blocks=t.contest_blocks, **cfg.dp_params().onchain(rounds),
                             initial_model_digest=digest(to_frq1(models.initial_weights(cfg.model, cfg.seed))),
                             validation=VALIDATION_TRUST if cfg.strategy == "trust" else VALIDATION_MAD,
-                            payout=PAYOUT_SHAPLEY if cfg.payout == "shapley" else PAYOUT_PER_POSITIVE)
+                            payout=PAYOUT_SHAPLEY if cfg.payout == "shapley" else PAYOUT_PER_POSITIVE,
+                            open_rounds=t.open_rounds)
         index = self._confirm("CreateTask", self._send(self.manager_key, create))
         created = next(n for n in self._notices(index) if isinstance(n, TaskCreated))
         self.task_id, escrow = created.task_id, created.required_escrow  # the budget, and any broker's fee on top
@@ -242,31 +261,43 @@ class RollupRecorder:
         """The task every trainer signs its updates for (known once `open_task` has run)."""
         if self.task_id is None:
             raise RollupRejected("the rollup task is not open yet: call open_task first")
-        return RollupTask(self.task_id, Domain(self.deployment.chain_id, self.deployment.application))
+        return RollupTask(self.task_id, Domain(self.deployment.chain_id, self.deployment.application),
+                          self.terms.open_rounds)
 
     def averaged(self, server_round: int, validators) -> list[int]:
         """The validators whose models the rollup averages: those that reveal (a silent one does not)."""
+        self._await_close(upto=self._needs_closed(server_round), next_round=server_round)
         return [v for v in validators if not self._is_silent(server_round, v)]
+
+    def _needs_closed(self, round_: int) -> int:
+        """The last round whose close round ``round_``'s inputs wait for: round - openRounds, which the rollup
+        requires; and the round before the first silent one while `--silent-validator elected` is not resolved (who
+        goes silent is the producer elected at that close: the one thing here that needs the election)."""
+        upto = round_ - self.terms.open_rounds
+        if self.silent is not None and self.silent_id is None and round_ >= self.silent.from_round:
+            upto = max(upto, self.silent.from_round - 1)
+        return upto
 
     def round_figures(self, server_round: int) -> dict | None:
         """The rollup's numbers for a closed round (for metrics.json): each revealed model's public accuracy, the
         global model's digest and accuracy, the close's input, penalties. Waits for that round's close if it is
         still with the worker."""
-        if self._closing is not None and self._closing[0] == server_round:
-            self._await_close()
+        if server_round in self._closes:
+            self._await_close(upto=server_round)
         return self.figures.get(server_round)
 
     def finish(self) -> None:
-        """The end of the run's rounds: wait for the last round's close (its error, if any, is raised here); call
-        it before the audit and `withdraw_refund`."""
+        """The end of the run's rounds: wait for every close handed to the worker (the first error is raised here);
+        call it before the audit and `withdraw_refund`."""
         start = time.perf_counter()
         try:
             self._await_close()
         finally:
             self.timings.final_s += time.perf_counter() - start
-            if self._worker is not None:
-                self._worker.shutdown()
-                self._worker = None
+            for pool in (self._worker, self._sender):
+                if pool is not None:
+                    pool.shutdown()
+            self._worker = self._sender = None
 
     # ------------------------------------------------------------------ RoundObserver
     def _is_silent(self, round_: int, validator: int) -> bool:
@@ -283,13 +314,31 @@ class RollupRecorder:
 
     def on_validator_report(self, report: RoundReport) -> None:
         """Send the validator's report now (a silent validator withholds it); the rollup's answer is awaited
-        when the round closes. Nothing of round r+1 is sent before round r's close is confirmed."""
+        when the round closes. Nothing of round r is sent before round r - openRounds's close is confirmed."""
         start = time.perf_counter()
         try:
-            self._await_close(next_round=report.round)
+            self._await_close(upto=self._needs_closed(report.round), next_round=report.round)
+            self._raise_failed_send()
         finally:
             self._blocked(report.round, time.perf_counter() - start)
         start = time.perf_counter()
+        if self.terms.open_rounds == 1:
+            self._send_report(report)
+        else:  # the sender thread sends it (web3 builds, signs and sends each input): the round loop goes on
+            if self._sender is None:
+                self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollup-send")
+            self._sends.setdefault(report.round, []).append(self._sender.submit(self._send_report, report))
+        self._blocked(report.round, time.perf_counter() - start)
+
+    def _raise_failed_send(self) -> None:
+        """A report that could not be sent stops the run at the round loop's next call, with its reason."""
+        for sends in self._sends.values():
+            for send in sends:
+                if send.done() and send.exception() is not None:
+                    send.result()
+
+    def _send_report(self, report: RoundReport) -> None:
+        """Send a validator's report (its parts), and once every group reported, the reveals."""
         if self._is_silent(report.round, report.validator_id):
             self.withheld.add(report.round)
             self.say(f"validator {report.validator_id} is silent from round {self.silent.from_round}: it "
@@ -302,6 +351,11 @@ class RollupRecorder:
             report, lie = self.cheating.lie(report, self.signing_task(), self.cfg.validators, self.cfg.seed)
         if lie is not None:
             self.say(str(lie))
+        kept = self.terms.open_rounds > 1 and report.model_digest == self.starting.get(report.round)
+        if kept:  # it accepted nothing: "I keep the round's starting model", which the rollup has (nothing to reveal)
+            report = replace(report, model_digest=KEEP_DIGEST)
+            self.say(f"validator {report.validator_id} accepted nothing in round {report.round}: it keeps the round's "
+                     f"starting model and commits digest 0 (nothing to reveal)")
         try:
             messages = report_inputs(self.task_id, report, trainers)
         except ValueError as err:  # an unsigned entry: the rollup would reject the whole report
@@ -314,36 +368,53 @@ class RollupRecorder:
         for i, message in enumerate(messages):  # one key, nonces in order: the last part sent completes the report
             tx = self._send(key, message)
             part = f" (part {i + 1} of {len(messages)})" if len(messages) > 1 else ""
-            self.pending.append((f"{what} of round {report.round}{part}", tx))
+            self.pending.setdefault(report.round, []).append((f"{what} of round {report.round}{part}", tx))
         if self.desk is not None:  # the report's ContributionClassified notices come with its last input
             self.desk.reported(honest, report, tx)
         committed = self.committed.setdefault(report.round, {})
-        committed[report.validator_id] = (report.model_digest, report.model)
+        committed[report.validator_id] = (report.model_digest, b"" if kept else report.model)
         if len(committed) == self.cfg.validators:  # every group reported: the reveals are open from the last report
             self.reveals[report.round] = self._send_reveals(report.round)
-        self._blocked(report.round, time.perf_counter() - start)
 
     def on_round_closed(self, record: RoundRecord) -> None:
-        """Hand the round's close to the worker and return: the round loop trains the next round meanwhile."""
+        """Hand the round's close to the worker and return: the round loop trains the next round meanwhile (the
+        worker closes the rounds in order, one after the other)."""
         start = time.perf_counter()
-        self._await_close(next_round=record.round)  # a round closed without a report: its predecessor's first
+        self.starting[record.round + 1] = record.global_digest
+        # one round open at a time: a round closed without a report waits for its predecessor's close first
+        self._await_close(upto=record.round - self.terms.open_rounds, next_round=record.round)
         if self._worker is None:
             self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollup-close")
-        self._closing = (record.round, self._worker.submit(self._close_round, record))
+        self._closes[record.round] = self._worker.submit(self._close_in_turn, record)
         self._blocked(record.round, time.perf_counter() - start)
 
-    def _await_close(self, next_round: int | None = None) -> None:
-        """Wait for the close handed to the worker, if any, and raise its error here (the rollup's one-line
-        reason); ``next_round``: the round whose input waits for it (its training, if done, is wasted)."""
-        if self._closing is None:
-            return
-        (round_, close), self._closing = self._closing, None
+    def _await_close(self, upto: int | None = None, next_round: int | None = None) -> None:
+        """Wait for the closes handed to the worker up to round ``upto`` (None: all), in order, and raise the first
+        error here (the rollup's one-line reason), also of a later close that already failed; ``next_round``: the
+        round whose input waits (its training, if done, is wasted)."""
+        for round_ in sorted(self._closes):
+            close = self._closes[round_]
+            if upto is not None and round_ > upto and not (close.done() and close.exception() is not None):
+                continue
+            del self._closes[round_]
+            try:
+                close.result()
+            except Exception:  # the worker's error, raised here as it is (the rollup's one-line reason)
+                if next_round is not None and next_round > round_:
+                    self.say(f"round {round_}'s close failed: the run stops before round {next_round} sends anything "
+                             f"to the rollup (round {next_round}'s training, done meanwhile, is wasted)")
+                raise
+
+    def _close_in_turn(self, record: RoundRecord) -> None:
+        """The worker's job: close the round, unless an earlier close failed (the rollup closes rounds in order)."""
+        if self._broken is not None:
+            raise RollupRejected(f"round {record.round} is not closed: round {self._broken}'s close failed")
         try:
-            close.result()
-        except Exception:  # the worker's error, raised here as it is (the rollup's one-line reason)
-            if next_round is not None and next_round > round_:
-                self.say(f"round {round_}'s close failed: the run stops before round {next_round} sends anything "
-                         f"to the rollup (round {next_round}'s training, done meanwhile, is wasted)")
+            for send in self._sends.pop(record.round, []):  # the round's reports and reveals are sent first
+                send.result()
+            self._close_round(record)
+        except Exception:
+            self._broken = record.round
             raise
 
     def _close_round(self, record: RoundRecord) -> None:
@@ -376,6 +447,8 @@ class RollupRecorder:
         the reports (in a shared block they follow the reports, and the reveal is open)."""
         tip, sent, revealed = max(1, self.l1.priority_fee // 2), [], set()
         for v, (model_digest, model) in sorted(self.committed.pop(round_).items()):
+            if model_digest == KEEP_DIGEST:  # kept the round's starting model: the rollup has it
+                continue
             if model_digest in revealed:  # validators that accepted nothing all keep the round's starting model
                 self.say(f"validator {v} kept the same model as another group (the round's starting model): one "
                          f"reveal serves both")
@@ -392,13 +465,13 @@ class RollupRecorder:
         the report deadline has passed); each group's public accuracy as the rollup scored it."""
         sent = self.reveals.pop(round_, None)
         if sent is None:
-            self._confirm_pending()
+            self._confirm_pending(round_)
             deadline = self._schedule().report_deadline
             self.say(f"reveals of round {round_} open after the report deadline at block {deadline} (a group did "
                      f"not report)")
             self.wait_for_block(deadline)
             sent = self._send_reveals(round_) if round_ in self.committed else []
-        reports = self._confirm_pending()
+        reports = self._confirm_pending(round_)
         scores: dict[str, int] = {}
         for v, chunk, tx in sent:
             what = f"validator {v}'s model chunk {chunk.index} of round {round_}"

@@ -50,6 +50,7 @@ class RollupTask:
 
     task_id: int
     domain: Domain
+    open_rounds: int = 1  # the task's openRounds: a trust task's validators judge round r by the standings after r - K
 
     def train_config(self, group: int) -> dict[str, int | str]:
         return {"task-id": self.task_id, "chain-id": self.domain.chain_id,

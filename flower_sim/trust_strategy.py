@@ -50,16 +50,28 @@ class TrustFedAvg(JudgingFedAvg):
     ----------
     judge : TrustJudge
         Trains the validator's reference (keeping its weights) and scores models on its private data.
+    lag : int
+        The rollup task's openRounds K: round r is judged by the standings after round r - K, as the rollup judges
+        it (its reports may reach the chain before round r - 1 closes there); 1 without a rollup.
     **kwargs
         Passed to `FedAvg` (fraction_train, min_train_nodes, ...).
 
     `standings` holds each trainer's `Standing` after the last round; `decisions` carry the two measures.
     """
 
-    def __init__(self, judge: TrustJudge, **kwargs) -> None:
+    def __init__(self, judge: TrustJudge, lag: int = 1, **kwargs) -> None:
         super().__init__(judge, **kwargs)
+        self.lag = lag
         self.standings: dict[int, Standing] = {}
+        self.after: dict[int, dict[int, Standing]] = {}  # lag > 1: round -> the standings after it (the last lag)
         self.weights: dict[int, int] = {}  # trainer id -> its weight in the last round's average (accepted only)
+
+    def read_standings(self, server_round: int) -> dict[int, Standing]:
+        """The standings round ``server_round`` is judged by: after the last round (lag 1), or after round r - lag."""
+        if self.lag == 1:
+            return self.standings
+        kept = [r for r in self.after if r <= server_round - self.lag]
+        return self.after[max(kept)] if kept else {}
 
     def judge_replies(self, server_round: int, replies: list[Message]) -> list[Decision]:
         start = flat(self.current_arrays.to_numpy_ndarrays())
@@ -67,7 +79,8 @@ class TrustFedAvg(JudgingFedAvg):
         measured = [measures(flat(r.content[self.arrayrecord_key].to_numpy_ndarrays()) - start, own)
                     for r in replies]
         trainers = [int(r.content["metrics"].get("trainer-id", -1)) for r in replies]
-        before = [self.standings.get(t, Standing()) for t in trainers]
+        read = self.read_standings(server_round)
+        before = [read.get(t, Standing()) for t in trainers]
         verdicts = trust_rule.verdicts(measured, before, server_round)  # the rollup's own function
         median = trust_rule.median_norm([n for _, n in measured])
         decisions, self.weights = [], {}
@@ -76,8 +89,12 @@ class TrustFedAvg(JudgingFedAvg):
             decision = self.decision(reply, self.scored(reply), ok, cosine_bps=cosine, norm_centi=norm, reason=why)
             if ok:
                 self.weights[trainer] = trust_rule.aggregation_weight(decision.num_examples, standing)
-            self.standings[trainer] = trust_rule.after_round(standing, server_round, ok)
+            self.standings[trainer] = trust_rule.after_round(self.standings.get(trainer, Standing()), server_round, ok,
+                                                             self.lag, standing.banned(server_round))
             decisions.append(decision)
+        if self.lag > 1:
+            self.after = {r: s for r, s in self.after.items() if r >= server_round - self.lag}
+            self.after[server_round] = dict(self.standings)
         return decisions
 
     def aggregate_accepted(self, server_round: int,

@@ -71,16 +71,17 @@ class ValidatorJudge:
         return models.score(model, arrays.to_numpy_ndarrays(), self.data.x, self.data.y)
 
 
-def make_strategy(cfg: SimulationConfig, judge: ValidatorJudge, group_size: int) -> FedAvg:
+def make_strategy(cfg: SimulationConfig, judge: ValidatorJudge, group_size: int, lag: int = 1) -> FedAvg:
     """The group's strategy; each round it samples `cfg.sampled(group_size)` of the group's trainers (Flower's
-    `fraction_train`, drawn with Python's `random`, seeded per round by `run_round`), once all are connected."""
+    `fraction_train`, drawn with Python's `random`, seeded per round by `run_round`), once all are connected.
+    ``lag``: the rollup task's openRounds (trust: round r is judged by the standings after round r - lag)."""
     sampled = cfg.sampled(group_size)
     common = dict(fraction_train=cfg.fraction_train, fraction_evaluate=0.0, min_train_nodes=sampled,
                   min_available_nodes=group_size)
     if cfg.strategy == "mad":
         return MadFedAvg(judge, mad_bps=cfg.mad_bps, **common)
     if cfg.strategy == "trust":
-        return TrustFedAvg(judge, **common)
+        return TrustFedAvg(judge, lag=lag, **common)
     if cfg.strategy == "fedavg":
         return FedAvg(**common)
     if cfg.strategy == "krum":
@@ -129,7 +130,8 @@ class Validator:
         self.cfg = cfg
         self.malicious = malicious
         self.out_dir = out_dir
-        self.strategy = make_strategy(cfg, judge, len(list(grid.get_node_ids())))
+        self.strategy = make_strategy(cfg, judge, len(list(grid.get_node_ids())),
+                                      rollup.open_rounds if rollup is not None else 1)
         # mad and trust judge every reply themselves (scores, verdicts); the baselines' replies are scored here
         self.judging = isinstance(self.strategy, JudgingFedAvg)
 

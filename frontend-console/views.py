@@ -249,14 +249,16 @@ def stakes_table(notices: list[RollupOutput], task_id: int | None) -> Table:
 
 
 def tasks_table(notices: list[RollupOutput], task_id: int | None) -> Table:
-    """Every task as created: its terms and the privacy budget its publisher promised its trainers, in words."""
+    """Every task as created: its terms (`open`: the rounds open on chain at once) and the privacy budget its publisher
+    promised its trainers, in words."""
     table = Table(title="tasks: terms and the privacy budget promised to trainers", title_justify="left")
-    for name in ("task", "publisher", "rounds", "groups", "validation", "MAD", "payout", "escrow", "privacy"):
-        table.add_column(name, justify="right" if name in ("task", "rounds", "groups", "MAD", "escrow") else "left")
+    for name in ("task", "publisher", "rounds", "open", "groups", "validation", "MAD", "payout", "escrow", "privacy"):
+        table.add_column(name, justify="right" if name in ("task", "rounds", "open", "groups", "MAD", "escrow")
+                         else "left")
     for o in notices:
         m = o.message
         if isinstance(m, TaskCreated) and task_id in (None, m.task_id):
-            table.add_row(str(m.task_id), fields(o)["publisher"], str(m.rounds), str(m.groups),
+            table.add_row(str(m.task_id), fields(o)["publisher"], str(m.rounds), str(m.open_rounds), str(m.groups),
                           VALIDATION_NAMES.get(m.validation, str(m.validation)), bps(m.mad_bps),
                           PAYOUT_NAMES.get(m.payout, str(m.payout)), format_wei(m.required_escrow),
                           DpBudget.of(m).words())

@@ -127,8 +127,20 @@ class FakeRollup:
         return outs
 
 
+class RefusesClose(FakeRollup):
+    """A node that reports round 1's RoundClose rejected."""
+
+    def input_status(self, index: int) -> str:
+        if self.kinds.get(index) == ("RoundClose", 1):
+            self.reasons[index] = b"round 1 cannot be closed"
+            return "REJECTED"
+        return super().input_status(index)
+
+
 CFG = SimulationConfig(trainers=4, validators=2, rounds=3, model="logreg")
-TERMS = TaskTerms(registration_blocks=50, report_blocks=12, close_blocks=4)
+# 8 rounds open (the runs' default): the worker looks at the block number (a block each, here) while the round loop
+# sends the next rounds' reports and reveals: their report and contest windows must outlast those looks
+TERMS = TaskTerms(registration_blocks=50, report_blocks=60, close_blocks=4, contest_blocks=20)
 
 
 def recorder_on(rollup: FakeRollup, monkeypatch, silent: SilentValidator | None, terms: TaskTerms = TERMS,

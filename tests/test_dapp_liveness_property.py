@@ -227,3 +227,14 @@ def test_the_slowest_schedule_the_rules_allow_ends_within_the_bound():
     chain = play(terms, stuck, Eager())
     assert chain.of_type(TaskCancelled)[0].reason == CANCEL_NO_PRODUCER
     assert chain.block - 1 == finished + 1 == chain.state.tasks[1].latest_end_block() - 1
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(data=st.data())
+def test_with_several_rounds_open_every_schedule_still_ends_by_the_bound(data):
+    """openRounds 3 (issue 16): round r's deadlines count from the end of round r-1's reporting or round r-3's close,
+    and its close turns from the later of its response deadline and round r-1's close; the bound grows a block per
+    round, and the same schedules (each round reported once the one before closed) still end by it."""
+    terms, cast = data.draw(tasks(True))
+    outcome(play({**terms, "open_rounds": 3}, cast, Drawn(data), attacker(data),
+                 data.draw(st.binary(min_size=32, max_size=32))))

@@ -32,7 +32,8 @@ from rollup_fakes import CFG, TERMS, FakeRollup, recorder_on
 from test_console_late import text
 from rollups_client.l1 import L1
 
-DISPUTE_TERMS = replace(TERMS, contest_blocks=40)  # the fake chain moves a block per input and per look
+DISPUTE_TERMS = replace(TERMS, contest_blocks=40, report_blocks=400)  # the fake chain moves a block per input and
+# per look, and the worker looks while the next round reports: its report window must outlast the close
 ROUNDS = 2
 
 

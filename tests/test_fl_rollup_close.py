@@ -31,8 +31,8 @@ class FakeL1Recorder(RollupRecorder):
         self.validator_keys, self.task_id = ["key-0", "key-1"], 7
         self.timings, self.say = ChainTimings(), lambda _: None
         self.silent, self.silent_id, self.withheld = None, None, set()
-        self.pending = [("validator 0's report of round 1", "report-0"), ("validator 1's report of round 1",
-                                                                          "report-1")]
+        self.pending = {1: [("validator 0's report of round 1", "report-0"), ("validator 1's report of round 1",
+                                                                              "report-1")]}
         self.committed = {1: {v: (digest(m), m) for v, m in enumerate(MODELS)}}
         self.reveals = {1: self._send_reveals(1)}  # as the last report does
 

@@ -16,9 +16,10 @@ from console_fixtures import record_history
 from dapp.schema import GlobalModel
 from flower_sim.records import RoundRecord
 from flower_sim.rollup_roles import RollupRejected
-from rollup_fakes import CFG, FakeRollup, recorder_on
+from rollup_fakes import CFG, TERMS, FakeRollup, RefusesClose, recorder_on
 
 HOLD_LIMIT_S = 60  # a deadlock guard only: a held close is released by the round loop's wait for it
+ONE_OPEN = replace(TERMS, open_rounds=1)  # one round at a time: nothing of round r+1 before round r's close
 
 
 class HeldCloses(FakeRollup):
@@ -43,12 +44,12 @@ class HeldCloses(FakeRollup):
 def test_round_r_plus_1_sends_nothing_before_round_rs_close_is_confirmed_and_trains_meanwhile(monkeypatch,
                                                                                             tmp_path):
     rollup = HeldCloses()
-    recorder, said = recorder_on(rollup, monkeypatch, None)
+    recorder, said = recorder_on(rollup, monkeypatch, None, terms=ONE_OPEN)
     await_close, on_round_closed = recorder._await_close, recorder.on_round_closed
 
     def awaited(*args, **kwargs) -> None:  # the round loop waits for the close with the worker: release it
-        if recorder._closing is not None:
-            rollup.wait_for(recorder._closing[0]).set()
+        for round_ in recorder._closes:
+            rollup.wait_for(round_).set()
         await_close(*args, **kwargs)
 
     def handed_over(record: RoundRecord) -> None:
@@ -68,24 +69,14 @@ def test_round_r_plus_1_sends_nothing_before_round_rs_close_is_confirmed_and_tra
     assert [n.round for n in rollup.all(GlobalModel)] == list(range(1, CFG.rounds + 1))
 
 
-class RefusesClose(FakeRollup):
-    """A node that reports round 1's RoundClose rejected."""
-
-    def input_status(self, index: int) -> str:
-        if self.kinds.get(index) == ("RoundClose", 1):
-            self.reasons[index] = b"round 1 cannot be closed"
-            return "REJECTED"
-        return super().input_status(index)
-
-
 def refused_close(monkeypatch):
     rollup = RefusesClose()
-    return (rollup, *recorder_on(rollup, monkeypatch, None))
+    return (rollup, *recorder_on(rollup, monkeypatch, None, terms=ONE_OPEN))
 
 
 def another_global(monkeypatch):  # a manager whose mean of round 1 is not the rollup's
     rollup = FakeRollup()
-    recorder, said = recorder_on(rollup, monkeypatch, None)
+    recorder, said = recorder_on(rollup, monkeypatch, None, terms=ONE_OPEN)
     real = recorder.on_round_closed
 
     def with_another_global(record: RoundRecord) -> None:

@@ -49,10 +49,10 @@ def scripted_app(updates: dict[int, np.ndarray], examples: dict[int, int]) -> Cl
     return app
 
 
-def make(updates: dict[int, np.ndarray], examples: dict[int, int] | None = None):
+def make(updates: dict[int, np.ndarray], examples: dict[int, int] | None = None, lag: int = 1):
     examples = examples or {t: 10 for t in updates}
     grid = InProcessGrid(scripted_app(updates, examples), num_nodes=len(updates), run_config={})
-    strategy = TrustFedAvg(OwnUpdateJudge(), min_train_nodes=len(updates), min_available_nodes=len(updates),
+    strategy = TrustFedAvg(OwnUpdateJudge(), lag=lag, min_train_nodes=len(updates), min_available_nodes=len(updates),
                            fraction_evaluate=0.0)
     return grid, strategy
 
@@ -143,3 +143,18 @@ def test_a_trainer_rejected_three_rounds_in_a_row_is_banned_then_comes_back():
     assert verdicts(strategy)[2]
     assert strategy.standings[2].score == banned.score + trust_rule.SCORE_GAIN
     assert strategy.standings[0].score == trust_rule.SCORE_MAX  # the honest ones were never touched
+
+
+@pytest.mark.parametrize("lag", [1, 2])
+def test_with_several_rounds_open_round_r_is_judged_by_the_standings_after_round_r_minus_the_lag(lag):
+    # trainer 0: accepted in round 1 (trusted after it), reversed in round 2 (a strike: not trusted), then slightly
+    # against the validator in round 3 (cos -0.1), which passes only for a trusted trainer: as the rollup judges it
+    updates = {0: at_angle(10_000), 1: at_angle(10_000), 2: at_angle(10_000)}
+    grid, strategy = make(updates, lag=lag)
+    play(grid, strategy, 1)
+    updates[0] = at_angle(-6_000)
+    play(grid, strategy, 2)
+    updates[0] = at_angle(-1_000)
+    play(grid, strategy, 3)
+    assert verdicts(strategy)[0] is (lag == 2)
+    assert strategy.standings[0].strikes == (0 if lag == 2 else 2)  # its latest standing moved by every verdict

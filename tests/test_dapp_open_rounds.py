@@ -1,0 +1,198 @@
+"""Issue 16 item 3 on the state machine: several rounds open on chain at once (`CreateTask.openRounds` K). Round r
+takes reports once round r - K closed, while round r - 1 is still in its contest window; closes stay in order; a trust
+task's verdicts read the standings after round r - K; a validator that kept the round's starting model commits
+digest 0; a task still ends, and can be cancelled when a later open round is silent. K = 1 keeps the old rules."""
+from __future__ import annotations
+
+from dapp_fixtures import (PUBLISHER, Chain, close, close_when_due, create_task, post_blob, report, task_message,
+                           trainer, validator, validator_model)
+
+from dapp import qmodel
+from dapp.schema import (CANCEL_GROUPS_SILENT, VALIDATION_TRUST, CancelTask, ContributionClassified, GlobalModel,
+                         TaskCancelled, TaskCreated, ValidatorPenalized, ValidatorRewarded)
+from dapp.task import KEEP_DIGEST
+from dapp.trust_rule import Standing, after_round
+
+GOOD = (6000, 100)  # a trust task's honest update: the validator's way, the group's usual size
+
+
+def scores(group: int, bps: int = 8800) -> dict[str, int]:
+    return {trainer(group, i): bps for i in range(3)}
+
+
+def report_round(chain: Chain, round_: int, groups=(0, 1), **kw) -> None:
+    for g in groups:
+        chain.send(validator(g), report(1, round_, 9000, scores(g), model=validator_model(g, round_), group=g, **kw))
+
+
+def reveal(chain: Chain, round_: int, groups=(0, 1)) -> None:
+    for g in groups:
+        post_blob(chain, validator(g), 1, round_, validator_model(g, round_))
+
+
+def pipelined(open_rounds: int = 2, rounds: int = 4, **terms) -> Chain:
+    chain = Chain()
+    create_task(chain, rounds=rounds, contest_blocks=5, open_rounds=open_rounds, **terms)
+    return chain
+
+
+def test_open_rounds_is_a_term_of_the_task_and_out_of_range_is_refused():
+    chain = pipelined(open_rounds=3)
+    assert chain.of_type(TaskCreated)[0].open_rounds == 3 and chain.task().open_rounds == 3
+    assert "open rounds 0 is not in 1..64" in chain.reject(PUBLISHER, task_message(open_rounds=0))
+
+
+def test_round_two_reports_while_round_one_is_in_its_contest_window():
+    chain = pipelined(open_rounds=2)
+    report_round(chain, 1)
+    reveal(chain, 1)
+    assert chain.block <= chain.task().contest_deadline()  # round 1 is still open for reveals and contests
+    report_round(chain, 2)  # accepted: round 2 - 2 = 0 "closed"
+    assert {n.round for n in chain.of_type(ContributionClassified)} == {1, 2}
+    assert "has rounds 1..2 open, not round 3" in chain.reject(
+        validator(0), report(1, 3, 9000, scores(0), model=validator_model(0, 3), group=0))
+    reveal(chain, 2)  # round 2's reveals are open too: every group of round 2 reported
+    close_when_due(chain, 1, 1, PUBLISHER)
+    task = chain.task()
+    assert task.current_round == 2 and all(r is not None for r in task.reports) and len(task.models) == 2
+    producer = task.order[0]
+    close_when_due(chain, 1, 2, producer)  # round 2 closes with what it received while round 1 was open
+    assert [g.round for g in chain.of_type(GlobalModel)] == [1, 2]
+    report_round(chain, 3)  # round 3 opened when round 1 closed; round 4 once round 2 did
+    report_round(chain, 4)
+
+
+def test_a_round_cannot_close_before_the_one_before_it():
+    chain = pipelined(open_rounds=2)
+    report_round(chain, 1)
+    reveal(chain, 1)
+    report_round(chain, 2)
+    reveal(chain, 2)
+    chain.mine(30)
+    assert "is in round 1, not round 2" in chain.reject(PUBLISHER, close(1, 2))
+
+
+def test_one_open_round_keeps_the_old_rule():
+    chain = pipelined(open_rounds=1)
+    report_round(chain, 1)
+    reveal(chain, 1)
+    assert "is in round 1, not round 2" in chain.reject(
+        validator(0), report(1, 2, 9000, scores(0), model=validator_model(0, 2), group=0))
+    close_when_due(chain, 1, 1, PUBLISHER)
+    assert chain.task().round_start == chain.task().history[-1].block  # round 2 starts at round 1's close
+
+
+def test_a_rounds_report_deadline_counts_from_the_end_of_the_previous_rounds_reporting():
+    chain = pipelined(open_rounds=3, report_blocks=12)
+    chain.send(validator(0), report(1, 1, 9000, scores(0), model=validator_model(0, 1), group=0))
+    chain.send(validator(0), report(1, 2, 9000, scores(0), model=validator_model(0, 2), group=0))  # before round 1 ends
+    task = chain.task()
+    assert task.start_of(2, chain.block) is None  # group 1 has not reported round 1: round 2's window is not fixed
+    last = chain.block
+    chain.send(validator(1), report(1, 1, 9000, scores(1), model=validator_model(1, 1), group=1))
+    view = chain.task().at(2, chain.block)
+    assert view.report_deadline() == last + 12  # round 1's reporting ended with group 1's report, in block `last`
+
+
+def test_the_close_turns_of_a_round_count_from_the_previous_close_when_it_came_later():
+    chain = pipelined(open_rounds=2, close_blocks=20)
+    report_round(chain, 1)
+    reveal(chain, 1)
+    report_round(chain, 2)
+    reveal(chain, 2)
+    chain.mine(15)  # round 2's contest and response windows pass while round 1 waits for its close (turn 0)
+    close_when_due(chain, 1, 1, PUBLISHER)
+    task = chain.task()
+    assert task.response_deadline() < task.history[-1].block
+    assert task.close_deadline(0) == task.history[-1].block + 20  # the elected producer still gets its whole turn
+    chain.send(task.order[0], close(1, 2))
+
+
+def trust_play(chain: Chain, round_: int, a: tuple[int, int]) -> None:
+    """Group 0: trainer (0, 0) with measures ``a``, two honest; group 1 honest; both reveal, the producer closes."""
+    measures = {trainer(0, 0): a, trainer(0, 1): GOOD, trainer(0, 2): GOOD}
+    chain.send(validator(0), report(1, round_, 9000, scores(0), measures=measures, model=validator_model(0, round_),
+                                    group=0))
+    chain.send(validator(1), report(1, round_, 9000, scores(1), measures={t: GOOD for t in scores(1)},
+                                    model=validator_model(1, round_), group=1))
+    reveal(chain, round_)
+    producer = PUBLISHER if round_ == 1 else chain.task().order[0]
+    close_when_due(chain, 1, round_, producer)
+
+
+def doubted_verdict(open_rounds: int) -> bool:
+    """Trainer (0, 0): accepted in round 1 (trusted), reversed in round 2 (not trusted any more); in round 3 its update
+    is slightly against the validator's (cosine -0.1), which only a trusted trainer's passes."""
+    chain = pipelined(open_rounds=open_rounds, rounds=3, validation=VALIDATION_TRUST)
+    trust_play(chain, 1, GOOD)
+    trust_play(chain, 2, (-6000, 100))
+    trust_play(chain, 3, (-1000, 100))
+    return next(n.positive for n in chain.of_type(ContributionClassified)
+                if n.round == 3 and n.trainer == trainer(0, 0))
+
+
+def test_a_trust_tasks_verdicts_read_the_standings_after_round_r_minus_k():
+    assert doubted_verdict(open_rounds=2)  # round 3 reads the standing after round 1: trusted
+    assert not doubted_verdict(open_rounds=1)  # round 3 reads the standing after round 2: a strike, not trusted
+
+
+def test_a_validator_that_kept_the_starting_model_commits_digest_zero_and_is_averaged_as_the_previous_global():
+    chain = pipelined(open_rounds=2)
+    report_round(chain, 1)
+    reveal(chain, 1)
+    close_when_due(chain, 1, 1, PUBLISHER)
+    previous = chain.task().global_model
+    chain.send(validator(0), report(1, 2, 9000, scores(0), model=validator_model(0, 2), group=0))
+    keep = report(1, 2, 9000, scores(1, bps=1000), group=1)  # every update far below the validator: all Negative
+    keep = type(keep)(**{**keep.__dict__, "model_digest": KEEP_DIGEST})
+    chain.send(validator(1), keep)
+    reveal(chain, 2, groups=(0,))  # group 1 has nothing to reveal
+    close_when_due(chain, 1, 2, chain.task().order[0])
+    glob = chain.of_type(GlobalModel)[-1]
+    expected = qmodel.encode(qmodel.average([qmodel.decode(validator_model(0, 2)), qmodel.decode(previous)]))
+    assert glob.groups == (0, 1) and glob.model == expected
+    assert not [p for p in chain.of_type(ValidatorPenalized) if p.round == 2]  # keeping is not failing to reveal
+    assert all(r.group != 1 for r in chain.of_type(ValidatorRewarded) if r.round == 2)
+
+
+def test_digest_zero_with_a_positive_update_is_refused_and_two_groups_may_both_keep():
+    chain = pipelined(open_rounds=2)
+    report_round(chain, 1)
+    lie = report(1, 2, 9000, scores(0), group=0)  # Positives, yet "kept the starting model": no reveal to make
+    lie = type(lie)(**{**lie.__dict__, "model_digest": KEEP_DIGEST})
+    assert "commits digest 0" in chain.reject(validator(0), lie) and "3 of its updates are Positive" in \
+        chain.reject(validator(0), lie)
+    for g in (0, 1):
+        keep = report(1, 2, 9000, scores(g, bps=1000), group=g)
+        chain.send(validator(g), type(keep)(**{**keep.__dict__, "model_digest": KEEP_DIGEST}))
+    assert all(r is not None for r in chain.task().slot(2).reports)
+
+
+def test_a_task_with_several_open_rounds_still_ends_and_its_bound_allows_the_extra_block_per_round():
+    one, eight = pipelined(open_rounds=1).task(), pipelined(open_rounds=8).task()
+    assert eight.latest_end_block() == one.latest_end_block() + one.rounds
+    chain = pipelined(open_rounds=4, rounds=3)
+    chain.mine_to(chain.task().latest_end_block())
+    assert chain.send(PUBLISHER, CancelTask(1)).outputs[-1].message.reason == CANCEL_GROUPS_SILENT
+
+
+def test_cancel_once_a_later_open_round_is_silent_past_its_own_deadline():
+    chain = pipelined(open_rounds=2, report_blocks=12)
+    report_round(chain, 1)
+    reveal(chain, 1)
+    deadline_2 = chain.task().at(2, chain.block).report_deadline()
+    chain.mine_to(chain.task().contest_deadline() + 1)
+    assert "can still go on" in chain.reject(PUBLISHER, CancelTask(1))  # round 1 may close; round 2 may report
+    chain.mine_to(deadline_2 + 1)  # round 1 still closeable (its producer's turn), but round 2 never can
+    assert chain.task().stalled(chain.block) == CANCEL_GROUPS_SILENT
+    cancelled = chain.send(PUBLISHER, CancelTask(1)).outputs[-1].message
+    assert isinstance(cancelled, TaskCancelled) and cancelled.reason == CANCEL_GROUPS_SILENT
+
+
+def test_a_ban_decided_with_k_rounds_open_lasts_its_rounds_of_verdicts_from_round_c_plus_k():
+    third_strike = Standing(score=5000, strikes=2)
+    assert after_round(third_strike, 4, False).banned_until == 4 + 3  # one round open: rounds 5..7
+    banned = after_round(third_strike, 4, False, lag=8)
+    assert banned.banned_until == 4 + 7 + 3  # the verdicts of rounds 12..14 see it
+    assert after_round(banned, 5, True, lag=8, judged_banned=False).score == banned.score + 1000  # judged before it
+    assert after_round(banned, 12, True, lag=8, judged_banned=True) == banned  # a banned verdict: it waits
