@@ -512,7 +512,7 @@ class RollupRecorder:
         if plan is None:
             raise RollupRejected(f"no producer this run may use is left to close round {close.round} of task "
                                  f"{self.task_id} (turns: {', '.join(self.who(t.producer) for t in schedule.turns)})")
-        self._say_plan(close.round, schedule, plan, silent)
+        self._say_plan(close.round, schedule, plan)
         self.wait_for_block(plan.first_block - 1)  # an input sent after block B lands in B + 1 or later
         return self._confirm(f"the RoundClose of round {close.round} by {self.who(plan.producer)}",
                              self._send(self.key_of[plan.producer], close))
@@ -528,11 +528,9 @@ class RollupRecorder:
         except ValueError as err:  # the task ended without this run (someone else closed or cancelled it)
             raise RollupRejected(str(err)) from None
 
-    def _say_plan(self, round_: int, schedule: Schedule, plan: ClosePlan, silent: frozenset[str]) -> None:
-        for turn in plan.passed_over:
-            why = "is silent" if turn.producer in silent else "is not a role of this run"
-            self.say(f"{self.who(turn.producer)}, whose turn it is to close round {round_}, {why}: waiting for "
-                     f"its close deadline at block {turn.until_block}")
+    def _say_plan(self, round_: int, schedule: Schedule, plan: ClosePlan) -> None:
+        for turn, why in zip(plan.passed_over, plan.passed_why):
+            self.say(f"{self.who(turn.producer)}, whose turn it is to close round {round_}, {why}")
         if plan.turn == 0 and schedule.disputes_pending:
             self.say(f"{self.who(plan.producer)} closes round {round_} once its response window ends at block "
                      f"{plan.first_block - 1}: {schedule.disputes_pending} disputed update(s) are still missing")

@@ -97,7 +97,8 @@ class ClosePlan:
     turn: int  # index into Schedule.turns
     producer: str
     first_block: int  # the first block its RoundClose may land in
-    passed_over: tuple[Turn, ...]  # the turns before it, which this run lets pass (silent or keyless)
+    passed_over: tuple[Turn, ...]  # the turns before it, which this run lets pass (silent, keyless or over)
+    passed_why: tuple[str, ...] = ()  # why each was passed over, in words (`passed_over`'s order)
 
 
 def plan_close(schedule: Schedule, now: int, silent: frozenset[str], held: frozenset[str]) -> ClosePlan | None:
@@ -106,8 +107,14 @@ def plan_close(schedule: Schedule, now: int, silent: frozenset[str], held: froze
     ``now`` is L1's latest block (an input sent now lands in a later one); ``silent`` the producers that
     withhold; ``held`` the addresses whose keys the run holds. A turn whose window ends before ``now + 1`` is
     already lost."""
+    why = []
     for i, turn in enumerate(schedule.turns):
-        if turn.producer in silent or turn.producer not in held or turn.until_block < now + 1:
-            continue
-        return ClosePlan(i, turn.producer, schedule.opens(i), schedule.turns[:i])
+        if turn.producer in silent:
+            why.append(f"is silent: waiting for its close deadline at block {turn.until_block}")
+        elif turn.producer not in held:
+            why.append(f"is not a role of this run: waiting for its close deadline at block {turn.until_block}")
+        elif turn.until_block < now + 1:
+            why.append(f"let its turn pass: it ended at block {turn.until_block}, and L1 is at block {now}")
+        else:
+            return ClosePlan(i, turn.producer, schedule.opens(i), schedule.turns[:i], tuple(why))
     return None

@@ -54,6 +54,13 @@ def test_a_silent_elected_producer_hands_the_turn_on_after_its_close_deadline():
 def test_a_turn_whose_window_has_passed_is_lost_and_no_usable_producer_means_no_plan():
     late = plan_close(schedule({0, 1}), now=125, silent=frozenset(), held=frozenset({A, B, P}))
     assert (late.producer, late.first_block) == (B, 119)  # A's window ended at 118; B's turn has begun
+    # the log says why A was passed over: its turn is over, not that the run lacks its key (a 1,000-trainer run
+    # on a loaded machine once said "is not a role of this run" of a validator whose key it held)
+    assert late.passed_why == ("let its turn pass: it ended at block 118, and L1 is at block 125",)
+    keyless = plan_close(schedule({0, 1}), now=50, silent=frozenset({B}), held=frozenset({B, P}))
+    assert (keyless.producer, keyless.passed_why) == (P, ("is not a role of this run: waiting for its close "
+                                                          "deadline at block 118", "is silent: waiting for its "
+                                                          "close deadline at block 128"))
     assert plan_close(schedule({0}), now=50, silent=frozenset({A, B}), held=frozenset({A, B})) is None
     assert plan_close(schedule({0}), now=50, silent=frozenset(), held=frozenset({P})).producer == P
 
