@@ -74,7 +74,7 @@ from flower_sim.records import ValidatorReport as RoundReport
 from flower_sim.rollup_inputs import model_chunks, public_set_chunks, report_inputs
 from flower_sim.rollup_schedule import ClosePlan, Schedule, SilentValidator, plan_close
 from flower_sim.signatures import RollupTask
-from rollups_client.l1 import L1, Reverted
+from rollups_client.l1 import L1, Dropped, Reverted
 from rollups_client.node import NodeClient
 
 GWEI = 10**9
@@ -156,18 +156,28 @@ class RollupRecorder:
         self._sends: dict[int, list[Future]] = {}  # round -> its reports handed to the sender
         self._broken: int | None = None  # the round whose close failed: the worker closes nothing after it
         self._sending = threading.Lock()  # the round loop and the worker both send: one key's nonces stay in order
+        self._sent: dict[bytes, tuple[str, bytes, int | None]] = {}  # tx hash -> (key, payload, tip) of each input
         self.starting: dict[int, bytes] = {1: b""}  # round -> its starting model's digest (the manager's previous
         # global; round 1: none to keep as digest 0, its initial model is committed and revealed as such)
 
     # ------------------------------------------------------------------ plumbing
     def _send(self, key: str, message: Message | None = None, payload: bytes | None = None,
               tip: int | None = None):
+        data = payload if payload is not None else message.encode()
         with self._sending:
-            return self.l1.send_input(key, payload if payload is not None else message.encode(), tip=tip)
+            tx_hash = self.l1.send_input(key, data, tip=tip)
+            self._sent[bytes(tx_hash)] = (key, data, tip)  # to send again if L1 drops it (`_input_index`)
+            return tx_hash
 
     def _input_index(self, tx_hash) -> int:
+        """The index of the input `tx_hash` added; an input L1 dropped unexecuted is sent once more."""
         try:
-            return self.l1.input_index(tx_hash)
+            try:
+                return self.l1.input_index(tx_hash)
+            except Dropped as err:
+                key, data, tip = self._sent[bytes(tx_hash)]
+                self.say(f"{err}: sending that input again from the same key")
+                return self.l1.input_index(self._send(key, payload=data, tip=tip))
         except Reverted as err:
             raise RollupRejected(str(err)) from None
 

@@ -4,12 +4,13 @@ validate notices and execute vouchers on the Application contract, and read who 
 claims (`consensus_info`) and how each member voted on each epoch (`claims`), from L1 alone."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from eth_utils import keccak
 from web3 import Web3
-from web3.exceptions import ContractLogicError
+from web3.exceptions import ContractLogicError, TransactionNotFound
 
 from common.errors import ConfigError, FedrollupError
 from contracts_config import artifacts
@@ -20,6 +21,7 @@ from rollups_node.evmreader import read_inputs
 from rollups_node.model import Input
 
 RECEIPT_TIMEOUT = 120  # seconds to wait for a transaction to be mined
+DROPPED_AFTER_S = 5.0  # seconds a sent transaction may be unknown to L1 before it counts as dropped
 # Application errors worth naming (cartesi-rollups-v2.md §2).
 KNOWN_ERRORS = {"0x44a192ff": "InvalidOutputsMerkleRoot: the proof does not lead to a claim accepted on L1",
                 "0xba58bd36": "InvalidOutputHashesSiblingsArrayLength",
@@ -37,6 +39,12 @@ def explain(err: Exception) -> str:
 
 class Reverted(FedrollupError):
     """A transaction was mined but reverted."""
+
+
+class Dropped(FedrollupError):
+    """L1 no longer knows a transaction it had accepted (neither mined nor pending): it was never executed, so
+    sending its call again cannot repeat it. Seen with anvil under a burst of large inputs from many keys (a
+    1,000-trainer run's contests)."""
 
 
 @dataclass(frozen=True)
@@ -135,8 +143,26 @@ class L1:
                                 wait=False)
 
     def receipt(self, tx_hash: Any) -> Any:
-        """Wait for `tx_hash` to be mined; raise Reverted if it reverted."""
-        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT, poll_latency=0.05)
+        """Wait for `tx_hash` to be mined; raise Reverted if it reverted, Dropped if L1 forgot it for
+        `DROPPED_AFTER_S` seconds in a row (pending transactions stay known)."""
+        deadline, unknown_since = time.monotonic() + RECEIPT_TIMEOUT, None
+        while True:
+            try:
+                receipt = self.w3.eth.get_transaction_receipt(tx_hash)
+                break
+            except TransactionNotFound:
+                pass
+            now = time.monotonic()
+            try:
+                self.w3.eth.get_transaction(tx_hash)
+                unknown_since = None
+            except TransactionNotFound:
+                unknown_since = unknown_since if unknown_since is not None else now
+                if now - unknown_since >= DROPPED_AFTER_S:
+                    raise Dropped(f"transaction {bytes(tx_hash).hex()} is neither mined nor pending on L1") from None
+            if now > deadline:
+                raise ConfigError(f"transaction {bytes(tx_hash).hex()} was not mined within {RECEIPT_TIMEOUT} s")
+            time.sleep(0.05)
         if receipt["status"] != 1:
             raise Reverted(f"transaction {bytes(tx_hash).hex()} reverted on L1")
         return receipt
