@@ -36,6 +36,7 @@ from dapp import qmodel
 from dapp.schema import DP_EPSILON_SCALE, DP_NAMES, DP_NONE, BrokerFeePaid
 from dapp.market import Market
 from dapp.state import Notice, Rejected, State, Voucher, apply, format_wei
+from dapp.task import KEEP_DIGEST
 from frontend_console.views import fields
 from rollups_client.l1 import L1, ConsensusInfo, EpochClaims, settled_epochs
 from rollups_client.node import NodeClient
@@ -342,10 +343,13 @@ def check_files(state: State, run_dir: Path | Mapping[int, Path], report: AuditR
     task ids to folders (a market run; a task without one is not checked); missing files are counted, not failed."""
     for task in state.tasks.values():
         folder = run_dir.get(task.task_id) if isinstance(run_dir, Mapping) else run_dir
+        starting = task.initial_model_digest  # each round's starting model: the previous round's global
         for record in task.history if folder is not None else ():
             files = [(f"round-{record.round:03d}.frq", record.global_digest, "global model")]
-            files += [(f"round-{record.round:03d}-validator-{g}.frq", rep.model_digest, f"validator {g}'s model")
-                      for g, rep in enumerate(record.reports) if rep is not None]  # None: a skipped group
+            files += [(f"round-{record.round:03d}-validator-{g}.frq",
+                       starting if rep.model_digest == KEEP_DIGEST else rep.model_digest,  # kept: digest 0
+                       f"validator {g}'s model") for g, rep in enumerate(record.reports) if rep is not None]
+            starting = record.global_digest  # None above: a skipped group
             for name, digest, what in files:
                 path = folder / name
                 if not path.exists():

@@ -4,10 +4,13 @@ task's verdicts read the standings after round r - K; a validator that kept the 
 digest 0; a task still ends, and can be cancelled when a later open round is silent. K = 1 keeps the old rules."""
 from __future__ import annotations
 
+import pytest
+
 from dapp_fixtures import (PUBLISHER, Chain, close, close_when_due, create_task, post_blob, report, task_message,
                            trainer, validator, validator_model)
 
 from dapp import qmodel
+from frontend_console.audit import AuditFailure, AuditReport, check_files
 from dapp.schema import (CANCEL_GROUPS_SILENT, VALIDATION_TRUST, CancelTask, ContributionClassified, GlobalModel,
                          TaskCancelled, TaskCreated, ValidatorPenalized, ValidatorRewarded)
 from dapp.task import KEEP_DIGEST
@@ -153,6 +156,31 @@ def test_a_validator_that_kept_the_starting_model_commits_digest_zero_and_is_ave
     assert glob.groups == (0, 1) and glob.model == expected
     assert not [p for p in chain.of_type(ValidatorPenalized) if p.round == 2]  # keeping is not failing to reveal
     assert all(r.group != 1 for r in chain.of_type(ValidatorRewarded) if r.round == 2)
+
+
+def test_the_audit_checks_a_kept_model_file_against_the_rounds_starting_model(tmp_path):
+    """A validator that kept the starting model commits digest 0; its run folder still holds that model's file,
+    which the audit checks against the previous round's global (a 1,000-trainer demo's audit failed on it)."""
+    chain = pipelined(open_rounds=2)
+    report_round(chain, 1)
+    reveal(chain, 1)
+    close_when_due(chain, 1, 1, PUBLISHER)
+    previous = chain.task().global_model
+    chain.send(validator(0), report(1, 2, 9000, scores(0), model=validator_model(0, 2), group=0))
+    keep = report(1, 2, 9000, scores(1, bps=1000), group=1)
+    chain.send(validator(1), type(keep)(**{**keep.__dict__, "model_digest": KEEP_DIGEST}))
+    reveal(chain, 2, groups=(0,))
+    close_when_due(chain, 1, 2, chain.task().order[0])
+    files = {"round-001.frq": previous, "round-002.frq": chain.of_type(GlobalModel)[-1].model,
+             "round-002-validator-0.frq": validator_model(0, 2), "round-002-validator-1.frq": previous}
+    for name, blob in files.items():
+        (tmp_path / name).write_bytes(blob)
+    checked = AuditReport()
+    check_files(chain.state, tmp_path, checked)
+    assert checked.files_checked == 4
+    (tmp_path / "round-002-validator-1.frq").write_bytes(validator_model(1, 2))  # not what it kept
+    with pytest.raises(AuditFailure, match="validator 1's model"):
+        check_files(chain.state, tmp_path, AuditReport())
 
 
 def test_digest_zero_with_a_positive_update_is_refused_and_two_groups_may_both_keep():
