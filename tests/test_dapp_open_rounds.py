@@ -139,18 +139,23 @@ def test_a_trust_tasks_verdicts_read_the_standings_after_round_r_minus_k():
     assert not doubted_verdict(open_rounds=1)  # round 3 reads the standing after round 2: a strike, not trusted
 
 
-def test_a_validator_that_kept_the_starting_model_commits_digest_zero_and_is_averaged_as_the_previous_global():
-    chain = pipelined(open_rounds=2)
+def round_two_with_group_one_kept(chain: Chain) -> bytes:
+    """Rounds 1 and 2 closed, group 1 having kept round 2's starting model (digest 0); returns that model."""
     report_round(chain, 1)
     reveal(chain, 1)
     close_when_due(chain, 1, 1, PUBLISHER)
     previous = chain.task().global_model
     chain.send(validator(0), report(1, 2, 9000, scores(0), model=validator_model(0, 2), group=0))
     keep = report(1, 2, 9000, scores(1, bps=1000), group=1)  # every update far below the validator: all Negative
-    keep = type(keep)(**{**keep.__dict__, "model_digest": KEEP_DIGEST})
-    chain.send(validator(1), keep)
+    chain.send(validator(1), type(keep)(**{**keep.__dict__, "model_digest": KEEP_DIGEST}))
     reveal(chain, 2, groups=(0,))  # group 1 has nothing to reveal
     close_when_due(chain, 1, 2, chain.task().order[0])
+    return previous
+
+
+def test_a_validator_that_kept_the_starting_model_commits_digest_zero_and_is_averaged_as_the_previous_global():
+    chain = pipelined(open_rounds=2)
+    previous = round_two_with_group_one_kept(chain)
     glob = chain.of_type(GlobalModel)[-1]
     expected = qmodel.encode(qmodel.average([qmodel.decode(validator_model(0, 2)), qmodel.decode(previous)]))
     assert glob.groups == (0, 1) and glob.model == expected
@@ -162,15 +167,7 @@ def test_the_audit_checks_a_kept_model_file_against_the_rounds_starting_model(tm
     """A validator that kept the starting model commits digest 0; its run folder still holds that model's file,
     which the audit checks against the previous round's global (a 1,000-trainer demo's audit failed on it)."""
     chain = pipelined(open_rounds=2)
-    report_round(chain, 1)
-    reveal(chain, 1)
-    close_when_due(chain, 1, 1, PUBLISHER)
-    previous = chain.task().global_model
-    chain.send(validator(0), report(1, 2, 9000, scores(0), model=validator_model(0, 2), group=0))
-    keep = report(1, 2, 9000, scores(1, bps=1000), group=1)
-    chain.send(validator(1), type(keep)(**{**keep.__dict__, "model_digest": KEEP_DIGEST}))
-    reveal(chain, 2, groups=(0,))
-    close_when_due(chain, 1, 2, chain.task().order[0])
+    previous = round_two_with_group_one_kept(chain)
     files = {"round-001.frq": previous, "round-002.frq": chain.of_type(GlobalModel)[-1].model,
              "round-002-validator-0.frq": validator_model(0, 2), "round-002-validator-1.frq": previous}
     for name, blob in files.items():
