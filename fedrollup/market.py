@@ -66,17 +66,14 @@ def run_market(config, terms) -> int:
 def _fund(deployment, plan: list[MarketTask], console: Console) -> None:
     """Give every role account of every task gas from the owner, here, before the publishers' processes start (two
     processes sending from the owner's key at once would collide on its nonce)."""
-    from flower_sim.rollup_roles import FUNDING  # heavy: web3 (0.7 s); `fedrollup --help` loads this module
+    from flower_sim.rollup_roles import FUNDING, fund_accounts  # heavy: web3 (0.7 s); `fedrollup --help` loads this
     from rollups_client.l1 import L1  # heavy: web3, as above
 
-    l1, owner = L1(deployment.rpc_url, deployment), accounts.private_key(accounts.OWNER_INDEX)
     indices = [accounts.MANAGER_INDEX + t.role_offset + i for t in plan
                for i in range(1 + t.simulation.validators + t.simulation.trainers)]
-    poor = [a for a in map(accounts.address, indices) if l1.balance(a) < FUNDING // 10]
-    console.print(f"== funding {len(poor)} role accounts of {len(plan)} publishers with {FUNDING / 10**18:g} ETH each "
-                  "for gas")
-    for tx in [l1.send_ether(owner, a, FUNDING) for a in poor]:
-        l1.receipt(tx)
+    console.print(f"== funding the role accounts of {len(plan)} publishers with {FUNDING / 10**18:g} ETH each for gas")
+    funded = fund_accounts(L1(deployment.rpc_url, deployment), list(map(accounts.address, indices)))
+    console.print(f"   {funded} accounts funded (the others had gas)")
 
 
 def _run_concurrently(plan: list[MarketTask], stack, terms, console: Console) -> dict[int, dict]:

@@ -102,6 +102,16 @@ class TaskTerms:
             else trainers * self.reward_per_positive
 
 
+def fund_accounts(l1: L1, addresses: list[str]) -> int:
+    """Give each of `addresses` with less than a tenth of `FUNDING` that much from the owner (account 0, which
+    deployed the contracts), one process sending (the owner's nonces); returns how many were funded."""
+    owner = accounts.private_key(accounts.OWNER_INDEX)
+    poor = [a for a in addresses if l1.balance(a) < FUNDING // 10]
+    for tx in [l1.send_ether(owner, a, FUNDING) for a in poor]:
+        l1.receipt(tx)
+    return len(poor)
+
+
 class RollupRejected(FedrollupError):
     """The rollup rejected one of the roles' inputs (the message is the rollup's own report): the run stops,
     and the command line says why in one line."""
@@ -156,7 +166,7 @@ class RollupRecorder:
         self._sends: dict[int, list[Future]] = {}  # round -> its reports handed to the sender
         self._broken: int | None = None  # the round whose close failed: the worker closes nothing after it
         self._sending = threading.Lock()  # the round loop and the worker both send: one key's nonces stay in order
-        self._sent: dict[bytes, tuple[str, bytes, int | None]] = {}  # tx hash -> (key, payload, tip) of each input
+        self._sent: dict[bytes, tuple[str, bytes, int | None]] = {}  # tx hash -> (key, payload, tip), until mined
         self.starting: dict[int, bytes] = {1: b""}  # round -> its starting model's digest (the manager's previous
         # global; round 1: none to keep as digest 0, its initial model is committed and revealed as such)
 
@@ -175,9 +185,12 @@ class RollupRecorder:
             try:
                 return self.l1.input_index(tx_hash)
             except Dropped as err:
-                key, data, tip = self._sent[bytes(tx_hash)]
+                key, data, tip = self._sent.pop(bytes(tx_hash))
                 self.say(f"{err}: sending that input again from the same key")
-                return self.l1.input_index(self._send(key, payload=data, tip=tip))
+                tx_hash = self._send(key, payload=data, tip=tip)
+                return self.l1.input_index(tx_hash)  # once: a second drop is raised
+            finally:
+                self._sent.pop(bytes(tx_hash), None)  # mined, or given up: its payload is no longer needed
         except Reverted as err:
             raise RollupRejected(str(err)) from None
 
@@ -207,13 +220,9 @@ class RollupRecorder:
 
     # ------------------------------------------------------------------ the task
     def _fund_roles(self) -> None:
-        owner = accounts.private_key(accounts.OWNER_INDEX)
-        poor = [a for a in self.key_of if self.l1.balance(a) < FUNDING // 10]
+        poor = fund_accounts(self.l1, list(self.key_of))
         if poor:
-            self.say(f"funding {len(poor)} role accounts with {FUNDING / 10**18:g} ETH each for gas")
-        hashes = [self.l1.send_ether(owner, a, FUNDING) for a in poor]
-        for h in hashes:
-            self.l1.receipt(h)
+            self.say(f"funded {poor} role accounts with {FUNDING / 10**18:g} ETH each for gas")
 
     def open_task(self, rounds: int) -> int:
         """Publish, fund and staff the task; returns its id. Blocks until the rollup accepted everything."""

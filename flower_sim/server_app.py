@@ -30,7 +30,6 @@ from flower_sim.outputs import RunMetrics, write_outputs
 from flower_sim.records import Observers, RollupLink
 
 app = ServerApp()
-DEFAULT_NODE_URL = "http://127.0.0.1:6751"  # `fedrollup chain up`'s node, the Cartesi CLI's port
 
 
 def open_rollup(cfg: SimulationConfig, deployment_path: str, node_url: str) -> RollupLink:
@@ -38,12 +37,13 @@ def open_rollup(cfg: SimulationConfig, deployment_path: str, node_url: str) -> R
     from contracts_config.deployment import load  # a recorded run only: not in the app's FAB, fedrollup's install
     from flower_sim.rollup_roles import RollupRecorder  # a recorded run only (web3), as above
     from rollups_client.node import NodeClient  # a recorded run only, as above
+    from rollups_node.config import DEFAULT_HTTP_PORT  # `fedrollup chain up`'s node port, as above
 
     if not Path(deployment_path).is_absolute():
         raise ConfigError(f"deployment {deployment_path!r}: give an absolute path (a ServerApp runs in the "
                           f"SuperLink's folder)")
     deployment = load(Path(deployment_path))
-    node = NodeClient.at(node_url or DEFAULT_NODE_URL, deployment.application)
+    node = NodeClient.at(node_url or f"http://127.0.0.1:{DEFAULT_HTTP_PORT}", deployment.application)
     recorder = RollupRecorder(cfg, deployment, node, say=lambda text: log(INFO, "fedrollup: [chain] %s", text))
     recorder.open_task(cfg.rounds)
     log(INFO, "fedrollup: task %d open on the rollup (application %s) in %.1f s", recorder.task_id,

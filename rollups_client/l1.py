@@ -145,7 +145,7 @@ class L1:
     def receipt(self, tx_hash: Any) -> Any:
         """Wait for `tx_hash` to be mined; raise Reverted if it reverted, Dropped if L1 forgot it for
         `DROPPED_AFTER_S` seconds in a row (pending transactions stay known)."""
-        deadline, unknown_since = time.monotonic() + RECEIPT_TIMEOUT, None
+        deadline, unknown_since, looked = time.monotonic() + RECEIPT_TIMEOUT, None, 0.0
         while True:
             try:
                 receipt = self.w3.eth.get_transaction_receipt(tx_hash)
@@ -153,13 +153,16 @@ class L1:
             except TransactionNotFound:
                 pass
             now = time.monotonic()
-            try:
-                self.w3.eth.get_transaction(tx_hash)
-                unknown_since = None
-            except TransactionNotFound:
-                unknown_since = unknown_since if unknown_since is not None else now
-                if now - unknown_since >= DROPPED_AFTER_S:
-                    raise Dropped(f"transaction {bytes(tx_hash).hex()} is neither mined nor pending on L1") from None
+            if now - looked >= 0.5:  # is it still pending? asked twice a second, not at every poll
+                looked = now
+                try:
+                    self.w3.eth.get_transaction(tx_hash)
+                    unknown_since = None
+                except TransactionNotFound:
+                    unknown_since = unknown_since if unknown_since is not None else now
+                    if now - unknown_since >= DROPPED_AFTER_S:
+                        raise Dropped(f"transaction {bytes(tx_hash).hex()} is neither mined nor pending on L1") \
+                            from None
             if now > deadline:
                 raise ConfigError(f"transaction {bytes(tx_hash).hex()} was not mined within {RECEIPT_TIMEOUT} s")
             time.sleep(0.05)
