@@ -227,7 +227,7 @@ def task_summary(t: Task) -> dict[str, Any]:
             "funded": t.funded, "registration_deadline": t.registration_deadline,
             "latest_end_block": t.latest_end_block(), "trainer_approval": t.trainer_approval,
             "trainers_per_group": t.trainers_per_group, "seats_left": seats_left(t),
-            "privacy": t.dp.words()}
+            "contest_blocks": t.contest_blocks, "privacy": t.dp.words()}
 
 
 def tasks(state: State, arg: str, query: dict[str, str]) -> dict[str, Any]:

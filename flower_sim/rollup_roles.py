@@ -74,12 +74,13 @@ from flower_sim.records import ValidatorReport as RoundReport
 from flower_sim.rollup_inputs import model_chunks, public_set_chunks, report_inputs
 from flower_sim.rollup_schedule import ClosePlan, Schedule, SilentValidator, plan_close
 from flower_sim.signatures import RollupTask
+from rollups_client import l1_capacity
 from rollups_client.l1 import L1, Dropped, Reverted
 from rollups_client.node import NodeClient
 
 GWEI = 10**9
 FUNDING = 10**18  # wei given to each role account that has none (gas for a few hundred inputs)
-RUN_CONTEST_BLOCKS = 2  # this project's runs: each round waits this many L1 blocks after its last report
+RUN_CONTEST_BLOCKS = 2  # this project's runs: each round waits at least this many L1 blocks after its last report
 RUN_OPEN_ROUNDS = 8  # this project's runs: rounds open on chain at once (keeps up with 2.5-s rounds at 12-s blocks)
 Say = Callable[[str], None]
 
@@ -94,7 +95,8 @@ class TaskTerms:
     registration_blocks: int = DEFAULT_REGISTRATION_BLOCKS
     report_blocks: int = DEFAULT_REPORT_BLOCKS
     close_blocks: int = DEFAULT_CLOSE_BLOCKS
-    contest_blocks: int = RUN_CONTEST_BLOCKS  # the reveal/contest window, then the response window, each round
+    contest_blocks: int | None = None  # the reveal/contest window, then the response window, each round (None: what
+    # carries a contest from every trainer of a round at L1's gas limit, at least RUN_CONTEST_BLOCKS: `l1_capacity`)
     open_rounds: int = RUN_OPEN_ROUNDS  # CreateTask.openRounds: 1 records one round at a time
 
     def budget(self, trainers: int) -> int:
@@ -240,7 +242,7 @@ class RollupRecorder:
                             close_blocks=t.close_blocks, test_set_digest=digest(test_set),
                             test_set_size=len(test_set) // record_size(arch_named(cfg.model)),
                             model_arch=arch_named(cfg.model).id,
-                            contest_blocks=t.contest_blocks, **cfg.dp_params().onchain(rounds),
+                            contest_blocks=self._contest_blocks(), **cfg.dp_params().onchain(rounds),
                             initial_model_digest=digest(to_frq1(models.initial_weights(cfg.model, cfg.seed))),
                             validation=VALIDATION_TRUST if cfg.strategy == "trust" else VALIDATION_MAD,
                             payout=PAYOUT_SHAPLEY if cfg.payout == "shapley" else PAYOUT_PER_POSITIVE,
@@ -264,6 +266,23 @@ class RollupRecorder:
             self._confirm(what, tx)
         self.timings.setup_s = time.perf_counter() - start
         return self.task_id
+
+    def _contest_blocks(self) -> int:
+        """The terms' contest window, else one wide enough for every trainer of a round to contest (L1's gas bounds
+        how many update chunks a block carries: at 100 trainers a round of the MLP, 15 blocks, not 2). A window the
+        terms set shorter than that is kept, with a warning: some trainers could not contest."""
+        cfg, arch, gas_limit = self.cfg, arch_named(self.cfg.model), self.l1.gas_limit()
+        per_round = sum(cfg.sampled(n) for n in Counter(map(cfg.group_of, range(cfg.trainers))).values())
+        need = l1_capacity.contest_blocks(arch, per_round, cfg.validators, gas_limit, minimum=RUN_CONTEST_BLOCKS)
+        given = self.terms.contest_blocks
+        if given is not None and given < need:
+            carried = l1_capacity.contests_carried(arch, given, cfg.validators, gas_limit)
+            self.say(f"warning: a contest window of {given} L1 blocks carries {carried} of the {per_round} contests a "
+                     f"round may need at L1's gas limit of {gas_limit:,}: {need} blocks carry them all")
+        elif given is None and need > RUN_CONTEST_BLOCKS:
+            self.say(f"each round's contest window lasts {need} L1 blocks: what carries a contest from each of the "
+                     f"round's {per_round} trainers at L1's gas limit")
+        return need if given is None else given
 
     def _post_test_set(self, create: CreateTask, test_set: bytes) -> None:
         chunks = public_set_chunks(self.task_id, test_set)

@@ -15,8 +15,10 @@ from dapp.schema import (BLOB_VALIDATOR_MODEL, CANCEL_NAMES, DISPUTE_CHALLENGED,
                          ProducerElected, ProducerMissed, RewardPaid, RoundRecorded, TaskCancelled, TaskCreated,
                          TaskFinished, TrainerStakes, TrainerStanding, ValidatorPenalized, ValidatorRewarded,
                          Withdrawal, BrokerFeePaid)
+from dapp import qmodel
 from dapp.dp_budget import DpBudget
 from dapp.state import format_wei
+from rollups_client.l1_capacity import contests_carried
 from rollups_client.outputs import RollupOutput
 from rollups_node.model import Report
 
@@ -265,11 +267,20 @@ def tasks_table(notices: list[RollupOutput], task_id: int | None) -> Table:
     return table
 
 
-def open_tasks_table(tasks: list[dict[str, Any]], block: int) -> Table:
+def contest_room(task: dict[str, Any], gas_limit: int) -> str:
+    """How many of a round's trainers can contest in the task's contest window at L1's gas limit (`l1_capacity`):
+    "all 40", or "12 of 200" when the window is too short for every trainer's recourse."""
+    seats = task["groups"] * task["trainers_per_group"]
+    carried = contests_carried(qmodel.arch_named(task["model_arch"]), task["contest_blocks"], task["groups"],
+                               gas_limit)
+    return f"all {seats}" if carried >= seats else f"{carried} of {seats} (too short)"
+
+
+def open_tasks_table(tasks: list[dict[str, Any]], block: int, gas_limit: int) -> Table:
     """The tasks open for registration (the inspect route `tasks?open=B`): what a trainer compares between them."""
     table = Table(title=f"tasks open for registration at L1 block {block}", title_justify="left")
     for name in ("task", "publisher", "status", "model", "validation", "payout", "per Positive", "round budget",
-                 "rounds", "broker's fee", "funded", "registration until", "seats left"):
+                 "rounds", "broker's fee", "funded", "registration until", "seats left", "can contest"):
         table.add_column(name, justify="right" if name in ("task", "per Positive", "round budget", "rounds",
                                                            "broker's fee", "registration until") else "left")
     for t in tasks:
@@ -278,7 +289,7 @@ def open_tasks_table(tasks: list[dict[str, Any]], block: int) -> Table:
                       format_wei(int(t["reward_per_positive_wei"])), format_wei(int(t["round_trainer_budget_wei"])),
                       str(t["rounds"]), format_wei(int(t["broker_fee_wei"])), "yes" if t["funded"] else "no",
                       f"block {t['registration_deadline']}",
-                      seats + (" (by approval)" if t["trainer_approval"] else ""))
+                      seats + (" (by approval)" if t["trainer_approval"] else ""), contest_room(t, gas_limit))
     return table
 
 

@@ -121,6 +121,10 @@ class L1:
         """L1's latest block number (the rollup's clock: an input's deadline is a block number)."""
         return self.w3.eth.block_number
 
+    def gas_limit(self) -> int:
+        """The gas limit of L1's latest block: what one block's inputs may cost in all (`l1_capacity`)."""
+        return int(self.w3.eth.get_block("latest")["gasLimit"])
+
     @property
     def priority_fee(self) -> int:
         """The chain's suggested priority fee (wei per gas)."""

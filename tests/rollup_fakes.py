@@ -78,6 +78,9 @@ class FakeRollup:
     def input_index(self, tx_hash: int) -> int:
         return tx_hash
 
+    def gas_limit(self) -> int:
+        return 30_000_000  # anvil's default
+
     def block_number(self) -> int:
         with self.lock:
             self.chain.mine(1)

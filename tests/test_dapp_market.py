@@ -13,7 +13,7 @@ from dapp.schema import (CANCEL_GROUPS_SILENT, CANCEL_UNFUNDED, ROLE_TRAINER, RO
                          CancelTask, Register, RewardPaid, TaskCancelled, TaskCreated, TaskFinished,
                          ValidatorRewarded, encode_deposit_data)
 from dapp.state import State, Voucher
-from frontend_console.views import open_tasks_table
+from frontend_console.views import contest_room, open_tasks_table
 from rich.console import Console
 from rollups_node.config import DEFAULT_BROKER_FEE_BPS
 
@@ -201,13 +201,16 @@ def test_the_console_lists_the_open_tasks_as_the_rollup_answers_them():
     chain.send(RIVAL, task_message(rounds=2, groups=1, trainers_per_group=2, trainer_approval=True))
     block = chain.task(1).registration_deadline
     console = Console(width=250, record=True)
-    console.print(open_tasks_table(answer(chain.state, f"tasks?open={block}")["tasks"], block))
+    console.print(open_tasks_table(answer(chain.state, f"tasks?open={block}")["tasks"], block, 30_000_000))
     text = console.export_text()
     assert f"tasks open for registration at L1 block {block}" in text
     rows = [line for line in text.splitlines() if line.startswith("│")]
     assert len(rows) == 2
     assert "running" in rows[0] and "0.00022 ETH" in rows[0] and "g0 1 · g1 1" in rows[0]
     assert "registering" in rows[1] and "g0 2 (by approval)" in rows[1] and "0.00044 ETH" in rows[1]  # 2 rounds
+    assert rows[0].rstrip("│ ").endswith("all 8") and rows[1].rstrip("│ ").endswith("all 2")  # all can contest
+    room = contest_room(answer(chain.state, f"tasks?open={block}")["tasks"][0], 400_000)  # a tiny L1 block
+    assert room.endswith(" of 8 (too short)") and int(room.split()[0]) < 8
 
 
 def test_a_trainers_reputation_spans_every_task_and_the_top_kappa_are_the_most_accepted():

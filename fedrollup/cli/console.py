@@ -411,7 +411,7 @@ def _open_tasks(args: argparse.Namespace) -> int:
                           + (report_text(answer.reports[0]) if answer.reports else ""))
     listing = json.loads(answer.reports[0])
     tasks = [t for t in listing["tasks"] if args.task in (None, t["task_id"])]
-    _print(args, {**listing, "tasks": tasks}, open_tasks_table(tasks, block))
+    _print(args, {**listing, "tasks": tasks}, open_tasks_table(tasks, block, l1.gas_limit()))
     return 0
 
 
