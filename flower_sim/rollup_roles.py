@@ -594,7 +594,8 @@ class RollupRecorder:
         return latest
 
     def _tell_late(self, notices: list[Message]) -> None:
-        """The close's GroupSkipped, ProducerMissed and ValidatorPenalized notices, in words."""
+        """The close's GroupSkipped, ProducerMissed and ValidatorPenalized notices, in words (a validator's penalties
+        for one reason in one line: 100 upheld contests are one fact to a researcher, not 100)."""
         for n in notices:
             if isinstance(n, GroupSkipped):
                 self.say(f"{self.who(n.validator)} is silent: group {n.group} skipped in round {n.round} after the "
@@ -602,10 +603,15 @@ class RollupRecorder:
             elif isinstance(n, ProducerMissed):
                 self.say(f"{self.who(n.producer)} missed its close deadline at block {n.close_deadline}: "
                          f"{self.who(n.next_producer)} closes round {n.round}")
-            elif isinstance(n, ValidatorPenalized):
-                self.say(f"the rollup penalised {self.who(n.validator)} in round {n.round} "
-                         f"({PENALTY_NAMES.get(n.reason, n.reason)}): stake cut by {format_wei(n.stake_cut)} to "
-                         f"{format_wei(n.stake)}")
+        penalties: dict[tuple[str, int, int], list[ValidatorPenalized]] = {}  # one line per validator and reason
+        for n in notices:
+            if isinstance(n, ValidatorPenalized):
+                penalties.setdefault((n.validator, n.round, n.reason), []).append(n)
+        for (validator, round_, reason), cuts in penalties.items():
+            times = f", {len(cuts)} times" if len(cuts) > 1 else ""
+            self.say(f"the rollup penalised {self.who(validator)} in round {round_} "
+                     f"({PENALTY_NAMES.get(reason, reason)}{times}): stake cut by "
+                     f"{format_wei(sum(c.stake_cut for c in cuts))} to {format_wei(cuts[-1].stake)}")
 
     def _resolve_elected(self, elected: ProducerElected) -> None:
         """--silent-validator elected: the validator elected to close the first silent round goes silent."""

@@ -231,3 +231,15 @@ def test_the_close_waits_for_the_response_deadline_only_while_a_disputed_update_
     assert plan_close(waiting, now=30, silent=frozenset(), held=frozenset({a})).first_block == 49
     posted = Schedule.from_inspect(producer, {**task, "disputes": [{"posted": True}]})
     assert plan_close(posted, now=30, silent=frozenset(), held=frozenset({a})).first_block == 45
+
+
+def test_a_validators_penalties_for_one_reason_are_said_in_one_line(monkeypatch):
+    """100 upheld contests in a round are one fact to a researcher (a 1,000-trainer run printed 100 lines)."""
+    recorder, said = recorder_on(FakeRollup(), monkeypatch, None)
+    v0, v1 = recorder.validator_addresses
+    cuts = [ValidatorPenalized(1, 2, v0, 0, PENALTY_CONTEST, 10**15, 10**16 - i * 10**15) for i in range(1, 4)]
+    recorder._tell_late([*cuts, ValidatorPenalized(1, 2, v1, 1, PENALTY_CHALLENGE, 0, 0)])
+    assert said == [f"the rollup penalised validator 0 in round 2 (contest upheld, 3 times): stake cut by "
+                    f"{format_wei(3 * 10**15)} to {format_wei(7 * 10**15)}",
+                    f"the rollup penalised validator 1 in round 2 (challenge upheld): stake cut by {format_wei(0)} to "
+                    f"{format_wei(0)}"]
