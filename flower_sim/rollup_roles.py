@@ -34,7 +34,9 @@ order closes. At the end the publisher withdraws what the rollup refunded it (`w
 Disputes (`disputes.DisputeDesk`): after each round's reveals, a trainer left out of its group's report or
 reported Negative contests from its own key when the rule would uphold it, the publisher challenges implausible
 Positives, a challenged validator defends what it can; the close waits for the response deadline while a disputed
-update is missing. A validator made to lie (`cheating.CheatingValidator`, `--cheating-validator`) changes only the
+update is missing. With rounds open at once a disputes worker confirms a round's reveals and files its disputes as soon
+as the reveals are sent (its contest window runs from its last report), beside the earlier rounds' closes. A validator
+made to lie (`cheating.CheatingValidator`, `--cheating-validator`) changes only the
 report it sends; its trainers keep what the honest report gave them (their receipts and updates).
 
 Accounts come from `common.accounts` (one per role, derived by index); on a dev chain the roles that
@@ -166,6 +168,8 @@ class RollupRecorder:
         self._closes: dict[int, Future] = {}  # round -> its close handed to the worker, not yet awaited
         self._sender: ThreadPoolExecutor | None = None  # openRounds > 1: sends the reports and reveals, in order
         self._sends: dict[int, list[Future]] = {}  # round -> its reports handed to the sender
+        self._disputer: ThreadPoolExecutor | None = None  # openRounds > 1: a round's reveals confirmed, its disputes
+        self._disputes: dict[int, Future] = {}  # round -> its reveals and disputes handed to the disputes worker
         self._broken: int | None = None  # the round whose close failed: the worker closes nothing after it
         self._sending = threading.Lock()  # the round loop and the worker both send: one key's nonces stay in order
         self._sent: dict[bytes, tuple[str, bytes, int | None]] = {}  # tx hash -> (key, payload, tip), until mined
@@ -332,10 +336,10 @@ class RollupRecorder:
             self._await_close()
         finally:
             self.timings.final_s += time.perf_counter() - start
-            for pool in (self._worker, self._sender):
+            for pool in (self._worker, self._sender, self._disputer):
                 if pool is not None:
                     pool.shutdown()
-            self._worker = self._sender = None
+            self._worker = self._sender = self._disputer = None
 
     # ------------------------------------------------------------------ RoundObserver
     def _is_silent(self, round_: int, validator: int) -> bool:
@@ -413,6 +417,10 @@ class RollupRecorder:
         committed[report.validator_id] = (report.model_digest, b"" if kept else report.model)
         if len(committed) == self.cfg.validators:  # every group reported: the reveals are open from the last report
             self.reveals[report.round] = self._send_reveals(report.round)
+            if self.terms.open_rounds > 1:  # the round's disputes go out now, not once the earlier rounds closed
+                if self._disputer is None:
+                    self._disputer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollup-disputes")
+                self._disputes[report.round] = self._disputer.submit(self._reveal_and_dispute, report.round)
 
     def on_round_closed(self, record: RoundRecord) -> None:
         """Hand the round's close to the worker and return: the round loop trains the next round meanwhile (the
@@ -460,9 +468,8 @@ class RollupRecorder:
         turn it is closes the round; the rollup's global model must be the manager's. Then the rollup elects the
         next producer (in the worker thread)."""
         silent = self._silent_addresses(record.round)
-        scores = self._reveal(record.round)
-        if self.desk is not None:
-            self.desk.file(record.round, scores)
+        disputes = self._disputes.pop(record.round, None)
+        scores = disputes.result() if disputes is not None else self._reveal_and_dispute(record.round)
         index = self._close(RoundClose(task_id=self.task_id, round=record.round), silent)
         notices = self._notices(index)
         self._tell_late(notices)
@@ -479,6 +486,16 @@ class RollupRecorder:
             self._resolve_elected(elected[0])
         else:
             self.say(f"round {record.round} recorded on the rollup (input {index}); task {self.task_id} finished")
+
+    def _reveal_and_dispute(self, round_: int) -> dict[str, int]:
+        """The round's reveals confirmed, then its disputes filed (each model's public accuracy, as the rollup scored
+        it). With rounds open at once the disputes worker does it as soon as the reveals are sent: a round's contest
+        window runs from its last report, and filing only once the earlier rounds closed made a 1,000-trainer run's
+        contests of rounds 2 and 3 late."""
+        scores = self._reveal(round_)
+        if self.desk is not None:
+            self.desk.file(round_, scores)
+        return scores
 
     def _send_reveals(self, round_: int) -> list:
         """Each validator that reported sends its model's chunks from its own key, with a lower priority fee than

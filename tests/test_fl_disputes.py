@@ -5,6 +5,7 @@ the disputes are the real ones; L1 and the node are tests/rollup_fakes.py (the s
 tests/test_e2e_demo.py). The updates and models are real `logreg` models scored by the rollup on the public set."""
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from types import SimpleNamespace
 
@@ -243,3 +244,34 @@ def test_a_validators_penalties_for_one_reason_are_said_in_one_line(monkeypatch)
                     f"{format_wei(3 * 10**15)} to {format_wei(7 * 10**15)}",
                     f"the rollup penalised validator 1 in round 2 (challenge upheld): stake cut by {format_wei(0)} to "
                     f"{format_wei(0)}"]
+
+
+class HoldsRound1Close(FakeRollup):
+    """Holds the confirmation of round 1's close until round 2's contest was sent (a deadlock guard aside)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.contested = threading.Event()
+
+    def _apply(self, sender: str, payload: bytes) -> int:
+        index = super()._apply(sender, payload)
+        if self.kinds[index] == ("Contest", 2):
+            self.contested.set()
+        return index
+
+    def confirmed(self, index: int) -> None:
+        if self.kinds[index] == ("RoundClose", 1) and not self.contested.wait(60):
+            raise AssertionError("round 2's contest waited for round 1's close")
+        super().confirmed(index)
+
+
+def test_with_rounds_open_at_once_a_rounds_contests_go_out_before_the_earlier_round_closed(monkeypatch, tmp_path):
+    """A round's contest window runs from its last report: filing its disputes only once the earlier rounds closed
+    made most contests of rounds 2 and 3 late in a 1,000-trainer run."""
+    rollup = HoldsRound1Close()
+    recorder, said = recorder_on(rollup, monkeypatch, None, terms=DISPUTE_TERMS,
+                                 cheating=CheatingValidator(0, "drop", from_round=1))
+    record_rounds(recorder, tmp_path)
+    assert "REJECTED" not in rollup.statuses.values() and rollup.chain.state.tasks[1].finished
+    assert rollup.events.index(("sent", "Contest", 2)) < rollup.events.index(("confirmed", "RoundClose", 1))
+    assert [r.upheld for r in rollup.all(ContestResolved)] == [True, True]  # both rounds' contests in time
