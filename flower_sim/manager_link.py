@@ -9,10 +9,15 @@ In one process (`fedrollup simulate`, `flower_sim.server_app`) the round loop ha
   * GET /task: the rollup task the run records on, {"task_id", "chain_id", "application"}, or 404 when it records
     on none (final once round 1's global model is served: the manager opens the task first). The validators pass
     it to their stations in the train config, so that every trainer signs its updates for it;
+  * GET /run: {"run_id"}, the random id of this manager's run, which every POST's signature covers;
   * POST /validator/<r>/<v>: validator v's round r as JSON: {"report": ValidatorReport fields, "timings": the
     validator's seconds, "model": its model's FRQ1 bytes as base64};
   * POST /upload/<r>/<v>: {"upload_s", "upload_bytes"}, how long the POST above took as the validator timed it
     (an upload can only be timed once it is over, so its figures follow in a request of their own).
+Every POST is signed by validator v's own key (`link_auth`) and checked before anything is kept: a POST that is
+unsigned, signed by another key, for a validator the run does not have, malformed (not JSON, not a report of that
+round and validator, a model that is not the report's digest), too large, or that changes what the validator already
+posted is refused with one line saying why, and changes nothing; the manager's round loop only sees checked posts.
 The manager announces each round's close on its standard output (`ClosedRoundAnnouncer`, one line) for
 whoever drives the run to read (`closed_round`): the global model of that round is saved at that moment.
 """
@@ -20,7 +25,9 @@ from __future__ import annotations
 
 import base64
 import io
+import binascii
 import json
+import secrets
 import threading
 import time
 import urllib.error
@@ -32,12 +39,15 @@ import numpy as np
 
 from common.errors import ConfigError
 from dapp.eip712 import Domain
+from dapp.qmodel import digest
 from flower_sim.config import SimulationConfig
+from flower_sim.link_auth import HEADER, request_signer, sign_request
 from flower_sim.records import RoundRecord, ValidatorReport
 from flower_sim.signatures import RollupTask
 from flower_sim.validator import ValidatorRound
 
 CLOSED = "manager closed round"  # the announcement's words: "manager closed round 3"
+MAX_POST_BYTES = 64 * 2**20  # a validator's round: the MLP's model is 0.1 MB, 10,000 trainers' report entries ~6 MB
 
 
 def weights_to_bytes(weights: list[np.ndarray], frq1: bytes = b"") -> bytes:
@@ -114,30 +124,53 @@ def fetch_task(manager: str) -> RollupTask | None:
     return RollupTask(int(task["task_id"]), Domain(int(task["chain_id"]), str(task["application"])))
 
 
-def _post_json(url: str, document: dict) -> tuple[float, int]:
+def fetch_run_id(manager: str) -> str:
+    """The manager's run id, which the validator's signatures cover (a post of another run is refused)."""
+    with urllib.request.urlopen(f"{manager}/run", timeout=60) as answer:
+        return str(json.loads(answer.read())["run_id"])
+
+
+def _post_json(manager: str, path: str, document: dict, key: str, run_id: str) -> tuple[float, int]:
     body = json.dumps(document).encode()
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+    headers = {"Content-Type": "application/json", HEADER: sign_request(key, run_id, "POST", path, body)}
+    request = urllib.request.Request(manager + path, data=body, headers=headers, method="POST")
     started = time.perf_counter()
-    with urllib.request.urlopen(request, timeout=120) as answer:
-        answer.read()
+    try:
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            answer.read()
+    except urllib.error.HTTPError as err:
+        raise RuntimeError(f"the manager refused POST {path} ({err.code}): "
+                           f"{err.read().decode(errors='replace').strip()}") from None
     return time.perf_counter() - started, len(body)
 
 
-def post_result(manager: str, server_round: int, validator_id: int, document: dict) -> dict[str, float]:
-    """Send the round's report and model to the manager, then tell it how long that took, as seen from here:
-    {"upload_s": seconds from the request to the manager's answer, "upload_bytes": the request body}."""
-    seconds, size = _post_json(f"{manager}/validator/{server_round}/{validator_id}", document)
+def post_result(manager: str, server_round: int, validator_id: int, document: dict, key: str) -> dict[str, float]:
+    """Send the round's report and model to the manager, signed with the validator's `key`, then tell it how long
+    that took, as seen from here: {"upload_s": seconds from the request to the manager's answer, "upload_bytes":
+    the request body}."""
+    run_id = fetch_run_id(manager)
+    seconds, size = _post_json(manager, f"/validator/{server_round}/{validator_id}", document, key, run_id)
     upload = {"upload_s": seconds, "upload_bytes": size}
-    _post_json(f"{manager}/upload/{server_round}/{validator_id}", upload)
+    _post_json(manager, f"/upload/{server_round}/{validator_id}", upload, key, run_id)
     return upload
 
 
 # ---------------------------------------------------------------------------------------------- the server
+class Refused(Exception):
+    """A POST the manager does not take: the HTTP status and one line saying why."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
 class Exchange:
     """What the HTTP service and the manager's round loop share: published global models, received rounds."""
 
-    def __init__(self, config: SimulationConfig | None = None) -> None:
+    def __init__(self, config: SimulationConfig | None = None, validators: tuple[str, ...] = ()) -> None:
         self.config = config  # the run's, served at /config
+        self.validators = tuple(a.lower() for a in validators)  # group v's validator address: who may post as v
+        self.run_id = secrets.token_hex(16)  # what this run's signatures cover
         self.lock = threading.Condition()
         self.globals: dict[int, bytes] = {}
         self.results: dict[int, dict[int, dict]] = {}
@@ -153,14 +186,42 @@ class Exchange:
             self.globals[server_round] = npz
 
     def receive(self, server_round: int, validator_id: int, document: dict) -> None:
+        """Keep a checked round; the same post again is a no-op (a retry), another one is refused."""
         with self.lock:
-            self.results.setdefault(server_round, {})[validator_id] = document
+            kept = self.results.setdefault(server_round, {}).setdefault(validator_id, document)
+            if kept != document:
+                raise Refused(409, f"validator {validator_id} already posted its round {server_round}: it cannot "
+                                   f"change it")
             self.lock.notify_all()
 
     def receive_upload(self, server_round: int, validator_id: int, figures: dict) -> None:
-        with self.lock:
+        with self.lock:  # a retried upload is timed again: the last figures stand (they pay or decide nothing)
             self.uploads.setdefault(server_round, {})[validator_id] = figures
             self.lock.notify_all()
+
+    def check_post(self, kind: str, server_round: int, validator_id: int, path: str, body: bytes,
+                   signature: str) -> dict:
+        """The document of a POST that validator `validator_id` signed and that holds what `kind` needs (Refused
+        otherwise, saying why)."""
+        if not validator_id < len(self.validators):
+            raise Refused(404, f"this run has {len(self.validators)} validators: no validator {validator_id}")
+        if not signature:
+            raise Refused(401, f"unsigned: a validator signs its posts with its key (header {HEADER})")
+        try:
+            signer = request_signer(signature, self.run_id, "POST", path, body)
+        except ValueError as err:
+            raise Refused(401, f"header {HEADER}: {err}") from None
+        if signer != self.validators[validator_id]:
+            raise Refused(403, f"signed by {signer}, not by validator {validator_id} ({self.validators[validator_id]})"
+                               f" for this run")
+        try:
+            document = json.loads(body)
+        except ValueError:
+            raise Refused(400, "the body is not JSON") from None
+        problem = (_round_problem if kind == "validator" else _upload_problem)(document, server_round, validator_id)
+        if problem:
+            raise Refused(400, problem)
+        return document
 
     def wait_all(self, server_round: int, validators: int, timeout_s: float) -> dict[int, dict]:
         """Every validator's report and model of `server_round`."""
@@ -179,6 +240,32 @@ class Exchange:
             return dict(store[server_round])
 
 
+def _round_problem(document, server_round: int, validator_id: int) -> str:
+    """What is wrong with a POST /validator document ("" if nothing)."""
+    try:
+        outcome = round_from(document)
+        timings = document["timings"]
+    except (KeyError, TypeError, ValueError, AttributeError, binascii.Error) as err:
+        return f"not a validator's round ({type(err).__name__}: {err})"
+    report = outcome.report
+    if (report.round, report.validator_id) != (server_round, validator_id):
+        return (f"the report is validator {report.validator_id!r}'s of round {report.round!r}, posted as validator "
+                f"{validator_id}'s of round {server_round}")
+    if digest(outcome.model) != report.model_digest:
+        return "the model is not the one whose digest the report commits to"
+    if not isinstance(timings, dict) or not all(isinstance(t, (int, float)) for t in timings.values()):
+        return "timings must map names to seconds"
+    return ""
+
+
+def _upload_problem(document, server_round: int, validator_id: int) -> str:
+    """What is wrong with a POST /upload document ("" if nothing)."""
+    if not isinstance(document, dict) or set(document) != {"upload_s", "upload_bytes"} \
+            or not all(isinstance(v, (int, float)) and v >= 0 for v in document.values()):
+        return 'an upload\'s figures are {"upload_s": seconds, "upload_bytes": bytes}, both ≥ 0'
+    return ""
+
+
 def make_handler(exchange: Exchange) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -195,6 +282,8 @@ def make_handler(exchange: Exchange) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             parts = self.path.strip("/").split("/")
+            if parts == ["run"]:
+                return self._answer(200, json.dumps({"run_id": exchange.run_id}).encode(), "application/json")
             if parts == ["config"] and exchange.config is not None:
                 return self._answer(200, json.dumps(exchange.config.as_dict()).encode(), "application/json")
             if parts == ["task"]:
@@ -215,10 +304,19 @@ def make_handler(exchange: Exchange) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             parts = self.path.strip("/").split("/")
             take = {"validator": exchange.receive, "upload": exchange.receive_upload}.get(parts[0])
-            if len(parts) != 3 or take is None or not (parts[1].isdigit() and parts[2].isdigit()):
-                return self._answer(404, b"unknown\n", "text/plain")
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            take(int(parts[1]), int(parts[2]), json.loads(body))
+            length = self.headers.get("Content-Length", "")
+            try:
+                if len(parts) != 3 or take is None or not (parts[1].isdigit() and parts[2].isdigit()):
+                    raise Refused(404, "POST /validator/<round>/<validator> or /upload/<round>/<validator>")
+                if not length.isdigit() or int(length) > MAX_POST_BYTES:
+                    self.close_connection = True  # the body is not read: the connection cannot carry another request
+                    raise Refused(413, f"a post carries a Content-Length of at most {MAX_POST_BYTES:,} bytes")
+                body = self.rfile.read(int(length))
+                round_, validator = int(parts[1]), int(parts[2])
+                take(round_, validator, exchange.check_post(parts[0], round_, validator, self.path, body,
+                                                            self.headers.get(HEADER, "")))
+            except Refused as refused:
+                return self._answer(refused.status, f"{refused}\n".encode(), "text/plain")
             self._answer(200, b"ok\n", "text/plain")
 
     return Handler

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from common import accounts
 from contracts_config.deployment import load
 from dapp.schema import RoundRecorded
 from flower_sim import models
@@ -94,7 +95,8 @@ def run(options: ManagerOptions) -> int:
     started_run = time.perf_counter()
     cfg, out = options.cfg, options.out
     out.mkdir(parents=True, exist_ok=True)
-    exchange = Exchange(cfg)
+    exchange = Exchange(cfg, validators=tuple(accounts.address(accounts.validator_index(g))
+                                              for g in range(cfg.validators)))  # who may post each group's round
     server = serve(exchange, options.host, options.port)  # /config first: the validators' ServerApps start meanwhile
     print(f"manager serving the run's configuration on http://{options.host}:{options.port} "
           f"({cfg.rounds} rounds, {cfg.validators} validators, {cfg.trainers} trainers)", flush=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 from flwr.app import Context, Message
 from flwr.serverapp import Grid, ServerApp
 
+from common import accounts
 from flower_sim import models
 from flower_sim.config import SimulationConfig
 from flower_sim.data import make_splits
@@ -89,6 +90,7 @@ def main(grid: Grid, context: Context) -> None:
     validator = Validator(validator_id, timed, ValidatorJudge(validator_id, splits.validators[validator_id], cfg),
                           cfg, cfg.malicious_trainers, out)
     setup = {"serverapp_setup_s": time.perf_counter() - setup_started}
+    key = accounts.private_key(accounts.validator_index(validator_id))  # signs its posts to the manager
     for server_round in range(1, cfg.rounds + 1):
         global_weights, global_model, fetch_s = fetch_global(manager, server_round,
                                                              float(config.get("wait-global-s", 900)))
@@ -96,4 +98,4 @@ def main(grid: Grid, context: Context) -> None:
             validator.rollup = fetch_task(manager)
         outcome = validator.run_round(server_round, global_weights, global_model)
         timings = {**timed.last, "fetch_global_s": fetch_s, **(setup if server_round == 1 else {})}
-        post_result(manager, server_round, validator_id, round_document(outcome, timings))
+        post_result(manager, server_round, validator_id, round_document(outcome, timings), key)

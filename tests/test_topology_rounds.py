@@ -3,7 +3,6 @@
 uploads, the network share of a round, the memory estimate, an audit that cannot run."""
 from __future__ import annotations
 
-import base64
 import json
 import subprocess
 import threading
@@ -19,6 +18,8 @@ from dapp.eip712 import Domain
 from flower_sim.manager_link import (Exchange, fetch_global, fetch_task, make_handler, post_result,
                                      weights_from_bytes, weights_to_bytes)
 from flower_sim.signatures import RollupTask
+from test_manager_link_auth import ADDRESSES, KEYS
+from test_manager_link_auth import document as signed_round
 from topology.federated_rounds import audit_run, memory_estimate, simulation_config
 from flower_sim.deployment import run_config
 from flower_sim.manager_role import round_timings
@@ -45,7 +46,7 @@ def test_the_network_decides_trainers_and_validators_the_options_the_rest():
 
 
 def test_validators_wait_for_the_global_model_and_hand_theirs_back():
-    exchange = Exchange()
+    exchange = Exchange(validators=ADDRESSES)
     server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(exchange))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
@@ -55,14 +56,14 @@ def test_validators_wait_for_the_global_model_and_hand_theirs_back():
         got, frq1, seconds = fetch_global(url, 1, timeout_s=10)
         assert all(np.array_equal(a, b) for a, b in zip(got, weights)) and seconds < 5
         assert frq1 == b"FRQ1..."  # the bytes a validator that keeps the global commits as they are
-        document = {"report": {"round": 1}, "timings": {}, "weights": base64.b64encode(b"m" * 30_000).decode()}
-        upload = post_result(url, 1, 1, document)
-        post_result(url, 1, 0, {"report": {"round": 1}, "timings": {}, "weights": ""})
+        document = signed_round(validator=1, model=b"m" * 30_000)
+        upload = post_result(url, 1, 1, document, KEYS[1])
+        post_result(url, 1, 0, signed_round(validator=0, model=b"m"), KEYS[0])
         assert sorted(exchange.wait_all(1, 2, timeout_s=1)) == [0, 1]
         # the validator timed its upload and told the manager: seconds and the request body it sent
         assert upload["upload_bytes"] == len(json.dumps(document)) and 0 < upload["upload_s"] < 5
         uploads = exchange.wait_uploads(1, 2, timeout_s=1)
-        assert uploads[1] == upload and uploads[0]["upload_bytes"] < 100
+        assert uploads[1] == upload and uploads[0]["upload_bytes"] < 2_000
         with pytest.raises(RuntimeError, match="only validators"):
             exchange.wait_all(2, 2, timeout_s=0.1)
         with pytest.raises(RuntimeError, match=r"only validators \[\] timed their upload"):
