@@ -18,6 +18,8 @@ emulated network the updates stay on the validators' hosts and it files nothing.
 """
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import median_low
 from typing import Any
@@ -80,6 +82,28 @@ def grievance(held: Held, classified: list[ContributionClassified]) -> int | Non
     return None if mine[0].positive else DISPUTE_MISJUDGED
 
 
+class Chatter:
+    """Says the first `LIMIT` lines of each kind, then counts the rest: at 1,000 trainers a round had 100 contests,
+    and a log of 100 alike lines per step says less to a researcher than five and a count (`summary`)."""
+
+    LIMIT = 5
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say, self.counts = say, Counter()
+
+    def __call__(self, kind: str, text: str) -> None:
+        self.counts[kind] += 1
+        if self.counts[kind] <= self.LIMIT:
+            self.say(text)
+
+    def summary(self, round_: int) -> None:
+        """One line per kind that had more than `LIMIT`: how many were not said."""
+        for kind, n in self.counts.items():
+            if n > self.LIMIT:
+                self.say(f"… and {n - self.LIMIT} more {kind} in round {round_} (`fedrollup console disputes` lists "
+                         f"every dispute and its verdict)")
+
+
 def pct(bps: int | None) -> str:
     return "none (not revealed)" if bps is None else f"{bps / 100:.2f}%"
 
@@ -113,9 +137,10 @@ class DisputeDesk:
         classified = {g: [n for n in self.r._notices(self.r._input_index(tx)) if isinstance(n, ContributionClassified)]
                       for g, (_, _, tx) in reports.items()}
         sent: list[tuple[str, Any]] = []
+        chat = Chatter(self.r.say)
         for g, (honest, _, _) in sorted(reports.items()):
             for held in self._held(honest):
-                sent += self._contest(round_, held, classified[g], model_bps.get(str(g)))
+                sent += self._contest(round_, held, classified[g], model_bps.get(str(g)), chat)
         picks = challenges([c for g in sorted(classified) for c in classified[g]], self.per_group)
         for c in picks:
             self.r.say(f"the publisher challenges {self.r.who(c.trainer)}'s score of {pct(c.accuracy_bps)} in "
@@ -123,8 +148,10 @@ class DisputeDesk:
                        f"scores {pct(c.validator_accuracy_bps)})")
             sent.append((f"the publisher's challenge of {self.r.who(c.trainer)}",
                          self.r._send(self.r.manager_key, Challenge(self.r.task_id, round_, c.trainer))))
-        challenged = [n for n in self._confirm(sent) if isinstance(n, Contested) and n.kind == DISPUTE_CHALLENGED]
-        self._confirm([s for n in challenged for s in self._defend(round_, n, reports, model_bps.get(str(n.group)))])
+        challenged = [n for n in self._confirm(sent, chat) if isinstance(n, Contested) and n.kind == DISPUTE_CHALLENGED]
+        self._confirm([s for n in challenged for s in self._defend(round_, n, reports, model_bps.get(str(n.group)))],
+                      chat)
+        chat.summary(round_)
 
     def _held(self, honest: RoundReport) -> list[Held]:
         addresses = {t: accounts.address(accounts.trainer_index(t, self.r.cfg.validators)).lower()
@@ -134,7 +161,7 @@ class DisputeDesk:
                 for c in honest.contributions if c.receipt and c.trainer_id in honest.updates]
 
     def _contest(self, round_: int, held: Held, classified: list[ContributionClassified],
-                 model_bps: int | None) -> list[tuple[str, Any]]:
+                 model_bps: int | None, chat: Chatter) -> list[tuple[str, Any]]:
         kind = grievance(held, classified)
         if kind is None:
             return []
@@ -143,14 +170,15 @@ class DisputeDesk:
                if kind == DISPUTE_DROPPED else f"validator {held.group} reported {me} Negative in round {round_}")
         update_bps = self.public_bps(held.update)
         if update_bps is None or not (model_bps is None or is_positive(update_bps, model_bps, self.mad_bps)):
-            self.r.say(f"{why}; its update scores {pct(update_bps)} on the public test set against the validator "
-                       f"model's {pct(model_bps)}, which the rule would not uphold: it does not contest")
+            chat("trainers who do not contest", f"{why}; its update scores {pct(update_bps)} on the public test set "
+                 f"against the validator model's {pct(model_bps)}, which the rule would not uphold: it does not "
+                 f"contest")
             return []
         receipt = (held.receipt[:32], held.receipt[32:]) if kind == DISPUTE_DROPPED else (NO_RECEIPT, NO_RECEIPT)
         key = self.r.trainer_keys[held.trainer_id]
         chunks = model_chunks(self.r.task_id, round_, held.update_digest, held.update)
-        self.r.say(f"{why}: it contests and posts its update ({len(held.update):,} bytes; it scores "
-                   f"{pct(update_bps)} on the public test set against the validator model's {pct(model_bps)})")
+        chat("trainers who contest", f"{why}: it contests and posts its update ({len(held.update):,} bytes; it scores "
+             f"{pct(update_bps)} on the public test set against the validator model's {pct(model_bps)})")
         contest = Contest(self.r.task_id, round_, held.update_digest, held.samples, *receipt)
         return [(f"{me}'s contest", self.r._send(key, contest))] + [
             (f"{me}'s update chunk {c.index}", self.r._send(key, c)) for c in chunks]
@@ -174,14 +202,14 @@ class DisputeDesk:
         return [(f"validator {n.group}'s defence chunk {c.index}", self.r._send(key, c))
                 for c in model_chunks(self.r.task_id, round_, n.update_digest, update)]
 
-    def _confirm(self, sent: list[tuple[str, Any]]) -> list:
+    def _confirm(self, sent: list[tuple[str, Any]], chat: Chatter) -> list:
         """The notices of every input confirmed; a refused dispute input is said and skipped."""
         notices = []
         for what, tx in sent:
             try:
                 notices += self.r._notices(self.r._confirm(what, tx))
             except self.rejected as err:  # a late or refused dispute input does not stop the run
-                self.r.say(f"{err}: this dispute input does not count")
+                chat("dispute inputs refused", f"{err}: this dispute input does not count")
         return notices
 
     def tell(self, notices: list) -> None:
@@ -189,6 +217,7 @@ class DisputeDesk:
         cuts = {(n.group, n.validator.lower()): n.stake_cut for n in notices if isinstance(n, ValidatorPenalized)}
         group_of = {address.lower(): self.r.cfg.group_of(t) for t, address in enumerate(self.r.trainer_addresses)}
         first: dict[int, str] = {}  # group -> the first trainer the close paid in it
+        chat, round_ = Chatter(self.r.say), None
         for n in notices:
             if isinstance(n, RewardPaid):
                 first.setdefault(group_of.get(n.trainer.lower(), -1), n.trainer.lower())
@@ -200,10 +229,15 @@ class DisputeDesk:
             what = f"the publisher's challenge of {who}" if n.kind == DISPUTE_CHALLENGED else f"{who}'s contest"
             scores = (f"its update scores {pct(n.update_bps)} on the public test set against the validator's "
                       f"{pct(n.validator_bps or None)}" if n.posted else "its update was not posted")
+            round_ = n.round
             if not n.upheld:
-                self.r.say(f"in round {n.round}, the rollup rejected {what}: {scores}; {v} keeps its stake")
+                chat("disputes rejected", f"in round {n.round}, the rollup rejected {what}: {scores}; {v} keeps its "
+                                          f"stake")
                 continue
             cut = format_wei(cuts.get((n.group, validator), 0))
             pay = f"{who} is paid first" if n.kind != DISPUTE_CHALLENGED and first.get(n.group) == n.trainer.lower() \
                 else f"{who} is not paid"
-            self.r.say(f"in round {n.round}, the rollup upheld {what}: {scores}; {pay}, {v}'s stake is cut by {cut}")
+            chat("disputes upheld", f"in round {n.round}, the rollup upheld {what}: {scores}; {pay}, {v}'s stake "
+                                    f"is cut by {cut}")
+        if round_ is not None:
+            chat.summary(round_)

@@ -22,7 +22,7 @@ from dapp.qmodel import digest as qmodel_digest
 from dapp.state import format_wei
 from flower_sim.cheating import CheatingValidator, Lie
 from flower_sim.data import make_splits
-from flower_sim.disputes import challenges, implausible
+from flower_sim.disputes import Chatter, challenges, implausible
 from flower_sim.manager import global_model
 from flower_sim.quantize import save_frq1, to_frq1
 from flower_sim.records import Contribution, RoundRecord, ValidatorReport
@@ -275,3 +275,15 @@ def test_with_rounds_open_at_once_a_rounds_contests_go_out_before_the_earlier_ro
     assert "REJECTED" not in rollup.statuses.values() and rollup.chain.state.tasks[1].finished
     assert rollup.events.index(("sent", "Contest", 2)) < rollup.events.index(("confirmed", "RoundClose", 1))
     assert [r.upheld for r in rollup.all(ContestResolved)] == [True, True]  # both rounds' contests in time
+
+
+def test_a_hundred_alike_dispute_lines_are_five_and_a_count():
+    said: list[str] = []
+    chat = Chatter(said.append)
+    for t in range(100):
+        chat("trainers who contest", f"trainer {t} contests")
+    chat("dispute inputs refused", "one refused")
+    chat.summary(3)
+    assert said == [f"trainer {t} contests" for t in range(5)] + [
+        "one refused", "… and 95 more trainers who contest in round 3 (`fedrollup console disputes` lists every "
+        "dispute and its verdict)"]
