@@ -43,7 +43,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                             f"{demo.SILENT_CLOSE_BLOCKS} with --silent-validator)")
     chain.add_argument("--contest-blocks", type=int, default=unset,
                        help="L1 blocks after a round's last report for reveals, contests and challenges (and as "
-                            "many again for disputed updates); each round's close waits for them (default 2, or "
+                            "many again for disputed updates); each round's close waits for them (default: what "
+                            "carries a contest from every trainer of a round at L1's gas limit, at least 2; "
                             f"{demo.CHEAT_CONTEST_BLOCKS} with --cheating-validator)")
     late = p.add_argument_group("a validator that goes silent mid-task")
     late.add_argument("--silent-validator", metavar="G", default=unset,
