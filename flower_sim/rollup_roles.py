@@ -574,7 +574,7 @@ class RollupRecorder:
                 plan = plan_close(schedule, now, frozenset(), frozenset(self.key_of))
                 if plan is not None and now >= plan.first_block - 1:
                     return None
-                if not said and schedule.turns:
+                if not said and schedule.turns and schedule.turns[0].producer not in self.key_of:
                     said = True
                     self.say(f"{self.who(schedule.turns[0].producer)} closes round {round_} from its own key once "
                              f"its contest window ends at block {schedule.contest_deadline}")
