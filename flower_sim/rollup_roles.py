@@ -59,7 +59,7 @@ from dapp.qmodel import arch_named, digest
 from dapp.schema import (DEFAULT_CLOSE_BLOCKS, DEFAULT_REGISTRATION_BLOCKS, DEFAULT_REPORT_BLOCKS, PAYOUT_PER_POSITIVE,
                          PAYOUT_SHAPLEY, PENALTY_NAMES, ROLE_TRAINER, ROLE_VALIDATOR, CreateTask, GlobalModel,
                          GroupSkipped, Message, ModelScored, ProducerElected, ProducerMissed, Register, RoundClose,
-                         RoundRecorded, TaskCreated, TestSetPosted, VALIDATION_MAD, VALIDATION_TRUST,
+                         TaskCreated, TestSetPosted, VALIDATION_MAD, VALIDATION_TRUST,
                          ValidatorPenalized, Withdraw, encode_deposit_data)
 from dapp.state import format_wei
 from dapp.task import KEEP_DIGEST
@@ -73,7 +73,8 @@ from flower_sim.quantize import to_frq1
 from flower_sim.records import ValidatorReport as RoundReport
 from flower_sim.rollup_inputs import model_chunks, public_set_chunks, report_inputs
 from flower_sim.rollup_schedule import ClosePlan, Schedule, SilentValidator, plan_close
-from flower_sim.rollup_watch import NoticeScan, RollupRejected, inspect_json, processed
+from flower_sim.remote_validators import RemoteValidators
+from flower_sim.rollup_watch import RollupRejected, processed
 from flower_sim.signatures import RollupTask
 from rollups_client.l1 import L1, Dropped, Reverted
 from rollups_client.node import NodeClient
@@ -156,7 +157,7 @@ class RollupRecorder:
                        if k is not None}
         self.validator_addresses = [a.lower() for a in remote_validators] if self.remote else \
             [L1.address(k) for k in self.validator_keys]
-        self.scan = NoticeScan(node)  # remote validators: their reveals and closes, found among the rollup's notices
+        self.remotes = RemoteValidators(self) if self.remote else None  # waits for their inputs on the rollup
         self.trainer_addresses = [L1.address(k) for k in self.trainer_keys]
         self.name_of = {L1.address(self.manager_key): "the publisher",
                         **{a: f"validator {v}" for v, a in enumerate(self.validator_addresses)},
@@ -499,7 +500,7 @@ class RollupRecorder:
         scores: dict[str, int] = {}
         for v, chunk, tx in sent:
             if chunk is None:
-                notices = self._remote_reveal(v, round_)
+                notices = self.remotes.reveal(v, round_)
             else:
                 what = f"validator {v}'s model chunk {chunk.index} of round {round_}"
                 if self._input_index(tx) < max(reports, default=-1):  # before a report: the reveal was not open
@@ -532,62 +533,11 @@ class RollupRecorder:
         return {"global_digest": rollup.digest.hex(), "global_accuracy_bps": rollup.accuracy_bps,
                 "groups": list(rollup.groups)}
 
-    def _remote_reveal(self, v: int, round_: int) -> list[Message]:
-        """Validator ``v`` reveals from its own key: its ModelScored notice, once the rollup has it (none if the
-        contest window passed, or the round closed, without it)."""
-        while True:
-            found = self.scan.find(lambda n: isinstance(n, (ModelScored, RoundRecorded)) and n.task_id == self.task_id
-                                   and n.round == round_ and getattr(n, "group", v) == v)
-            if found is not None:
-                return [found[1]] if isinstance(found[1], ModelScored) else []
-            schedule = self._remote_schedule(round_)
-            if schedule is not None and self.l1.block_number() > schedule.contest_deadline:
-                self.say(f"validator {v} did not reveal its model of round {round_} by block "
-                         f"{schedule.contest_deadline}")
-                return []
-            time.sleep(self.POLL_S)
-
-    def _remote_schedule(self, round_: int) -> Schedule | None:
-        """Round ``round_``'s schedule while it is open; None before round 1 starts (the validators register
-        themselves) and once a remote validator closed it (its notices are then read next)."""
-        producer = inspect_json(self.node, f"producer/{self.task_id}")
-        if producer.get("finished") or producer.get("report_deadline") is None:
-            return None
-        schedule = Schedule.from_inspect(producer, inspect_json(self.node, f"task/{self.task_id}"))
-        return schedule if schedule.round == round_ else None
-
-    def _remote_close(self, round_: int, stall_s: float = 600.0) -> int | None:
-        """Wait until a validator in turn closed round ``round_`` from its own key: the input of its
-        RoundRecorded; None when it is the turn of a producer whose key this process holds."""
-        said, seen = False, time.monotonic()
-        while True:
-            found = self.scan.find(lambda n: isinstance(n, RoundRecorded) and n.task_id == self.task_id
-                                   and n.round == round_)
-            if found is not None:
-                return found[0]
-            schedule = self._remote_schedule(round_)
-            if schedule is None and time.monotonic() - seen > stall_s:
-                raise RollupRejected(f"round {round_} of task {self.task_id} is not open and no RoundRecorded notice "
-                                     f"says who closed it")
-            if schedule is not None:
-                seen, now = time.monotonic(), self.l1.block_number()
-                plan = plan_close(schedule, now, frozenset(), frozenset(self.key_of))
-                if plan is not None and now >= plan.first_block - 1:
-                    return None
-                if not said and schedule.turns and schedule.turns[0].producer not in self.key_of:
-                    said = True
-                    self.say(f"{self.who(schedule.turns[0].producer)} closes round {round_} from its own key once "
-                             f"its contest window ends at block {schedule.contest_deadline}")
-                if plan is None and now > schedule.turns[-1].until_block + 1:
-                    raise RollupRejected(f"round {round_} of task {self.task_id} was not closed by block "
-                                         f"{schedule.turns[-1].until_block}, its last producer's close deadline")
-            time.sleep(self.POLL_S)
-
     def _close(self, close: RoundClose, silent: frozenset[str]) -> int:
         """Close as the rollup's schedule allows: the first producer in turn that is not silent closes once the
         contest window (and the close deadlines of the turns before it) have passed. Remote validators close in
-        their turns from their own keys (`_remote_close`)."""
-        if self.remote and (index := self._remote_close(close.round)) is not None:
+        their turns from their own keys (`RemoteValidators.close`)."""
+        if self.remotes is not None and (index := self.remotes.close(close.round)) is not None:
             return index
         schedule = self._schedule()
         plan = plan_close(schedule, self.l1.block_number(), silent, frozenset(self.key_of))

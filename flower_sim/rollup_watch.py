@@ -60,6 +60,12 @@ class NoticeScan:
             self.seen += [(self.next, o.message) for o in self.node.notices(input_index=self.next)]
             self.next += 1
 
+    def caught_up(self, inputs_on_l1: int) -> bool:
+        """Whether every input L1 held (``inputs_on_l1``, asked before) has been read: what is not found by then
+        was not sent by then."""
+        self.read()
+        return self.next >= inputs_on_l1
+
     def find(self, match: Callable[[Message], bool]) -> tuple[int, Message] | None:
         """The first notice read that ``match`` accepts, with its input's index (read the new ones first)."""
         self.read()

@@ -75,7 +75,7 @@ class ValidatorAgent:
     """Validator ``group``'s rollup inputs from its own ``key``: `register`, then `submit` each round's report;
     `finish` waits for every round handed over (raises the first error)."""
 
-    POLL_S = 0.2
+    POLL_S = 0.1  # seconds between two looks at the rollup: a reveal must land within the contest window
 
     def __init__(self, key: str, group: int, l1: L1, node: NodeClient, task_id: int, say: Say = print,
                  stall_s: float = 600.0) -> None:

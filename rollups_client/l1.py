@@ -121,6 +121,10 @@ class L1:
         """L1's latest block number (the rollup's clock: an input's deadline is a block number)."""
         return self.w3.eth.block_number
 
+    def input_count(self) -> int:
+        """How many inputs the application's InputBox holds (a node that processed as many has read them all)."""
+        return self.input_box.functions.getNumberOfInputs(self.application.address).call()
+
     @property
     def priority_fee(self) -> int:
         """The chain's suggested priority fee (wei per gas)."""

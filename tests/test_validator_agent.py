@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from common.errors import ConfigError
+from dapp.schema import ProducerElected
 from fedrollup.cli import manager as manager_cli
 from flower_sim.validator_agent import read_key_file, write_key_file
 from flower_sim.validator_role import ValidatorOptions
@@ -82,6 +85,66 @@ def test_the_manager_takes_one_address_per_validator_in_group_order(tmp_path):
         manager_cli.manager_options(manager_args(tmp_path, a, b, deployment=False))
 
 
+KEYS = ["0x" + f"{g + 7:064x}" for g in range(2)]  # two validators' own keys, in no mnemonic of the run
+
+
+def inputs_by_sender(rollup) -> Counter:
+    """(sender, message type) of every input the fake rollup accepted."""
+    return Counter((sender, rollup.kinds[i][0]) for i, sender in rollup.senders.items()
+                   if rollup.statuses.get(i) == "ACCEPTED")
+
+
+@pytest.mark.parametrize("open_rounds", [1, 3])
+def test_validator_agents_follow_the_rollup_and_the_recorder_waits_for_them(tmp_path, monkeypatch, open_rounds):
+    """Against the rollup's own rules (a fake L1 + node): each validator registers, reports, reveals and closes in
+    its turn from its own key only; the recorder sends none of those, still checks every round's global model; a
+    validator started again after the run sends nothing twice."""
+    from console_fixtures import record_history  # the recorded-history driver (its own fixtures)
+    from rollup_fakes import CFG, TERMS, FakeRollup, recorder_on
+    from flower_sim.validator_agent import ValidatorAgent
+    from rollups_client.l1 import L1
+
+    rollup = FakeRollup()
+    rollup.senders = {}
+    apply = rollup._apply_now
+    monkeypatch.setattr(rollup, "_apply_now", lambda sender, payload: rollup.senders.setdefault(
+        rollup.chain.index, sender) and apply(sender, payload))
+    addresses = tuple(L1.address(k) for k in KEYS)
+    recorder, said = recorder_on(rollup, monkeypatch, None, terms=replace(TERMS, open_rounds=open_rounds),
+                                 remote_validators=addresses)
+    agents: list[ValidatorAgent] = []
+
+    # the agents read the fake's clock without moving it (only the recorder's looks mine a block, as the fake's
+    # schedules are sized for): their many looks would otherwise run the publisher's turn out
+    l1 = SimpleNamespace(send_input=rollup.send_input, input_index=rollup.input_index,
+                         block_number=lambda: rollup.chain.block - 1)
+
+    def agents_for(task_id: int) -> list[ValidatorAgent]:
+        for g, key in enumerate(KEYS):
+            agents.append(ValidatorAgent(key, g, l1, rollup, task_id, say=said.append))
+            agents[-1].POLL_S = 0.001
+        return agents
+
+    record_history(recorder, CFG, tmp_path, agents_for)
+    sent = inputs_by_sender(rollup)
+    for address in addresses:
+        assert (sent[address, "Register"], sent[address, "ValidatorReport"]) == (1, CFG.rounds)
+        assert sent[address, "ModelChunk"] == CFG.rounds
+    closes = {r: sender for i, sender in rollup.senders.items() if rollup.kinds[i][0] == "RoundClose"
+              and rollup.statuses[i] == "ACCEPTED" for r in [rollup.kinds[i][1]]}
+    elected = {n.round: n.producer.lower() for n in rollup.all(ProducerElected)}
+    assert sorted(closes) == list(range(1, CFG.rounds + 1)) and closes[1] == L1.address(recorder.manager_key)
+    assert [r for r in closes if closes[r] in addresses and closes[r] == elected.get(r)], \
+        "a validator closed a round it was elected to close, from its own key"
+    assert not set(addresses) & set(recorder.key_of)
+    assert sorted(recorder.figures) == list(range(1, CFG.rounds + 1))
+    assert all(recorder.figures[r]["global_digest"] for r in recorder.figures)
+    before = len(rollup.senders)
+    again = ValidatorAgent(KEYS[0], 0, l1, rollup, recorder.task_id, say=said.append)
+    again.finish(timeout_s=30)
+    assert again.sent == [] and len(rollup.senders) == before
+
+
 @pytest.mark.slow
 def test_validators_send_their_own_inputs_and_the_recorder_holds_none_of_their_keys(tmp_path):
     """On anvil + node: each validator's agent (its own thread, holding the only copy of its key) registers, reports,
@@ -90,7 +153,7 @@ def test_validators_send_their_own_inputs_and_the_recorder_holds_none_of_their_k
     from console_fixtures import HISTORY_CFG, record_history  # the recorded-history helpers (their own fixtures)
     from node_fixtures import DAPP_BACKEND, fresh_deployment, node_process, running_anvil
     from dapp.schema import decode_input
-    from flower_sim.rollup_roles import RollupRecorder
+    from flower_sim.rollup_roles import RollupRecorder, TaskTerms
     from flower_sim.rollup_watch import inspect_json
     from flower_sim.validator_agent import ValidatorAgent
     from frontend_console.audit import audit
@@ -107,7 +170,10 @@ def test_validators_send_their_own_inputs_and_the_recorder_holds_none_of_their_k
         deployment = fresh_deployment(rpc_url, epoch_length=4)
         with node_process(deployment, tmp_path, backend=DAPP_BACKEND) as (url, _process):
             node = NodeClient.at(url, deployment.application)
-            recorder = RollupRecorder(cfg, deployment, node, remote_validators=addresses, say=said.append)
+            # the agents poll their node: a reveal follows the last report by a poll and the node's lag, more than the
+            # runs' 2-block window at this test chain's 0.2-s blocks (the emulated network's are 1 s)
+            recorder = RollupRecorder(cfg, deployment, node, terms=TaskTerms(contest_blocks=10),
+                                      remote_validators=addresses, say=said.append)
             assert not set(addresses) & set(recorder.key_of)
             agents: list[ValidatorAgent] = []
 
