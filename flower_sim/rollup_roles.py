@@ -38,7 +38,10 @@ update is missing. A validator made to lie (`cheating.CheatingValidator`, `--che
 report it sends; its trainers keep what the honest report gave them (their receipts and updates).
 
 Accounts come from `common.accounts` (one per role, derived by index); on a dev chain the roles that
-have no Ether are funded from account 0, which owns the contracts.
+have no Ether are funded from account 0, which owns the contracts. Given `remote_validators` (their addresses,
+`fedrollup manager --validator-address`), the recorder holds no validator key: each validator sends its own
+Register, reports, reveals and closes (`validator_agent`), and the recorder waits for them on the rollup
+(`remote_validators.RemoteValidators`), checking the rollup's global model as before.
 """
 from __future__ import annotations
 
@@ -71,9 +74,9 @@ from flower_sim.disputes import DisputeDesk
 from flower_sim.records import RoundRecord
 from flower_sim.quantize import to_frq1
 from flower_sim.records import ValidatorReport as RoundReport
+from flower_sim.remote_validators import RemoteValidators
 from flower_sim.rollup_inputs import model_chunks, public_set_chunks, report_inputs
 from flower_sim.rollup_schedule import ClosePlan, Schedule, SilentValidator, plan_close
-from flower_sim.remote_validators import RemoteValidators
 from flower_sim.rollup_watch import RollupRejected, processed
 from flower_sim.signatures import RollupTask
 from rollups_client.l1 import L1, Dropped, Reverted
