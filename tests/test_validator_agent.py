@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -13,6 +15,7 @@ import pytest
 from common.errors import ConfigError
 from dapp.schema import ProducerElected
 from fedrollup.cli import manager as manager_cli
+from flower_sim.config import SimulationConfig
 from flower_sim.validator_agent import read_key_file, write_key_file
 from flower_sim.validator_role import ValidatorOptions
 
@@ -63,6 +66,29 @@ def test_the_validator_gives_its_serverapp_the_key_s_path_never_the_key(tmp_path
         ValidatorOptions(id=0, manager="http://m:1", insecure=True, key_file=key).own_key()
     with pytest.raises(ConfigError, match="go with --key-file"):
         ValidatorOptions(id=0, manager="http://m:1", insecure=True, node="http://n:2").own_key()
+
+
+def test_a_readable_key_file_stops_fedrollup_validator_in_one_line_before_anything_starts(tmp_path):
+    key, deployment = tmp_path / "validator.key", tmp_path / "deployment.json"
+    key.write_text(KEY + "\n")
+    key.chmod(0o644)
+    deployment.write_text("{}")
+    done = subprocess.run([str(Path(sys.executable).parent / "fedrollup"), "validator", "--id", "0", "--manager",
+                           "http://127.0.0.1:1", "--insecure", "--key-file", str(key), "--deployment", str(deployment),
+                           "--node", "http://127.0.0.1:2", "--workdir", str(tmp_path / "v")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "chmod 600" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert KEY not in done.stdout + done.stderr and not (tmp_path / "v").exists()
+
+
+def test_the_recorder_refuses_to_stage_a_validator_it_holds_no_key_of():
+    from flower_sim.rollup_roles import RollupRecorder
+    from flower_sim.rollup_schedule import SilentValidator
+
+    cfg = SimulationConfig(trainers=4, validators=2, rounds=2, model="logreg")
+    with pytest.raises(ConfigError, match="cannot be combined with --validator-address"):
+        RollupRecorder(cfg, SimpleNamespace(rpc_url="unused"), None, silent=SilentValidator(0),
+                       remote_validators=("0x" + "aa" * 20, "0x" + "bb" * 20))
 
 
 def manager_args(tmp_path: Path, *addresses: str, deployment: bool = True) -> argparse.Namespace:
