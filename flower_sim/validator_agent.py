@@ -119,6 +119,11 @@ class ValidatorAgent:
 
     def register(self) -> None:
         """Register as the task's validator of its group (once: the rollup is asked first)."""
+        named = [a.lower() for a in self._task()["named_validators"]]
+        if self.group >= len(named) or named[self.group] != self.address:
+            raise RollupRejected(f"task {self.task_id} does not name this key's address {self.address} validator of "
+                                 f"group {self.group}: start the manager with --validator-address {self.address} "
+                                 f"(one per validator, in group order)")
         if self.registered():
             self.say(f"validator {self.group} is already registered for task {self.task_id}")
             return
@@ -196,8 +201,13 @@ class ValidatorAgent:
             self.say(f"validator {self.group}'s model of round {r} is already on the rollup")
             return
         chunks = model_chunks(self.task_id, r, report.model_digest, report.model)
-        for chunk in chunks:
-            self._send(f"its model of round {r} (chunk {chunk.index + 1} of {len(chunks)})", chunk.encode())
+        try:
+            for chunk in chunks:
+                self._send(f"its model of round {r} (chunk {chunk.index + 1} of {len(chunks)})", chunk.encode())
+        except RollupRejected as err:  # a round ahead (openRounds > 1) shows no reveals: already there is fine
+            if "already posted and scored" not in str(err):
+                raise
+            self.say(f"validator {self.group}'s model of round {r} is already on the rollup")
 
     def _close(self, r: int) -> None:
         """Close round ``r`` in its own turn (as elected, or as the next in the election order once the turns

@@ -17,6 +17,7 @@ from dapp.schema import ProducerElected
 from fedrollup.cli import manager as manager_cli
 from flower_sim.config import SimulationConfig
 from flower_sim.validator_agent import read_key_file, write_key_file
+from flower_sim.rollup_watch import RollupRejected
 from flower_sim.validator_role import ValidatorOptions
 
 KEY = "0x" + "11" * 32
@@ -169,6 +170,10 @@ def test_validator_agents_follow_the_rollup_and_the_recorder_waits_for_them(tmp_
     again = ValidatorAgent(KEYS[0], 0, l1, rollup, recorder.task_id, say=said.append)
     again.finish(timeout_s=30)
     assert again.sent == [] and len(rollup.senders) == before
+    stranger = ValidatorAgent("0x" + "99" * 32, 1, l1, rollup, recorder.task_id, say=said.append)
+    with pytest.raises(RollupRejected, match="--validator-address 0x"):
+        stranger.finish(timeout_s=30)  # a key the task does not name: said at once, nothing sent
+    assert stranger.sent == [] and len(rollup.senders) == before
 
 
 @pytest.mark.slow
