@@ -199,6 +199,10 @@ class DisputeDesk:
         self.r.say(f"validator {n.group} defends {trainer}'s Positive: it posts the update, which scores "
                    f"{pct(update_bps)} on the public test set against its model's {pct(model_bps)}")
         key = self.r.validator_keys[n.group]
+        if key is None:  # it holds its own key (`fedrollup validator --key-file`): its defences are not built yet
+            self.r.say(f"validator {n.group} holds its own key: this process cannot defend {trainer}'s Positive "
+                       f"for it; the round waits for the response deadline at block {n.response_deadline}")
+            return []
         return [(f"validator {n.group}'s defence chunk {c.index}", self.r._send(key, c))
                 for c in model_chunks(self.r.task_id, round_, n.update_digest, update)]
 

@@ -89,14 +89,16 @@ class ManagerOptions:
     node_url: str = ""                   # the rollups node the manager reads the rollup's answers from
     rpc_url: str = ""                    # L1's JSON-RPC; "": the deployment file's
     round_timeout_s: float = 1800.0      # how long a round waits for every validator
+    validator_addresses: tuple[str, ...] = ()  # validators sending their own inputs (it holds no key of theirs)
 
 
 def run(options: ManagerOptions) -> int:
     started_run = time.perf_counter()
     cfg, out = options.cfg, options.out
     out.mkdir(parents=True, exist_ok=True)
-    exchange = Exchange(cfg, validators=tuple(accounts.address(accounts.validator_index(g))
-                                              for g in range(cfg.validators)))  # who may post each group's round
+    posters = options.validator_addresses or tuple(accounts.address(accounts.validator_index(g))
+                                                   for g in range(cfg.validators))
+    exchange = Exchange(cfg, validators=posters)  # who may post each group's round: the addresses the task names
     server = serve(exchange, options.host, options.port)  # /config first: the validators' ServerApps start meanwhile
     print(f"manager serving the run's configuration on http://{options.host}:{options.port} "
           f"({cfg.rounds} rounds, {cfg.validators} validators, {cfg.trainers} trainers)", flush=True)
@@ -112,7 +114,8 @@ def run(options: ManagerOptions) -> int:
         # one round open at a time on the emulated network: its validators judge on their own hosts and learn the
         # task only once round 1 runs (a trust task's lag), and the manager host reads each round's figures at once
         recorder = RollupRecorder(cfg, deployment, node, terms=TaskTerms(open_rounds=1),
-                                  say=lambda text: print(f"[chain] {text}", flush=True))
+                                  say=lambda text: print(f"[chain] {text}", flush=True),
+                                  remote_validators=options.validator_addresses)
     if recorder is not None:
         recorder.open_task(cfg.rounds)
         exchange.publish_task(recorder.signing_task())  # before round 1's global: the validators ask after it

@@ -40,7 +40,10 @@ made to lie (`cheating.CheatingValidator`, `--cheating-validator`) changes only 
 report it sends; its trainers keep what the honest report gave them (their receipts and updates).
 
 Accounts come from `common.accounts` (one per role, derived by index); on a dev chain the roles that
-have no Ether are funded from account 0, which owns the contracts.
+have no Ether are funded from account 0, which owns the contracts. Given `remote_validators` (their addresses,
+`fedrollup manager --validator-address`), the recorder holds no validator key: each validator sends its own
+Register, reports, reveals and closes (`validator_agent`), and the recorder waits for them on the rollup
+(`remote_validators.RemoteValidators`), checking the rollup's global model as before.
 """
 from __future__ import annotations
 
@@ -48,12 +51,12 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from common import accounts
-from common.errors import FedrollupError
+from common.errors import ConfigError
 from contracts_config.deployment import Deployment
 from dapp.eip712 import Domain
 from dapp.qnn import record_size
@@ -61,8 +64,8 @@ from dapp.qmodel import arch_named, digest
 from dapp.schema import (DEFAULT_CLOSE_BLOCKS, DEFAULT_REGISTRATION_BLOCKS, DEFAULT_REPORT_BLOCKS, PAYOUT_PER_POSITIVE,
                          PAYOUT_SHAPLEY, PENALTY_NAMES, ROLE_TRAINER, ROLE_VALIDATOR, CreateTask, GlobalModel,
                          GroupSkipped, Message, ModelScored, ProducerElected, ProducerMissed, Register, RoundClose,
-                         TaskCreated, TestSetPosted, VALIDATION_MAD, VALIDATION_TRUST, ValidatorPenalized, Withdraw,
-                         encode_deposit_data)
+                         TaskCreated, TestSetPosted, VALIDATION_MAD, VALIDATION_TRUST,
+                         ValidatorPenalized, Withdraw, encode_deposit_data)
 from dapp.state import format_wei
 from dapp.task import KEEP_DIGEST
 from flower_sim import models
@@ -73,8 +76,10 @@ from flower_sim.disputes import DisputeDesk
 from flower_sim.records import RoundRecord
 from flower_sim.quantize import to_frq1
 from flower_sim.records import ValidatorReport as RoundReport
+from flower_sim.remote_validators import RemoteValidators
 from flower_sim.rollup_inputs import model_chunks, public_set_chunks, report_inputs
 from flower_sim.rollup_schedule import ClosePlan, Schedule, SilentValidator, plan_close
+from flower_sim.rollup_watch import RollupRejected, processed
 from flower_sim.signatures import RollupTask
 from rollups_client import l1_capacity
 from rollups_client.l1 import L1, Dropped, Reverted
@@ -116,11 +121,6 @@ def fund_accounts(l1: L1, addresses: list[str]) -> int:
     return len(poor)
 
 
-class RollupRejected(FedrollupError):
-    """The rollup rejected one of the roles' inputs (the message is the rollup's own report): the run stops,
-    and the command line says why in one line."""
-
-
 @dataclass
 class ChainTimings:
     """Seconds the round loop spent blocked on the rollup, per round (the chain's share of a round): round r's
@@ -140,17 +140,31 @@ class RollupRecorder:
 
     def __init__(self, cfg: SimulationConfig, deployment: Deployment, node: NodeClient,
                  terms: TaskTerms = TaskTerms(), say: Say = lambda _: None,
-                 silent: SilentValidator | None = None, cheating: CheatingValidator | None = None) -> None:
+                 silent: SilentValidator | None = None, cheating: CheatingValidator | None = None,
+                 remote_validators: Sequence[str] = ()) -> None:
         self.cfg, self.deployment, self.node, self.terms, self.say = cfg, deployment, node, terms, say
         self.silent, self.cheating = silent, cheating
+        if remote_validators and (silent is not None or cheating is not None):
+            raise ConfigError("--silent-validator and --cheating-validator stage a validator in this process: "
+                              "they cannot be combined with --validator-address (validators holding their own keys)")
+        if remote_validators and len(remote_validators) != cfg.validators:
+            raise ConfigError(f"--validator-address: give one address per validator, in group order "
+                              f"({cfg.validators}), not {len(remote_validators)}")
+        # remote validators (`fedrollup validator --key-file`) send their own inputs: this process holds no key of
+        # theirs (None) and waits for their reports, reveals and closes on the rollup (`remote`)
+        self.remote = bool(remote_validators)
         self.desk: DisputeDesk | None = None  # the disputes' side, once the task is open
         self.l1 = L1(deployment.rpc_url, deployment)
         self.manager_key = accounts.private_key(accounts.manager_index())  # shifted in a market run's publisher
-        self.validator_keys = [accounts.private_key(accounts.validator_index(g)) for g in range(cfg.validators)]
+        self.validator_keys: list[str | None] = [None] * cfg.validators if self.remote else \
+            [accounts.private_key(accounts.validator_index(g)) for g in range(cfg.validators)]
         self.trainer_keys = [accounts.private_key(accounts.trainer_index(t, cfg.validators))
                              for t in range(cfg.trainers)]
-        self.key_of = {L1.address(k): k for k in [self.manager_key, *self.validator_keys, *self.trainer_keys]}
-        self.validator_addresses = [L1.address(k) for k in self.validator_keys]
+        self.key_of = {L1.address(k): k for k in [self.manager_key, *self.validator_keys, *self.trainer_keys]
+                       if k is not None}
+        self.validator_addresses = [a.lower() for a in remote_validators] if self.remote else \
+            [L1.address(k) for k in self.validator_keys]
+        self.remotes = RemoteValidators(self) if self.remote else None  # waits for their inputs on the rollup
         self.trainer_addresses = [L1.address(k) for k in self.trainer_keys]
         self.name_of = {L1.address(self.manager_key): "the publisher",
                         **{a: f"validator {v}" for v, a in enumerate(self.validator_addresses)},
@@ -202,19 +216,7 @@ class RollupRecorder:
 
     def _confirm(self, what: str, tx_hash, timeout: float = 120.0) -> int:
         """Wait until the rollup processed the input sent in `tx_hash`; raise its reason if rejected."""
-        index = self._input_index(tx_hash)
-        deadline = time.monotonic() + timeout
-        while True:
-            status = self.node.input_status(index)
-            if status == "ACCEPTED":
-                return index
-            if status not in ("NONE", ""):
-                reports = self.node.reports(input_index=index)
-                reason = reports[0].raw_data.decode(errors="replace") if reports else status
-                raise RollupRejected(f"the rollup rejected {what} (input {index}, {status}): {reason}")
-            if time.monotonic() > deadline:
-                raise RollupRejected(f"the rollup did not process {what} (input {index}) within {timeout:.0f} s")
-            time.sleep(0.1)
+        return processed(self.node, self._input_index(tx_hash), what, timeout)
 
     def _confirm_pending(self, round_: int) -> list[int]:
         """Wait for every input of the round sent and not yet confirmed; their input indices."""
@@ -226,7 +228,7 @@ class RollupRecorder:
 
     # ------------------------------------------------------------------ the task
     def _fund_roles(self) -> None:
-        poor = fund_accounts(self.l1, list(self.key_of))
+        poor = fund_accounts(self.l1, [*self.key_of, *(self.validator_addresses if self.remote else [])])
         if poor:
             self.say(f"funded {poor} role accounts with {FUNDING / 10**18:g} ETH each for gas")
 
@@ -239,7 +241,7 @@ class RollupRecorder:
         create = CreateTask(mad_bps=round(cfg.mad * 10_000), rounds=rounds,
                             groups=cfg.validators, round_trainer_budget=t.budget(cfg.trainers),
                             reward_per_positive=t.reward_per_positive, validator_reward=t.validator_reward,
-                            validators=tuple(L1.address(k).lower() for k in self.validator_keys),
+                            validators=tuple(a.lower() for a in self.validator_addresses),
                             trainers_per_group=max(Counter(map(cfg.group_of, range(cfg.trainers))).values(),
                                                    default=1),
                             registration_blocks=t.registration_blocks, report_blocks=t.report_blocks,
@@ -260,9 +262,10 @@ class RollupRecorder:
         self._post_test_set(create, test_set)
         self.desk = DisputeDesk(self, test_set, arch_named(cfg.model), create.mad_bps, create.challenges_per_round,
                                 RollupRejected)
-        self.say(f"{cfg.validators} validators and {cfg.trainers} trainers register for task {self.task_id}")
+        self.say(f"{cfg.validators} validators and {cfg.trainers} trainers register for task {self.task_id}"
+                 + (" (each validator from its own process and key)" if self.remote else ""))
         sent = [("validator registration", self._send(k, Register(self.task_id, ROLE_VALIDATOR, g)))
-                for g, k in enumerate(self.validator_keys)]
+                for g, k in enumerate(self.validator_keys) if k is not None]  # remote: each registers itself
         sent += [(f"trainer {t_id}'s registration", self._send(k, Register(self.task_id, ROLE_TRAINER,
                                                                            cfg.group_of(t_id))))
                  for t_id, k in enumerate(self.trainer_keys)]
@@ -404,6 +407,9 @@ class RollupRecorder:
             raise RollupRejected(f"validator {report.validator_id} cannot report round {report.round}: {err}") \
                 from None
         key, what = self.validator_keys[report.validator_id], f"validator {report.validator_id}'s report"
+        tx = None
+        if key is None:  # a remote validator sends its own report (`validator_agent`): the rollup will show it
+            messages = []
         if len(messages) > 1:
             self.say(f"validator {report.validator_id}'s report of round {report.round} "
                      f"({len(report.contributions):,} trainers) goes in {len(messages)} parts")
@@ -509,6 +515,9 @@ class RollupRecorder:
                          f"reveal serves both")
                 continue
             revealed.add(model_digest)
+            if self.validator_keys[v] is None:  # it reveals from its own key: `_reveal` waits for its ModelScored
+                sent.append((v, None, None))
+                continue
             chunks = model_chunks(self.task_id, round_, model_digest, model)
             self.say(f"validator {v} reveals its model of round {round_} ({len(model):,} bytes, {len(chunks)} "
                      f"input{'s' if len(chunks) > 1 else ''})")
@@ -529,10 +538,14 @@ class RollupRecorder:
         reports = self._confirm_pending(round_)
         scores: dict[str, int] = {}
         for v, chunk, tx in sent:
-            what = f"validator {v}'s model chunk {chunk.index} of round {round_}"
-            if self._input_index(tx) < max(reports, default=-1):  # ordered before a report: the reveal was not open
-                tx = self._send(self.validator_keys[v], chunk)
-            for n in self._notices(self._confirm(what, tx)):
+            if chunk is None:
+                notices = self.remotes.reveal(v, round_)
+            else:
+                what = f"validator {v}'s model chunk {chunk.index} of round {round_}"
+                if self._input_index(tx) < max(reports, default=-1):  # before a report: the reveal was not open
+                    tx = self._send(self.validator_keys[v], chunk)
+                notices = self._notices(self._confirm(what, tx))
+            for n in notices:
                 if isinstance(n, ModelScored):
                     scores[str(n.group)] = n.accuracy_bps
                     self.say(f"the rollup scored group {n.group}'s model of round {round_} at "
@@ -561,7 +574,10 @@ class RollupRecorder:
 
     def _close(self, close: RoundClose, silent: frozenset[str]) -> int:
         """Close as the rollup's schedule allows: the first producer in turn that is not silent closes once the
-        contest window (and the close deadlines of the turns before it) have passed."""
+        contest window (and the close deadlines of the turns before it) have passed. Remote validators close in
+        their turns from their own keys (`RemoteValidators.close`)."""
+        if self.remotes is not None and (index := self.remotes.close(close.round)) is not None:
+            return index
         schedule = self._schedule()
         plan = plan_close(schedule, self.l1.block_number(), silent, frozenset(self.key_of))
         if plan is None:

@@ -7,6 +7,9 @@ Per round r, over the manager link (`flower_sim.manager_link`): fetch the global
 `Validator` round over this SuperLink's Grid, then send the report, the model and timings: the Flower round's
 wall time, the slowest trainer's training and ClientApp start seconds (`flower_sim.station_app`), and the
 seconds fetching the global model; the link then sends how long that upload took.
+With "key-file" (`fedrollup validator --key-file`, and "deployment-file", "rpc-url", "node-url"), the validator
+sends its own rollup inputs from that key (`flower_sim.validator_agent`): its Register, each round's report, its
+reveal, its closes in turn; the manager holds no key of it. Without, the manager sends them (the dev mnemonic).
 Components: `serverapp = "flower_sim.validator_app:app"`, `clientapp = "flower_sim.station_app:app"`.
 """
 from __future__ import annotations
@@ -19,6 +22,7 @@ from flwr.app import Context, Message
 from flwr.serverapp import Grid, ServerApp
 
 from common import accounts
+from contracts_config.deployment import load
 from flower_sim import models
 from flower_sim.config import SimulationConfig
 from flower_sim.data import make_splits
@@ -26,6 +30,9 @@ from flower_sim.federation import trainer_nodes
 from flower_sim.grid import GroupGrid
 from flower_sim.manager_link import fetch_global, fetch_task, post_result, round_document
 from flower_sim.validator import Validator, ValidatorJudge
+from flower_sim.validator_agent import ValidatorAgent, read_key_file
+from rollups_client.l1 import L1
+from rollups_client.node import NodeClient
 
 app = ServerApp()
 
@@ -63,6 +70,25 @@ class TimedGrid(GroupGrid):
         return replies
 
 
+def own_agent(config: dict, cfg: SimulationConfig, validator_id: int, task_id: int):
+    """The validator's agent holding its own key (None without "key-file": the manager sends its inputs)."""
+    if not config.get("key-file"):
+        return None
+    deployment = load(Path(str(config["deployment-file"])))
+    rpc = str(config.get("rpc-url") or deployment.rpc_url)
+    return ValidatorAgent(read_key_file(Path(str(config["key-file"]))), validator_id, L1(rpc, deployment),
+                          NodeClient.at(str(config["node-url"]), deployment.application), task_id,
+                          say=lambda text: print(f"[own key] {text}", flush=True))
+
+
+def signing_key(config: dict, validator_id: int) -> str:
+    """The key the validator signs its posts to the manager with: its own (`--key-file`), else the run's mnemonic's
+    account of its group (the address the task names either way)."""
+    if config.get("key-file"):
+        return read_key_file(Path(str(config["key-file"])))
+    return accounts.private_key(accounts.validator_index(validator_id))
+
+
 def wait_for_nodes(grid: Grid, count: int, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while len(list(grid.get_node_ids())) < count:
@@ -90,12 +116,21 @@ def main(grid: Grid, context: Context) -> None:
     validator = Validator(validator_id, timed, ValidatorJudge(validator_id, splits.validators[validator_id], cfg),
                           cfg, cfg.malicious_trainers, out)
     setup = {"serverapp_setup_s": time.perf_counter() - setup_started}
-    key = accounts.private_key(accounts.validator_index(validator_id))  # signs its posts to the manager
+    agent, trainers = None, [accounts.address(accounts.trainer_index(t, cfg.validators)).lower()
+                             for t in range(cfg.trainers)]
+    key = signing_key(config, validator_id)  # signs its posts to the manager
     for server_round in range(1, cfg.rounds + 1):
         global_weights, global_model, fetch_s = fetch_global(manager, server_round,
                                                              float(config.get("wait-global-s", 900)))
         if server_round == 1:  # the task is open once round 1's global is served: the stations sign for it
             validator.rollup = fetch_task(manager)
+            if validator.rollup is not None:
+                agent = own_agent(config, cfg, validator_id, validator.rollup.task_id)
         outcome = validator.run_round(server_round, global_weights, global_model)
+        if agent is not None:  # its report, reveal and close go out from its key while the next round trains
+            agent.submit(outcome.report, trainers, global_model if server_round > 1 else b"")
         timings = {**timed.last, "fetch_global_s": fetch_s, **(setup if server_round == 1 else {})}
         post_result(manager, server_round, validator_id, round_document(outcome, timings), key)
+    if agent is not None:
+        agent.finish()
+        print(f"validator {validator_id} sent {len(agent.sent)} rollup input(s) from its own key", flush=True)

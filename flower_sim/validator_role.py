@@ -45,6 +45,28 @@ class ValidatorOptions:
     wait_nodes_s: float = 180.0
     round_timeout_s: float = 1800.0
     reply_timeout_s: float = 600.0
+    key_file: Path | None = None             # its own rollup key (0600): it sends its own inputs
+    deployment: Path | None = None           # the rollup's deployment file (with --key-file)
+    node: str = ""                           # the rollups node it reads the rollup's answers from
+    rpc: str = ""                            # L1's JSON-RPC URL; "": the deployment file's
+
+    def own_key(self) -> dict[str, str]:
+        """The run config that makes its ServerApp send its own rollup inputs (`validator_agent`); {} without
+        --key-file. ConfigError for a key file that is not its owner's only, or missing rollup options."""
+        if self.key_file is None:
+            if self.deployment or self.node or self.rpc:
+                raise ConfigError("--deployment, --node and --rpc go with --key-file (the validator sends its own "
+                                  "rollup inputs)")
+            return {}
+        if self.deployment is None or not self.node:
+            raise ConfigError("--key-file needs --deployment FILE and --node URL: the validator sends its own rollup "
+                              "inputs and reads the rollup's answers")
+        if not self.deployment.is_file():
+            raise ConfigError(f"--deployment {self.deployment}: no such file")
+        from flower_sim.validator_agent import read_key_file  # web3: only for a validator holding its own key
+        read_key_file(self.key_file)  # refused here, before the SuperLink starts, unless mode 0600
+        return {"key-file": str(self.key_file.resolve()), "deployment-file": str(self.deployment.resolve()),
+                "node-url": self.node, "rpc-url": self.rpc}
 
     def checked(self) -> tuple[Tls | None, list[Path]]:
         """(TLS material or None, the trainers' public keys); ConfigError for options that cannot run."""
@@ -113,6 +135,7 @@ def flwr_json(done: subprocess.CompletedProcess) -> dict:
 
 def run(options: ValidatorOptions) -> int:
     tls, keys = options.checked()
+    own_key = options.own_key()
     workdir = options.workdir.resolve()
     children = Children({"FLWR_HOME": str(workdir / "flwr-home")})
     manager = options.manager.rstrip("/")
@@ -131,7 +154,7 @@ def run(options: ValidatorOptions) -> int:
                               f"(0 .. {cfg.validators - 1})")
         values = {**cfg.to_run_config(), "validator-id": options.id, "manager-url": manager,
                   "out": str(workdir / "models"), "wait-nodes-s": options.wait_nodes_s,
-                  "wait-global-s": options.round_timeout_s, "reply-timeout-s": options.reply_timeout_s}
+                  "wait-global-s": options.round_timeout_s, "reply-timeout-s": options.reply_timeout_s, **own_key}
         app = write_validator_app(workdir / "app", values)
         print(f"validator {options.id}: `flwr run` of its ServerApp for {cfg.rounds} round(s) of the manager's run",
               flush=True)

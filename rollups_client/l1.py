@@ -125,6 +125,10 @@ class L1:
         """The gas limit of L1's latest block: what one block's inputs may cost in all (`l1_capacity`)."""
         return int(self.w3.eth.get_block("latest")["gasLimit"])
 
+    def input_count(self) -> int:
+        """How many inputs the application's InputBox holds (a node that processed as many has read them all)."""
+        return self.input_box.functions.getNumberOfInputs(self.application.address).call()
+
     @property
     def priority_fee(self) -> int:
         """The chain's suggested priority fee (wei per gas)."""

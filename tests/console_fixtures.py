@@ -12,7 +12,7 @@ import contextlib
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 from eth_utils import keccak
@@ -60,10 +60,14 @@ def signed(recorder: RollupRecorder, cfg: SimulationConfig, rnd: int, t: int, sa
     return update, sign(key, task.domain, task.update(rnd, cfg.group_of(t), update, samples))
 
 
-def record_history(recorder: RollupRecorder, cfg: SimulationConfig, run_dir: Path) -> None:
+def record_history(recorder: RollupRecorder, cfg: SimulationConfig, run_dir: Path,
+                   agents_for: Callable[[int], list] | None = None) -> None:
     """`cfg.rounds` rounds of a `logreg` run: every trainer Positive but the attacker; validator 0 closest to the
-    global model. A `shapley` run's accepted trainer t reports a share of (t + 1) x 1,000 bps."""
+    global model. A `shapley` run's accepted trainer t reports a share of (t + 1) x 1,000 bps. ``agents_for``:
+    the validators send their own inputs, each from its `ValidatorAgent` (made with the task's id) that holds its
+    key; the recorder holds none."""
     recorder.open_task(cfg.rounds)
+    agents = agents_for(recorder.task_id) if agents_for is not None else []
     for rnd in range(1, cfg.rounds + 1):
         results, models = [], []
         for v in range(cfg.validators):
@@ -77,10 +81,13 @@ def record_history(recorder: RollupRecorder, cfg: SimulationConfig, run_dir: Pat
             name = f"round-{rnd:03d}-validator-{v}.frq"
             models.append(logreg_model(rnd, v))
             model_digest = save_frq1(run_dir / name, models[-1])
-            recorder.on_validator_report(ValidatorReport(
+            report = ValidatorReport(
                 round=rnd, validator_id=v, strategy="mad", own_accuracy=0.91, own_accuracy_bps=9100,
                 contributions=contributions, model_file=name, model_digest=model_digest,
-                training_s=0.0, validation_s=0.0, aggregation_s=0.0, model=models[-1]))
+                training_s=0.0, validation_s=0.0, aggregation_s=0.0, model=models[-1])
+            recorder.on_validator_report(report)
+            if agents:
+                agents[v].submit(report, recorder.trainer_addresses, b"")
             results.append(ValidatorResult(
                 validator_id=v, own_accuracy=0.91, own_accuracy_bps=9100, aggregated_accuracy=0.9,
                 aggregated_accuracy_bps=9000 + 10 * v, accepted=len(contributions),
@@ -91,6 +98,8 @@ def record_history(recorder: RollupRecorder, cfg: SimulationConfig, run_dir: Pat
             round=rnd, global_accuracy=0.9, global_accuracy_bps=9002, global_loss=0.3, global_model_file=name,
             global_digest=save_frq1(run_dir / name, glob), best_validator=0, validators=tuple(results),
             contributions=(), global_model=glob))
+    for agent in agents:
+        agent.finish(timeout_s=300)
     recorder.finish()  # the last round's close, handed to the recorder's worker
 
 

@@ -101,7 +101,14 @@ class FakeRollup:
         return [SimpleNamespace(raw_data=self.reasons[input_index])]
 
     def notices(self, input_index: int) -> list:
-        return [SimpleNamespace(message=o.message) for o in self.outputs[input_index] if isinstance(o, Notice)]
+        return [SimpleNamespace(message=o.message) for o in self.outputs.get(input_index, ()) if isinstance(o, Notice)]
+
+    def input_count(self) -> int:
+        return self.processed_input_count()
+
+    def processed_input_count(self) -> int:
+        with self.lock:  # an input is applied as it is sent, its outputs stored with it (as the node does, atomically)
+            return self.chain.index
 
     def inspect(self, payload: bytes) -> InspectAnswer:
         try:
@@ -147,12 +154,13 @@ TERMS = TaskTerms(registration_blocks=50, report_blocks=60, close_blocks=4, cont
 
 
 def recorder_on(rollup: FakeRollup, monkeypatch, silent: SilentValidator | None, terms: TaskTerms = TERMS,
-                cheating: CheatingValidator | None = None, cfg: SimulationConfig = CFG) -> tuple[RollupRecorder, list]:
+                cheating: CheatingValidator | None = None, cfg: SimulationConfig = CFG,
+                remote_validators: tuple[str, ...] = ()) -> tuple[RollupRecorder, list]:
     monkeypatch.setattr(rollup_roles, "L1", type("FakeL1", (L1,), {"__new__": lambda cls, *a: rollup}))
     said: list[str] = []
     deployment = SimpleNamespace(rpc_url="fake", chain_id=DOMAIN.chain_id, application=DOMAIN.verifying_contract)
     recorder = RollupRecorder(cfg, deployment, rollup, terms=terms, say=said.append, silent=silent,
-                              cheating=cheating)
+                              cheating=cheating, remote_validators=remote_validators)
     recorder._fund_roles = lambda: None
     recorder.POLL_S = 0
     return recorder, said

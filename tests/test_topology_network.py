@@ -135,6 +135,18 @@ def test_topology_command_runs_a_recorded_federated_round_across_the_network(tmp
         assert "2 trainer key(s) registered, no other SuperNode admitted" in said
     assert all("SuperNode dialing" in (hosts / s / "trainer.log").read_text() for s in ("sta1", "sta2", "sta3", "sta4"))
     assert "manager serving the run's configuration" in (hosts / "mgr" / "manager.log").read_text()
+    # each validator sent its own rollup inputs from a key only its host holds; the manager got addresses only
+    manager_files = [p.read_bytes() for p in (hosts / "mgr").rglob("*") if p.is_file()]
+    for validator in ("val1", "val2"):
+        said = (hosts / validator / "validator.log").read_text()
+        for what in ("its Register for task", "its report of round 1 from its own key",
+                     "its model of round 1 (chunk 1 of 1) from its own key"):
+            assert f"sent {what}" in said, what
+        key_file = hosts / validator / "validator-key"
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        key = key_file.read_text().strip().encode()
+        assert not any(key in data or key[2:] in data for data in manager_files)
+    assert "(each validator from its own process and key)" in (hosts / "mgr" / "manager.log").read_text()
     assert min(b["rx_bytes"] for b in summary["station_bytes_after_registration"].values()) > 1_000
     assert json.loads((out / "topology.json").read_text())["format"] == "fedrollup-topology/1"
     # one federated round: each validator's ServerApp on its SuperLink trained its stations, the manager host

@@ -90,6 +90,8 @@ def run_rounds(network, processes: HostProcesses, flower, chain, cfg: Simulation
     figures = processes.host_dir("mgr") / "manager-figures.json"
     figures.unlink(missing_ok=True)
     chain_options = ["--deployment", str(chain.deployment), "--node", chain.node_url] if chain else []
+    for address in flower.validator_addresses:  # each validator sends its own inputs: the manager gets no key
+        chain_options += ["--validator-address", address]
     started = time.monotonic()
     announcements = OutputLines(processes.log_path("mgr", "manager"))
     manager = processes.start("mgr", "manager", [str(VENV_BIN / "fedrollup"), "manager", *option_argv(cfg),

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from flower_sim.deployment import (CLIENTAPP_ISOLATION, DEFAULT_CLIENTAPP_ISOLATION, READY_LINE, SUPERLINK_PORT,
                                    write_supernode_key)
+from flower_sim.validator_agent import write_key_file
 from topology.processes import VENV_BIN, HostProcess, HostProcesses, wait_until
 from topology.tls import ServerCertificate, make_certificates
 from topology.topo import EdgeTopology
@@ -43,6 +44,7 @@ class FlowerServices:
     clientapp_isolation: str = DEFAULT_CLIENTAPP_ISOLATION
     executors: dict[str, HostProcess] = field(default_factory=dict)  # station -> its trainer, with a warm executor
     keys: dict[str, Path] = field(default_factory=dict)  # station -> its SuperNode private key
+    validator_addresses: list[str] = field(default_factory=list)  # each validator's own rollup address, by group
 
     def describe_clientapps(self) -> str:
         """How the stations run their ClientApps, in words."""
@@ -53,10 +55,12 @@ class FlowerServices:
 
 
 def start_superlinks(processes: HostProcesses, topo: EdgeTopology, tls: bool = True,
-                     port: int = SUPERLINK_PORT, timeout_s: float = 120.0) -> FlowerServices:
+                     port: int = SUPERLINK_PORT, timeout_s: float = 120.0, chain=None) -> FlowerServices:
     """`fedrollup validator` on each validator host, its SuperLink bound to its address, admitting its group's
     stations' keys; returns once each says its SuperLink is ready. Each then waits for the manager's link
-    (`run_rounds` starts it) to run its ServerApp."""
+    (`run_rounds` starts it) to run its ServerApp. With a chain (`chain_host.ChainEndpoints`) each holds its own
+    rollup key, written in its host's folder only (`fedrollup validator keygen`, mode 0600), and sends its own
+    inputs through its own node; `validator_addresses` is what the manager is given."""
     network = processes.network
     services = FlowerServices(insecure=not tls)
     if tls:
@@ -71,13 +75,14 @@ def start_superlinks(processes: HostProcesses, topo: EdgeTopology, tls: bool = T
                 shutil.copy(public, registered / f"{station.name}.pub")
     manager = f"http://{topo.address('mgr')}:{MANAGER_PORT}"
     repository = str(Path(__file__).resolve().parent.parent)
-    for validator in topo.validators:
+    for validator in sorted(topo.validators, key=lambda v: v.group):  # by group: the manager's address order
         address = topo.address(validator.name)
         cert = services.certificates.get(validator.name)
         security = (["--tls-ca", str(cert.ca), "--tls-cert", str(cert.cert), "--tls-key", str(cert.key),
                      "--trainer-keys", str(cert.ca.parent / f"trainers-{validator.name}")] if cert else ["--insecure"])
         argv = [str(VENV_BIN / "fedrollup"), "validator", "--id", str(validator.group - 1), "--manager", manager,
                 "--host", address, "--port", str(port), *security,
+                *(own_key(processes, validator.name, chain, services) if chain is not None else []),
                 "--workdir", str(processes.host_dir(validator.name) / "validator"),
                 "--round-timeout", f"{ROUND_TIMEOUT_S:g}", "--reply-timeout", str(REPLY_TIMEOUT_S)]
         services.superlinks[validator.name] = processes.start(validator.name, "validator", argv,
@@ -91,6 +96,16 @@ def start_superlinks(processes: HostProcesses, topo: EdgeTopology, tls: bool = T
         wait_until(lambda: network.reachable(validator.name, topo.address(validator.name), port), timeout_s,
                    f"the SuperLink on {validator.name} across the network", role)
     return services
+
+
+def own_key(processes: HostProcesses, host: str, chain, services: FlowerServices) -> list[str]:
+    """A fresh rollup key for the validator on ``host``, in its host's folder only, the options that use it (its
+    own node); its address goes to ``services.validator_addresses`` (the validators are started by group)."""
+    key = processes.host_dir(host) / "validator-key"
+    key.unlink(missing_ok=True)  # a new run, a new key
+    services.validator_addresses.append(write_key_file(key))
+    node = dict(chain.members).get(host, chain.node_url)
+    return ["--key-file", str(key), "--deployment", str(chain.deployment), "--node", node]
 
 
 def start_supernodes(processes: HostProcesses, topo: EdgeTopology, services: FlowerServices,

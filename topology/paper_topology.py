@@ -162,7 +162,7 @@ def bring_up(network, options: TopologyOptions) -> TopologyServices:
               f"{checks['chain_id_seen_from_' + probe_host]} seen from {probe_host}); members' nodes: "
               + ", ".join(f"{h} {u}" for h, u in chain.members))
     started = time.monotonic()
-    flower = flower_services.start_superlinks(processes, topo, tls=not options.insecure)
+    flower = flower_services.start_superlinks(processes, topo, tls=not options.insecure, chain=chain)
     print("`fedrollup validator` on each validator host, its SuperLink ready: "
           + ", ".join(f"{v} on {a}" for v, a in flower.addresses.items())
           + (" (TLS with the run CA, admitting only its group's registered SuperNode keys)" if not options.insecure

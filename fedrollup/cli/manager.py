@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from common.errors import ConfigError
@@ -33,6 +34,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     chain.add_argument("--node", default="", metavar="URL", help="the rollups node to read the rollup's answers "
                                                                  "from, e.g. http://10.0.0.3:6751")
     chain.add_argument("--rpc", default="", metavar="URL", help="L1's JSON-RPC URL; empty: the deployment file's")
+    chain.add_argument("--validator-address", dest="validator_addresses", action="append", default=[],
+                       metavar="ADDRESS", help="a validator's rollup address (`fedrollup validator keygen`), once per "
+                                               "validator in group order: the validators send their own inputs from "
+                                               "their keys, this process holds none of them")
     add_mnemonic_option(p)
     p.set_defaults(func=_run)
 
@@ -46,9 +51,20 @@ def manager_options(args: argparse.Namespace):
         raise ConfigError("give both --deployment and --node (the run records on the rollup), or neither")
     if args.deployment and not args.deployment.is_file():
         raise ConfigError(f"--deployment {args.deployment}: no such file")
+    addresses = [a.lower() for a in args.validator_addresses]
+    if addresses and not args.deployment:
+        raise ConfigError("--validator-address goes with --deployment and --node (the run records on the rollup)")
+    bad = [a for a in addresses if not re.fullmatch(r"0x[0-9a-f]{40}", a)]
+    if bad:
+        raise ConfigError(f"--validator-address {bad[0]}: not an address (0x and 40 hex digits)")
+    if addresses and len(addresses) != cfg.validators:
+        raise ConfigError(f"--validator-address: give one per validator in group order ({cfg.validators}), "
+                          f"not {len(addresses)}")
+    if len(set(addresses)) != len(addresses):
+        raise ConfigError("--validator-address: each validator needs its own address")
     return ManagerOptions(cfg, output_folder(args, cfg, "manager").resolve(), host=args.host, port=args.port,
                           figures=args.figures, deployment=args.deployment, node_url=args.node, rpc_url=args.rpc,
-                          round_timeout_s=args.round_timeout_s)
+                          round_timeout_s=args.round_timeout_s, validator_addresses=tuple(addresses))
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -18,9 +18,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "ServerApp for the whole run: each round it fetches the global model, judges its group's "
                     "updates with the run's rule (MAD by default) and sends its model and report to the manager.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--id", type=int, required=True, help="the validator's group, from 0 (trainer t is in group "
-                                                         "t * validators // trainers)")
-    p.add_argument("--manager", required=True, metavar="URL", help="the manager's link, e.g. http://10.0.0.1:8700")
+    p.add_argument("--id", type=int, default=-1, help="the validator's group, from 0 (trainer t is in group "
+                                                      "t * validators // trainers); required")
+    p.add_argument("--manager", default="", metavar="URL",
+                   help="the manager's link, e.g. http://10.0.0.1:8700; required")
     link = p.add_argument_group("its SuperLink")
     link.add_argument("--host", default="0.0.0.0", help="address the SuperLink binds")
     link.add_argument("--port", type=int, default=SUPERLINK_PORT, help="port of the SuperLink (Fleet and Control API)")
@@ -47,8 +48,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                      help="how long it waits for each round's global model")
     run.add_argument("--reply-timeout", dest="reply_timeout_s", type=float, default=600.0, metavar="SECONDS",
                      help="how long a round waits for its trainers' updates (the silent ones are left out)")
+    own = p.add_argument_group("its own rollup key (omit: the manager sends its rollup inputs)")
+    own.add_argument("--key-file", type=Path, default=None, metavar="FILE",
+                     help="its rollup account's private key (one 0x-hex key, mode 0600; `fedrollup validator keygen`):"
+                          " it registers, reports, reveals and closes in turn from this key, which only it holds")
+    own.add_argument("--deployment", type=Path, default=None, metavar="FILE", help="the rollup's deployment file")
+    own.add_argument("--node", default="", metavar="URL", help="the rollups node, e.g. http://10.0.0.3:6751")
+    own.add_argument("--rpc", default="", metavar="URL", help="L1's JSON-RPC URL; empty: the deployment file's")
     add_mnemonic_option(p)
     p.set_defaults(func=_run)
+    actions = p.add_subparsers(dest="validator_command", metavar="ACTION")
+    keygen = actions.add_parser("keygen", help="make its rollup key: FILE (mode 0600), and print its address")
+    keygen.add_argument("--out", type=Path, required=True, metavar="FILE", help="the key's file (refused if it exists)")
+    keygen.set_defaults(func=_keygen)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -56,3 +68,12 @@ def _run(args: argparse.Namespace) -> int:
 
     set_mnemonic(args)
     return run(config_from(ValidatorOptions, args))
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    from flower_sim.validator_agent import write_key_file  # heavy: web3
+
+    address = write_key_file(args.out)
+    print(f"validator key: {args.out} (mode 0600, keep it on the validator's machine); its address {address} "
+          f"(give it to the manager: --validator-address {address})")
+    return 0
