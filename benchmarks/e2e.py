@@ -125,20 +125,29 @@ def main(argv: list[str] | None = None) -> int:
                                  run_recorded(cfg, Path(tmp) / f"chain-{bt:g}-{k}-{kind}", bt, kind, k)))
     base_round = statistics.median(base["round_s"])
     print()
-    print(f"{'run':<30} {'round s (median)':>17} {'chain s (median)':>17} {'chain share':>12} "
-          f"{'vs baseline':>12} {'tail s':>7} {'run s':>7} {'task setup s':>13} {'final acc':>10} {'gas/vote':>9} "
-          f"{'settled after':>14}")
+    print(f"{'run':<30} {'round s (median)':>17} {'chain s (median)':>17} {'chain share':>12} {'mean share':>11} "
+          f"{'vs baseline':>12} {'tail s':>7} {'run s':>7} {'chain of run':>13} {'task setup s':>13} "
+          f"{'final acc':>10} {'gas/vote':>9} {'settled after':>14}")
     for name, r in rows:
         round_s, chain_s = statistics.median(r["round_s"]), statistics.median(r["chain_s"])
+        mean_share = sum(r["chain_s"]) / sum(r["round_s"])
         settle = f"{r['settle_blocks']:g} blocks" if "settle_blocks" in r else "—"
         tail = f"{r['tail_s']:.1f}" if "tail_s" in r else "—"
         run = f"{r['run_s']:.1f}" if "run_s" in r else "—"
+        # the chain's share of the whole run: every wait of the round loop on the rollup, and the tail
+        of_run = f"{100 * (sum(r['chain_s']) + r['tail_s']) / r['run_s']:.1f}%" if "tail_s" in r else "—"
         print(f"{name:<30} {round_s:>17.2f} {chain_s:>17.2f} {100 * chain_s / round_s:>11.1f}% "
-              f"{100 * (round_s / base_round - 1):>+11.1f}% {tail:>7} {run:>7} {r.get('setup_s', 0.0):>13.1f} "
-              f"{100 * r['accuracy']:>9.1f}% {r.get('vote_gas', 0):>9,.0f} {settle:>14}")
-    print(f"\nmedians over rounds 2..{cfg.rounds}; tail: the wait after the last round for the closes still on "
-          f"chain; run: the federated rounds and the tail (not the task's setup); {cfg.trainers} trainers, "
-          f"{cfg.validators} validators, model {cfg.model}, strategy {cfg.strategy}, attack {cfg.attack}")
+              f"{100 * mean_share:>10.1f}% {100 * (round_s / base_round - 1):>+11.1f}% {tail:>7} {run:>7} "
+              f"{of_run:>13} {r.get('setup_s', 0.0):>13.1f} {100 * r['accuracy']:>9.1f}% "
+              f"{r.get('vote_gas', 0):>9,.0f} {settle:>14}")
+    for name, r in rows[1:]:
+        print(f"{name}: the round loop's wait on the rollup, rounds 2..{cfg.rounds} (s): "
+              + " ".join(f"{c:.1f}" for c in r["chain_s"]))
+    print(f"\nmedians over rounds 2..{cfg.rounds}; mean share: the waits over the rounds' time, rounds "
+          f"2..{cfg.rounds}; chain of run: the waits and the tail over the run; tail: the wait after the last round "
+          f"for the closes still on chain; run: the federated rounds and the tail (not the task's setup); "
+          f"{cfg.trainers} trainers, {cfg.validators} validators, model {cfg.model}, strategy {cfg.strategy}, "
+          f"attack {cfg.attack}")
     return 0
 
 

@@ -517,6 +517,8 @@ class RollupRecorder:
         """The confirming thread's job: the close mined and accepted (sent again once if it landed before the previous
         round's), the rollup's global model checked against the manager's, the election said."""
         try:
+            if self._broken is not None and self._broken < record.round:  # its close, if mined, was refused
+                raise RollupRejected(f"round {record.round} is not recorded: round {self._broken}'s close failed")
             index = self._confirm_close(sent)
             notices = self._notices(index)
             self._tell_late(notices)
