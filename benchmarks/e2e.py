@@ -15,7 +15,7 @@ settles; `quorum`, a node per member, the manager and each validator, 2 of 3 vot
 the gas of one claim vote and how many blocks after an epoch's end it settled (medians over the run's epochs).
 
 Run: .venv/bin/python -m benchmarks.e2e [--rounds 4] [--trainers 20] [--block-times 1,12]
-                                        [--open-rounds 1,8] [--consensus authority,quorum]
+                                        [--open-rounds 1,8] [--consensus authority,quorum] [--say]
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -59,10 +60,11 @@ def run_plain(cfg: SimulationConfig, out: Path) -> dict:
 
 
 def run_recorded(cfg: SimulationConfig, out: Path, block_time: float, consensus: str = "authority",
-                 open_rounds: int = RUN_OPEN_ROUNDS) -> dict:
+                 open_rounds: int = RUN_OPEN_ROUNDS, say: Callable[[str], None] = lambda _: None) -> dict:
     with local_stack(out / "chain", block_time=block_time, consensus=consensus,
                      members=1 + cfg.validators) as stack:
-        recorder = RollupRecorder(cfg, stack.deployment, stack.node, terms=TaskTerms(open_rounds=open_rounds))
+        recorder = RollupRecorder(cfg, stack.deployment, stack.node, terms=TaskTerms(open_rounds=open_rounds),
+                                  say=say)
         recorder.open_task(cfg.rounds)
         clock = RoundClock()
         start = time.perf_counter()
@@ -71,6 +73,10 @@ def run_recorded(cfg: SimulationConfig, out: Path, block_time: float, consensus:
                 "accuracy": result.records[-1].global_accuracy, "setup_s": recorder.timings.setup_s,
                 "tail_s": recorder.timings.final_s, "run_s": time.perf_counter() - start,
                 **settlement(stack.deployment)}
+
+
+def timed(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def settlement(deployment) -> dict:
@@ -96,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--open-rounds", default=str(RUN_OPEN_ROUNDS),
                         help="comma-separated: rounds open on chain at once (the task's openRounds; 1: one at a time)")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--say", action="store_true",
+                        help="print the recorder's messages, timed (when each close goes out and is recorded)")
     parser.add_argument("--consensus", default="authority",
                         help="comma-separated: authority (one node settles), quorum (a node per member)")
     args = parser.parse_args(argv)
@@ -122,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
                 for kind in kinds:
                     print(f"recorded on the rollup, block time {bt:g} s, {k} round(s) open, {kind}", flush=True)
                     rows.append((f"{kind}, {bt:g} s blocks, K={k}",
-                                 run_recorded(cfg, Path(tmp) / f"chain-{bt:g}-{k}-{kind}", bt, kind, k)))
+                                 run_recorded(cfg, Path(tmp) / f"chain-{bt:g}-{k}-{kind}", bt, kind, k,
+                                              timed if args.say else lambda _: None)))
     base_round = statistics.median(base["round_s"])
     print()
     print(f"{'run':<30} {'round s (median)':>17} {'chain s (median)':>17} {'chain share':>12} {'mean share':>11} "
