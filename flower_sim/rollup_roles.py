@@ -12,16 +12,19 @@ numbers per round (`round_figures`: each model's public accuracy, the global's).
 the run stops with its reason.
 
 The chain never stalls a round: `on_round_closed(r)` hands round r's close (the reveals confirmed, the disputes, the
-contest window, the RoundClose, the check of the rollup's GlobalModel, the next ProducerElected) to one background
-worker thread and returns at once, so round r+1 trains meanwhile (it needs nothing of the rollup's answer: the
-manager's global model is the rollup's, bit for bit, which the worker checks). The worker closes the rounds one after
-the other, in order, as the rollup requires. The task keeps `openRounds` K rounds open on chain at once (`TaskTerms`,
-8 by default, the demo's): round r's reports go out as soon as the round loop has them, once round r - K's close is
-confirmed (the round loop waits for that close only, and raises its error), sent with the reveals by a sender thread
-(web3 builds, estimates and signs each input: the round loop only hands them over); with K = 1 the round loop sends
-them itself and nothing of round r+1 is sent before round r's close is confirmed. A close (or a send) that failed
-stops the run at the round loop's next call. At the end of the run (`finish`) the round loop waits for every close
-handed over (the chain's tail, `ChainTimings.final_s`).
+contest window, the RoundClose, the check of the rollup's GlobalModel, the ProducerElected) to one background worker
+thread and returns at once, so round r+1 trains meanwhile (it needs nothing of the rollup's answer: the manager's
+global model is the rollup's, bit for bit, which the worker checks). The worker sends the closes one after the
+other, in order, as the rollup requires; since every open round's producer is known in advance (round r's close
+elects round r + K's), it sends a close once its contest window passed without waiting for the previous one to be
+mined, and a confirming thread checks each close in order (a close mined before its predecessor's is sent again).
+The task keeps `openRounds` K rounds open on chain at once (`TaskTerms`, 8 by default): round r's reports go out as
+soon as the round loop has them, once round r - K's close is confirmed (the round loop waits for that close only,
+and raises its error), sent with the reveals by a sender thread (web3 builds, estimates and signs each input: the
+round loop only hands them over); with K = 1 the round loop sends them itself and nothing of round r+1 is sent
+before round r's close is confirmed. A close (or a send) that failed stops the run at the round loop's next call. At
+the end of the run (`finish`) the round loop waits for every close handed over (the chain's tail,
+`ChainTimings.final_s`).
 A validator that accepted nothing (its model is the round's starting model) commits digest 0 and reveals nothing when
 K > 1 (the rollup counts the previous global for it). Sends are serialised (one key's nonces stay in order).
 
