@@ -15,7 +15,7 @@ settles; `quorum`, a node per member, the manager and each validator, 2 of 3 vot
 the gas of one claim vote and how many blocks after an epoch's end it settled (medians over the run's epochs).
 
 Run: .venv/bin/python -m benchmarks.e2e [--rounds 4] [--trainers 20] [--block-times 1,12]
-                                        [--open-rounds 1,8] [--consensus authority,quorum]
+                                        [--open-rounds 1,8] [--consensus authority,quorum] [--say]
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -59,10 +60,11 @@ def run_plain(cfg: SimulationConfig, out: Path) -> dict:
 
 
 def run_recorded(cfg: SimulationConfig, out: Path, block_time: float, consensus: str = "authority",
-                 open_rounds: int = RUN_OPEN_ROUNDS) -> dict:
+                 open_rounds: int = RUN_OPEN_ROUNDS, say: Callable[[str], None] = lambda _: None) -> dict:
     with local_stack(out / "chain", block_time=block_time, consensus=consensus,
                      members=1 + cfg.validators) as stack:
-        recorder = RollupRecorder(cfg, stack.deployment, stack.node, terms=TaskTerms(open_rounds=open_rounds))
+        recorder = RollupRecorder(cfg, stack.deployment, stack.node, terms=TaskTerms(open_rounds=open_rounds),
+                                  say=say)
         recorder.open_task(cfg.rounds)
         clock = RoundClock()
         start = time.perf_counter()
@@ -71,6 +73,10 @@ def run_recorded(cfg: SimulationConfig, out: Path, block_time: float, consensus:
                 "accuracy": result.records[-1].global_accuracy, "setup_s": recorder.timings.setup_s,
                 "tail_s": recorder.timings.final_s, "run_s": time.perf_counter() - start,
                 **settlement(stack.deployment)}
+
+
+def timed(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def settlement(deployment) -> dict:
@@ -96,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--open-rounds", default=str(RUN_OPEN_ROUNDS),
                         help="comma-separated: rounds open on chain at once (the task's openRounds; 1: one at a time)")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--say", action="store_true",
+                        help="print the recorder's messages, timed (when each close goes out and is recorded)")
     parser.add_argument("--consensus", default="authority",
                         help="comma-separated: authority (one node settles), quorum (a node per member)")
     args = parser.parse_args(argv)
@@ -122,23 +130,33 @@ def main(argv: list[str] | None = None) -> int:
                 for kind in kinds:
                     print(f"recorded on the rollup, block time {bt:g} s, {k} round(s) open, {kind}", flush=True)
                     rows.append((f"{kind}, {bt:g} s blocks, K={k}",
-                                 run_recorded(cfg, Path(tmp) / f"chain-{bt:g}-{k}-{kind}", bt, kind, k)))
+                                 run_recorded(cfg, Path(tmp) / f"chain-{bt:g}-{k}-{kind}", bt, kind, k,
+                                              timed if args.say else lambda _: None)))
     base_round = statistics.median(base["round_s"])
     print()
-    print(f"{'run':<30} {'round s (median)':>17} {'chain s (median)':>17} {'chain share':>12} "
-          f"{'vs baseline':>12} {'tail s':>7} {'run s':>7} {'task setup s':>13} {'final acc':>10} {'gas/vote':>9} "
-          f"{'settled after':>14}")
+    print(f"{'run':<30} {'round s (median)':>17} {'chain s (median)':>17} {'chain share':>12} {'mean share':>11} "
+          f"{'vs baseline':>12} {'tail s':>7} {'run s':>7} {'chain of run':>13} {'task setup s':>13} "
+          f"{'final acc':>10} {'gas/vote':>9} {'settled after':>14}")
     for name, r in rows:
         round_s, chain_s = statistics.median(r["round_s"]), statistics.median(r["chain_s"])
+        mean_share = sum(r["chain_s"]) / sum(r["round_s"])
         settle = f"{r['settle_blocks']:g} blocks" if "settle_blocks" in r else "—"
         tail = f"{r['tail_s']:.1f}" if "tail_s" in r else "—"
         run = f"{r['run_s']:.1f}" if "run_s" in r else "—"
+        # the chain's share of the whole run: every wait of the round loop on the rollup, and the tail
+        of_run = f"{100 * (sum(r['chain_s']) + r['tail_s']) / r['run_s']:.1f}%" if "tail_s" in r else "—"
         print(f"{name:<30} {round_s:>17.2f} {chain_s:>17.2f} {100 * chain_s / round_s:>11.1f}% "
-              f"{100 * (round_s / base_round - 1):>+11.1f}% {tail:>7} {run:>7} {r.get('setup_s', 0.0):>13.1f} "
-              f"{100 * r['accuracy']:>9.1f}% {r.get('vote_gas', 0):>9,.0f} {settle:>14}")
-    print(f"\nmedians over rounds 2..{cfg.rounds}; tail: the wait after the last round for the closes still on "
-          f"chain; run: the federated rounds and the tail (not the task's setup); {cfg.trainers} trainers, "
-          f"{cfg.validators} validators, model {cfg.model}, strategy {cfg.strategy}, attack {cfg.attack}")
+              f"{100 * mean_share:>10.1f}% {100 * (round_s / base_round - 1):>+11.1f}% {tail:>7} {run:>7} "
+              f"{of_run:>13} {r.get('setup_s', 0.0):>13.1f} {100 * r['accuracy']:>9.1f}% "
+              f"{r.get('vote_gas', 0):>9,.0f} {settle:>14}")
+    for name, r in rows[1:]:
+        print(f"{name}: the round loop's wait on the rollup, rounds 2..{cfg.rounds} (s): "
+              + " ".join(f"{c:.1f}" for c in r["chain_s"]))
+    print(f"\nmedians over rounds 2..{cfg.rounds}; mean share: the waits over the rounds' time, rounds "
+          f"2..{cfg.rounds}; chain of run: the waits and the tail over the run; tail: the wait after the last round "
+          f"for the closes still on chain; run: the federated rounds and the tail (not the task's setup); "
+          f"{cfg.trainers} trainers, {cfg.validators} validators, model {cfg.model}, strategy {cfg.strategy}, "
+          f"attack {cfg.attack}")
     return 0
 
 

@@ -40,7 +40,7 @@ def answer(state: State, path: str) -> dict[str, Any]:
     handler = _ROUTES.get(route)
     if handler is None or not arg and route not in _WHOLE_STATE or arg and route in _WHOLE_STATE:
         raise InspectError(f"unknown inspect path {path!r}; routes: task/<id>, stakes/<id>, "
-                           f"rounds/<id>?from=A&to=B, producer/<id>, balance/<address>, market, "
+                           f"rounds/<id>?from=A&to=B, producer/<id>?round=R&block=B, balance/<address>, market, "
                            f"tasks?open=BLOCK&from=N, reputation/<address>")
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     return handler(state, arg, query)
@@ -166,17 +166,32 @@ def rounds(state: State, arg: str, query: dict[str, str]) -> dict[str, Any]:
 
 
 def producer(state: State, arg: str, query: dict[str, str]) -> dict[str, Any]:
-    """Who may close the current round, in turn, and until which block (a client compares with L1's)."""
+    """Who may close an open round, in turn, and until which block (a client compares with L1's): the current round,
+    or with ``round=R&block=B`` open round R as known at L1 block B (its start may depend on it); ``open`` names the
+    producer of every open round (each known in advance: round r's producer is elected at round r - K's close)."""
     t = _task(state, arg)
+    _only(query, {"round", "block"})
     if t.over:
         return {"task_id": t.task_id, "finished": True, "round": None, "producer": None, "stake_wei": None,
-                "report_deadline": None, "turns": []}
-    order = t.producer_order()
-    return {"task_id": t.task_id, "finished": False, "round": t.current_round, "producer": _addr(t.producer),
-            "stake_wei": str(t.stakes.get(t.producer, 0)), "round_start": t.current_start(),
-            "report_deadline": t.report_deadline(), "contest_deadline": t.contest_deadline(),
-            "response_deadline": t.response_deadline(),
-            "turns": [{"producer": _addr(a), "until_block": t.close_deadline(i)} for i, a in enumerate(order)]}
+                "report_deadline": None, "turns": [], "open": []}
+    round_ = _int(query.get("round", str(t.current_round)), "round")
+    if round_ != t.current_round and round_ not in t.open_after():
+        raise InspectError(f"round {round_} of task {t.task_id} is not open (open: {t.current_round}.."
+                           f"{max(t.open_after(), default=t.current_round)})")
+    if round_ != t.current_round and "block" not in query:
+        raise InspectError("a later open round's schedule needs block= (the L1 block the caller sees)")
+    v = t.at(round_, _int(query["block"], "block")) if "block" in query else t
+    deadline = v.report_deadline()
+    return {"task_id": t.task_id, "finished": False, "round": v.current_round, "producer": _addr(v.producer),
+            "stake_wei": str(v.stakes.get(v.producer, 0)), "round_start": v.current_start(),
+            "report_deadline": deadline, "contest_deadline": v.contest_deadline() if deadline is not None else None,
+            "response_deadline": v.response_deadline() if deadline is not None else None,
+            "reports_in": [g for g, r in enumerate(v.reports) if r is not None],
+            "disputes_pending": len(v.pending_disputes()),
+            # a later round's turns count from its response deadline, or from the previous close if that comes later
+            "turns": [{"producer": _addr(a), "until_block": v.close_deadline(i) if deadline is not None else None}
+                      for i, a in enumerate(v.producer_order())],
+            "open": [{"round": r, "producer": _addr(t.order_of(r)[0])} for r in (t.current_round, *t.open_after())]}
 
 
 def balance(state: State, arg: str, query: dict[str, str]) -> dict[str, Any]:

@@ -935,6 +935,9 @@ def _round_close(state: State, m: RoundClose, sender: str, advance: Advance) -> 
     task = _task(state, m.task_id)
     block = advance.block_number
     _running(task, block)
+    if task.current_round < m.round < task.current_round + task.open_rounds:  # a later open round: closes stay in order
+        raise Rejected(f"round {m.round} of task {m.task_id} closes after round {task.current_round}, not closed yet "
+                       f"(closes stay in order: send it again once round {task.current_round} closed)")
     _check_round(task, m.round)
     order, turn = _close_turn(task, m, sender, block)
 
@@ -1027,24 +1030,26 @@ def _round_close(state: State, m: RoundClose, sender: str, advance: Advance) -> 
         outputs.append(Notice(TrainerStakes(m.task_id, m.round, first, tuple(page),
                                             tuple(stakes[a] for a in page))))
     last = m.round == task.rounds
-    next_order: tuple[str, ...] = ()
+    elected = task.elects(m.round)
+    orders = {r: o for r, o in task.orders.items() if r > m.round}
+    next_producer, rule = "", -1
     if last:
-        next_producer, rule = "", -1
         fee, fee_outputs = _broker_fee(state.market, task, escrow, started=True)
         balances = _credit(balances, task.publisher, escrow - fee)
         outputs.append(Notice(TaskFinished(m.task_id, task.publisher, escrow - fee, accumulated)))
         outputs += fee_outputs
         tail = f"task finished, {format_wei(escrow - fee)} back to the publisher" + (
             f", {format_wei(fee)} to the broker" if fee else "")
-    else:
+    elif elected is None:  # openRounds > 1: the rounds left were elected by earlier closes
+        tail = f"no producer to elect (round {m.round + task.open_rounds} is past the task's last)"
+    else:  # this close elects the producer of round + openRounds (openRounds 1: the next round)
         live = {reports[g].validator for g in reports if g not in penalised}
         ranked, rule = election_order([p.address for p in validators], live, stakes, winner,
                                       advance.prev_randao)
-        next_order = tuple(ranked) + ((task.publisher,) if task.publisher not in ranked else ())
-        next_producer = next_order[0]
-        outputs.append(Notice(ProducerElected(m.task_id, m.round + 1, next_producer, stakes[next_producer],
-                                              rule)))
-        tail = f"next producer {short(next_producer)} ({RULE_NAMES[rule]})"
+        orders[elected] = tuple(ranked) + ((task.publisher,) if task.publisher not in ranked else ())
+        next_producer = orders[elected][0]
+        outputs.append(Notice(ProducerElected(m.task_id, elected, next_producer, stakes[next_producer], rule)))
+        tail = f"producer of round {elected} {short(next_producer)} ({RULE_NAMES[rule]})"
     skipped = task.groups - len(reports)
     late = (f", {skipped} group(s) skipped" if skipped else "") + (f", after {turn} missed turn(s)" if turn else "")
     record = RoundRecord(
@@ -1061,7 +1066,7 @@ def _round_close(state: State, m: RoundClose, sender: str, advance: Advance) -> 
         kept_standings = {r: v for r, v in {**task.standings_at, m.round: standings}.items()
                           if r > m.round - task.open_rounds}
     task = replace(task, escrow=0 if last else escrow, stakes=stakes, current_round=m.round + 1,
-                   round_start=start, order=next_order, reports=nxt.reports, partials=nxt.partials,
+                   round_start=start, orders=orders, reports=nxt.reports, partials=nxt.partials,
                    uploads=nxt.uploads, scores=nxt.scores, models=nxt.models, disputes=nxt.disputes,
                    ahead={r: v for r, v in task.ahead.items() if r != m.round + 1}, global_model=glob.model,
                    history=task.history + (record,), standings=standings, standings_at=kept_standings)

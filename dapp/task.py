@@ -119,8 +119,8 @@ class RoundRecord:
     validator_paid: int
     trainer_paid: int
     escrow_left: int
-    next_producer: str  # "" after the last round
-    election_rule: int  # -1 after the last round
+    next_producer: str  # the producer this close elected, of round + openRounds ("": none, past the last round)
+    election_rule: int  # -1: no election
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,8 @@ class Task:
     seated_block: int | None = None  # the block at which the last named validator registered
     current_round: int = 1
     round_start: int | None = None  # rounds >= 2: the block of the previous close
-    order: tuple[str, ...] = ()  # rounds >= 2: who may close, in turn (the election order)
+    orders: Mapping[int, tuple[str, ...]] = field(default_factory=dict)  # round r > openRounds -> who may close it,
+    # in turn: the election order of round r - openRounds's close (kept for the open rounds only)
     cancelled: int | None = None  # CANCEL_* once the publisher cancelled
     participants: Mapping[str, Participant] = field(default_factory=dict)  # registration order
     group_trainers: tuple[int, ...] = ()  # trainers registered per group
@@ -282,12 +283,25 @@ class Task:
         return None if deadline is None else deadline + self.contest_blocks
 
     def producer_order(self) -> tuple[str, ...]:
-        """Who may close the current round, in turn. Round 1: the publisher, then the seated validators by
-        group; later rounds: the election order of the previous close."""
-        if self.current_round > 1:
-            return self.order
+        """Who may close the current round, in turn. Rounds 1..openRounds (no close elected them): the publisher,
+        then the seated validators by group, fixed once the task started; a later round r: the election order of
+        round r - openRounds's close, so that every open round's producer is known and their closes may land in
+        one block (openRounds 1: the previous close elects, as in the paper)."""
+        return self.order_of(self.current_round)
+
+    def order_of(self, round_: int) -> tuple[str, ...]:
+        """Who may close round ``round_``, in turn, as far as known (a round not elected yet: none)."""
+        return self.orders.get(round_, ()) if round_ > self.open_rounds else self.fixed_order()
+
+    def fixed_order(self) -> tuple[str, ...]:
+        """Who closes rounds 1..openRounds, in turn: the publisher, then the seated validators by group."""
         return (self.publisher,) + tuple(self.seats[g] for g in range(self.groups)
                                          if self.seated(g) and self.seats[g] != self.publisher)
+
+    def elects(self, round_: int) -> int | None:
+        """The round whose producer round ``round_``'s close elects: round + openRounds, None past the last."""
+        target = round_ + self.open_rounds
+        return target if target <= self.rounds else None
 
     @property
     def producer(self) -> str:

@@ -12,16 +12,19 @@ numbers per round (`round_figures`: each model's public accuracy, the global's).
 the run stops with its reason.
 
 The chain never stalls a round: `on_round_closed(r)` hands round r's close (the reveals confirmed, the disputes, the
-contest window, the RoundClose, the check of the rollup's GlobalModel, the next ProducerElected) to one background
-worker thread and returns at once, so round r+1 trains meanwhile (it needs nothing of the rollup's answer: the
-manager's global model is the rollup's, bit for bit, which the worker checks). The worker closes the rounds one after
-the other, in order, as the rollup requires. The task keeps `openRounds` K rounds open on chain at once (`TaskTerms`,
-8 by default, the demo's): round r's reports go out as soon as the round loop has them, once round r - K's close is
-confirmed (the round loop waits for that close only, and raises its error), sent with the reveals by a sender thread
-(web3 builds, estimates and signs each input: the round loop only hands them over); with K = 1 the round loop sends
-them itself and nothing of round r+1 is sent before round r's close is confirmed. A close (or a send) that failed
-stops the run at the round loop's next call. At the end of the run (`finish`) the round loop waits for every close
-handed over (the chain's tail, `ChainTimings.final_s`).
+contest window, the RoundClose, the check of the rollup's GlobalModel, the ProducerElected) to one background worker
+thread and returns at once, so round r+1 trains meanwhile (it needs nothing of the rollup's answer: the manager's
+global model is the rollup's, bit for bit, which the worker checks). The worker sends the closes one after the
+other, in order, as the rollup requires; since every open round's producer is known in advance (round r's close
+elects round r + K's), it sends a close once its contest window passed without waiting for the previous one to be
+mined, and a confirming thread checks each close in order (a close mined before its predecessor's is sent again).
+The task keeps `openRounds` K rounds open on chain at once (`TaskTerms`, 8 by default): round r's reports go out as
+soon as the round loop has them, once round r - K's close is confirmed (the round loop waits for that close only,
+and raises its error), sent with the reveals by a sender thread (web3 builds, estimates and signs each input: the
+round loop only hands them over); with K = 1 the round loop sends them itself and nothing of round r+1 is sent
+before round r's close is confirmed. A close (or a send) that failed stops the run at the round loop's next call. At
+the end of the run (`finish`) the round loop waits for every close handed over (the chain's tail,
+`ChainTimings.final_s`).
 A validator that accepted nothing (its model is the round's starting model) commits digest 0 and reveals nothing when
 K > 1 (the rollup counts the previous global for it). Sends are serialised (one key's nonces stay in order).
 
@@ -78,7 +81,7 @@ from flower_sim.quantize import to_frq1
 from flower_sim.records import ValidatorReport as RoundReport
 from flower_sim.remote_validators import RemoteValidators
 from flower_sim.rollup_inputs import model_chunks, public_set_chunks, report_inputs
-from flower_sim.rollup_schedule import ClosePlan, Schedule, SilentValidator, plan_close
+from flower_sim.rollup_schedule import ELECTED, ClosePlan, Schedule, SilentValidator, plan_close
 from flower_sim.rollup_watch import RollupRejected, processed
 from flower_sim.signatures import RollupTask
 from rollups_client import l1_capacity
@@ -133,6 +136,29 @@ class ChainTimings:
     final_s: float = 0.0
 
 
+@dataclass(frozen=True)
+class _SentClose:
+    """A RoundClose the worker sent, for the confirming thread (and to send again)."""
+
+    close: RoundClose
+    producer: str
+    key: str
+    tip: int
+    tx: object
+    scores: dict[str, int]  # each group model's public accuracy, as the rollup scored it (`round_figures`)
+    index: int | None = None  # the close's input when a validator holding its own key sent it (nothing to confirm)
+
+
+def _failed(close: Future) -> bool:
+    """A close handed to the worker that already failed: sending it, or confirming it."""
+    if not close.done():
+        return False
+    if close.exception() is not None:
+        return True
+    confirm = close.result()
+    return confirm.done() and confirm.exception() is not None
+
+
 class RollupRecorder:
     """Records every federated round on the rollup, from each role's own account (a RoundObserver)."""
 
@@ -142,6 +168,12 @@ class RollupRecorder:
                  terms: TaskTerms = TaskTerms(), say: Say = lambda _: None,
                  silent: SilentValidator | None = None, cheating: CheatingValidator | None = None,
                  remote_validators: Sequence[str] = ()) -> None:
+        if silent is not None and silent.validator is None and silent.from_round <= terms.open_rounds:
+            # round R's producer is elected at round R - openRounds's close (rounds 1..openRounds have a fixed order)
+            say(f"--silent-validator {ELECTED} from round {silent.from_round}: the task keeps "
+                f"{silent.from_round - 1} round(s) open at once, so that a close elects round {silent.from_round}'s "
+                f"producer")
+            terms = replace(terms, open_rounds=silent.from_round - 1)
         self.cfg, self.deployment, self.node, self.terms, self.say = cfg, deployment, node, terms, say
         self.silent, self.cheating = silent, cheating
         if remote_validators and (silent is not None or cheating is not None):
@@ -178,8 +210,12 @@ class RollupRecorder:
         self.figures: dict[int, dict] = {}  # round -> the rollup's numbers (`round_figures`)
         self.committed: dict[int, dict[int, tuple[bytes, bytes]]] = {}  # round -> validator -> (digest, FRQ1 model)
         self.reveals: dict[int, list] = {}  # round -> the reveals sent, (validator, ModelChunk, tx hash)
-        self._worker: ThreadPoolExecutor | None = None  # closes one round at a time, beside the round loop
-        self._closes: dict[int, Future] = {}  # round -> its close handed to the worker, not yet awaited
+        self._worker: ThreadPoolExecutor | None = None  # sends the closes one round at a time, beside the round loop
+        self._confirmer: ThreadPoolExecutor | None = None  # confirms the closes sent, in order (`_recorded`)
+        self._closes: dict[int, Future] = {}  # round -> its close handed to the worker (a Future of its confirmation)
+        self._last_confirm: Future | None = None  # the confirmation of the last close the worker sent
+        self._tip: int | None = None  # L1's priority fee, read at the first close (`_close_tip`)
+        self.rounds = 0  # the task's rounds (`open_task`)
         self._sender: ThreadPoolExecutor | None = None  # openRounds > 1: sends the reports and reveals, in order
         self._sends: dict[int, list[Future]] = {}  # round -> its reports handed to the sender
         self._disputer: ThreadPoolExecutor | None = None  # openRounds > 1: a round's reveals confirmed, its disputes
@@ -236,7 +272,7 @@ class RollupRecorder:
         """Publish, fund and staff the task; returns its id. Blocks until the rollup accepted everything."""
         start = time.perf_counter()
         self._fund_roles()
-        cfg, t = self.cfg, self.terms
+        cfg, t, self.rounds = self.cfg, self.terms, rounds
         test_set = rollup_test_set(make_splits(cfg.split_spec()))
         create = CreateTask(mad_bps=round(cfg.mad * 10_000), rounds=rounds,
                             groups=cfg.validators, round_trainer_budget=t.budget(cfg.trainers),
@@ -316,11 +352,11 @@ class RollupRecorder:
 
     def _needs_closed(self, round_: int) -> int:
         """The last round whose close round ``round_``'s inputs wait for: round - openRounds, which the rollup
-        requires; and the round before the first silent one while `--silent-validator elected` is not resolved (who
-        goes silent is the producer elected at that close: the one thing here that needs the election)."""
+        requires; and the round whose close elects the first silent one's producer while `--silent-validator elected`
+        is not resolved (who goes silent is that producer: the one thing here that needs the election)."""
         upto = round_ - self.terms.open_rounds
         if self.silent is not None and self.silent_id is None and round_ >= self.silent.from_round:
-            upto = max(upto, self.silent.from_round - 1)
+            upto = max(upto, self.silent.from_round - self.terms.open_rounds)
         return upto
 
     def round_figures(self, server_round: int) -> dict | None:
@@ -339,10 +375,10 @@ class RollupRecorder:
             self._await_close()
         finally:
             self.timings.final_s += time.perf_counter() - start
-            for pool in (self._worker, self._sender, self._disputer):
+            for pool in (self._worker, self._confirmer, self._sender, self._disputer):
                 if pool is not None:
                     pool.shutdown()
-            self._worker = self._sender = self._disputer = None
+            self._worker = self._confirmer = self._sender = self._disputer = None
 
     # ------------------------------------------------------------------ RoundObserver
     def _is_silent(self, round_: int, validator: int) -> bool:
@@ -446,43 +482,91 @@ class RollupRecorder:
         round whose input waits (its training, if done, is wasted)."""
         for round_ in sorted(self._closes):
             close = self._closes[round_]
-            if upto is not None and round_ > upto and not (close.done() and close.exception() is not None):
+            if upto is not None and round_ > upto and not _failed(close):
                 continue
             del self._closes[round_]
             try:
-                close.result()
+                close.result().result()  # sent, then confirmed
             except Exception:  # the worker's error, raised here as it is (the rollup's one-line reason)
                 if next_round is not None and next_round > round_:
                     self.say(f"round {round_}'s close failed: the run stops before round {next_round} sends anything "
                              f"to the rollup (round {next_round}'s training, done meanwhile, is wasted)")
                 raise
 
-    def _close_in_turn(self, record: RoundRecord) -> None:
-        """The worker's job: close the round, unless an earlier close failed (the rollup closes rounds in order)."""
+    def _close_in_turn(self, record: RoundRecord) -> Future:
+        """The worker's job: send the round's close once its window passed, unless an earlier close failed (the rollup
+        closes rounds in order); its confirmation goes to the confirming thread (returned), so that the next round's
+        close, whose producer is known in advance, goes out without waiting for this one to be mined."""
         if self._broken is not None:
             raise RollupRejected(f"round {record.round} is not closed: round {self._broken}'s close failed")
         try:
             for send in self._sends.pop(record.round, []):  # the round's reports and reveals are sent first
                 send.result()
-            self._close_round(record)
+            sent = self._send_close(record)
         except Exception:
             self._broken = record.round
             raise
+        if self._confirmer is None:
+            self._confirmer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollup-confirm")
+        self._last_confirm = self._confirmer.submit(self._recorded, record, sent)
+        return self._last_confirm
 
-    def _close_round(self, record: RoundRecord) -> None:
-        """Each validator that reported reveals its model; once the contest window has passed, the producer whose
-        turn it is closes the round; the rollup's global model must be the manager's. Then the rollup elects the
-        next producer (in the worker thread)."""
+    def _send_close(self, record: RoundRecord) -> _SentClose:
+        """Each validator that reported reveals its model (confirmed), the disputes are filed; once the contest window
+        has passed, the producer whose turn it is sends the round's close (not awaited)."""
         silent = self._silent_addresses(record.round)
         disputes = self._disputes.pop(record.round, None)
         scores = disputes.result() if disputes is not None else self._reveal_and_dispute(record.round)
-        index = self._close(RoundClose(task_id=self.task_id, round=record.round), silent)
-        notices = self._notices(index)
-        self._tell_late(notices)
-        if self.desk is not None:
-            self.desk.tell(notices)
-        self.figures[record.round] = {"close_input": index, "models_bps": scores,
-                                      **self._check_global(record, notices)}
+        close = RoundClose(task_id=self.task_id, round=record.round)
+        if self.remotes is not None and (index := self.remotes.close(close.round)) is not None:
+            return _SentClose(close, "", "", 0, None, scores, index)  # a validator closed it from its own key
+        schedule, plan = self._plan(record.round, silent)
+        self._say_plan(close.round, schedule, plan)
+        self.wait_for_block(plan.first_block - 1)  # an input sent after block B lands in B + 1 or later
+        key, tip = self.key_of[plan.producer], self._close_tip(close.round)
+        return _SentClose(close, plan.producer, key, tip, self._send(key, close, tip=tip), scores)
+
+    def _plan(self, round_: int, silent: frozenset[str]) -> tuple[Schedule, ClosePlan]:
+        """Who of this run closes the round, and from which block: the first producer in turn that is not silent, once
+        the contest window (and the close deadlines of the turns before it) passed. Raises when nobody is left."""
+        schedule = self._schedule(round_)
+        plan = plan_close(schedule, self.l1.block_number(), silent, frozenset(self.key_of))
+        if (plan is None or plan.turn > 0) and self._previous_pending():
+            # the turns after the elected one count from the previous close, not mined yet: wait for it, then look
+            self._last_confirm.result()
+            schedule = self._schedule(round_)
+            plan = plan_close(schedule, self.l1.block_number(), silent, frozenset(self.key_of))
+        if plan is None:
+            raise RollupRejected(f"no producer this run may use is left to close round {round_} of task "
+                                 f"{self.task_id} (turns: {', '.join(self.who(t.producer) for t in schedule.turns)})")
+        return schedule, plan
+
+    def _previous_pending(self) -> bool:
+        return self._last_confirm is not None and not self._last_confirm.done()
+
+    def _close_tip(self, round_: int) -> int:
+        """A close's priority fee: one wei less per later round, so that closes from different producers mined in one
+        block go in round order (L1 orders a block by fee)."""
+        if self._tip is None:
+            self._tip = self.l1.priority_fee
+        return self._tip + max(0, self.rounds - round_)
+
+    def _recorded(self, record: RoundRecord, sent: _SentClose) -> None:
+        """The confirming thread's job: the close mined and accepted (sent again once if it landed before the previous
+        round's), the rollup's global model checked against the manager's, the election said."""
+        try:
+            if self._broken is not None and self._broken < record.round:  # its close, if mined, was refused
+                raise RollupRejected(f"round {record.round} is not recorded: round {self._broken}'s close failed")
+            index = self._confirm_close(sent)
+            notices = self._notices(index)
+            self._tell_late(notices)
+            if self.desk is not None:
+                self.desk.tell(notices)
+            self.figures[record.round] = {"close_input": index, "models_bps": sent.scores,
+                                          **self._check_global(record, notices)}
+        except Exception:
+            self._broken = record.round
+            raise
         elected = [n for n in notices if isinstance(n, ProducerElected)]
         if elected:
             self.producer = elected[0].producer.lower()
@@ -490,8 +574,23 @@ class RollupRecorder:
                      f"the rollup elected {self.who(elected[0].producer)} ({elected[0].producer[:10]}…) to close "
                      f"round {elected[0].round}")
             self._resolve_elected(elected[0])
-        else:
+        elif record.round == self.rounds:
             self.say(f"round {record.round} recorded on the rollup (input {index}); task {self.task_id} finished")
+        else:
+            self.say(f"round {record.round} recorded on the rollup (input {index})")
+
+    def _confirm_close(self, sent: _SentClose) -> int:
+        if sent.index is not None:  # a validator holding its own key closed the round: its input is processed
+            return sent.index
+        what = f"the RoundClose of round {sent.close.round} by {self.who(sent.producer)}"
+        try:
+            return self._confirm(what, sent.tx)
+        except RollupRejected as err:
+            if "not closed yet" not in str(err):
+                raise
+            self.say(f"{what} was mined before round {sent.close.round - 1}'s close, which is now confirmed: "
+                     f"sent again")
+            return self._confirm(what, self._send(sent.key, sent.close, tip=sent.tip))
 
     def _reveal_and_dispute(self, round_: int) -> dict[str, int]:
         """The round's reveals confirmed, then its disputes filed (each model's public accuracy, as the rollup scored
@@ -530,7 +629,7 @@ class RollupRecorder:
         sent = self.reveals.pop(round_, None)
         if sent is None:
             self._confirm_pending(round_)
-            deadline = self._schedule().report_deadline
+            deadline = self._schedule(round_).report_deadline
             self.say(f"reveals of round {round_} open after the report deadline at block {deadline} (a group did "
                      f"not report)")
             self.wait_for_block(deadline)
@@ -572,32 +671,26 @@ class RollupRecorder:
         return {"global_digest": rollup.digest.hex(), "global_accuracy_bps": rollup.accuracy_bps,
                 "groups": list(rollup.groups)}
 
-    def _close(self, close: RoundClose, silent: frozenset[str]) -> int:
-        """Close as the rollup's schedule allows: the first producer in turn that is not silent closes once the
-        contest window (and the close deadlines of the turns before it) have passed. Remote validators close in
-        their turns from their own keys (`RemoteValidators.close`)."""
-        if self.remotes is not None and (index := self.remotes.close(close.round)) is not None:
-            return index
-        schedule = self._schedule()
-        plan = plan_close(schedule, self.l1.block_number(), silent, frozenset(self.key_of))
-        if plan is None:
-            raise RollupRejected(f"no producer this run may use is left to close round {close.round} of task "
-                                 f"{self.task_id} (turns: {', '.join(self.who(t.producer) for t in schedule.turns)})")
-        self._say_plan(close.round, schedule, plan)
-        self.wait_for_block(plan.first_block - 1)  # an input sent after block B lands in B + 1 or later
-        return self._confirm(f"the RoundClose of round {close.round} by {self.who(plan.producer)}",
-                             self._send(self.key_of[plan.producer], close))
+    def _schedule(self, round_: int) -> Schedule:
+        """Open round ``round_``'s schedule as the rollup's inspect answers it at L1's latest block; a later round's
+        deadlines may wait for the previous round's reporting or close: then once the previous close is confirmed."""
+        answers = self._inspect_schedule(round_)
+        if answers[0].get("contest_deadline") is None and self._previous_pending():
+            self._last_confirm.result()
+            answers = self._inspect_schedule(round_)
+        try:
+            return Schedule.from_inspect(*answers)
+        except (ValueError, TypeError) as err:  # the task ended without this run (someone else closed or cancelled it)
+            raise RollupRejected(str(err)) from None
 
-    def _schedule(self) -> Schedule:
-        answers = [self.node.inspect(f"{route}/{self.task_id}".encode()) for route in ("producer", "task")]
+    def _inspect_schedule(self, round_: int) -> list[dict]:
+        block = self.l1.block_number()
+        answers = [self.node.inspect(path.encode()) for path in (
+            f"producer/{self.task_id}?round={round_}&block={block}", f"task/{self.task_id}")]
         for answer in answers:
             if answer.status != "Accepted" or not answer.reports:
                 raise RollupRejected(f"the rollup's inspect of task {self.task_id} answered {answer.status}")
-        producer, task = (json.loads(a.reports[0]) for a in answers)
-        try:
-            return Schedule.from_inspect(producer, task)
-        except ValueError as err:  # the task ended without this run (someone else closed or cancelled it)
-            raise RollupRejected(str(err)) from None
+        return [json.loads(a.reports[0]) for a in answers]
 
     def _say_plan(self, round_: int, schedule: Schedule, plan: ClosePlan) -> None:
         for turn, why in zip(plan.passed_over, plan.passed_why):

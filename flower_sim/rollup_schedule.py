@@ -6,7 +6,8 @@ Flower server keeps training and the manager still averages its model. The rollu
 after the report deadline, and when it was elected producer the next in the election order closes after its
 close deadline. Every round's close waits for its contest window (the reveals, contests and challenges) to
 pass; the turns to close are counted from its response deadline. `plan_close` says who closes and from which
-L1 block, from what the rollup's `producer/<id>` and `task/<id>` inspect answers say. Pure, and light (no
+L1 block, from what the rollup's `producer/<id>` and `task/<id>` inspect answers say (a later open round's
+producer is known in advance: its close may be sent before the previous one is mined). Pure, and light (no
 web3): the command line imports it.
 """
 from __future__ import annotations
@@ -68,15 +69,19 @@ class Schedule:
 
     @classmethod
     def from_inspect(cls, producer: dict[str, Any], task: dict[str, Any]) -> Schedule:
-        """From the JSON of `producer/<id>` and `task/<id>` (dapp/inspect_routes.py)."""
+        """From the JSON of `producer/<id>` (maybe of a later open round: `?round=R&block=B`, which states its
+        reports and pending disputes) and `task/<id>` (dapp/inspect_routes.py)."""
         if producer.get("finished"):
             raise ValueError(f"task {producer.get('task_id')} is over: no round to close")
+        pending = producer.get("disputes_pending")
         return cls(round=int(producer["round"]), report_deadline=int(producer["report_deadline"]),
                    contest_deadline=int(producer["contest_deadline"]),
                    turns=tuple(Turn(t["producer"].lower(), int(t["until_block"])) for t in producer["turns"]),
-                   groups=int(task["groups"]), reports_in=frozenset(int(g) for g in task["reports_in"]),
+                   groups=int(task["groups"]),
+                   reports_in=frozenset(int(g) for g in producer.get("reports_in", task["reports_in"])),
                    response_deadline=producer.get("response_deadline"),
-                   disputes_pending=sum(not d["posted"] for d in task.get("disputes", ())))
+                   disputes_pending=sum(not d["posted"] for d in task.get("disputes", ())) if pending is None
+                   else int(pending))
 
     @property
     def missing(self) -> tuple[int, ...]:

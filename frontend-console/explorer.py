@@ -89,6 +89,7 @@ def rounds(notices: list[RollupOutput]) -> list[dict[str, Any]]:
             "positive": row["positive"], "negative": row["negative"], "trainer_paid": wei(rec.trainer_paid),
             "validator_reward": {"group": rewarded.group, "amount": wei(rewarded.amount)} if rewarded else None,
             "trouble": round_trouble(row), "next_producer": row.get("producer"),
+            "elected_round": row.get("producer_round"),
             "escrow_left": wei(rec.escrow_left),
             "cells": [{**c.as_dict(), "text": cell_text(c)} for c in row["cells"]],
             "validator_stakes": [{"address": a, "stake": wei(s)} for a, s in zip(rec.validators,

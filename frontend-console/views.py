@@ -89,14 +89,20 @@ def bps(value: int) -> str:
 def round_rows(notices: list[RollupOutput], task_id: int | None) -> list[dict[str, Any]]:
     """Per closed round, in order, what the rollup recorded: its `RoundRecorded` (`record`), the group models'
     accuracies (`models`: (group, bps)), accepted/rejected contributions, the rewarded validator (`rewarded`:
-    its ValidatorRewarded), the next producer, what went wrong (`skipped`, `missed`, `penalised`: text), and for a
+    its ValidatorRewarded), the producer its close elected (`producer`, of round `producer_round`), what went wrong
+    (`skipped`, `missed`, `penalised`: text), and for a
     QoS task each cell's `CellCompliance` (`cells`)."""
     by_round: dict[tuple[int, int], dict[str, Any]] = {}
+    closed: dict[int, int] = {}  # task -> the round whose RoundRecorded came last (a ProducerElected follows it)
     for o in notices:
         m = o.message
         if m is None or not hasattr(m, "round") or (task_id is not None and m.task_id != task_id):
             continue
-        key = (m.task_id, m.round) if not isinstance(m, ProducerElected) else (m.task_id, m.round - 1)
+        if isinstance(m, RoundRecorded):
+            closed[m.task_id] = m.round
+        # a close elects the producer of round + openRounds: its row is the closed round's
+        key = (m.task_id, closed.get(m.task_id, m.round - 1)) if isinstance(m, ProducerElected) else (m.task_id,
+                                                                                                     m.round)
         row = by_round.setdefault(key, {"task": key[0], "round": key[1], "positive": 0, "negative": 0, "skipped": [],
                                         "missed": [], "models": [], "penalised": [], "cells": []})
         if o.name == "ContributionClassified":
@@ -106,7 +112,7 @@ def round_rows(notices: list[RollupOutput], task_id: int | None) -> list[dict[st
         elif isinstance(m, ValidatorRewarded):
             row["rewarded"] = m
         elif isinstance(m, ProducerElected):
-            row["producer"] = fields(o)["producer"]
+            row["producer"], row["producer_round"] = fields(o)["producer"], m.round
         elif isinstance(m, CellCompliance):
             row["cells"].append(m)
         elif isinstance(m, ModelScored) and m.kind == BLOB_VALIDATOR_MODEL:
@@ -141,15 +147,16 @@ def round_trouble(row: dict[str, Any]) -> list[str]:
 def rounds_table(notices: list[RollupOutput], task_id: int | None) -> RenderableType:
     """Per round: the global model's accuracy and each group model's, as the rollup scored them on the public test
     set, accepted/rejected contributions, rewards paid, the rewarded validator, penalised validators, the groups
-    skipped for missing the report deadline, the producers that missed their close deadline, next producer; for a
+    skipped for missing the report deadline, the producers that missed their close deadline, the producer the close
+    elected; for a
     QoS task, then, each cell's SLA compliance per round (`compliance_table`)."""
     table = Table(title="rounds recorded on the rollup (accuracies: the rollup's own, on the public test set)",
                   title_justify="left")
     rows = round_rows(notices, task_id)
     for name in ("task", "round", "closed (UTC)", "global", "accum.", "group models", "Pos/Neg", "paid to trainers",
-                 "validator reward", "late or penalised", "next producer", "escrow left"):
-        table.add_column(name, justify="left" if name in ("validator reward", "next producer", "late or penalised")
-                         else "right", no_wrap=name in ("closed (UTC)", "next producer", "group models"))
+                 "validator reward", "late or penalised", "elected producer", "escrow left"):
+        table.add_column(name, justify="left" if name in ("validator reward", "elected producer", "late or penalised")
+                         else "right", no_wrap=name in ("closed (UTC)", "elected producer", "group models"))
     for row in rows:
         rec: RoundRecorded = row["record"]
         when = time.strftime("%m-%d %H:%M:%S", time.gmtime(rec.timestamp))
@@ -160,7 +167,8 @@ def rounds_table(notices: list[RollupOutput], task_id: int | None) -> Renderable
                       format_wei(rec.trainer_paid),
                       f"g{rewarded.group} +{format_wei(rewarded.amount)}" if rewarded else "—",
                       "; ".join(round_trouble(row)) or "—",
-                      _short(row["producer"]) if "producer" in row else "— (last round)", format_wei(rec.escrow_left))
+                      f"round {row['producer_round']}: {_short(row['producer'])}" if "producer" in row else "—",
+                      format_wei(rec.escrow_left))
     return Group(table, compliance_table(rows)) if any(row["cells"] for row in rows) else table
 
 

@@ -142,7 +142,7 @@ def test_inspect_routes_answer_in_json(server):
     assert (r1["groups"][0]["reported_accuracy_bps"], r1["groups"][0]["public_accuracy_bps"]) == (9000, 10_000)
     assert no_rounds["rounds"] == []
     assert producer == {"task_id": 1, "finished": True, "round": None, "producer": None, "stake_wei": None,
-                        "report_deadline": None, "turns": []}
+                        "report_deadline": None, "turns": [], "open": []}
     assert balance["balance_wei"] == str(5 * MILLI - 3 * MILLI - 1 * MILLI)  # refund of the unspent escrow
     assert [e["error"].split(";")[0] for e in errors] == [
         "unknown inspect path 'nonsense/1'", "task 9 does not exist", "unknown filter(s) limit"]

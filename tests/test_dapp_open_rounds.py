@@ -1,7 +1,9 @@
 """Issue 16 item 3 on the state machine: several rounds open on chain at once (`CreateTask.openRounds` K). Round r
 takes reports once round r - K closed, while round r - 1 is still in its contest window; closes stay in order; a trust
 task's verdicts read the standings after round r - K; a validator that kept the round's starting model commits
-digest 0; a task still ends, and can be cancelled when a later open round is silent. K = 1 keeps the old rules."""
+digest 0; a task still ends, and can be cancelled when a later open round is silent. Round r's close elects the
+producer of round r + K (rounds 1..K: a fixed order), so the closes of several open rounds may land in one block.
+K = 1 keeps the old rules."""
 from __future__ import annotations
 
 import pytest
@@ -11,8 +13,10 @@ from dapp_fixtures import (PUBLISHER, Chain, close, close_when_due, create_task,
 
 from dapp import qmodel
 from frontend_console.audit import AuditFailure, AuditReport, check_files
-from dapp.schema import (CANCEL_GROUPS_SILENT, VALIDATION_TRUST, CancelTask, ContributionClassified, GlobalModel,
-                         TaskCancelled, TaskCreated, ValidatorPenalized, ValidatorRewarded)
+from dapp.inspect_routes import InspectError, answer
+from dapp.schema import (CANCEL_GROUPS_SILENT, CANCEL_NO_PRODUCER, VALIDATION_TRUST, CancelTask, ContributionClassified,
+                         GlobalModel, ProducerElected, ProducerMissed, TaskCancelled, TaskCreated, ValidatorPenalized,
+                         ValidatorRewarded)
 from dapp.task import KEEP_DIGEST
 from dapp.trust_rule import Standing, after_round
 
@@ -58,7 +62,7 @@ def test_round_two_reports_while_round_one_is_in_its_contest_window():
     close_when_due(chain, 1, 1, PUBLISHER)
     task = chain.task()
     assert task.current_round == 2 and all(r is not None for r in task.reports) and len(task.models) == 2
-    producer = task.order[0]
+    producer = task.producer
     close_when_due(chain, 1, 2, producer)  # round 2 closes with what it received while round 1 was open
     assert [g.round for g in chain.of_type(GlobalModel)] == [1, 2]
     report_round(chain, 3)  # round 3 opened when round 1 closed; round 4 once round 2 did
@@ -72,7 +76,7 @@ def test_a_round_cannot_close_before_the_one_before_it():
     report_round(chain, 2)
     reveal(chain, 2)
     chain.mine(30)
-    assert "is in round 1, not round 2" in chain.reject(PUBLISHER, close(1, 2))
+    assert "round 2 of task 1 closes after round 1, not closed yet" in chain.reject(PUBLISHER, close(1, 2))
 
 
 def test_one_open_round_keeps_the_old_rule():
@@ -108,7 +112,7 @@ def test_the_close_turns_of_a_round_count_from_the_previous_close_when_it_came_l
     task = chain.task()
     assert task.response_deadline() < task.history[-1].block
     assert task.close_deadline(0) == task.history[-1].block + 20  # the elected producer still gets its whole turn
-    chain.send(task.order[0], close(1, 2))
+    chain.send(task.producer, close(1, 2))
 
 
 def trust_play(chain: Chain, round_: int, a: tuple[int, int]) -> None:
@@ -119,7 +123,7 @@ def trust_play(chain: Chain, round_: int, a: tuple[int, int]) -> None:
     chain.send(validator(1), report(1, round_, 9000, scores(1), measures={t: GOOD for t in scores(1)},
                                     model=validator_model(1, round_), group=1))
     reveal(chain, round_)
-    producer = PUBLISHER if round_ == 1 else chain.task().order[0]
+    producer = PUBLISHER if round_ == 1 else chain.task().producer
     close_when_due(chain, 1, round_, producer)
 
 
@@ -149,7 +153,7 @@ def round_two_with_group_one_kept(chain: Chain) -> bytes:
     keep = report(1, 2, 9000, scores(1, bps=1000), group=1)  # every update far below the validator: all Negative
     chain.send(validator(1), type(keep)(**{**keep.__dict__, "model_digest": KEEP_DIGEST}))
     reveal(chain, 2, groups=(0,))  # group 1 has nothing to reveal
-    close_when_due(chain, 1, 2, chain.task().order[0])
+    close_when_due(chain, 1, 2, chain.task().producer)
     return previous
 
 
@@ -221,3 +225,96 @@ def test_a_ban_decided_with_k_rounds_open_lasts_its_rounds_of_verdicts_from_roun
     assert banned.banned_until == 4 + 7 + 3  # the verdicts of rounds 12..14 see it
     assert after_round(banned, 5, True, lag=8, judged_banned=False).score == banned.score + 1000  # judged before it
     assert after_round(banned, 12, True, lag=8, judged_banned=True) == banned  # a banned verdict: it waits
+
+
+# ------------------------------------------------------------------ election lookahead: round r's close elects r + K
+def play(chain: Chain, round_: int) -> None:
+    """Both groups report and reveal round ``round_``; its producer closes it once due."""
+    report_round(chain, round_)
+    reveal(chain, round_)
+    close_when_due(chain, 1, round_, chain.task().producer)
+
+
+def in_the_same_block(chain: Chain) -> None:
+    """The next input lands in the block of the last one (several inputs mined together)."""
+    chain.block -= 1
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_a_rounds_close_elects_the_producer_of_round_r_plus_k_and_the_first_k_rounds_have_a_fixed_order(k):
+    chain = pipelined(open_rounds=k, rounds=5)
+    for r in range(1, 6):
+        play(chain, r)
+    elected = {e.round: e.producer for e in chain.of_type(ProducerElected)}
+    assert sorted(elected) == list(range(k + 1, 6))  # round r's close elected round r + K (none past the last)
+    history = chain.task().history
+    assert [h.producer for h in history[:k]] == [PUBLISHER] * k  # no close elected rounds 1..K: the publisher's
+    assert [h.producer for h in history[k:]] == [elected[r] for r in range(k + 1, 6)]
+    assert [h.next_producer for h in history] == [elected.get(r + k, "") for r in range(1, 6)]
+
+
+def test_rounds_two_to_k_follow_the_fixed_order_and_inspect_names_the_producer_of_every_open_round():
+    chain = pipelined(open_rounds=3, rounds=5)
+    play(chain, 1)
+    task = chain.task()
+    assert task.producer_order() == (PUBLISHER, validator(0), validator(1)) == task.order_of(3)
+    report_round(chain, 2)
+    reveal(chain, 2)
+    chain.mine_to(chain.task().contest_deadline() + 1)
+    assert f"only {PUBLISHER} may close round 2" in chain.reject(validator(0), close(1, 2))
+    (elected,) = chain.of_type(ProducerElected)
+    shown = answer(chain.state, "producer/1")["open"]
+    assert [(o["round"], o["producer"].lower()) for o in shown] == [(2, PUBLISHER), (3, PUBLISHER),
+                                                                    (4, elected.producer)]
+    later = answer(chain.state, f"producer/1?round=4&block={chain.block}")
+    assert later["round"] == 4 and later["turns"][0]["producer"].lower() == elected.producer
+    with pytest.raises(InspectError, match="needs block="):
+        answer(chain.state, "producer/1?round=4")
+
+
+def test_the_closes_of_several_open_rounds_land_in_one_block_in_order_and_out_of_order_is_refused():
+    chain = pipelined(open_rounds=2, rounds=4)
+    for r in (1, 2):
+        report_round(chain, r)
+        reveal(chain, r)
+    chain.mine_to(chain.task().at(2, chain.block).contest_deadline() + 1)
+    chain.send(PUBLISHER, close(1, 1))
+    in_the_same_block(chain)
+    chain.send(PUBLISHER, close(1, 2))  # round 2's producer (the fixed order's) was known before round 1 closed
+    for r in (3, 4):
+        report_round(chain, r)
+        reveal(chain, r)
+    chain.mine_to(chain.task().at(4, chain.block).contest_deadline() + 1)
+    task = chain.task()
+    p3, p4 = task.order_of(3)[0], task.order_of(4)[0]  # elected by the closes of rounds 1 and 2
+    assert "round 4 of task 1 closes after round 3, not closed yet" in chain.reject(p4, close(1, 4))
+    chain.send(p3, close(1, 3))
+    in_the_same_block(chain)
+    chain.send(p4, close(1, 4))
+    history = chain.task().history
+    assert chain.task().finished and history[0].block == history[1].block and history[2].block == history[3].block
+
+
+def test_an_elected_producer_known_k_rounds_ahead_that_withholds_its_close_loses_its_turn_and_the_task_ends():
+    chain = pipelined(open_rounds=2, rounds=3, close_blocks=4)
+    play(chain, 1)
+    play(chain, 2)
+    report_round(chain, 3)
+    reveal(chain, 3)
+    task = chain.task()
+    first, second = task.order_of(3)[:2]
+    chain.mine_to(task.close_deadline(0) + 1)  # the producer elected at round 1's close let its turn pass
+    chain.send(second, close(1, 3))
+    (missed,) = chain.of_type(ProducerMissed)
+    assert (missed.round, missed.producer, missed.next_producer) == (3, first, second) and chain.task().finished
+
+
+def test_a_round_of_the_fixed_order_that_nobody_closes_makes_the_task_cancellable():
+    chain = pipelined(open_rounds=2, rounds=3, close_blocks=4)
+    play(chain, 1)
+    report_round(chain, 2)
+    reveal(chain, 2)
+    task = chain.task()
+    chain.mine_to(task.close_deadline(len(task.producer_order()) - 1) + 1)
+    cancelled = chain.send(PUBLISHER, CancelTask(1)).outputs[-1].message
+    assert isinstance(cancelled, TaskCancelled) and cancelled.reason == CANCEL_NO_PRODUCER

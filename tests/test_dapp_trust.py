@@ -39,7 +39,7 @@ def play(chain: Chain, round_: int, measures: dict[str, tuple[int, int]], produc
 
 
 def next_producer(chain: Chain) -> str:
-    return chain.task().order[0]
+    return chain.task().producer
 
 
 def verdict(chain: Chain, round_: int, who: str) -> bool:

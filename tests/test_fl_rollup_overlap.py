@@ -1,7 +1,7 @@
 """Issue 16 item 3 off chain: with `openRounds` K > 1 the recorder never stalls the round loop on the chain. Round
-r+1's reports go out while round r's close is still with the worker (its RoundClose not even confirmed); only round
-r+1-K's close is awaited; a validator that accepted nothing commits digest 0 and reveals nothing, and the rollup's
-global model is still the manager's, bit for bit.
+r+1's reports go out while round r's close is still with the worker (its RoundClose not even confirmed), and round
+r+1's close too (its producer is known in advance); only round r+1-K's close is awaited; a validator that accepted
+nothing commits digest 0 and reveals nothing, and the rollup's global model is still the manager's, bit for bit.
 
 L1 and the node are tests/rollup_fakes.py (the rollup's own rules); the same recorder runs against anvil and the node
 in tests/test_e2e_demo.py with the demo's default K."""
@@ -25,28 +25,28 @@ HOLD_LIMIT_S = 60  # a deadlock guard only
 
 
 class HoldsFirstClose(FakeRollup):
-    """Holds the confirmation of round 1's RoundClose until every report of the last round was sent: a recorder
-    that waited for round 1's close before sending round 2's reports would deadlock here (until the guard)."""
+    """Holds the confirmation of round 1's RoundClose until `count` inputs `(type, round)` were sent: a recorder that
+    waited for round 1's close before sending them would deadlock here (until the guard)."""
 
-    def __init__(self, last_round: int, validators: int) -> None:
+    def __init__(self, sent: tuple[str, int], count: int) -> None:
         super().__init__()
-        self.last_round, self.validators, self.released = last_round, validators, threading.Event()
+        self.sent, self.count, self.released = sent, count, threading.Event()
 
     def _apply(self, sender: str, payload: bytes) -> int:
         index = super()._apply(sender, payload)
-        if sum(e == ("sent", "ValidatorReport", self.last_round) for e in self.events) == self.validators:
+        if sum(e == ("sent", *self.sent) for e in self.events) == self.count:
             self.released.set()
         return index
 
     def confirmed(self, index: int) -> None:
         if self.kinds[index] == ("RoundClose", 1) and not self.released.wait(HOLD_LIMIT_S):
-            raise AssertionError("the recorder waited for round 1's close before sending the last round's reports")
+            raise AssertionError(f"the recorder waited for round 1's close before sending {self.sent}")
         super().confirmed(index)
 
 
 def test_the_next_rounds_report_while_round_1_closes_and_the_rollup_closes_them_all_in_order(monkeypatch, tmp_path):
     assert TERMS.open_rounds == RUN_OPEN_ROUNDS > CFG.rounds  # the runs' default: every round of CFG may be open
-    rollup = HoldsFirstClose(CFG.rounds, CFG.validators)
+    rollup = HoldsFirstClose(("ValidatorReport", CFG.rounds), CFG.validators)
     recorder, said = recorder_on(rollup, monkeypatch, None)
     record_history(recorder, CFG, tmp_path)
     assert rollup.chain.state.tasks[1].finished and "REJECTED" not in rollup.statuses.values()
@@ -55,6 +55,15 @@ def test_the_next_rounds_report_while_round_1_closes_and_the_rollup_closes_them_
     assert [n.round for n in rollup.all(GlobalModel)] == list(range(1, CFG.rounds + 1))
     assert rollup.chain.state.tasks[1].open_rounds == RUN_OPEN_ROUNDS
     assert [s.split()[1] for s in said if " recorded on the rollup" in s] == [str(r) for r in range(1, CFG.rounds + 1)]
+
+
+def test_round_2s_close_goes_out_before_round_1s_is_confirmed_its_producer_known_in_advance(monkeypatch, tmp_path):
+    rollup = HoldsFirstClose(("RoundClose", 2), 1)
+    recorder, _ = recorder_on(rollup, monkeypatch, None)
+    record_history(recorder, CFG, tmp_path)
+    assert rollup.chain.state.tasks[1].finished and "REJECTED" not in rollup.statuses.values()
+    assert rollup.events.index(("sent", "RoundClose", 2)) < rollup.events.index(("confirmed", "RoundClose", 1))
+    assert [n.round for n in rollup.all(GlobalModel)] == list(range(1, CFG.rounds + 1))  # each checked, in order
 
 
 def test_with_two_rounds_open_round_3_waits_for_round_1s_close_only(monkeypatch, tmp_path):
@@ -104,4 +113,6 @@ def test_a_failed_close_still_stops_the_run_with_the_rollups_reason(monkeypatch,
     recorder, _ = recorder_on(rollup, monkeypatch, None)
     with pytest.raises(RollupRejected, match=r"the RoundClose of round 1 .*: round 1 cannot be closed$"):
         record_history(recorder, CFG, tmp_path)
-    assert not [e for e in rollup.events if e[:2] == ("sent", "RoundClose") and e[2] > 1]  # closes stay in order
+    # closes stay in order: round 2's may already be on its way (its producer is known), none after it
+    later = [e for e in rollup.events if e[:2] == ("sent", "RoundClose") and e[2] > 1]
+    assert later in ([], [("sent", "RoundClose", 2)])

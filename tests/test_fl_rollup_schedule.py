@@ -12,7 +12,7 @@ from common.errors import ConfigError
 from console_fixtures import record_history
 from eth_utils import keccak
 
-from dapp.schema import (CancelTask, GlobalModel, GroupSkipped, ModelScored, ProducerMissed, RoundClose, TaskFinished,
+from dapp.schema import (CancelTask, GlobalModel, GroupSkipped, ModelScored, ProducerMissed, TaskFinished,
                          ValidatorPenalized, Withdrawal)
 from dapp.state import Voucher
 from flower_sim.rollup_roles import RollupRejected
@@ -167,7 +167,7 @@ def test_when_no_producer_the_run_may_use_is_left_the_run_stops_saying_so(monkey
     recorder.key_of.pop(L1.address(recorder.manager_key))  # without the publisher's and validator 0's keys
     recorder.key_of.pop(L1.address(recorder.validator_keys[0]))
     with pytest.raises(RollupRejected, match="no producer this run may use"):
-        recorder._close(RoundClose(1, 1), frozenset({L1.address(recorder.validator_keys[1])}))
+        recorder._plan(1, frozenset({L1.address(recorder.validator_keys[1])}))
 
 
 def test_waiting_for_a_block_on_a_chain_that_mines_none_stops_saying_so(monkeypatch):
@@ -186,4 +186,4 @@ def test_a_task_that_ended_without_the_run_stops_it_saying_so(monkeypatch):
     rollup.chain.mine(TERMS.report_blocks + 1)
     rollup.send_input(recorder.manager_key, CancelTask(1).encode())  # the publisher cancelled meanwhile
     with pytest.raises(RollupRejected, match="task 1 is over"):
-        recorder._close(RoundClose(1, 1), frozenset())
+        recorder._plan(1, frozenset())

@@ -121,7 +121,7 @@ def inputs_by_sender(rollup) -> Counter:
                    if rollup.statuses.get(i) == "ACCEPTED")
 
 
-@pytest.mark.parametrize("open_rounds", [1, 3])
+@pytest.mark.parametrize("open_rounds", [1, 2])  # K < rounds: a close elects a later round's producer
 def test_validator_agents_follow_the_rollup_and_the_recorder_waits_for_them(tmp_path, monkeypatch, open_rounds):
     """Against the rollup's own rules (a fake L1 + node): each validator registers, reports, reveals and closes in
     its turn from its own key only; the recorder sends none of those, still checks every round's global model; a

@@ -93,13 +93,13 @@ function renderTask(task, snap) {
   const qos = rounds.some((r) => r.cells.length); // a QoS task: each cell's SLA figures from CellCompliance
   section.append(el("h3", {}, "Rounds"), table(
     ["round", "closed (UTC)", "global", "accum.", "group models", "Pos/Neg", "paid to trainers", "validator reward",
-      "late or penalised", "next producer", "escrow left", ...(qos ? ["SLA compliance per cell"] : [])],
+      "late or penalised", "elected producer", "escrow left", ...(qos ? ["SLA compliance per cell"] : [])],
     rounds.map((r) => row([num(r.round), new Date(r.timestamp * 1000).toISOString().slice(5, 19).replace("T", " "),
       num(pct(r.global_bps)), num(pct(r.accumulated_bps)),
       r.models.map((m) => `g${m.group} ${pct(m.bps)}`).join(" · ") || "—", num(`${r.positive}/${r.negative}`),
       num(r.trainer_paid.text), r.validator_reward ? `g${r.validator_reward.group} +${r.validator_reward.amount.text}`
         : "—", el("td", { class: "trouble" }, r.trouble.join("; ") || "—"),
-      el("td", { class: "addr" }, r.next_producer ? short(r.next_producer) : "— (last round)"),
+      el("td", { class: "addr" }, r.next_producer ? `round ${r.elected_round}: ${short(r.next_producer)}` : "—"),
       num(r.escrow_left.text),
       ...(qos ? [el("td", { class: "cells" }, r.cells.map((c) => c.text).join("; ") || "—")] : [])],
     { "data-round": r.round })), `rounds-${task.task}`));
