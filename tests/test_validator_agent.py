@@ -203,7 +203,9 @@ def test_validators_send_their_own_inputs_and_the_recorder_holds_none_of_their_k
             node = NodeClient.at(url, deployment.application)
             # the agents poll their node: a reveal follows the last report by a poll and the node's lag, more than the
             # runs' 2-block window at this test chain's 0.2-s blocks (the emulated network's are 1 s)
-            recorder = RollupRecorder(cfg, deployment, node, terms=TaskTerms(contest_blocks=10),
+            # K = 1: round 1's close elects round 2's producer (with K rounds open it elects round 1 + K's; the fast
+            # test above runs the agents with 2 rounds open)
+            recorder = RollupRecorder(cfg, deployment, node, terms=TaskTerms(contest_blocks=10, open_rounds=1),
                                       remote_validators=addresses, say=said.append)
             assert not set(addresses) & set(recorder.key_of)
             agents: list[ValidatorAgent] = []
