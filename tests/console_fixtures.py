@@ -24,7 +24,7 @@ from flower_sim.config import SimulationConfig
 from flower_sim.manager import global_model
 from flower_sim.quantize import save_frq1
 from flower_sim.records import Contribution, RoundRecord, ValidatorReport, ValidatorResult
-from flower_sim.rollup_roles import RollupRecorder
+from flower_sim.rollup_roles import RollupRecorder, TaskTerms
 from flower_sim.signatures import sign
 from rollups_client.node import NodeClient
 
@@ -118,7 +118,8 @@ def recorded_history(folder: Path, cfg: SimulationConfig = HISTORY_CFG) -> Itera
         deployment = fresh_deployment(rpc_url, epoch_length=4)
         with node_process(deployment, folder, backend=DAPP_BACKEND) as (url, _process):
             node = NodeClient.at(url, deployment.application)
-            recorder = RollupRecorder(cfg, deployment, node)
+            # at most rounds - 1 rounds open, as the demo: round 1's close then elects a producer (round 1 + K's)
+            recorder = RollupRecorder(cfg, deployment, node, terms=TaskTerms(open_rounds=max(1, cfg.rounds - 1)))
             record_history(recorder, cfg, run_dir)
             yield History(deployment, url, node, folder / "node.sqlite", run_dir, recorder)
 
