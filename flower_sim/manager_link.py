@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import io
 import binascii
+import functools
 import json
 import secrets
 import threading
@@ -124,8 +125,10 @@ def fetch_task(manager: str) -> RollupTask | None:
     return RollupTask(int(task["task_id"]), Domain(int(task["chain_id"]), str(task["application"])))
 
 
+@functools.lru_cache(maxsize=None)
 def fetch_run_id(manager: str) -> str:
-    """The manager's run id, which the validator's signatures cover (a post of another run is refused)."""
+    """The manager's run id, which the validator's signatures cover (a post of another run is refused); asked once
+    per manager (a manager's run keeps its id, and a manager restarted mid-run is not supported)."""
     with urllib.request.urlopen(f"{manager}/run", timeout=60) as answer:
         return str(json.loads(answer.read())["run_id"])
 
