@@ -30,7 +30,7 @@ def mnemonic() -> str:
     return os.environ.get(MNEMONIC_ENV) or DEV_MNEMONIC
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=8192)  # a 1,000-trainer run asks each key several times; one derivation is ~5 ms
 def private_key(index: int, phrase: str | None = None, bip44_account: int = 0) -> str:
     """The 0x-hex private key of account `index` of `phrase` (default $FEDROLLUP_MNEMONIC or the dev one)."""
     if index < 0:
