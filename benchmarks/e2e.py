@@ -4,8 +4,9 @@
 In one run, on identical seeds and splits: the federated rounds alone (the baseline), then the same rounds
 recorded on the local rollup stack (anvil + the official contracts + the host-mode node + the backend) for
 each block time and each number of rounds open on chain at once (`--open-rounds`, the task's openRounds K) asked
-for. A round's wall time is measured from one round's close to the next (round 1, which also loads TensorFlow and
-the data, is left out of the medians); the chain's share is the time the round loop spent blocked on the rollup
+for (`auto`, the default: what the runs choose from L1's block time). A round's wall time is measured from one
+round's close to the next (round 1, which also loads TensorFlow and the data, is left out of the medians); the
+chain's share is the time the round loop spent blocked on the rollup
 (`timings.per_round_s`: sending the round's reports and reveals, and the wait for round r-K's close before round
 r's first report: with K = 1 the previous round's). The **tail** is what the run waits after its last round for the
 closes still on chain (`timings.final_s`): with K > 1 the chain's work moves there, so it is reported beside.
@@ -15,7 +16,7 @@ settles; `quorum`, a node per member, the manager and each validator, 2 of 3 vot
 the gas of one claim vote and how many blocks after an epoch's end it settled (medians over the run's epochs).
 
 Run: .venv/bin/python -m benchmarks.e2e [--rounds 4] [--trainers 20] [--block-times 1,12]
-                                        [--open-rounds 1,8] [--consensus authority,quorum] [--say]
+                                        [--open-rounds auto,1,8] [--consensus authority,quorum] [--say]
 """
 from __future__ import annotations
 
@@ -60,7 +61,8 @@ def run_plain(cfg: SimulationConfig, out: Path) -> dict:
 
 
 def run_recorded(cfg: SimulationConfig, out: Path, block_time: float, consensus: str = "authority",
-                 open_rounds: int = RUN_OPEN_ROUNDS, say: Callable[[str], None] = lambda _: None) -> dict:
+                 open_rounds: int | None = None, say: Callable[[str], None] = lambda _: None) -> dict:
+    """A run recorded on a local stack; `open_rounds` None: the runs' default (sized from the block time)."""
     with local_stack(out / "chain", block_time=block_time, consensus=consensus,
                      members=1 + cfg.validators) as stack:
         recorder = RollupRecorder(cfg, stack.deployment, stack.node, terms=TaskTerms(open_rounds=open_rounds),
@@ -72,6 +74,7 @@ def run_recorded(cfg: SimulationConfig, out: Path, block_time: float, consensus:
         return {"round_s": clock.round_seconds(), "chain_s": recorder.timings.per_round_s[1:],
                 "accuracy": result.records[-1].global_accuracy, "setup_s": recorder.timings.setup_s,
                 "tail_s": recorder.timings.final_s, "run_s": time.perf_counter() - start,
+                "open_rounds": recorder.terms.open_rounds,
                 **settlement(stack.deployment)}
 
 
@@ -99,8 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--trainers", type=int, default=20)
     parser.add_argument("--block-times", default="1,12", help="comma-separated anvil block times (s)")
-    parser.add_argument("--open-rounds", default=str(RUN_OPEN_ROUNDS),
-                        help="comma-separated: rounds open on chain at once (the task's openRounds; 1: one at a time)")
+    parser.add_argument("--open-rounds", default="auto",
+                        help="comma-separated: rounds open on chain at once (the task's openRounds; 1: one at a time; "
+                             f"auto: the runs' default, at least {RUN_OPEN_ROUNDS}, more at slow blocks)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--say", action="store_true",
                         help="print the recorder's messages, timed (when each close goes out and is recorded)")
@@ -113,10 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 2:
         parser.error("--rounds must be at least 2 (round 1 is warm-up)")
     try:
-        opens = [int(k) for k in args.open_rounds.split(",")]
+        opens = [None if k == "auto" else int(k) for k in args.open_rounds.split(",")]
     except ValueError:
-        parser.error(f"--open-rounds takes comma-separated integers, got {args.open_rounds!r}")
-    if any(not 1 <= k <= 64 for k in opens):
+        parser.error(f"--open-rounds takes comma-separated integers or auto, got {args.open_rounds!r}")
+    if any(k is not None and not 1 <= k <= 64 for k in opens):
         parser.error("--open-rounds takes numbers in 1..64")
     cfg = replace(SimulationConfig(), rounds=args.rounds, trainers=args.trainers, seed=args.seed).validate()
     block_times = [float(b) for b in args.block_times.split(",")]
@@ -128,13 +132,14 @@ def main(argv: list[str] | None = None) -> int:
         for bt in block_times:
             for k in opens:
                 for kind in kinds:
-                    print(f"recorded on the rollup, block time {bt:g} s, {k} round(s) open, {kind}", flush=True)
-                    rows.append((f"{kind}, {bt:g} s blocks, K={k}",
-                                 run_recorded(cfg, Path(tmp) / f"chain-{bt:g}-{k}-{kind}", bt, kind, k,
-                                              timed if args.say else lambda _: None)))
+                    print(f"recorded on the rollup, block time {bt:g} s, {k or 'auto'} round(s) open, {kind}",
+                          flush=True)
+                    run = run_recorded(cfg, Path(tmp) / f"chain-{bt:g}-{k}-{kind}", bt, kind, k,
+                                       timed if args.say else lambda _: None)
+                    rows.append((f"{kind}, {bt:g} s blocks, K={k or 'auto ' + str(run['open_rounds'])}", run))
     base_round = statistics.median(base["round_s"])
     print()
-    print(f"{'run':<30} {'round s (median)':>17} {'chain s (median)':>17} {'chain share':>12} {'mean share':>11} "
+    print(f"{'run':<34} {'round s (median)':>17} {'chain s (median)':>17} {'chain share':>12} {'mean share':>11} "
           f"{'vs baseline':>12} {'tail s':>7} {'run s':>7} {'chain of run':>13} {'task setup s':>13} "
           f"{'final acc':>10} {'gas/vote':>9} {'settled after':>14}")
     for name, r in rows:
@@ -145,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         run = f"{r['run_s']:.1f}" if "run_s" in r else "—"
         # the chain's share of the whole run: every wait of the round loop on the rollup, and the tail
         of_run = f"{100 * (sum(r['chain_s']) + r['tail_s']) / r['run_s']:.1f}%" if "tail_s" in r else "—"
-        print(f"{name:<30} {round_s:>17.2f} {chain_s:>17.2f} {100 * chain_s / round_s:>11.1f}% "
+        print(f"{name:<34} {round_s:>17.2f} {chain_s:>17.2f} {100 * chain_s / round_s:>11.1f}% "
               f"{100 * mean_share:>10.1f}% {100 * (round_s / base_round - 1):>+11.1f}% {tail:>7} {run:>7} "
               f"{of_run:>13} {r.get('setup_s', 0.0):>13.1f} {100 * r['accuracy']:>9.1f}% "
               f"{r.get('vote_gas', 0):>9,.0f} {settle:>14}")

@@ -62,15 +62,15 @@ class DemoConfig:
 
 def run_demo(config: DemoConfig) -> int:
     """The demo end to end; the audit's verdict is the last line printed. Exit code 0 when the audit passes."""
-    from flower_sim.rollup_roles import RUN_OPEN_ROUNDS, TaskTerms  # heavy: web3 (0.7 s); `fedrollup --help` loads this
+    from flower_sim.rollup_roles import TaskTerms  # heavy: web3 (0.7 s); `fedrollup --help` loads this
 
     cfg, out = config.simulation, config.out
     windows = {name: value for name, value in (("report_blocks", config.report_blocks),
                                                ("close_blocks", config.close_blocks),
                                                ("contest_blocks", config.contest_blocks)) if value is not None}
-    # at most rounds - 1 rounds open: round r's close elects round r + K's producer, so the demo shows FLPoS at work
-    terms = TaskTerms(reward_per_positive=config.reward_wei, validator_reward=config.validator_reward_wei,
-                      open_rounds=min(RUN_OPEN_ROUNDS, max(1, cfg.rounds - 1)), **windows)
+    # rounds open at once: what L1's block time asks, at most rounds - 1 (round r's close elects round r + K's
+    # producer, so the demo shows FLPoS at work)
+    terms = TaskTerms(reward_per_positive=config.reward_wei, validator_reward=config.validator_reward_wei, **windows)
     if config.tasks > 1:
         return run_market(config, terms)
     chain_dir = out / "chain"

@@ -107,7 +107,8 @@ class TaskTerms:
     close_blocks: int = DEFAULT_CLOSE_BLOCKS
     contest_blocks: int | None = None  # the reveal/contest window, then the response window, each round (None: what
     # carries a contest from every trainer of a round at L1's gas limit, at least RUN_CONTEST_BLOCKS: `l1_capacity`)
-    open_rounds: int = RUN_OPEN_ROUNDS  # CreateTask.openRounds: 1 records one round at a time
+    open_rounds: int | None = None  # CreateTask.openRounds (1 records one round at a time); None: what keeps the
+    # training from waiting for L1 at its block time, at least RUN_OPEN_ROUNDS, at most rounds - 1 (`l1_capacity`)
 
     def budget(self, trainers: int) -> int:
         return self.round_trainer_budget if self.round_trainer_budget is not None \
@@ -168,12 +169,6 @@ class RollupRecorder:
                  terms: TaskTerms = TaskTerms(), say: Say = lambda _: None,
                  silent: SilentValidator | None = None, cheating: CheatingValidator | None = None,
                  remote_validators: Sequence[str] = ()) -> None:
-        if silent is not None and silent.validator is None and silent.from_round <= terms.open_rounds:
-            # round R's producer is elected at round R - openRounds's close (rounds 1..openRounds have a fixed order)
-            say(f"--silent-validator {ELECTED} from round {silent.from_round}: the task keeps "
-                f"{silent.from_round - 1} round(s) open at once, so that a close elects round {silent.from_round}'s "
-                f"producer")
-            terms = replace(terms, open_rounds=silent.from_round - 1)
         self.cfg, self.deployment, self.node, self.terms, self.say = cfg, deployment, node, terms, say
         self.silent, self.cheating = silent, cheating
         if remote_validators and (silent is not None or cheating is not None):
@@ -272,7 +267,9 @@ class RollupRecorder:
         """Publish, fund and staff the task; returns its id. Blocks until the rollup accepted everything."""
         start = time.perf_counter()
         self._fund_roles()
-        cfg, t, self.rounds = self.cfg, self.terms, rounds
+        self.rounds, contest_blocks = rounds, self._contest_blocks()
+        self.terms = replace(self.terms, open_rounds=self._open_rounds(contest_blocks, rounds))
+        cfg, t = self.cfg, self.terms
         test_set = rollup_test_set(make_splits(cfg.split_spec()))
         create = CreateTask(mad_bps=round(cfg.mad * 10_000), rounds=rounds,
                             groups=cfg.validators, round_trainer_budget=t.budget(cfg.trainers),
@@ -284,7 +281,7 @@ class RollupRecorder:
                             close_blocks=t.close_blocks, test_set_digest=digest(test_set),
                             test_set_size=len(test_set) // record_size(arch_named(cfg.model)),
                             model_arch=arch_named(cfg.model).id,
-                            contest_blocks=self._contest_blocks(), **cfg.dp_params().onchain(rounds),
+                            contest_blocks=contest_blocks, **cfg.dp_params().onchain(rounds),
                             initial_model_digest=digest(to_frq1(models.initial_weights(cfg.model, cfg.seed))),
                             validation=VALIDATION_TRUST if cfg.strategy == "trust" else VALIDATION_MAD,
                             payout=PAYOUT_SHAPLEY if cfg.payout == "shapley" else PAYOUT_PER_POSITIVE,
@@ -326,6 +323,27 @@ class RollupRecorder:
             self.say(f"each round's contest window lasts {need} L1 blocks: what carries a contest from each of the "
                      f"round's {per_round} trainers at L1's gas limit")
         return need if given is None else given
+
+    def _open_rounds(self, contest_blocks: int, rounds: int) -> int:
+        """The terms' openRounds, else as many as keep the training from waiting for L1's blocks (8 at 1-s blocks,
+        24 at 12-s ones), at most rounds - 1; and, with a validator going silent when elected from round R, at most
+        R - 1: round R's producer is elected at round R - openRounds's close (rounds 1..openRounds have a fixed
+        order)."""
+        k = self.terms.open_rounds
+        if k is None:
+            block_time = self.l1.block_time()
+            k = l1_capacity.open_rounds(block_time, contest_blocks, rounds, minimum=RUN_OPEN_ROUNDS)
+            if k > RUN_OPEN_ROUNDS:
+                self.say(f"the task keeps {k} rounds open at once: L1's {block_time:g}-s blocks make a round's close "
+                         f"land ~{(contest_blocks + l1_capacity.CLOSE_LAG_BLOCKS) * block_time:.0f} s after its "
+                         f"reports")
+        silent = self.silent
+        if silent is not None and silent.validator is None and silent.from_round <= k:
+            self.say(f"--silent-validator {ELECTED} from round {silent.from_round}: the task keeps "
+                     f"{silent.from_round - 1} round(s) open at once, so that a close elects round "
+                     f"{silent.from_round}'s producer")
+            k = silent.from_round - 1
+        return k
 
     def _post_test_set(self, create: CreateTask, test_set: bytes) -> None:
         chunks = public_set_chunks(self.task_id, test_set)

@@ -125,6 +125,16 @@ class L1:
         """The gas limit of L1's latest block: what one block's inputs may cost in all (`l1_capacity`)."""
         return int(self.w3.eth.get_block("latest")["gasLimit"])
 
+    def block_time(self, span: int = 16) -> float:
+        """L1's seconds per block over its last `span` blocks (from their timestamps; 1.0 on a chain too young to
+        say): how long the rollup's deadlines, counted in blocks, last."""
+        latest = self.w3.eth.get_block("latest")
+        back = min(span, int(latest["number"]) - 1)  # block 0's timestamp is the chain's genesis, not a block time
+        if back < 2:
+            return 1.0
+        earlier = self.w3.eth.get_block(int(latest["number"]) - back)
+        return max(int(latest["timestamp"]) - int(earlier["timestamp"]), 1) / back
+
     def input_count(self) -> int:
         """How many inputs the application's InputBox holds (a node that processed as many has read them all)."""
         return self.input_box.functions.getNumberOfInputs(self.application.address).call()

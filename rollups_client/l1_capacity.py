@@ -1,4 +1,5 @@
-"""How much of the rollup's input traffic an L1 block carries, and so how long a round's contest window must be.
+"""How much of the rollup's input traffic an L1 block carries, and so how long a round's contest window must be;
+how long L1's blocks make a round wait, and so how many rounds a task keeps open at once.
 
 The contest window (`contestBlocks`, PROTOCOL "Deadlines") is an honest trainer's recourse: a trainer reported
 Negative or left out contests and posts its update within it. A window too short for every trainer of the round to
@@ -12,17 +13,26 @@ input of model bytes costs ~40 gas a byte and one 30M-gas block carries ~12 chun
 transaction's base cost and the InputBox's own work); `contest_blocks` is the window that carries, in a round, the
 validators' reveals and a contest (the Contest input and the update's chunks) from every trainer of the round, in
 blocks filled at most to `fill` of their gas limit (a public chain's blocks carry others' transactions too).
+
+`open_rounds` is the task's openRounds K: round r + K takes reports once round r closed, which lands a contest
+window and `CLOSE_LAG_BLOCKS` after r's reports; K rounds must outlast that or training waits for L1. Measured
+(`benchmarks.e2e`, 20 trainers, ~3.3-s rounds, 2-block windows): at 12-s blocks K = 8 left 25 % of a round waiting
+for the chain over 24 rounds and K = 24 none; at 1-s blocks K = 8 none.
 """
 from __future__ import annotations
 
+import math
+
 from dapp.qmodel import Arch
-from dapp.schema import CHUNK_DATA, Contest, ModelChunk
+from dapp.schema import CHUNK_DATA, MAX_OPEN_ROUNDS, Contest, ModelChunk
 
 TX_BASE_GAS = 21_000  # every transaction
 FLOOR_GAS_PER_BYTE = 40  # EIP-7623: 10 gas per token, 4 tokens per non-zero byte (model bytes: nearly all non-zero)
 STANDARD_GAS_PER_BYTE = 26  # below the floor: 16 of calldata, 8 of the InputAdded event's data, hashing and copies
 INPUT_BOX_GAS = 55_000  # InputBox.addInput's own fixed work: a storage slot (new for an application's first input)
 ADD_INPUT_ABI_BYTES = 4 + 3 * 32 + 31  # selector, app address, offset, length, at most 31 bytes of padding
+CLOSE_LAG_BLOCKS = 3  # from a round's contest deadline to its close read back: the close sent, mined, processed
+FASTEST_ROUND_S = 2.5  # the shortest round this project's runs train (the demo's 20 trainers: 3.3 s median)
 
 
 def input_gas(payload_bytes: int) -> int:
@@ -60,3 +70,12 @@ def contests_carried(arch: Arch, blocks: int, groups: int, gas_limit: int, fill:
     joins a task: fewer than the trainers of a round means some could not contest)."""
     room = blocks * int(gas_limit * fill) - groups * model_inputs_gas(arch.encoded_size)
     return max(0, room // contest_gas(arch))
+
+
+def open_rounds(block_time_s: float, contest_blocks: int, rounds: int, minimum: int = 1,
+                round_s: float = FASTEST_ROUND_S) -> int:
+    """The rounds a task keeps open on chain so that rounds of `round_s` seconds never wait for a close: K rounds
+    must last the contest window and the close's lag, at L1's `block_time_s`. At least `minimum`, at most
+    `rounds` - 1 (a close must still elect a later round's producer: FLPoS) and the rollup's MAX_OPEN_ROUNDS."""
+    waited_s = (contest_blocks + CLOSE_LAG_BLOCKS) * block_time_s
+    return max(1, min(max(minimum, math.ceil(waited_s / round_s)), rounds - 1, MAX_OPEN_ROUNDS))

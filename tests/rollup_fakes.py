@@ -16,7 +16,7 @@ from dapp_fixtures import DOMAIN, PORTAL, Chain
 from flower_sim import rollup_roles
 from flower_sim.cheating import CheatingValidator
 from flower_sim.config import SimulationConfig
-from flower_sim.rollup_roles import RollupRecorder, TaskTerms
+from flower_sim.rollup_roles import RUN_OPEN_ROUNDS, RollupRecorder, TaskTerms
 from flower_sim.rollup_schedule import SilentValidator
 from rollups_client.l1 import L1
 from rollups_client.node import InspectAnswer
@@ -35,6 +35,7 @@ class FakeRollup:
         self.outputs: dict[int, tuple] = {}
         self.blocks_of: dict[int, int] = {}
         self.priority_fee = 2
+        self.seconds_per_block = 1.0  # what `block_time` answers (anvil at 1-s blocks; 12.0: a public chain)
         # ("sent" | "confirmed", message type name, round) in the order the recorder's threads did them
         self.events: list[tuple[str, str, int | None]] = []
         self.kinds: dict[int, tuple[str, int | None]] = {}  # input index -> (message type name, round)
@@ -80,6 +81,9 @@ class FakeRollup:
 
     def gas_limit(self) -> int:
         return 30_000_000  # anvil's default
+
+    def block_time(self) -> float:
+        return self.seconds_per_block  # a block per look at the block number: what the runs' deadlines last
 
     def block_number(self) -> int:
         with self.lock:
@@ -148,9 +152,11 @@ class RefusesClose(FakeRollup):
 
 
 CFG = SimulationConfig(trainers=4, validators=2, rounds=3, model="logreg")
-# 8 rounds open (the runs' default): the worker looks at the block number (a block each, here) while the round loop
-# sends the next rounds' reports and reveals: their report and contest windows must outlast those looks
-TERMS = TaskTerms(registration_blocks=50, report_blocks=60, close_blocks=4, contest_blocks=20)
+# 8 rounds open (the runs' least, here every round of CFG): the worker looks at the block number (a block each, here)
+# while the round loop sends the next rounds' reports and reveals: their report and contest windows must outlast those
+# looks. (A run's default sizes openRounds at most rounds - 1: tests/test_fl_open_rounds_sizing.py.)
+TERMS = TaskTerms(registration_blocks=50, report_blocks=60, close_blocks=4, contest_blocks=20,
+                  open_rounds=RUN_OPEN_ROUNDS)
 
 
 def recorder_on(rollup: FakeRollup, monkeypatch, silent: SilentValidator | None, terms: TaskTerms = TERMS,

@@ -38,7 +38,7 @@ def test_round_time_splits_a_round_into_training_validation_and_aggregation(tmp_
 
 def test_e2e_compares_rounds_with_and_without_the_rollup():
     out = bench("e2e", "--rounds", "2", "--trainers", "4", "--block-times", "0.5")
-    assert "no chain (baseline)" in out and "authority, 0.5 s blocks, K=8" in out and "tail s" in out
+    assert "no chain (baseline)" in out and "authority, 0.5 s blocks, K=auto 1" in out and "tail s" in out
 
 
 def test_dapp_scale_states_a_bound_per_input_type_and_checks_the_output_limits():

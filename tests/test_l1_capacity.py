@@ -4,6 +4,7 @@ sized from L1's gas (`rollups_client.l1_capacity`), whose bound is checked again
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import replace
 
 import pytest
@@ -12,7 +13,7 @@ from rollup_fakes import CFG, TERMS, FakeRollup, recorder_on
 
 from contracts_config.deploy import ANVIL_KEY_0
 from dapp.qmodel import arch_named
-from dapp.schema import CHUNK_DATA, ModelChunk
+from dapp.schema import CHUNK_DATA, MAX_OPEN_ROUNDS, ModelChunk
 from rollups_client import l1_capacity
 from rollups_client.l1 import L1
 
@@ -66,3 +67,41 @@ def test_the_gas_bound_holds_for_what_anvil_charges_and_is_within_1_percent_for_
             used = l1.receipt(l1.send_input(ANVIL_KEY_0, payload))["gasUsed"]
             assert used <= l1_capacity.input_gas(len(payload)), size
         assert used >= 0.99 * l1_capacity.input_gas(len(payload))  # the full chunk: EIP-7623's floor price
+
+
+# Rounds open at once: at 12-s blocks the runs' 8 left a quarter of each round waiting for L1 (benchmarks.e2e, 24
+# rounds); K = 24 none. A run sizes K from L1's block time unless its terms give one.
+
+def test_slow_blocks_open_more_rounds_bounded_by_the_rounds_and_the_rollup():
+    assert l1_capacity.open_rounds(1.0, 2, 100, minimum=8) == 8  # 1-s blocks: the runs' least, measured enough
+    assert l1_capacity.open_rounds(12.0, 2, 100, minimum=8) == 24  # what kept 24 rounds at 12-s blocks off L1's clock
+    assert l1_capacity.open_rounds(12.0, 5, 100, minimum=8) == 39  # a longer contest window: the close lands later
+    assert l1_capacity.open_rounds(12.0, 2, 10, minimum=8) == 9  # round 1's close still elects round 10's producer
+    assert l1_capacity.open_rounds(60.0, 2, 1000, minimum=8) == MAX_OPEN_ROUNDS
+    assert l1_capacity.open_rounds(1.0, 2, 1, minimum=8) == 1  # a one-round task
+
+
+def opened(monkeypatch, seconds_per_block: float, rounds: int, **terms) -> tuple[int, list[str]]:
+    rollup = FakeRollup()
+    rollup.seconds_per_block = seconds_per_block
+    sized_terms = replace(TERMS, **{"open_rounds": None, "contest_blocks": None, **terms})  # None: the run sizes them
+    recorder, said = recorder_on(rollup, monkeypatch, None, terms=sized_terms)
+    recorder.open_task(rounds)
+    return rollup.chain.state.tasks[recorder.task_id].open_rounds, [s for s in said if "rounds open" in s]
+
+
+def test_a_run_on_slow_blocks_keeps_more_rounds_open_and_says_why(monkeypatch):
+    assert opened(monkeypatch, 12.0, 30) == (24, ["the task keeps 24 rounds open at once: L1's 12-s blocks make a "
+                                                  "round's close land ~60 s after its reports"])
+    assert opened(monkeypatch, 1.0, 30) == (8, [])  # 1-s blocks: the runs' 8, nothing to say
+    assert opened(monkeypatch, 12.0, 3) == (2, [])  # at most rounds - 1: round 1's close elects round 3's producer
+    assert opened(monkeypatch, 12.0, 30, open_rounds=1) == (1, [])  # the terms' own K is the task's
+
+
+@pytest.mark.slow
+def test_l1s_block_time_is_read_from_its_blocks_timestamps():
+    with running_anvil(block_time=0.25) as chain:
+        l1 = L1(chain, fresh_deployment(chain))
+        while l1.block_number() < 18:
+            time.sleep(0.25)
+        assert 0.2 <= l1.block_time() <= 0.32
