@@ -54,6 +54,7 @@ class DemoConfig:
     report_blocks: int | None = None  # L1 blocks a round's reports are accepted; None: the protocol's default
     close_blocks: int | None = None  # L1 blocks of each producer's turn to close; None: the protocol's default
     contest_blocks: int | None = None  # L1 blocks of a round's contest window (and of its response window)
+    open_rounds: int | None = None  # rounds open on chain at once; None: what L1's block time asks (`TaskTerms`)
     cheating: CheatingValidator | None = None  # a validator that lies in its reports (the contest path)
     consensus: str = "quorum"  # who settles epochs: a Quorum of the manager and the validators, or an Authority
     tasks: int = 1  # publishers, each running this federation as a task of its own at once (fedrollup/market.py)
@@ -67,7 +68,8 @@ def run_demo(config: DemoConfig) -> int:
     cfg, out = config.simulation, config.out
     windows = {name: value for name, value in (("report_blocks", config.report_blocks),
                                                ("close_blocks", config.close_blocks),
-                                               ("contest_blocks", config.contest_blocks)) if value is not None}
+                                               ("contest_blocks", config.contest_blocks),
+                                               ("open_rounds", config.open_rounds)) if value is not None}
     # rounds open at once: what L1's block time asks, at most rounds - 1 (round r's close elects round r + K's
     # producer, so the demo shows FLPoS at work)
     terms = TaskTerms(reward_per_positive=config.reward_wei, validator_reward=config.validator_reward_wei, **windows)

@@ -90,6 +90,8 @@ class ManagerOptions:
     rpc_url: str = ""                    # L1's JSON-RPC; "": the deployment file's
     round_timeout_s: float = 1800.0      # how long a round waits for every validator
     validator_addresses: tuple[str, ...] = ()  # validators sending their own inputs (it holds no key of theirs)
+    open_rounds: int | None = None       # the task's openRounds; None: what L1's block time asks (`TaskTerms`)
+    contest_blocks: int | None = None    # each round's contest window; None: what carries every trainer's contest
 
 
 def run(options: ManagerOptions) -> int:
@@ -111,9 +113,8 @@ def run(options: ManagerOptions) -> int:
         if options.rpc_url:
             deployment = replace(deployment, rpc_url=options.rpc_url)
         node = NodeClient.at(options.node_url, deployment.application)
-        # one round open at a time on the emulated network: its validators judge on their own hosts and learn the
-        # task only once round 1 runs (a trust task's lag), and the manager host reads each round's figures at once
-        recorder = RollupRecorder(cfg, deployment, node, terms=TaskTerms(open_rounds=1),
+        terms = TaskTerms(open_rounds=options.open_rounds, contest_blocks=options.contest_blocks)  # None: sized
+        recorder = RollupRecorder(cfg, deployment, node, terms=terms,
                                   say=lambda text: print(f"[chain] {text}", flush=True),
                                   remote_validators=options.validator_addresses)
     if recorder is not None:

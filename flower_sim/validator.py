@@ -135,6 +135,14 @@ class Validator:
         # mad and trust judge every reply themselves (scores, verdicts); the baselines' replies are scored here
         self.judging = isinstance(self.strategy, JudgingFedAvg)
 
+    def join(self, task: RollupTask) -> None:
+        """Record for `task` from the next round on: a validator on its own host learns the task only once round 1's
+        global model is served. Before round 1, a trust strategy takes the task's openRounds as its lag (round r
+        judged by the standings after r - K, as the rollup judges it)."""
+        self.rollup = task
+        if isinstance(self.strategy, TrustFedAvg):
+            self.strategy.lag = task.open_rounds
+
     def train_config(self) -> ConfigRecord:
         rollup = self.rollup.train_config(self.validator_id) if self.rollup is not None else {}
         return ConfigRecord({"local-epochs": self.cfg.local_epochs, "batch-size": self.cfg.batch_size,

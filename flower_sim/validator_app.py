@@ -123,9 +123,10 @@ def main(grid: Grid, context: Context) -> None:
         global_weights, global_model, fetch_s = fetch_global(manager, server_round,
                                                              float(config.get("wait-global-s", 900)))
         if server_round == 1:  # the task is open once round 1's global is served: the stations sign for it
-            validator.rollup = fetch_task(manager)
-            if validator.rollup is not None:
-                agent = own_agent(config, cfg, validator_id, validator.rollup.task_id)
+            task = fetch_task(manager)
+            if task is not None:
+                validator.join(task)
+                agent = own_agent(config, cfg, validator_id, task.task_id)
         outcome = validator.run_round(server_round, global_weights, global_model)
         if agent is not None:  # its report, reveal and close go out from its key while the next round trains
             agent.submit(outcome.report, trainers, global_model if server_round > 1 else b"")

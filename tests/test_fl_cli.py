@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from common.errors import ConfigError
 from fedrollup.cli import build_parser, main
 from fedrollup.cli.demo import demo_config
 from fedrollup.demo import CHEAT_CONTEST_BLOCKS
@@ -103,3 +104,12 @@ def test_a_cheating_validator_becomes_the_demos_typed_config_with_a_wider_contes
 def test_the_contest_window_is_an_option_of_the_demo(tmp_path):
     config = demo_config(build_parser().parse_args(["demo", "--out", str(tmp_path), "--contest-blocks", "5"]))
     assert config.contest_blocks == 5
+
+
+def test_the_rounds_open_at_once_are_an_option_of_the_demo_checked_against_the_rollups_bound(tmp_path):
+    parse = build_parser().parse_args
+    assert demo_config(parse(["demo", "--out", str(tmp_path)])).open_rounds is None  # sized from L1's block time
+    assert demo_config(parse(["demo", "--out", str(tmp_path), "--open-rounds", "24"])).open_rounds == 24
+    with pytest.raises(ConfigError, match=r"--open-rounds must be in 1\.\.64, got 65"):
+        demo_config(parse(["demo", "--out", str(tmp_path), "--open-rounds", "65"]))
+

@@ -4,6 +4,8 @@ digest and signature per contribution and signs a `Receipt` the rollup recovers 
 over another update stops the validator with a one-line error."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
@@ -180,3 +182,14 @@ def test_when_every_trainers_clientapp_fails_the_run_stops_saying_why(tmp_path):
                           tmp_path, rollup=TASK)
     with pytest.raises(FedrollupError, match="every trainer's ClientApp failed in round 1, e.g. ValueError: no part"):
         validator.run_round(1, weights_of(0))
+
+
+def test_a_validator_learning_its_task_at_round_1_judges_trust_by_the_tasks_lag(tmp_path):
+    """On its own host a validator learns the task once round 1's global is served; a trust task with K rounds open
+    judges round r by the standings after r - K, as the rollup does (with lag 1 its verdicts would differ)."""
+    grid = InProcessGrid(signing_app(), CFG.trainers, CFG.to_run_config())
+    validator = Validator(1, GroupGrid(grid, sorted(grid.get_node_ids())[2:]), ReadingJudge(),
+                          replace(CFG, strategy="trust"), frozenset(), tmp_path)
+    assert (validator.rollup, validator.strategy.lag) == (None, 1)
+    validator.join(replace(TASK, open_rounds=3))
+    assert (validator.rollup.open_rounds, validator.strategy.lag) == (3, 3)

@@ -92,13 +92,14 @@ def test_the_recorder_refuses_to_stage_a_validator_it_holds_no_key_of():
                        remote_validators=("0x" + "aa" * 20, "0x" + "bb" * 20))
 
 
-def manager_args(tmp_path: Path, *addresses: str, deployment: bool = True) -> argparse.Namespace:
+def manager_args(tmp_path: Path, *addresses: str, deployment: bool = True, extra: tuple[str, ...] = ()
+                 ) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     manager_cli.add_parser(parser.add_subparsers())
     (tmp_path / "d.json").write_text("{}")
     chain = ["--deployment", str(tmp_path / "d.json"), "--node", "http://n:1"] if deployment else []
     return parser.parse_args(["manager", "--validators", "2", "--trainers", "4", "--out", str(tmp_path), *chain,
-                              *[x for a in addresses for x in ("--validator-address", a)]])
+                              *[x for a in addresses for x in ("--validator-address", a)], *extra])
 
 
 def test_the_manager_takes_one_address_per_validator_in_group_order(tmp_path):
@@ -110,6 +111,15 @@ def test_the_manager_takes_one_address_per_validator_in_group_order(tmp_path):
             manager_cli.manager_options(manager_args(tmp_path, *bad))
     with pytest.raises(ConfigError, match="goes with --deployment"):
         manager_cli.manager_options(manager_args(tmp_path, a, b, deployment=False))
+
+
+def test_the_manager_takes_the_tasks_open_rounds_and_contest_window_or_sizes_them(tmp_path):
+    sized = manager_cli.manager_options(manager_args(tmp_path))
+    assert (sized.open_rounds, sized.contest_blocks) == (None, None)  # the recorder sizes them from L1
+    given = manager_cli.manager_options(manager_args(tmp_path, extra=("--open-rounds", "24", "--contest-blocks", "10")))
+    assert (given.open_rounds, given.contest_blocks) == (24, 10)
+    with pytest.raises(ConfigError, match="--contest-blocks must be a number of L1 blocks"):
+        manager_cli.manager_options(manager_args(tmp_path, extra=("--contest-blocks", "0")))
 
 
 KEYS = ["0x" + f"{g + 7:064x}" for g in range(2)]  # two validators' own keys, in no mnemonic of the run

@@ -6,6 +6,7 @@ from collections import Counter
 
 from common.errors import ConfigError
 from fedrollup import demo
+from fedrollup.cli.args import OPEN_ROUNDS_HELP, blocks_option, open_rounds_option
 from fedrollup.cli.simulate import add_simulation_options, output_folder, simulation_config
 from flower_sim.cheating import KINDS, CheatingValidator
 from flower_sim.rollup_schedule import ELECTED, SilentValidator
@@ -46,6 +47,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                             "many again for disputed updates); each round's close waits for them (default: what "
                             "carries a contest from every trainer of a round at L1's gas limit, at least 2; "
                             f"{demo.CHEAT_CONTEST_BLOCKS} with --cheating-validator)")
+    chain.add_argument("--open-rounds", type=int, default=unset, metavar="K", help=OPEN_ROUNDS_HELP)
     late = p.add_argument_group("a validator that goes silent mid-task")
     late.add_argument("--silent-validator", metavar="G", default=unset,
                       help=f"validator G (0-based) withholds its rollup inputs, its reports and, when elected, its "
@@ -102,26 +104,18 @@ def cheating_validator(args: argparse.Namespace, cfg) -> CheatingValidator | Non
     return CheatingValidator.parse(given, from_round).validate(cfg.validators, cfg.rounds, sizes)
 
 
-def _blocks(value: int | None, default: int | None, option: str) -> int | None:
-    if value is None:
-        return default
-    if not 1 <= value < 2**32:
-        raise ConfigError(f"{option} must be a number of L1 blocks in 1..{2**32 - 1}, got {value}")
-    return value
-
-
 def demo_config(args: argparse.Namespace) -> demo.DemoConfig:
     cfg = simulation_config(args)
     if args.block_time <= 0 or args.epoch_length <= 0:
         raise ConfigError("--block-time and --epoch-length must be positive")
     silent = silent_validator(args, cfg.validators, cfg.rounds)
-    report_blocks = _blocks(getattr(args, "report_blocks", None), demo.SILENT_REPORT_BLOCKS if silent else None,
-                            "--report-blocks")
-    close_blocks = _blocks(getattr(args, "close_blocks", None), demo.SILENT_CLOSE_BLOCKS if silent else None,
-                           "--close-blocks")
+    report_blocks = blocks_option(getattr(args, "report_blocks", None), demo.SILENT_REPORT_BLOCKS if silent else None,
+                                  "--report-blocks")
+    close_blocks = blocks_option(getattr(args, "close_blocks", None), demo.SILENT_CLOSE_BLOCKS if silent else None,
+                                 "--close-blocks")
     cheating = cheating_validator(args, cfg)
-    contest_blocks = _blocks(getattr(args, "contest_blocks", None), demo.CHEAT_CONTEST_BLOCKS if cheating else None,
-                             "--contest-blocks")
+    contest_blocks = blocks_option(getattr(args, "contest_blocks", None),
+                                   demo.CHEAT_CONTEST_BLOCKS if cheating else None, "--contest-blocks")
     if not 1 <= args.tasks <= MAX_MARKET_TASKS:
         raise ConfigError(f"--tasks must be in 1..{MAX_MARKET_TASKS} (each task trains in a process of its own), "
                           f"got {args.tasks}")
@@ -137,6 +131,7 @@ def demo_config(args: argparse.Namespace) -> demo.DemoConfig:
                            validator_reward_wei=_wei(args.validator_reward, "--validator-reward"),
                            keep_chain=args.keep_chain, silent=silent, report_blocks=report_blocks,
                            close_blocks=close_blocks, contest_blocks=contest_blocks, cheating=cheating,
+                           open_rounds=open_rounds_option(getattr(args, "open_rounds", None)),
                            consensus=args.consensus, tasks=args.tasks, broker_fee_bps=args.broker_fee_bps)
 
 

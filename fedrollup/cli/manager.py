@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from common.errors import ConfigError
+from fedrollup.cli.args import OPEN_ROUNDS_HELP, blocks_option, open_rounds_option
 from fedrollup.cli.simulate import add_simulation_options, output_folder, simulation_config
 from fedrollup.cli.roles import add_mnemonic_option, set_mnemonic
 
@@ -38,6 +39,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                        metavar="ADDRESS", help="a validator's rollup address (`fedrollup validator keygen`), once per "
                                                "validator in group order: the validators send their own inputs from "
                                                "their keys, this process holds none of them")
+    chain.add_argument("--open-rounds", type=int, default=None, metavar="K", help=OPEN_ROUNDS_HELP)
+    chain.add_argument("--contest-blocks", type=int, default=None, metavar="BLOCKS",
+                       help="L1 blocks after a round's last report for reveals and contests (and as many again for "
+                            "disputed updates); default: what carries a contest from every trainer of a round at L1's "
+                            "gas limit, at least 2 (a chain faster than 1-s blocks needs more: the validators reveal "
+                            "within it)")
     add_mnemonic_option(p)
     p.set_defaults(func=_run)
 
@@ -64,7 +71,9 @@ def manager_options(args: argparse.Namespace):
         raise ConfigError("--validator-address: each validator needs its own address")
     return ManagerOptions(cfg, output_folder(args, cfg, "manager").resolve(), host=args.host, port=args.port,
                           figures=args.figures, deployment=args.deployment, node_url=args.node, rpc_url=args.rpc,
-                          round_timeout_s=args.round_timeout_s, validator_addresses=tuple(addresses))
+                          round_timeout_s=args.round_timeout_s, validator_addresses=tuple(addresses),
+                          open_rounds=open_rounds_option(args.open_rounds),
+                          contest_blocks=blocks_option(args.contest_blocks, None, "--contest-blocks"))
 
 
 def _run(args: argparse.Namespace) -> int:
