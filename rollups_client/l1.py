@@ -126,11 +126,11 @@ class L1:
         return int(self.w3.eth.get_block("latest")["gasLimit"])
 
     def block_time(self, span: int = 16) -> float:
-        """L1's seconds per block over its last `span` blocks (from their timestamps; 1.0 on a chain too young to
-        say): how long the rollup's deadlines, counted in blocks, last."""
+        """L1's seconds per block over its last `span` blocks (from their timestamps; 1.0 on a chain without a block
+        after its genesis): how long the rollup's deadlines, counted in blocks, last."""
         latest = self.w3.eth.get_block("latest")
-        back = min(span, int(latest["number"]) - 1)  # block 0's timestamp is the chain's genesis, not a block time
-        if back < 2:
+        back = min(span, int(latest["number"]))
+        if back < 1:
             return 1.0
         earlier = self.w3.eth.get_block(int(latest["number"]) - back)
         return max(int(latest["timestamp"]) - int(earlier["timestamp"]), 1) / back
