@@ -90,6 +90,7 @@ class ManagerOptions:
     rpc_url: str = ""                    # L1's JSON-RPC; "": the deployment file's
     round_timeout_s: float = 1800.0      # how long a round waits for every validator
     validator_addresses: tuple[str, ...] = ()  # validators sending their own inputs (it holds no key of theirs)
+    trainer_addresses: tuple[str, ...] = ()  # trainers registering and contesting from their own keys, by id
 
 
 def run(options: ManagerOptions) -> int:
@@ -115,7 +116,8 @@ def run(options: ManagerOptions) -> int:
         # task only once round 1 runs (a trust task's lag), and the manager host reads each round's figures at once
         recorder = RollupRecorder(cfg, deployment, node, terms=TaskTerms(open_rounds=1),
                                   say=lambda text: print(f"[chain] {text}", flush=True),
-                                  remote_validators=options.validator_addresses)
+                                  remote_validators=options.validator_addresses,
+                                  remote_trainers=options.trainer_addresses)
     if recorder is not None:
         recorder.open_task(cfg.rounds)
         exchange.publish_task(recorder.signing_task())  # before round 1's global: the validators ask after it

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from flower_sim.deployment import (CLIENTAPP_ISOLATION, DEFAULT_CLIENTAPP_ISOLATION, READY_LINE, SUPERLINK_PORT,
                                    write_supernode_key)
-from flower_sim.validator_agent import write_key_file
+from flower_sim.key_file import write_key_file
 from topology.processes import VENV_BIN, HostProcess, HostProcesses, wait_until
 from topology.tls import ServerCertificate, make_certificates
 from topology.topo import EdgeTopology

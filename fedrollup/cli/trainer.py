@@ -31,12 +31,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "default fresh process per message")
     p.add_argument("--runtime-port", type=int, default=RUNTIME_PORT,
                    help="port of its SuperNode's Runtime API on 127.0.0.1 (another one per trainer on one machine)")
+    own = p.add_argument_group("its own rollup key (omit: its account of the run's mnemonic signs, the manager "
+                               "registers it)")
+    own.add_argument("--rollup-key-file", type=Path, default=None, metavar="FILE",
+                     help="its rollup account's private key (one 0x-hex key, mode 0600; `fedrollup trainer "
+                          "rollup-keygen`): it registers, signs its updates and contests from this key only")
+    own.add_argument("--deployment", type=Path, default=None, metavar="FILE", help="the rollup's deployment file")
+    own.add_argument("--node", default="", metavar="URL", help="the rollups node, e.g. http://10.0.0.3:6751")
+    own.add_argument("--rpc", default="", metavar="URL", help="L1's JSON-RPC URL; empty: the deployment file's")
+    own.add_argument("--workdir", type=Path, default=Path("trainer"), metavar="DIR",
+                     help="its folder: the updates it signed, kept to contest them")
     add_mnemonic_option(p)
     p.set_defaults(func=_run)
     actions = p.add_subparsers(dest="trainer_command", metavar="ACTION")
     keygen = actions.add_parser("keygen", help="make a SuperNode key pair: FILE (private) and FILE.pub")
     keygen.add_argument("file", type=Path, metavar="FILE", help="the private key's file (refused if it exists)")
     keygen.set_defaults(func=_keygen)
+    rollup = actions.add_parser("rollup-keygen", help="make its rollup key: FILE (mode 0600), and print its address")
+    rollup.add_argument("--out", type=Path, required=True, metavar="FILE", help="the key's file (refused if it exists)")
+    rollup.set_defaults(func=_rollup_keygen)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -53,4 +66,13 @@ def _keygen(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.file} exists: a trainer keeps its key (remove it to make a new one)")
     print(f"SuperNode key pair: {args.file} (private, keep it on the trainer's device) and "
           f"{write_supernode_key(args.file)} (public, for its validator's --trainer-keys folder)")
+    return 0
+
+
+def _rollup_keygen(args: argparse.Namespace) -> int:
+    from flower_sim.key_file import write_key_file  # heavy: web3
+
+    address = write_key_file(args.out)
+    print(f"trainer rollup key: {args.out} (mode 0600, keep it on the trainer's device); its address {address} "
+          f"(give it to the manager: its line of --trainer-addresses)")
     return 0

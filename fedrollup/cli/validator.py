@@ -71,7 +71,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _keygen(args: argparse.Namespace) -> int:
-    from flower_sim.validator_agent import write_key_file  # heavy: web3
+    from flower_sim.key_file import write_key_file  # heavy: web3
 
     address = write_key_file(args.out)
     print(f"validator key: {args.out} (mode 0600, keep it on the validator's machine); its address {address} "
