@@ -196,8 +196,8 @@ class DisputeDesk:
         chat("trainers who contest", f"{why}: it contests and posts its update ({len(held.update):,} bytes; it scores "
              f"{pct(update_bps)} on the public test set against the validator model's {pct(model_bps)})")
         inputs = contest_inputs(self.r.task_id, round_, held, kind)
-        return [(f"{me}'s contest" if isinstance(m, Contest) else f"{me}'s update chunk {m.index}", self.r._send(key, m))
-                for m in inputs]
+        return [(f"{me}'s contest" if isinstance(m, Contest) else f"{me}'s update chunk {m.index}",
+                 self.r._send(key, m)) for m in inputs]
 
     def _defend(self, round_: int, n: Contested, reports: dict, model_bps: int | None) -> list[tuple[str, Any]]:
         _, sent, _ = reports[n.group]

@@ -31,8 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import ConfigError
-from dapp.qmodel import digest
-from dapp.schema import BLOB_VALIDATOR_MODEL, DISPUTE_DROPPED, ROLE_TRAINER, ContributionClassified, ModelScored, Register
+from dapp import qnn
+from dapp.qmodel import arch_named, digest
+from dapp.schema import (BLOB_VALIDATOR_MODEL, DISPUTE_DROPPED, ROLE_TRAINER, ContributionClassified, ModelScored,
+                         Register)
+from flower_sim.config import SimulationConfig
 from flower_sim.disputes import Held, contest_inputs, grievance, public_accuracy, upholds
 from flower_sim.key_file import read_key_file
 from flower_sim.rollup_watch import NoticeScan, RollupRejected, inspect_json, processed
@@ -231,10 +234,7 @@ class TrainerAgent:
     def _test_set(self):
         """The task's public test set, rebuilt from the run's configuration (what the publisher posted)."""
         if "set" not in self._test_sets:
-            from dapp import qnn  # heavy (numpy models): only for a grievance
-            from dapp.qmodel import arch_named
-            from flower_sim.config import SimulationConfig
-            from flower_sim.data import make_splits, rollup_test_set
+            from flower_sim.data import make_splits, rollup_test_set  # heavy (the data sets): only for a grievance
 
             cfg = SimulationConfig.from_run_config(json.loads((self.state / "run.json").read_text()))
             self._test_sets["set"] = qnn.parse_test_set(rollup_test_set(make_splits(cfg.split_spec())),

@@ -4,10 +4,10 @@ On the trainer's own device: a SuperNode dialing its validator's SuperLink over 
 its requests with its authentication key (the SuperLink admits it only if its validator registered the public key),
 its data partition in `--node-config` (the partition id is the trainer id the run knows it by). With "warm"
 ClientApp isolation, `flower_sim.warm_clientapp` runs next to it and forks each ClientApp (`flower_sim.station_app`,
-the trainer, timed) from a process that preloaded TensorFlow. With `--rollup-key-file` the trainer holds its own rollup
-key: the key's path (never the key) reaches its ClientApps in the node config, and its agent
-(`flower_sim.trainer_agent`) runs beside the SuperNode, ending with it. The command becomes the SuperNode (exec): it lasts as
-long as the SuperNode, and exits with its code (Flower's 305 when the SuperLink refuses its key).
+the trainer, timed) from a process that preloaded TensorFlow. With `--rollup-key-file` the trainer holds its own
+rollup key: the key's path (never the key) reaches its ClientApps in the node config, and its agent
+(`flower_sim.trainer_agent`) runs beside the SuperNode, ending with it. The command becomes the SuperNode (exec): it
+lasts as long as the SuperNode, and exits with its code (Flower's 305 when the SuperLink refuses its key).
 """
 from __future__ import annotations
 
@@ -102,6 +102,7 @@ def run(options: TrainerOptions) -> int:
     print(f"trainer {options.partition_id}: SuperNode dialing {options.superlink} "
           f"({'TLS, authenticated by its key' if options.key else 'insecure'}), partition "
           f"{options.partition_id} of {options.num_partitions}"
-          + (f"; its rollup inputs from its own key ({options.rollup_key_file})" if own is not None else ""), flush=True)
+          + (f"; its rollup inputs from its own key ({options.rollup_key_file})" if own is not None else ""),
+          flush=True)
     os.execve(argv[0], argv, env)
     return 0  # not reached: the SuperNode's exit code is the command's
