@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import argparse
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,7 +17,8 @@ from flwr.common.config import parse_config_args
 from common import accounts
 from common.errors import ConfigError
 from dapp.qmodel import digest as qmodel_digest
-from dapp.schema import DISPUTE_DROPPED, DISPUTE_MISJUDGED, Contested, ContestResolved
+from contracts_config.deployment import save
+from dapp.schema import DISPUTE_DROPPED, DISPUTE_MISJUDGED, Contested, ContestResolved, decode_input
 from fedrollup.cli import manager as manager_cli
 from flower_sim.cheating import CheatingValidator
 from flower_sim.deployment import supernode_argv
@@ -23,12 +26,15 @@ from flower_sim.key_file import write_key_file
 from flower_sim.manager import global_model
 from flower_sim.quantize import save_frq1, to_frq1
 from flower_sim.records import Contribution, RoundRecord, ValidatorReport
+from flower_sim.rollup_roles import RollupRecorder
 from flower_sim.rollup_watch import RollupRejected
 from flower_sim.signatures import sign
 from flower_sim.trainer_agent import Kept, OwnRollup, TrainerAgent
 from flower_sim.trainer_role import TrainerOptions
+from frontend_console.audit import audit
 from rollup_fakes import CFG, FakeRollup, recorder_on
 from rollups_client.l1 import L1
+from rollups_client.node import NodeClient
 from test_fl_disputes import DISPUTE_TERMS, centroid_weights
 
 KEY = "0x" + "22" * 32
@@ -95,6 +101,57 @@ def senders(rollup) -> Counter:
                    if rollup.statuses.get(i) == "ACCEPTED")
 
 
+def play_rounds(recorder, agents: list[TrainerAgent], kind: str, run_dir: Path,
+                settle: Callable[[TrainerAgent, Kept], None]) -> None:
+    """Two rounds in which every trainer's update is a centroid model its agent keeps on its disk (with its
+    validator's receipt for a ``drop`` run); validator 0 lies about trainer 1 in round 2 (the recorder's
+    `CheatingValidator`); after each round's reports, ``settle`` has every agent look at how its update was judged."""
+    task = recorder.signing_task()
+    for rnd in (1, 2):
+        models = []
+        for v in range(CFG.validators):
+            vkey = accounts.private_key(accounts.validator_index(v))
+            updates, contributions = {}, []
+            for t in (t for t in range(CFG.trainers) if CFG.group_of(t) == v):
+                updates[t] = to_frq1(centroid_weights(1e-3 * (rnd * 10 + t + 1)))
+                digest = qmodel_digest(updates[t])
+                receipt = sign(vkey, task.domain, task.receipt(rnd, ADDRESSES[t], digest, 100 + t))
+                agents[t].keep(Kept(task.task_id, rnd, v, "0x" + digest.hex(), 100 + t,
+                                    "0x" + receipt.hex() if kind == "drop" else ""), updates[t], CFG.to_run_config())
+                contributions.append(Contribution(
+                    trainer_id=t, validator_id=v, accuracy=0.9, accuracy_bps=9000 + t, num_examples=100 + t,
+                    accepted=True, malicious=False, attacked=False, update_digest=digest,
+                    signature=sign(TRAINER_KEYS[t], task.domain, task.update(rnd, v, digest, 100 + t)),
+                    receipt=receipt))
+            models.append(to_frq1(centroid_weights(-1e-3 * (rnd * 10 + v + 1))))
+            name = f"round-{rnd:03d}-validator-{v}.frq"
+            recorder.on_validator_report(ValidatorReport(
+                round=rnd, validator_id=v, strategy="mad", own_accuracy=0.91, own_accuracy_bps=9100,
+                contributions=tuple(contributions), model_file=name,
+                model_digest=save_frq1(run_dir / name, models[-1]), training_s=0.0, validation_s=0.0,
+                aggregation_s=0.0, model=models[-1], updates=updates))
+        for agent in agents:  # each trainer's agent looks at how its update was judged, in the contest window
+            for kept in agent.held():
+                if kept.round == rnd:
+                    settle(agent, kept)
+        glob = global_model(models)
+        name = f"round-{rnd:03d}.frq"
+        recorder.on_round_closed(RoundRecord(
+            round=rnd, global_accuracy=0.8, global_accuracy_bps=8000, global_loss=0.3, global_model_file=name,
+            global_digest=save_frq1(run_dir / name, glob), best_validator=0, validators=(), contributions=(),
+            global_model=glob))
+    recorder.finish()
+
+
+def assert_only_the_victim_contested(sent: Counter, contested: list, verdicts: list, dispute: int) -> None:
+    """Every trainer registered once from its own address; trainer 1 alone contested round 2, and was upheld."""
+    assert all(sent[a, "Register"] == 1 for a in ADDRESSES)
+    victim = ADDRESSES[1]  # group 0's best-scored honest Positive: the one validator 0 lies about
+    assert {a for (a, k) in sent if k == "Contest"} == {victim}
+    assert [(c.round, c.trainer.lower(), c.kind) for c in contested] == [(2, victim, dispute)]
+    assert [(v.round, v.upheld, v.posted) for v in verdicts] == [(2, True, True)]
+
+
 @pytest.mark.parametrize("kind, dispute", [("misjudge", DISPUTE_MISJUDGED), ("drop", DISPUTE_DROPPED)])
 def test_trainers_register_and_contest_from_their_own_keys(tmp_path, monkeypatch, kind, dispute):
     """The recorder, given the trainers' addresses only, sends no trainer input; each trainer's agent registers (once,
@@ -120,51 +177,62 @@ def test_trainers_register_and_contest_from_their_own_keys(tmp_path, monkeypatch
         agent.register(task.task_id, CFG.group_of(agent.trainer_id))  # asked first: sent once
     with pytest.raises(RollupRejected, match="registered in task 1 as a trainer of group 0, not .* group 1"):
         agents[0].register(task.task_id, 1)
-    for rnd in (1, 2):
-        models = []
-        for v in range(CFG.validators):
-            vkey = accounts.private_key(accounts.validator_index(v))
-            updates, contributions = {}, []
-            for t in (t for t in range(CFG.trainers) if CFG.group_of(t) == v):
-                updates[t] = to_frq1(centroid_weights(1e-3 * (rnd * 10 + t + 1)))
-                digest = qmodel_digest(updates[t])
-                receipt = sign(vkey, task.domain, task.receipt(rnd, ADDRESSES[t], digest, 100 + t))
-                agents[t].keep(Kept(task.task_id, rnd, v, "0x" + digest.hex(), 100 + t,
-                                    "0x" + receipt.hex() if kind == "drop" else ""), updates[t], CFG.to_run_config())
-                contributions.append(Contribution(
-                    trainer_id=t, validator_id=v, accuracy=0.9, accuracy_bps=9000 + t, num_examples=100 + t,
-                    accepted=True, malicious=False, attacked=False, update_digest=digest,
-                    signature=sign(TRAINER_KEYS[t], task.domain, task.update(rnd, v, digest, 100 + t)),
-                    receipt=receipt))
-            models.append(to_frq1(centroid_weights(-1e-3 * (rnd * 10 + v + 1))))
-            name = f"round-{rnd:03d}-validator-{v}.frq"
-            recorder.on_validator_report(ValidatorReport(
-                round=rnd, validator_id=v, strategy="mad", own_accuracy=0.91, own_accuracy_bps=9100,
-                contributions=tuple(contributions), model_file=name,
-                model_digest=save_frq1(tmp_path / name, models[-1]), training_s=0.0, validation_s=0.0,
-                aggregation_s=0.0, model=models[-1], updates=updates))
-        for agent in agents:  # each trainer's agent looks at how its update was judged, in the contest window
-            for kept in agent.held():
-                assert agent.settle(kept) if kept.round == rnd else True
-        glob = global_model(models)
-        recorder.on_round_closed(RoundRecord(
-            round=rnd, global_accuracy=0.8, global_accuracy_bps=8000, global_loss=0.3,
-            global_model_file=f"round-{rnd:03d}.frq", global_digest=save_frq1(tmp_path / f"r{rnd}.frq", glob),
-            best_validator=0, validators=(), contributions=(), global_model=glob))
-    recorder.finish()
+
+    def settle(agent: TrainerAgent, kept: Kept) -> None:
+        assert agent.settle(kept)  # the fake applies every input at once: one look decides
+
+    play_rounds(recorder, agents, kind, tmp_path, settle)
     assert "REJECTED" not in [rollup.statuses[i] for i in rollup.senders if rollup.senders[i] in ADDRESSES]
-    sent = senders(rollup)
-    assert all(sent[a, "Register"] == 1 for a in ADDRESSES)
-    victim = ADDRESSES[1]  # group 0's best-scored honest Positive: the one validator 0 lies about
-    assert {a for (a, k) in sent if k == "Contest"} == {victim}
-    (contested,) = [n for n in rollup.all(Contested) if n.round == 2]
-    assert (contested.trainer.lower(), contested.kind) == (victim, dispute)
-    (verdict,) = [n for n in rollup.all(ContestResolved) if n.round == 2]
-    assert verdict.upheld and verdict.posted
+    assert_only_the_victim_contested(senders(rollup), rollup.all(Contested), rollup.all(ContestResolved), dispute)
     assert any("trainer 1 sent its Contest of round 2 from its own key" in s for s in said), said
     before = len(rollup.senders)
     again = TrainerAgent(TRAINER_KEYS[1], 1, l1, rollup, tmp_path / "trainer-1", say=said.append)
     assert all(again.settle(k) for k in again.held()) and again.sent == [] and len(rollup.senders) == before
+
+
+@pytest.mark.slow
+def test_a_trainer_holding_the_only_copy_of_its_key_registers_and_contests_on_anvil(tmp_path):
+    """On anvil + node: the recorder, given the trainers' addresses, funds them and sends none of their inputs; each
+    trainer's agent (its key only in its 0600 file) registers, and trainer 1, which validator 0 misjudges in round 2,
+    contests from its own key; the rollup upholds it and the audit passes."""
+    from node_fixtures import DAPP_BACKEND, fresh_deployment, node_process, running_anvil  # anvil + node fixtures
+
+    keys = [tmp_path / f"trainer-{t}.key" for t in range(CFG.trainers)]
+    for path, key in zip(keys, TRAINER_KEYS):
+        write_key_file(path, key)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    with running_anvil() as rpc_url:
+        deployment = fresh_deployment(rpc_url, epoch_length=4)
+        deployment_file = save(deployment, tmp_path / "deployment.json")
+        with node_process(deployment, tmp_path, backend=DAPP_BACKEND) as (url, _process):
+            node = NodeClient.at(url, deployment.application)
+            recorder = RollupRecorder(CFG, deployment, node, terms=replace(DISPUTE_TERMS, contest_blocks=10,
+                                                                           open_rounds=1),
+                                      cheating=CheatingValidator(0, "misjudge", from_round=2),
+                                      remote_trainers=tuple(ADDRESSES))
+            recorder.open_task(2)
+            agents = [OwnRollup(k, deployment_file, url, tmp_path / f"state-{t}").agent(t, say=lambda _: None)
+                      for t, k in enumerate(keys)]
+            for agent in agents:
+                agent.register(recorder.task_id, CFG.group_of(agent.trainer_id))
+
+            def settle(agent: TrainerAgent, kept: Kept) -> None:
+                deadline = time.monotonic() + 60
+                while not agent.settle(kept):
+                    assert time.monotonic() < deadline, f"trainer {agent.trainer_id} waited for its round's report"
+                    time.sleep(0.05)
+
+            play_rounds(recorder, agents, "misjudge", run_dir, settle)
+            l1 = L1(rpc_url, deployment)
+            inputs = [(i.sender.lower(), decode_input(i.payload)) for i in l1.inputs()
+                      if i.sender.lower() != deployment.ether_portal.lower()]
+            notices = [o.message for o in node.notices()]
+            audit(node, l1, run_dir=run_dir)  # raises AuditFailure naming the first discrepancy
+    sent = Counter((sender, type(m).__name__) for sender, m in inputs)
+    assert not {a for a, _ in sent} & {a for a in ADDRESSES if a in recorder.key_of}
+    assert_only_the_victim_contested(sent, [n for n in notices if isinstance(n, Contested)],
+                                     [n for n in notices if isinstance(n, ContestResolved)], DISPUTE_MISJUDGED)
 
 
 def test_an_agent_keeps_the_last_rounds_updates_on_its_disk(tmp_path):
