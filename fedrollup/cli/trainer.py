@@ -6,7 +6,7 @@ from pathlib import Path
 
 from common.errors import ConfigError
 from fedrollup.cli.args import config_from
-from fedrollup.cli.roles import add_mnemonic_option, set_mnemonic
+from fedrollup.cli.roles import add_mnemonic_option, add_own_key_options, set_mnemonic
 from flower_sim.deployment import CLIENTAPP_ISOLATION, DEFAULT_CLIENTAPP_ISOLATION, RUNTIME_PORT
 
 
@@ -31,14 +31,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "default fresh process per message")
     p.add_argument("--runtime-port", type=int, default=RUNTIME_PORT,
                    help="port of its SuperNode's Runtime API on 127.0.0.1 (another one per trainer on one machine)")
-    own = p.add_argument_group("its own rollup key (omit: its account of the run's mnemonic signs, the manager "
-                               "registers it)")
-    own.add_argument("--rollup-key-file", type=Path, default=None, metavar="FILE",
-                     help="its rollup account's private key (one 0x-hex key, mode 0600; `fedrollup trainer "
-                          "rollup-keygen`): it registers, signs its updates and contests from this key only")
-    own.add_argument("--deployment", type=Path, default=None, metavar="FILE", help="the rollup's deployment file")
-    own.add_argument("--node", default="", metavar="URL", help="the rollups node, e.g. http://10.0.0.3:6751")
-    own.add_argument("--rpc", default="", metavar="URL", help="L1's JSON-RPC URL; empty: the deployment file's")
+    own = add_own_key_options(p, "its own rollup key (omit: its account of the run's mnemonic signs, the manager "
+                                 "registers it)", "--rollup-key-file",
+                              "its rollup account's private key (one 0x-hex key, mode 0600; `fedrollup trainer "
+                              "rollup-keygen`): it registers, signs its updates and contests from this key only")
     own.add_argument("--workdir", type=Path, default=Path("trainer"), metavar="DIR",
                      help="its folder: the updates it signed, kept to contest them")
     add_mnemonic_option(p)
