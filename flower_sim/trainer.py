@@ -18,6 +18,7 @@ also registers it for the task and keeps the update to contest it), else its acc
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
@@ -31,6 +32,9 @@ from flower_sim.data import make_splits
 from flower_sim.quantize import to_frq1
 from flower_sim.signatures import RollupTask, sign
 from flower_sim.splits import Dataset
+
+if TYPE_CHECKING:  # web3 behind it: imported only by a trainer holding its own key (`train`)
+    from flower_sim.trainer_agent import OwnRollup, TrainerAgent
 
 app = ClientApp()
 
@@ -53,7 +57,8 @@ def train(msg: Message, context: Context) -> Message:
     return train_on(msg, cfg, trainer_id, make_splits(cfg.split_spec()).trainers[trainer_id], own)
 
 
-def train_on(msg: Message, cfg: SimulationConfig, trainer_id: int, data: Dataset, own=None) -> Message:
+def train_on(msg: Message, cfg: SimulationConfig, trainer_id: int, data: Dataset,
+             own: OwnRollup | None = None) -> Message:
     """`train` on the given data: the trainer's partition, or less of it for a low-data actor (`flower_sim.actors`).
     ``own`` (`trainer_agent.OwnRollup`): the trainer holds its own rollup key; it registers for the instruction's
     task while it trains (its validator names it in the round's report only once it is registered)."""
@@ -91,7 +96,7 @@ def train_on(msg: Message, cfg: SimulationConfig, trainer_id: int, data: Dataset
 
 
 def update_reply(msg: Message, cfg: SimulationConfig, trainer_id: int, weights: list[np.ndarray], samples: int,
-                 loss: float, attacked: bool, agent=None) -> Message:
+                 loss: float, attacked: bool, agent: TrainerAgent | None = None) -> Message:
     """The reply carrying `weights` as trainer `trainer_id`'s update of `samples` samples, signed on a rollup run:
     by ``agent``'s own key (`trainer_agent.TrainerAgent`, which keeps the update on the trainer's disk to contest
     it), else by its account of the run's mnemonic."""

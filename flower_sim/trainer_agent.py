@@ -254,6 +254,8 @@ class TrainerAgent:
                 except RollupRejected as err:  # a refused contest (late, or the rollup said no) is said, not fatal
                     self.say(f"trainer {self.trainer_id}: {err}")
                     marker.touch()
+                except (OSError, ValueError) as err:  # its node or L1 unreachable for a moment: look again
+                    self.say(f"trainer {self.trainer_id} could not read the rollup ({err}): it looks again")
             time.sleep(self.POLL_S)
 
 
