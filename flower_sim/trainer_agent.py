@@ -181,13 +181,16 @@ class TrainerAgent:
         me = f"trainer {self.trainer_id}"
         if task["finished"] or task["rounds_closed"] >= kept.round:
             return True  # closed: whatever it found to contest was sent before
-        if task["current_round"] < kept.round or kept.group not in task["reports_in"]:
-            late = task["current_round"] == kept.round and task["report_deadline"] is not None \
-                and self.l1.block_number() > task["report_deadline"]
+        if kept.round not in (task["current_round"], *(a["round"] for a in task["ahead"])):
+            return False  # not open on the rollup yet
+        block = self.l1.block_number()  # the round as L1's latest block sees it (a later open round's view needs it)
+        view = inspect_json(self.node, f"producer/{kept.task_id}?round={kept.round}&block={block}")
+        if kept.group not in view["reports_in"]:
+            late = view["report_deadline"] is not None and block > view["report_deadline"]
             if late:
                 self.say(f"validator {kept.group} did not report round {kept.round}: {me} has nothing to contest")
             return late
-        if any(d["trainer"].lower() == self.address for d in task["disputes"]):
+        if kept.round == task["current_round"] and any(d["trainer"].lower() == self.address for d in task["disputes"]):
             return True  # already disputed (its contest, or the publisher's challenge)
         classified = [n for _, n in self._notices(ContributionClassified, kept)]
         held = self._held(kept)
@@ -198,7 +201,7 @@ class TrainerAgent:
             self.say(f"{me} was left out of validator {kept.group}'s report of round {kept.round}, but holds no "
                      f"receipt of its update: it cannot contest")
             return True
-        model_bps = self._model_bps(kept, task)
+        model_bps = self._model_bps(kept, view)
         if model_bps is False:
             return False  # its validator's model is not revealed yet and the window is still open: look again
         update_bps = public_accuracy(held.update, self._test_set())
@@ -220,13 +223,13 @@ class TrainerAgent:
         return [(i, n) for i, n in self.scan.seen if isinstance(n, kind) and n.task_id == kept.task_id
                 and n.round == kept.round and n.group == kept.group]
 
-    def _model_bps(self, kept: Kept, task: dict[str, Any]) -> int | None | bool:
-        """The public accuracy of its validator's model (None: not revealed by the end of the contest window; False:
-        not revealed yet, look again)."""
+    def _model_bps(self, kept: Kept, view: dict[str, Any]) -> int | None | bool:
+        """The public accuracy of its validator's model (None: not revealed by the end of the contest window, which
+        ``view``, the round's schedule, gives; False: not revealed yet, look again)."""
         scored = [(i, n) for i, n in self._notices(ModelScored, kept) if n.kind == BLOB_VALIDATOR_MODEL]
         if scored:
             return scored[0][1].accuracy_bps
-        deadline = task["contest_deadline"]
+        deadline = view["contest_deadline"]
         if deadline is not None and self.l1.block_number() >= deadline - 1:
             return None
         return False

@@ -152,17 +152,19 @@ def assert_only_the_victim_contested(sent: Counter, contested: list, verdicts: l
     assert [(v.round, v.upheld, v.posted) for v in verdicts] == [(2, True, True)]
 
 
-@pytest.mark.parametrize("kind, dispute", [("misjudge", DISPUTE_MISJUDGED), ("drop", DISPUTE_DROPPED)])
-def test_trainers_register_and_contest_from_their_own_keys(tmp_path, monkeypatch, kind, dispute):
+@pytest.mark.parametrize("kind, dispute, open_rounds", [("misjudge", DISPUTE_MISJUDGED, 1),
+                                                       ("drop", DISPUTE_DROPPED, 1), ("misjudge", DISPUTE_MISJUDGED, 2)])
+def test_trainers_register_and_contest_from_their_own_keys(tmp_path, monkeypatch, kind, dispute, open_rounds):
     """The recorder, given the trainers' addresses only, sends no trainer input; each trainer's agent registers (once,
     the rollup asked first) and, when validator 0 lies about trainer 1 in round 2, contests from its own key with the
-    update kept on its disk; the rollup upholds it. An agent started again sends nothing twice."""
+    update kept on its disk (with 2 rounds open, round 2 is still ahead of round 1 on the rollup); the rollup upholds
+    it. An agent started again sends nothing twice."""
     rollup = FakeRollup()
     rollup.senders = {}
     apply = rollup._apply_now
     monkeypatch.setattr(rollup, "_apply_now", lambda sender, payload: rollup.senders.setdefault(
         rollup.chain.index, sender) and apply(sender, payload))
-    recorder, said = recorder_on(rollup, monkeypatch, None, terms=replace(DISPUTE_TERMS, open_rounds=1),
+    recorder, said = recorder_on(rollup, monkeypatch, None, terms=replace(DISPUTE_TERMS, open_rounds=open_rounds),
                                  cheating=CheatingValidator(0, kind, from_round=2), remote_trainers=tuple(ADDRESSES))
     assert not set(ADDRESSES) & set(recorder.key_of)
     l1 = SimpleNamespace(send_input=rollup.send_input, input_index=rollup.input_index,
@@ -179,7 +181,11 @@ def test_trainers_register_and_contest_from_their_own_keys(tmp_path, monkeypatch
         agents[0].register(task.task_id, 1)
 
     def settle(agent: TrainerAgent, kept: Kept) -> None:
-        assert agent.settle(kept)  # the fake applies every input at once: one look decides
+        for _ in range(2000):  # the recorder's sender thread sends the reports when rounds are open at once
+            if agent.settle(kept):
+                return
+            time.sleep(0.001)
+        raise AssertionError(f"trainer {agent.trainer_id} never saw its round {kept.round} judged")
 
     play_rounds(recorder, agents, kind, tmp_path, settle)
     assert "REJECTED" not in [rollup.statuses[i] for i in rollup.senders if rollup.senders[i] in ADDRESSES]
