@@ -125,10 +125,13 @@ def supernode_argv(superlink: str, partition: tuple[int, int], ca: str | None,
                                        *(f"{k}={json.dumps(v)}" for k, v in (node_config or {}).items())])]
 
 
-def warm_executor_argv(supernode_pid: int, runtime_port: int = RUNTIME_PORT) -> list[str]:
-    """`flower_sim.warm_clientapp` serving the SuperNode `supernode_pid` on its machine (and exiting with it)."""
+def warm_executor_argv(supernode_pid: int, runtime_port: int = RUNTIME_PORT,
+                       also_preload: tuple[str, ...] = ()) -> list[str]:
+    """`flower_sim.warm_clientapp` serving the SuperNode `supernode_pid` on its machine (and exiting with it);
+    `also_preload`: modules its ClientApps need beyond the trainer's (a trainer holding its own key: web3's)."""
     return [str(BIN / "python"), "-m", "flower_sim.warm_clientapp", "--runtime-api-address",
-            f"127.0.0.1:{runtime_port}", "--insecure", "--parent-pid", str(supernode_pid)]
+            f"127.0.0.1:{runtime_port}", "--insecure", "--parent-pid", str(supernode_pid),
+            *(["--also-preload", *also_preload] if also_preload else [])]
 
 
 # ---------------------------------------------------------------------------------------------- SuperNode keys

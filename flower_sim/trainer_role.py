@@ -94,7 +94,10 @@ def run(options: TrainerOptions) -> int:
                           own.node_config() if own is not None else None)
     env = role_env()
     if options.clientapp_isolation == "warm":
-        subprocess.Popen(warm_executor_argv(os.getpid(), options.runtime_port), env=env, stdin=subprocess.DEVNULL)
+        # a trainer holding its own key: its ClientApps fork with web3 and its agent's code loaded, not each importing it
+        subprocess.Popen(warm_executor_argv(os.getpid(), options.runtime_port,
+                                            ("flower_sim.trainer_agent",) if own is not None else ()),
+                         env=env, stdin=subprocess.DEVNULL)
     if own is not None:  # its agent: contests from its key when its validator leaves it out or misjudges it
         subprocess.Popen([sys.executable, "-m", "flower_sim.trainer_agent", "--trainer-id", str(options.partition_id),
                           "--parent-pid", str(os.getpid()), "--node-config", json.dumps(own.node_config())],
