@@ -176,7 +176,11 @@ def test_trainers_register_and_contest_from_their_own_keys(tmp_path, monkeypatch
     assert task.trainers == tuple(ADDRESSES)  # what the validators sign receipts for and name in their reports
     for agent in agents:
         agent.register(task.task_id, CFG.group_of(agent.trainer_id))
-        agent.register(task.task_id, CFG.group_of(agent.trainer_id))  # asked first: sent once
+        agent.register(task.task_id, CFG.group_of(agent.trainer_id))  # its folder says it is registered: sent once
+    moved = TrainerAgent(TRAINER_KEYS[2], 2, l1, rollup, tmp_path / "a-new-folder", say=said.append)
+    moved.register(task.task_id, CFG.group_of(2))  # without its folder the rollup is asked first: nothing sent
+    assert moved.sent == [] and all(a.sent == [f"its Register for task 1 (group {CFG.group_of(a.trainer_id)})"]
+                                    for a in agents)
     with pytest.raises(RollupRejected, match="registered in task 1 as a trainer of group 0, not .* group 1"):
         agents[0].register(task.task_id, 1)
 
