@@ -97,7 +97,7 @@ class TrainerAgent:
     """Trainer ``trainer_id``'s rollup inputs from its own ``key``: `register`, `keep` each signed update, `settle`
     each kept update once its round's report is in (contesting when it was left out or misjudged)."""
 
-    POLL_S = 0.2
+    POLL_S = 0.5  # seconds between two looks: within a 2-block contest window at 1-s blocks, and light on the radio
 
     def __init__(self, key: str, trainer_id: int, l1: L1, node: NodeClient, state: Path, say: Say = print) -> None:
         self.key, self.trainer_id, self.l1, self.node, self.state = key, trainer_id, l1, node, state
@@ -192,8 +192,10 @@ class TrainerAgent:
             return True  # closed: whatever it found to contest was sent before
         if kept.round not in (task["current_round"], *(a["round"] for a in task["ahead"])):
             return False  # not open on the rollup yet
-        block = self.l1.block_number()  # the round as L1's latest block sees it (a later open round's view needs it)
-        view = inspect_json(self.node, f"producer/{kept.task_id}?round={kept.round}&block={block}")
+        block = self.l1.block_number()
+        # the current round's schedule is in the task's answer; a later open round's needs L1's block (one more ask)
+        view = task if kept.round == task["current_round"] else \
+            inspect_json(self.node, f"producer/{kept.task_id}?round={kept.round}&block={block}")
         if kept.group not in view["reports_in"]:
             late = view["report_deadline"] is not None and block > view["report_deadline"]
             if late:
