@@ -259,8 +259,7 @@ class TrainerAgent:
     def follow(self, alive: Callable[[], bool]) -> None:
         """Settle every kept update as the rollup gets to it, while ``alive()`` (its SuperNode runs). The rollup's
         answers change only when its node processes an input, so it asks the inspect routes only then (and every
-        `FULL_LOOK_S`, for the deadlines): in an emulated run 4 agents asking twice a second slowed each round by ~3 s
-        (the manager host's node answering them on the shared cores)."""
+        `FULL_LOOK_S`, for the deadlines): every look is work for a node that a Quorum member also runs."""
         seen, looked = -1, 0.0
         while alive():
             try:
