@@ -94,7 +94,7 @@ def run(options: TrainerOptions) -> int:
                           own.node_config() if own is not None else None)
     env = role_env()
     if options.clientapp_isolation == "warm":
-        # a trainer holding its own key: its ClientApps fork with web3 and its agent's code loaded, not each importing it
+        # holding its own key: its ClientApps fork with web3 and its agent's code loaded, not each importing it
         subprocess.Popen(warm_executor_argv(os.getpid(), options.runtime_port,
                                             ("flower_sim.trainer_agent",) if own is not None else ()),
                          env=env, stdin=subprocess.DEVNULL)

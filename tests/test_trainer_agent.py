@@ -152,8 +152,8 @@ def assert_only_the_victim_contested(sent: Counter, contested: list, verdicts: l
     assert [(v.round, v.upheld, v.posted) for v in verdicts] == [(2, True, True)]
 
 
-@pytest.mark.parametrize("kind, dispute, open_rounds", [("misjudge", DISPUTE_MISJUDGED, 1),
-                                                       ("drop", DISPUTE_DROPPED, 1), ("misjudge", DISPUTE_MISJUDGED, 2)])
+@pytest.mark.parametrize("kind, dispute, open_rounds", [
+    ("misjudge", DISPUTE_MISJUDGED, 1), ("drop", DISPUTE_DROPPED, 1), ("misjudge", DISPUTE_MISJUDGED, 2)])
 def test_trainers_register_and_contest_from_their_own_keys(tmp_path, monkeypatch, kind, dispute, open_rounds):
     """The recorder, given the trainers' addresses only, sends no trainer input; each trainer's agent registers (once,
     the rollup asked first) and, when validator 0 lies about trainer 1 in round 2, contests from its own key with the
