@@ -112,21 +112,26 @@ def superlink_argv(address: str, port: int, tls: Tls | None, supernode_auth: boo
 
 def supernode_argv(superlink: str, partition: tuple[int, int], ca: str | None,
                    clientapp_isolation: str = DEFAULT_CLIENTAPP_ISOLATION, auth_key: str | None = None,
-                   runtime_port: int = RUNTIME_PORT) -> list[str]:
+                   runtime_port: int = RUNTIME_PORT, node_config: dict[str, str] | None = None) -> list[str]:
     """A trainer's SuperNode: TLS against `ca` (None: insecure), signing with `auth_key` (its private key), its
-    Runtime API (which its ClientApps reach) on the loopback's `runtime_port`."""
+    Runtime API (which its ClientApps reach) on the loopback's `runtime_port`; `node_config`: more string entries of
+    its node config (a trainer holding its own rollup key: the paths and URLs its ClientApps use)."""
     tls = ["--root-certificates", ca] if ca else ["--insecure"]
     isolation = ["--isolation", "process"] if clientapp_isolation == "warm" else []
     auth = ["--auth-supernode-private-key", auth_key] if auth_key else []
     return [str(BIN / "flower-supernode"), *tls, "--superlink", superlink, *auth, *isolation,
             "--host", "127.0.0.1", "--port", str(runtime_port),
-            "--node-config", f"partition-id={partition[0]} num-partitions={partition[1]}"]
+            "--node-config", " ".join([f"partition-id={partition[0]} num-partitions={partition[1]}",
+                                       *(f"{k}={json.dumps(v)}" for k, v in (node_config or {}).items())])]
 
 
-def warm_executor_argv(supernode_pid: int, runtime_port: int = RUNTIME_PORT) -> list[str]:
-    """`flower_sim.warm_clientapp` serving the SuperNode `supernode_pid` on its machine (and exiting with it)."""
+def warm_executor_argv(supernode_pid: int, runtime_port: int = RUNTIME_PORT,
+                       also_preload: tuple[str, ...] = ()) -> list[str]:
+    """`flower_sim.warm_clientapp` serving the SuperNode `supernode_pid` on its machine (and exiting with it);
+    `also_preload`: modules its ClientApps need beyond the trainer's (a trainer holding its own key: web3's)."""
     return [str(BIN / "python"), "-m", "flower_sim.warm_clientapp", "--runtime-api-address",
-            f"127.0.0.1:{runtime_port}", "--insecure", "--parent-pid", str(supernode_pid)]
+            f"127.0.0.1:{runtime_port}", "--insecure", "--parent-pid", str(supernode_pid),
+            *(["--also-preload", *also_preload] if also_preload else [])]
 
 
 # ---------------------------------------------------------------------------------------------- SuperNode keys

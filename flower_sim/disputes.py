@@ -24,12 +24,11 @@ from dataclasses import dataclass
 from statistics import median_low
 from typing import Any
 
-from common import accounts
 from dapp import qnn
 from dapp.mad import is_positive
 from dapp.qmodel import Arch, QModelError, decode
 from dapp.schema import (DISPUTE_CHALLENGED, DISPUTE_DROPPED, DISPUTE_MISJUDGED, Challenge, Contest, Contested,
-                         ContestResolved, ContributionClassified, RewardPaid, ValidatorPenalized)
+                         ContestResolved, ContributionClassified, ModelChunk, RewardPaid, ValidatorPenalized)
 from dapp.state import format_wei
 from flower_sim.records import ValidatorReport as RoundReport
 from flower_sim.rollup_inputs import model_chunks
@@ -82,6 +81,28 @@ def grievance(held: Held, classified: list[ContributionClassified]) -> int | Non
     return None if mine[0].positive else DISPUTE_MISJUDGED
 
 
+def upholds(update_bps: int | None, model_bps: int | None, mad_bps: int) -> bool:
+    """Whether the task's rule would uphold a trainer's contest on the public numbers: its update is a valid model
+    and Positive against the validator model's public accuracy (or that model was never revealed)."""
+    return update_bps is not None and (model_bps is None or is_positive(update_bps, model_bps, mad_bps))
+
+
+def public_accuracy(update: bytes, test_set: qnn.TestSet) -> int | None:
+    """The update's accuracy on the public test set, as the rollup scores it (None: not a valid model)."""
+    try:
+        return qnn.accuracy(decode(update), test_set)
+    except (QModelError, qnn.QnnError):
+        return None
+
+
+def contest_inputs(task_id: int, round_: int, held: Held, kind: int) -> list[Contest | ModelChunk]:
+    """A trainer's contest of ``kind`` and its update's chunks, in the order it sends them (a dropped trainer's
+    contest carries its validator's receipt)."""
+    receipt = (held.receipt[:32], held.receipt[32:]) if kind == DISPUTE_DROPPED else (NO_RECEIPT, NO_RECEIPT)
+    return [Contest(task_id, round_, held.update_digest, held.samples, *receipt),
+            *model_chunks(task_id, round_, held.update_digest, held.update)]
+
+
 class Chatter:
     """Says the first `LIMIT` lines of each kind, then counts the rest: at 1,000 trainers a round had 100 contests,
     and a log of 100 alike lines per step says less to a researcher than five and a count (`summary`)."""
@@ -123,11 +144,7 @@ class DisputeDesk:
         self.reports.setdefault(sent.round, {})[sent.validator_id] = (honest, sent, tx)
 
     def public_bps(self, update: bytes) -> int | None:
-        """The update's accuracy on the public test set, as the rollup scores it (None: not a valid model)."""
-        try:
-            return qnn.accuracy(decode(update), self.test_set)
-        except (QModelError, qnn.QnnError):
-            return None
+        return public_accuracy(update, self.test_set)
 
     def file(self, round_: int, model_bps: dict[str, int]) -> None:
         """Every dispute of the round, each from its party's key, confirmed (a refused one is said, not fatal)."""
@@ -154,8 +171,7 @@ class DisputeDesk:
         chat.summary(round_)
 
     def _held(self, honest: RoundReport) -> list[Held]:
-        addresses = {t: accounts.address(accounts.trainer_index(t, self.r.cfg.validators)).lower()
-                     for t in honest.updates}
+        addresses = {t: self.r.trainer_addresses[t].lower() for t in honest.updates}
         return [Held(c.trainer_id, addresses[c.trainer_id], honest.validator_id, honest.updates[c.trainer_id],
                      c.update_digest, c.num_examples, c.receipt)
                 for c in honest.contributions if c.receipt and c.trainer_id in honest.updates]
@@ -169,19 +185,19 @@ class DisputeDesk:
         why = (f"{me} was left out of validator {held.group}'s report of round {round_} although it holds a receipt"
                if kind == DISPUTE_DROPPED else f"validator {held.group} reported {me} Negative in round {round_}")
         update_bps = self.public_bps(held.update)
-        if update_bps is None or not (model_bps is None or is_positive(update_bps, model_bps, self.mad_bps)):
+        if not upholds(update_bps, model_bps, self.mad_bps):
             chat("trainers who do not contest", f"{why}; its update scores {pct(update_bps)} on the public test set "
                  f"against the validator model's {pct(model_bps)}, which the rule would not uphold: it does not "
                  f"contest")
             return []
-        receipt = (held.receipt[:32], held.receipt[32:]) if kind == DISPUTE_DROPPED else (NO_RECEIPT, NO_RECEIPT)
         key = self.r.trainer_keys[held.trainer_id]
-        chunks = model_chunks(self.r.task_id, round_, held.update_digest, held.update)
+        if key is None:  # it holds its own key (`fedrollup trainer --rollup-key-file`): it contests from its device
+            return []
         chat("trainers who contest", f"{why}: it contests and posts its update ({len(held.update):,} bytes; it scores "
              f"{pct(update_bps)} on the public test set against the validator model's {pct(model_bps)})")
-        contest = Contest(self.r.task_id, round_, held.update_digest, held.samples, *receipt)
-        return [(f"{me}'s contest", self.r._send(key, contest))] + [
-            (f"{me}'s update chunk {c.index}", self.r._send(key, c)) for c in chunks]
+        inputs = contest_inputs(self.r.task_id, round_, held, kind)
+        return [(f"{me}'s contest" if isinstance(m, Contest) else f"{me}'s update chunk {m.index}",
+                 self.r._send(key, m)) for m in inputs]
 
     def _defend(self, round_: int, n: Contested, reports: dict, model_bps: int | None) -> list[tuple[str, Any]]:
         _, sent, _ = reports[n.group]

@@ -122,7 +122,8 @@ def fetch_task(manager: str) -> RollupTask | None:
         if err.code == 404:
             return None
         raise RuntimeError(f"the manager did not say which rollup task the run records on: {err}") from None
-    return RollupTask(int(task["task_id"]), Domain(int(task["chain_id"]), str(task["application"])))
+    return RollupTask(int(task["task_id"]), Domain(int(task["chain_id"]), str(task["application"])),
+                      trainers=tuple(str(a) for a in task.get("trainers", ())))
 
 
 @functools.lru_cache(maxsize=None)
@@ -295,7 +296,7 @@ def make_handler(exchange: Exchange) -> type[BaseHTTPRequestHandler]:
                 if task is None:
                     return self._answer(404, b"this run records on no rollup\n", "text/plain")
                 body = {"task_id": task.task_id, "chain_id": task.domain.chain_id,
-                        "application": task.domain.verifying_contract}
+                        "application": task.domain.verifying_contract, "trainers": list(task.trainers)}
                 return self._answer(200, json.dumps(body).encode(), "application/json")
             if len(parts) == 2 and parts[0] == "global" and parts[1].isdigit():
                 with exchange.lock:

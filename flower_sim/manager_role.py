@@ -92,6 +92,7 @@ class ManagerOptions:
     validator_addresses: tuple[str, ...] = ()  # validators sending their own inputs (it holds no key of theirs)
     open_rounds: int | None = None       # the task's openRounds; None: what L1's block time asks (`TaskTerms`)
     contest_blocks: int | None = None    # each round's contest window; None: what carries every trainer's contest
+    trainer_addresses: tuple[str, ...] = ()  # trainers registering and contesting from their own keys, by id
 
 
 def run(options: ManagerOptions) -> int:
@@ -116,7 +117,8 @@ def run(options: ManagerOptions) -> int:
         terms = TaskTerms(open_rounds=options.open_rounds, contest_blocks=options.contest_blocks)  # None: sized
         recorder = RollupRecorder(cfg, deployment, node, terms=terms,
                                   say=lambda text: print(f"[chain] {text}", flush=True),
-                                  remote_validators=options.validator_addresses)
+                                  remote_validators=options.validator_addresses,
+                                  remote_trainers=options.trainer_addresses)
     if recorder is not None:
         recorder.open_task(cfg.rounds)
         exchange.publish_task(recorder.signing_task())  # before round 1's global: the validators ask after it

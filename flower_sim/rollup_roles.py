@@ -168,7 +168,7 @@ class RollupRecorder:
     def __init__(self, cfg: SimulationConfig, deployment: Deployment, node: NodeClient,
                  terms: TaskTerms = TaskTerms(), say: Say = lambda _: None,
                  silent: SilentValidator | None = None, cheating: CheatingValidator | None = None,
-                 remote_validators: Sequence[str] = ()) -> None:
+                 remote_validators: Sequence[str] = (), remote_trainers: Sequence[str] = ()) -> None:
         self.cfg, self.deployment, self.node, self.terms, self.say = cfg, deployment, node, terms, say
         self.silent, self.cheating = silent, cheating
         if remote_validators and (silent is not None or cheating is not None):
@@ -177,6 +177,12 @@ class RollupRecorder:
         if remote_validators and len(remote_validators) != cfg.validators:
             raise ConfigError(f"--validator-address: give one address per validator, in group order "
                               f"({cfg.validators}), not {len(remote_validators)}")
+        if remote_trainers and len(remote_trainers) != cfg.trainers:
+            raise ConfigError(f"--trainer-addresses: give one address per trainer, in trainer order ({cfg.trainers}), "
+                              f"not {len(remote_trainers)}")
+        if remote_trainers and cheating is not None and cheating.kind == "friend":
+            raise ConfigError("--cheating-validator G:friend signs the friend's update with its key, which a trainer "
+                              "holding its own key (--trainer-addresses) keeps on its device: use drop or misjudge")
         # remote validators (`fedrollup validator --key-file`) send their own inputs: this process holds no key of
         # theirs (None) and waits for their reports, reveals and closes on the rollup (`remote`)
         self.remote = bool(remote_validators)
@@ -185,17 +191,20 @@ class RollupRecorder:
         self.manager_key = accounts.private_key(accounts.manager_index())  # shifted in a market run's publisher
         self.validator_keys: list[str | None] = [None] * cfg.validators if self.remote else \
             [accounts.private_key(accounts.validator_index(g)) for g in range(cfg.validators)]
-        self.trainer_keys = [accounts.private_key(accounts.trainer_index(t, cfg.validators))
-                             for t in range(cfg.trainers)]
+        # remote trainers (`fedrollup trainer --rollup-key-file`) register and contest from their own devices: None
+        self.remote_trainers = bool(remote_trainers)
+        self.trainer_keys: list[str | None] = [None] * cfg.trainers if self.remote_trainers else \
+            [accounts.private_key(accounts.trainer_index(t, cfg.validators)) for t in range(cfg.trainers)]
         self.key_of = {L1.address(k): k for k in [self.manager_key, *self.validator_keys, *self.trainer_keys]
                        if k is not None}
         self.validator_addresses = [a.lower() for a in remote_validators] if self.remote else \
             [L1.address(k) for k in self.validator_keys]
         self.remotes = RemoteValidators(self) if self.remote else None  # waits for their inputs on the rollup
-        self.trainer_addresses = [L1.address(k) for k in self.trainer_keys]
+        self.trainer_addresses = [a.lower() for a in remote_trainers] if self.remote_trainers else \
+            [L1.address(k) for k in self.trainer_keys]
         self.name_of = {L1.address(self.manager_key): "the publisher",
                         **{a: f"validator {v}" for v, a in enumerate(self.validator_addresses)},
-                        **{L1.address(k): f"trainer {t}" for t, k in enumerate(self.trainer_keys)}}
+                        **{a.lower(): f"trainer {t}" for t, a in enumerate(self.trainer_addresses)}}
         self.task_id: int | None = None  # the rollup assigns it (TaskCreated)
         self.producer = L1.address(self.manager_key)  # round 1: the publisher, as in the paper
         self.pending: dict[int, list[tuple[str, object]]] = {}  # round -> (what, tx hash) sent, not yet confirmed
@@ -259,7 +268,8 @@ class RollupRecorder:
 
     # ------------------------------------------------------------------ the task
     def _fund_roles(self) -> None:
-        poor = fund_accounts(self.l1, [*self.key_of, *(self.validator_addresses if self.remote else [])])
+        poor = fund_accounts(self.l1, [*self.key_of, *(self.validator_addresses if self.remote else []),
+                                       *(self.trainer_addresses if self.remote_trainers else [])])
         if poor:
             self.say(f"funded {poor} role accounts with {FUNDING / 10**18:g} ETH each for gas")
 
@@ -296,12 +306,13 @@ class RollupRecorder:
         self.desk = DisputeDesk(self, test_set, arch_named(cfg.model), create.mad_bps, create.challenges_per_round,
                                 RollupRejected)
         self.say(f"{cfg.validators} validators and {cfg.trainers} trainers register for task {self.task_id}"
-                 + (" (each validator from its own process and key)" if self.remote else ""))
+                 + (" (each validator from its own process and key)" if self.remote else "")
+                 + (" (each trainer from its own device and key, in its first round)" if self.remote_trainers else ""))
         sent = [("validator registration", self._send(k, Register(self.task_id, ROLE_VALIDATOR, g)))
                 for g, k in enumerate(self.validator_keys) if k is not None]  # remote: each registers itself
         sent += [(f"trainer {t_id}'s registration", self._send(k, Register(self.task_id, ROLE_TRAINER,
                                                                            cfg.group_of(t_id))))
-                 for t_id, k in enumerate(self.trainer_keys)]
+                 for t_id, k in enumerate(self.trainer_keys) if k is not None]
         for what, tx in sent:
             self._confirm(what, tx)
         self.timings.setup_s = time.perf_counter() - start
@@ -361,7 +372,7 @@ class RollupRecorder:
         if self.task_id is None:
             raise RollupRejected("the rollup task is not open yet: call open_task first")
         return RollupTask(self.task_id, Domain(self.deployment.chain_id, self.deployment.application),
-                          self.terms.open_rounds)
+                          self.terms.open_rounds, tuple(self.trainer_addresses) if self.remote_trainers else ())
 
     def averaged(self, server_round: int, validators) -> list[int]:
         """The validators whose models the rollup averages: those that reveal (a silent one does not)."""
@@ -444,7 +455,7 @@ class RollupRecorder:
                      f"withholds its report of round {report.round} from the rollup (its Flower server keeps "
                      f"training)")
             return
-        trainers = [L1.address(k).lower() for k in self.trainer_keys]
+        trainers = [a.lower() for a in self.trainer_addresses]
         honest, lie = report, None
         if self.cheating is not None:
             report, lie = self.cheating.lie(report, self.signing_task(), self.cfg.validators, self.cfg.seed)

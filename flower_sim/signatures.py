@@ -15,6 +15,7 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils import to_checksum_address
 
+from common import accounts
 from dapp.eip712 import DOMAIN_NAME, DOMAIN_VERSION, Domain, Receipt, TypedStruct, Update, pack_signature
 
 _DOMAIN_FIELDS = [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
@@ -51,6 +52,14 @@ class RollupTask:
     task_id: int
     domain: Domain
     open_rounds: int = 1  # the task's openRounds: a trust task's validators judge round r by the standings after r - K
+    trainers: tuple[str, ...] = ()  # trainer t's rollup address, by id, when the trainers hold their own keys (issue
+    # 16, `fedrollup manager --trainer-addresses`); empty: each trainer's account of the run's mnemonic
+
+    def trainer_address(self, trainer_id: int, validators: int) -> str:
+        """Trainer ``trainer_id``'s address (lowercase): the one the manager was given, else the mnemonic's."""
+        if self.trainers:
+            return self.trainers[trainer_id].lower()
+        return accounts.address(accounts.trainer_index(trainer_id, validators)).lower()
 
     def train_config(self, group: int) -> dict[str, int | str]:
         return {"task-id": self.task_id, "chain-id": self.domain.chain_id,

@@ -266,7 +266,7 @@ class Validator:
         if bytes(evidence["update-digest"]) != update_digest:
             raise EvidenceError(f"trainer {trainer_id} signed update {bytes(evidence['update-digest']).hex()[:16]}…, "
                                 f"its validator received {update_digest.hex()[:16]}…")
-        expected = accounts.address(accounts.trainer_index(trainer_id, self.cfg.validators)).lower()
+        expected = self.rollup.trainer_address(trainer_id, self.cfg.validators)
         message = self.rollup.update(server_round, self.validator_id, update_digest, samples)
         try:
             found = signer(self.rollup.domain, message, signature)
@@ -286,7 +286,7 @@ class Validator:
         if got is None:
             raise EvidenceError(f"validator {self.validator_id} received no update from trainer {trainer_id} "
                                 f"in round {server_round}")
-        trainer = accounts.address(accounts.trainer_index(trainer_id, self.cfg.validators))
+        trainer = self.rollup.trainer_address(trainer_id, self.cfg.validators)
         key = accounts.private_key(accounts.validator_index(self.validator_id))
         return sign(key, self.rollup.domain, self.rollup.receipt(server_round, trainer, got.update_digest,
                                                                   got.samples))

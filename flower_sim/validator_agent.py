@@ -11,23 +11,18 @@ with its own key only). A round's inputs go out on a background thread: the Serv
 meanwhile. Before each input it asks the rollup what it already has (registered? reported? revealed? closed?), so a
 validator killed and started again sends nothing twice.
 
-The key file holds one 0x-hex private key and must be readable by its owner only (mode 0600): `read_key_file`
-refuses it otherwise; `write_key_file` (`fedrollup validator keygen`) writes a fresh one.
+The key file holds one 0x-hex private key and must be readable by its owner only (mode 0600): `key_file.read_key_file`
+refuses it otherwise; `key_file.write_key_file` (`fedrollup validator keygen`) writes a fresh one.
 """
 from __future__ import annotations
 
-import os
 import queue
-import re
-import secrets
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
-from common.errors import ConfigError
 from dapp.qmodel import digest
 from dapp.schema import ROLE_VALIDATOR, Register, RoundClose
 from dapp.task import KEEP_DIGEST
@@ -38,37 +33,7 @@ from flower_sim.rollup_watch import RollupRejected, inspect_json, processed
 from rollups_client.l1 import L1
 from rollups_client.node import NodeClient
 
-KEY_PATTERN = re.compile(r"0x[0-9a-fA-F]{64}")
 Say = Callable[[str], None]
-
-
-def read_key_file(path: Path) -> str:
-    """The private key in ``path``; ConfigError (one line) unless the file is its owner's only and holds one key."""
-    try:
-        mode = path.stat().st_mode & 0o777
-        text = path.read_text().strip()
-    except OSError as err:
-        raise ConfigError(f"--key-file {path}: {err.strerror}") from None
-    if mode & 0o077:
-        raise ConfigError(f"--key-file {path}: mode {mode:04o} lets others read the validator's key; "
-                          f"`chmod 600 {path}`")
-    if not KEY_PATTERN.fullmatch(text):
-        raise ConfigError(f"--key-file {path}: not one 0x-hex private key (0x and 64 hex digits)")
-    return text
-
-
-def write_key_file(path: Path, key: str | None = None) -> str:
-    """Write ``key`` (default: a fresh random one) to ``path``, mode 0600, never over an existing file; its
-    address."""
-    key = key or "0x" + secrets.token_hex(32)
-    address = L1.address(key)  # a key outside the curve's order raises here, before anything is written
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except OSError as err:
-        raise ConfigError(f"--out {path}: {err.strerror}") from None
-    with os.fdopen(fd, "w") as out:
-        out.write(key + "\n")
-    return address
 
 
 class ValidatorAgent:

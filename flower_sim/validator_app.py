@@ -30,7 +30,8 @@ from flower_sim.federation import trainer_nodes
 from flower_sim.grid import GroupGrid
 from flower_sim.manager_link import fetch_global, fetch_task, post_result, round_document
 from flower_sim.validator import Validator, ValidatorJudge
-from flower_sim.validator_agent import ValidatorAgent, read_key_file
+from flower_sim.key_file import read_key_file
+from flower_sim.validator_agent import ValidatorAgent
 from rollups_client.l1 import L1
 from rollups_client.node import NodeClient
 
@@ -116,8 +117,7 @@ def main(grid: Grid, context: Context) -> None:
     validator = Validator(validator_id, timed, ValidatorJudge(validator_id, splits.validators[validator_id], cfg),
                           cfg, cfg.malicious_trainers, out)
     setup = {"serverapp_setup_s": time.perf_counter() - setup_started}
-    agent, trainers = None, [accounts.address(accounts.trainer_index(t, cfg.validators)).lower()
-                             for t in range(cfg.trainers)]
+    agent, trainers = None, []
     key = signing_key(config, validator_id)  # signs its posts to the manager
     for server_round in range(1, cfg.rounds + 1):
         global_weights, global_model, fetch_s = fetch_global(manager, server_round,
@@ -127,6 +127,7 @@ def main(grid: Grid, context: Context) -> None:
             if task is not None:
                 validator.join(task)
                 agent = own_agent(config, cfg, validator_id, task.task_id)
+                trainers = [task.trainer_address(t, cfg.validators) for t in range(cfg.trainers)]
         outcome = validator.run_round(server_round, global_weights, global_model)
         if agent is not None:  # its report, reveal and close go out from its key while the next round trains
             agent.submit(outcome.report, trainers, global_model if server_round > 1 else b"")

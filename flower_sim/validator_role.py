@@ -63,7 +63,7 @@ class ValidatorOptions:
                               "inputs and reads the rollup's answers")
         if not self.deployment.is_file():
             raise ConfigError(f"--deployment {self.deployment}: no such file")
-        from flower_sim.validator_agent import read_key_file  # web3: only for a validator holding its own key
+        from flower_sim.key_file import read_key_file  # web3: only for a validator holding its own key
         read_key_file(self.key_file)  # refused here, before the SuperLink starts, unless mode 0600
         return {"key-file": str(self.key_file.resolve()), "deployment-file": str(self.deployment.resolve()),
                 "node-url": self.node, "rpc-url": self.rpc}

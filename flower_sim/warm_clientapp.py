@@ -170,8 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parent-pid", type=int, default=None, help="exit when this process (the SuperNode) exits")
     parser.add_argument("--preload", nargs="+", default=list(DEFAULT_PRELOAD), metavar="MODULE",
                         help="modules the forkserver imports once")
+    parser.add_argument("--also-preload", nargs="+", default=[], metavar="MODULE",
+                        help="more modules to import once, after --preload's")
     args = parser.parse_args(argv)
-    serve(args.runtime_api_address, args.insecure, args.root_certificates, args.parent_pid, tuple(args.preload))
+    serve(args.runtime_api_address, args.insecure, args.root_certificates, args.parent_pid,
+          tuple(args.preload + args.also_preload))
     return 0
 
 

@@ -161,12 +161,14 @@ TERMS = TaskTerms(registration_blocks=50, report_blocks=60, close_blocks=4, cont
 
 def recorder_on(rollup: FakeRollup, monkeypatch, silent: SilentValidator | None, terms: TaskTerms = TERMS,
                 cheating: CheatingValidator | None = None, cfg: SimulationConfig = CFG,
-                remote_validators: tuple[str, ...] = ()) -> tuple[RollupRecorder, list]:
+                remote_validators: tuple[str, ...] = (), remote_trainers: tuple[str, ...] = ()
+                ) -> tuple[RollupRecorder, list]:
     monkeypatch.setattr(rollup_roles, "L1", type("FakeL1", (L1,), {"__new__": lambda cls, *a: rollup}))
     said: list[str] = []
     deployment = SimpleNamespace(rpc_url="fake", chain_id=DOMAIN.chain_id, application=DOMAIN.verifying_contract)
     recorder = RollupRecorder(cfg, deployment, rollup, terms=terms, say=said.append, silent=silent,
-                              cheating=cheating, remote_validators=remote_validators)
+                              cheating=cheating, remote_validators=remote_validators,
+                              remote_trainers=remote_trainers)
     recorder._fund_roles = lambda: None
     recorder.POLL_S = 0
     return recorder, said

@@ -147,6 +147,19 @@ def test_topology_command_runs_a_recorded_federated_round_across_the_network(tmp
         key = key_file.read_text().strip().encode()
         assert not any(key in data or key[2:] in data for data in manager_files)
     assert "(each validator from its own process and key)" in (hosts / "mgr" / "manager.log").read_text()
+    # each trainer registered from a key only its station holds (in its round 1, before it replied) and signed its
+    # update with it; the manager was given its address, in trainer id order, and holds no trainer key
+    roster = (hosts / "mgr" / "trainer-addresses").read_text().split()
+    for t, station in enumerate(("sta1", "sta2", "sta3", "sta4")):
+        said = (hosts / station / "trainer.log").read_text()
+        assert f"trainer {t} sent its Register for task" in said and f"from its own key ({roster[t][:10]}…" in said
+        assert f"trainer {t}'s agent follows the rollup from its own key ({roster[t]})" in said
+        key_file = hosts / station / "trainer-rollup-key"
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        key = key_file.read_text().strip().encode()
+        assert not any(key in data or key[2:] in data for data in manager_files)
+    assert "(each trainer from its own device and key, in its first round)" in \
+        (hosts / "mgr" / "manager.log").read_text()
     assert min(b["rx_bytes"] for b in summary["station_bytes_after_registration"].values()) > 1_000
     assert json.loads((out / "topology.json").read_text())["format"] == "fedrollup-topology/1"
     # one federated round: each validator's ServerApp on its SuperLink trained its stations, the manager host

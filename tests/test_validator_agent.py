@@ -16,7 +16,7 @@ from common.errors import ConfigError
 from dapp.schema import ProducerElected
 from fedrollup.cli import manager as manager_cli
 from flower_sim.config import SimulationConfig
-from flower_sim.validator_agent import read_key_file, write_key_file
+from flower_sim.key_file import read_key_file, write_key_file
 from flower_sim.rollup_watch import RollupRejected
 from flower_sim.validator_role import ValidatorOptions
 

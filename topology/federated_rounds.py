@@ -92,6 +92,10 @@ def run_rounds(network, processes: HostProcesses, flower, chain, cfg: Simulation
     chain_options = ["--deployment", str(chain.deployment), "--node", chain.node_url] if chain else []
     for address in flower.validator_addresses:  # each validator sends its own inputs: the manager gets no key
         chain_options += ["--validator-address", address]
+    if chain and flower.trainer_addresses:  # each trainer registers and contests from its own key: addresses only
+        roster = processes.host_dir("mgr") / "trainer-addresses"
+        roster.write_text("".join(a + "\n" for a in flower.trainer_addresses))
+        chain_options += ["--trainer-addresses", str(roster)]
     started = time.monotonic()
     announcements = OutputLines(processes.log_path("mgr", "manager"))
     manager = processes.start("mgr", "manager", [str(VENV_BIN / "fedrollup"), "manager", *option_argv(cfg),

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from flower_sim.deployment import (CLIENTAPP_ISOLATION, DEFAULT_CLIENTAPP_ISOLATION, READY_LINE, SUPERLINK_PORT,
                                    write_supernode_key)
-from flower_sim.validator_agent import write_key_file
+from flower_sim.key_file import write_key_file
 from topology.processes import VENV_BIN, HostProcess, HostProcesses, wait_until
 from topology.tls import ServerCertificate, make_certificates
 from topology.topo import EdgeTopology
@@ -45,6 +45,7 @@ class FlowerServices:
     executors: dict[str, HostProcess] = field(default_factory=dict)  # station -> its trainer, with a warm executor
     keys: dict[str, Path] = field(default_factory=dict)  # station -> its SuperNode private key
     validator_addresses: list[str] = field(default_factory=list)  # each validator's own rollup address, by group
+    trainer_addresses: list[str] = field(default_factory=list)  # each trainer's own rollup address, by trainer id
 
     def describe_clientapps(self) -> str:
         """How the stations run their ClientApps, in words."""
@@ -110,10 +111,12 @@ def own_key(processes: HostProcesses, host: str, chain, services: FlowerServices
 
 def start_supernodes(processes: HostProcesses, topo: EdgeTopology, services: FlowerServices,
                      stations: list[str] | None = None,
-                     clientapp_isolation: str = DEFAULT_CLIENTAPP_ISOLATION) -> None:
+                     clientapp_isolation: str = DEFAULT_CLIENTAPP_ISOLATION, chain=None) -> None:
     """`fedrollup trainer` on each station (all by default), dialing its own group's SuperLink with its key;
     with "warm" isolation, its warm ClientApp executor runs next to its SuperNode (Runtime API on the station's
-    loopback)."""
+    loopback). With a chain each station holds its own rollup key, written in its host's folder only (`fedrollup
+    trainer rollup-keygen`, mode 0600): it registers, signs and contests from it (`services.trainer_addresses`, by
+    trainer id, is what the manager is given)."""
     if clientapp_isolation not in CLIENTAPP_ISOLATION:
         raise ValueError(f"ClientApp isolation {clientapp_isolation!r} is not one of {CLIENTAPP_ISOLATION}")
     services.clientapp_isolation = clientapp_isolation
@@ -125,11 +128,24 @@ def start_supernodes(processes: HostProcesses, topo: EdgeTopology, services: Flo
         security = (["--tls-ca", str(cert.ca), "--key", str(services.keys[name])] if cert else ["--insecure"])
         argv = [str(VENV_BIN / "fedrollup"), "trainer", "--superlink", services.addresses[validator], *security,
                 "--partition-id", str(partition_id), "--num-partitions", str(partitions),
-                "--clientapp-isolation", clientapp_isolation]
+                "--clientapp-isolation", clientapp_isolation,
+                *(trainer_own_key(processes, name, partition_id, chain, services) if chain is not None else [])]
         trainer = processes.start(name, "trainer", argv, env={"PYTHONPATH": repository})
         services.supernodes[name] = trainer
         if clientapp_isolation == "warm":
             services.executors[name] = trainer
+
+
+def trainer_own_key(processes: HostProcesses, host: str, trainer_id: int, chain, services: FlowerServices) -> list[str]:
+    """A fresh rollup key for the trainer on ``host``, in its host's folder only, and the options that use it (the
+    chain host's node); its address goes to ``services.trainer_addresses[trainer_id]``."""
+    key = processes.host_dir(host) / "trainer-rollup-key"
+    key.unlink(missing_ok=True)  # a new run, a new key
+    while len(services.trainer_addresses) <= trainer_id:
+        services.trainer_addresses.append("")
+    services.trainer_addresses[trainer_id] = write_key_file(key)
+    return ["--rollup-key-file", str(key), "--deployment", str(chain.deployment), "--node", chain.node_url,
+            "--workdir", str(processes.host_dir(host) / "trainer")]
 
 
 def log_text(process: HostProcess) -> str:

@@ -59,6 +59,7 @@ class TopologyOptions:
     no_chain: bool = False
     insecure: bool = False                  # Flower without TLS
     clientapp_isolation: str = DEFAULT_CLIENTAPP_ISOLATION
+    trainer_rollup_keys: str = "own"        # own: each station holds its rollup key; mnemonic: the manager's (before)
     no_cli: bool = False
     verbose: bool = False                   # Mininet's own log lines too
     measure_qos: Path | None = None         # a CSV: measure QoS per station and window instead of the run
@@ -167,7 +168,8 @@ def bring_up(network, options: TopologyOptions) -> TopologyServices:
           + ", ".join(f"{v} on {a}" for v, a in flower.addresses.items())
           + (" (TLS with the run CA, admitting only its group's registered SuperNode keys)" if not options.insecure
              else " (insecure)"))
-    flower_services.start_supernodes(processes, topo, flower, clientapp_isolation=options.clientapp_isolation)
+    flower_services.start_supernodes(processes, topo, flower, clientapp_isolation=options.clientapp_isolation,
+                                     chain=chain if options.trainer_rollup_keys == "own" else None)
     flower_services.wait_registered(topo, flower)
     checks["supernodes_registered_s"] = round(time.monotonic() - started, 2)
     checks["clientapp_isolation"] = flower.clientapp_isolation

@@ -10,6 +10,8 @@ from fedrollup.cli.args import OPEN_ROUNDS_HELP, blocks_option, open_rounds_opti
 from fedrollup.cli.simulate import add_simulation_options, output_folder, simulation_config
 from fedrollup.cli.roles import add_mnemonic_option, set_mnemonic
 
+ADDRESS = re.compile(r"0x[0-9a-f]{40}")
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -45,6 +47,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                             "disputed updates); default: what carries a contest from every trainer of a round at L1's "
                             "gas limit, at least 2 (a chain faster than 1-s blocks needs more: the validators reveal "
                             "within it)")
+    chain.add_argument("--trainer-addresses", type=Path, default=None, metavar="FILE",
+                       help="the trainers' rollup addresses (`fedrollup trainer rollup-keygen`), one per line in "
+                            "trainer id order: the trainers register and contest from their own keys, this process "
+                            "holds none of them")
     add_mnemonic_option(p)
     p.set_defaults(func=_run)
 
@@ -61,7 +67,7 @@ def manager_options(args: argparse.Namespace):
     addresses = [a.lower() for a in args.validator_addresses]
     if addresses and not args.deployment:
         raise ConfigError("--validator-address goes with --deployment and --node (the run records on the rollup)")
-    bad = [a for a in addresses if not re.fullmatch(r"0x[0-9a-f]{40}", a)]
+    bad = [a for a in addresses if not ADDRESS.fullmatch(a)]
     if bad:
         raise ConfigError(f"--validator-address {bad[0]}: not an address (0x and 40 hex digits)")
     if addresses and len(addresses) != cfg.validators:
@@ -69,11 +75,37 @@ def manager_options(args: argparse.Namespace):
                           f"not {len(addresses)}")
     if len(set(addresses)) != len(addresses):
         raise ConfigError("--validator-address: each validator needs its own address")
+    trainers = trainer_addresses(args.trainer_addresses, cfg.trainers, addresses)
+    if trainers and not args.deployment:
+        raise ConfigError("--trainer-addresses goes with --deployment and --node (the run records on the rollup)")
     return ManagerOptions(cfg, output_folder(args, cfg, "manager").resolve(), host=args.host, port=args.port,
                           figures=args.figures, deployment=args.deployment, node_url=args.node, rpc_url=args.rpc,
                           round_timeout_s=args.round_timeout_s, validator_addresses=tuple(addresses),
                           open_rounds=open_rounds_option(args.open_rounds),
-                          contest_blocks=blocks_option(args.contest_blocks, None, "--contest-blocks"))
+                          contest_blocks=blocks_option(args.contest_blocks, None, "--contest-blocks"),
+                          trainer_addresses=trainers)
+
+
+def trainer_addresses(path: Path | None, trainers: int, validators: list[str]) -> tuple[str, ...]:
+    """The addresses in ``path`` (one per line, trainer id order; blank lines and # comments skipped), lowercase;
+    ConfigError (one line) for a file that does not name ``trainers`` distinct addresses none of the validators'."""
+    if path is None:
+        return ()
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as err:
+        raise ConfigError(f"--trainer-addresses {path}: {err.strerror}") from None
+    found = [line.split("#", 1)[0].strip().lower() for line in lines]
+    found = [a for a in found if a]
+    bad = next((a for a in found if not ADDRESS.fullmatch(a)), None)
+    if bad is not None:
+        raise ConfigError(f"--trainer-addresses {path}: {bad[:50]!r} is not an address (0x and 40 hex digits)")
+    if len(found) != trainers:
+        raise ConfigError(f"--trainer-addresses {path}: give one address per trainer in trainer id order "
+                          f"({trainers}), not {len(found)}")
+    if len(set(found)) != len(found) or set(found) & set(validators):
+        raise ConfigError(f"--trainer-addresses {path}: each trainer needs its own address, none of a validator's")
+    return tuple(found)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -86,6 +86,10 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--clientapp-isolation", choices=CLIENTAPP_ISOLATION, default=d.clientapp_isolation,
                            help="warm: fork each station's ClientApps from a process with TensorFlow loaded; "
                                 "subprocess: Flower's default fresh process per message")
+    run_group.add_argument("--trainer-rollup-keys", choices=("own", "mnemonic"), default=d.trainer_rollup_keys,
+                           help="own: each station holds its rollup key and registers, signs and contests from it "
+                                "(the manager is given addresses only); mnemonic: the stations sign with the run "
+                                "mnemonic's accounts and the manager registers them")
     run_group.add_argument("--no-cli", action="store_true", help="do not open the Mininet CLI at the end")
     run_group.add_argument("--verbose", action="store_true", help="Mininet's own log lines too")
     qos = parser.add_argument_group("QoS measurement (instead of the federated run)")

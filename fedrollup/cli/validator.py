@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from fedrollup.cli.args import config_from
-from fedrollup.cli.roles import add_mnemonic_option, set_mnemonic
+from fedrollup.cli.roles import add_mnemonic_option, add_own_key_options, set_mnemonic
 from flower_sim.deployment import SUPERLINK_PORT
 
 
@@ -48,13 +48,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                      help="how long it waits for each round's global model")
     run.add_argument("--reply-timeout", dest="reply_timeout_s", type=float, default=600.0, metavar="SECONDS",
                      help="how long a round waits for its trainers' updates (the silent ones are left out)")
-    own = p.add_argument_group("its own rollup key (omit: the manager sends its rollup inputs)")
-    own.add_argument("--key-file", type=Path, default=None, metavar="FILE",
-                     help="its rollup account's private key (one 0x-hex key, mode 0600; `fedrollup validator keygen`):"
-                          " it registers, reports, reveals and closes in turn from this key, which only it holds")
-    own.add_argument("--deployment", type=Path, default=None, metavar="FILE", help="the rollup's deployment file")
-    own.add_argument("--node", default="", metavar="URL", help="the rollups node, e.g. http://10.0.0.3:6751")
-    own.add_argument("--rpc", default="", metavar="URL", help="L1's JSON-RPC URL; empty: the deployment file's")
+    add_own_key_options(p, "its own rollup key (omit: the manager sends its rollup inputs)", "--key-file",
+                        "its rollup account's private key (one 0x-hex key, mode 0600; `fedrollup validator keygen`): "
+                        "it registers, reports, reveals and closes in turn from this key, which only it holds")
     add_mnemonic_option(p)
     p.set_defaults(func=_run)
     actions = p.add_subparsers(dest="validator_command", metavar="ACTION")
@@ -71,7 +67,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _keygen(args: argparse.Namespace) -> int:
-    from flower_sim.validator_agent import write_key_file  # heavy: web3
+    from flower_sim.key_file import write_key_file  # heavy: web3
 
     address = write_key_file(args.out)
     print(f"validator key: {args.out} (mode 0600, keep it on the validator's machine); its address {address} "
