@@ -124,6 +124,7 @@ class Validator:
                  malicious: frozenset[int], out_dir: Path, rollup: RollupTask | None = None) -> None:
         self.validator_id = validator_id
         self.rollup = rollup
+        self.key = accounts.private_key(accounts.validator_index(validator_id))  # signs its receipts (`join`)
         self.evidence: dict[int, dict[int, Evidence]] = {}  # round -> trainer id -> its update's evidence
         self.grid = grid
         self.judge = judge
@@ -135,11 +136,14 @@ class Validator:
         # mad and trust judge every reply themselves (scores, verdicts); the baselines' replies are scored here
         self.judging = isinstance(self.strategy, JudgingFedAvg)
 
-    def join(self, task: RollupTask) -> None:
-        """Record for `task` from the next round on: a validator on its own host learns the task only once round 1's
-        global model is served. Before round 1, a trust strategy takes the task's openRounds as its lag (round r
-        judged by the standings after r - K, as the rollup judges it)."""
+    def join(self, task: RollupTask, key: str | None = None) -> None:
+        """Record for `task` from the next round on, signing receipts with `key` (its own `--key-file`; None: its
+        account of the run's mnemonic): a validator on its own host learns the task only once round 1's global model
+        is served. Before round 1, a trust strategy takes the task's openRounds as its lag (round r judged by the
+        standings after r - K, as the rollup judges it)."""
         self.rollup = task
+        if key is not None:
+            self.key = key
         if isinstance(self.strategy, TrustFedAvg):
             self.strategy.lag = task.open_rounds
 
@@ -287,8 +291,7 @@ class Validator:
             raise EvidenceError(f"validator {self.validator_id} received no update from trainer {trainer_id} "
                                 f"in round {server_round}")
         trainer = self.rollup.trainer_address(trainer_id, self.cfg.validators)
-        key = accounts.private_key(accounts.validator_index(self.validator_id))
-        return sign(key, self.rollup.domain, self.rollup.receipt(server_round, trainer, got.update_digest,
+        return sign(self.key, self.rollup.domain, self.rollup.receipt(server_round, trainer, got.update_digest,
                                                                   got.samples))
 
     def _score_replies(self, replies: list[Message]) -> tuple[list[tuple[int, Score, int, bool]], float]:

@@ -125,7 +125,7 @@ def main(grid: Grid, context: Context) -> None:
         if server_round == 1:  # the task is open once round 1's global is served: the stations sign for it
             task = fetch_task(manager)
             if task is not None:
-                validator.join(task)
+                validator.join(task, key)  # its receipts signed by the key the task names
                 agent = own_agent(config, cfg, validator_id, task.task_id)
                 trainers = [task.trainer_address(t, cfg.validators) for t in range(cfg.trainers)]
         outcome = validator.run_round(server_round, global_weights, global_model)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+from eth_account import Account
 import pytest
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
@@ -193,3 +194,17 @@ def test_a_validator_learning_its_task_at_round_1_judges_trust_by_the_tasks_lag(
     assert (validator.rollup, validator.strategy.lag) == (None, 1)
     validator.join(replace(TASK, open_rounds=3))
     assert (validator.rollup.open_rounds, validator.strategy.lag) == (3, 3)
+
+
+def test_a_validator_holding_its_own_key_signs_its_receipts_with_it(tmp_path):
+    """`fedrollup validator --key-file`: the task names that key's address, so the receipts a dropped trainer contests
+    with must recover to it, not to the validator's account of the run's mnemonic (the rollup would refuse them)."""
+    own = "0x" + "7a" * 32
+    grid = InProcessGrid(signing_app(), CFG.trainers, CFG.to_run_config())
+    validator = Validator(1, GroupGrid(grid, sorted(grid.get_node_ids())[2:]), ReadingJudge(), CFG, frozenset(),
+                          tmp_path)
+    validator.join(TASK, own)
+    outcome = validator.run_round(1, weights_of(0))
+    update_digest = next(c.update_digest for c in outcome.report.contributions if c.trainer_id == 3)
+    expected = TASK.receipt(1, address(3), update_digest, 100)
+    assert signer(TASK.domain, expected, validator.receipt(1, 3)) == Account.from_key(own).address.lower()
