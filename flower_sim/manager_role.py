@@ -25,7 +25,8 @@ from flower_sim import models
 from flower_sim.config import SimulationConfig
 from flower_sim.data import make_splits
 from flower_sim.manager import Manager, RoundCloser, no_timings
-from flower_sim.manager_link import ClosedRoundAnnouncer, Exchange, round_from, serve, weights_to_bytes
+from flower_sim.manager_link import (ClosedRoundAnnouncer, Exchange, round_from, serve, server_context,
+                                     weights_to_bytes)
 from flower_sim.quantize import save_frq1
 from flower_sim.outputs import RunMetrics, plot_accuracy
 from flower_sim.records import Observers
@@ -90,6 +91,8 @@ class ManagerOptions:
     rpc_url: str = ""                    # L1's JSON-RPC; "": the deployment file's
     round_timeout_s: float = 1800.0      # how long a round waits for every validator
     validator_addresses: tuple[str, ...] = ()  # validators sending their own inputs (it holds no key of theirs)
+    tls_cert: Path | None = None         # the link's certificate and key: HTTPS (None: plain HTTP)
+    tls_key: Path | None = None
 
 
 def run(options: ManagerOptions) -> int:
@@ -99,8 +102,9 @@ def run(options: ManagerOptions) -> int:
     posters = options.validator_addresses or tuple(accounts.address(accounts.validator_index(g))
                                                    for g in range(cfg.validators))
     exchange = Exchange(cfg, validators=posters)  # who may post each group's round: the addresses the task names
-    server = serve(exchange, options.host, options.port)  # /config first: the validators' ServerApps start meanwhile
-    print(f"manager serving the run's configuration on http://{options.host}:{options.port} "
+    tls = server_context(options.tls_cert, options.tls_key) if options.tls_cert else None
+    server = serve(exchange, options.host, options.port, tls)  # /config first: the validators' ServerApps start
+    print(f"manager serving the run's configuration on {'https' if tls else 'http'}://{options.host}:{options.port} "
           f"({cfg.rounds} rounds, {cfg.validators} validators, {cfg.trainers} trainers)", flush=True)
     models.configure_tensorflow(cfg.seed)
     splits = make_splits(cfg.split_spec())
