@@ -407,8 +407,10 @@ class LinkServer(ThreadingHTTPServer):
                 request = self.tls.wrap_socket(request, server_side=True)
                 request.settimeout(None)
             except (ssl.SSLError, OSError) as err:  # a timeout is an OSError
+                reason = getattr(err, "reason", None) or err
+                hint = "; a plain-HTTP client: it should dial https://" if reason == "HTTP_REQUEST" else ""
                 print(f"manager link: refused a connection from {client_address[0]}: TLS handshake failed "
-                      f"({getattr(err, 'reason', None) or err})", file=sys.stderr, flush=True)
+                      f"({reason}){hint}", file=sys.stderr, flush=True)
                 return
         try:
             super().finish_request(request, client_address)
