@@ -14,6 +14,10 @@ In one process (`fedrollup simulate`, `flower_sim.server_app`) the round loop ha
     validator's seconds, "model": its model's FRQ1 bytes as base64};
   * POST /upload/<r>/<v>: {"upload_s", "upload_bytes"}, how long the POST above took as the validator timed it
     (an upload can only be timed once it is over, so its figures follow in a request of their own).
+Given a certificate (`server_context`, `fedrollup manager --tls-cert --tls-key`) the service speaks HTTPS only, and a
+validator's client (`client_context`, `--manager-ca`) verifies the manager's certificate against its CA and the
+address it dials before it sends or takes anything: a certificate that does not verify is a one-line ConfigError,
+never a fall-back to plain HTTP. TLS says who the manager is; the signature below still says who the validator is.
 Every POST is signed by validator v's own key (`link_auth`) and checked before anything is kept: a POST that is
 unsigned, signed by another key, for a validator the run does not have, malformed (not JSON, not a report of that
 round and validator, a model that is not the report's digest), too large, or that changes what the validator already
@@ -29,12 +33,16 @@ import binascii
 import functools
 import json
 import secrets
+import socket
+import ssl
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import numpy as np
 
@@ -49,6 +57,7 @@ from flower_sim.validator import ValidatorRound
 
 CLOSED = "manager closed round"  # the announcement's words: "manager closed round 3"
 MAX_POST_BYTES = 64 * 2**20  # a validator's round: the MLP's model is 0.1 MB, 10,000 trainers' report entries ~6 MB
+HANDSHAKE_TIMEOUT_S = 30.0  # a client that connects and says nothing holds its own thread this long, no one else's
 
 
 def weights_to_bytes(weights: list[np.ndarray], frq1: bytes = b"") -> bytes:
@@ -79,14 +88,52 @@ def round_from(document: dict) -> ValidatorRound:
 
 
 # ---------------------------------------------------------------------------------------------- the client
-def fetch_global(manager: str, server_round: int, timeout_s: float) -> tuple[list[np.ndarray], bytes, float]:
+def client_context(manager: str, ca: Path | None = None) -> ssl.SSLContext | None:
+    """How a validator opens the manager link at `manager`: None for http:// (no TLS), for https:// a context that
+    verifies the manager's certificate and its name or address against `ca` (None: the system's trusted CAs).
+    ConfigError for a CA that is missing or not a certificate, or a CA given for plain HTTP."""
+    if not manager.startswith("https://"):
+        if ca is not None:
+            raise ConfigError(f"--manager-ca {ca}: the manager link {manager} is not https://, no certificate to "
+                              f"verify (give the manager's https:// URL)")
+        return None
+    if ca is not None and not Path(ca).is_file():
+        raise ConfigError(f"--manager-ca {ca}: no such file")
+    try:
+        return ssl.create_default_context(cafile=str(ca) if ca is not None else None)
+    except (ssl.SSLError, OSError) as err:
+        raise ConfigError(f"--manager-ca {ca}: not a PEM CA certificate ({err})") from None
+
+
+def _open(manager: str, target: str | urllib.request.Request, timeout: float, ca: Path | None):
+    """urlopen on the manager link, over TLS that verifies the manager for https:// (`client_context`). A
+    certificate that does not verify (or a manager that speaks no TLS) is a ConfigError saying which and how to fix
+    it: retrying would not help, and the link never falls back to plain HTTP."""
+    try:
+        return urllib.request.urlopen(target, timeout=timeout, context=client_context(manager, ca))
+    except urllib.error.URLError as err:
+        reason = getattr(err, "reason", None)
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            trusted = f"the CA in --manager-ca {ca}" if ca is not None else "the system's CAs (no --manager-ca)"
+            raise ConfigError(f"the manager's certificate at {manager} did not verify against {trusted}: "
+                              f"{reason.verify_message}; give --manager-ca FILE, the CA that signed the manager's "
+                              f"certificate (its SAN must name the host in --manager)") from None
+        if isinstance(reason, ssl.SSLError):
+            raise ConfigError(f"no TLS with the manager at {manager} ({reason.reason or reason}): is it serving "
+                              f"HTTPS (fedrollup manager --tls-cert/--tls-key)? Otherwise give its http:// URL") \
+                from None
+        raise
+
+
+def fetch_global(manager: str, server_round: int, timeout_s: float,
+                 ca: Path | None = None) -> tuple[list[np.ndarray], bytes, float]:
     """The global model for `server_round`, waiting until the manager has it; (weights, its FRQ1 bytes or b"",
     download seconds)."""
     deadline = time.monotonic() + timeout_s
     while True:
         started = time.perf_counter()
         try:
-            with urllib.request.urlopen(f"{manager}/global/{server_round}", timeout=60) as answer:
+            with _open(manager, f"{manager}/global/{server_round}", 60, ca) as answer:
                 data = answer.read()
             return (*weights_from_bytes(data), time.perf_counter() - started)
         except urllib.error.HTTPError as err:
@@ -98,12 +145,12 @@ def fetch_global(manager: str, server_round: int, timeout_s: float) -> tuple[lis
         time.sleep(0.2)
 
 
-def fetch_config(manager: str, timeout_s: float) -> SimulationConfig:
+def fetch_config(manager: str, timeout_s: float, ca: Path | None = None) -> SimulationConfig:
     """The run's configuration, waiting (up to `timeout_s`) until the manager's service answers."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            with urllib.request.urlopen(f"{manager}/config", timeout=10) as answer:
+            with _open(manager, f"{manager}/config", 10, ca) as answer:
                 return SimulationConfig(**json.loads(answer.read())).validate()
         except OSError as err:  # not up yet (refused, reset, timed out), or an error page
             if time.monotonic() > deadline:
@@ -112,11 +159,11 @@ def fetch_config(manager: str, timeout_s: float) -> SimulationConfig:
         time.sleep(1.0)
 
 
-def fetch_task(manager: str) -> RollupTask | None:
+def fetch_task(manager: str, ca: Path | None = None) -> RollupTask | None:
     """The rollup task the manager's run records on, None when it records on none (ask once round 1's global
     model has been served)."""
     try:
-        with urllib.request.urlopen(f"{manager}/task", timeout=60) as answer:
+        with _open(manager, f"{manager}/task", 60, ca) as answer:
             task = json.loads(answer.read())
     except urllib.error.HTTPError as err:
         if err.code == 404:
@@ -127,20 +174,21 @@ def fetch_task(manager: str) -> RollupTask | None:
 
 
 @functools.lru_cache(maxsize=None)
-def fetch_run_id(manager: str) -> str:
+def fetch_run_id(manager: str, ca: Path | None = None) -> str:
     """The manager's run id, which the validator's signatures cover (a post of another run is refused); asked once
     per manager (a manager's run keeps its id, and a manager restarted mid-run is not supported)."""
-    with urllib.request.urlopen(f"{manager}/run", timeout=60) as answer:
+    with _open(manager, f"{manager}/run", 60, ca) as answer:
         return str(json.loads(answer.read())["run_id"])
 
 
-def _post_json(manager: str, path: str, document: dict, key: str, run_id: str) -> tuple[float, int]:
+def _post_json(manager: str, path: str, document: dict, key: str, run_id: str,
+               ca: Path | None = None) -> tuple[float, int]:
     body = json.dumps(document).encode()
     headers = {"Content-Type": "application/json", HEADER: sign_request(key, run_id, "POST", path, body)}
     request = urllib.request.Request(manager + path, data=body, headers=headers, method="POST")
     started = time.perf_counter()
     try:
-        with urllib.request.urlopen(request, timeout=120) as answer:
+        with _open(manager, request, 120, ca) as answer:
             answer.read()
     except urllib.error.HTTPError as err:
         raise RuntimeError(f"the manager refused POST {path} ({err.code}): "
@@ -148,14 +196,15 @@ def _post_json(manager: str, path: str, document: dict, key: str, run_id: str) -
     return time.perf_counter() - started, len(body)
 
 
-def post_result(manager: str, server_round: int, validator_id: int, document: dict, key: str) -> dict[str, float]:
+def post_result(manager: str, server_round: int, validator_id: int, document: dict, key: str,
+                ca: Path | None = None) -> dict[str, float]:
     """Send the round's report and model to the manager, signed with the validator's `key`, then tell it how long
     that took, as seen from here: {"upload_s": seconds from the request to the manager's answer, "upload_bytes":
     the request body}."""
-    run_id = fetch_run_id(manager)
-    seconds, size = _post_json(manager, f"/validator/{server_round}/{validator_id}", document, key, run_id)
+    run_id = fetch_run_id(manager, ca)
+    seconds, size = _post_json(manager, f"/validator/{server_round}/{validator_id}", document, key, run_id, ca)
     upload = {"upload_s": seconds, "upload_bytes": size}
-    _post_json(manager, f"/upload/{server_round}/{validator_id}", upload, key, run_id)
+    _post_json(manager, f"/upload/{server_round}/{validator_id}", upload, key, run_id, ca)
     return upload
 
 
@@ -326,9 +375,59 @@ def make_handler(exchange: Exchange) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def serve(exchange: Exchange, host: str, port: int) -> ThreadingHTTPServer:
-    """The manager's HTTP service on (host, port), answering from a thread of its own; `.shutdown()` stops it."""
-    server = ThreadingHTTPServer((host, port), make_handler(exchange))
+def server_context(cert: Path, key: Path) -> ssl.SSLContext:
+    """The manager link's TLS: its certificate (the names or addresses the validators dial as SANs) and its key;
+    ConfigError (one line) for a missing file, a key that cannot be read or does not match the certificate."""
+    for option, path in (("--tls-cert", cert), ("--tls-key", key)):
+        if not Path(path).is_file():
+            raise ConfigError(f"{option} {path}: no such file")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(str(cert), str(key), password=lambda: b"")  # no prompt for an encrypted key
+    except (ssl.SSLError, OSError) as err:
+        raise ConfigError(f"--tls-cert {cert} --tls-key {key}: not a PEM certificate and its unencrypted private "
+                          f"key ({getattr(err, 'reason', None) or err})") from None
+    return context
+
+
+class LinkServer(ThreadingHTTPServer):
+    """The manager link's server; with a TLS context it shakes hands in each connection's own thread (the accept
+    loop never waits on a client), and a failed handshake (a plain-HTTP client, a client that does not trust the
+    certificate, one that says nothing for `HANDSHAKE_TIMEOUT_S`) is one line on stderr and closes that
+    connection only."""
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
+                 tls: ssl.SSLContext | None = None) -> None:
+        super().__init__(address, handler)
+        self.tls = tls
+
+    def finish_request(self, request, client_address) -> None:
+        if self.tls is not None:
+            try:
+                request.settimeout(HANDSHAKE_TIMEOUT_S)
+                request = self.tls.wrap_socket(request, server_side=True)
+                request.settimeout(None)
+            except (ssl.SSLError, OSError) as err:  # a timeout is an OSError
+                reason = getattr(err, "reason", None) or err
+                hint = "; a plain-HTTP client: it should dial https://" if reason == "HTTP_REQUEST" else ""
+                print(f"manager link: refused a connection from {client_address[0]}: TLS handshake failed "
+                      f"({reason}){hint}", file=sys.stderr, flush=True)
+                return
+        try:
+            super().finish_request(request, client_address)
+        finally:
+            if self.tls is not None:  # the TLS socket took the connection over: close it (the plain one is empty)
+                try:
+                    request.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+                request.close()
+
+
+def serve(exchange: Exchange, host: str, port: int, tls: ssl.SSLContext | None = None) -> LinkServer:
+    """The manager's HTTP service on (host, port), HTTPS with `tls` (`server_context`), answering from a thread
+    of its own; `.shutdown()` stops it."""
+    server = LinkServer((host, port), make_handler(exchange), tls)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 

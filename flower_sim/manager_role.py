@@ -25,7 +25,8 @@ from flower_sim import models
 from flower_sim.config import SimulationConfig
 from flower_sim.data import make_splits
 from flower_sim.manager import Manager, RoundCloser, no_timings
-from flower_sim.manager_link import ClosedRoundAnnouncer, Exchange, round_from, serve, weights_to_bytes
+from flower_sim.manager_link import (ClosedRoundAnnouncer, Exchange, round_from, serve, server_context,
+                                     weights_to_bytes)
 from flower_sim.quantize import save_frq1
 from flower_sim.outputs import RunMetrics, plot_accuracy
 from flower_sim.records import Observers
@@ -93,6 +94,8 @@ class ManagerOptions:
     open_rounds: int | None = None       # the task's openRounds; None: what L1's block time asks (`TaskTerms`)
     contest_blocks: int | None = None    # each round's contest window; None: what carries every trainer's contest
     trainer_addresses: tuple[str, ...] = ()  # trainers registering and contesting from their own keys, by id
+    tls_cert: Path | None = None         # the link's certificate and key: HTTPS (None: plain HTTP)
+    tls_key: Path | None = None
 
 
 def run(options: ManagerOptions) -> int:
@@ -102,8 +105,9 @@ def run(options: ManagerOptions) -> int:
     posters = options.validator_addresses or tuple(accounts.address(accounts.validator_index(g))
                                                    for g in range(cfg.validators))
     exchange = Exchange(cfg, validators=posters)  # who may post each group's round: the addresses the task names
-    server = serve(exchange, options.host, options.port)  # /config first: the validators' ServerApps start meanwhile
-    print(f"manager serving the run's configuration on http://{options.host}:{options.port} "
+    tls = server_context(options.tls_cert, options.tls_key) if options.tls_cert else None
+    server = serve(exchange, options.host, options.port, tls)  # /config first: the validators' ServerApps start
+    print(f"manager serving the run's configuration on {'https' if tls else 'http'}://{options.host}:{options.port} "
           f"({cfg.rounds} rounds, {cfg.validators} validators, {cfg.trainers} trainers)", flush=True)
     models.configure_tensorflow(cfg.seed)
     splits = make_splits(cfg.split_spec())

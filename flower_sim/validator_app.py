@@ -2,7 +2,8 @@
 fetched from the manager before each round and the validator's model sent back after it, out of band.
 
 Run config: `SimulationConfig.to_run_config()` plus "validator-id" (0-based group), "manager-url" (the
-manager's HTTP service, `topology.manager_host`) and "out" (absolute folder for this validator's `.npz`).
+manager's HTTP service, `topology.manager_host`), "out" (absolute folder for this validator's `.npz`) and, for an
+https:// manager, "manager-ca" (the CA its certificate is verified against; absent: the system's CAs).
 Per round r, over the manager link (`flower_sim.manager_link`): fetch the global model of round r, run the
 `Validator` round over this SuperLink's Grid, then send the report, the model and timings: the Flower round's
 wall time, the slowest trainer's training and ClientApp start seconds (`flower_sim.station_app`), and the
@@ -119,11 +120,12 @@ def main(grid: Grid, context: Context) -> None:
     setup = {"serverapp_setup_s": time.perf_counter() - setup_started}
     agent, trainers = None, []
     key = signing_key(config, validator_id)  # signs its posts to the manager
+    ca = Path(str(config["manager-ca"])) if config.get("manager-ca") else None  # verifies an https:// manager
     for server_round in range(1, cfg.rounds + 1):
         global_weights, global_model, fetch_s = fetch_global(manager, server_round,
-                                                             float(config.get("wait-global-s", 900)))
+                                                             float(config.get("wait-global-s", 900)), ca)
         if server_round == 1:  # the task is open once round 1's global is served: the stations sign for it
-            task = fetch_task(manager)
+            task = fetch_task(manager, ca)
             if task is not None:
                 validator.join(task, key)  # its receipts signed by the key the task names
                 agent = own_agent(config, cfg, validator_id, task.task_id)
@@ -132,7 +134,7 @@ def main(grid: Grid, context: Context) -> None:
         if agent is not None:  # its report, reveal and close go out from its key while the next round trains
             agent.submit(outcome.report, trainers, global_model if server_round > 1 else b"")
         timings = {**timed.last, "fetch_global_s": fetch_s, **(setup if server_round == 1 else {})}
-        post_result(manager, server_round, validator_id, round_document(outcome, timings), key)
+        post_result(manager, server_round, validator_id, round_document(outcome, timings), key, ca)
     if agent is not None:
         agent.finish()
         print(f"validator {validator_id} sent {len(agent.sent)} rollup input(s) from its own key", flush=True)

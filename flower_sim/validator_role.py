@@ -20,7 +20,7 @@ from common.errors import ConfigError
 from flower_sim.deployment import (BIN, READY_LINE, SUPERLINK_PORT, Children, RoleError, Tls, listening,
                                    public_keys_in, run_config, superlink_argv, wait_for,
                                    write_app, write_connection)
-from flower_sim.manager_link import fetch_config
+from flower_sim.manager_link import client_context, fetch_config
 
 CONNECTION = "validator"  # the `flwr` connection name of the validator's own SuperLink
 
@@ -31,7 +31,8 @@ class ValidatorOptions:
     TLS material and its trainers' public keys, and its working folder."""
 
     id: int = 0                              # the validator's group, from 0
-    manager: str = ""                        # the manager's link, http://host:port
+    manager: str = ""                        # the manager's link, https://host:port (or http://, not encrypted)
+    manager_ca: Path | None = None           # the CA its https:// link is verified against; None: the system's
     host: str = "0.0.0.0"                    # the SuperLink's bind address
     port: int = SUPERLINK_PORT
     advertise: str = ""                      # the address its trainers dial (in its certificate); default --host
@@ -73,7 +74,8 @@ class ValidatorOptions:
         if self.id < 0:
             raise ConfigError("--id is the validator's group, from 0")
         if not self.manager.startswith(("http://", "https://")):
-            raise ConfigError(f"--manager {self.manager!r}: give the manager's URL, e.g. http://10.0.0.1:8700")
+            raise ConfigError(f"--manager {self.manager!r}: give the manager's URL, e.g. https://10.0.0.1:8700")
+        client_context(self.manager, self.manager_ca)  # a CA that is missing, unreadable or given for http://
         given = [p for p in (self.tls_ca, self.tls_cert, self.tls_key) if p is not None]
         if self.insecure:
             if given or self.trainer_keys:
@@ -139,6 +141,11 @@ def run(options: ValidatorOptions) -> int:
     workdir = options.workdir.resolve()
     children = Children({"FLWR_HOME": str(workdir / "flwr-home")})
     manager = options.manager.rstrip("/")
+    ca = options.manager_ca.resolve() if options.manager_ca else None
+    if not manager.startswith("https://"):
+        print(f"warning: the link to the manager at {manager} is not encrypted (plain HTTP): anyone on the path "
+              f"reads the run's configuration and could serve a forged global model; use the manager's https:// "
+              f"URL (fedrollup manager --tls-cert/--tls-key)", flush=True)
     try:
         write_connection(workdir / "flwr-home", CONNECTION, options.address, tls.ca if tls else None)
         superlink = children.start(superlink_argv(options.host, options.port, tls, supernode_auth=bool(keys)))
@@ -148,13 +155,14 @@ def run(options: ValidatorOptions) -> int:
         print(f"{READY_LINE} on {options.address} for validator {options.id}: "
               + (f"TLS, {len(keys)} trainer key(s) registered, no other SuperNode admitted" if tls else
                  "insecure, any SuperNode admitted") + f"; waiting for the manager at {manager}", flush=True)
-        cfg = fetch_config(manager, options.wait_manager_s)
+        cfg = fetch_config(manager, options.wait_manager_s, ca)
         if options.id >= cfg.validators:
             raise ConfigError(f"--id {options.id}: the manager's run has {cfg.validators} validators "
                               f"(0 .. {cfg.validators - 1})")
         values = {**cfg.to_run_config(), "validator-id": options.id, "manager-url": manager,
                   "out": str(workdir / "models"), "wait-nodes-s": options.wait_nodes_s,
-                  "wait-global-s": options.round_timeout_s, "reply-timeout-s": options.reply_timeout_s, **own_key}
+                  "wait-global-s": options.round_timeout_s, "reply-timeout-s": options.reply_timeout_s, **own_key,
+                  **({"manager-ca": str(ca)} if ca else {})}
         app = write_validator_app(workdir / "app", values)
         print(f"validator {options.id}: `flwr run` of its ServerApp for {cfg.rounds} round(s) of the manager's run",
               flush=True)

@@ -102,3 +102,10 @@ def test_shapley_measures_the_estimators_error_and_the_actors_payouts(tmp_path):
         assert row in out
     assert "Monte-Carlo against exact Shapley, groups of 6" in out and "Shapley against leave-one-out" in out
     assert (tmp_path / "shapley.json").is_file()
+
+
+def test_link_tls_prints_a_rounds_link_traffic_over_http_and_https():
+    out = bench("link_tls", "--repeats", "1", "--arch", "cnn")
+    rows = [line.split("|") for line in out.splitlines() if line.startswith("| cnn |")]
+    assert [r[2].strip() for r in rows] == ["GET global model (.npz)", "POST model + report, POST upload"]
+    assert all(float(r[4]) > 0 and float(r[5]) > 0 for r in rows)  # both schemes carried the traffic

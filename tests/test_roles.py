@@ -14,6 +14,7 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_ssh_private_key, load_ssh_public_key
 
 from common.accounts import MNEMONIC_ENV
@@ -25,7 +26,9 @@ from flower_sim.config import SimulationConfig
 from flower_sim.deployment import READY_LINE, write_supernode_key
 from flower_sim.manager_link import Exchange, fetch_config, make_handler
 from flower_sim.validator_role import ValidatorOptions, write_validator_app
-from topology.federated_rounds import option_argv
+from topology.federated_rounds import manager_argv, option_argv
+from topology.flower_services import MANAGER_HOST, MANAGER_PORT, FlowerServices, manager_link, manager_tls
+from topology.topo import paper_topology
 from topology.tls import make_certificates
 
 FEDROLLUP = str(Path(sys.executable).parent / "fedrollup")
@@ -160,7 +163,7 @@ def test_a_validators_superlink_admits_its_registered_trainer_and_refuses_an_unr
     registered.mkdir()
     write_supernode_key(tmp_path / "sta1").rename(registered / "sta1.pub")
     write_supernode_key(tmp_path / "stranger")
-    port, manager = free_port(), f"http://127.0.0.1:{free_port()}"  # no manager: the validator waits for it
+    port, manager = free_port(), f"https://127.0.0.1:{free_port()}"  # no manager: the validator waits for it
     logs = {name: tmp_path / f"{name}.log" for name in ("validator", "sta1", "stranger")}
 
     def start(name: str, argv: list[str]) -> subprocess.Popen:
@@ -169,14 +172,15 @@ def test_a_validators_superlink_admits_its_registered_trainer_and_refuses_an_unr
 
     trainer = ["trainer", "--superlink", f"127.0.0.1:{port}", "--tls-ca", str(certs.ca), "--partition-id", "0",
                "--num-partitions", "1", "--clientapp-isolation", "subprocess"]
-    validator = start("validator", ["validator", "--id", "0", "--manager", manager, "--host", "127.0.0.1",
+    validator = start("validator", ["validator", "--id", "0", "--manager", manager, "--manager-ca", str(certs.ca),
+                                    "--host", "127.0.0.1",
                                     "--port", str(port), "--tls-ca", str(certs.ca), "--tls-cert", str(certs.cert),
                                     "--tls-key", str(certs.key), "--trainer-keys", str(registered),
                                     "--workdir", str(tmp_path / "validator")])
     started = []
     try:
         said = wait_for_text(logs["validator"], READY_LINE, validator, 60)
-        assert "1 trainer key(s) registered, no other SuperNode admitted" in said
+        assert "1 trainer key(s) registered, no other SuperNode admitted" in said and "not encrypted" not in said
         started += [start("sta1", [*trainer, "--key", str(tmp_path / "sta1"), "--runtime-port", str(free_port())]),
                     start("stranger", [*trainer, "--key", str(tmp_path / "stranger"),
                                        "--runtime-port", str(free_port())])]
@@ -190,3 +194,25 @@ def test_a_validators_superlink_admits_its_registered_trainer_and_refuses_an_unr
             process.terminate()
         for process in [*started, validator]:
             process.wait(timeout=30)
+
+
+def test_the_network_serves_the_manager_link_over_https_to_validators_that_verify_it(tmp_path):
+    """The driver's commands: with TLS the manager host's certificate (its addresses as SANs, the run CA) serves
+    the link and every validator dials https:// with that CA; an --insecure network stays on http://."""
+    topo = paper_topology(stations=4, validators=2)
+    services = FlowerServices(certificates=make_certificates(tmp_path / "certs", {MANAGER_HOST: topo.addresses(
+        MANAGER_HOST), "val1": topo.addresses("val1")}))
+    cfg = SimulationConfig(rounds=1, trainers=4, validators=2, model="logreg").validate()
+    argv = manager_argv(cfg, services, tmp_path / "run", topo.address(MANAGER_HOST), tmp_path / "f.json", 60, [])
+    options = manager_options(build_parser().parse_args(argv[1:]))
+    assert (options.tls_cert, options.tls_key) == (services.certificates[MANAGER_HOST].cert,
+                                                   services.certificates[MANAGER_HOST].key)
+    sans = x509.load_pem_x509_certificate(options.tls_cert.read_bytes()).extensions.get_extension_for_class(
+        x509.SubjectAlternativeName).value.get_values_for_type(x509.IPAddress)
+    assert topo.address(MANAGER_HOST) in [str(ip) for ip in sans]  # what the validators dial
+    url, verify = manager_link(services, topo.address(MANAGER_HOST))
+    assert url == f"https://{topo.address(MANAGER_HOST)}:{MANAGER_PORT}"
+    assert verify == ["--manager-ca", str(services.certificates[MANAGER_HOST].ca)]
+    ValidatorOptions(manager=url, manager_ca=Path(verify[1]), insecure=True).checked()
+    insecure = FlowerServices(insecure=True)
+    assert manager_link(insecure, "10.0.0.1") == ("http://10.0.0.1:8700", []) and manager_tls(insecure) == []

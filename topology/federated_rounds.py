@@ -33,7 +33,7 @@ from flower_sim.config import SimulationConfig
 from flower_sim.manager_link import closed_round
 from flower_sim.outputs import RunMetrics
 from topology.clean import netns_of, root_netns
-from topology.flower_services import MANAGER_PORT
+from topology.flower_services import MANAGER_PORT, manager_link, manager_tls
 from topology.processes import VENV_BIN, HostProcesses, OutputLines, wait_until
 from topology.traffic import bytes_since, station_bytes
 
@@ -81,6 +81,15 @@ def memory_estimate(peak_by_host: dict[str, int], stations: int) -> dict[str, in
             "estimated_bytes": fixed + station * stations}
 
 
+def manager_argv(cfg: SimulationConfig, flower, out: Path, address: str, figures: Path, timeout_s: float,
+                 chain_options: list[str]) -> list[str]:
+    """`fedrollup manager` on the manager host: the run's options, its link on `address` (HTTPS with the manager
+    host's certificate when the run has TLS, `flower_services.manager_tls`), the rollup's `chain_options`."""
+    return [str(VENV_BIN / "fedrollup"), "manager", *option_argv(cfg), "--out", str(out), "--host", address,
+            "--port", str(MANAGER_PORT), *manager_tls(flower), "--figures", str(figures),
+            "--round-timeout", f"{timeout_s:g}", *chain_options]
+
+
 def run_rounds(network, processes: HostProcesses, flower, chain, cfg: SimulationConfig, timeout_s: float = 1800.0,
                say=print) -> dict:
     """Run `cfg.rounds` rounds over the running network; returns the figures (and metrics.json's path)."""
@@ -98,17 +107,15 @@ def run_rounds(network, processes: HostProcesses, flower, chain, cfg: Simulation
         chain_options += ["--trainer-addresses", str(roster)]
     started = time.monotonic()
     announcements = OutputLines(processes.log_path("mgr", "manager"))
-    manager = processes.start("mgr", "manager", [str(VENV_BIN / "fedrollup"), "manager", *option_argv(cfg),
-                                                 "--out", str(out), "--host", manager_address,
-                                                 "--port", str(MANAGER_PORT), "--figures", str(figures),
-                                                 "--round-timeout", f"{timeout_s:g}", *chain_options],
+    manager = processes.start("mgr", "manager", manager_argv(cfg, flower, out, manager_address, figures, timeout_s,
+                                                             chain_options),
                               env={"PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
     runs = flower.superlinks  # each validator host's `fedrollup validator`: it runs the rounds once the manager answers
     say(f"`fedrollup manager` on mgr; `fedrollup validator` on {', '.join(runs)} runs its ServerApp: "
         f"{cfg.rounds} round(s), {cfg.trainers // cfg.validators} stations each")
     wait_until(lambda: network.reachable(topo.validators[0].name, manager_address, MANAGER_PORT), 300,
                f"the manager's model service on {manager_address}:{MANAGER_PORT}", manager)
-    say(f"manager host serving the global model on http://{manager_address}:{MANAGER_PORT}"
+    say(f"manager host serving the global model on {manager_link(flower, manager_address)[0]}"
         + (f" (task open on the rollup at {chain.node_url})" if chain else ""))
     peak, peak_by_host, per_round_bytes, runs_ended = 0, {}, [], None
     last, host_of = station_bytes(network), host_namespaces(network)

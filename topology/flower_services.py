@@ -27,6 +27,7 @@ from topology.processes import VENV_BIN, HostProcess, HostProcesses, wait_until
 from topology.tls import ServerCertificate, make_certificates
 from topology.topo import EdgeTopology
 
+MANAGER_HOST = "mgr"
 MANAGER_PORT = 8700
 REPLY_TIMEOUT_S = 600  # per round, a validator waits this long for its stations' replies, then goes on
 ROUND_TIMEOUT_S = 1800.0
@@ -66,7 +67,9 @@ def start_superlinks(processes: HostProcesses, topo: EdgeTopology, tls: bool = T
     services = FlowerServices(insecure=not tls)
     if tls:
         certs = network.run_dir / "certs"
-        services.certificates = make_certificates(certs, {v.name: topo.addresses(v.name) for v in topo.validators})
+        servers = {v.name: topo.addresses(v.name) for v in topo.validators}  # their SuperLinks
+        servers[MANAGER_HOST] = topo.addresses(MANAGER_HOST)  # the manager link's HTTPS
+        services.certificates = make_certificates(certs, servers)
         services.keys = {s.name: certs / "supernodes" / s.name for s in topo.stations}
         for validator in topo.validators:
             registered = certs / f"trainers-{validator.name}"
@@ -74,7 +77,7 @@ def start_superlinks(processes: HostProcesses, topo: EdgeTopology, tls: bool = T
             for station in topo.group(validator.group):
                 public = write_supernode_key(services.keys[station.name])
                 shutil.copy(public, registered / f"{station.name}.pub")
-    manager = f"http://{topo.address('mgr')}:{MANAGER_PORT}"
+    manager, verify = manager_link(services, topo.address(MANAGER_HOST))
     repository = str(Path(__file__).resolve().parent.parent)
     for validator in sorted(topo.validators, key=lambda v: v.group):  # by group: the manager's address order
         address = topo.address(validator.name)
@@ -82,6 +85,7 @@ def start_superlinks(processes: HostProcesses, topo: EdgeTopology, tls: bool = T
         security = (["--tls-ca", str(cert.ca), "--tls-cert", str(cert.cert), "--tls-key", str(cert.key),
                      "--trainer-keys", str(cert.ca.parent / f"trainers-{validator.name}")] if cert else ["--insecure"])
         argv = [str(VENV_BIN / "fedrollup"), "validator", "--id", str(validator.group - 1), "--manager", manager,
+                *verify,
                 "--host", address, "--port", str(port), *security,
                 *(own_key(processes, validator.name, chain, services) if chain is not None else []),
                 "--workdir", str(processes.host_dir(validator.name) / "validator"),
@@ -97,6 +101,22 @@ def start_superlinks(processes: HostProcesses, topo: EdgeTopology, tls: bool = T
         wait_until(lambda: network.reachable(validator.name, topo.address(validator.name), port), timeout_s,
                    f"the SuperLink on {validator.name} across the network", role)
     return services
+
+
+def manager_link(services: FlowerServices, address: str) -> tuple[str, list[str]]:
+    """The manager link's URL the validators dial and their option to verify it: https:// and the run CA when the
+    run has TLS (the manager host's certificate names its addresses), http:// on an --insecure network."""
+    cert = services.certificates.get(MANAGER_HOST)
+    if cert is None:
+        return f"http://{address}:{MANAGER_PORT}", []
+    return f"https://{address}:{MANAGER_PORT}", ["--manager-ca", str(cert.ca)]
+
+
+def manager_tls(services: FlowerServices) -> list[str]:
+    """`fedrollup manager`'s options serving its link over HTTPS with the manager host's certificate (none on an
+    --insecure network)."""
+    cert = services.certificates.get(MANAGER_HOST)
+    return ["--tls-cert", str(cert.cert), "--tls-key", str(cert.key)] if cert else []
 
 
 def own_key(processes: HostProcesses, host: str, chain, services: FlowerServices) -> list[str]:

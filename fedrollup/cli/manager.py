@@ -28,6 +28,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     link.add_argument("--port", type=int, default=8700, help="port to serve the link on")
     link.add_argument("--round-timeout", dest="round_timeout_s", type=float, default=1800.0, metavar="SECONDS",
                       help="how long a round waits for every validator's model")
+    link.add_argument("--tls-cert", type=Path, default=None, metavar="FILE",
+                      help="the link's certificate (the names or addresses the validators dial as SANs): HTTPS; "
+                           "none: plain HTTP")
+    link.add_argument("--tls-key", type=Path, default=None, metavar="FILE", help="the link's private key")
     link.add_argument("--figures", type=Path, default=None, metavar="FILE",
                       help="where the run's figures go; none: <out>/metrics.json")
     chain = p.add_argument_group("the rollup (omit both: the run records on no rollup)")
@@ -57,6 +61,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def manager_options(args: argparse.Namespace):
     """The parsed command as the manager role's `ManagerOptions`; ConfigError for what cannot run."""
+    from flower_sim.manager_link import server_context  # its module loads numpy and the rollup's types
     from flower_sim.manager_role import ManagerOptions  # heavy: TensorFlow, web3
 
     cfg = simulation_config(args)
@@ -78,7 +83,13 @@ def manager_options(args: argparse.Namespace):
     trainers = trainer_addresses(args.trainer_addresses, cfg.trainers, addresses)
     if trainers and not args.deployment:
         raise ConfigError("--trainer-addresses goes with --deployment and --node (the run records on the rollup)")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise ConfigError("give both --tls-cert and --tls-key (the link serves HTTPS), or neither (plain HTTP)")
+    if args.tls_cert:
+        server_context(args.tls_cert, args.tls_key)  # a missing file or unreadable key: refused before the run
     return ManagerOptions(cfg, output_folder(args, cfg, "manager").resolve(), host=args.host, port=args.port,
+                          tls_cert=args.tls_cert and args.tls_cert.resolve(),
+                          tls_key=args.tls_key and args.tls_key.resolve(),
                           figures=args.figures, deployment=args.deployment, node_url=args.node, rpc_url=args.rpc,
                           round_timeout_s=args.round_timeout_s, validator_addresses=tuple(addresses),
                           open_rounds=open_rounds_option(args.open_rounds),

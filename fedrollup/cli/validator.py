@@ -21,7 +21,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--id", type=int, default=-1, help="the validator's group, from 0 (trainer t is in group "
                                                       "t * validators // trainers); required")
     p.add_argument("--manager", default="", metavar="URL",
-                   help="the manager's link, e.g. http://10.0.0.1:8700; required")
+                   help="the manager's link, e.g. https://manager.example.org:8700 (http:// is not encrypted); "
+                        "required")
+    p.add_argument("--manager-ca", type=Path, default=None, metavar="FILE",
+                   help="CA certificate the manager's https:// link is verified against (its SAN must name the host "
+                        "in --manager); none: the system's trusted CAs")
     link = p.add_argument_group("its SuperLink")
     link.add_argument("--host", default="0.0.0.0", help="address the SuperLink binds")
     link.add_argument("--port", type=int, default=SUPERLINK_PORT, help="port of the SuperLink (Fleet and Control API)")
