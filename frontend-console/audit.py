@@ -83,7 +83,7 @@ class AuditReport:
             settled = f"; {_count(self.settled_epochs, 'epoch')} settled by the Authority"
         return (f"AUDIT PASSED: {self.inputs} inputs re-derived from L1 ({self.accepted} accepted, "
                 f"{self.rejected} rejected), {self.outputs} outputs identical, {self.proven} proven on L1 "
-                f"against settled claims, {self.rounds} rounds of {_count(self.tasks, 'task')}"
+                f"against settled claims, {_count(self.rounds, 'round')} of {_count(self.tasks, 'task')}"
                 + (f" ({format_wei(self.broker_fees)} of broker's fees)" if self.broker_fees else "")
                 + f"; {files}{settled}")
 
