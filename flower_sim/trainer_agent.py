@@ -216,7 +216,7 @@ class TrainerAgent:
         model_bps = self._model_bps(kept, view)
         if model_bps is False:
             return False  # its validator's model is not revealed yet and the window is still open: look again
-        update_bps = public_accuracy(held.update, self._test_set())
+        update_bps = public_accuracy(held.update, self._test_set(bytes.fromhex(task["test_set_digest"][2:])))
         why = "left out" if kind == DISPUTE_DROPPED else "reported Negative"
         if not upholds(update_bps, model_bps, task["mad_bps"]):
             self.say(f"{me} was {why} in round {kept.round}; its update scores {_pct(update_bps)} on the public test "
@@ -246,14 +246,21 @@ class TrainerAgent:
             return None
         return False
 
-    def _test_set(self):
-        """The task's public test set, rebuilt from the run's configuration (what the publisher posted)."""
+    def _test_set(self, task_digest: bytes):
+        """The task's public test set, rebuilt from the run's configuration (what the publisher posted), checked
+        against the digest the task commits to: a set rebuilt otherwise (another data source, another version)
+        would predict the rollup's verdict wrongly (RollupRejected, said in one line)."""
         if "set" not in self._test_sets:
             from flower_sim.data import make_splits, rollup_test_set  # heavy (the data sets): only for a grievance
 
             cfg = SimulationConfig.from_run_config(json.loads((self.state / "run.json").read_text()))
-            self._test_sets["set"] = qnn.parse_test_set(rollup_test_set(make_splits(cfg.split_spec())),
-                                                        arch_named(cfg.model))
+            rebuilt = rollup_test_set(make_splits(cfg.split_spec()))
+            if digest(rebuilt) != task_digest:
+                raise RollupRejected(f"the public test set rebuilt from the run's configuration (digest "
+                                     f"{digest(rebuilt).hex()[:16]}…) is not the task's "
+                                     f"({task_digest.hex()[:16]}…): trainer {self.trainer_id} cannot tell whether a "
+                                     f"contest would be upheld")
+            self._test_sets["set"] = qnn.parse_test_set(rebuilt, arch_named(cfg.model))
         return self._test_sets["set"]
 
     def follow(self, alive: Callable[[], bool]) -> None:

@@ -255,3 +255,17 @@ def test_an_agent_keeps_the_last_rounds_updates_on_its_disk(tmp_path):
     assert [k.round for k in agent.held()] == [3, 4, 5, 6]
     assert sorted(p.name for p in tmp_path.glob("*.frq"))[0] == "task-3-round-0003.frq"
     assert TrainerAgent(KEY, 0, None, None, tmp_path)._held(agent.held()[0]).update == bytes([3]) * 4
+
+
+def test_an_agent_predicts_a_contest_only_on_the_test_set_the_task_commits_to(tmp_path):
+    """The agent rebuilds the public test set from the run's configuration to tell whether the rule would uphold a
+    contest: a set that is not the one the task's digest commits to (another data source) is said, not used."""
+    from flower_sim.data import make_splits, rollup_test_set  # the data sets (heavy): only this test needs them
+
+    agent = TrainerAgent(TRAINER_KEYS[0], 0, SimpleNamespace(), None, tmp_path / "trainer-0", say=print)
+    agent.keep(Kept(1, 1, 0, "0x" + "00" * 32, 10), b"update", CFG.to_run_config())
+    with pytest.raises(RollupRejected, match=r"rebuilt from the run's configuration .* is not the task's .*: trainer "
+                                             r"0 cannot tell whether a contest would be upheld"):
+        agent._test_set(bytes(32))
+    task_digest = qmodel_digest(rollup_test_set(make_splits(CFG.split_spec())))
+    assert len(agent._test_set(task_digest).labels) == 500  # the first 500 held-out images, as the publisher posts
