@@ -184,7 +184,7 @@ def test_topology_command_runs_a_recorded_federated_round_across_the_network(tmp
     assert metrics["topology"]["peak_pss_bytes"] > 0
     # the auditors' console audited the run from the manager host: its verdict is the summary's last line
     assert metrics["audit"]["passed"] is True, metrics["audit"]
-    assert metrics["audit"]["verdict"].startswith("AUDIT PASSED") and "1 rounds" in metrics["audit"]["verdict"]
+    assert metrics["audit"]["verdict"].startswith("AUDIT PASSED") and "1 round of 1 task" in metrics["audit"]["verdict"]
     assert "3 model files match their digests" in metrics["audit"]["verdict"], "the global and validators' .frq"
     summary_lines = done.stdout[:done.stdout.index("summary written to")].strip().splitlines()
     assert summary_lines[-1] == metrics["audit"]["verdict"]
