@@ -39,6 +39,7 @@ class FakeRollup:
         # ("sent" | "confirmed", message type name, round) in the order the recorder's threads did them
         self.events: list[tuple[str, str, int | None]] = []
         self.kinds: dict[int, tuple[str, int | None]] = {}  # input index -> (message type name, round)
+        self.senders: dict[int, str] = {}  # input index -> who sent it (L1's msg.sender)
         self.lock = threading.Lock()  # the recorder's worker and the round loop may both call (one at a time)
 
     # L1
@@ -55,6 +56,7 @@ class FakeRollup:
         with self.lock:
             self.kinds[self.chain.index] = ("deposit", None) if sender == PORTAL else self.kind_of(payload)
             self.events.append(("sent", *self.kinds[self.chain.index]))
+            self.senders[self.chain.index] = sender
             return self._apply_now(sender, payload)
 
     @staticmethod

@@ -160,10 +160,6 @@ def test_trainers_register_and_contest_from_their_own_keys(tmp_path, monkeypatch
     update kept on its disk (with 2 rounds open, round 2 is still ahead of round 1 on the rollup); the rollup upholds
     it. An agent started again sends nothing twice."""
     rollup = FakeRollup()
-    rollup.senders = {}
-    apply = rollup._apply_now
-    monkeypatch.setattr(rollup, "_apply_now", lambda sender, payload: rollup.senders.setdefault(
-        rollup.chain.index, sender) and apply(sender, payload))
     recorder, said = recorder_on(rollup, monkeypatch, None, terms=replace(DISPUTE_TERMS, open_rounds=open_rounds),
                                  cheating=CheatingValidator(0, kind, from_round=2), remote_trainers=tuple(ADDRESSES))
     assert not set(ADDRESSES) & set(recorder.key_of)

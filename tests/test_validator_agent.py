@@ -142,10 +142,6 @@ def test_validator_agents_follow_the_rollup_and_the_recorder_waits_for_them(tmp_
     from rollups_client.l1 import L1
 
     rollup = FakeRollup()
-    rollup.senders = {}
-    apply = rollup._apply_now
-    monkeypatch.setattr(rollup, "_apply_now", lambda sender, payload: rollup.senders.setdefault(
-        rollup.chain.index, sender) and apply(sender, payload))
     addresses = tuple(L1.address(k) for k in KEYS)
     recorder, said = recorder_on(rollup, monkeypatch, None, terms=replace(TERMS, open_rounds=open_rounds),
                                  remote_validators=addresses)
